@@ -1,0 +1,94 @@
+# plumb — build, test, e2e, bench, fuzz.
+#   make            build/plumb (release, -O2)
+#   make test       unit tests under AddressSanitizer + UBSan
+#   make e2e        end-to-end tests against the lab (real dockerd, sshd, registry, git)
+#   make bench      benchmarks (not part of CI)
+#   make fuzz       fuzz the config loader for a bounded time (FUZZ_SECONDS)
+#   make SANITIZE=address,undefined   build everything with sanitizers
+
+CC      ?= cc
+PKGS    := libgit2 yaml-0.1 libcurl jansson libssh
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread
+VERSION := 0.1.0
+
+WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
+DEFS    := -D_GNU_SOURCE -DPLUMB_VERSION='"$(VERSION)"'
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(CFLAGS)
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ifdef SANITIZE
+ALL_CFLAGS += -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+LDSAN := -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC  := $(sort $(filter-out reconciler/main.c,$(wildcard state/*.c diff/*.c providers/*.c reconciler/*.c)))
+HDRS     := $(wildcard state/*.h diff/*.h providers/*.h reconciler/*.h tests/unit/*.h)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+E2E_SRC  := $(sort $(wildcard tests/e2e/t_*.c))
+
+REL := build/rel
+SAN := build/san
+
+LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o)
+LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
+E2E_BIN     := $(E2E_SRC:tests/e2e/%.c=$(REL)/tests/%)
+
+.PHONY: all test unit e2e bench fuzz clean check-deps
+all: build/plumb
+
+build/plumb: $(REL)/reconciler/main.o $(REL)/libplumb.a
+	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS)
+
+$(REL)/libplumb.a: $(LIB_OBJ_REL)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(REL)/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Sanitizer build: the library, the unit tests, and a plumb binary the tests can exec.
+$(SAN)/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(SAN)/libplumb.a: $(LIB_OBJ_SAN)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(SAN)/plumb: $(SAN)/reconciler/main.o $(SAN)/libplumb.a
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(PKG_LIBS)
+
+$(SAN)/tests/%: tests/unit/%.c $(SAN)/libplumb.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libplumb.a $(PKG_LIBS)
+
+$(REL)/tests/%: tests/e2e/%.c $(REL)/libplumb.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(REL)/libplumb.a $(PKG_LIBS)
+
+test unit: $(UNIT_BIN) $(SAN)/plumb
+	@PLUMB_BIN=$(CURDIR)/$(SAN)/plumb sh tests/run-unit.sh $(UNIT_BIN)
+
+e2e: build/plumb $(E2E_BIN)
+	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/e2e/run.sh
+
+bench: build/plumb $(E2E_BIN)
+	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/bench/run.sh
+
+# Fuzzing the config loader (untrusted mode) with libFuzzer; needs clang.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(DEFS) -I. $(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-o $@ tests/fuzz/fuzz_config.c $(LIB_SRC) $(PKG_LIBS)
+
+fuzz: build/fuzz/fuzz_config
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build

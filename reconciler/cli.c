@@ -1,0 +1,127 @@
+#include "reconciler/cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct rec_command commands[] = {
+	{ "config", cmd_config, "print the resolved configuration (secrets redacted)",
+	  "usage: plumb config [-c FILE] [-d DEST] [--json] [--trusted]\n"
+	  "\n"
+	  "Loads config/deploy.yml (and config/deploy.DEST.yml over it), validates it\n"
+	  "as strictly as Kamal does, and prints the resolved configuration: roles with\n"
+	  "their hosts, merged env, accessories with their hosts, proxy, ssh, boot.\n"
+	  "Secret values are always redacted.\n"
+	  "\n"
+	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
+	  "  -d, --destination D merge config/deploy.D.yml over it\n"
+	  "      --json          machine-readable output\n"
+	  "      --trusted       allow $(...) in secrets, ERB ENV and command output,\n"
+	  "                      paths outside the repository (off by default: a pull\n"
+	  "                      request must not run code on the machine checking it)\n" },
+	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
+	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
+};
+
+const struct rec_command *rec_find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+void rec_print_usage(const struct rec_command *c, FILE *f)
+{
+	fputs(c->usage, f);
+}
+
+int rec_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void print_overview(FILE *f)
+{
+	fputs("usage: plumb <command> [options]\n"
+	      "\n"
+	      "plumb reconciles the Docker hosts of a Kamal app (config/deploy.yml) with git.\n"
+	      "\n"
+	      "Commands:\n",
+	      f);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n"
+	      "Exit status: 0 success (plan: nothing to change), 2 plan has changes, 1 error.\n"
+	      "Run 'plumb <command> --help' for a command's options.\n",
+	      f);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct rec_command *c;
+
+	if (argc < 2) {
+		print_overview(stdout);
+		return REC_EXIT_OK;
+	}
+	c = rec_find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "plumb: unknown command '%s' (see 'plumb help')\n", argv[1]);
+		return REC_EXIT_ERROR;
+	}
+	rec_print_usage(c, stdout);
+	return REC_EXIT_OK;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("plumb %s\n", PLUMB_VERSION);
+	return REC_EXIT_OK;
+}
+
+int rec_finish_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "plumb: writing output failed: %s\n", strerror(errno));
+		return REC_EXIT_ERROR;
+	}
+	return rc;
+}
+
+int rec_main(int argc, char **argv)
+{
+	const struct rec_command *c;
+
+	/* A closed pipe (plumb plan | head) must be an error we report, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		print_overview(stderr);
+		return REC_EXIT_ERROR;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return rec_finish_stdout(cmd_version(argc - 1, argv + 1));
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return rec_finish_stdout(cmd_help(1, argv + 1));
+	c = rec_find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "plumb: unknown command '%s' (see 'plumb help')\n", argv[1]);
+		return REC_EXIT_ERROR;
+	}
+	if (rec_wants_help(argc - 1, argv + 1)) {
+		rec_print_usage(c, stdout);
+		return rec_finish_stdout(REC_EXIT_OK);
+	}
+	return rec_finish_stdout(c->fn(argc - 1, argv + 1));
+}

@@ -1,0 +1,34 @@
+/*
+ * The command table. main() only calls rec_main(); every subcommand is one
+ * entry {name, fn, summary, usage} in reconciler/cli.c, implemented in its own
+ * reconciler/cmd_<name>.c. A command returns its exit status:
+ * 0 success (plan: in sync), 2 plan has changes, 1 error.
+ */
+#ifndef PLUMB_CLI_H
+#define PLUMB_CLI_H
+
+#include <stdio.h>
+
+#define REC_EXIT_OK 0
+#define REC_EXIT_ERROR 1
+#define REC_EXIT_CHANGES 2
+
+struct rec_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* full help text printed by `plumb <cmd> --help` */
+};
+
+int rec_main(int argc, char **argv);
+const struct rec_command *rec_find_command(const char *name);
+/* True if argv has -h or --help before any "--". */
+int rec_wants_help(int argc, char **argv);
+/* Writes the command's usage to f. */
+void rec_print_usage(const struct rec_command *c, FILE *f);
+/* Flushes stdout and reports a write failure (disk full, closed pipe). */
+int rec_finish_stdout(int rc);
+
+int cmd_config(int argc, char **argv);
+
+#endif

@@ -1,0 +1,6 @@
+#include "reconciler/cli.h"
+
+int main(int argc, char **argv)
+{
+	return rec_main(argc, argv);
+}

@@ -1,0 +1,50 @@
+/*
+ * Trust is a property of the invocation, never of the repository.
+ * `plumb config` and `plumb plan` run untrusted unless --trusted is given;
+ * `apply` and `watch` trust the source they were pointed at.
+ *
+ * When untrusted, every feature that could execute code, read the machine's
+ * environment or send credentials is turned off. Each time the loader skips
+ * such a feature it records it here (trust_note), so the command can say
+ * exactly what it turned off.
+ */
+#ifndef PLUMB_TRUST_H
+#define PLUMB_TRUST_H
+
+enum trust_off {
+	TRUST_OFF_SECRET_CMD = 1 << 0,     /* $(…) in .kamal/secrets */
+	TRUST_OFF_ERB_CMD = 1 << 1,        /* <%= %x(…) %> and backticks in deploy.yml */
+	TRUST_OFF_ERB_ENV = 1 << 2,        /* <%= ENV[…] %> lookups */
+	TRUST_OFF_SECRET_ENV = 1 << 3,     /* $VAR expansion from the process environment in secrets */
+	TRUST_OFF_PROXY_COMMAND = 1 << 4,  /* ssh.proxy_command */
+	TRUST_OFF_SSH_CONFIG = 1 << 5,     /* ssh.config (can run Match exec) */
+	TRUST_OFF_KEY_DATA = 1 << 6,       /* ssh.key_data */
+	TRUST_OFF_AGENT_FORWARD = 1 << 7,  /* SSH agent forwarding */
+	TRUST_OFF_REGISTRY_CREDS = 1 << 8, /* registry credentials from secrets */
+	TRUST_OFF_OUTSIDE_PATH = 1 << 9,   /* secrets_path/hooks_path/files: outside the repository */
+	TRUST_OFF_HOOKS = 1 << 10,         /* .kamal/hooks */
+};
+#define TRUST_OFF_COUNT 11
+
+struct trust {
+	int trusted;
+	unsigned turned_off; /* enum trust_off bits noted while loading */
+	/*
+	 * Environment lookup used for ERB ENV and secrets $VAR expansion when
+	 * trusted; NULL means getenv(3). Tests set it to a fake environment.
+	 */
+	const char *(*getenv_fn)(const char *name, void *ctx);
+	void *getenv_ctx;
+};
+
+void trust_init(struct trust *t, int trusted);
+void trust_note(struct trust *t, enum trust_off what);
+/* Looks a variable up through getenv_fn (or getenv); NULL when unset. */
+const char *trust_getenv(const struct trust *t, const char *name);
+/* A one-line human description of one bit, e.g. "$(…) command substitution in secrets". */
+const char *trust_off_describe(enum trust_off what);
+
+/* Placeholder that stands for a value plumb refused to compute (untrusted or unresolvable). */
+#define PLUMB_UNAVAILABLE "(unavailable)"
+
+#endif

@@ -1,0 +1,331 @@
+#include "state/util.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void oom(void)
+{
+	fputs("plumb: out of memory\n", stderr);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom();
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n;
+	char *p;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		oom();
+	p = xmalloc((size_t)n + 1);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	p = xvasprintf(fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+void free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+void sbuf_init(struct sbuf *sb, size_t max)
+{
+	sb->cap = 64;
+	sb->buf = xmalloc(sb->cap);
+	sb->buf[0] = '\0';
+	sb->len = 0;
+	sb->max = max;
+}
+
+static int sbuf_grow(struct sbuf *sb, size_t extra)
+{
+	size_t want;
+
+	if (extra > SIZE_MAX - sb->len - 1)
+		return -1;
+	want = sb->len + extra + 1;
+	if (sb->max && want > sb->max + 1)
+		return -1;
+	if (want <= sb->cap)
+		return 0;
+	while (sb->cap < want)
+		sb->cap = sb->cap * 2;
+	sb->buf = xrealloc(sb->buf, sb->cap);
+	return 0;
+}
+
+int sbuf_add(struct sbuf *sb, const void *data, size_t n)
+{
+	if (sbuf_grow(sb, n) < 0)
+		return -1;
+	memcpy(sb->buf + sb->len, data, n);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+	return 0;
+}
+
+int sbuf_adds(struct sbuf *sb, const char *s)
+{
+	return sbuf_add(sb, s, strlen(s));
+}
+
+int sbuf_addc(struct sbuf *sb, char c)
+{
+	return sbuf_add(sb, &c, 1);
+}
+
+int sbuf_addf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int rc;
+
+	va_start(ap, fmt);
+	p = xvasprintf(fmt, ap);
+	va_end(ap);
+	rc = sbuf_adds(sb, p);
+	free(p);
+	return rc;
+}
+
+void sbuf_reset(struct sbuf *sb)
+{
+	sb->len = 0;
+	sb->buf[0] = '\0';
+}
+
+char *sbuf_detach(struct sbuf *sb)
+{
+	char *p = sb->buf;
+	sbuf_init(sb, sb->max);
+	return p;
+}
+
+void sbuf_release(struct sbuf *sb)
+{
+	free(sb->buf);
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+}
+
+void strvec_push(struct strvec *sv, const char *s)
+{
+	strvec_push_take(sv, xstrdup(s));
+}
+
+void strvec_push_take(struct strvec *sv, char *s)
+{
+	if (sv->n == sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 8;
+		sv->v = xrealloc(sv->v, sv->cap * sizeof(*sv->v));
+	}
+	sv->v[sv->n++] = s;
+}
+
+int strvec_contains(const struct strvec *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+void strvec_clear(struct strvec *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = sv->cap = 0;
+}
+
+void diags_add(struct diags *d, enum diag_level level, const char *file, int line,
+	       int col, const char *fmt, ...)
+{
+	va_list ap;
+	struct diag *g;
+
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 8;
+		d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+	}
+	g = &d->v[d->n++];
+	g->level = level;
+	g->file = file ? xstrdup(file) : NULL;
+	g->line = line;
+	g->col = col;
+	va_start(ap, fmt);
+	g->msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (level == DIAG_ERROR)
+		d->errors++;
+}
+
+static const char *level_name(enum diag_level l)
+{
+	switch (l) {
+	case DIAG_ERROR:
+		return "error";
+	case DIAG_WARNING:
+		return "warning";
+	case DIAG_NOTE:
+		return "note";
+	}
+	return "error";
+}
+
+static void diag_format(struct sbuf *sb, const struct diag *g)
+{
+	if (g->file && g->line > 0 && g->col > 0)
+		sbuf_addf(sb, "%s:%d:%d: ", g->file, g->line, g->col);
+	else if (g->file && g->line > 0)
+		sbuf_addf(sb, "%s:%d: ", g->file, g->line);
+	else if (g->file)
+		sbuf_addf(sb, "%s: ", g->file);
+	sbuf_addf(sb, "%s: %s\n", level_name(g->level), g->msg);
+}
+
+char *diags_to_string(const struct diags *d)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	for (size_t i = 0; i < d->n; i++)
+		diag_format(&sb, &d->v[i]);
+	return sb.buf;
+}
+
+void diags_print(const struct diags *d, FILE *f)
+{
+	char *s = diags_to_string(d);
+	fputs(s, f);
+	free(s);
+}
+
+void diags_clear(struct diags *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].file);
+		free(d->v[i].msg);
+	}
+	free(d->v);
+	d->v = NULL;
+	d->n = d->cap = d->errors = 0;
+}
+
+int read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = NULL;
+	struct sbuf sb;
+	char chunk[8192];
+	size_t n;
+	int rc = -1;
+
+	*out = NULL;
+	if (len)
+		*len = 0;
+	sbuf_init(&sb, max);
+	f = fopen(path, "rb");
+	if (!f)
+		goto out;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (sbuf_add(&sb, chunk, n) < 0) {
+			errno = EFBIG;
+			goto out;
+		}
+	}
+	if (ferror(f))
+		goto out;
+	if (len)
+		*len = sb.len;
+	*out = sbuf_detach(&sb);
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	sbuf_release(&sb);
+	return rc;
+}
+
+size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t *row = xcalloc(lb + 1, sizeof(*row));
+	size_t result;
+
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t best = prev + (a[i - 1] != b[j - 1]);
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			prev = cur;
+		}
+	}
+	result = row[lb];
+	free(row);
+	return result;
+}

@@ -1,0 +1,95 @@
+/*
+ * Small shared helpers: allocation that never returns NULL (allocation failure
+ * is fatal, as in OpenSSH), a bounded string buffer, and a diagnostics list.
+ *
+ * struct sbuf invariants (as git's strbuf): after sbuf_init, buf is never NULL
+ * and always NUL-terminated; len excludes the NUL; growing past max (if max is
+ * non-zero) fails with -1 and leaves the buffer as it was. sbuf_detach hands the
+ * string to the caller and re-initialises the buffer.
+ */
+#ifndef PLUMB_UTIL_H
+#define PLUMB_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__)
+#define PLUMB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PLUMB_PRINTF(f, a)
+#endif
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap);
+/* Frees a buffer that held a secret after wiping it; NULL is fine. */
+void free_secret(char *s);
+
+struct sbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t max; /* 0 = unbounded */
+};
+
+void sbuf_init(struct sbuf *sb, size_t max);
+int sbuf_add(struct sbuf *sb, const void *data, size_t n);
+int sbuf_adds(struct sbuf *sb, const char *s);
+int sbuf_addc(struct sbuf *sb, char c);
+int sbuf_addf(struct sbuf *sb, const char *fmt, ...) PLUMB_PRINTF(2, 3);
+void sbuf_reset(struct sbuf *sb);
+char *sbuf_detach(struct sbuf *sb);
+void sbuf_release(struct sbuf *sb);
+
+/* A growable array of owned strings. */
+struct strvec {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+void strvec_push(struct strvec *sv, const char *s);
+void strvec_push_take(struct strvec *sv, char *s);
+int strvec_contains(const struct strvec *sv, const char *s);
+void strvec_clear(struct strvec *sv);
+
+/*
+ * Diagnostics: every error found while loading is collected (so the user sees
+ * them all at once), each with the file, line and column it is about (line 0 =
+ * no position) and a message. Messages never contain secret values.
+ */
+enum diag_level { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE };
+struct diag {
+	enum diag_level level;
+	char *file; /* may be NULL */
+	int line, col;
+	char *msg;
+};
+struct diags {
+	struct diag *v;
+	size_t n, cap;
+	size_t errors;
+};
+void diags_add(struct diags *d, enum diag_level level, const char *file, int line,
+	       int col, const char *fmt, ...) PLUMB_PRINTF(6, 7);
+#define diags_err(d, file, line, col, ...) diags_add((d), DIAG_ERROR, (file), (line), (col), __VA_ARGS__)
+#define diags_warn(d, file, line, col, ...) diags_add((d), DIAG_WARNING, (file), (line), (col), __VA_ARGS__)
+/* "file:line:col: error: msg" per entry, in the order added. */
+void diags_print(const struct diags *d, FILE *f);
+/* All entries as one string, as diags_print would write them (caller frees). */
+char *diags_to_string(const struct diags *d);
+void diags_clear(struct diags *d);
+
+/* Reads a whole file, at most max bytes (-1 with errno=EFBIG past that). */
+int read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Damerau-free Levenshtein distance, for "did you mean" suggestions. */
+size_t edit_distance(const char *a, const char *b);
+
+#endif

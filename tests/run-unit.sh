@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs every unit-test binary given, sums their results and prints one closing
+# line "unit: N passed, N failed". Exit status is non-zero if any test failed or
+# any binary crashed (a sanitizer report makes the binary exit non-zero).
+cd "$(dirname "$0")/.." || exit 1
+passed=0; failed=0; broken=""
+out=$(mktemp)
+for bin in "$@"; do
+	"$bin" >"$out" 2>&1
+	rc=$?
+	cat "$out"
+	line=$(grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+	if [ -z "$line" ] || [ $rc -ne 0 ]; then
+		[ $rc -ne 0 ] && broken="$broken $(basename "$bin")(exit $rc)"
+		[ -z "$line" ] && broken="$broken $(basename "$bin")(no result)"
+	fi
+	if [ -n "$line" ]; then
+		p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+		f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+		passed=$((passed + p)); failed=$((failed + f))
+	fi
+done
+rm -f "$out"
+[ -n "$broken" ] && echo "broken test binaries:$broken"
+echo "unit: $passed passed, $failed failed"
+[ $failed -eq 0 ] && [ -z "$broken" ]
