@@ -54,5 +54,14 @@ void secrets_free(struct secrets *s);
  * *status set (-1 if it could not be run, 128+sig if killed).
  */
 int run_capture(const char *cmd, const char *cwd, size_t max, char **out, int *status);
+/*
+ * run_capture with an explicit timeout (run_capture uses 30 s). When the
+ * output exceeds `max` or the timeout passes, the command's whole process
+ * group is killed and -1 is returned with *status = -1. The parent never
+ * writes to the pipe, so SIGPIPE cannot hit the caller; the child gets the
+ * default SIGPIPE disposition back.
+ */
+int run_capture_timeout(const char *cmd, const char *cwd, size_t max, int timeout_ms,
+			char **out, int *status);
 
 #endif
