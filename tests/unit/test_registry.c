@@ -1,0 +1,356 @@
+/* Registry client pieces that need no network: references, challenges,
+ * manifests, docker config.json. */
+#include "providers/registry.h"
+#include "state/util.h"
+#include "tests/unit/t.h"
+
+#define D64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DB "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define DC "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define DD "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+struct ref_case {
+	const char *in;
+	const char *domain, *host, *path, *tag, *digest; /* domain NULL = must fail */
+	const char *err_part;
+};
+
+static const struct ref_case ref_cases[] = {
+	{ "postgres:17", "docker.io", "registry-1.docker.io", "library/postgres", "17", NULL, NULL },
+	{ "postgres", "docker.io", "registry-1.docker.io", "library/postgres", "latest", NULL, NULL },
+	{ "docker.io/library/postgres:17", "docker.io", "registry-1.docker.io", "library/postgres", "17", NULL, NULL },
+	{ "docker.io/postgres:17", "docker.io", "registry-1.docker.io", "library/postgres", "17", NULL, NULL },
+	{ "index.docker.io/library/busybox", "docker.io", "registry-1.docker.io", "library/busybox", "latest", NULL, NULL },
+	{ "basecamp/kamal-proxy:v0.8.4", "docker.io", "registry-1.docker.io", "basecamp/kamal-proxy", "v0.8.4", NULL, NULL },
+	{ "a/b/c:t", "docker.io", "registry-1.docker.io", "a/b/c", "t", NULL, NULL },
+	{ "localhost:5555/optimus:abc", "localhost:5555", "localhost:5555", "optimus", "abc", NULL, NULL },
+	{ "localhost/optimus", "localhost", "localhost", "optimus", "latest", NULL, NULL },
+	{ "localhost:5000/team/app", "localhost:5000", "localhost:5000", "team/app", "latest", NULL, NULL },
+	{ "10.1.2.3:5000/optimus:v1", "10.1.2.3:5000", "10.1.2.3:5000", "optimus", "v1", NULL, NULL },
+	{ "registry.example.com:443/optimus", "registry.example.com:443", "registry.example.com:443", "optimus", "latest", NULL, NULL },
+	{ "[::1]:5000/optimus:v2", "[::1]:5000", "[::1]:5000", "optimus", "v2", NULL, NULL },
+	{ "ghcr.io/a/b@sha256:" D64, "ghcr.io", "ghcr.io", "a/b", NULL, "sha256:" D64, NULL },
+	{ "ghcr.io/a/b:v1@sha256:" D64, "ghcr.io", "ghcr.io", "a/b", "v1", "sha256:" D64, NULL },
+	{ "registry.example.com/team/my_app.web-1:1.2.3", "registry.example.com", "registry.example.com", "team/my_app.web-1", "1.2.3", NULL, NULL },
+	{ "my__app:Tag_1", "docker.io", "registry-1.docker.io", "library/my__app", "Tag_1", NULL, NULL },
+	{ "optimus:0123456789abcdef0123456789abcdef01234567", "docker.io", "registry-1.docker.io", "library/optimus",
+	  "0123456789abcdef0123456789abcdef01234567", NULL, NULL },
+	{ "Upper/app", "Upper", "Upper", "app", "latest", NULL, NULL }, /* Docker: an uppercase first component is a registry */
+	{ "", NULL, NULL, NULL, NULL, NULL, "empty" },
+	{ "Postgres:17", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+	{ "postgres:", NULL, NULL, NULL, NULL, NULL, "invalid tag" },
+	{ "postgres:bad tag", NULL, NULL, NULL, NULL, NULL, "invalid tag" },
+	{ "postgres:.hidden", NULL, NULL, NULL, NULL, NULL, "invalid tag" },
+	{ "postgres@sha256:abc", NULL, NULL, NULL, NULL, NULL, "digest" },
+	{ "postgres@md5:" D64, NULL, NULL, NULL, NULL, NULL, "digest" },
+	{ "repo//x", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+	{ "-repo", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+	{ "repo/", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+	{ "example.com:abc/repo", NULL, NULL, NULL, NULL, NULL, "invalid registry" },
+	{ "localhost:5000/", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+	{ "host..com/repo", NULL, NULL, NULL, NULL, NULL, "invalid registry" },
+	{ "a/$(reboot)", NULL, NULL, NULL, NULL, NULL, "invalid repository name" },
+};
+
+T_TEST(ref_parse_table)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ref_cases); i++) {
+		const struct ref_case *tc = &ref_cases[i];
+		struct registry_ref r = { 0 };
+		char *err = NULL;
+		int rc = registry_ref_parse(&r, tc->in, &err);
+
+		if (!tc->domain) {
+			T_INTEQ(rc, -1);
+			if (rc == 0)
+				fprintf(stderr, "  case '%s' parsed but should fail\n", tc->in);
+			T_CONTAINS(err, tc->err_part);
+			free(err);
+			continue;
+		}
+		if (rc != 0) {
+			T_FAIL_AT("case '%s' failed: %s", tc->in, err ? err : "?");
+			free(err);
+			continue;
+		}
+		T_STREQ(r.domain, tc->domain);
+		T_STREQ(r.host, tc->host);
+		T_STREQ(r.path, tc->path);
+		T_STREQ(r.tag, tc->tag);
+		T_STREQ(r.digest, tc->digest);
+		T_CHECK(err == NULL);
+		registry_ref_dispose(&r);
+	}
+}
+
+T_TEST(ref_string_normalises)
+{
+	struct registry_ref r = { 0 };
+	char *err = NULL, *s;
+
+	T_REQUIRE(registry_ref_parse(&r, "postgres", &err) == 0);
+	s = registry_ref_string(&r);
+	T_STREQ(s, "docker.io/library/postgres:latest");
+	free(s);
+	registry_ref_dispose(&r);
+	T_REQUIRE(registry_ref_parse(&r, "ghcr.io/a/b@" DA, &err) == 0);
+	s = registry_ref_string(&r);
+	T_STREQ(s, "ghcr.io/a/b@" DA);
+	free(s);
+	registry_ref_dispose(&r);
+}
+
+T_TEST(challenge_bearer_with_commas_in_scope)
+{
+	struct registry_challenge ch;
+
+	T_REQUIRE(registry_challenge_parse(&ch,
+		"Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+		"scope=\"repository:library/postgres:pull,push\"") == 0);
+	T_STREQ(ch.scheme, "Bearer");
+	T_STREQ(ch.realm, "https://auth.docker.io/token");
+	T_STREQ(ch.service, "registry.docker.io");
+	T_STREQ(ch.scope, "repository:library/postgres:pull,push");
+	T_CHECK(ch.error == NULL);
+	registry_challenge_dispose(&ch);
+}
+
+T_TEST(challenge_spacing_escapes_tokens_and_error)
+{
+	struct registry_challenge ch;
+
+	T_REQUIRE(registry_challenge_parse(&ch,
+		"  bearer   Realm = \"http://127.0.0.1:9/tok?x=\\\"y\\\"\" ,  service=reg ,"
+		"error=\"insufficient_scope\", scope=\"repository:a/b:pull\"") == 0);
+	T_STREQ(ch.scheme, "bearer");
+	T_STREQ(ch.realm, "http://127.0.0.1:9/tok?x=\"y\"");
+	T_STREQ(ch.service, "reg");
+	T_STREQ(ch.error, "insufficient_scope");
+	T_STREQ(ch.scope, "repository:a/b:pull");
+	registry_challenge_dispose(&ch);
+}
+
+T_TEST(challenge_basic_and_next_challenge)
+{
+	struct registry_challenge ch;
+
+	T_REQUIRE(registry_challenge_parse(&ch, "Basic realm=\"Registry Realm\", Bearer realm=\"x\"") == 0);
+	T_STREQ(ch.scheme, "Basic");
+	T_STREQ(ch.realm, "Registry Realm");
+	T_CHECK(ch.scope == NULL);
+	registry_challenge_dispose(&ch);
+
+	T_REQUIRE(registry_challenge_parse(&ch, "Basic") == 0);
+	T_STREQ(ch.scheme, "Basic");
+	T_CHECK(ch.realm == NULL);
+	registry_challenge_dispose(&ch);
+
+	T_CHECK(registry_challenge_parse(&ch, "") < 0);
+	registry_challenge_dispose(&ch);
+	/* unterminated quote: no crash, value up to the end */
+	T_REQUIRE(registry_challenge_parse(&ch, "Bearer realm=\"https://a") == 0);
+	T_STREQ(ch.realm, "https://a");
+	registry_challenge_dispose(&ch);
+}
+
+static const char index_json[] =
+	"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":["
+	"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" DA "\",\"size\":1,"
+	" \"platform\":{\"architecture\":\"arm\",\"os\":\"linux\",\"variant\":\"v7\"}},"
+	"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" DB "\",\"size\":1,"
+	" \"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
+	"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" DC "\",\"size\":1,"
+	" \"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
+	"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" DD "\",\"size\":1,"
+	" \"annotations\":{\"vnd.docker.reference.type\":\"attestation-manifest\"},"
+	" \"platform\":{\"architecture\":\"unknown\",\"os\":\"unknown\"}}]}";
+
+T_TEST(manifest_index_picks_platform)
+{
+	struct registry_manifest m;
+	char *err = NULL;
+
+	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json),
+					  "application/vnd.oci.image.index.v1+json", NULL, &err) == 0);
+	T_INTEQ(m.kind, REGISTRY_MANIFEST_INDEX);
+	T_STREQ(m.platform_digest, DB);
+	T_STREQ(m.media_type, "application/vnd.oci.image.index.v1+json");
+	T_CHECK(m.config_digest == NULL);
+	registry_manifest_dispose(&m);
+
+	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/arm64", &err) == 0);
+	T_STREQ(m.platform_digest, DC);
+	registry_manifest_dispose(&m);
+	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/arm/v7", &err) == 0);
+	T_STREQ(m.platform_digest, DA);
+	registry_manifest_dispose(&m);
+
+	T_CHECK(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/s390x", &err) < 0);
+	T_CONTAINS(err, "no manifest for platform linux/s390x");
+	T_CONTAINS(err, "linux/amd64");
+	T_NOT_CONTAINS(err, "unknown");
+	free(err);
+}
+
+T_TEST(manifest_docker_list_by_content_type)
+{
+	static const char list[] =
+		"{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"" DA "\","
+		"\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
+	struct registry_manifest m;
+	char *err = NULL;
+
+	T_REQUIRE(registry_manifest_parse(&m, list, strlen(list),
+					  "application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8",
+					  "linux/amd64", &err) == 0);
+	T_INTEQ(m.kind, REGISTRY_MANIFEST_INDEX);
+	T_STREQ(m.media_type, "application/vnd.docker.distribution.manifest.list.v2+json");
+	T_STREQ(m.platform_digest, DA);
+	registry_manifest_dispose(&m);
+}
+
+T_TEST(manifest_image_gives_config_digest)
+{
+	static const char v2[] =
+		"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
+		"\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":7023,\"digest\":\"" DC "\"},"
+		"\"layers\":[{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"size\":1,\"digest\":\"" DD "\"}]}";
+	static const char oci_nomt[] =
+		"{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" DA "\"},\"layers\":[]}";
+	struct registry_manifest m;
+	char *err = NULL;
+
+	T_REQUIRE(registry_manifest_parse(&m, v2, strlen(v2), "application/json", NULL, &err) == 0);
+	T_INTEQ(m.kind, REGISTRY_MANIFEST_IMAGE);
+	T_STREQ(m.config_digest, DC);
+	T_STREQ(m.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+	T_CHECK(m.platform_digest == NULL);
+	registry_manifest_dispose(&m);
+
+	T_REQUIRE(registry_manifest_parse(&m, oci_nomt, strlen(oci_nomt),
+					  "application/vnd.oci.image.manifest.v1+json", NULL, &err) == 0);
+	T_STREQ(m.config_digest, DA);
+	registry_manifest_dispose(&m);
+}
+
+T_TEST(manifest_rejects_bad_input)
+{
+	static const char *const bad[][2] = {
+		{ "not json", "not a JSON object" },
+		{ "[1,2]", "not a JSON object" },
+		{ "{\"schemaVersion\":1,\"mediaType\":\"application/vnd.docker.distribution.manifest.v1+prettyjws\"}", "unsupported manifest media type" },
+		{ "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{}}", "no config.digest" },
+		{ "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"digest\":\"sha256:../../x\"}}", "not a sha256 digest" },
+		{ "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}", "no 'manifests' list" },
+		{ "{\"schemaVersion\":2}", "no media type" },
+		{ "{\"a\":1,\"a\":2}", "not a JSON object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct registry_manifest m;
+		char *err = NULL;
+		T_CHECK(registry_manifest_parse(&m, bad[i][0], strlen(bad[i][0]), NULL, NULL, &err) < 0);
+		T_CONTAINS(err, bad[i][1]);
+		free(err);
+	}
+}
+
+T_TEST(docker_config_auth_extraction)
+{
+	/* "alice:s3cr:et" and "bob:pw" in base64 */
+	static const char cfg[] =
+		"{\"auths\":{"
+		"\"https://index.docker.io/v1/\":{\"auth\":\"Ym9iOnB3\"},"
+		"\"localhost:5555\":{\"auth\":\"YWxpY2U6czNjcjpldA==\"},"
+		"\"https://ghcr.io\":{\"username\":\"carol\",\"password\":\"pw2\"},"
+		"\"quay.io\":{}"
+		"},\"credsStore\":\"desktop\"}";
+	char *user, *pass, *note, *err;
+
+	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "localhost:5555", &user, &pass, &note, &err), 1);
+	T_STREQ(user, "alice");
+	T_STREQ(pass, "s3cr:et");
+	T_CHECK(note == NULL);
+	free(user);
+	free_secret(pass);
+
+	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "docker.io", &user, &pass, &note, &err), 1);
+	T_STREQ(user, "bob");
+	T_STREQ(pass, "pw");
+	free(user);
+	free_secret(pass);
+
+	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "ghcr.io", &user, &pass, &note, &err), 1);
+	T_STREQ(user, "carol");
+	free(user);
+	free_secret(pass);
+
+	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "quay.io", &user, &pass, &note, &err), 0);
+	T_CHECK(user == NULL && pass == NULL);
+	T_CONTAINS(note, "credsStore 'desktop'");
+	free(note);
+
+	/* a host with another port does not match */
+	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "localhost:5556", &user, &pass, NULL, &err), 0);
+}
+
+T_TEST(docker_config_errors_never_show_values)
+{
+	static const char bad_b64[] = "{\"auths\":{\"r.example\":{\"auth\":\"!!hunter2!!\"}}}";
+	static const char no_colon[] = "{\"auths\":{\"r.example\":{\"auth\":\"aHVudGVyMg==\"}}}"; /* "hunter2" */
+	static const char helper[] = "{\"credHelpers\":{\"r.example\":\"ecr-login\"}}";
+	char *user, *pass, *note, *err;
+
+	T_INTEQ(registry_docker_config_auth(bad_b64, strlen(bad_b64), "r.example", &user, &pass, &note, &err), -1);
+	T_CONTAINS(err, "auths.r.example.auth");
+	T_NOT_CONTAINS(err, "hunter2");
+	free(err);
+	T_INTEQ(registry_docker_config_auth(no_colon, strlen(no_colon), "r.example", &user, &pass, &note, &err), -1);
+	T_NOT_CONTAINS(err, "hunter2");
+	T_NOT_CONTAINS(err, "aHVudGVyMg");
+	free(err);
+	T_INTEQ(registry_docker_config_auth(helper, strlen(helper), "r.example", &user, &pass, &note, &err), 0);
+	T_CONTAINS(note, "ecr-login");
+	free(note);
+	T_INTEQ(registry_docker_config_auth("nope", 4, "r.example", &user, &pass, &note, &err), -1);
+	free(err);
+}
+
+T_TEST(resolve_rejects_bad_reference_without_network)
+{
+	struct registry_client *c = registry_client_new(NULL);
+	struct registry_result res;
+	char *err = NULL;
+
+	T_INTEQ(registry_resolve(c, "Bad:Ref:x", &res, &err), REGISTRY_ERROR);
+	T_CHECK(err != NULL);
+	free(err);
+	T_INTEQ(registry_client_http_requests(c), 0);
+	registry_client_free(c);
+}
+
+T_TEST(resolve_unreachable_is_network_error)
+{
+	/* port 9 on loopback: nothing listens (connection refused, no network needed) */
+	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000 };
+	struct registry_client *c = registry_client_new(&o);
+	struct registry_result res;
+	char *err = NULL;
+
+	registry_client_set_credentials(c, "127.0.0.1:9", "u", "topsecretpw");
+	T_INTEQ(registry_resolve(c, "127.0.0.1:9/optimus:v1", &res, &err), REGISTRY_ENETWORK);
+	T_CONTAINS(err, "127.0.0.1:9");
+	T_NOT_CONTAINS(err, "topsecretpw");
+	free(err);
+	registry_client_free(c);
+}
+
+T_MAIN(T_CASE(ref_parse_table), T_CASE(ref_string_normalises),
+       T_CASE(challenge_bearer_with_commas_in_scope),
+       T_CASE(challenge_spacing_escapes_tokens_and_error),
+       T_CASE(challenge_basic_and_next_challenge), T_CASE(manifest_index_picks_platform),
+       T_CASE(manifest_docker_list_by_content_type), T_CASE(manifest_image_gives_config_digest),
+       T_CASE(manifest_rejects_bad_input), T_CASE(docker_config_auth_extraction),
+       T_CASE(docker_config_errors_never_show_values),
+       T_CASE(resolve_rejects_bad_reference_without_network),
+       T_CASE(resolve_unreachable_is_network_error))
