@@ -43,6 +43,11 @@ struct secrets *secrets_new(void);
  * PLUMB_UNAVAILABLE). */
 const char *secrets_get(const struct secrets *s, const char *name, int *available);
 size_t secrets_count(const struct secrets *s);
+/* True when a secrets file was deliberately not read (a secrets_path outside
+ * the repository while untrusted): a name that secrets_get does not know may
+ * then still be a real secret, so callers should treat it as unavailable
+ * rather than as an error. */
+int secrets_skipped(const struct secrets *s);
 const char *secrets_name_at(const struct secrets *s, size_t i);
 /* Wipes every value before freeing. */
 void secrets_free(struct secrets *s);
