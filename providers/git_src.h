@@ -10,7 +10,8 @@
  *     directory per URL (userinfo stripped before hashing, so rotating a token
  *     keeps the cache). libgit2 1.5 has no shallow clone: the first fetch
  *     downloads the full history. The URL is used through an anonymous remote,
- *     so it (and any token in it) is never written to the cache's config.
+ *     so it (and any token in it) is never written to the cache's config, and
+ *     as given: git's url.<base>.insteadOf rewriting is not applied.
  *
  * Layout of the cache: branches under refs/remotes/origin/<name>, tags under
  * refs/tags/<name>, any other ref asked for (refs/pull/7/head) under

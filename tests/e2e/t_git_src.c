@@ -1,0 +1,283 @@
+/*
+ * End to end: the git source against the lab's repository, served by a real
+ * `git daemon` (LAB_GIT_URL) and on disk (LAB_GIT_BARE).
+ *
+ * The lab's main branch is left alone (other tests follow it through
+ * lab_commit); new commits go to a branch and a refs/pull/N/head of their
+ * own, pushed with the git CLI and deleted at the end.
+ */
+#include "providers/git_src.h"
+
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "state/source.h"
+#include "state/util.h"
+#include "tests/unit/t.h"
+
+static const char *git_url, *git_bare;
+static char *tmp;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int PLUMB_PRINTF(1, 2) sh(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	int rc;
+
+	va_start(ap, fmt);
+	cmd = xvasprintf(fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+static char *PLUMB_PRINTF(1, 2) sh_out(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd, line[256] = "";
+	FILE *f;
+
+	va_start(ap, fmt);
+	cmd = xvasprintf(fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		pclose(f);
+	}
+	free(cmd);
+	line[strcspn(line, "\n")] = '\0';
+	return xstrdup(line);
+}
+
+static char *read_at(struct git_src *g, const char *sha, const char *path, int *rc_out)
+{
+	struct source *s = NULL;
+	char *out = NULL, *err = NULL;
+	size_t len = 0;
+	int rc = git_src_source_at(g, sha, &s, &err);
+
+	if (rc == 0)
+		rc = source_read(s, path, &out, &len, &err);
+	*rc_out = rc;
+	if (rc < 0) {
+		if (err)
+			fprintf(stderr, "  %s\n", err);
+		free(out);
+		out = NULL;
+	}
+	free(err);
+	source_free(s);
+	return out;
+}
+
+/* config/deploy.yml at sha, as git itself shows it (caller frees). */
+static char *git_show(const char *sha, const char *path)
+{
+	char *cmd = xasprintf("git --git-dir='%s' show '%s:%s'", git_bare, sha, path);
+	struct sbuf sb;
+	char buf[4096];
+	size_t n;
+	FILE *f = popen(cmd, "r");
+	char *r;
+
+	sbuf_init(&sb, SOURCE_MAX_FILE);
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sbuf_add(&sb, buf, n);
+	if (f)
+		pclose(f);
+	free(cmd);
+	r = sbuf_detach(&sb);
+	sbuf_release(&sb);
+	return r;
+}
+
+T_TEST(clone_and_read_head)
+{
+	char *cache = xasprintf("%s/cache1", tmp), *err = NULL, *want_sha, *want, *got;
+	struct git_src_opts o = { .location = git_url };
+	struct git_src *g = NULL;
+	char sha[41];
+	size_t bytes = 0;
+	double t0;
+	int rc;
+
+	o.cache_dir = cache;
+	want_sha = sh_out("git --git-dir='%s' rev-parse main", git_bare);
+	want = git_show(want_sha, "config/deploy.yml");
+	T_REQUIRE(strlen(want) > 0);
+
+	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
+	t0 = now_ms();
+	rc = git_src_fetch(g, &bytes, &err);
+	printf("clone of %s: %.1f ms, %zu bytes\n", git_url, now_ms() - t0, bytes);
+	if (rc < 0)
+		fprintf(stderr, "  %s\n", err);
+	T_REQUIRE(rc == 0);
+	T_INTEQ(git_src_resolve(g, "HEAD", sha, &err), 0);
+	T_STREQ(sha, want_sha);
+	got = read_at(g, sha, "config/deploy.yml", &rc);
+	T_INTEQ(rc, 0);
+	T_STREQ(got, want);
+	free(got);
+	got = read_at(g, sha, "config/deploy.nope.yml", &rc);
+	T_INTEQ(rc, SOURCE_ENOTFOUND);
+	free(got);
+
+	/* a fetch with nothing new is cheap */
+	t0 = now_ms();
+	T_INTEQ(git_src_fetch(g, &bytes, &err), 0);
+	printf("no-op fetch: %.1f ms, %zu bytes\n", now_ms() - t0, bytes);
+	git_src_free(g);
+
+	/* the same commit read straight from the bare repository */
+	o.location = git_bare;
+	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
+	T_INTEQ(git_src_resolve(g, "main", sha, &err), 0);
+	T_STREQ(sha, want_sha);
+	got = read_at(g, sha, "config/deploy.yml", &rc);
+	T_STREQ(got, want);
+	free(got);
+	git_src_free(g);
+
+	free(want);
+	free(want_sha);
+	free(cache);
+}
+
+T_TEST(pushed_commit_seen_after_fetch)
+{
+	char *cache = xasprintf("%s/cache2", tmp), *work = xasprintf("%s/work", tmp);
+	char *branch = xasprintf("e2e-git-src-%d", (int)getpid());
+	char *pull = xasprintf("refs/pull/%d/head", 9000 + (int)(getpid() % 1000));
+	char *err = NULL, *new_sha = NULL, *got;
+	struct git_src_opts o = { .location = git_url };
+	struct git_src *g = NULL;
+	char sha[41];
+	size_t bytes = 0;
+	double t0;
+	int rc;
+
+	o.cache_dir = cache;
+	o.ref = pull;
+	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
+	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
+	free(err);
+	err = NULL;
+
+	/* someone pushes a commit (and a forge-style pull ref) */
+	T_REQUIRE(sh("git clone -q '%s' '%s' && cd '%s' && git checkout -qb '%s' && "
+		     "printf '# e2e %s\\n' >> config/deploy.yml && "
+		     "git -c user.name=e2e -c user.email=e2e@plumb.invalid commit -qam 'e2e: git source' && "
+		     "git push -q origin '%s' 'HEAD:%s'",
+		     git_bare, work, work, branch, branch, branch, pull) == 0);
+	new_sha = sh_out("git -C '%s' rev-parse HEAD", work);
+
+	/* not before the fetch */
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
+	free(err);
+	err = NULL;
+	t0 = now_ms();
+	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
+	printf("incremental fetch (1 commit): %.1f ms, %zu bytes\n", now_ms() - t0, bytes);
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), 0);
+	T_STREQ(sha, new_sha);
+	T_INTEQ(git_src_resolve(g, NULL, sha, &err), 0); /* opts.ref = the pull ref */
+	T_STREQ(sha, new_sha);
+	got = read_at(g, sha, "config/deploy.yml", &rc);
+	T_INTEQ(rc, 0);
+	{
+		char *mark = xasprintf("# e2e %s\n", branch);
+		T_CONTAINS(got, mark);
+		free(mark);
+	}
+	free(got);
+
+	/* deleted on the remote: pruned from the cache at the next fetch */
+	T_REQUIRE(sh("git --git-dir='%s' update-ref -d 'refs/heads/%s' && "
+		     "git --git-dir='%s' update-ref -d '%s'", git_bare, branch, git_bare, pull) == 0);
+	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
+	free(err);
+	err = NULL;
+	git_src_free(g);
+
+	free(new_sha);
+	free(branch);
+	free(pull);
+	free(work);
+	free(cache);
+}
+
+T_TEST(missing_repository_is_reported)
+{
+	char *cache = xasprintf("%s/cache3", tmp), *url, *err = NULL, *slash;
+	struct git_src_opts o = { 0 };
+	struct git_src *g = NULL;
+
+	/* same daemon, a repository that does not exist */
+	url = xstrdup(git_url);
+	slash = strrchr(url, '/');
+	T_REQUIRE(slash != NULL);
+	*slash = '\0';
+	{
+		char *u = xasprintf("%s/does-not-exist.git", url);
+		free(url);
+		url = u;
+	}
+	o.location = url;
+	o.cache_dir = cache;
+	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
+	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
+	T_CONTAINS(err, url);
+	fprintf(stderr, "  (expected) %s\n", err ? err : "");
+	free(err);
+	git_src_free(g);
+	free(url);
+	free(cache);
+}
+
+static const struct t_case cases[] = { T_CASE(clone_and_read_head),
+				       T_CASE(pushed_commit_seen_after_fetch),
+				       T_CASE(missing_repository_is_reported) };
+
+int main(void)
+{
+	int rc;
+	char *cmd;
+
+	git_url = getenv("LAB_GIT_URL");
+	git_bare = getenv("LAB_GIT_BARE");
+	if (!git_url || !git_bare) {
+		fprintf(stderr, "t_git_src: LAB_GIT_URL and LAB_GIT_BARE must be set (run under make e2e)\n");
+		printf("t_git_src: 0 passed, 1 failed\n");
+		return 1;
+	}
+	tmp = xstrdup("/tmp/plumb-e2e-gitsrc-XXXXXX");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rc = t_run("t_git_src.c", cases, ARRAY_SIZE(cases));
+	cmd = xasprintf("rm -rf '%s'", tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmp);
+	free(cmd);
+	free(tmp);
+	return rc;
+}
