@@ -1,0 +1,879 @@
+/*
+ * End-to-end test of the registry client against real docker-registry
+ * instances (no mocks).
+ *
+ * Part 1 (always): the test starts its own registries on 127.0.0.1 sharing one
+ * storage directory — plain, Basic (htpasswd) and Bearer (`auth: token:`, with
+ * tests/e2e/token_server.sh as the token endpoint under busybox httpd, signing
+ * with a key generated here by the openssl CLI) — pushes images through the
+ * registry API with the curl CLI, and resolves them.
+ *
+ * Part 2 (when LAB_REGISTRY is set, i.e. run by tests/e2e/run.sh): resolves
+ * optimus:v1 on the lab's plain and Basic-auth registries and compares the
+ * identity with `.Image` of a container created on lab host 1 after
+ * `docker pull` of the same tag.
+ *
+ * Prints "t_registry: N passed, N failed"; exits 1 on any failure.
+ */
+#include "providers/registry.h"
+#include "state/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                  \
+	do {                                                              \
+		if (cond) {                                               \
+			passed++;                                         \
+		} else {                                                  \
+			failed++;                                         \
+			fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                     \
+			fputc('\n', stderr);                              \
+		}                                                         \
+	} while (0)
+
+static const char *nz(const char *s)
+{
+	return s ? s : "(null)";
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* ---- processes the test starts (stopped by pid at the end) ---- */
+
+#define MAX_PROCS 8
+static pid_t procs[MAX_PROCS];
+static size_t nprocs;
+
+static pid_t spawn(const char *logpath, char *const argv[])
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		FILE *f = freopen(logpath, "w", stdout);
+		if (!f || dup2(fileno(stdout), 2) < 0)
+			_exit(127);
+		setpgid(0, 0);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (nprocs < MAX_PROCS)
+		procs[nprocs++] = pid;
+	return pid;
+}
+
+static void stop_all(void)
+{
+	for (size_t i = 0; i < nprocs; i++) {
+		int st;
+		if (procs[i] <= 0)
+			continue;
+		kill(procs[i], SIGTERM);
+		for (int t = 0; t < 50; t++) {
+			if (waitpid(procs[i], &st, WNOHANG) == procs[i])
+				goto next;
+			usleep(100000);
+		}
+		kill(procs[i], SIGKILL);
+		waitpid(procs[i], &st, 0);
+next:
+		procs[i] = 0;
+	}
+	nprocs = 0;
+}
+
+static void on_signal(int sig)
+{
+	stop_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static size_t sink(char *d, size_t s, size_t n, void *u)
+{
+	(void)d;
+	(void)u;
+	return s * n;
+}
+
+/* Header line check: is this a distribution registry (our server)? */
+static size_t hdr_is_registry(char *d, size_t s, size_t n, void *u)
+{
+	if (s * n >= 31 && strncasecmp(d, "Docker-Distribution-Api-Version", 31) == 0)
+		*(int *)u = 1;
+	return s * n;
+}
+
+/*
+ * Waits until `url` answers (any HTTP status) while `pid` is alive; when
+ * want_registry, the answer must carry the registry's API header.
+ */
+static int wait_ready(const char *url, pid_t pid, int want_registry)
+{
+	CURL *h = curl_easy_init();
+	int ok = 0;
+
+	for (int i = 0; i < 100 && !ok; i++) {
+		int st, is_reg = 0;
+		long code = 0;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			for (size_t k = 0; k < nprocs; k++)
+				if (procs[k] == pid)
+					procs[k] = 0;
+			break;
+		}
+		curl_easy_reset(h);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, hdr_is_registry);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, &is_reg);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+		if (curl_easy_perform(h) == CURLE_OK) {
+			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+			ok = code > 0 && (!want_registry || is_reg);
+		}
+		if (!ok)
+			usleep(100000);
+	}
+	curl_easy_cleanup(h);
+	return ok ? 0 : -1;
+}
+
+static int shf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
+static int shf(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	int rc;
+
+	va_start(ap, fmt);
+	cmd = xvasprintf(fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+/* stdout of a shell command, trailing newline removed; NULL on failure. */
+static char *sh_out(const char *fmt, ...) PLUMB_PRINTF(1, 2);
+static char *sh_out(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd, buf[4096];
+	size_t n;
+	FILE *p;
+	int rc;
+
+	va_start(ap, fmt);
+	cmd = xvasprintf(fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	if (!p) {
+		free(cmd);
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = '\0';
+	rc = pclose(p);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (rc != 0) {
+		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
+		free(cmd);
+		return NULL;
+	}
+	free(cmd);
+	return xstrdup(buf);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+/* Locates tests/e2e/token_server.sh: from the cwd, or relative to the binary. */
+static char *find_token_server(void)
+{
+	char exe[4096];
+	ssize_t n;
+	char *p;
+
+	if (access("tests/e2e/token_server.sh", R_OK) == 0)
+		return realpath("tests/e2e/token_server.sh", NULL);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	/* <repo>/build/rel/tests/t_registry */
+	for (int i = 0; i < 4; i++) {
+		char *s = strrchr(exe, '/');
+		if (!s)
+			return NULL;
+		*s = '\0';
+	}
+	p = xasprintf("%s/tests/e2e/token_server.sh", exe);
+	if (access(p, R_OK) != 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* ---- pushing through the registry API (curl CLI) ---- */
+
+static const char push_sh[] =
+	"#!/bin/sh\n"
+	"# push.sh BASE REPO blob FILE | manifest TAG MEDIATYPE FILE\n"
+	"set -eu\n"
+	"base=$1; repo=$2; what=$3; shift 3\n"
+	"if [ \"$what\" = blob ]; then\n"
+	"  d=sha256:$(sha256sum \"$1\" | cut -d' ' -f1)\n"
+	"  loc=$(curl -fsS -X POST -o /dev/null -D - \"$base/v2/$repo/blobs/uploads/\" | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p')\n"
+	"  case $loc in http*) ;; *) loc=$base$loc ;; esac\n"
+	"  case $loc in *\\?*) sep='&' ;; *) sep='?' ;; esac\n"
+	"  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary @\"$1\" \"$loc${sep}digest=$d\" >/dev/null\n"
+	"  echo \"$d\"\n"
+	"else\n"
+	"  curl -fsS -X PUT -H \"Content-Type: $2\" --data-binary @\"$3\" \"$base/v2/$repo/manifests/$1\" >/dev/null\n"
+	"  echo sha256:$(sha256sum \"$3\" | cut -d' ' -f1)\n"
+	"fi\n";
+
+struct pushed {
+	char *cfg_a, *cfg_b, *cfg_c; /* config digests */
+	char *man_v1, *man_v2, *man_arm, *index; /* manifest digests */
+};
+
+static char *push_blob_text(const char *dir, const char *base, const char *name, const char *text)
+{
+	char *path = xasprintf("%s/%s", dir, name), *d;
+
+	write_text(path, text);
+	d = sh_out("sh %s/push.sh %s optimus blob %s", dir, base, path);
+	free(path);
+	return d;
+}
+
+static char *push_manifest_text(const char *dir, const char *base, const char *tag,
+				const char *mt, const char *text)
+{
+	char *path = xasprintf("%s/m-%s.json", dir, tag), *d;
+
+	write_text(path, text);
+	d = sh_out("sh %s/push.sh %s optimus manifest %s %s %s", dir, base, tag, mt, path);
+	free(path);
+	return d;
+}
+
+static char *image_manifest(const char *mt, const char *cfg_mt, const char *cfg, const char *layer_mt,
+			    const char *layer)
+{
+	return xasprintf("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+			 "\"size\":1,\"digest\":\"%s\"},\"layers\":[{\"mediaType\":\"%s\",\"size\":1,\"digest\":\"%s\"}]}",
+			 mt, cfg_mt, cfg, layer_mt, layer);
+}
+
+static int push_images(const char *dir, const char *base, struct pushed *p)
+{
+	char *layer = NULL, *m = NULL;
+	int rc = -1;
+
+	if (shf("cd %s && mkdir -p rootfs && echo hello >rootfs/hello && tar czf layer.tgz -C rootfs .", dir) < 0)
+		return -1;
+	layer = sh_out("sh %s/push.sh %s optimus blob %s/layer.tgz", dir, base, dir);
+	p->cfg_a = push_blob_text(dir, base, "cfg-a.json",
+				  "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"V=1\"]}}");
+	p->cfg_b = push_blob_text(dir, base, "cfg-b.json",
+				  "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"V=2\"]}}");
+	p->cfg_c = push_blob_text(dir, base, "cfg-c.json",
+				  "{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\",\"config\":{}}");
+	if (!layer || !p->cfg_a || !p->cfg_b || !p->cfg_c)
+		goto out;
+	m = image_manifest("application/vnd.docker.distribution.manifest.v2+json",
+			   "application/vnd.docker.container.image.v1+json", p->cfg_a,
+			   "application/vnd.docker.image.rootfs.diff.tar.gzip", layer);
+	p->man_v1 = push_manifest_text(dir, base, "v1", "application/vnd.docker.distribution.manifest.v2+json", m);
+	free(m);
+	m = image_manifest("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json",
+			   p->cfg_b, "application/vnd.oci.image.layer.v1.tar+gzip", layer);
+	p->man_v2 = push_manifest_text(dir, base, "v2", "application/vnd.oci.image.manifest.v1+json", m);
+	free(m);
+	m = image_manifest("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json",
+			   p->cfg_c, "application/vnd.oci.image.layer.v1.tar+gzip", layer);
+	p->man_arm = push_manifest_text(dir, base, "arm", "application/vnd.oci.image.manifest.v1+json", m);
+	free(m);
+	m = NULL;
+	if (!p->man_v1 || !p->man_v2 || !p->man_arm)
+		goto out;
+	m = xasprintf("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":["
+		      "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"size\":1,\"digest\":\"%s\","
+		      "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
+		      "{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"size\":1,\"digest\":\"%s\","
+		      "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}",
+		      p->man_arm, p->man_v1);
+	p->index = push_manifest_text(dir, base, "multi", "application/vnd.oci.image.index.v1+json", m);
+	rc = p->index ? 0 : -1;
+out:
+	free(layer);
+	free(m);
+	return rc;
+}
+
+static void pushed_free(struct pushed *p)
+{
+	free(p->cfg_a);
+	free(p->cfg_b);
+	free(p->cfg_c);
+	free(p->man_v1);
+	free(p->man_v2);
+	free(p->man_arm);
+	free(p->index);
+}
+
+/* ---- the checks ---- */
+
+static int resolve(struct registry_client *c, const char *ref, struct registry_result *res, char **err)
+{
+	int rc = registry_resolve(c, ref, res, err);
+	if (rc < 0 && getenv("T_VERBOSE"))
+		fprintf(stderr, "  resolve %s: %d %s\n", ref, rc, nz(*err));
+	return rc;
+}
+
+static void test_plain(const char *reg, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_options arm = { .docker_config = "", .platform = "linux/arm64" };
+	struct registry_client *c = registry_client_new(&o), *ca = registry_client_new(&arm);
+	struct registry_result r;
+	char *err = NULL, *ref;
+	unsigned long before;
+
+	ref = xasprintf("%s/optimus:v1", reg);
+	CHECK(resolve(c, ref, &r, &err) == 0, "%s", nz(err));
+	CHECK(r.status == REGISTRY_FOUND, "v1 found");
+	CHECK(r.config_digest && !strcmp(r.config_digest, p->cfg_a), "config %s want %s", nz(r.config_digest), p->cfg_a);
+	CHECK(r.digest && !strcmp(r.digest, p->man_v1), "digest %s want %s", nz(r.digest), p->man_v1);
+	CHECK(r.platform_digest && !strcmp(r.platform_digest, p->man_v1), "platform digest");
+	CHECK(r.media_type && !strcmp(r.media_type, "application/vnd.docker.distribution.manifest.v2+json"),
+	      "media type %s", nz(r.media_type));
+	registry_result_dispose(&r);
+
+	/* cache: the same image again costs no request */
+	before = registry_client_manifest_requests(c);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND && !strcmp(nz(r.config_digest), p->cfg_a),
+	      "cached v1");
+	CHECK(registry_client_manifest_requests(c) == before, "cached lookup sent %lu manifest requests",
+	      registry_client_manifest_requests(c) - before);
+	CHECK(before == 1, "first lookup of an image manifest took %lu requests, want 1", before);
+	registry_result_dispose(&r);
+	free(ref);
+
+	ref = xasprintf("%s/optimus:v2", reg);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "v2: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_b), "v2 config %s", nz(r.config_digest));
+	CHECK(!strcmp(nz(r.media_type), "application/vnd.oci.image.manifest.v1+json"), "v2 media type");
+	registry_result_dispose(&r);
+	free(ref);
+
+	/* an index: the amd64 entry by default, arm64 when configured */
+	ref = xasprintf("%s/optimus:multi", reg);
+	before = registry_client_manifest_requests(c);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "multi: %s", nz(err));
+	CHECK(!strcmp(nz(r.digest), p->index), "index digest %s want %s", nz(r.digest), p->index);
+	CHECK(!strcmp(nz(r.platform_digest), p->man_v1), "amd64 entry %s", nz(r.platform_digest));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "amd64 config %s", nz(r.config_digest));
+	CHECK(registry_client_manifest_requests(c) - before == 2, "index lookup took %lu requests",
+	      registry_client_manifest_requests(c) - before);
+	registry_result_dispose(&r);
+	CHECK(resolve(ca, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "multi arm64: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_c), "arm64 config %s", nz(r.config_digest));
+	CHECK(!strcmp(nz(r.platform_digest), p->man_arm), "arm64 entry");
+	registry_result_dispose(&r);
+	free(ref);
+	/* v1 has no arm64 variant: an image manifest is taken as is */
+
+	/* by digest */
+	ref = xasprintf("%s/optimus@%s", reg, p->man_v1);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "by digest: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "by digest config");
+	registry_result_dispose(&r);
+	free(ref);
+
+	/* not in registry yet: unknown tag, unknown repository, unknown digest */
+	ref = xasprintf("%s/optimus:not-pushed-yet", reg);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing tag: %s", nz(err));
+	CHECK(r.config_digest == NULL && r.digest == NULL, "nothing set for a missing tag");
+	registry_result_dispose(&r);
+	before = registry_client_manifest_requests(c);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing tag cached");
+	CHECK(registry_client_manifest_requests(c) == before, "not-found is cached too");
+	registry_result_dispose(&r);
+	free(ref);
+	ref = xasprintf("%s/nobody/here:v1", reg);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing repo: %s", nz(err));
+	registry_result_dispose(&r);
+	free(ref);
+	ref = xasprintf("%s/optimus@sha256:%064d", reg, 0);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing digest: %s", nz(err));
+	registry_result_dispose(&r);
+	free(ref);
+
+	registry_client_free(c);
+	registry_client_free(ca);
+}
+
+static void test_plain_refused_for_remote_hosts(void)
+{
+	/* 127.0.0.2 is loopback but not in the always-plain list: HTTPS is used */
+	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000 };
+	struct registry_client *c = registry_client_new(&o);
+	struct registry_result r;
+	char *err = NULL;
+	int rc = registry_resolve(c, "127.0.0.2:9/optimus:v1", &r, &err);
+
+	CHECK(rc == REGISTRY_ENETWORK, "rc %d: %s", rc, nz(err));
+	free(err);
+	registry_client_free(c);
+}
+
+static void test_timing(const char *reg, const struct pushed *p)
+{
+	char *r1 = xasprintf("%s/optimus:v1", reg), *r2 = xasprintf("%s/optimus:v2", reg);
+	double t0, cold = 0, warm = 0, cached = 0;
+	int n = 20;
+
+	(void)p;
+	for (int i = 0; i < n; i++) {
+		struct registry_options o = { .docker_config = "" };
+		struct registry_client *c = registry_client_new(&o);
+		struct registry_result r;
+		char *err = NULL;
+
+		t0 = now_ms();
+		registry_resolve(c, r1, &r, &err);
+		cold += now_ms() - t0;
+		registry_result_dispose(&r);
+		free(err);
+		t0 = now_ms();
+		registry_resolve(c, r2, &r, &err);
+		warm += now_ms() - t0;
+		registry_result_dispose(&r);
+		free(err);
+		t0 = now_ms();
+		registry_resolve(c, r2, &r, &err);
+		cached += now_ms() - t0;
+		registry_result_dispose(&r);
+		free(err);
+		registry_client_free(c);
+	}
+	printf("timing (local plain registry, mean of %d): first lookup %.2f ms, next image on the same "
+	       "connection %.2f ms, cached %.3f ms\n", n, cold / n, warm / n, cached / n);
+	free(r1);
+	free(r2);
+}
+
+static void test_basic(const char *reg, const char *dir, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c;
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("%s/optimus:v1", reg), *cfgpath, *cfgtext;
+	int rc;
+
+	/* right credentials */
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "alice", "correct horse");
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "basic: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "basic config %s", nz(r.config_digest));
+	registry_result_dispose(&r);
+	/* once Basic is known for the host, no more 401 round trips */
+	{
+		char *ref2 = xasprintf("%s/optimus:v2", reg);
+		unsigned long before = registry_client_manifest_requests(c);
+		CHECK(resolve(c, ref2, &r, &err) == 0 && r.status == REGISTRY_FOUND, "basic v2: %s", nz(err));
+		CHECK(registry_client_manifest_requests(c) - before == 1, "basic second image took %lu requests",
+		      registry_client_manifest_requests(c) - before);
+		registry_result_dispose(&r);
+		free(ref2);
+	}
+	registry_client_free(c);
+
+	/* wrong password: an auth error that does not show the password */
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "alice", "wrong-pass-xyzzy");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc == REGISTRY_EAUTH, "wrong password rc %d: %s", rc, nz(err));
+	CHECK(err && !strstr(err, "xyzzy"), "error shows the password: %s", nz(err));
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	/* no credentials at all */
+	c = registry_client_new(&o);
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc == REGISTRY_EAUTH, "no credentials rc %d: %s", rc, nz(err));
+	CHECK(err && strstr(err, "none are configured"), "message: %s", nz(err));
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	/* credentials from a docker config.json */
+	cfgpath = xasprintf("%s/docker-config.json", dir);
+	cfgtext = sh_out("printf '{\"auths\":{\"%s\":{\"auth\":\"%%s\"}}}' \"$(printf 'alice:correct horse' | base64)\"", reg);
+	CHECK(cfgtext && write_text(cfgpath, cfgtext) == 0, "write docker config");
+	{
+		struct registry_options od = { .docker_config = cfgpath };
+		c = registry_client_new(&od);
+		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "docker config creds: %s", nz(err));
+		CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "docker config config digest");
+		registry_result_dispose(&r);
+		registry_client_free(c);
+	}
+	free(cfgtext);
+	free(cfgpath);
+	free(ref);
+}
+
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int n = 0, ch;
+
+	if (!f)
+		return 0;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void test_bearer(const char *reg, const char *dir, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c;
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("%s/optimus:v1", reg), *ref2 = xasprintf("%s/optimus:multi", reg);
+	char *log = xasprintf("%s/token.log", dir);
+	unsigned long before;
+	int rc, tokens0;
+
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
+	tokens0 = count_lines(log);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "bearer: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "bearer config %s", nz(r.config_digest));
+	CHECK(registry_client_manifest_requests(c) == 2, "challenge + retry = 2 manifest requests, got %lu",
+	      registry_client_manifest_requests(c));
+	registry_result_dispose(&r);
+	CHECK(count_lines(log) - tokens0 == 1, "one token request, got %d", count_lines(log) - tokens0);
+
+	/* the same repository again: the token is reused; cached image: no request */
+	before = registry_client_manifest_requests(c);
+	CHECK(resolve(c, ref2, &r, &err) == 0 && r.status == REGISTRY_FOUND, "bearer index: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "bearer index config");
+	CHECK(registry_client_manifest_requests(c) - before == 2, "index + entry with a cached token, got %lu",
+	      registry_client_manifest_requests(c) - before);
+	registry_result_dispose(&r);
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "bearer cached");
+	registry_result_dispose(&r);
+	CHECK(count_lines(log) - tokens0 == 1, "token reused, got %d token requests", count_lines(log) - tokens0);
+
+	/* missing tag through the token flow */
+	{
+		char *missing = xasprintf("%s/optimus:nope", reg);
+		CHECK(resolve(c, missing, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "bearer missing: %s", nz(err));
+		registry_result_dispose(&r);
+		free(missing);
+	}
+	registry_client_free(c);
+
+	/* the token endpoint refuses a wrong password: auth error, password not shown */
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "wrong-xyzzy");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc == REGISTRY_EAUTH, "bearer wrong password rc %d: %s", rc, nz(err));
+	CHECK(err && !strstr(err, "xyzzy") && strstr(err, "token request"), "message: %s", nz(err));
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	free(ref);
+	free(ref2);
+	free(log);
+}
+
+/* ---- the lab's registries and a real docker pull on host 1 ---- */
+
+/* Runs a script on lab host 1 over ssh (strict host key checking); its stdout. */
+static char *ssh_host1(const char *dir, const char *remote)
+{
+	char *rf = xasprintf("%s/remote.sh", dir), *out;
+
+	write_text(rf, remote);
+	out = sh_out("ssh -i '%s' -o UserKnownHostsFile='%s' -o StrictHostKeyChecking=yes -o BatchMode=yes "
+		     "-o IdentitiesOnly=yes -p %s %s@%s sh -s < '%s'",
+		     getenv("LAB_SSH_KEY"), getenv("LAB_KNOWN_HOSTS"),
+		     getenv("LAB_SSH_PORT") ? getenv("LAB_SSH_PORT") : "22",
+		     getenv("LAB_SSH_USER") ? getenv("LAB_SSH_USER") : "root", getenv("LAB_HOST_1"), rf);
+	unlink(rf); /* may hold a registry password */
+	free(rf);
+	return out;
+}
+
+static void test_lab(const char *dir)
+{
+	const char *plain = getenv("LAB_REGISTRY"), *authreg = getenv("LAB_REGISTRY_AUTH");
+	const char *user = getenv("LAB_REGISTRY_USER"), *pw = getenv("LAB_REGISTRY_PASSWORD");
+	const char *local = getenv("LAB_REGISTRY_LOCAL");
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c = registry_client_new(&o);
+	struct registry_result r1 = { 0 }, r;
+	char *err = NULL, *ref, *pulled, *script;
+	int rc;
+
+	registry_client_add_insecure(c, plain);
+	if (authreg)
+		registry_client_add_insecure(c, authreg);
+
+	ref = xasprintf("%s/optimus:v1", plain);
+	CHECK(resolve(c, ref, &r1, &err) == 0 && r1.status == REGISTRY_FOUND, "lab v1: %s", nz(err));
+	script = xasprintf("set -e\nimg='%s'\ndocker pull -q \"$img\" >/dev/null\n"
+			   "c=$(docker create \"$img\")\ndocker inspect --format '{{.Image}}' \"$c\"\n"
+			   "docker rm \"$c\" >/dev/null\n", ref);
+	pulled = getenv("LAB_HOST_1") && getenv("LAB_SSH_KEY") ? ssh_host1(dir, script) : NULL;
+	free(script);
+	CHECK(pulled && r1.config_digest && !strcmp(pulled, r1.config_digest),
+	      "resolved %s, host 1 pulled .Image %s", nz(r1.config_digest), nz(pulled));
+	printf("lab: %s -> %s (host 1 .Image %s)\n", ref, nz(r1.config_digest), nz(pulled));
+	if (getenv("LAB_IMAGE_ID_v1"))
+		CHECK(!strcmp(getenv("LAB_IMAGE_ID_v1"), nz(r1.config_digest)), "LAB_IMAGE_ID_v1 %s",
+		      getenv("LAB_IMAGE_ID_v1"));
+	free(pulled);
+	free(ref);
+
+	ref = xasprintf("%s/optimus:no-such-tag-%d", plain, (int)getpid());
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "lab missing tag: %s", nz(err));
+	registry_result_dispose(&r);
+	free(ref);
+
+	if (authreg && user && pw) {
+		struct registry_client *bad = registry_client_new(&o);
+
+		registry_client_set_credentials(c, authreg, user, pw);
+		ref = xasprintf("%s/optimus:v1", authreg);
+		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab auth v1: %s", nz(err));
+		CHECK(!strcmp(nz(r.config_digest), nz(r1.config_digest)), "auth registry identity %s vs %s",
+		      nz(r.config_digest), nz(r1.config_digest));
+		registry_result_dispose(&r);
+		/* and a pull from the auth registry on host 1, with a throwaway docker config */
+		if (getenv("LAB_HOST_1") && getenv("LAB_SSH_KEY")) {
+			script = xasprintf("set -e\nd=$(mktemp -d)\ntrap 'rm -rf \"$d\"' EXIT\nimg='%s'\n"
+					   "printf '%%s' '%s' | DOCKER_CONFIG=$d docker login -u '%s' --password-stdin '%s' >/dev/null 2>&1\n"
+					   "DOCKER_CONFIG=$d docker pull -q \"$img\" >/dev/null\n"
+					   "c=$(docker create \"$img\")\ndocker inspect --format '{{.Image}}' \"$c\"\n"
+					   "docker rm \"$c\" >/dev/null\n", ref, pw, user, authreg);
+			pulled = ssh_host1(dir, script);
+			free(script);
+			CHECK(pulled && !strcmp(pulled, nz(r1.config_digest)), "auth pull .Image %s", nz(pulled));
+			free(pulled);
+		}
+		free(ref);
+		ref = xasprintf("%s/optimus:no-such-tag", authreg);
+		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "lab auth missing: %s", nz(err));
+		registry_result_dispose(&r);
+		free(ref);
+
+		registry_client_add_insecure(bad, authreg);
+		registry_client_set_credentials(bad, authreg, user, "definitely-wrong");
+		ref = xasprintf("%s/optimus:v1", authreg);
+		rc = resolve(bad, ref, &r, &err);
+		CHECK(rc == REGISTRY_EAUTH, "lab wrong password rc %d: %s", rc, nz(err));
+		CHECK(err && !strstr(err, "definitely-wrong"), "password in message");
+		free(err);
+		err = NULL;
+		free(ref);
+		registry_client_free(bad);
+	}
+	if (local) {
+		ref = xasprintf("%s/optimus:v1", local);
+		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab local v1: %s", nz(err));
+		CHECK(!strcmp(nz(r.config_digest), nz(r1.config_digest)), "local registry identity");
+		registry_result_dispose(&r);
+		free(ref);
+	}
+	registry_result_dispose(&r1);
+	free(err);
+	registry_client_free(c);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/plumb-treg-XXXXXX";
+	char *dir, *base = NULL, *script = NULL;
+	char *reg_plain = NULL, *reg_basic = NULL, *reg_tok = NULL, *yml = NULL, *logp = NULL;
+	struct pushed p = { 0 };
+	int port_plain, port_basic, port_tok, port_http;
+	pid_t pid;
+
+	umask(077);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	dir = mkdtemp(tmpl);
+	if (!dir) {
+		perror("mkdtemp");
+		return 1;
+	}
+	script = find_token_server();
+	port_plain = free_port();
+	port_basic = free_port();
+	port_tok = free_port();
+	port_http = free_port();
+	reg_plain = xasprintf("127.0.0.1:%d", port_plain);
+	reg_basic = xasprintf("127.0.0.1:%d", port_basic);
+	reg_tok = xasprintf("127.0.0.1:%d", port_tok);
+
+	if (shf("cd %s && mkdir -p data www/cgi-bin && "
+		"openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem "
+		"-subj /CN=plumb-test-token -days 1 2>/dev/null && "
+		"htpasswd -Bbn alice 'correct horse' > htpasswd 2>/dev/null && "
+		"echo '/cgi-bin:tuser:tpass-s3cret' > httpd.conf",
+		dir) < 0) {
+		failed++;
+		goto out;
+	}
+	{
+		char *push = xasprintf("%s/push.sh", dir);
+		char *env = xasprintf("%s/www/token.env", dir);
+		char *envtext = xasprintf("KEY=%s/key.pem\nCERT=%s/cert.pem\nISSUER=plumb-test-issuer\n"
+					  "SERVICE=plumb-test-registry\nLOG=%s/token.log\n", dir, dir, dir);
+		write_text(push, push_sh);
+		write_text(env, envtext);
+		free(push);
+		free(env);
+		free(envtext);
+	}
+	/* three registries on one storage: plain, Basic, Bearer */
+	{
+		static const char *const kinds[] = { "plain", "basic", "token" };
+		int ports[] = { port_plain, port_basic, port_tok };
+		for (int i = 0; i < 3; i++) {
+			char *auth = i == 1 ? xasprintf("auth:\n  htpasswd:\n    realm: plumb-test\n    path: %s/htpasswd\n", dir)
+				   : i == 2 ? xasprintf("auth:\n  token:\n    realm: http://127.0.0.1:%d/cgi-bin/token\n"
+							"    service: plumb-test-registry\n    issuer: plumb-test-issuer\n"
+							"    rootcertbundle: %s/cert.pem\n", port_http, dir)
+					    : xstrdup("");
+			char *text = xasprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+					       "storage:\n  filesystem:\n    rootdirectory: %s/data\n"
+					       "http:\n  addr: 127.0.0.1:%d\n%s", dir, ports[i], auth);
+			char *url = xasprintf("http://127.0.0.1:%d/v2/", ports[i]);
+			char *argv[] = { "docker-registry", "serve", NULL, NULL };
+			yml = xasprintf("%s/registry-%s.yml", dir, kinds[i]);
+			logp = xasprintf("%s/registry-%s.log", dir, kinds[i]);
+			write_text(yml, text);
+			argv[2] = yml;
+			pid = spawn(logp, argv);
+			if (pid < 0 || wait_ready(url, pid, 1) < 0) {
+				fprintf(stderr, "t_registry: the %s registry did not start (log %s)\n", kinds[i], logp);
+				failed++;
+				free(auth), free(text), free(url), free(yml), free(logp);
+				yml = logp = NULL;
+				goto out;
+			}
+			free(auth), free(text), free(url), free(yml), free(logp);
+			yml = logp = NULL;
+		}
+	}
+	/* the token endpoint */
+	if (!script) {
+		fprintf(stderr, "t_registry: tests/e2e/token_server.sh not found\n");
+		failed++;
+	} else {
+		char *home = xasprintf("%s/www", dir), *conf = xasprintf("%s/httpd.conf", dir);
+		char *listen = xasprintf("127.0.0.1:%d", port_http), *url;
+		char *argv[] = { "busybox", "httpd", "-f", "-p", listen, "-h", home, "-c", conf, "-r", "plumb-test", NULL };
+		shf("cp '%s' %s/www/cgi-bin/token && chmod 755 %s/www/cgi-bin/token", script, dir, dir);
+		logp = xasprintf("%s/httpd.log", dir);
+		pid = spawn(logp, argv);
+		url = xasprintf("http://%s/", listen);
+		if (pid < 0 || wait_ready(url, pid, 0) < 0) {
+			fprintf(stderr, "t_registry: the token endpoint did not start\n");
+			failed++;
+		}
+		free(url), free(home), free(conf), free(listen), free(logp);
+		logp = NULL;
+	}
+
+	base = xasprintf("http://%s", reg_plain);
+	if (push_images(dir, base, &p) < 0) {
+		fprintf(stderr, "t_registry: pushing the test images failed\n");
+		failed++;
+		goto out;
+	}
+	test_plain(reg_plain, &p);
+	test_plain_refused_for_remote_hosts();
+	test_basic(reg_basic, dir, &p);
+	if (script)
+		test_bearer(reg_tok, dir, &p);
+	test_timing(reg_plain, &p);
+	if (getenv("LAB_REGISTRY"))
+		test_lab(dir);
+	else
+		printf("t_registry: LAB_REGISTRY not set; the lab part is skipped\n");
+out:
+	stop_all();
+	if (!getenv("T_KEEP"))
+		shf("rm -rf '%s'", dir);
+	pushed_free(&p);
+	free(base);
+	free(script);
+	free(reg_plain);
+	free(reg_basic);
+	free(reg_tok);
+	curl_global_cleanup();
+	printf("t_registry: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
