@@ -1,8 +1,24 @@
-/* The SSH transport (libssh). */
+/*
+ * The SSH transport (libssh 0.10). One session per host, owned by whichever
+ * thread holds the transport. A jump host (ssh.proxy) is a second session
+ * whose direct-tcpip channel is relayed to a socketpair by a private thread
+ * (libssh connectors); the target session runs over the other end of the
+ * pair (SSH_OPTIONS_FD). That thread is the only user of the jump session.
+ */
 #include "providers/transport.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <libssh/libssh.h>
 
@@ -25,12 +41,647 @@ int prov_init(void)
 	return init_rc;
 }
 
-int transport_ssh_open(struct transport **out, const struct transport_opts *opts,
-		       char *errmsg, size_t errmsg_len)
+struct jump {
+	ssh_session session;
+	ssh_channel channel;
+	ssh_event event;
+	ssh_connector to_fd, from_fd;
+	int fd;          /* the relay's end of the socketpair */
+	int session_fd;  /* the jump session's TCP socket */
+	pthread_t thread;
+	int running;
+	atomic_int stop;
+};
+
+struct ssh_transport {
+	struct transport base; /* first */
+	ssh_session session;
+	int fd;            /* the session's socket when plumb dialled it, else -1 */
+	struct jump *jump;
+};
+
+/* Writes "what: libssh's message" into buf. */
+static void ssh_msg(char *buf, size_t len, const char *what, ssh_session s)
 {
-	(void)opts;
+	snprintf(buf, len, "%s: %s", what, s ? ssh_get_error(s) : "unknown error");
+}
+
+/* "[user@]host[:port]" or "[user@][v6addr]:port" */
+static int parse_hostspec(const char *spec, char **user, char **host, int *port)
+{
+	const char *at = strrchr(spec, '@'), *h = at ? at + 1 : spec, *colon;
+	char *end;
+
+	*user = at ? xstrndup(spec, (size_t)(at - spec)) : NULL;
+	*port = 22;
+	if (*h == '[') {
+		const char *rb = strchr(h, ']');
+		if (!rb)
+			goto bad;
+		*host = xstrndup(h + 1, (size_t)(rb - h - 1));
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = strrchr(h, ':');
+		*host = colon ? xstrndup(h, (size_t)(colon - h)) : xstrdup(h);
+	}
+	if (colon) {
+		long p = strtol(colon + 1, &end, 10);
+		if (*end || p <= 0 || p > 65535)
+			goto bad_host;
+		*port = (int)p;
+	}
+	if (!**host)
+		goto bad_host;
+	return 0;
+bad_host:
+	free(*host);
+bad:
+	*host = NULL;
+	free(*user);
+	*user = NULL;
+	return PROV_EINVAL;
+}
+
+/* TCP connect with a deadline; returns the fd or a negative code (message in err). */
+static int dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char portstr[16];
+	int fd = -1, rc, last_errno = 0;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return PROV_EUNREACHABLE;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			last_errno = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno != EINPROGRESS) {
+			last_errno = errno;
+			goto next;
+		}
+		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		rc = poll(&pfd, 1, timeout_ms);
+		if (rc == 0) {
+			last_errno = ETIMEDOUT;
+			goto next;
+		}
+		if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+			last_errno = soerr ? soerr : errno;
+			goto next;
+		}
+		break;
+next:
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
+			 last_errno == ETIMEDOUT ? "connection timed out" : strerror(last_errno));
+		return PROV_EUNREACHABLE;
+	}
+	return fd;
+}
+
+static char *fingerprint(ssh_session s)
+{
+	ssh_key key = NULL;
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	char *fp = NULL, *out;
+
+	if (ssh_get_server_publickey(s, &key) == SSH_OK &&
+	    ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0)
+		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+	out = xstrdup(fp ? fp : "(unknown)");
+	ssh_string_free_char(fp);
+	ssh_clean_pubkey_hash(&hash);
+	ssh_key_free(key);
+	return out;
+}
+
+static int verify_host(ssh_session s, const char *name, int port, const struct transport_opts *o,
+		       char *err, size_t errlen)
+{
+	enum ssh_known_hosts_e st = ssh_session_is_known_server(s);
+	const char *kh = o->known_hosts ? o->known_hosts : "~/.ssh/known_hosts";
+	char *fp;
+	int rc = PROV_EHOSTKEY;
+
+	if (st == SSH_KNOWN_HOSTS_OK)
+		return 0;
+	if (st == SSH_KNOWN_HOSTS_ERROR) {
+		ssh_msg(err, errlen, "host key check failed", s);
+		return PROV_EHOSTKEY;
+	}
+	fp = fingerprint(s);
+	switch (st) {
+	case SSH_KNOWN_HOSTS_CHANGED:
+		snprintf(err, errlen,
+			 "host key for %s port %d CHANGED (now %s); it does not match %s; "
+			 "refusing to connect (possible man-in-the-middle)",
+			 name, port, fp, kh);
+		break;
+	case SSH_KNOWN_HOSTS_OTHER:
+		snprintf(err, errlen,
+			 "%s port %d offered a %s key but %s lists a different key type for it; "
+			 "refusing to connect",
+			 name, port, fp, kh);
+		break;
+	default: /* UNKNOWN or NOT_FOUND (file missing) */
+		if (o->accept_new_host_keys) {
+			if (ssh_session_update_known_hosts(s) == SSH_OK) {
+				rc = 0;
+				break;
+			}
+			ssh_msg(err, errlen, "cannot record the new host key", s);
+			break;
+		}
+		snprintf(err, errlen,
+			 "host %s port %d is not in known_hosts %s (its key: %s); add it, or "
+			 "allow new host keys explicitly",
+			 name, port, kh, fp);
+		break;
+	}
+	free(fp);
+	return rc;
+}
+
+static int authenticate(ssh_session s, const char *label, const struct transport_opts *o,
+			char *err, size_t errlen)
+{
+	int tried = 0, rc;
+	const char *why = "";
+
+	rc = ssh_userauth_none(s, NULL);
+	if (rc == SSH_AUTH_SUCCESS)
+		return 0;
+	if (rc == SSH_AUTH_ERROR) {
+		ssh_msg(err, errlen, "authentication", s);
+		return PROV_EAUTH;
+	}
+	for (size_t i = 0; i < o->n_identity_files; i++) {
+		ssh_key key = NULL;
+
+		if (ssh_pki_import_privkey_file(o->identity_files[i], NULL, NULL, NULL, &key) !=
+		    SSH_OK) {
+			why = " (a key file could not be read)";
+			continue;
+		}
+		tried++;
+		rc = ssh_userauth_publickey(s, NULL, key);
+		ssh_key_free(key);
+		if (rc == SSH_AUTH_SUCCESS)
+			return 0;
+		if (rc == SSH_AUTH_ERROR) {
+			ssh_msg(err, errlen, "public key authentication", s);
+			return PROV_EAUTH;
+		}
+	}
+	if (o->key_data && *o->key_data) {
+		ssh_key key = NULL;
+
+		/* The key text is never echoed: libssh's message is not used here. */
+		if (ssh_pki_import_privkey_base64(o->key_data, NULL, NULL, NULL, &key) != SSH_OK) {
+			why = " (ssh.key_data is not a usable private key)";
+		} else {
+			tried++;
+			rc = ssh_userauth_publickey(s, NULL, key);
+			ssh_key_free(key);
+			if (rc == SSH_AUTH_SUCCESS)
+				return 0;
+			if (rc == SSH_AUTH_ERROR) {
+				ssh_msg(err, errlen, "public key authentication", s);
+				return PROV_EAUTH;
+			}
+		}
+	}
+	if (o->use_agent && getenv("SSH_AUTH_SOCK")) {
+		tried++;
+		rc = ssh_userauth_agent(s, NULL);
+		if (rc == SSH_AUTH_SUCCESS)
+			return 0;
+	}
+	snprintf(err, errlen, "%s: no key was accepted (%d tried%s%s)", label, tried, why,
+		 o->use_agent && !getenv("SSH_AUTH_SOCK") ? "; no agent: SSH_AUTH_SOCK unset" : "");
+	return PROV_EAUTH;
+}
+
+/*
+ * Creates, connects (over fd if >= 0), verifies and authenticates one session.
+ * fd stays the caller's: libssh 0.10 does not close a descriptor given with
+ * SSH_OPTIONS_FD, so the caller closes it after ssh_free.
+ */
+static int session_open(ssh_session *out, const char *host, int port, const char *user,
+			int fd, const struct transport_opts *o, char *err, size_t errlen)
+{
+	ssh_session s = ssh_new();
+	long tmo = ((o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+						: PROV_DEFAULT_CONNECT_TIMEOUT_MS) + 999) / 1000;
+	int no = 0, rc;
+	char label[300];
+
 	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "cannot create an SSH session");
+		return PROV_ERROR;
+	}
+	snprintf(label, sizeof(label), "%s%s%s:%d", user ? user : "", user ? "@" : "", host, port);
+	if (tmo < 1)
+		tmo = 1;
+	/* Never read ~/.ssh/config: what plumb does depends on deploy.yml only. */
+	if (ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_HOST, host) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_PORT, &port) < 0 ||
+	    (user && ssh_options_set(s, SSH_OPTIONS_USER, user) < 0) ||
+	    (o->known_hosts && ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, o->known_hosts) < 0) ||
+	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &tmo) < 0 ||
+	    (o->proxy_command && fd < 0 &&
+	     ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, o->proxy_command) < 0)) {
+		ssh_msg(err, errlen, "invalid SSH option", s);
+		rc = PROV_EINVAL;
+		goto fail;
+	}
+	if (fd >= 0 && ssh_options_set(s, SSH_OPTIONS_FD, &fd) < 0) {
+		ssh_msg(err, errlen, "invalid SSH option", s);
+		rc = PROV_EINVAL;
+		goto fail;
+	}
+	if (ssh_connect(s) != SSH_OK) {
+		char what[340];
+		snprintf(what, sizeof(what), "%s: SSH handshake failed", label);
+		ssh_msg(err, errlen, what, s);
+		rc = PROV_EUNREACHABLE;
+		goto fail;
+	}
+	rc = verify_host(s, host, port, o, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = authenticate(s, label, o, err, errlen);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	ssh_disconnect(s);
+	ssh_free(s);
+	return rc;
+}
+
+static void *jump_relay(void *arg)
+{
+	struct jump *j = arg;
+
+	while (!atomic_load(&j->stop) && ssh_channel_is_open(j->channel) &&
+	       !ssh_channel_is_eof(j->channel)) {
+		if (ssh_event_dopoll(j->event, 100) == SSH_ERROR)
+			break;
+	}
+	/* Tell the target session its transport ended. */
+	shutdown(j->fd, SHUT_RDWR);
+	return NULL;
+}
+
+static void jump_free(struct jump *j)
+{
+	if (!j)
+		return;
+	if (j->running) {
+		atomic_store(&j->stop, 1);
+		pthread_join(j->thread, NULL);
+	}
+	if (j->event) {
+		if (j->to_fd)
+			ssh_event_remove_connector(j->event, j->to_fd);
+		if (j->from_fd)
+			ssh_event_remove_connector(j->event, j->from_fd);
+		ssh_event_free(j->event);
+	}
+	ssh_connector_free(j->to_fd);
+	ssh_connector_free(j->from_fd);
+	if (j->channel) {
+		ssh_channel_close(j->channel);
+		ssh_channel_free(j->channel);
+	}
+	if (j->session) {
+		ssh_disconnect(j->session);
+		ssh_free(j->session);
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->session_fd >= 0)
+		close(j->session_fd);
+	free(j);
+}
+
+/*
+ * Opens the jump session and a direct-tcpip channel to host:port through it;
+ * *fd_out receives the socket the target session should use.
+ */
+static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
+		     const struct transport_opts *o, char *err, size_t errlen)
+{
+	struct jump *j = xcalloc(1, sizeof(*j));
+	char *juser = NULL, *jhost = NULL;
+	int jport, sv[2] = { -1, -1 }, rc, fd;
+	char sub[400];
+
+	j->fd = j->session_fd = -1;
+	*fd_out = -1;
+	rc = parse_hostspec(o->jump, &juser, &jhost, &jport);
+	if (rc < 0) {
+		snprintf(err, errlen, "invalid jump host '%s' (want [user@]host[:port])", o->jump);
+		goto fail;
+	}
+	if (!juser && o->user)
+		juser = xstrdup(o->user);
+	fd = dial(jhost, jport, o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+						      : PROV_DEFAULT_CONNECT_TIMEOUT_MS,
+		  sub, sizeof(sub));
+	if (fd < 0) {
+		snprintf(err, errlen, "jump host: %s", sub);
+		rc = fd;
+		goto fail;
+	}
+	j->session_fd = fd;
+	rc = session_open(&j->session, jhost, jport, juser, fd, o, sub, sizeof(sub));
+	if (rc < 0) {
+		snprintf(err, errlen, "jump host: %s", sub);
+		goto fail;
+	}
+	j->channel = ssh_channel_new(j->session);
+	if (!j->channel ||
+	    ssh_channel_open_forward(j->channel, host, port, "127.0.0.1", 22) != SSH_OK) {
+		snprintf(sub, sizeof(sub), "jump host %s cannot open a channel to %s port %d", jhost,
+			 host, port);
+		ssh_msg(err, errlen, sub, j->session);
+		rc = PROV_EUNREACHABLE;
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		rc = PROV_ERROR;
+		goto fail;
+	}
+	j->fd = sv[1];
+	j->event = ssh_event_new();
+	j->to_fd = ssh_connector_new(j->session);
+	j->from_fd = ssh_connector_new(j->session);
+	if (!j->event || !j->to_fd || !j->from_fd) {
+		snprintf(err, errlen, "cannot set up the jump relay");
+		rc = PROV_ERROR;
+		goto fail;
+	}
+	ssh_connector_set_in_channel(j->to_fd, j->channel, SSH_CONNECTOR_STDOUT);
+	ssh_connector_set_out_fd(j->to_fd, j->fd);
+	ssh_connector_set_in_fd(j->from_fd, j->fd);
+	ssh_connector_set_out_channel(j->from_fd, j->channel, SSH_CONNECTOR_STDOUT);
+	if (ssh_event_add_connector(j->event, j->to_fd) != SSH_OK ||
+	    ssh_event_add_connector(j->event, j->from_fd) != SSH_OK) {
+		snprintf(err, errlen, "cannot set up the jump relay");
+		rc = PROV_ERROR;
+		goto fail;
+	}
+	if (pthread_create(&j->thread, NULL, jump_relay, j) != 0) {
+		snprintf(err, errlen, "cannot start the jump relay thread");
+		rc = PROV_ERROR;
+		goto fail;
+	}
+	j->running = 1;
+	*fd_out = sv[0];
+	*out = j;
+	free(juser);
+	free(jhost);
+	return 0;
+fail:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	jump_free(j);
+	free(juser);
+	free(jhost);
+	return rc;
+}
+
+static void ssh_transport_close(struct transport *t)
+{
+	struct ssh_transport *st = (struct ssh_transport *)t;
+
+	if (st->session) {
+		ssh_disconnect(st->session);
+		ssh_free(st->session);
+	}
+	if (st->fd >= 0)
+		close(st->fd);
+	jump_free(st->jump);
+	free(t->label);
+	free(st);
+}
+
+static int ssh_err_code(struct ssh_transport *st)
+{
+	return ssh_is_connected(st->session) ? PROV_ERROR : PROV_EDISCONNECT;
+}
+
+static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
+{
+	struct ssh_transport *st = (struct ssh_transport *)t;
+	char token[PROV_TOKEN_LEN + 1];
+	struct sbuf line, raw_out, raw_err;
+	ssh_channel ch = NULL;
+	double start = prov_now_ms(), deadline = start + t->cmd_timeout_ms;
+	int rc = PROV_ERROR, status;
+	size_t raw_max = t->max_output + 4096;
+
+	cmd_result_init(r, t->max_output);
+	sbuf_init(&line, 0);
+	sbuf_init(&raw_out, raw_max);
+	sbuf_init(&raw_err, raw_max);
+	t->stats.commands++;
+	if (!ssh_is_connected(st->session)) {
+		rc = prov_fail(t, PROV_EDISCONNECT, "%s: the SSH session is closed", t->label);
+		goto out;
+	}
+	if (prov_frame_build(&line, cmd, token) < 0) {
+		rc = prov_fail(t, PROV_EINVAL, "%s: cannot frame the command", t->label);
+		goto out;
+	}
+	ch = ssh_channel_new(st->session);
+	if (!ch || ssh_channel_open_session(ch) != SSH_OK) {
+		rc = prov_fail(t, ssh_err_code(st), "%s: cannot open a channel: %s", t->label,
+			       ssh_get_error(st->session));
+		goto out;
+	}
+	if (ssh_channel_request_exec(ch, line.buf) != SSH_OK) {
+		rc = prov_fail(t, ssh_err_code(st), "%s: exec request failed: %s", t->label,
+			       ssh_get_error(st->session));
+		goto out;
+	}
+	ssh_channel_send_eof(ch);
+	for (;;) {
+		char buf[16384];
+		int n, m, left = (int)(deadline - prov_now_ms());
+
+		if (left <= 0) {
+			ssh_channel_request_send_signal(ch, "KILL");
+			rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms",
+				       t->label, t->cmd_timeout_ms);
+			goto partial;
+		}
+		n = ssh_channel_read_nonblocking(ch, buf, sizeof(buf), 0);
+		if (n > 0 && sbuf_add(&raw_out, buf, (size_t)n) < 0)
+			goto trunc;
+		m = ssh_channel_read_nonblocking(ch, buf, sizeof(buf), 1);
+		if (m > 0 && sbuf_add(&raw_err, buf, (size_t)m) < 0)
+			goto trunc;
+		if (n == SSH_ERROR || m == SSH_ERROR) {
+			rc = prov_fail(t, ssh_err_code(st), "%s: reading command output: %s",
+				       t->label, ssh_get_error(st->session));
+			goto partial;
+		}
+		if (n > 0 || m > 0)
+			continue;
+		if (ssh_channel_is_eof(ch) || !ssh_channel_is_open(ch))
+			break;
+		/* Wait for stdout (wakes at once) or, at most 20 ms, for stderr. */
+		if (ssh_channel_poll_timeout(ch, left < 20 ? left : 20, 0) == SSH_ERROR) {
+			rc = prov_fail(t, ssh_err_code(st), "%s: reading command output: %s",
+				       t->label, ssh_get_error(st->session));
+			goto partial;
+		}
+	}
+	/* Blocks until the exit status arrives or the channel closes; -1 = none. */
+	status = ssh_channel_get_exit_status(ch);
+	rc = prov_finish_framed(t, r, token, &raw_out, &raw_err, status);
+	if (rc == PROV_ENOSTATUS && status < 0 && !ssh_is_connected(st->session))
+		rc = prov_fail(t, PROV_EDISCONNECT, "%s: the connection broke during the command",
+			       t->label);
+	goto out;
+trunc:
+	ssh_channel_request_send_signal(ch, "KILL");
+	rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label, t->max_output);
+partial: {
+		int ignored;
+		prov_frame_parse(raw_out.buf, raw_out.len, token, 0, &r->out, &ignored);
+		prov_frame_parse(raw_err.buf, raw_err.len, token, 0, &r->err, &ignored);
+	}
+out:
+	if (ch) {
+		if (ssh_channel_is_open(ch))
+			ssh_channel_close(ch);
+		ssh_channel_free(ch);
+	}
+	r->elapsed_ms = prov_now_ms() - start;
+	t->stats.command_ms += r->elapsed_ms;
+	sbuf_release(&line);
+	sbuf_release(&raw_out);
+	sbuf_release(&raw_err);
+	return rc;
+}
+
+static const struct transport_ops ssh_ops = {
+	.name = "ssh",
+	.run = ssh_run,
+	.run_cmd = prov_run_cmd_rendered,
+	.close = ssh_transport_close,
+};
+
+int transport_ssh_open(struct transport **out, const struct transport_opts *o, char *errmsg,
+		       size_t errmsg_len)
+{
+	struct ssh_transport *st = NULL;
+	char err[512] = "", *label = NULL;
+	int port = o->port > 0 ? o->port : 22, rc, fd = -1, connects = 0;
+	int ctmo = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : PROV_DEFAULT_CONNECT_TIMEOUT_MS;
+	double t0 = prov_now_ms();
+	struct jump *jump = NULL;
+	ssh_session s = NULL;
+
+	*out = NULL;
+	if (prov_init() < 0) {
+		snprintf(err, sizeof(err), "libssh failed to initialise");
+		rc = PROV_ERROR;
+		goto fail;
+	}
+	if (!o->host || !*o->host) {
+		snprintf(err, sizeof(err), "no host given");
+		rc = PROV_EINVAL;
+		goto fail;
+	}
+	label = xasprintf("%s%s%s:%d", o->user ? o->user : "", o->user ? "@" : "", o->host, port);
+	if (o->jump) {
+		rc = jump_open(&jump, &fd, o->host, port, o, err, sizeof(err));
+		if (rc < 0)
+			goto fail;
+		connects++;
+	} else if (o->connect_to) {
+		char *u = NULL, *h = NULL;
+		int p;
+
+		if (parse_hostspec(o->connect_to, &u, &h, &p) < 0 || u) {
+			free(u);
+			free(h);
+			snprintf(err, sizeof(err), "invalid connect_to '%s' (want host:port)",
+				 o->connect_to);
+			rc = PROV_EINVAL;
+			goto fail;
+		}
+		fd = dial(h, p, ctmo, err, sizeof(err));
+		free(h);
+		if (fd < 0) {
+			rc = fd;
+			goto fail;
+		}
+	} else if (!o->proxy_command) {
+		fd = dial(o->host, port, ctmo, err, sizeof(err));
+		if (fd < 0) {
+			rc = fd;
+			goto fail;
+		}
+	}
+	rc = session_open(&s, o->host, port, o->user, fd, o, err, sizeof(err));
+	if (rc < 0)
+		goto fail;
+	connects++;
+	{
+		/* From here on the libssh timeout bounds single blocking steps of a command. */
+		long ctm = ((o->cmd_timeout_ms > 0 ? o->cmd_timeout_ms : PROV_DEFAULT_CMD_TIMEOUT_MS) + 999) / 1000;
+		ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &ctm);
+	}
+	st = xcalloc(1, sizeof(*st));
+	prov_transport_init(&st->base, &ssh_ops, label, o->cmd_timeout_ms, o->max_output);
+	st->session = s;
+	st->fd = fd;
+	st->jump = jump;
+	st->base.stats.connects = (unsigned long)connects;
+	st->base.stats.connect_ms = prov_now_ms() - t0;
+	*out = &st->base;
+	free(label);
 	if (errmsg && errmsg_len)
 		errmsg[0] = '\0';
-	return PROV_ERROR;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	jump_free(jump);
+	if (errmsg && errmsg_len) {
+		if (label && strncmp(err, label, strlen(label)) != 0)
+			snprintf(errmsg, errmsg_len, "%s: %s", label, err);
+		else
+			snprintf(errmsg, errmsg_len, "%s", err);
+	}
+	free(label);
+	return rc;
 }
