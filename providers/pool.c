@@ -6,6 +6,7 @@
 #include "providers/transport.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 
 struct pool {
 	pthread_mutex_t lock;
