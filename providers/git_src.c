@@ -27,7 +27,7 @@ struct git_src {
 	char *repo_path; /* the repository read (the cache for a URL) */
 	char *lock_path; /* flock'd around cache init and fetch (URL only) */
 	char *ref;       /* default ref, NULL = HEAD */
-	char *ssh_key, *ssh_pubkey, *ssh_passphrase_env;
+	char *ssh_key, *ssh_pubkey, *ssh_passphrase_env, *ssh_known_hosts;
 	char *https_user;
 	char *token; /* secret: wiped on free */
 	int allow_foreign_owner;
@@ -422,6 +422,13 @@ int git_src_open(struct git_src **out, const struct git_src_opts *o, char **err)
 		g->ssh_pubkey = xstrdup(o->ssh_pubkey);
 	if (o->ssh_passphrase_env)
 		g->ssh_passphrase_env = xstrdup(o->ssh_passphrase_env);
+	if (o->ssh_known_hosts) {
+		if (access(o->ssh_known_hosts, R_OK) < 0) {
+			*err = xasprintf("known_hosts %s: %s", o->ssh_known_hosts, strerror(errno));
+			goto out;
+		}
+		g->ssh_known_hosts = xstrdup(o->ssh_known_hosts);
+	}
 	if (o->https_user)
 		g->https_user = xstrdup(o->https_user);
 	if (load_token(g, o, err) < 0)
@@ -473,6 +480,7 @@ void git_src_free(struct git_src *g)
 	free(g->ssh_key);
 	free(g->ssh_pubkey);
 	free(g->ssh_passphrase_env);
+	free(g->ssh_known_hosts);
 	free(g->https_user);
 	free_secret(g->token);
 	free(g->cb_err);
@@ -553,6 +561,160 @@ static int sideband_cb(const char *str, int len, void *payload)
 	return check_limits(payload);
 }
 
+/* ---- SSH host key check against a known_hosts file ---------------- */
+
+#define KNOWN_HOSTS_MAX (1u << 20)
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes base64 (with optional '=' padding); caller frees *out. */
+static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *outlen)
+{
+	unsigned char *o = xmalloc(n / 4 * 3 + 3);
+	unsigned acc = 0;
+	int bits = 0;
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int v;
+
+		if (in[i] == '=')
+			break;
+		if ((v = b64val((unsigned char)in[i])) < 0) {
+			free(o);
+			return -1;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[len++] = (unsigned char)(acc >> bits);
+		}
+	}
+	*out = o;
+	*outlen = len;
+	return 0;
+}
+
+/* Host and port of an ssh:// or scp-like URL (port 22 by default). */
+static void ssh_url_port(const char *url, int *port)
+{
+	const char *p = strstr(url, "://"), *end, *colon;
+
+	*port = 22;
+	if (!p)
+		return;
+	p += 3;
+	end = p + strcspn(p, "/");
+	for (const char *q = p; q < end; q++)
+		if (*q == '@')
+			p = q + 1;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+		colon = rb && rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(p, ':', (size_t)(end - p));
+	}
+	if (colon)
+		*port = atoi(colon + 1);
+}
+
+/* 1 if one of the comma-separated patterns names host:port. */
+static int known_host_matches(const char *pats, size_t n, const char *host, int port)
+{
+	char *want = port == 22 ? xstrdup(host) : xasprintf("[%s]:%d", host, port);
+	size_t wl = strlen(want);
+	int hit = 0;
+
+	while (n && !hit) {
+		size_t k = 0;
+
+		while (k < n && pats[k] != ',')
+			k++;
+		hit = k == wl && memcmp(pats, want, wl) == 0;
+		pats += k;
+		n -= k;
+		if (n) {
+			pats++;
+			n--;
+		}
+	}
+	free(want);
+	return hit;
+}
+
+static int cert_cb(git_cert *cert, int valid, const char *host, void *payload)
+{
+	struct git_src *g = payload;
+	git_cert_hostkey *hk = (git_cert_hostkey *)cert;
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	int port, host_seen = 0, rc = GIT_ECERTIFICATE;
+
+	(void)valid;
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2 || !g->ssh_known_hosts)
+		return GIT_PASSTHROUGH; /* TLS: libgit2's verification stands */
+	if (!(hk->type & GIT_CERT_SSH_RAW) || !hk->hostkey) {
+		set_cb_err(g, xasprintf("%s: the SSH library gave no raw host key to check",
+					g->display));
+		return GIT_ECERTIFICATE;
+	}
+	if (read_file(g->ssh_known_hosts, KNOWN_HOSTS_MAX, &buf, &len) < 0) {
+		set_cb_err(g, xasprintf("known_hosts %s: %s", g->ssh_known_hosts, strerror(errno)));
+		return GIT_ECERTIFICATE;
+	}
+	ssh_url_port(g->url, &port);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *f[3];
+		size_t fl[3];
+		const char *p = line;
+		unsigned char *key = NULL;
+		size_t keylen = 0;
+		int nf = 0;
+
+		while (nf < 3) {
+			p += strspn(p, " \t\r");
+			if (!*p || *p == '#')
+				break;
+			f[nf] = p;
+			fl[nf] = strcspn(p, " \t\r");
+			p += fl[nf];
+			nf++;
+		}
+		if (nf < 3 || f[0][0] == '@' || f[0][0] == '|')
+			continue; /* comment, marker (@revoked, @cert-authority), hashed */
+		if (!known_host_matches(f[0], fl[0], host, port))
+			continue;
+		host_seen = 1;
+		if (b64_decode(f[2], fl[2], &key, &keylen) == 0 && keylen == hk->hostkey_len &&
+		    memcmp(key, hk->hostkey, keylen) == 0)
+			rc = 0;
+		free(key);
+		if (rc == 0)
+			break;
+	}
+	free(buf);
+	if (rc != 0)
+		set_cb_err(g, xasprintf(host_seen ? "%s: the host key of %s does not match %s "
+						    "(someone may be intercepting the connection)"
+						  : "%s: %s is not in %s",
+					g->display, host, g->ssh_known_hosts));
+	return rc;
+}
+
 /* Where a full ref outside heads/tags is kept in the cache. */
 static char *other_ref_local(const char *ref)
 {
@@ -631,6 +793,7 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
 		goto out;
 	}
 	fo.callbacks.credentials = cred_cb;
+	fo.callbacks.certificate_check = cert_cb;
 	fo.callbacks.transfer_progress = progress_cb;
 	fo.callbacks.sideband_progress = sideband_cb;
 	fo.callbacks.payload = g;

@@ -63,6 +63,10 @@ struct git_src_opts {
 	const char *ssh_key;
 	const char *ssh_pubkey;
 	const char *ssh_passphrase_env;
+	/* known_hosts file the server's host key must be in (plain host names
+	 * or [host]:port; hashed |1| entries are not matched). NULL = libgit2's
+	 * default, which checks ~/.ssh/known_hosts. */
+	const char *ssh_known_hosts;
 	/* HTTPS: the token is taken from the environment variable named
 	 * token_env, else from the first line of token_file (never from the
 	 * command line). https_user defaults to the URL's user, else

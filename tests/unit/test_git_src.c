@@ -662,6 +662,12 @@ T_TEST(token_options)
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err, "ssh key /nonexistent/id_ed25519");
 	free(err);
+	err = NULL;
+	o.ssh_key = NULL;
+	o.ssh_known_hosts = "/nonexistent/known_hosts";
+	T_CHECK(git_src_open(&g, &o, &err) < 0);
+	T_CONTAINS(err, "known_hosts /nonexistent/known_hosts");
+	free(err);
 	free(cache);
 	free(tokfile);
 	free(empty);
