@@ -1,11 +1,372 @@
-#include <stdio.h>
+/* plumb config: the resolved configuration, secrets redacted. */
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "reconciler/cli.h"
+#include "reconciler/load.h"
+#include "state/config.h"
+
+static const char *secret_state(const struct config *c, const char *secret)
+{
+	int available = 0;
+	const char *v = config_secret_value(c, secret, &available);
+
+	if (!v)
+		return c->secrets && secrets_skipped(c->secrets) ? "unavailable" : "not defined";
+	return available ? "set" : "unavailable";
+}
+
+static void print_env(const struct config *c, const struct cfg_env *e, const char *indent)
+{
+	for (size_t i = 0; i < e->clear.n; i++)
+		printf("%s%s=%s\n", indent, e->clear.keys[i], e->clear.vals[i]);
+	for (size_t i = 0; i < e->secret.n; i++) {
+		const char *sec = e->secret.vals[i];
+		if (strcmp(sec, e->secret.keys[i]) == 0)
+			printf("%s%s=(secret, %s; value hidden)\n", indent, e->secret.keys[i],
+			       secret_state(c, sec));
+		else
+			printf("%s%s=(secret %s, %s; value hidden)\n", indent, e->secret.keys[i], sec,
+			       secret_state(c, sec));
+	}
+}
+
+static void print_kvs_line(const char *label, const struct kvs *m, const char *indent)
+{
+	if (!m->n)
+		return;
+	printf("%s%s:", indent, label);
+	for (size_t i = 0; i < m->n; i++)
+		printf(" %s=%s", m->keys[i], m->vals[i]);
+	putchar('\n');
+}
+
+static void print_proxy(const struct cfg_proxy *p, const char *indent)
+{
+	printf("%sproxy:", indent);
+	if (p->hosts.n) {
+		printf(" host");
+		for (size_t i = 0; i < p->hosts.n; i++)
+			printf("%s%s", i ? "," : " ", p->hosts.v[i]);
+	}
+	printf(" ssl=%s", p->ssl == 1 ? (p->ssl_certificate_secret ? "custom certificate" : "automatic") : "off");
+	printf(" app_port=%d", p->app_port ? p->app_port : 80);
+	printf(" healthcheck=%s", p->healthcheck_path ? p->healthcheck_path : "/up");
+	if (p->response_timeout)
+		printf(" response_timeout=%d", p->response_timeout);
+	for (size_t i = 0; i < p->path_prefixes.n; i++)
+		printf(" path_prefix=%s", p->path_prefixes.v[i]);
+	putchar('\n');
+}
+
+static void print_text(const struct config *c)
+{
+	const struct cfg_registry *r = &c->registry;
+
+	printf("Configuration: %s%s%s\n", c->file, c->destination ? " + destination " : "",
+	       c->destination ? c->destination : "");
+	printf("Service: %s\n", c->service);
+	printf("Image: %s%s%s\n", r->server ? r->server : "", r->server ? "/" : "", c->image);
+	if (r->local)
+		printf("Registry: %s (local registry: hosts pull through an SSH reverse tunnel)\n", r->server);
+	else
+		printf("Registry: %s (user %s%s, password %s)\n", r->server ? r->server : "Docker Hub",
+		       r->username ? r->username : r->username_secret ? "from secret " : "",
+		       r->username ? "" : r->username_secret ? r->username_secret : "",
+		       r->password_secret ? (strcmp(secret_state(c, r->password_secret), "set") == 0 ?
+						     "from secret, hidden" :
+						     "from secret, unavailable") :
+					    "given in the file, hidden");
+	printf("Primary role: %s\n", c->primary_role);
+	printf("\nRoles:\n");
+	for (size_t i = 0; i < c->nroles; i++) {
+		const struct cfg_role *ro = &c->roles[i];
+		struct cfg_env env = { 0 };
+		struct kvs labels = { 0 };
+		struct cfg_logging lg = { 0 };
+
+		printf("  %s%s\n", ro->name, strcmp(ro->name, c->primary_role) == 0 ? " (primary)" : "");
+		printf("    hosts:");
+		for (size_t j = 0; j < ro->nhosts; j++) {
+			printf(" %s", ro->hosts[j].addr);
+			if (ro->hosts[j].tags.n) {
+				printf(" [");
+				for (size_t t = 0; t < ro->hosts[j].tags.n; t++)
+					printf("%s%s", t ? ", " : "", ro->hosts[j].tags.v[t]);
+				printf("]");
+			}
+		}
+		putchar('\n');
+		printf("    cmd: %s\n", ro->cmd ? ro->cmd : "(image default)");
+		config_role_env(c, ro, NULL, &env);
+		if (env.clear.n || env.secret.n) {
+			printf("    env:\n");
+			print_env(c, &env, "      ");
+		}
+		for (size_t j = 0; j < ro->nhosts; j++) {
+			struct cfg_env henv = { 0 };
+			if (!ro->hosts[j].tags.n)
+				continue;
+			config_role_env(c, ro, ro->hosts[j].addr, &henv);
+			printf("    env on %s:\n", ro->hosts[j].addr);
+			print_env(c, &henv, "      ");
+			cfg_env_clear(&henv);
+		}
+		config_role_labels(c, ro, &labels);
+		print_kvs_line("labels", &labels, "    ");
+		print_kvs_line("options", &ro->options, "    ");
+		config_role_logging(c, ro, &lg);
+		if (lg.set) {
+			printf("    logging: driver=%s", lg.driver ? lg.driver : "(default)");
+			for (size_t k = 0; k < lg.options.n; k++)
+				printf(" %s=%s", lg.options.keys[k], lg.options.vals[k]);
+			putchar('\n');
+		}
+		if (ro->running_proxy)
+			print_proxy(&ro->proxy, "    ");
+		else
+			printf("    proxy: off\n");
+		cfg_env_clear(&env);
+		kvs_clear(&labels);
+		cfg_logging_clear(&lg);
+	}
+	if (c->volumes.n) {
+		printf("\nVolumes:\n");
+		for (size_t i = 0; i < c->volumes.n; i++)
+			printf("  %s\n", c->volumes.v[i]);
+	}
+	if (c->naccessories) {
+		printf("\nAccessories:\n");
+		for (size_t i = 0; i < c->naccessories; i++) {
+			const struct cfg_accessory *a = &c->accessories[i];
+			printf("  %s (container %s, image %s)\n", a->name, a->service, a->image ? a->image : "?");
+			printf("    hosts:");
+			for (size_t j = 0; j < a->hosts.n; j++)
+				printf(" %s", a->hosts.v[j]);
+			putchar('\n');
+			for (size_t j = 0; j < a->ports.n; j++)
+				printf("    port: %s\n", a->ports.v[j]);
+			if (a->cmd)
+				printf("    cmd: %s\n", a->cmd);
+			if (a->env.clear.n || a->env.secret.n) {
+				printf("    env:\n");
+				print_env(c, &a->env, "      ");
+			}
+			for (size_t j = 0; j < a->ndirectories; j++)
+				printf("    directory: %s -> %s ($HOME/%s/%s on the host)\n", a->directories[j].local,
+				       a->directories[j].remote, a->service, a->directories[j].local);
+			for (size_t j = 0; j < a->nfiles; j++)
+				printf("    file: %s -> %s\n", a->files[j].local, a->files[j].remote);
+			for (size_t j = 0; j < a->volumes.n; j++)
+				printf("    volume: %s\n", a->volumes.v[j]);
+			print_kvs_line("labels", &a->labels, "    ");
+			print_kvs_line("options", &a->options, "    ");
+			if (strcmp(a->network, "kamal") != 0)
+				printf("    network: %s\n", a->network);
+		}
+	}
+	printf("\nSSH: %s@<host>:%d", c->ssh.user, c->ssh.port);
+	if (c->ssh.proxy)
+		printf(" via %s", c->ssh.proxy);
+	if (c->ssh.proxy_command)
+		printf(" via proxy command%s", c->trust.trusted ? "" : " (not used: untrusted)");
+	putchar('\n');
+	printf("Boot: %s", c->boot.limit ? "" : "all hosts at once");
+	if (c->boot.limit)
+		printf("%d%s at a time", c->boot.limit, c->boot.limit_percent ? "%" : " hosts");
+	if (c->boot.wait)
+		printf(", wait %ds between groups", c->boot.wait);
+	putchar('\n');
+	printf("Retain containers: %d; readiness delay %ds; deploy timeout %ds; drain timeout %ds\n",
+	       c->retain_containers, c->readiness_delay, c->deploy_timeout, c->drain_timeout);
+}
+
+static json_t *env_json(const struct config *c, const struct cfg_env *e)
+{
+	json_t *o = json_object(), *clear = json_object(), *sec = json_object();
+
+	for (size_t i = 0; i < e->clear.n; i++)
+		json_object_set_new(clear, e->clear.keys[i], json_string(e->clear.vals[i]));
+	for (size_t i = 0; i < e->secret.n; i++) {
+		json_t *s = json_object();
+		json_object_set_new(s, "secret", json_string(e->secret.vals[i]));
+		json_object_set_new(s, "state", json_string(secret_state(c, e->secret.vals[i])));
+		json_object_set_new(sec, e->secret.keys[i], s);
+	}
+	json_object_set_new(o, "clear", clear);
+	json_object_set_new(o, "secret", sec);
+	return o;
+}
+
+static json_t *kvs_json(const struct kvs *m)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < m->n; i++)
+		json_object_set_new(o, m->keys[i], json_string(m->vals[i]));
+	return o;
+}
+
+static json_t *strvec_json(const struct strvec *v)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < v->n; i++)
+		json_array_append_new(a, json_string(v->v[i]));
+	return a;
+}
+
+static json_t *proxy_json(const struct cfg_proxy *p)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "hosts", strvec_json(&p->hosts));
+	json_object_set_new(o, "ssl", json_boolean(p->ssl == 1));
+	json_object_set_new(o, "custom_certificate", json_boolean(p->ssl_certificate_secret != NULL));
+	json_object_set_new(o, "app_port", json_integer(p->app_port ? p->app_port : 80));
+	json_object_set_new(o, "healthcheck_path", json_string(p->healthcheck_path ? p->healthcheck_path : "/up"));
+	json_object_set_new(o, "path_prefixes", strvec_json(&p->path_prefixes));
+	json_object_set_new(o, "run", kvs_json(&p->run));
+	return o;
+}
+
+static json_t *config_json(const struct config *c)
+{
+	json_t *o = json_object(), *roles = json_array(), *accs = json_array(), *reg = json_object();
+	json_t *off = json_array();
+
+	json_object_set_new(o, "file", json_string(c->file));
+	json_object_set_new(o, "destination", c->destination ? json_string(c->destination) : json_null());
+	json_object_set_new(o, "service", json_string(c->service));
+	json_object_set_new(o, "image", json_string(c->image));
+	json_object_set_new(reg, "server", c->registry.server ? json_string(c->registry.server) : json_null());
+	json_object_set_new(reg, "local", json_boolean(c->registry.local));
+	json_object_set_new(reg, "username", c->registry.username ? json_string(c->registry.username) : json_null());
+	json_object_set_new(reg, "password", json_string(c->registry.password_secret ?
+		secret_state(c, c->registry.password_secret) : c->registry.password ? "hidden" : "none"));
+	json_object_set_new(o, "registry", reg);
+	json_object_set_new(o, "primary_role", json_string(c->primary_role));
+	for (size_t i = 0; i < c->nroles; i++) {
+		const struct cfg_role *r = &c->roles[i];
+		json_t *ro = json_object(), *hosts = json_array();
+		struct cfg_env env = { 0 };
+		struct kvs labels = { 0 };
+
+		for (size_t j = 0; j < r->nhosts; j++) {
+			json_t *h = json_object();
+			struct cfg_env henv = { 0 };
+			json_object_set_new(h, "host", json_string(r->hosts[j].addr));
+			json_object_set_new(h, "tags", strvec_json(&r->hosts[j].tags));
+			config_role_env(c, r, r->hosts[j].addr, &henv);
+			json_object_set_new(h, "env", env_json(c, &henv));
+			cfg_env_clear(&henv);
+			json_array_append_new(hosts, h);
+		}
+		json_object_set_new(ro, "name", json_string(r->name));
+		json_object_set_new(ro, "hosts", hosts);
+		json_object_set_new(ro, "cmd", r->cmd ? json_string(r->cmd) : json_null());
+		config_role_env(c, r, NULL, &env);
+		json_object_set_new(ro, "env", env_json(c, &env));
+		config_role_labels(c, r, &labels);
+		json_object_set_new(ro, "labels", kvs_json(&labels));
+		json_object_set_new(ro, "options", kvs_json(&r->options));
+		json_object_set_new(ro, "proxy", r->running_proxy ? proxy_json(&r->proxy) : json_false());
+		cfg_env_clear(&env);
+		kvs_clear(&labels);
+		json_array_append_new(roles, ro);
+	}
+	json_object_set_new(o, "roles", roles);
+	json_object_set_new(o, "volumes", strvec_json(&c->volumes));
+	for (size_t i = 0; i < c->naccessories; i++) {
+		const struct cfg_accessory *a = &c->accessories[i];
+		json_t *ao = json_object(), *dirs = json_array();
+		json_object_set_new(ao, "name", json_string(a->name));
+		json_object_set_new(ao, "service", json_string(a->service));
+		json_object_set_new(ao, "image", a->image ? json_string(a->image) : json_null());
+		json_object_set_new(ao, "hosts", strvec_json(&a->hosts));
+		json_object_set_new(ao, "ports", strvec_json(&a->ports));
+		json_object_set_new(ao, "cmd", a->cmd ? json_string(a->cmd) : json_null());
+		json_object_set_new(ao, "env", env_json(c, &a->env));
+		for (size_t j = 0; j < a->ndirectories; j++) {
+			json_t *d = json_object();
+			json_object_set_new(d, "local", json_string(a->directories[j].local));
+			json_object_set_new(d, "remote", json_string(a->directories[j].remote));
+			json_array_append_new(dirs, d);
+		}
+		json_object_set_new(ao, "directories", dirs);
+		json_object_set_new(ao, "volumes", strvec_json(&a->volumes));
+		json_object_set_new(ao, "labels", kvs_json(&a->labels));
+		json_object_set_new(ao, "options", kvs_json(&a->options));
+		json_object_set_new(ao, "network", json_string(a->network));
+		json_array_append_new(accs, ao);
+	}
+	json_object_set_new(o, "accessories", accs);
+	json_object_set_new(o, "ssh", json_pack("{s:s, s:i, s:o}", "user", c->ssh.user, "port", c->ssh.port,
+					      "proxy", c->ssh.proxy ? json_string(c->ssh.proxy) : json_null()));
+	json_object_set_new(o, "boot", json_pack("{s:i, s:b, s:i}", "limit", c->boot.limit, "limit_percent",
+					       c->boot.limit_percent, "wait", c->boot.wait));
+	json_object_set_new(o, "retain_containers", json_integer(c->retain_containers));
+	json_object_set_new(o, "trusted", json_boolean(c->trust.trusted));
+	for (int b = 0; b < TRUST_OFF_COUNT; b++)
+		if (c->trust.turned_off & (1u << b))
+			json_array_append_new(off, json_string(trust_off_describe((enum trust_off)(1u << b))));
+	json_object_set_new(o, "turned_off", off);
+	return o;
+}
 
 int cmd_config(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("plumb config: the configuration loader is being built\n", stderr);
-	return REC_EXIT_ERROR;
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "destination", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "trusted", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rec_load_opts lo = { 0 };
+	struct rec_loaded ld = { 0 };
+	int json = 0, ch, rc = REC_EXIT_ERROR;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:d:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			lo.config_path = optarg;
+			break;
+		case 'd':
+			lo.destination = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 't':
+			lo.trusted = 1;
+			break;
+		default:
+			rec_print_usage(rec_find_command("config"), stderr);
+			return REC_EXIT_ERROR;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "plumb config: unexpected argument '%s'\n", argv[optind]);
+		return REC_EXIT_ERROR;
+	}
+	if (rec_load(&ld, &lo) < 0)
+		goto out;
+	if (json) {
+		json_t *o = config_json(ld.config);
+		if (json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+			rc = REC_EXIT_ERROR;
+		else
+			rc = REC_EXIT_OK;
+		putchar('\n');
+		json_decref(o);
+	} else {
+		print_text(ld.config);
+		rc = REC_EXIT_OK;
+	}
+	rec_report_trust(ld.config, stderr);
+out:
+	rec_loaded_release(&ld);
+	return rc;
 }

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.." || exit 1
 passed=0; failed=0; broken=""
 out=$(mktemp)
 for bin in "$@"; do
-	"$bin" >"$out" 2>&1
+	# a hung test is a failure, not a hung CI run
+	timeout "${UNIT_TIMEOUT:-300}" "$bin" >"$out" 2>&1
 	rc=$?
 	cat "$out"
 	line=$(grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)

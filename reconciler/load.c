@@ -1,0 +1,76 @@
+#include "reconciler/load.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/util.h"
+
+void rec_split_config_path(const char *path, char **root, char **relfile)
+{
+	const char *slash;
+	size_t dirlen;
+
+	if (!path)
+		path = "config/deploy.yml";
+	slash = strrchr(path, '/');
+	if (!slash) {
+		*root = xstrdup(".");
+		*relfile = xstrdup(path);
+		return;
+	}
+	dirlen = (size_t)(slash - path);
+	if ((dirlen == 6 && strncmp(path, "config", 6) == 0) ||
+	    (dirlen > 6 && strncmp(slash - 7, "/config", 7) == 0)) {
+		size_t rootlen = dirlen >= 7 ? dirlen - 7 : 0;
+		*root = rootlen ? xstrndup(path, rootlen) : xstrdup(dirlen == 6 ? "." : "/");
+		*relfile = xasprintf("config/%s", slash + 1);
+		return;
+	}
+	*root = xstrdup(".");
+	*relfile = xstrdup(path);
+}
+
+int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
+{
+	struct diags d = { 0 };
+	struct config_opts co = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rec_split_config_path(o->config_path, &out->root, &out->relfile);
+	source_dir_new(&out->src, out->root);
+	co.file = out->relfile;
+	co.destination = o->destination;
+	co.trusted = o->trusted;
+	rc = config_load(&out->config, out->src, &co, &d);
+	if (d.n) {
+		/* messages name files relative to the repository root: say where that is */
+		if (strcmp(out->root, ".") != 0)
+			fprintf(stderr, "plumb: in %s/:\n", out->root);
+		diags_print(&d, stderr);
+	}
+	if (rc < 0)
+		fprintf(stderr, "plumb: %zu error%s in the configuration; nothing was changed\n", d.errors,
+			d.errors == 1 ? "" : "s");
+	diags_clear(&d);
+	return rc;
+}
+
+void rec_loaded_release(struct rec_loaded *l)
+{
+	config_free(l->config);
+	source_free(l->src);
+	free(l->root);
+	free(l->relfile);
+	memset(l, 0, sizeof(*l));
+}
+
+void rec_report_trust(const struct config *c, FILE *f)
+{
+	if (c->trust.trusted || !c->trust.turned_off)
+		return;
+	fprintf(f, "plumb: untrusted run (pass --trusted for a source you trust); turned off:\n");
+	for (int b = 0; b < TRUST_OFF_COUNT; b++)
+		if (c->trust.turned_off & (1u << b))
+			fprintf(f, "  - %s\n", trust_off_describe((enum trust_off)(1u << b)));
+}

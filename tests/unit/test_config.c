@@ -1,0 +1,595 @@
+/*
+ * The deploy.yml model: key families, merging, destinations, scalar
+ * conversion, trust switches, error messages, and Kamal's fixtures as a
+ * conformance corpus.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state/config.h"
+#include "tests/unit/t.h"
+
+static char tmpl_dir[256];
+
+static void write_text(const char *dir, const char *rel, const char *text)
+{
+	char path[512], *slash;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	for (slash = strchr(path + strlen(dir) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0700);
+		*slash = '/';
+	}
+	f = fopen(path, "w");
+	if (!f)
+		abort();
+	fputs(text, f);
+	fclose(f);
+}
+
+static void rm_rf(const char *dir)
+{
+	char *cmd = xasprintf("rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", dir);
+	free(cmd);
+}
+
+struct loadres {
+	struct config *c;
+	char *errors;
+	int rc;
+};
+
+static const char *fake_env(const char *name, void *ctx)
+{
+	(void)ctx;
+	if (strcmp(name, "DEPLOY_HOST") == 0)
+		return "10.9.9.9";
+	if (strcmp(name, "CANARY_ENV") == 0)
+		return "env-canary-8b1f";
+	return NULL;
+}
+
+/* Loads deploy.yml text (+ optional overlay and secrets) from a fresh repo dir. */
+static struct loadres load3(const char *yml, const char *dest, const char *dest_yml,
+			    const char *secrets, int trusted)
+{
+	struct loadres r = { 0 };
+	struct source *src = NULL;
+	struct diags d = { 0 };
+	struct config_opts o = { 0 };
+
+	snprintf(tmpl_dir, sizeof(tmpl_dir), "/tmp/plumb-test-config-XXXXXX");
+	if (!mkdtemp(tmpl_dir))
+		abort();
+	write_text(tmpl_dir, "config/deploy.yml", yml);
+	if (dest && dest_yml) {
+		char *rel = xasprintf("config/deploy.%s.yml", dest);
+		write_text(tmpl_dir, rel, dest_yml);
+		free(rel);
+	}
+	if (secrets)
+		write_text(tmpl_dir, ".kamal/secrets", secrets);
+	source_dir_new(&src, tmpl_dir);
+	o.destination = dest;
+	o.trusted = trusted;
+	o.getenv_fn = fake_env;
+	r.rc = config_load(&r.c, src, &o, &d);
+	r.errors = diags_to_string(&d);
+	diags_clear(&d);
+	source_free(src);
+	rm_rf(tmpl_dir);
+	return r;
+}
+
+static struct loadres load(const char *yml)
+{
+	return load3(yml, NULL, NULL, NULL, 0);
+}
+
+static void res_free(struct loadres *r)
+{
+	config_free(r->c);
+	free(r->errors);
+}
+
+/* Stops the test (freeing the result) when the load failed, showing why. */
+#define REQ_OK(r)                                                               \
+	do {                                                                    \
+		t_checks++;                                                     \
+		if ((r).rc != 0) {                                              \
+			T_FAIL_AT("load failed:\n%s", (r).errors);              \
+			res_free(&(r));                                         \
+			return;                                                 \
+		}                                                               \
+	} while (0)
+
+#define BASE "service: app\nimage: dhh/app\nregistry:\n  username: user\n  password: pw\n"
+
+T_TEST(simple_servers_make_web_role)
+{
+	struct loadres r = load(BASE "servers:\n  - 1.1.1.1\n  - 1.1.1.2\n");
+	REQ_OK(r);
+	T_INTEQ(r.c->nroles, 1);
+	T_STREQ(r.c->roles[0].name, "web");
+	T_INTEQ(r.c->roles[0].nhosts, 2);
+	T_STREQ(r.c->roles[0].hosts[1].addr, "1.1.1.2");
+	T_CHECK(r.c->roles[0].running_proxy);
+	T_INTEQ(r.c->retain_containers, 5);
+	T_STREQ(r.c->ssh.user, "root");
+	T_INTEQ(r.c->ssh.port, 22);
+	res_free(&r);
+}
+
+T_TEST(roles_hash_hosts_tags_cmd_options)
+{
+	struct loadres r = load(BASE "servers:\n"
+				     "  web:\n    - 1.1.1.1: site1\n    - 1.1.1.2: [site1, experimental]\n"
+				     "  workers:\n    hosts:\n      - 1.1.1.3\n    cmd: bin/jobs\n"
+				     "    options:\n      memory: 2g\n      cpus: 4\n    stop_timeout: 30\n"
+				     "    labels:\n      my-label: workers\n");
+	const struct cfg_role *w;
+	REQ_OK(r);
+	T_INTEQ(r.c->nroles, 2);
+	T_STREQ(r.c->roles[0].name, "web");
+	T_INTEQ(r.c->roles[0].hosts[1].tags.n, 2);
+	T_STREQ(r.c->roles[0].hosts[1].tags.v[1], "experimental");
+	w = config_role(r.c, "workers");
+	T_REQUIRE(w != NULL);
+	T_STREQ(w->cmd, "bin/jobs");
+	T_STREQ(kvs_get(&w->options, "memory"), "2g");
+	T_STREQ(kvs_get(&w->options, "cpus"), "4");
+	T_INTEQ(w->stop_timeout, 30);
+	T_CHECK(!w->running_proxy);
+	res_free(&r);
+}
+
+T_TEST(env_merge_root_role_tags)
+{
+	struct loadres r = load3(BASE "servers:\n"
+				      "  web:\n    - 1.1.1.1: site1\n    - 1.1.1.2\n"
+				      "  job:\n    hosts: [1.1.1.3]\n    env:\n      clear:\n        ROLE: job\n"
+				      "      secret:\n        - DB_PASSWORD:JOB_DB_PASSWORD\n"
+				      "env:\n  clear:\n    ROLE: none\n    A: root\n  secret:\n    - RAILS_MASTER_KEY\n"
+				      "  tags:\n    site1:\n      A: site1\n",
+				 NULL, NULL, "RAILS_MASTER_KEY=abc\nJOB_DB_PASSWORD=xyz\n", 0);
+	struct cfg_env e1 = { 0 }, e2 = { 0 }, ej = { 0 };
+	REQ_OK(r);
+	config_role_env(r.c, config_role(r.c, "web"), "1.1.1.1", &e1);
+	config_role_env(r.c, config_role(r.c, "web"), "1.1.1.2", &e2);
+	config_role_env(r.c, config_role(r.c, "job"), "1.1.1.3", &ej);
+	T_STREQ(kvs_get(&e1.clear, "A"), "site1");
+	T_STREQ(kvs_get(&e2.clear, "A"), "root");
+	T_STREQ(kvs_get(&ej.clear, "ROLE"), "job");
+	T_STREQ(kvs_get(&ej.secret, "DB_PASSWORD"), "JOB_DB_PASSWORD");
+	T_STREQ(kvs_get(&ej.secret, "RAILS_MASTER_KEY"), "RAILS_MASTER_KEY");
+	cfg_env_clear(&e1);
+	cfg_env_clear(&e2);
+	cfg_env_clear(&ej);
+	res_free(&r);
+}
+
+T_TEST(scalars_convert_like_ruby)
+{
+	struct loadres r = load(BASE "servers:\n  - 1.1.1.1\n"
+				     "env:\n  A: yes\n  B: 1.10\n  C: 0x1F\n  D: \"yes\"\n  E: 1_000\n  G: Off\n");
+	REQ_OK(r);
+	T_STREQ(kvs_get(&r.c->env.clear, "A"), "true");
+	T_STREQ(kvs_get(&r.c->env.clear, "B"), "1.1");
+	T_STREQ(kvs_get(&r.c->env.clear, "C"), "31");
+	T_STREQ(kvs_get(&r.c->env.clear, "D"), "yes");
+	T_STREQ(kvs_get(&r.c->env.clear, "E"), "1000");
+	T_STREQ(kvs_get(&r.c->env.clear, "G"), "false");
+	res_free(&r);
+}
+
+T_TEST(unknown_key_names_file_line_and_suggests)
+{
+	struct loadres r = load(BASE "servers:\n  web:\n    hostz:\n      - 1.1.1.1\n");
+	T_CHECK(r.rc < 0);
+	T_CHECK(r.c == NULL);
+	T_CONTAINS(r.errors, "config/deploy.yml:8:5: error: unknown key 'hostz' in servers.web (did you mean 'hosts'?)");
+	res_free(&r);
+}
+
+T_TEST(all_errors_at_once)
+{
+	struct loadres r = load("service: app\nimage: dhh/app\nregistry:\n  username: u\n  password: p\n"
+				"servers:\n  - 1.1.1.1\nretain_containers: \"3\"\nsevrice: x\n"
+				"boot:\n  wait: soon\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:8:20: error: retain_containers: should be an integer (got a string)");
+	T_CONTAINS(r.errors, "config/deploy.yml:9:1: error: unknown key 'sevrice' at the top level (did you mean 'service'?)");
+	T_CONTAINS(r.errors, "config/deploy.yml:11:9: error: boot.wait: should be an integer (got a string)");
+	res_free(&r);
+}
+
+T_TEST(required_keys)
+{
+	struct loadres r = load("image: x\nregistry:\n  server: localhost:5555\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "missing required key 'service'");
+	T_CONTAINS(r.errors, "missing required key 'servers'");
+	res_free(&r);
+	r = load("service: a\nimage: x\nservers: [1.1.1.1]\nregistry:\n  server: r.example.com\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "registry.username: is required");
+	res_free(&r);
+}
+
+T_TEST(local_registry_needs_no_credentials)
+{
+	struct loadres r = load("service: a\nimage: x\nservers: [1.1.1.1]\nregistry:\n  server: localhost:5555\n");
+	REQ_OK(r);
+	T_CHECK(r.c->registry.local);
+	T_INTEQ(r.c->registry.local_port, 5555);
+	res_free(&r);
+}
+
+T_TEST(ssl_with_two_hosts_refused)
+{
+	struct loadres r = load(BASE "servers:\n  - 1.1.1.1\n  - 1.1.1.2\nproxy:\n  ssl: true\n  host: a.example.com\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "SSL is only supported on a single server");
+	res_free(&r);
+}
+
+T_TEST(proxy_primary_on_others_off_and_merged)
+{
+	struct loadres r = load(BASE "servers:\n  web: [1.1.1.1]\n  api:\n    hosts: [1.1.1.2]\n"
+				     "    proxy:\n      response_timeout: 15\n  job: [1.1.1.3]\n"
+				     "proxy:\n  host: a.example.com\n  response_timeout: 10\n  app_port: 3000\n");
+	REQ_OK(r);
+	T_CHECK(config_role(r.c, "web")->running_proxy);
+	T_CHECK(config_role(r.c, "api")->running_proxy);
+	T_CHECK(!config_role(r.c, "job")->running_proxy);
+	T_INTEQ(config_role(r.c, "api")->proxy.response_timeout, 15);
+	T_INTEQ(config_role(r.c, "api")->proxy.app_port, 3000);
+	T_INTEQ(config_role(r.c, "web")->proxy.response_timeout, 10);
+	res_free(&r);
+}
+
+T_TEST(destination_overlay_merges_hashes_replaces_lists)
+{
+	struct loadres r = load3(BASE "servers:\n  web: [1.1.1.1]\nenv:\n  clear:\n    A: base\n    B: base\n",
+				 "production",
+				 "servers:\n  web: [2.2.2.2, 2.2.2.3]\nenv:\n  clear:\n    B: prod\n", NULL, 0);
+	REQ_OK(r);
+	T_STREQ(r.c->destination, "production");
+	T_INTEQ(config_role(r.c, "web")->nhosts, 2);
+	T_STREQ(config_role(r.c, "web")->hosts[0].addr, "2.2.2.2");
+	T_STREQ(kvs_get(&r.c->env.clear, "A"), "base");
+	T_STREQ(kvs_get(&r.c->env.clear, "B"), "prod");
+	res_free(&r);
+}
+
+T_TEST(require_destination_enforced)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nrequire_destination: true\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "requires a destination");
+	res_free(&r);
+}
+
+T_TEST(missing_destination_file)
+{
+	struct loadres r = load3(BASE "servers: [1.1.1.1]\n", "staging", NULL, NULL, 0);
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.staging.yml: error: destination 'staging': configuration file not found");
+	res_free(&r);
+}
+
+T_TEST(accessories_hosts_and_defaults)
+{
+	struct loadres r = load(BASE "servers:\n  web: [1.1.1.1, 1.1.1.2]\n  db: [1.1.1.9]\n"
+				     "accessories:\n  db:\n    image: postgres:17\n    host: 1.1.1.9\n"
+				     "    port: 5432\n    directories:\n      - data:/var/lib/postgresql/data\n"
+				     "  redis:\n    image: redis\n    roles: [web]\n");
+	const struct cfg_accessory *a;
+	REQ_OK(r);
+	T_INTEQ(r.c->naccessories, 2);
+	a = &r.c->accessories[0];
+	T_STREQ(a->service, "app-db");
+	T_STREQ(a->ports.v[0], "5432:5432");
+	T_STREQ(a->network, "kamal");
+	T_STREQ(a->directories[0].local, "data");
+	T_STREQ(a->directories[0].remote, "/var/lib/postgresql/data");
+	T_INTEQ(r.c->accessories[1].hosts.n, 2);
+	res_free(&r);
+}
+
+T_TEST(accessory_needs_exactly_one_host_spec)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\naccessories:\n  db:\n    image: postgres:17\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "accessories.db: specify one of `host`, `hosts`, `role`, `roles`, `tag` or `tags`");
+	res_free(&r);
+}
+
+T_TEST(extensions_and_merge_keys)
+{
+	struct loadres r = load(BASE "x-web: &web\n  proxy: {}\n  cmd: bin/web\n"
+				     "servers:\n  web:\n    <<: *web\n    hosts: [1.1.1.1]\n"
+				     "x-plumb:\n  version: abc\n");
+	REQ_OK(r);
+	T_STREQ(config_role(r.c, "web")->cmd, "bin/web");
+	T_STREQ(kvs_get(&r.c->x_plumb, "version"), "abc");
+	res_free(&r);
+}
+
+T_TEST(erb_env_untrusted_is_placeholder_and_noted)
+{
+	struct loadres r = load3(BASE "servers:\n  - <%= ENV[\"DEPLOY_HOST\"] %>\nenv:\n  X: <%= ENV['CANARY_ENV'] %>\n",
+				 NULL, NULL, NULL, 0);
+	REQ_OK(r);
+	T_STREQ(kvs_get(&r.c->env.clear, "X"), PLUMB_UNAVAILABLE);
+	T_CHECK(r.c->trust.turned_off & TRUST_OFF_ERB_ENV);
+	T_NOT_CONTAINS(r.errors, "env-canary-8b1f");
+	res_free(&r);
+	r = load3(BASE "servers:\n  - <%= ENV[\"DEPLOY_HOST\"] %>\n", NULL, NULL, NULL, 1);
+	REQ_OK(r);
+	T_STREQ(r.c->roles[0].hosts[0].addr, "10.9.9.9");
+	res_free(&r);
+}
+
+T_TEST(erb_in_builder_ignored_other_forms_refused)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: <%= Kamal::Utils.docker_arch %>\n");
+	T_CHECK(r.rc == 0);
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nenv:\n  A: <%= 1 + 1 %>\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:8:6");
+	T_CONTAINS(r.errors, "<%= 1 + 1 %>");
+	T_CONTAINS(r.errors, "env.A");
+	res_free(&r);
+}
+
+T_TEST(untrusted_switches_noted)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nssh:\n  proxy_command: ssh -W %h:%p bastion\n"
+				     "  config: [~/.ssh/config]\n  key_data: [SSH_KEY]\nsecrets_path: /etc/plumb/secrets\n"
+				     "registry:\n  username: u\n  password: [REG_PASSWORD]\n");
+	unsigned want = TRUST_OFF_PROXY_COMMAND | TRUST_OFF_SSH_CONFIG | TRUST_OFF_KEY_DATA |
+			TRUST_OFF_OUTSIDE_PATH | TRUST_OFF_REGISTRY_CREDS;
+	REQ_OK(r);
+	T_INTEQ(r.c->trust.turned_off & want, want);
+	res_free(&r);
+}
+
+T_TEST(secret_values_never_in_errors)
+{
+	struct loadres r = load3(BASE "servers:\n  - 1.1.1.1\nenv:\n  secret: [A]\nbogus: 1\n", NULL, NULL,
+				 "A=sekrit-canary-77\n", 1);
+	T_CHECK(r.rc < 0);
+	T_NOT_CONTAINS(r.errors, "sekrit-canary-77");
+	res_free(&r);
+}
+
+T_TEST(syntax_error_position)
+{
+	struct loadres r = load("service: a\n  image: b\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:2:");
+	res_free(&r);
+}
+
+T_TEST(wrong_types_say_what_was_expected)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nvolumes: /data:/data\nproxy:\n  ssl: sometimes\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "volumes: should be a list (got a string)");
+	T_CONTAINS(r.errors, "proxy.ssl: should be a boolean or a hash (got a string)");
+	res_free(&r);
+}
+
+/* ---- conformance over Kamal's fixtures ---- */
+
+struct expect {
+	const char *file;
+	const char *dest; /* overlay, or NULL */
+	int loads;
+	const char *error; /* substring the refusal must contain */
+};
+
+/*
+ * Written from Kamal's documented behaviour (schema docs, BEHAVIOUR.md), not
+ * from plumb's output: a file without servers cannot deploy; a file that
+ * requires a destination refuses to load without one; two proxy run
+ * configurations on one host conflict (kamal-proxy runs once per host).
+ */
+static const struct expect fixtures[] = {
+	{ "deploy.elsewhere.yml", NULL, 1, NULL },
+	{ "deploy.erb.yml", NULL, 1, NULL },
+	{ "deploy.yml", NULL, 1, NULL },
+	{ "deploy2.yml", NULL, 1, NULL },
+	{ "deploy_for_dest.yml", NULL, 0, "missing required key 'servers'" },
+	{ "deploy_for_dest.yml", "world", 1, NULL },
+	{ "deploy_for_dest.yml", "mars", 1, NULL },
+	{ "deploy_for_required_dest.yml", NULL, 0, "requires a destination" },
+	{ "deploy_for_required_dest.yml", "world", 1, NULL },
+	{ "deploy_primary_web_role_override.yml", NULL, 1, NULL },
+	{ "deploy_simple.yml", NULL, 1, NULL },
+	{ "deploy_with_accessories.yml", NULL, 1, NULL },
+	{ "deploy_with_accessories_on_independent_server.yml", NULL, 1, NULL },
+	{ "deploy_with_accessories_with_different_registries.yml", NULL, 1, NULL },
+	{ "deploy_with_aliases.yml", NULL, 1, NULL },
+	{ "deploy_with_assets.yml", NULL, 1, NULL },
+	{ "deploy_with_boot_strategy.yml", NULL, 1, NULL },
+	{ "deploy_with_cloud_builder.yml", NULL, 1, NULL },
+	{ "deploy_with_env_tags.yml", NULL, 1, NULL },
+	{ "deploy_with_error_pages.yml", NULL, 1, NULL },
+	{ "deploy_with_extensions.yml", NULL, 1, NULL },
+	{ "deploy_with_hybrid_builder.yml", NULL, 1, NULL },
+	{ "deploy_with_local_registry.yml", NULL, 1, NULL },
+	{ "deploy_with_local_registry_and_accessories.yml", NULL, 1, NULL },
+	{ "deploy_with_local_registry_and_hybrid_builder.yml", NULL, 1, NULL },
+	{ "deploy_with_local_registry_and_remote_builder.yml", NULL, 1, NULL },
+	{ "deploy_with_local_registry_and_remote_builder_with_port.yml", NULL, 1, NULL },
+	{ "deploy_with_multiple_proxy_roles.yml", NULL, 1, NULL },
+	{ "deploy_with_only_workers.yml", NULL, 1, NULL },
+	{ "deploy_with_parallel_roles.yml", NULL, 1, NULL },
+	{ "deploy_with_proxy.yml", NULL, 1, NULL },
+	{ "deploy_with_proxy_roles.yml", NULL, 1, NULL },
+	{ "deploy_with_proxy_run_config.yml", NULL, 1, NULL },
+	{ "deploy_with_proxy_run_config_conflicts.yml", NULL, 0, "conflicting proxy run configurations on host 1.1.1.2" },
+	{ "deploy_with_remote_builder.yml", NULL, 1, NULL },
+	{ "deploy_with_remote_builder_and_custom_ports.yml", NULL, 1, NULL },
+	{ "deploy_with_roles.yml", NULL, 1, NULL },
+	{ "deploy_with_roles_workers_primary.yml", NULL, 1, NULL },
+	{ "deploy_with_secrets.yml", NULL, 1, NULL },
+	{ "deploy_with_single_accessory.yml", NULL, 1, NULL },
+	{ "deploy_with_two_roles_one_host.yml", NULL, 1, NULL },
+	{ "deploy_with_uncommon_hostnames.yml", NULL, 1, NULL },
+	{ "deploy_without_clone.yml", NULL, 1, NULL },
+	{ "deploy_without_parallel_roles.yml", NULL, 1, NULL },
+};
+
+static const char *fixtures_dir(void)
+{
+	const char *d = getenv("KAMAL_FIXTURES");
+	return d ? d : "../shared/kamal/fixtures";
+}
+
+/* Every standalone fixture in the directory is in the table (overlays are deploy_for_*dest.<name>.yml). */
+T_TEST(fixture_table_covers_directory)
+{
+	DIR *dir = opendir(fixtures_dir());
+	struct dirent *e;
+	size_t seen = 0;
+
+	T_REQUIRE(dir != NULL);
+	while ((e = readdir(dir))) {
+		const char *n = e->d_name;
+		size_t len = strlen(n);
+		int found = 0;
+
+		if (len < 5 || strcmp(n + len - 4, ".yml") != 0)
+			continue;
+		if (strncmp(n, "deploy_for_", 11) == 0 && strchr(n, '.') != strrchr(n, '.'))
+			continue; /* destination overlay */
+		seen++;
+		for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++)
+			found |= strcmp(fixtures[i].file, n) == 0;
+		if (!found)
+			T_FAIL_AT("fixture %s has no expectation", n);
+	}
+	closedir(dir);
+	T_CHECK(seen >= 40);
+}
+
+T_TEST(kamal_fixtures_conformance)
+{
+	char abs[4096];
+	const char *fx = fixtures_dir();
+
+	T_REQUIRE(realpath(fx, abs) != NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+		const struct expect *x = &fixtures[i];
+		char dir[] = "/tmp/plumb-fixture-XXXXXX";
+		char *p;
+		struct source *src = NULL;
+		struct diags d = { 0 };
+		struct config_opts o = { 0 };
+		struct config *c = NULL;
+		char *errs;
+		int rc;
+
+		T_REQUIRE(mkdtemp(dir) != NULL);
+		/* the repository: config/ is the fixtures dir, accessory files under test/fixtures/files */
+		p = xasprintf("%s/config", dir);
+		T_CHECK(symlink(abs, p) == 0);
+		free(p);
+		p = xasprintf("%s/test/fixtures", dir);
+		write_text(dir, "test/.keep", "");
+		T_CHECK(symlink(abs, p) == 0);
+		free(p);
+		write_text(dir, ".kamal/secrets",
+			   "PASSWORD=secret-placeholder\nMYSQL_ROOT_PASSWORD=secret-placeholder\n"
+			   "KAMAL_REGISTRY_PASSWORD=secret-placeholder\nDB_PASSWORD=secret-placeholder\n");
+		source_dir_new(&src, dir);
+		p = xasprintf("config/%s", x->file);
+		o.file = p;
+		o.destination = x->dest;
+		rc = config_load(&c, src, &o, &d);
+		errs = diags_to_string(&d);
+		if (x->loads && rc != 0)
+			T_FAIL_AT("%s%s%s should load, got:\n%s", x->file, x->dest ? " -d " : "",
+				  x->dest ? x->dest : "", errs);
+		if (!x->loads) {
+			char *where = xasprintf("config/%s:", x->file);
+			if (rc == 0)
+				T_FAIL_AT("%s should be refused", x->file);
+			else if (!strstr(errs, x->error) || !strstr(errs, where))
+				T_FAIL_AT("%s: refusal should name the file and say \"%s\"; got:\n%s", x->file,
+					  x->error, errs);
+			free(where);
+		}
+		t_checks++;
+		free(errs);
+		free(p);
+		diags_clear(&d);
+		config_free(c);
+		source_free(src);
+		rm_rf(dir);
+	}
+}
+
+T_TEST(optimus_example_loads_both_ways)
+{
+	struct source *src = NULL;
+	struct diags d = { 0 };
+	struct config_opts o = { 0 };
+	struct config *c = NULL;
+	char *errs;
+
+	source_dir_new(&src, "deploy-examples/optimus");
+	T_CHECK(config_load(&c, src, &o, &d) == 0);
+	errs = diags_to_string(&d);
+	T_NOT_CONTAINS(errs, "error:");
+	free(errs);
+	if (c) {
+		T_STREQ(c->service, "optimus");
+		T_CHECK(c->registry.local);
+		T_INTEQ(c->naccessories, 1);
+		T_STREQ(c->accessories[0].ports.v[0], "127.0.0.1:5432:5432");
+		T_CHECK(config_role(c, "web")->proxy.ssl == 1);
+	}
+	config_free(c);
+	c = NULL;
+	diags_clear(&d);
+	o.destination = "production";
+	T_CHECK(config_load(&c, src, &o, &d) == 0);
+	errs = diags_to_string(&d);
+	T_NOT_CONTAINS(errs, "error:");
+	free(errs);
+	if (c) {
+		T_INTEQ(config_role(c, "web")->nhosts, 2);
+		T_CHECK(config_role(c, "web")->proxy.ssl != 1);
+		T_STREQ(config_role(c, "job")->cmd, "bin/jobs");
+		T_STREQ(c->accessories[0].hosts.v[0], "10.0.1.31");
+	}
+	config_free(c);
+	diags_clear(&d);
+	source_free(src);
+}
+
+T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_options),
+       T_CASE(env_merge_root_role_tags), T_CASE(scalars_convert_like_ruby),
+       T_CASE(unknown_key_names_file_line_and_suggests), T_CASE(all_errors_at_once),
+       T_CASE(required_keys), T_CASE(local_registry_needs_no_credentials),
+       T_CASE(ssl_with_two_hosts_refused), T_CASE(proxy_primary_on_others_off_and_merged),
+       T_CASE(destination_overlay_merges_hashes_replaces_lists), T_CASE(require_destination_enforced),
+       T_CASE(missing_destination_file), T_CASE(accessories_hosts_and_defaults),
+       T_CASE(accessory_needs_exactly_one_host_spec), T_CASE(extensions_and_merge_keys),
+       T_CASE(erb_env_untrusted_is_placeholder_and_noted), T_CASE(erb_in_builder_ignored_other_forms_refused),
+       T_CASE(untrusted_switches_noted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
+       T_CASE(wrong_types_say_what_was_expected), T_CASE(fixture_table_covers_directory),
+       T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
