@@ -1,3 +1,4 @@
+#include "state/hash.h"
 #include "state/util.h"
 #include "tests/unit/t.h"
 
@@ -33,4 +34,19 @@ T_TEST(edit_distance_counts)
 	T_INTEQ(edit_distance("kitten", "sitting"), 3);
 }
 
-T_MAIN(T_CASE(sbuf_respects_max), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
+T_TEST(hashes_match_coreutils)
+{
+	char h[HASH_HEX_LEN + 1], s1[33], s2[33];
+
+	sha256_hex("abc", 3, h);
+	T_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	/* printf '%s%s' salt value | sha256sum */
+	salted_hash("ab", "c", 1, h);
+	T_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	salt_new(s1);
+	salt_new(s2);
+	T_INTEQ(strlen(s1), 32);
+	T_CHECK(strcmp(s1, s2) != 0);
+}
+
+T_MAIN(T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
