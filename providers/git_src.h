@@ -27,6 +27,10 @@
  * and are scrubbed: URL userinfo is replaced by "***" and the HTTPS token
  * value never appears.
  *
+ * Processes: opening and fetching a URL's cache hold an flock on
+ * "<cache>.lock" beside it, so two plumb processes sharing a cache wait for
+ * each other instead of interleaving ref updates.
+ *
  * Threads: a git_src is used by one thread at a time. Sources returned by
  * git_src_source_at hold their own repository handle and may outlive the
  * git_src and be used from another thread.

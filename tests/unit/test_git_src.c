@@ -668,6 +668,13 @@ T_TEST(token_options)
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err, "known_hosts /nonexistent/known_hosts");
 	free(err);
+	err = NULL;
+	/* a CA file that cannot be loaded is an error at open, naming it */
+	o.ssh_known_hosts = NULL;
+	o.ca_file = "/nonexistent/ca.pem";
+	T_CHECK(git_src_open(&g, &o, &err) < 0);
+	T_CONTAINS(err, "CA locations (file /nonexistent/ca.pem");
+	free(err);
 	free(cache);
 	free(tokfile);
 	free(empty);
@@ -839,6 +846,15 @@ T_TEST(foreign_owner_is_explained)
 	s = read_at(g, sha1, "config/deploy.yml", &rc);
 	T_STREQ(s, "service: a\n");
 	free(s);
+	{
+		struct source *src = NULL;
+		int dirty = -1;
+
+		T_INTEQ(git_src_worktree(g, &src, sha, &dirty, &err), 0);
+		T_STREQ(sha, sha2);
+		T_INTEQ(dirty, 0);
+		source_free(src);
+	}
 	git_src_free(g);
 
 	/* allowing it once leaves the check on for everyone else */
