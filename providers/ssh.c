@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -148,6 +151,11 @@ next:
 		fd = -1;
 	}
 	freeaddrinfo(res);
+	if (fd >= 0) {
+		/* Small request/response packets: Nagle + delayed ACK would add ~40 ms each. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
 			 last_errno == ETIMEDOUT ? "connection timed out" : strerror(last_errno));
@@ -370,8 +378,10 @@ static void jump_free(struct jump *j)
 			ssh_event_remove_connector(j->event, j->from_fd);
 		ssh_event_free(j->event);
 	}
-	ssh_connector_free(j->to_fd);
-	ssh_connector_free(j->from_fd);
+	if (j->to_fd)
+		ssh_connector_free(j->to_fd);
+	if (j->from_fd)
+		ssh_connector_free(j->from_fd);
 	if (j->channel) {
 		ssh_channel_close(j->channel);
 		ssh_channel_free(j->channel);
@@ -495,16 +505,81 @@ static int ssh_err_code(struct ssh_transport *st)
 	return ssh_is_connected(st->session) ? PROV_ERROR : PROV_EDISCONNECT;
 }
 
+/* What the channel callbacks collect during one command. */
+struct run_state {
+	struct sbuf *out, *err; /* raw, bounded */
+	int truncated, eof, closed, got_status, status, got_signal;
+};
+
+static int on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
+		   void *userdata)
+{
+	struct run_state *rs = userdata;
+
+	(void)s;
+	(void)ch;
+	if (!rs->truncated && sbuf_add(is_stderr ? rs->err : rs->out, data, len) < 0)
+		rs->truncated = 1;
+	return (int)len; /* always consume, so the window keeps moving */
+}
+
+static void on_eof(ssh_session s, ssh_channel ch, void *userdata)
+{
+	(void)s;
+	(void)ch;
+	((struct run_state *)userdata)->eof = 1;
+}
+
+static void on_close(ssh_session s, ssh_channel ch, void *userdata)
+{
+	(void)s;
+	(void)ch;
+	((struct run_state *)userdata)->closed = 1;
+}
+
+static void on_exit_status(ssh_session s, ssh_channel ch, int status, void *userdata)
+{
+	struct run_state *rs = userdata;
+
+	(void)s;
+	(void)ch;
+	rs->got_status = 1;
+	rs->status = status;
+}
+
+static void on_exit_signal(ssh_session s, ssh_channel ch, const char *sig, int core,
+			   const char *errmsg, const char *lang, void *userdata)
+{
+	(void)s;
+	(void)ch;
+	(void)sig;
+	(void)core;
+	(void)errmsg;
+	(void)lang;
+	((struct run_state *)userdata)->got_signal = 1;
+}
+
 static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 {
 	struct ssh_transport *st = (struct ssh_transport *)t;
 	char token[PROV_TOKEN_LEN + 1];
 	struct sbuf line, raw_out, raw_err;
+	struct run_state rs = { .out = &raw_out, .err = &raw_err, .status = -1 };
+	struct ssh_channel_callbacks_struct cb = {
+		.userdata = &rs,
+		.channel_data_function = on_data,
+		.channel_eof_function = on_eof,
+		.channel_close_function = on_close,
+		.channel_exit_status_function = on_exit_status,
+		.channel_exit_signal_function = on_exit_signal,
+	};
 	ssh_channel ch = NULL;
+	ssh_event ev = NULL;
 	double start = prov_now_ms(), deadline = start + t->cmd_timeout_ms;
-	int rc = PROV_ERROR, status;
+	int rc = PROV_ERROR;
 	size_t raw_max = t->max_output + 4096;
 
+	ssh_callbacks_init(&cb);
 	cmd_result_init(r, t->max_output);
 	sbuf_init(&line, 0);
 	sbuf_init(&raw_out, raw_max);
@@ -524,61 +599,59 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 			       ssh_get_error(st->session));
 		goto out;
 	}
+	ssh_set_channel_callbacks(ch, &cb);
 	if (ssh_channel_request_exec(ch, line.buf) != SSH_OK) {
 		rc = prov_fail(t, ssh_err_code(st), "%s: exec request failed: %s", t->label,
 			       ssh_get_error(st->session));
 		goto out;
 	}
 	ssh_channel_send_eof(ch);
-	for (;;) {
-		char buf[16384];
-		int n, m, left = (int)(deadline - prov_now_ms());
+	ev = ssh_event_new();
+	if (!ev || ssh_event_add_session(ev, st->session) != SSH_OK) {
+		rc = prov_fail(t, PROV_ERROR, "%s: cannot poll the session", t->label);
+		goto out;
+	}
+	/* Until EOF and an exit status (or signal, or close). */
+	while (!rs.closed && !(rs.eof && (rs.got_status || rs.got_signal))) {
+		int left = (int)(deadline - prov_now_ms());
 
+		if (rs.truncated) {
+			ssh_channel_request_send_signal(ch, "KILL");
+			rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+				       t->max_output);
+			goto partial;
+		}
 		if (left <= 0) {
 			ssh_channel_request_send_signal(ch, "KILL");
 			rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms",
 				       t->label, t->cmd_timeout_ms);
 			goto partial;
 		}
-		n = ssh_channel_read_nonblocking(ch, buf, sizeof(buf), 0);
-		if (n > 0 && sbuf_add(&raw_out, buf, (size_t)n) < 0)
-			goto trunc;
-		m = ssh_channel_read_nonblocking(ch, buf, sizeof(buf), 1);
-		if (m > 0 && sbuf_add(&raw_err, buf, (size_t)m) < 0)
-			goto trunc;
-		if (n == SSH_ERROR || m == SSH_ERROR) {
-			rc = prov_fail(t, ssh_err_code(st), "%s: reading command output: %s",
-				       t->label, ssh_get_error(st->session));
-			goto partial;
-		}
-		if (n > 0 || m > 0)
-			continue;
-		if (ssh_channel_is_eof(ch) || !ssh_channel_is_open(ch))
-			break;
-		/* Wait for stdout (wakes at once) or, at most 20 ms, for stderr. */
-		if (ssh_channel_poll_timeout(ch, left < 20 ? left : 20, 0) == SSH_ERROR) {
+		if (ssh_event_dopoll(ev, left) == SSH_ERROR || !ssh_is_connected(st->session)) {
 			rc = prov_fail(t, ssh_err_code(st), "%s: reading command output: %s",
 				       t->label, ssh_get_error(st->session));
 			goto partial;
 		}
 	}
-	/* Blocks until the exit status arrives or the channel closes; -1 = none. */
-	status = ssh_channel_get_exit_status(ch);
-	rc = prov_finish_framed(t, r, token, &raw_out, &raw_err, status);
-	if (rc == PROV_ENOSTATUS && status < 0 && !ssh_is_connected(st->session))
-		rc = prov_fail(t, PROV_EDISCONNECT, "%s: the connection broke during the command",
-			       t->label);
+	if (rs.truncated) {
+		rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+			       t->max_output);
+		goto partial;
+	}
+	rc = prov_finish_framed(t, r, token, &raw_out, &raw_err, rs.got_status ? rs.status : -1);
 	goto out;
-trunc:
-	ssh_channel_request_send_signal(ch, "KILL");
-	rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label, t->max_output);
 partial: {
 		int ignored;
 		prov_frame_parse(raw_out.buf, raw_out.len, token, 0, &r->out, &ignored);
 		prov_frame_parse(raw_err.buf, raw_err.len, token, 0, &r->err, &ignored);
 	}
 out:
+	if (ev) {
+		ssh_event_remove_session(ev, st->session);
+		ssh_event_free(ev);
+	}
 	if (ch) {
+		ssh_remove_channel_callbacks(ch, &cb);
 		if (ssh_channel_is_open(ch))
 			ssh_channel_close(ch);
 		ssh_channel_free(ch);
