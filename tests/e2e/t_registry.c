@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -465,6 +466,49 @@ static void test_plain(const char *reg, const struct pushed *p)
 	registry_client_free(ca);
 }
 
+struct thr {
+	struct registry_client *c;
+	const char *ref;
+	const char *want;
+	int ok;
+};
+
+static void *thr_run(void *arg)
+{
+	struct thr *t = arg;
+	for (int i = 0; i < 20; i++) {
+		struct registry_result r;
+		char *err = NULL;
+		int rc = registry_resolve(t->c, t->ref, &r, &err);
+		t->ok += rc == 0 && r.status == REGISTRY_FOUND && !strcmp(nz(r.config_digest), t->want);
+		registry_result_dispose(&r);
+		free(err);
+	}
+	return NULL;
+}
+
+/* One client shared by threads: results right, one lookup per image. */
+static void test_threads(const char *reg, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c = registry_client_new(&o);
+	char *r1 = xasprintf("%s/optimus:v1", reg), *r2 = xasprintf("%s/optimus:v2", reg);
+	struct thr t[4] = { { c, r1, p->cfg_a, 0 }, { c, r2, p->cfg_b, 0 }, { c, r1, p->cfg_a, 0 }, { c, r2, p->cfg_b, 0 } };
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, thr_run, &t[i]);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		CHECK(t[i].ok == 20, "thread %d: %d of 20 right", i, t[i].ok);
+	CHECK(registry_client_manifest_requests(c) == 2, "4 threads x 20 lookups of 2 images sent %lu manifest requests",
+	      registry_client_manifest_requests(c));
+	registry_client_free(c);
+	free(r1);
+	free(r2);
+}
+
 static void test_plain_refused_for_remote_hosts(void)
 {
 	/* 127.0.0.2 is loopback but not in the always-plain list: HTTPS is used */
@@ -737,6 +781,38 @@ static void test_lab(const char *dir)
 		free(ref);
 		registry_client_free(bad);
 	}
+	/* the other lab images: identity equals the image id the lab built */
+	{
+		static const char *const imgs[][2] = { { "postgres:17", "LAB_IMAGE_ID_postgres" },
+							 { "caddy:2", "LAB_IMAGE_ID_caddy" },
+							 { "optimus:v2", "LAB_IMAGE_ID_v2" } };
+		for (size_t i = 0; i < sizeof(imgs) / sizeof(imgs[0]); i++) {
+			const char *want = getenv(imgs[i][1]);
+			if (!want)
+				continue;
+			ref = xasprintf("%s/%s", plain, imgs[i][0]);
+			CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab %s: %s", ref, nz(err));
+			CHECK(!strcmp(nz(r.config_digest), want), "lab %s: %s, want %s", ref, nz(r.config_digest), want);
+			registry_result_dispose(&r);
+			free(ref);
+		}
+	}
+	/* lookup time against the lab registry (bridge address), fresh client each time */
+	{
+		double t0, sum = 0;
+		ref = xasprintf("%s/optimus:v3", plain);
+		for (int i = 0; i < 10; i++) {
+			struct registry_client *f = registry_client_new(&o);
+			registry_client_add_insecure(f, plain);
+			t0 = now_ms();
+			CHECK(registry_resolve(f, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "timing v3: %s", nz(err));
+			sum += now_ms() - t0;
+			registry_result_dispose(&r);
+			registry_client_free(f);
+		}
+		printf("timing (lab registry %s, new client each time, mean of 10): %.2f ms\n", plain, sum / 10);
+		free(ref);
+	}
 	if (local) {
 		ref = xasprintf("%s/optimus:v1", local);
 		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab local v1: %s", nz(err));
@@ -854,6 +930,7 @@ int main(void)
 		goto out;
 	}
 	test_plain(reg_plain, &p);
+	test_threads(reg_plain, &p);
 	test_plain_refused_for_remote_hosts();
 	test_basic(reg_basic, dir, &p);
 	if (script)
