@@ -93,6 +93,9 @@ void sbuf_init(struct sbuf *sb, size_t max)
 	sb->max = max;
 }
 
+/* What a detached or released buffer points to: never written past [0], never freed. */
+static char sbuf_slop[1];
+
 static int sbuf_grow(struct sbuf *sb, size_t extra)
 {
 	size_t want;
@@ -104,6 +107,16 @@ static int sbuf_grow(struct sbuf *sb, size_t extra)
 		return -1;
 	if (want <= sb->cap)
 		return 0;
+	if (sb->cap == 0) {
+		size_t cap = 64;
+		while (cap < want)
+			cap *= 2;
+		sb->buf = xmalloc(cap);
+		sb->buf[0] = '\0';
+		sb->len = 0;
+		sb->cap = cap;
+		return 0;
+	}
 	while (sb->cap < want)
 		sb->cap = sb->cap * 2;
 	sb->buf = xrealloc(sb->buf, sb->cap);
@@ -147,20 +160,23 @@ int sbuf_addf(struct sbuf *sb, const char *fmt, ...)
 void sbuf_reset(struct sbuf *sb)
 {
 	sb->len = 0;
-	sb->buf[0] = '\0';
+	if (sb->cap)
+		sb->buf[0] = '\0';
 }
 
 char *sbuf_detach(struct sbuf *sb)
 {
-	char *p = sb->buf;
-	sbuf_init(sb, sb->max);
+	char *p = sb->cap ? sb->buf : xstrdup("");
+	sb->buf = sbuf_slop;
+	sb->len = sb->cap = 0;
 	return p;
 }
 
 void sbuf_release(struct sbuf *sb)
 {
-	free(sb->buf);
-	sb->buf = NULL;
+	if (sb->cap)
+		free(sb->buf);
+	sb->buf = sbuf_slop;
 	sb->len = sb->cap = 0;
 }
 

@@ -5,7 +5,8 @@
  * struct sbuf invariants (as git's strbuf): after sbuf_init, buf is never NULL
  * and always NUL-terminated; len excludes the NUL; growing past max (if max is
  * non-zero) fails with -1 and leaves the buffer as it was. sbuf_detach hands the
- * string to the caller and re-initialises the buffer.
+ * string to the caller and leaves the buffer empty without allocating (it can
+ * be reused, and sbuf_release on it is harmless); sbuf_release likewise.
  */
 #ifndef PLUMB_UTIL_H
 #define PLUMB_UTIL_H

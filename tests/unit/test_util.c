@@ -13,6 +13,25 @@ T_TEST(sbuf_respects_max)
 	sbuf_release(&sb);
 }
 
+T_TEST(sbuf_detach_then_reuse)
+{
+	struct sbuf sb;
+	char *a, *b;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, "one");
+	a = sbuf_detach(&sb);
+	T_STREQ(sb.buf, "");
+	sbuf_adds(&sb, "two");
+	b = sbuf_detach(&sb);
+	sbuf_release(&sb);
+	sbuf_release(&sb);
+	T_STREQ(a, "one");
+	T_STREQ(b, "two");
+	free(a);
+	free(b);
+}
+
 T_TEST(diags_format_positions)
 {
 	struct diags d = { 0 };
@@ -49,4 +68,4 @@ T_TEST(hashes_match_coreutils)
 	T_CHECK(strcmp(s1, s2) != 0);
 }
 
-T_MAIN(T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
+T_MAIN(T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
