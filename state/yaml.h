@@ -43,6 +43,11 @@ struct ynode {
 
 struct ydoc;
 
+/* Limits on untrusted input: a document whose tree, with every alias
+ * expanded, has more nodes or more levels than this is refused. */
+#define YDOC_MAX_NODES 1000000u
+#define YDOC_MAX_DEPTH 256
+
 /* Parses text (len bytes) named `file` in messages. On a syntax error returns
  * -1 and adds "file:line:col: <libyaml's problem>" to d. An empty document
  * gives a root of kind Y_NULL. Only the first document of a stream is used. */
