@@ -2,6 +2,7 @@
 #include "providers/transport.h"
 #include "tests/unit/t.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -254,7 +255,59 @@ T_TEST(readonly_allows_observation)
 	transport_close(t);
 }
 
+/* ---- parallel runner ---- */
+
+struct pool_ctx {
+	pthread_mutex_t lock;
+	int active, max_active;
+};
+
+static int pool_item(size_t i, void *arg)
+{
+	struct pool_ctx *p = arg;
+	struct transport *t = NULL;
+	struct cmd_result r;
+	char cmd[64];
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	if (++p->active > p->max_active)
+		p->max_active = p->active;
+	pthread_mutex_unlock(&p->lock);
+	/* each item owns its own transport for its whole run */
+	transport_local_open(&t);
+	snprintf(cmd, sizeof(cmd), "sleep 0.05; exit %zu", i % 3);
+	rc = transport_run(t, cmd, &r);
+	if (rc == 0)
+		rc = r.status == 2 ? PROV_EUNREACHABLE : r.status; /* item i%3==2 "fails" */
+	cmd_result_release(&r);
+	transport_close(t);
+	pthread_mutex_lock(&p->lock);
+	p->active--;
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+T_TEST(pool_bounded_and_per_host_results)
+{
+	struct pool_ctx p = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	int results[20];
+	double t0 = prov_now_ms(), took;
+
+	memset(results, 0x7f, sizeof(results));
+	T_INTEQ(prov_pool_run(20, 4, pool_item, &p, results), 0);
+	took = prov_now_ms() - t0;
+	T_INTEQ(p.max_active, 4);
+	T_CHECK(took >= 5 * 50 * 0.9); /* 20 items / 4 at a time, 50 ms each */
+	for (int i = 0; i < 20; i++) {
+		int want = i % 3 == 2 ? PROV_EUNREACHABLE : i % 3;
+		if (results[i] != want)
+			T_FAIL_AT("item %d: %d, want %d", i, results[i], want);
+	}
+	T_INTEQ(prov_pool_run(0, 4, pool_item, &p, results), 0);
+}
+
 T_MAIN(T_CASE(exit_status_stdout_stderr), T_CASE(killed_by_signal_has_no_status),
        T_CASE(truncation), T_CASE(timeout), T_CASE(framing_ignores_noise),
        T_CASE(framing_with_lookalike_output), T_CASE(readonly_refuses_mutations),
-       T_CASE(readonly_allows_observation))
+       T_CASE(readonly_allows_observation), T_CASE(pool_bounded_and_per_host_results))
