@@ -1231,7 +1231,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		goto out;
 	}
 	if (!realm_allowed(c, ch->realm)) {
-		*err = xasprintf("registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for loopback and insecure-listed hosts)",
+		*err = xasprintf("registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for localhost, 127.0.0.1, [::1] and hosts listed as insecure)",
 				 r->domain, ch->realm);
 		goto out;
 	}
@@ -1382,8 +1382,10 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 				time_t exp = 0;
 
 				if (sent_fresh_token) {
-					*err = xasprintf("%s: the registry refused the token (HTTP 401%s%s)", what,
-							 ch.error ? ", " : "", ch.error ? ch.error : "");
+					/* Docker Hub answers so for a repository that does not exist, too */
+					*err = xasprintf("%s: the registry refused the token (HTTP 401%s%s): the repository "
+							 "does not exist or the credentials for %s do not grant pull",
+							 what, ch.error ? ", " : "", ch.error ? ch.error : "", r->domain);
 					rc = REGISTRY_EAUTH;
 					goto out;
 				}

@@ -146,7 +146,7 @@ static size_t hdr_is_registry(char *d, size_t s, size_t n, void *u)
  * Waits until `url` answers (any HTTP status) while `pid` is alive; when
  * want_registry, the answer must carry the registry's API header.
  */
-static int wait_ready(const char *url, pid_t pid, int want_registry)
+static int wait_ready(const char *url, pid_t pid, int want_registry, const char *ca)
 {
 	CURL *h = curl_easy_init();
 	int ok = 0;
@@ -166,6 +166,8 @@ static int wait_ready(const char *url, pid_t pid, int want_registry)
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, hdr_is_registry);
 		curl_easy_setopt(h, CURLOPT_HEADERDATA, &is_reg);
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+		if (ca)
+			curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 		if (curl_easy_perform(h) == CURLE_OK) {
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 			ok = code > 0 && (!want_registry || is_reg);
@@ -634,6 +636,55 @@ static int count_lines(const char *path)
 	return n;
 }
 
+/* HTTPS is the default for any host not loopback-named or insecure-listed. */
+static void test_tls(int port, const char *ca, const struct pushed *p)
+{
+	struct registry_options with_ca = { .docker_config = "", .ca_path = ca };
+	struct registry_options no_ca = { .docker_config = "" }; /* system CAs */
+	struct registry_client *c = registry_client_new(&with_ca), *n = registry_client_new(&no_ca);
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("127.0.0.2:%d/optimus:v1", port);
+	int rc;
+
+	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "https: %s", nz(err));
+	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "https config %s", nz(r.config_digest));
+	registry_result_dispose(&r);
+	/* a certificate the client cannot verify: a network-class error, no fallback to HTTP */
+	rc = resolve(n, ref, &r, &err);
+	CHECK(rc == REGISTRY_ENETWORK, "unverifiable certificate rc %d: %s", rc, nz(err));
+	CHECK(registry_client_http_requests(n) == 1, "no retry over HTTP (%lu requests)",
+	      registry_client_http_requests(n));
+	free(err);
+	registry_client_free(c);
+	registry_client_free(n);
+	free(ref);
+}
+
+/* A Bearer realm over plain HTTP to a host that is not loopback-named: refused, no token request. */
+static void test_bad_realm(int port, const char *dir)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c = registry_client_new(&o);
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("127.0.0.1:%d/optimus:v1", port);
+	char *log = xasprintf("%s/token.log", dir);
+	int before = count_lines(log), rc;
+
+	char *domain = xasprintf("127.0.0.1:%d", port);
+
+	registry_client_set_credentials(c, domain, "tuser", "tpass-s3cret");
+	free(domain);
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc < 0 && err && strstr(err, "is not HTTPS"), "plain-HTTP realm rc %d: %s", rc, nz(err));
+	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
+	      registry_client_http_requests(c));
+	CHECK(count_lines(log) == before, "no token request");
+	free(err);
+	registry_client_free(c);
+	free(ref);
+	free(log);
+}
+
 static void test_bearer(const char *reg, const char *dir, const struct pushed *p)
 {
 	struct registry_options o = { .docker_config = "" };
@@ -831,7 +882,8 @@ int main(void)
 	char *dir, *base = NULL, *script = NULL;
 	char *reg_plain = NULL, *reg_basic = NULL, *reg_tok = NULL, *yml = NULL, *logp = NULL;
 	struct pushed p = { 0 };
-	int port_plain, port_basic, port_tok, port_http;
+	int port_plain, port_basic, port_tok, port_http, port_badrealm, port_tls;
+	char *tls_ca = NULL;
 	pid_t pid;
 
 	umask(077);
@@ -848,15 +900,20 @@ int main(void)
 	port_basic = free_port();
 	port_tok = free_port();
 	port_http = free_port();
+	port_badrealm = free_port();
+	port_tls = free_port();
 	reg_plain = xasprintf("127.0.0.1:%d", port_plain);
 	reg_basic = xasprintf("127.0.0.1:%d", port_basic);
 	reg_tok = xasprintf("127.0.0.1:%d", port_tok);
+	tls_ca = xasprintf("%s/tls.pem", dir);
 
 	if (shf("cd %s && mkdir -p data www/cgi-bin && "
 		"openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem "
 		"-subj /CN=plumb-test-token -days 1 2>/dev/null && "
 		"htpasswd -Bbn alice 'correct horse' > htpasswd 2>/dev/null && "
-		"echo '/cgi-bin:tuser:tpass-s3cret' > httpd.conf",
+		"echo '/cgi-bin:tuser:tpass-s3cret' > httpd.conf && "
+		"openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.pem "
+		"-subj /CN=127.0.0.2 -addext subjectAltName=IP:127.0.0.2 -days 1 2>/dev/null",
 		dir) < 0) {
 		failed++;
 		goto out;
@@ -874,25 +931,29 @@ int main(void)
 	}
 	/* three registries on one storage: plain, Basic, Bearer */
 	{
-		static const char *const kinds[] = { "plain", "basic", "token" };
-		int ports[] = { port_plain, port_basic, port_tok };
-		for (int i = 0; i < 3; i++) {
+		static const char *const kinds[] = { "plain", "basic", "token", "badrealm", "tls" };
+		int ports[] = { port_plain, port_basic, port_tok, port_badrealm, port_tls };
+		for (int i = 0; i < 5; i++) {
+			const char *ip = i == 4 ? "127.0.0.2" : "127.0.0.1";
 			char *auth = i == 1 ? xasprintf("auth:\n  htpasswd:\n    realm: plumb-test\n    path: %s/htpasswd\n", dir)
-				   : i == 2 ? xasprintf("auth:\n  token:\n    realm: http://127.0.0.1:%d/cgi-bin/token\n"
-							"    service: plumb-test-registry\n    issuer: plumb-test-issuer\n"
-							"    rootcertbundle: %s/cert.pem\n", port_http, dir)
+				   : i == 2 || i == 3
+					   ? xasprintf("auth:\n  token:\n    realm: http://%s:%d/cgi-bin/token\n"
+						       "    service: plumb-test-registry\n    issuer: plumb-test-issuer\n"
+						       "    rootcertbundle: %s/cert.pem\n",
+						       i == 3 ? "127.0.0.2" : "127.0.0.1", port_http, dir)
+				   : i == 4 ? xasprintf("  tls:\n    certificate: %s/tls.pem\n    key: %s/tls.key\n", dir, dir)
 					    : xstrdup("");
 			char *text = xasprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
 					       "storage:\n  filesystem:\n    rootdirectory: %s/data\n"
-					       "http:\n  addr: 127.0.0.1:%d\n%s", dir, ports[i], auth);
-			char *url = xasprintf("http://127.0.0.1:%d/v2/", ports[i]);
+					       "http:\n  addr: %s:%d\n%s", dir, ip, ports[i], auth);
+			char *url = xasprintf("%s://%s:%d/v2/", i == 4 ? "https" : "http", ip, ports[i]);
 			char *argv[] = { "docker-registry", "serve", NULL, NULL };
 			yml = xasprintf("%s/registry-%s.yml", dir, kinds[i]);
 			logp = xasprintf("%s/registry-%s.log", dir, kinds[i]);
 			write_text(yml, text);
 			argv[2] = yml;
 			pid = spawn(logp, argv);
-			if (pid < 0 || wait_ready(url, pid, 1) < 0) {
+			if (pid < 0 || wait_ready(url, pid, 1, i == 4 ? tls_ca : NULL) < 0) {
 				fprintf(stderr, "t_registry: the %s registry did not start (log %s)\n", kinds[i], logp);
 				failed++;
 				free(auth), free(text), free(url), free(yml), free(logp);
@@ -915,7 +976,7 @@ int main(void)
 		logp = xasprintf("%s/httpd.log", dir);
 		pid = spawn(logp, argv);
 		url = xasprintf("http://%s/", listen);
-		if (pid < 0 || wait_ready(url, pid, 0) < 0) {
+		if (pid < 0 || wait_ready(url, pid, 0, NULL) < 0) {
 			fprintf(stderr, "t_registry: the token endpoint did not start\n");
 			failed++;
 		}
@@ -931,10 +992,13 @@ int main(void)
 	}
 	test_plain(reg_plain, &p);
 	test_threads(reg_plain, &p);
+	test_tls(port_tls, tls_ca, &p);
 	test_plain_refused_for_remote_hosts();
 	test_basic(reg_basic, dir, &p);
-	if (script)
+	if (script) {
 		test_bearer(reg_tok, dir, &p);
+		test_bad_realm(port_badrealm, dir);
+	}
 	test_timing(reg_plain, &p);
 	if (getenv("LAB_REGISTRY"))
 		test_lab(dir);
@@ -950,6 +1014,7 @@ out:
 	free(reg_plain);
 	free(reg_basic);
 	free(reg_tok);
+	free(tls_ca);
 	curl_global_cleanup();
 	printf("t_registry: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
