@@ -954,8 +954,10 @@ static void token_store(struct registry_client *c, const char *key, char *value,
 }
 
 /*
- * Credentials for a domain: explicit ones first, then the docker config.
- * Returns 1 with borrowed (explicit) or owned (*owned set) strings, 0 if none.
+ * Credentials for a domain: explicit ones first, then the docker config (read
+ * once per client). Returns 1 with copies in *user and *password (the caller
+ * frees *password with free_secret), 0 if there are none. *note (caller frees)
+ * may explain why there are none (a credential helper, a malformed file).
  */
 static int creds_for(struct registry_client *c, const char *domain, char **user,
 		     char **password, char **note)
