@@ -1,0 +1,138 @@
+/*
+ * The plumb binary as a user runs it: exit codes, help, and golden output of
+ * `plumb config` (good and bad input). Goldens live in tests/unit/golden-cli/;
+ * PLUMB_UPDATE_GOLDEN=1 rewrites them (review the diff before committing).
+ */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "state/util.h"
+#include "tests/unit/t.h"
+
+struct run {
+	int status;
+	char *out, *err;
+};
+
+static struct run run_plumb(const char *args, const char *envs)
+{
+	struct run r = { -1, NULL, NULL };
+	const char *bin = getenv("PLUMB_BIN");
+	char outp[] = "/tmp/plumb-cli-out-XXXXXX", errp[] = "/tmp/plumb-cli-err-XXXXXX";
+	int fo = mkstemp(outp), fe = mkstemp(errp);
+	char *cmd;
+	int st;
+
+	if (!bin)
+		bin = "build/san/plumb";
+	close(fo);
+	close(fe);
+	cmd = xasprintf("env -u RAILS_MASTER_KEY -u POSTGRES_PASSWORD -u KAMAL_REGISTRY_PASSWORD %s %s %s >%s 2>%s",
+			envs ? envs : "", bin, args, outp, errp);
+	st = system(cmd);
+	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	read_file(outp, 1 << 20, &r.out, NULL);
+	read_file(errp, 1 << 20, &r.err, NULL);
+	unlink(outp);
+	unlink(errp);
+	free(cmd);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static void check_golden(const char *name, const char *got)
+{
+	char *path = xasprintf("tests/unit/golden-cli/%s", name), *want = NULL;
+
+	if (getenv("PLUMB_UPDATE_GOLDEN")) {
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fputs(got, f);
+			fclose(f);
+		}
+	}
+	if (read_file(path, 1 << 20, &want, NULL) < 0)
+		T_FAIL_AT("golden %s missing (run with PLUMB_UPDATE_GOLDEN=1)", path);
+	else if (strcmp(want, got) != 0)
+		T_FAIL_AT("output differs from %s; got:\n%s", path, got);
+	t_checks++;
+	free(want);
+	free(path);
+}
+
+T_TEST(version_and_help)
+{
+	struct run r = run_plumb("--version", NULL);
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "plumb ");
+	run_free(&r);
+	r = run_plumb("help", NULL);
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "config");
+	T_CONTAINS(r.out, "Exit status: 0");
+	run_free(&r);
+	r = run_plumb("config --help", NULL);
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "usage: plumb config");
+	run_free(&r);
+	r = run_plumb("frobnicate", NULL);
+	T_INTEQ(r.status, 1);
+	T_CONTAINS(r.err, "unknown command 'frobnicate'");
+	run_free(&r);
+	r = run_plumb("config --bogus", NULL);
+	T_INTEQ(r.status, 1);
+	run_free(&r);
+}
+
+T_TEST(config_optimus_golden)
+{
+	struct run r = run_plumb("config -c deploy-examples/optimus/config/deploy.yml", NULL);
+	T_INTEQ(r.status, 0);
+	check_golden("optimus.out", r.out);
+	check_golden("optimus.err", r.err);
+	run_free(&r);
+	r = run_plumb("config -c deploy-examples/optimus/config/deploy.yml -d production", NULL);
+	T_INTEQ(r.status, 0);
+	check_golden("optimus-production.out", r.out);
+	run_free(&r);
+}
+
+T_TEST(config_json_is_valid_and_redacted)
+{
+	struct run r = run_plumb("config --json --trusted -c deploy-examples/optimus/config/deploy.yml",
+				 "RAILS_MASTER_KEY=canary-master-9d1 POSTGRES_PASSWORD=canary-pg-3e7");
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "\"service\": \"optimus\"");
+	T_CONTAINS(r.out, "\"state\": \"set\"");
+	T_NOT_CONTAINS(r.out, "canary-master-9d1");
+	T_NOT_CONTAINS(r.out, "canary-pg-3e7");
+	T_NOT_CONTAINS(r.err, "canary");
+	run_free(&r);
+	r = run_plumb("config --trusted -c deploy-examples/optimus/config/deploy.yml",
+		      "RAILS_MASTER_KEY=canary-master-9d1 POSTGRES_PASSWORD=canary-pg-3e7");
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "RAILS_MASTER_KEY=(secret, set; value hidden)");
+	T_NOT_CONTAINS(r.out, "canary");
+	run_free(&r);
+}
+
+T_TEST(config_errors_golden)
+{
+	struct run r = run_plumb("config -c tests/unit/golden-cli/bad/config/deploy.yml", NULL);
+	T_INTEQ(r.status, 1);
+	T_STREQ(r.out, "");
+	check_golden("bad.err", r.err);
+	run_free(&r);
+	r = run_plumb("config -c tests/unit/golden-cli/nope/config/deploy.yml", NULL);
+	T_INTEQ(r.status, 1);
+	T_CONTAINS(r.err, "config/deploy.yml: error: configuration file not found");
+	run_free(&r);
+}
+
+T_MAIN(T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
+       T_CASE(config_errors_golden))
