@@ -48,9 +48,12 @@ finish() {
 trap finish EXIT
 trap 'echo "e2e: interrupted" >&2; exit 130' INT TERM
 
-# Runs "$@" in the background and waits, so a signal reaches our trap at once.
+# run_bg LOG CMD...: runs CMD in the background with its output in LOG (or
+# ours if LOG is "-") and waits, so a signal reaches our trap at once (and the
+# trap's own output is not redirected into LOG).
 run_bg() {
-	"$@" &
+	local log=$1; shift
+	if [ "$log" = - ]; then "$@" & else "$@" >"$log" 2>&1 & fi
 	child=$!
 	wait "$child"
 	local rc=$?
@@ -60,7 +63,7 @@ run_bg() {
 
 echo "e2e: bringing up the lab ($LAB_ID, ${E2E_HOSTS:-3} hosts)"
 t0=$(date +%s.%N)
-if ! run_bg "$LAB" up "${E2E_HOSTS:-3}" >/dev/null; then
+if ! run_bg - "$LAB" up "${E2E_HOSTS:-3}"; then
 	echo "e2e: the lab did not come up"
 	echo "e2e: 0 passed, 1 failed"
 	exit 1
@@ -103,8 +106,8 @@ for t in "${tests[@]}"; do
 	log=$LAB_DIR/log/test-$name.log
 	s=$(date +%s.%N)
 	case "$t" in
-	*.sh) run_bg timeout -k 10 "$TIMEOUT" bash "$t" >"$log" 2>&1 ;;
-	*) run_bg timeout -k 10 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
+	*.sh) run_bg "$log" timeout -k 10 "$TIMEOUT" bash "$t" ;;
+	*) run_bg "$log" timeout -k 10 "$TIMEOUT" "$t" ;;
 	esac
 	rc=$?
 	secs=$(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')

@@ -83,6 +83,7 @@ lab__write_env() {
 		echo "LAB_GIT_BARE=$LAB_DIR/git/optimus.git"
 		echo "LAB_GIT_URL=git://127.0.0.1:$((LAB_PORT_BASE + 1))/optimus.git"
 		echo "LAB_GIT_WORK=$LAB_DIR/git/work"
+		echo "LAB_LIB=$HERE/lib.sh"
 	} >"$f"
 }
 
@@ -214,7 +215,7 @@ lab__git_up() {
 	git -C "$work" push -q origin main
 	git -C "$work" branch -q --set-upstream-to=origin/main main
 	lab__spawn git-daemon git daemon --reuseaddr --listen=127.0.0.1 --port="$((LAB_PORT_BASE + 1))" \
-		--base-path="$g" --export-all --informative-errors "$g"
+		--base-path="$g" --export-all --enable=receive-pack --informative-errors "$g"
 	lab__wait_for "git daemon" 10 git ls-remote "$LAB_GIT_URL"
 }
 
@@ -253,7 +254,9 @@ lab_up() {
 	lab__write_env
 	set -a; . "$LAB_DIR/lab.env"; set +a
 	# On any failure or interruption before the lab is ready, tear down what exists.
-	trap 'if [ ! -e "$LAB_DIR/ready" ]; then lab__log "up failed; tearing down"; [ "${LAB_KEEP:-}" = 1 ] || (lab_down "$LAB_DIR"); fi' EXIT
+	# (The parallel start-up jobs are stopped first, so nothing starts after that.)
+	UP_PIDS=()
+	trap 'if [ ! -e "$LAB_DIR/ready" ]; then lab__log "up failed; tearing down"; kill -TERM "${UP_PIDS[@]}" 2>/dev/null; wait; sleep 0.3; [ "${LAB_KEEP:-}" = 1 ] || (lab_down "$LAB_DIR"); fi' EXIT
 	trap 'exit 130' INT TERM
 
 	ssh-keygen -q -t ed25519 -N '' -C "plumb-lab-$LAB_ID" -f "$LAB_SSH_KEY"
@@ -263,18 +266,17 @@ lab_up() {
 	ip link set "$LAB_BRIDGE" up
 
 	# Registries first (the hosts' dockerd flags name them), all in parallel.
-	local pids=()
 	(lab__registries_up) &
-	pids+=($!)
+	UP_PIDS+=($!)
 	(lab__git_up) &
-	pids+=($!)
+	UP_PIDS+=($!)
 	(lab__relays_up) &
-	pids+=($!)
+	UP_PIDS+=($!)
 	for ((n = 1; n <= LAB_N; n++)); do
 		(lab__host_up "$n") &
-		pids+=($!)
+		UP_PIDS+=($!)
 	done
-	wait_all "lab up" "${pids[@]}"
+	wait_all "lab up" "${UP_PIDS[@]}"
 
 	known="$LAB_KNOWN_HOSTS"
 	: >"$known"

@@ -14,12 +14,15 @@ lab__log() { printf 'lab: %s\n' "$*" >&2; }
 
 # ---- process bookkeeping ---------------------------------------------------
 
-# Prints the start time (clock ticks after boot) of pid $1, or nothing.
+# Prints the start time (clock ticks after boot) of pid $1, or nothing if it
+# does not exist or has exited (a zombie waiting to be reaped counts as gone).
 lab__starttime() {
 	local s
 	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	s=${s##*) }
+	# shellcheck disable=SC2086
 	set -- $s
+	[ "$1" != Z ] || return 1
 	echo "${20}"
 }
 
@@ -43,10 +46,21 @@ lab__pid() {
 # $LAB_DIR/log/NAME.log and records its pid. setsid and nsenter exec, so the
 # recorded pid is the daemon itself.
 lab__spawn() {
-	local name=$1; shift
-	mkdir -p "$LAB_DIR/log"
-	setsid "$@" </dev/null >>"$LAB_DIR/log/$name.log" 2>&1 &
-	lab__record "$name" $!
+	local name=$1 i; shift
+	mkdir -p "$LAB_DIR/log" "$LAB_DIR/pids"
+	rm -f "$LAB_DIR/pids/$name"
+	# The child records itself before it execs the daemon (same pid, same start
+	# time), so the record exists even if whoever started it is killed.
+	# shellcheck disable=SC2016
+	setsid bash -c 'read -r s </proc/$$/stat; s=${s##*) }; st=($s)
+		echo "$$ ${st[19]}" >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' \
+		"$LAB_DIR/pids/$name" "$@" </dev/null >>"$LAB_DIR/log/$name.log" 2>&1 &
+	for ((i = 0; i < 200; i++)); do
+		[ -f "$LAB_DIR/pids/$name" ] && return 0
+		sleep 0.01
+	done
+	lab__log "$name did not start"
+	return 1
 }
 
 # lab__stop NAME [TIMEOUT_S]: SIGTERM, wait, then SIGKILL; forgets the record.
@@ -109,8 +123,10 @@ lab_start_dockerd() {
 	h=$(lab__hdir "$n")
 	lab__pid "h$n-dockerd" >/dev/null && return 0
 	rm -f "$h/docker.pid" "$h/docker.sock"
+	# Its own daemon.json (not the machine's /etc/docker) and its own identity key.
+	[ -f "$h/daemon.json" ] || printf '{"deprecated-key-path": "%s/key.json"}\n' "$h" >"$h/daemon.json"
 	lab__spawn "h$n-dockerd" nsenter --target "$(lab__pid "h$n-holder")" --mount --net \
-		dockerd --data-root "$h/docker" --exec-root "$h/x" \
+		dockerd --config-file "$h/daemon.json" --data-root "$h/docker" --exec-root "$h/x" \
 		--host "unix://$h/docker.sock" --pidfile "$h/docker.pid" \
 		--default-ulimit nofile=1024:1024 \
 		--cgroup-parent "/plumb-$LAB_ID-h$n" \
