@@ -808,6 +808,25 @@ static void read_boot(struct loader *l, const struct ynode *n)
 	b->parallel_roles = bval(ynode_get(n, "parallel_roles"), -1);
 }
 
+/* Compares dotted versions numerically ("2.10.0" > "2.9"); non-numeric parts compare as 0. */
+static int version_cmp(const char *a, const char *b)
+{
+	while (*a || *b) {
+		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
+		if (x != y)
+			return x < y ? -1 : 1;
+		while (*a && *a != '.')
+			a++;
+		while (*b && *b != '.')
+			b++;
+		if (*a == '.')
+			a++;
+		if (*b == '.')
+			b++;
+	}
+	return 0;
+}
+
 static int path_outside(const char *p)
 {
 	return p && !source_path_is_inside(p);
@@ -837,6 +856,10 @@ static void check_rules(struct loader *l, const struct ynode *root)
 		lerr(l, root, "missing required key 'registry'");
 	if (!ynode_get(root, "servers") && !c->naccessories)
 		lerr(l, root, "missing required key 'servers'");
+	if (c->minimum_version && version_cmp(c->minimum_version, PLUMB_KAMAL_COMPAT) > 0)
+		lerr(l, ynode_get(root, "minimum_version"),
+		     "minimum_version: this configuration needs Kamal %s; plumb implements Kamal %s's behaviour",
+		     c->minimum_version, PLUMB_KAMAL_COMPAT);
 	if (c->retain_containers < 1)
 		lerr(l, ynode_get(root, "retain_containers"), "retain_containers: must retain at least 1 container");
 	if (c->nroles) {

@@ -28,6 +28,9 @@
 #include "state/util.h"
 
 /* An ordered string map; setting an existing key replaces its value in place. */
+/* The Kamal release whose behaviour plumb matches (minimum_version is checked against it). */
+#define PLUMB_KAMAL_COMPAT "2.12.0"
+
 struct kvs {
 	char **keys;
 	char **vals;

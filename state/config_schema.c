@@ -10,7 +10,8 @@ enum sk {
 	SK_HASH,       /* a hash validated against children */
 	SK_LIST,       /* a list of `item` */
 	SK_ANYHASH,    /* docker options / build args: any hash */
-	SK_LABELS,     /* hash of stringish */
+	SK_LABELS,     /* hash of stringish; service, role and destination are reserved */
+	SK_STRMAP,     /* hash of stringish (aliases) */
 	SK_HOSTS,      /* list of "host" or {host: tag | [tags]} */
 	SK_SERVERS,    /* list of hosts, or hash of roles */
 	SK_ENV,        /* flat hash, or clear/secret/tags */
@@ -198,7 +199,7 @@ static const struct skey root_keys[] = {
 	{ "boot", SK_HASH, boot_keys, 0 },
 	{ "logging", SK_HASH, logging_keys, 0 },
 	{ "output", SK_HASH, output_keys, 0 },
-	{ "aliases", SK_LABELS, NULL, 0 },
+	{ "aliases", SK_STRMAP, NULL, 0 },
 	END,
 };
 
@@ -435,6 +436,18 @@ static void validate(struct vctx *v, const struct ynode *n, const struct skey *k
 			type_error(v, n, path, "a hash");
 		break;
 	case SK_LABELS:
+		validate_hash_of_str(v, n, path);
+		for (size_t i = 0; n->kind == Y_MAP && i < n->n; i++) {
+			const char *key = n->keys[i]->str;
+			if (!strcmp(key, "service") || !strcmp(key, "role") || !strcmp(key, "destination")) {
+				char *p = join_path(path, key);
+				verr(v, n->keys[i], p,
+				     "invalid label: destination, role, and service are reserved labels");
+				free(p);
+			}
+		}
+		break;
+	case SK_STRMAP:
 		validate_hash_of_str(v, n, path);
 		break;
 	case SK_HOSTS:

@@ -390,6 +390,23 @@ T_TEST(wrong_types_say_what_was_expected)
 	res_free(&r);
 }
 
+T_TEST(reserved_labels_and_minimum_version)
+{
+	struct loadres r = load(BASE "servers:\n  web:\n    hosts: [1.1.1.1]\n    labels:\n      role: x\n"
+				     "labels:\n  service: y\n  team: a\nminimum_version: 9.0.0\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "servers.web.labels.role: invalid label: destination, role, and service are reserved labels");
+	T_CONTAINS(r.errors, "labels.service: invalid label");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nminimum_version: 9.0.0\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "minimum_version: this configuration needs Kamal 9.0.0");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nminimum_version: 2.3.1\n");
+	T_CHECK(r.rc == 0);
+	res_free(&r);
+}
+
 /* ---- conformance over Kamal's fixtures ---- */
 
 struct expect {
@@ -591,5 +608,5 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(accessory_needs_exactly_one_host_spec), T_CASE(extensions_and_merge_keys),
        T_CASE(erb_env_untrusted_is_placeholder_and_noted), T_CASE(erb_in_builder_ignored_other_forms_refused),
        T_CASE(untrusted_switches_noted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
-       T_CASE(wrong_types_say_what_was_expected), T_CASE(fixture_table_covers_directory),
+       T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version), T_CASE(fixture_table_covers_directory),
        T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
