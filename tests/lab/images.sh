@@ -172,7 +172,10 @@ build_caddy() {
 CACHE=$2
 mkdir -p "$CACHE/debs"
 if ! ls "$CACHE"/debs/caddy_*.deb >/dev/null 2>&1; then
-	(cd "$CACHE/debs" && apt-get download caddy >/dev/null 2>&1) ||
+	# apt-get download (not install: its maintainer scripts would start a service);
+	# refresh the package lists once if they lack it.
+	(cd "$CACHE/debs" && { apt-get download caddy >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get download caddy >/dev/null 2>&1; }; }) ||
 		echo "images.sh: could not download Debian's caddy package" >&2
 fi
 
