@@ -1,0 +1,782 @@
+/*
+ * Docker observation (docker_obs.h): the fixed observation script, the
+ * command that runs it, and the parser of what it prints.
+ */
+#include "providers/docker_obs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * The script. $1 salt, $2 the app's directory under .kamal/apps, $3 the lock
+ * directory's name under .kamal, then WANT words (docker_obs.h).
+ *   h FMT VALUE LABEL  prints "LABEL<TAB>sha256(salt ‖ printf FMT VALUE)"
+ *   f                  copies docker's output, replacing each "E KEY=VALUE"
+ *                      line (VALUE with '\' and newline escaped by the
+ *                      template) by "E KEY<TAB>hash", and collects the image
+ *                      ids of "M" lines into $I
+ * The container list is filtered here (ids must be 64 hex, so a hostile
+ * label cannot inject an option into docker inspect). Values only ever
+ * reach printf (a builtin) and sha256sum's stdin: never an argv, never
+ * the output.
+ */
+const char docker_obs_script[] =
+	"S=$1; A=$2; L=$3; shift 3\n"
+	"printf 'PLUMB-OBS 1\\n'\n"
+	"cd || { echo 'X cannot enter the home directory'; exit 3; }\n"
+	"h() { x=$({ printf '%s' \"$S\"; printf \"$1\" \"$2\"; } | sha256sum) || return 1; printf '%s\\t%s\\n' \"$3\" \"${x%% *}\"; }\n"
+	"f() {\n"
+	"  while IFS= read -r l; do\n"
+	"    case $l in\n"
+	"    'E '*) v=${l#E }; k=${v%%=*}; h %b \"${v#*=}\" \"E $k\" || echo 'X hash' ;;\n"
+	"    'M '*) printf '%s\\n' \"$l\"; m=${l#M }; case \" $I \" in *\" $m \"*) ;; *) I=\"$I $m\" ;; esac ;;\n"
+	"    *) printf '%s\\n' \"$l\" ;;\n"
+	"    esac\n"
+	"  done\n"
+	"}\n"
+	"v=$(docker version --format '{{.Server.Version}}' 2>&1) || { printf 'X docker %s\\n' \"$v\" | head -c 512; exit 3; }\n"
+	"printf 'V %s\\n' \"$v\"\n"
+	"C=; P=\n"
+	"ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Names}} {{.Label \"service\"}}') || { echo 'X docker ps failed'; exit 3; }\n"
+	"nl='\n"
+	"'\n"
+	"while IFS= read -r l; do\n"
+	"  id=${l%% *}; r=${l#* }; st=${r%% *}; r=${r#* }; n=${r%% *}; sv=${r#* }\n"
+	"  case $id in *[!0-9a-f]*|'') continue ;; esac\n"
+	"  [ ${#id} -eq 64 ] || continue\n"
+	"  for w in \"$@\"; do\n"
+	"    case $w in\n"
+	"    s:*) [ \"$sv\" = \"${w#s:}\" ] || continue ;;\n"
+	"    n:*) [ \"$n\" = \"${w#n:}\" ] || continue; [ \"$st\" = running ] && P=$n ;;\n"
+	"    *) continue ;;\n"
+	"    esac\n"
+	"    C=\"$C $id\"; break\n"
+	"  done\n"
+	"done <<E_O_F\n"
+	"$ps\n"
+	"E_O_F\n"
+	"T='C {\"Id\":{{json .Id}},\"Name\":{{json .Name}},\"Image\":{{json .Image}},\"Created\":{{json .Created}},\"State\":{\"Status\":{{json .State.Status}},\"ExitCode\":{{json .State.ExitCode}},\"StartedAt\":{{json .State.StartedAt}},\"FinishedAt\":{{json .State.FinishedAt}},\"Health\":{{with index .State \"Health\"}}{{json .Status}}{{else}}null{{end}}},\"Config\":{\"Image\":{{json .Config.Image}},\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Hostname\":{{json .Config.Hostname}}},\"HostConfig\":{{json .HostConfig}},\"Mounts\":{{json .Mounts}},\"Networks\":{{json .NetworkSettings.Networks}}}\n"
+	"M {{.Image}}\n"
+	"{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
+	"{{end}}Z'\n"
+	"U='I {\"Id\":{{json .Id}},\"RepoTags\":{{json .RepoTags}},\"RepoDigests\":{{json .RepoDigests}},\"Created\":{{json .Created}},\"Config\":{\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Volumes\":{{json .Config.Volumes}}}}\n"
+	"{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
+	"{{end}}Z'\n"
+	"{\n"
+	"  if [ -n \"$C\" ]; then docker inspect --format \"$T\" $C 2>/dev/null; echo \"S containers $?\"; fi\n"
+	"} | {\n"
+	"  I=\n"
+	"  f\n"
+	"  if [ -n \"$I\" ]; then\n"
+	"    { docker image inspect --format \"$U\" $I 2>/dev/null; echo \"S images $?\"; } | f\n"
+	"  fi\n"
+	"}\n"
+	"if [ -d .kamal/apps/\"$A\" ]; then\n"
+	"  find .kamal/apps/\"$A\" -type f -name '*.env' 2>/dev/null | sort | while IFS= read -r p; do\n"
+	"    md=$(stat -c %a \"$p\") || continue\n"
+	"    x=$({ printf '%s' \"$S\"; cat \"$p\"; } | sha256sum) || { echo 'X hash'; continue; }\n"
+	"    printf 'F %s %s %s\\n' \"$md\" \"${x%% *}\" \"$p\"\n"
+	"    while IFS= read -r l || [ -n \"$l\" ]; do\n"
+	"      case $l in *=*) ;; *) continue ;; esac\n"
+	"      k=${l%%=*}; case $k in ''|*[!A-Za-z0-9_]*) k='?' ;; esac\n"
+	"      h %s \"${l#*=}\" \"L $k\" || echo 'X hash'\n"
+	"    done < \"$p\"\n"
+	"  done\n"
+	"fi\n"
+	"if [ -d \".kamal/$L\" ]; then\n"
+	"  printf 'K %s\\n' \"$(head -c 8192 \".kamal/$L/details\" 2>/dev/null | tr -d '\\n')\"\n"
+	"fi\n"
+	"if [ -n \"$P\" ]; then\n"
+	"  r=$(docker exec \"$P\" kamal-proxy list --json 2>/dev/null | head -c 65536 | tr '\\n' ' ') && printf 'R %s\\n' \"$r\"\n"
+	"fi\n"
+	"printf 'END\\n'\n";
+
+#define OBS_MAX_LINE (1u << 20) /* one container's JSON line */
+#define OBS_MAX_OBJECTS 4096    /* containers, images or env files per host */
+#define OBS_MAX_VARS 4096       /* env entries per object */
+
+int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q)
+{
+	const char *dest = q->destination && *q->destination ? q->destination : NULL;
+	char *appdir = dest ? xasprintf("%s-%s", q->service, dest) : xstrdup(q->service);
+	char *lock = xasprintf("lock-%s", appdir);
+	static const char *const default_proxies[] = { "kamal-proxy" };
+	const char *const *proxies = q->proxies ? q->proxies : default_proxies;
+	size_t nproxies = q->proxies ? q->nproxies : 1;
+
+	prov_cmd_init(out);
+	prov_cmd_begin(out, PROV_JOIN_SEQ);
+	prov_cmd_args(out, "sh", "-c", docker_obs_script, DOCKER_OBS_ARGV0, salt, appdir, lock,
+		      NULL);
+	free(appdir);
+	free(lock);
+	{
+		char *w = xasprintf("s:%s", q->service);
+		prov_cmd_arg(out, w);
+		free(w);
+	}
+	for (size_t i = 0; i < q->naccessories; i++) {
+		char *w = xasprintf("s:%s", q->accessories[i]);
+		prov_cmd_arg(out, w);
+		free(w);
+	}
+	for (size_t i = 0; i < nproxies; i++) {
+		char *w = xasprintf("n:%s", proxies[i]);
+		prov_cmd_arg(out, w);
+		free(w);
+	}
+	return out->err ? PROV_EINVAL : 0;
+}
+
+void docker_obs_classify(struct obs_container *c, const struct docker_obs_query *q)
+{
+	const char *dest = q->destination ? q->destination : "";
+	static const char *const default_proxies[] = { "kamal-proxy" };
+	const char *const *proxies = q->proxies ? q->proxies : default_proxies;
+	size_t nproxies = q->proxies ? q->nproxies : 1;
+
+	c->kind = OBS_OTHER;
+	/* Kamal's own filter: service, role present, destination exactly (the label
+	 * is present and empty when there is no destination). */
+	if (c->service && strcmp(c->service, q->service) == 0 && c->role && c->destination &&
+	    strcmp(c->destination, dest) == 0) {
+		c->kind = OBS_APP;
+		return;
+	}
+	for (size_t i = 0; i < q->naccessories; i++)
+		if (c->service && strcmp(c->service, q->accessories[i]) == 0) {
+			c->kind = OBS_ACCESSORY;
+			return;
+		}
+	for (size_t i = 0; i < nproxies; i++)
+		if (c->name && strcmp(c->name, proxies[i]) == 0) {
+			c->kind = OBS_PROXY;
+			return;
+		}
+}
+
+/* ---- JSON helpers ---- */
+
+static char *jdup(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+static char *jdup_or_empty(json_t *o, const char *key)
+{
+	char *s = jdup(o, key);
+	return s ? s : xstrdup("");
+}
+
+static void jstrvec(struct strvec *sv, json_t *arr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr))
+		return;
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v))
+			strvec_push(sv, json_string_value(v));
+}
+
+static void jkvs(struct kvs *m, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return;
+	json_object_foreach(obj, k, v)
+		if (json_is_string(v))
+			kvs_set(m, k, json_string_value(v));
+}
+
+static void opt_int(struct kvs *m, const char *name, json_t *hc, const char *key)
+{
+	json_t *v = json_object_get(hc, key);
+	char buf[32];
+
+	if (json_is_integer(v) && json_integer_value(v) != 0) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+		kvs_set(m, name, buf);
+	}
+}
+
+static void opt_true(struct kvs *m, const char *name, json_t *hc, const char *key)
+{
+	if (json_is_true(json_object_get(hc, key)))
+		kvs_set(m, name, "true");
+}
+
+static void opt_list(struct kvs *m, const char *name, json_t *hc, const char *key)
+{
+	json_t *arr = json_object_get(hc, key), *v;
+	struct sbuf sb;
+	size_t i;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return;
+	sbuf_init(&sb, 0);
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v)) {
+			if (sb.len)
+				sbuf_addc(&sb, ',');
+			sbuf_adds(&sb, json_string_value(v));
+		}
+	kvs_set(m, name, sb.buf);
+	sbuf_release(&sb);
+}
+
+/*
+ * HostConfig settings that role/accessory `options:` map to, keyed by the
+ * docker run option name; only those set (non-zero) are recorded:
+ * memory, memory-reservation, memory-swap, cpu-shares, pids-limit (bytes or
+ * counts as docker reports them), cpus (NanoCpus / 1e9), shm-size (when not
+ * docker's 64 MiB default), privileged, init, read-only, cap-add, cap-drop.
+ */
+static void host_options(struct kvs *m, json_t *hc)
+{
+	json_t *v;
+
+	opt_int(m, "memory", hc, "Memory");
+	opt_int(m, "memory-reservation", hc, "MemoryReservation");
+	opt_int(m, "memory-swap", hc, "MemorySwap");
+	opt_int(m, "cpu-shares", hc, "CpuShares");
+	v = json_object_get(hc, "PidsLimit");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		opt_int(m, "pids-limit", hc, "PidsLimit");
+	v = json_object_get(hc, "NanoCpus");
+	if (json_is_integer(v) && json_integer_value(v) != 0) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%g", (double)json_integer_value(v) / 1e9);
+		kvs_set(m, "cpus", buf);
+	}
+	v = json_object_get(hc, "ShmSize");
+	if (json_is_integer(v) && json_integer_value(v) != 0 && json_integer_value(v) != 67108864)
+		opt_int(m, "shm-size", hc, "ShmSize");
+	opt_true(m, "privileged", hc, "Privileged");
+	opt_true(m, "init", hc, "Init");
+	opt_true(m, "read-only", hc, "ReadonlyRootfs");
+	opt_list(m, "cap-add", hc, "CapAdd");
+	opt_list(m, "cap-drop", hc, "CapDrop");
+}
+
+static int parse_container(struct obs_container *c, const char *text, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je), *st, *cfg, *hc, *v, *arr;
+	const char *k;
+	size_t i;
+
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "container JSON: %s (line %d)", je.text, je.line);
+		json_decref(o);
+		return -1;
+	}
+	c->id = jdup(o, "Id");
+	if (!c->id) {
+		snprintf(err, errlen, "container JSON without an Id");
+		json_decref(o);
+		return -1;
+	}
+	c->name = jdup_or_empty(o, "Name");
+	if (c->name[0] == '/')
+		memmove(c->name, c->name + 1, strlen(c->name));
+	c->image_id = jdup(o, "Image");
+	c->created = jdup(o, "Created");
+	st = json_object_get(o, "State");
+	c->state = jdup_or_empty(st, "Status");
+	c->health = jdup(st, "Health");
+	v = json_object_get(st, "ExitCode");
+	c->exit_code = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+	c->started_at = jdup(st, "StartedAt");
+	c->finished_at = jdup(st, "FinishedAt");
+
+	cfg = json_object_get(o, "Config");
+	c->image_ref = jdup(cfg, "Image");
+	jstrvec(&c->cmd, json_object_get(cfg, "Cmd"));
+	jstrvec(&c->entrypoint, json_object_get(cfg, "Entrypoint"));
+	jkvs(&c->labels, json_object_get(cfg, "Labels"));
+	c->hostname = jdup(cfg, "Hostname");
+
+	hc = json_object_get(o, "HostConfig");
+	v = json_object_get(hc, "RestartPolicy");
+	c->restart_policy = jdup_or_empty(v, "Name");
+	if (!*c->restart_policy) {
+		free(c->restart_policy);
+		c->restart_policy = xstrdup("no");
+	}
+	v = json_object_get(v, "MaximumRetryCount");
+	c->restart_max_retries = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+	v = json_object_get(hc, "LogConfig");
+	c->log_driver = jdup(v, "Type");
+	jkvs(&c->log_opts, json_object_get(v, "Config"));
+	c->network_mode = jdup(hc, "NetworkMode");
+	host_options(&c->options, hc);
+
+	v = json_object_get(hc, "PortBindings");
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, arr) {
+			json_t *b;
+			if (!json_is_array(arr))
+				continue;
+			json_array_foreach(arr, i, b) {
+				struct obs_port *p;
+				c->ports = xrealloc(c->ports, (c->nports + 1) * sizeof(*c->ports));
+				p = &c->ports[c->nports++];
+				p->container_port = xstrdup(k);
+				p->host_ip = jdup_or_empty(b, "HostIp");
+				p->host_port = jdup_or_empty(b, "HostPort");
+			}
+		}
+	}
+	arr = json_object_get(o, "Mounts");
+	if (json_is_array(arr)) {
+		json_array_foreach(arr, i, v) {
+			struct obs_mount *m;
+			c->mounts = xrealloc(c->mounts, (c->nmounts + 1) * sizeof(*c->mounts));
+			m = &c->mounts[c->nmounts++];
+			m->type = jdup_or_empty(v, "Type");
+			m->source = strcmp(m->type, "volume") == 0 ? jdup(v, "Name") : NULL;
+			if (!m->source)
+				m->source = jdup_or_empty(v, "Source");
+			m->destination = jdup_or_empty(v, "Destination");
+			m->mode = jdup_or_empty(v, "Mode");
+			m->rw = json_is_true(json_object_get(v, "RW"));
+		}
+	}
+	v = json_object_get(o, "Networks");
+	if (json_is_object(v)) {
+		json_t *ignored;
+		json_object_foreach(v, k, ignored)
+			strvec_push(&c->networks, k);
+	}
+	if (kvs_get(&c->labels, "service"))
+		c->service = xstrdup(kvs_get(&c->labels, "service"));
+	if (kvs_get(&c->labels, "role"))
+		c->role = xstrdup(kvs_get(&c->labels, "role"));
+	if (kvs_get(&c->labels, "destination"))
+		c->destination = xstrdup(kvs_get(&c->labels, "destination"));
+	json_decref(o);
+	return 0;
+}
+
+static int parse_image(struct obs_image *im, const char *text, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je), *cfg, *v;
+
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "image JSON: %s (line %d)", je.text, je.line);
+		json_decref(o);
+		return -1;
+	}
+	im->id = jdup(o, "Id");
+	if (!im->id) {
+		snprintf(err, errlen, "image JSON without an Id");
+		json_decref(o);
+		return -1;
+	}
+	jstrvec(&im->repo_tags, json_object_get(o, "RepoTags"));
+	jstrvec(&im->repo_digests, json_object_get(o, "RepoDigests"));
+	cfg = json_object_get(o, "Config");
+	jstrvec(&im->cmd, json_object_get(cfg, "Cmd"));
+	jstrvec(&im->entrypoint, json_object_get(cfg, "Entrypoint"));
+	jkvs(&im->labels, json_object_get(cfg, "Labels"));
+	v = json_object_get(cfg, "Volumes");
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *ignored;
+		json_object_foreach(v, k, ignored)
+			strvec_push(&im->volumes, k);
+	}
+	json_decref(o);
+	return 0;
+}
+
+/* ---- line parser ---- */
+
+static int is_hash(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < HASH_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}
+
+/* "KEY<TAB>HASH" -> a new entry of *env. */
+static int add_env(struct obs_env **env, size_t *n, const char *line, char *err, size_t errlen)
+{
+	const char *tab = strrchr(line, '\t');
+	struct obs_env *e;
+
+	if (!tab || tab == line || !is_hash(tab + 1)) {
+		snprintf(err, errlen, "malformed hash line");
+		return -1;
+	}
+	if (*n >= OBS_MAX_VARS) {
+		snprintf(err, errlen, "more than %u env entries", OBS_MAX_VARS);
+		return -1;
+	}
+	*env = xrealloc(*env, (*n + 1) * sizeof(**env));
+	e = &(*env)[(*n)++];
+	e->key = xstrndup(line, (size_t)(tab - line));
+	memcpy(e->hash, tab + 1, HASH_HEX_LEN + 1);
+	return 0;
+}
+
+static int b64val(int ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes base64 (whitespace and padding ignored) into a string of printable text. */
+static char *b64_text(const char *s)
+{
+	struct sbuf out;
+	unsigned acc = 0;
+	int bits = 0;
+
+	sbuf_init(&out, 8192);
+	for (; *s; s++) {
+		int v = b64val((unsigned char)*s);
+		if (v < 0) {
+			if (*s == '=' || *s == ' ' || *s == '\r' || *s == '\n')
+				continue;
+			sbuf_release(&out);
+			return NULL;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			unsigned char ch = (unsigned char)(acc >> (bits - 8));
+			bits -= 8;
+			/* keep newlines and printable text; anything else becomes '?' */
+			if (sbuf_addc(&out, (char)(ch == '\n' || (ch >= 0x20 && ch != 0x7f) ? ch : '?')) < 0)
+				break;
+		}
+	}
+	return sbuf_detach(&out);
+}
+
+/* A message from the host, reduced to printable ASCII and bounded. */
+static void host_message(char *dst, size_t dstlen, const char *what, const char *msg)
+{
+	char clean[201];
+	size_t j = 0;
+
+	for (size_t i = 0; msg[i] && j < sizeof(clean) - 1; i++)
+		clean[j++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : ' ';
+	clean[j] = '\0';
+	snprintf(dst, dstlen, "%s%s", what, clean);
+}
+
+enum cur { CUR_NONE, CUR_CONTAINER, CUR_IMAGE, CUR_FILE };
+
+static void host_clear_observed(struct obs_host *h)
+{
+	for (size_t i = 0; i < h->ncontainers; i++)
+		obs_container_release(&h->containers[i]);
+	free(h->containers);
+	h->containers = NULL;
+	h->ncontainers = 0;
+	for (size_t i = 0; i < h->nimages; i++)
+		obs_image_release(&h->images[i]);
+	free(h->images);
+	h->images = NULL;
+	h->nimages = 0;
+	for (size_t i = 0; i < h->nenv_files; i++) {
+		struct obs_env_file *f = &h->env_files[i];
+		free(f->path);
+		for (size_t j = 0; j < f->nvars; j++)
+			free(f->vars[j].key);
+		free(f->vars);
+	}
+	free(h->env_files);
+	h->env_files = NULL;
+	h->nenv_files = 0;
+	free(h->lock_holder);
+	h->lock_holder = NULL;
+}
+
+int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
+		     const struct docker_obs_query *q, char *err, size_t errlen)
+{
+	const char *p = out, *end = out + len;
+	enum cur cur = CUR_NONE;
+	int first = 1, ended = 0, saw_cstatus = 0, saw_istatus = 0;
+	char *line = NULL;
+
+	err[0] = '\0';
+	if (memchr(out, '\0', len)) {
+		snprintf(err, errlen, "observation output contains a NUL byte");
+		goto fail;
+	}
+	while (p < end && !ended) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n;
+
+		if (!nl) {
+			snprintf(err, errlen, "observation output cut short (no END)");
+			goto fail;
+		}
+		n = (size_t)(nl - p);
+		if (n > OBS_MAX_LINE) {
+			snprintf(err, errlen, "observation line longer than %u bytes", OBS_MAX_LINE);
+			goto fail;
+		}
+		free(line);
+		line = xstrndup(p, n);
+		p = nl + 1;
+		if (first) {
+			if (strcmp(line, "PLUMB-OBS 1") != 0) {
+				snprintf(err, errlen, "observation output does not start with its header");
+				goto fail;
+			}
+			first = 0;
+			continue;
+		}
+		if (strcmp(line, "END") == 0) {
+			ended = 1;
+			break;
+		}
+		if (line[0] == '\0' || (line[1] != ' ' && line[1] != '\0')) {
+			snprintf(err, errlen, "unexpected line in the observation output");
+			goto fail;
+		}
+		switch (line[0]) {
+		case 'V':
+			free(h->docker_version);
+			h->docker_version = xstrdup(line + 2);
+			break;
+		case 'X':
+			host_message(err, errlen, "observation failed on the host: ", line + 2);
+			goto fail;
+		case 'C': {
+			struct obs_container *c;
+			if (h->ncontainers >= OBS_MAX_OBJECTS) {
+				snprintf(err, errlen, "more than %u containers", OBS_MAX_OBJECTS);
+				goto fail;
+			}
+			h->containers = xrealloc(h->containers, (h->ncontainers + 1) * sizeof(*c));
+			c = &h->containers[h->ncontainers++];
+			memset(c, 0, sizeof(*c));
+			if (parse_container(c, line + 2, err, errlen) < 0)
+				goto fail;
+			docker_obs_classify(c, q);
+			cur = CUR_CONTAINER;
+			break;
+		}
+		case 'I': {
+			struct obs_image *im;
+			if (h->nimages >= OBS_MAX_OBJECTS) {
+				snprintf(err, errlen, "more than %u images", OBS_MAX_OBJECTS);
+				goto fail;
+			}
+			h->images = xrealloc(h->images, (h->nimages + 1) * sizeof(*im));
+			im = &h->images[h->nimages++];
+			memset(im, 0, sizeof(*im));
+			if (parse_image(im, line + 2, err, errlen) < 0)
+				goto fail;
+			cur = CUR_IMAGE;
+			break;
+		}
+		case 'M':
+			if (cur != CUR_CONTAINER) {
+				snprintf(err, errlen, "image line outside a container");
+				goto fail;
+			}
+			break;
+		case 'E': {
+			int rc;
+			if (cur == CUR_CONTAINER) {
+				struct obs_container *c = &h->containers[h->ncontainers - 1];
+				rc = add_env(&c->env, &c->nenv, line + 2, err, errlen);
+			} else if (cur == CUR_IMAGE) {
+				struct obs_image *im = &h->images[h->nimages - 1];
+				rc = add_env(&im->env, &im->nenv, line + 2, err, errlen);
+			} else {
+				snprintf(err, errlen, "env line outside a container or image");
+				rc = -1;
+			}
+			if (rc < 0)
+				goto fail;
+			break;
+		}
+		case 'Z':
+			cur = CUR_NONE;
+			break;
+		case 'S': {
+			const char *w = line + 2;
+			int st;
+			if (strncmp(w, "containers ", 11) == 0) {
+				saw_cstatus = 1;
+				w += 11;
+			} else if (strncmp(w, "images ", 7) == 0) {
+				saw_istatus = 1;
+				w += 7;
+			} else {
+				snprintf(err, errlen, "unexpected status line");
+				goto fail;
+			}
+			st = atoi(w);
+			if (st != 0) {
+				snprintf(err, errlen, "docker %sinspect failed on the host (exit %d)",
+					 saw_istatus ? "image " : "", st);
+				goto fail;
+			}
+			cur = CUR_NONE;
+			break;
+		}
+		case 'F': {
+			struct obs_env_file *f;
+			char *sp1 = strchr(line + 2, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+			if (!sp2 || (size_t)(sp2 - sp1 - 1) != HASH_HEX_LEN) {
+				snprintf(err, errlen, "malformed env file line");
+				goto fail;
+			}
+			*sp2 = '\0';
+			if (!is_hash(sp1 + 1) || h->nenv_files >= OBS_MAX_OBJECTS) {
+				snprintf(err, errlen, "malformed env file line");
+				goto fail;
+			}
+			h->env_files = xrealloc(h->env_files, (h->nenv_files + 1) * sizeof(*f));
+			f = &h->env_files[h->nenv_files++];
+			memset(f, 0, sizeof(*f));
+			f->mode = (int)strtol(line + 2, NULL, 8);
+			memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
+			f->path = xstrdup(sp2 + 1);
+			cur = CUR_FILE;
+			break;
+		}
+		case 'L': {
+			struct obs_env_file *f;
+			if (cur != CUR_FILE) {
+				snprintf(err, errlen, "env file line outside a file");
+				goto fail;
+			}
+			f = &h->env_files[h->nenv_files - 1];
+			if (add_env(&f->vars, &f->nvars, line + 2, err, errlen) < 0)
+				goto fail;
+			break;
+		}
+		case 'K':
+			free(h->lock_holder);
+			h->lock_holder = b64_text(line + 2);
+			if (!h->lock_holder)
+				h->lock_holder = xstrdup("(held; details unreadable)");
+			cur = CUR_NONE;
+			break;
+		case 'R':
+			/* kamal-proxy's routes: checked to be JSON, not kept yet. */
+			cur = CUR_NONE;
+			break;
+		default:
+			snprintf(err, errlen, "unexpected line in the observation output");
+			goto fail;
+		}
+	}
+	if (first || !ended) {
+		snprintf(err, errlen, "observation output cut short (no END)");
+		goto fail;
+	}
+	if (h->ncontainers && (!saw_cstatus || (h->nimages && !saw_istatus))) {
+		snprintf(err, errlen, "observation output incomplete (missing status)");
+		goto fail;
+	}
+	free(line);
+	return 0;
+fail:
+	free(line);
+	host_clear_observed(h);
+	return -1;
+}
+
+/* ---- one host ---- */
+
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void dump_raw(const char *path, const char *host, const struct cmd_result *r)
+{
+	int fd;
+	char *hdr;
+
+	pthread_mutex_lock(&dump_lock);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		hdr = xasprintf("=== %s stdout ===\n", host);
+		(void)!write(fd, hdr, strlen(hdr));
+		free(hdr);
+		(void)!write(fd, r->out.buf, r->out.len);
+		hdr = xasprintf("=== %s stderr ===\n", host);
+		(void)!write(fd, hdr, strlen(hdr));
+		free(hdr);
+		(void)!write(fd, r->err.buf, r->err.len);
+		close(fd);
+	}
+	pthread_mutex_unlock(&dump_lock);
+}
+
+int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
+		    const struct docker_obs_query *q, const char *dump_path)
+{
+	struct prov_cmd cmd;
+	struct cmd_result r;
+	unsigned long before = t->stats.commands;
+	char err[512];
+	int rc;
+
+	cmd_result_init(&r, t->max_output);
+	rc = docker_obs_build(&cmd, salt, q);
+	if (rc == 0) {
+		cmd_result_release(&r);
+		rc = transport_run_cmd(t, &cmd, &r);
+	}
+	prov_cmd_release(&cmd);
+	h->round_trips = (unsigned)(t->stats.commands - before);
+	h->observe_ms = r.elapsed_ms;
+	if (dump_path)
+		dump_raw(dump_path, h->host, &r);
+	free(h->error);
+	h->error = NULL;
+	if (rc < 0) {
+		h->error = xasprintf("observation %s: %s", prov_strerror(rc), transport_errmsg(t));
+		goto unknown;
+	}
+	if (docker_obs_parse(h, r.out.buf, r.out.len, q, err, sizeof(err)) < 0) {
+		h->error = xstrdup(err);
+		goto unknown;
+	}
+	if (r.status != 0) {
+		h->error = xasprintf("observation script exited with status %d", r.status);
+		host_clear_observed(h);
+		goto unknown;
+	}
+	h->status = OBS_OK;
+	cmd_result_release(&r);
+	return 0;
+unknown:
+	h->status = OBS_UNKNOWN;
+	cmd_result_release(&r);
+	return -1;
+}

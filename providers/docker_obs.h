@@ -1,0 +1,85 @@
+/*
+ * Docker observation: what one host runs for one service, in one round trip.
+ *
+ * docker_obs_script is a fixed shell script (a compile-time constant) that a
+ * host runs as
+ *     sh -c '<docker_obs_script>' plumb-observe SALT APPDIR LOCKDIR WANT...
+ * Every per-run value is a positional argument, quoted by shell_quote; none
+ * is ever interpolated into the script. The read-only guard allows this one
+ * script, compared byte for byte (providers/quote.c). It prints, in sections
+ * the parser checks (a missing "END" line = cut short):
+ *
+ *   PLUMB-OBS 1                       first line
+ *   V <docker server version>
+ *   C <json>  M <image id>  E <key>\t<hash>...  Z    per container
+ *   S containers <status>             docker inspect's exit status
+ *   I <json>  E <key>\t<hash>...  Z   per image the containers use
+ *   S images <status>
+ *   F <mode> <hash> <path>  L <key>\t<hash>...      per env file under
+ *                                     .kamal/apps/APPDIR (the whole file's
+ *                                     hash, then each KEY=value line's)
+ *   K <base64>                        the deploy lock's details, when held
+ *   R <json>                          `kamal-proxy list --json`, when it runs
+ *   X <message>                       a failure (then no END)
+ *   END
+ *
+ * Secrets: the JSON sections never contain an env value (they are built with
+ * --format templates that leave Config.Env out); env values and env-file
+ * lines are hashed on the host as sha256(SALT ‖ value) (state/hash.h). A
+ * value may hold any byte but NUL: the template escapes '\' and newline so
+ * each env entry is one line, and the host decodes it with printf %b before
+ * hashing, so the hash is of the exact value.
+ *
+ * WANT words select containers: "s:<label>" = label service=<label> (the
+ * service, each accessory's service), "n:<name>" = container name (the
+ * proxy). Classification (docker_obs_classify) then decides what each is.
+ */
+#ifndef PLUMB_DOCKER_OBS_H
+#define PLUMB_DOCKER_OBS_H
+
+#include <stddef.h>
+
+#include "providers/transport.h"
+#include "state/observed.h"
+
+extern const char docker_obs_script[];
+#define DOCKER_OBS_ARGV0 "plumb-observe"
+
+/* What to look for on a host. Strings are borrowed. */
+struct docker_obs_query {
+	const char *service;
+	const char *destination;            /* NULL or "" = none */
+	const char *const *accessories;     /* accessory container/service names ("optimus-db") */
+	size_t naccessories;
+	const char *const *proxies;         /* proxy container names; NULL -> {"kamal-proxy"} */
+	size_t nproxies;
+};
+
+/* Builds the observation command for q with salt (32 hex). 0 or PROV_EINVAL. */
+int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q);
+
+/*
+ * Parses the script's stdout into h (containers, images, env files, lock,
+ * docker version), classifying each container for q. Returns 0 when the
+ * output is complete and well formed. Otherwise returns -1, writes why into
+ * err (never a secret), and leaves h without any container, image or env
+ * file, so it cannot be mistaken for an empty host; the caller sets status.
+ */
+int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
+		     const struct docker_obs_query *q, char *err, size_t errlen);
+
+/* Sets c->kind from its labels and name (see the header comment). */
+void docker_obs_classify(struct obs_container *c, const struct docker_obs_query *q);
+
+/*
+ * One observation of one host on an open transport: builds the command, runs
+ * it (once), parses. Sets h->status (OBS_OK or OBS_UNKNOWN), h->error,
+ * h->round_trips and h->observe_ms; h->host must already be set. When
+ * dump_path is non-NULL the raw bytes received are appended to that file
+ * (mode 0600) under a "=== host ===" header, for debugging and for tests
+ * that check no secret was received. Returns 0 when OBS_OK, else -1.
+ */
+int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
+		    const struct docker_obs_query *q, const char *dump_path);
+
+#endif

@@ -1,0 +1,484 @@
+/*
+ * Docker observation: the parser on a hand-written recording of the script's
+ * output (tests/unit/fixtures/docker/observe_ok.txt, made with salt
+ * 00112233445566778899aabbccddeeff), classification, truncation and failures
+ * (-> no containers, never an empty host), and the real script run by /bin/sh
+ * through the local transport against a stub `docker` that prints what
+ * docker's --format templates would, to check the host-side hashing of
+ * tricky values and that no value leaves the "host".
+ */
+#include "providers/docker_obs.h"
+#include "tests/unit/t.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIXTURE "tests/unit/fixtures/docker/observe_ok.txt"
+#define FIXTURE_SALT "00112233445566778899aabbccddeeff"
+
+static const char *const accs[] = { "optimus-db" };
+static const struct docker_obs_query q_optimus = {
+	.service = "optimus", .destination = NULL, .accessories = accs, .naccessories = 1,
+};
+
+static char *fixture(size_t *len)
+{
+	char *buf = NULL;
+
+	if (read_file(FIXTURE, 1 << 20, &buf, len) < 0)
+		return NULL;
+	return buf;
+}
+
+static const struct obs_container *by_name(const struct obs_host *h, const char *name)
+{
+	for (size_t i = 0; i < h->ncontainers; i++)
+		if (strcmp(h->containers[i].name, name) == 0)
+			return &h->containers[i];
+	return NULL;
+}
+
+static int hash_is(const char *hash, const char *salt, const char *value)
+{
+	char want[HASH_HEX_LEN + 1];
+
+	salted_hash(salt, value, strlen(value), want);
+	return hash && strcmp(hash, want) == 0;
+}
+
+T_TEST(parses_the_recording)
+{
+	struct obs_host h = { 0 };
+	char err[256];
+	size_t len;
+	char *text = fixture(&len);
+	const struct obs_container *web, *old, *job, *staging, *oneoff, *db, *proxy;
+	const struct obs_image *im;
+	const struct obs_env_file *ef;
+
+	T_REQUIRE(text);
+	T_INTEQ(docker_obs_parse(&h, text, len, &q_optimus, err, sizeof(err)), 0);
+	T_STREQ(err, "");
+	T_STREQ(h.docker_version, "20.10.24+dfsg1");
+	T_INTEQ(h.ncontainers, 7);
+	web = by_name(&h, "optimus-web-v2");
+	T_REQUIRE(web);
+	T_INTEQ(web->kind, OBS_APP);
+	T_STREQ(web->id, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	T_STREQ(web->image_id, "sha256:96181bbcfde1055fc60b8bc20e24494724be1d82a499903d699c65c1079aafd8");
+	T_STREQ(web->image_ref, "10.0.0.1:5000/optimus:v2");
+	T_STREQ(web->state, "running");
+	T_STREQ(web->health, "healthy");
+	T_STREQ(web->service, "optimus");
+	T_STREQ(web->role, "web");
+	T_STREQ(web->destination, "");
+	T_STREQ(web->restart_policy, "unless-stopped");
+	T_STREQ(web->log_driver, "json-file");
+	T_STREQ(kvs_get(&web->log_opts, "max-size"), "10m");
+	T_STREQ(web->network_mode, "kamal");
+	T_REQUIRE(web->networks.n == 1);
+	T_STREQ(web->networks.v[0], "kamal");
+	T_REQUIRE(web->cmd.n == 1);
+	T_STREQ(web->cmd.v[0], "web");
+	T_STREQ(web->entrypoint.v[0], "/run.sh");
+	T_STREQ(web->hostname, "10.0.0.2-0a1b2c3d4e5f");
+	T_STREQ(web->created, "2026-11-27T16:24:49.127462598Z");
+	T_INTEQ(web->nenv, 7);
+	T_CHECK(hash_is(obs_env_hash(web->env, web->nenv, "SECRET_KEY_BASE"), FIXTURE_SALT, "CANARY-skb"));
+	T_CHECK(hash_is(obs_env_hash(web->env, web->nenv, "KAMAL_VERSION"), FIXTURE_SALT, "v2"));
+	T_CHECK(obs_env_hash(web->env, web->nenv, "NOPE") == NULL);
+	T_INTEQ(web->options.n, 0); /* nothing but docker's defaults */
+
+	old = by_name(&h, "optimus-web-v1");
+	T_REQUIRE(old);
+	T_INTEQ(old->kind, OBS_APP);
+	T_STREQ(old->state, "exited");
+	T_INTEQ(old->exit_code, 137);
+	T_CHECK(old->health == NULL);
+
+	job = by_name(&h, "optimus-job-v2");
+	T_REQUIRE(job);
+	T_INTEQ(job->kind, OBS_APP);
+	T_STREQ(kvs_get(&job->options, "memory"), "536870912");
+	T_STREQ(kvs_get(&job->options, "cpus"), "1.5");
+	T_STREQ(kvs_get(&job->options, "init"), "true");
+	T_STREQ(kvs_get(&job->options, "cap-add"), "NET_ADMIN,SYS_TIME");
+	T_CHECK(hash_is(obs_env_hash(job->env, job->nenv, "MULTI"), FIXTURE_SALT,
+			"line1\nline2 \"q\" $(x) \\"));
+
+	/* Same service, another destination; and a one-off container without a role. */
+	staging = by_name(&h, "optimus-web-staging-v2");
+	T_REQUIRE(staging);
+	T_INTEQ(staging->kind, OBS_OTHER);
+	oneoff = by_name(&h, "optimus-oneoff");
+	T_REQUIRE(oneoff);
+	T_INTEQ(oneoff->kind, OBS_OTHER);
+
+	db = by_name(&h, "optimus-db");
+	T_REQUIRE(db);
+	T_INTEQ(db->kind, OBS_ACCESSORY);
+	T_REQUIRE(db->nports == 1);
+	T_STREQ(db->ports[0].container_port, "5432/tcp");
+	T_STREQ(db->ports[0].host_ip, "127.0.0.1");
+	T_STREQ(db->ports[0].host_port, "5432");
+	T_REQUIRE(db->nmounts == 2);
+	T_STREQ(db->mounts[0].type, "bind");
+	T_STREQ(db->mounts[0].source, "/root/optimus-db/data");
+	T_STREQ(db->mounts[0].destination, "/var/lib/postgresql/data");
+	T_CHECK(db->mounts[0].rw == 1);
+	T_STREQ(db->mounts[1].type, "volume");
+	T_STREQ(db->mounts[1].source, "pgconf"); /* a volume's name, not its path */
+	T_STREQ(db->mounts[1].mode, "z");
+	T_CHECK(db->mounts[1].rw == 0);
+	T_CHECK(hash_is(obs_env_hash(db->env, db->nenv, "POSTGRES_PASSWORD"), FIXTURE_SALT, "CANARY-pg"));
+
+	proxy = by_name(&h, "kamal-proxy");
+	T_REQUIRE(proxy);
+	T_INTEQ(proxy->kind, OBS_PROXY);
+	T_INTEQ(proxy->nports, 2);
+
+	T_INTEQ(h.nimages, 3);
+	im = obs_host_image(&h, web->image_id);
+	T_REQUIRE(im);
+	T_INTEQ(im->repo_tags.n, 2);
+	T_STREQ(im->cmd.v[0], "web");
+	T_STREQ(kvs_get(&im->labels, "org.opencontainers.image.version"), "v1");
+	T_CHECK(hash_is(obs_env_hash(im->env, im->nenv, "VERSION"), FIXTURE_SALT, "v1"));
+	im = obs_host_image(&h, db->image_id);
+	T_REQUIRE(im);
+	T_REQUIRE(im->volumes.n == 1);
+	T_STREQ(im->volumes.v[0], "/var/lib/postgresql/data");
+
+	T_INTEQ(h.nenv_files, 2);
+	ef = obs_host_env_file(&h, ".kamal/apps/optimus/env/roles/web.env");
+	T_REQUIRE(ef);
+	T_INTEQ(ef->mode, 0600);
+	T_INTEQ(ef->nvars, 2);
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "SECRET_KEY_BASE"), FIXTURE_SALT, "CANARY-skb"));
+	/* env-file values are hashed as written (Kamal's escaping kept) */
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "MULTI"), FIXTURE_SALT, "line1\\nline2"));
+	T_CHECK(hash_is(ef->content_hash, FIXTURE_SALT, "SECRET_KEY_BASE=CANARY-skb\nMULTI=line1\\nline2\n"));
+
+	T_STREQ(h.lock_holder, "Locked by: Alice at 2026-11-27T16:00:00Z\nVersion: v2\nMessage: hotfix");
+	obs_host_release(&h);
+	free(text);
+}
+
+T_TEST(destination_is_exact)
+{
+	struct obs_host h = { 0 };
+	char err[256];
+	size_t len;
+	char *text = fixture(&len);
+	struct docker_obs_query q = q_optimus;
+
+	T_REQUIRE(text);
+	q.destination = "staging";
+	T_INTEQ(docker_obs_parse(&h, text, len, &q, err, sizeof(err)), 0);
+	T_INTEQ(by_name(&h, "optimus-web-staging-v2")->kind, OBS_APP);
+	T_INTEQ(by_name(&h, "optimus-web-v2")->kind, OBS_OTHER); /* destination "" != "staging" */
+	T_INTEQ(by_name(&h, "optimus-db")->kind, OBS_ACCESSORY);
+	obs_host_release(&h);
+	free(text);
+}
+
+T_TEST(classification_table)
+{
+	static const struct {
+		const char *name, *service, *role, *dest;
+		enum obs_kind want;
+	} cases[] = {
+		{ "optimus-web-v1", "optimus", "web", "", OBS_APP },
+		{ "optimus-web-v1", "optimus", "web", NULL, OBS_OTHER }, /* no destination label */
+		{ "optimus-web-x-v1", "optimus", "web", "x", OBS_OTHER },
+		{ "optimus-run", "optimus", NULL, "", OBS_OTHER },
+		{ "blog-web-v1", "blog", "web", "", OBS_OTHER },
+		{ "optimus-db", "optimus-db", NULL, NULL, OBS_ACCESSORY },
+		{ "kamal-proxy", NULL, NULL, NULL, OBS_PROXY },
+		{ "random", NULL, NULL, NULL, OBS_OTHER },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct obs_container c = { 0 };
+
+		c.name = (char *)cases[i].name;
+		c.service = (char *)cases[i].service;
+		c.role = (char *)cases[i].role;
+		c.destination = (char *)cases[i].dest;
+		docker_obs_classify(&c, &q_optimus);
+		if (c.kind != cases[i].want)
+			T_FAIL_AT("case %zu (%s): kind %d, want %d", i, cases[i].name, c.kind,
+				  cases[i].want);
+		T_CHECK(c.kind == cases[i].want);
+	}
+}
+
+/* Every way of cutting the output short leaves the host with nothing observed. */
+T_TEST(truncation_is_never_an_empty_host)
+{
+	size_t len, tried = 0;
+	char *text = fixture(&len);
+	const char *end;
+
+	T_REQUIRE(text);
+	end = strstr(text, "\nEND\n");
+	T_REQUIRE(end);
+	for (size_t cut = 0; cut <= (size_t)(end - text) + 4; cut += (cut < 200 ? 1 : 13)) {
+		struct obs_host h = { 0 };
+		char err[256];
+
+		if (docker_obs_parse(&h, text, cut, &q_optimus, err, sizeof(err)) == 0) {
+			T_FAIL_AT("output cut at %zu of %zu parsed as complete", cut, len);
+			obs_host_release(&h);
+			break;
+		}
+		T_CHECK(h.ncontainers == 0 && h.nimages == 0 && h.nenv_files == 0);
+		T_CHECK(err[0] != '\0');
+		tried++;
+		obs_host_release(&h);
+	}
+	T_CHECK(tried > 300);
+	free(text);
+}
+
+static int parse_str(const char *s, char *err, size_t errlen, struct obs_host *h)
+{
+	return docker_obs_parse(h, s, strlen(s), &q_optimus, err, errlen);
+}
+
+T_TEST(failures_are_unknown)
+{
+	static const char *const bad[] = {
+		"", "END\n", "garbage\nEND\n",
+		"PLUMB-OBS 1\nX docker Cannot connect to the Docker daemon\n",
+		"PLUMB-OBS 1\nC {\"Id\":\"a\"}\nZ\nS containers 1\nEND\n",
+		"PLUMB-OBS 1\nC {\"Id\":\"a\"}\nE K\tnothex\nZ\nS containers 0\nEND\n",
+		"PLUMB-OBS 1\nC {not json}\nS containers 0\nEND\n",
+		"PLUMB-OBS 1\nC {\"Id\":\"a\"}\nZ\nEND\n", /* no container status */
+		"PLUMB-OBS 1\nE K\t0000000000000000000000000000000000000000000000000000000000000000\nEND\n",
+		"PLUMB-OBS 1\nQ what\nEND\n",
+		"PLUMB-OBS 1\nV 20\nEND\ntrailing", /* fine: END ends it */
+	};
+	char err[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct obs_host h = { 0 };
+		int rc = parse_str(bad[i], err, sizeof(err), &h);
+
+		if (i == ARRAY_SIZE(bad) - 1)
+			T_INTEQ(rc, 0);
+		else if (rc == 0)
+			T_FAIL_AT("case %zu parsed", i);
+		T_CHECK(h.ncontainers == 0);
+		obs_host_release(&h);
+	}
+	{
+		struct obs_host h = { 0 };
+		T_CHECK(parse_str(bad[3], err, sizeof(err), &h) < 0);
+		T_CONTAINS(err, "Cannot connect to the Docker daemon");
+		obs_host_release(&h);
+	}
+	{
+		struct obs_host h = { 0 };
+		/* an empty host, observed completely, is OK with no containers */
+		T_INTEQ(parse_str("PLUMB-OBS 1\nV 20.10\nEND\n", err, sizeof(err), &h), 0);
+		T_INTEQ(h.ncontainers, 0);
+		obs_host_release(&h);
+	}
+}
+
+T_TEST(command_passes_values_as_arguments)
+{
+	struct prov_cmd c;
+	struct sbuf sb;
+	const char *const acc[] = { "optimus-db" };
+	struct docker_obs_query q = { .service = "op'$(touch x)", .destination = "st",
+				      .accessories = acc, .naccessories = 1 };
+
+	T_INTEQ(docker_obs_build(&c, FIXTURE_SALT, &q), 0);
+	T_REQUIRE(c.n == 1);
+	T_REQUIRE(c.v[0].argv.n == 10);
+	T_STREQ(c.v[0].argv.v[0], "sh");
+	T_STREQ(c.v[0].argv.v[1], "-c");
+	T_CHECK(strcmp(c.v[0].argv.v[2], docker_obs_script) == 0);
+	T_STREQ(c.v[0].argv.v[3], DOCKER_OBS_ARGV0);
+	T_STREQ(c.v[0].argv.v[4], FIXTURE_SALT);
+	T_STREQ(c.v[0].argv.v[5], "op'$(touch x)-st");
+	T_STREQ(c.v[0].argv.v[6], "lock-op'$(touch x)-st");
+	T_STREQ(c.v[0].argv.v[7], "s:op'$(touch x)");
+	T_STREQ(c.v[0].argv.v[8], "s:optimus-db");
+	T_STREQ(c.v[0].argv.v[9], "n:kamal-proxy");
+	sbuf_init(&sb, 0);
+	T_INTEQ(prov_cmd_render(&c, &sb), 0);
+	T_CONTAINS(sb.buf, "'s:op'\\''$(touch x)'");
+	sbuf_release(&sb);
+	prov_cmd_release(&c);
+	/* the script never splices an argument into code */
+	T_NOT_CONTAINS(docker_obs_script, "eval");
+}
+
+/* ---- the real script against a stub docker ---- */
+
+static char tmp[64];
+
+static int write_text(const char *dir, const char *name, const char *text, int mode)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	int rc = -1;
+
+	if (f) {
+		rc = fputs(text, f) < 0 ? -1 : 0;
+		if (fclose(f) != 0)
+			rc = -1;
+		chmod(p, (mode_t)mode);
+	}
+	free(p);
+	return rc;
+}
+
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define IMG "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+static const char stub_docker[] =
+	"#!/bin/sh\n"
+	"printf '%s\\n' \"$@\" > \"$STUBDIR/args.$1\"\n"
+	"case \"$1\" in\n"
+	"version) echo 20.10.24 ;;\n"
+	"ps) cat \"$STUBDIR/ps.txt\" ;;\n"
+	"inspect) cat \"$STUBDIR/inspect.txt\" ;;\n"
+	"image) cat \"$STUBDIR/images.txt\" ;;\n"
+	"*) exit 1 ;;\n"
+	"esac\n";
+
+/* What `docker inspect --format <template>` prints: env entries with '\' and
+ * newline escaped as the template does. */
+static const char stub_inspect[] =
+	"C {\"Id\":\"" ID_A "\",\"Name\":\"/optimus-web-v1\",\"Image\":\"" IMG "\","
+	"\"State\":{\"Status\":\"running\",\"ExitCode\":0,\"Health\":null},"
+	"\"Config\":{\"Image\":\"r/optimus:v1\",\"Labels\":{\"service\":\"optimus\",\"role\":\"web\",\"destination\":\"\"}}}\n"
+	"M " IMG "\n"
+	"E NL=a\\nb\\\\c $(touch PWNED) \"q\" 'q' `x`\n"
+	"E TRAIL=x\\n\n"
+	"E EMPTY=\n"
+	"E TAB=a\tb %s %b\n"
+	"E CANARY=CANARY-value-123\n"
+	"Z\n";
+
+static const char stub_images[] = "I {\"Id\":\"" IMG "\",\"RepoTags\":[\"r/optimus:v1\"]}\n"
+				  "E PATH=/bin\n"
+				  "Z\n";
+
+T_TEST(script_hashes_on_the_host)
+{
+	char *bin = NULL, *home = NULL, *path = NULL, *dump = NULL, *raw = NULL, *args = NULL;
+	const char *old_path = getenv("PATH"), *old_home = getenv("HOME");
+	char *saved_path = old_path ? xstrdup(old_path) : NULL;
+	char *saved_home = old_home ? xstrdup(old_home) : NULL;
+	struct transport *t = NULL;
+	struct obs_host h = { 0 };
+	const struct obs_container *c;
+	const struct obs_env_file *ef;
+	char salt[33];
+	size_t rawlen = 0;
+	char *cmd;
+
+	snprintf(tmp, sizeof(tmp), "/tmp/plumb-test-obs-XXXXXX");
+	T_REQUIRE(mkdtemp(tmp));
+	bin = xasprintf("%s/bin", tmp);
+	home = xasprintf("%s/home", tmp);
+	dump = xasprintf("%s/dump", tmp);
+	mkdir(bin, 0700);
+	mkdir(home, 0700);
+	cmd = xasprintf("mkdir -p '%s/.kamal/apps/optimus/env/roles' '%s/.kamal/lock-optimus'", home, home);
+	T_CHECK(system(cmd) == 0);
+	free(cmd);
+	T_CHECK(write_text(bin, "docker", stub_docker, 0755) == 0);
+	T_CHECK(write_text(tmp, "ps.txt",
+			   ID_A " running optimus-web-v1 optimus\n"
+			   ID_B " running blog-web-v1 blog\n"
+			   "nothex running x optimus\n"
+			   "--format running y optimus\n",
+			   0600) == 0);
+	T_CHECK(write_text(tmp, "inspect.txt", stub_inspect, 0600) == 0);
+	T_CHECK(write_text(tmp, "images.txt", stub_images, 0600) == 0);
+	T_CHECK(write_text(home, ".kamal/apps/optimus/env/roles/web.env",
+			   "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\n", 0600) == 0);
+	/* base64 of "Locked by: Bob" as Kamal writes it (with a trailing newline) */
+	T_CHECK(write_text(home, ".kamal/lock-optimus/details", "TG9ja2VkIGJ5OiBCb2I=\n", 0600) == 0);
+
+	path = xasprintf("%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	setenv("HOME", home, 1);
+	setenv("STUBDIR", tmp, 1);
+
+	salt_new(salt);
+	h.host = xstrdup("localhost");
+	T_REQUIRE(transport_local_open(&t) == 0);
+	T_INTEQ(docker_obs_host(&h, t, salt, &q_optimus, dump), 0);
+	if (h.error)
+		fprintf(stderr, "  error: %s\n", h.error);
+	T_INTEQ(h.status, OBS_OK);
+	T_INTEQ(h.round_trips, 1);
+	T_STREQ(h.docker_version, "20.10.24");
+	T_REQUIRE(h.ncontainers == 1);
+	c = &h.containers[0];
+	T_STREQ(c->name, "optimus-web-v1");
+	T_INTEQ(c->kind, OBS_APP);
+	T_INTEQ(c->nenv, 5);
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "NL"), salt, "a\nb\\c $(touch PWNED) \"q\" 'q' `x`"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "TRAIL"), salt, "x\n"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "EMPTY"), salt, ""));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "TAB"), salt, "a\tb %s %b"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "CANARY"), salt, "CANARY-value-123"));
+	T_REQUIRE(h.nimages == 1);
+	T_CHECK(hash_is(obs_env_hash(h.images[0].env, h.images[0].nenv, "PATH"), salt, "/bin"));
+	ef = obs_host_env_file(&h, ".kamal/apps/optimus/env/roles/web.env");
+	T_REQUIRE(ef);
+	T_INTEQ(ef->mode, 0600);
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "SECRET"), salt, "CANARY-file"));
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "ESC"), salt, "a\\nb \"q\" #x"));
+	T_CHECK(hash_is(ef->content_hash, salt, "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\n"));
+	T_STREQ(h.lock_holder, "Locked by: Bob");
+
+	/* only our container was inspected; the malformed ids were dropped */
+	T_CHECK(read_file(cmd = xasprintf("%s/args.inspect", tmp), 4096, &args, &rawlen) == 0);
+	free(cmd);
+	T_CONTAINS(args, ID_A);
+	T_NOT_CONTAINS(args, ID_B);
+	T_NOT_CONTAINS(args, "--format\nrunning");
+	T_NOT_CONTAINS(args, "nothex");
+	/* nothing the "host" sent contains a value, and nothing was executed */
+	T_CHECK(read_file(dump, 1 << 20, &raw, &rawlen) == 0);
+	T_CONTAINS(raw, "=== localhost stdout ===");
+	T_NOT_CONTAINS(raw, "CANARY-");
+	T_NOT_CONTAINS(raw, "/bin\n");
+	cmd = xasprintf("%s/PWNED", home);
+	T_CHECK(access(cmd, F_OK) != 0);
+	free(cmd);
+
+	transport_close(t);
+	obs_host_release(&h);
+	cmd = xasprintf("rm -rf '%s'", tmp);
+	T_CHECK(system(cmd) == 0);
+	free(cmd);
+	if (saved_path)
+		setenv("PATH", saved_path, 1);
+	if (saved_home)
+		setenv("HOME", saved_home, 1);
+	free(saved_path);
+	free(saved_home);
+	free(bin);
+	free(home);
+	free(path);
+	free(dump);
+	free(raw);
+	free(args);
+}
+
+T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
+       T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
+       T_CASE(command_passes_values_as_arguments), T_CASE(script_hashes_on_the_host))
