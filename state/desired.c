@@ -1,0 +1,654 @@
+#include "state/desired.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ---- */
+
+char *desired_env_escape(const char *value)
+{
+	struct sbuf sb;
+	const unsigned char *p;
+
+	sbuf_init(&sb, 0);
+	for (p = (const unsigned char *)value; *p; p++) {
+		switch (*p) {
+		case '\\': sbuf_adds(&sb, "\\\\"); break;
+		case '\n': sbuf_adds(&sb, "\\n"); break;
+		case '\t': sbuf_adds(&sb, "\\t"); break;
+		case '\r': sbuf_adds(&sb, "\\r"); break;
+		case '\f': sbuf_adds(&sb, "\\f"); break;
+		case '\v': sbuf_adds(&sb, "\\v"); break;
+		case '\b': sbuf_adds(&sb, "\\b"); break;
+		case '\a': sbuf_adds(&sb, "\\a"); break;
+		case 0x1b: sbuf_adds(&sb, "\\e"); break;
+		default:
+			/* Non-ASCII bytes are kept as they are; '"' and '#' stay literal. */
+			if (*p < 0x20 || *p == 0x7f)
+				sbuf_addf(&sb, "\\x%02X", *p);
+			else
+				sbuf_addc(&sb, (char)*p);
+		}
+	}
+	return sbuf_detach(&sb);
+}
+
+void desired_split_words(const char *s, struct strvec *out)
+{
+	struct sbuf w;
+	int in_word = 0;
+
+	sbuf_init(&w, 0);
+	while (*s) {
+		char ch = *s;
+		if (ch == ' ' || ch == '\t' || ch == '\n') {
+			if (in_word) {
+				strvec_push(out, w.buf);
+				sbuf_reset(&w);
+				in_word = 0;
+			}
+			s++;
+			continue;
+		}
+		in_word = 1;
+		if (ch == '\'') {
+			s++;
+			while (*s && *s != '\'')
+				sbuf_addc(&w, *s++);
+			if (*s)
+				s++;
+		} else if (ch == '"') {
+			s++;
+			while (*s && *s != '"') {
+				if (*s == '\\' && s[1] && strchr("\"\\$`\n", s[1]))
+					s++;
+				sbuf_addc(&w, *s++);
+			}
+			if (*s)
+				s++;
+		} else if (ch == '\\' && s[1]) {
+			sbuf_addc(&w, s[1]);
+			s += 2;
+		} else {
+			sbuf_addc(&w, ch);
+			s++;
+		}
+	}
+	if (in_word)
+		strvec_push(out, w.buf);
+	sbuf_release(&w);
+}
+
+long long desired_parse_size(const char *s)
+{
+	char *end;
+	long long n, mult = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	n = strtoll(s, &end, 10);
+	switch (tolower((unsigned char)*end)) {
+	case '\0': break;
+	case 'b': mult = 1; end++; break;
+	case 'k': mult = 1LL << 10; end++; break;
+	case 'm': mult = 1LL << 20; end++; break;
+	case 'g': mult = 1LL << 30; end++; break;
+	case 't': mult = 1LL << 40; end++; break;
+	default: return -1;
+	}
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end)
+		return -1;
+	return n * mult;
+}
+
+const struct des_host *desired_host(const struct desired *ds, const char *host)
+{
+	for (size_t i = 0; i < ds->nhosts; i++)
+		if (strcmp(ds->hosts[i].host, host) == 0)
+			return &ds->hosts[i];
+	return NULL;
+}
+
+const struct des_env *des_container_env(const struct des_container *c, const char *key)
+{
+	for (size_t i = 0; i < c->nenv; i++)
+		if (strcmp(c->env[i].key, key) == 0)
+			return &c->env[i];
+	return NULL;
+}
+
+/* ---- building ---- */
+
+struct builder {
+	const struct config *c;
+	const struct desired_opts *o;
+	struct desired *ds;
+	struct diags *d;
+};
+
+static struct des_env *env_push(struct des_container *c)
+{
+	c->env = xrealloc(c->env, (c->nenv + 1) * sizeof(*c->env));
+	memset(&c->env[c->nenv], 0, sizeof(c->env[0]));
+	return &c->env[c->nenv++];
+}
+
+static void env_clear_value(struct builder *b, struct des_container *c, const char *key,
+			    const char *val)
+{
+	struct des_env *e = NULL;
+
+	for (size_t i = 0; i < c->nenv; i++)
+		if (strcmp(c->env[i].key, key) == 0)
+			e = &c->env[i];
+	if (!e) {
+		e = env_push(c);
+		e->key = xstrdup(key);
+	} else {
+		free(e->value);
+		free(e->secret);
+		e->secret = NULL;
+	}
+	e->value = xstrdup(val);
+	/* Kamal double-quotes clear values but leaves ${…} for the host's shell. */
+	e->kind = strstr(val, "${") ? DES_ENV_EXPANDED : DES_ENV_CLEAR;
+	e->hash[0] = '\0';
+	if (e->kind == DES_ENV_CLEAR)
+		salted_hash(b->o->salt, val, strlen(val), e->hash);
+}
+
+/* Adds the secret env of e to the container and to its env file. */
+static void add_secrets(struct builder *b, struct des_container *c, struct des_env_file *f,
+			const struct kvs *secret)
+{
+	struct sbuf content;
+
+	sbuf_init(&content, 0);
+	for (size_t i = 0; i < secret->n; i++) {
+		const char *key = secret->keys[i], *name = secret->vals[i], *val;
+		struct des_env *e = env_push(c), *fv;
+		int available = 0;
+
+		e->key = xstrdup(key);
+		e->secret = xstrdup(name);
+		val = config_secret_value(b->c, name, &available);
+		f->vars = xrealloc(f->vars, (f->nvars + 1) * sizeof(*f->vars));
+		fv = &f->vars[f->nvars++];
+		memset(fv, 0, sizeof(*fv));
+		fv->key = xstrdup(key);
+		fv->secret = xstrdup(name);
+		if (!val || !available) {
+			e->kind = fv->kind = DES_ENV_UNAVAILABLE;
+			f->unavailable = 1;
+			b->ds->unavailable_secrets++;
+			sbuf_addf(&content, "%s=\n", key);
+			continue;
+		}
+		{
+			char *esc = desired_env_escape(val);
+			e->kind = fv->kind = DES_ENV_SECRET;
+			salted_hash(b->o->salt, esc, strlen(esc), e->hash);
+			memcpy(fv->hash, e->hash, sizeof(fv->hash));
+			sbuf_addf(&content, "%s=", key);
+			sbuf_adds(&content, esc);
+			sbuf_addc(&content, '\n');
+			free_secret(esc);
+		}
+	}
+	if (!f->unavailable) {
+		if (secret->n == 0)
+			sbuf_adds(&content, "\n");
+		salted_hash(b->o->salt, content.buf, content.len, f->content_hash);
+	}
+	/* the content held secrets */
+	memset(content.buf, 0, content.len);
+	sbuf_release(&content);
+}
+
+static struct des_env_file *host_env_file(struct des_host *h, const char *path)
+{
+	struct des_env_file *f;
+
+	h->env_files = xrealloc(h->env_files, (h->nenv_files + 1) * sizeof(*h->env_files));
+	f = &h->env_files[h->nenv_files++];
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(path);
+	return f;
+}
+
+static struct des_container *host_container(struct des_host *h)
+{
+	struct des_container *c;
+
+	h->containers = xrealloc(h->containers, (h->ncontainers + 1) * sizeof(*h->containers));
+	c = &h->containers[h->ncontainers++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static void add_mount(struct des_container *c, enum des_mount_kind kind, const char *src,
+		      const char *dst, const char *mode)
+{
+	struct des_mount *m;
+
+	c->mounts = xrealloc(c->mounts, (c->nmounts + 1) * sizeof(*c->mounts));
+	m = &c->mounts[c->nmounts++];
+	memset(m, 0, sizeof(*m));
+	m->kind = kind;
+	m->source = xstrdup(src);
+	m->destination = xstrdup(dst);
+	m->mode = xstrdup(mode ? mode : "");
+	m->rw = !(mode && (strcmp(mode, "ro") == 0 || strncmp(mode, "ro,", 3) == 0 ||
+			   strstr(mode, ",ro")));
+}
+
+/* "src:dst[:mode]" as docker run --volume takes it. */
+static void add_volume_spec(struct des_container *c, const char *spec)
+{
+	char *s = xstrdup(spec), *dst, *mode = NULL;
+	enum des_mount_kind kind;
+
+	dst = strchr(s, ':');
+	if (!dst) { /* an anonymous volume: "/path" */
+		add_mount(c, DES_MOUNT_VOLUME, "", s, NULL);
+		free(s);
+		return;
+	}
+	*dst++ = '\0';
+	mode = strchr(dst, ':');
+	if (mode)
+		*mode++ = '\0';
+	if (s[0] == '/')
+		kind = DES_MOUNT_BIND;
+	else if (strncmp(s, "$PWD/", 5) == 0 || strncmp(s, "$(pwd)/", 7) == 0 || strchr(s, '/'))
+		kind = DES_MOUNT_HOME;
+	else
+		kind = DES_MOUNT_VOLUME;
+	if (kind == DES_MOUNT_HOME) {
+		const char *rel = s;
+		if (strncmp(rel, "$PWD/", 5) == 0)
+			rel += 5;
+		else if (strncmp(rel, "$(pwd)/", 7) == 0)
+			rel += 7;
+		add_mount(c, kind, rel, dst, mode);
+	} else {
+		add_mount(c, kind, s, dst, mode);
+	}
+	free(s);
+}
+
+static void add_port_spec(struct des_container *c, const char *spec)
+{
+	char *s = xstrdup(spec), *parts[3] = { NULL, NULL, NULL }, *p = s, *proto;
+	size_t n = 0;
+	struct des_port *pt;
+
+	while (n < 3) {
+		parts[n++] = p;
+		p = strchr(p, ':');
+		if (!p)
+			break;
+		*p++ = '\0';
+	}
+	c->ports = xrealloc(c->ports, (c->nports + 1) * sizeof(*c->ports));
+	pt = &c->ports[c->nports++];
+	{
+		const char *cport = parts[n - 1];
+		proto = strchr(cport, '/');
+		pt->container_port = proto ? xstrdup(cport) : xasprintf("%s/tcp", cport);
+	}
+	pt->host_ip = xstrdup(n == 3 ? parts[0] : "");
+	if (n >= 2) {
+		char *hp = xstrdup(parts[n - 2]), *slash = strchr(hp, '/');
+		if (slash)
+			*slash = '\0';
+		pt->host_port = hp;
+	} else {
+		char *hp = xstrdup(parts[0]), *slash = strchr(hp, '/');
+		if (slash)
+			*slash = '\0';
+		pt->host_port = hp;
+	}
+	free(s);
+}
+
+static void set_options(struct des_container *c, const struct kvs *opts)
+{
+	for (size_t i = 0; i < opts->n; i++) {
+		if (strcmp(opts->keys[i], "restart") == 0) {
+			free(c->restart);
+			c->restart = xstrdup(opts->vals[i]);
+			continue;
+		}
+		kvs_set(&c->options, opts->keys[i], opts->vals[i]);
+	}
+}
+
+/* A digest over the spec without secret hashes: stable across runs (the salt
+ * changes every run), so it can go into the plan hash. */
+static void spec_hash(struct des_container *c)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_addf(&sb, "kind=%d\nname=%s\nimage=%s\nid=%s\ncmd=%s\n", (int)c->kind, c->name,
+		  c->image_ref, c->image_id ? c->image_id : "", c->cmd ? c->cmd : "");
+	for (size_t i = 0; i < c->nenv; i++) {
+		const struct des_env *e = &c->env[i];
+		if (e->kind == DES_ENV_CLEAR || e->kind == DES_ENV_EXPANDED)
+			sbuf_addf(&sb, "env %s=%s\n", e->key, e->value);
+		else
+			sbuf_addf(&sb, "secret %s from %s\n", e->key, e->secret);
+	}
+	for (size_t i = 0; i < c->labels.n; i++)
+		sbuf_addf(&sb, "label %s=%s\n", c->labels.keys[i], c->labels.vals[i]);
+	for (size_t i = 0; i < c->nmounts; i++)
+		sbuf_addf(&sb, "mount %d %s:%s:%s\n", (int)c->mounts[i].kind, c->mounts[i].source,
+			  c->mounts[i].destination, c->mounts[i].mode);
+	for (size_t i = 0; i < c->nports; i++)
+		sbuf_addf(&sb, "port %s:%s:%s\n", c->ports[i].host_ip, c->ports[i].host_port,
+			  c->ports[i].container_port);
+	for (size_t i = 0; i < c->options.n; i++)
+		sbuf_addf(&sb, "option %s=%s\n", c->options.keys[i], c->options.vals[i]);
+	sbuf_addf(&sb, "restart=%s\nlog=%s\n", c->restart, c->log_driver ? c->log_driver : "");
+	for (size_t i = 0; i < c->log_opts.n; i++)
+		sbuf_addf(&sb, "logopt %s=%s\n", c->log_opts.keys[i], c->log_opts.vals[i]);
+	sbuf_addf(&sb, "network=%s\n", c->network);
+	sha256_hex(sb.buf, sb.len, c->spec_hash);
+	sbuf_release(&sb);
+}
+
+static const char *app_dir(const struct config *c, char **tmp)
+{
+	*tmp = c->destination ? xasprintf("%s-%s", c->service, c->destination) : xstrdup(c->service);
+	return *tmp;
+}
+
+static void build_app(struct builder *b, struct des_host *h, const struct cfg_role *r)
+{
+	const struct config *c = b->c;
+	struct des_container *dc = host_container(h);
+	struct cfg_env env = { 0 };
+	struct cfg_logging lg = { 0 };
+	struct des_env_file *f;
+	char *dir = NULL;
+	const char *asset;
+
+	dc->kind = DES_APP;
+	dc->role = xstrdup(r->name);
+	dc->prefix = c->destination ? xasprintf("%s-%s-%s", c->service, r->name, c->destination)
+				    : xasprintf("%s-%s", c->service, r->name);
+	dc->name = xasprintf("%s-%s", dc->prefix, b->ds->version);
+	if (b->o->app_image.ref)
+		dc->image_ref = xstrdup(b->o->app_image.ref);
+	else if (c->registry.server)
+		dc->image_ref = xasprintf("%s/%s:%s", c->registry.server, c->image, b->ds->version);
+	else
+		dc->image_ref = xasprintf("%s:%s", c->image, b->ds->version);
+	dc->image_status = b->o->app_image.status;
+	if (b->o->app_image.status == DES_IMAGE_FOUND && b->o->app_image.identity)
+		dc->image_id = xstrdup(b->o->app_image.identity);
+	if (r->cmd) {
+		dc->cmd = xstrdup(r->cmd);
+		desired_split_words(r->cmd, &dc->cmd_argv);
+	}
+	dc->restart = xstrdup("unless-stopped");
+	dc->network = xstrdup("kamal");
+	dc->proxied = r->running_proxy;
+	dc->primary = c->primary_role && strcmp(c->primary_role, r->name) == 0;
+
+	/* env, in Kamal's order: KAMAL_HOST, KAMAL_DESTINATION, clear, then the env file */
+	env_clear_value(b, dc, "KAMAL_HOST", h->host);
+	if (c->destination)
+		env_clear_value(b, dc, "KAMAL_DESTINATION", c->destination);
+	config_role_env(c, r, h->host, &env);
+	for (size_t i = 0; i < env.clear.n; i++)
+		env_clear_value(b, dc, env.clear.keys[i], env.clear.vals[i]);
+	dc->env_file = xasprintf(".kamal/apps/%s/env/roles/%s.env", app_dir(c, &dir), r->name);
+	f = host_env_file(h, dc->env_file);
+	add_secrets(b, dc, f, &env.secret);
+
+	config_role_labels(c, r, &dc->labels);
+
+	for (size_t i = 0; i < c->volumes.n; i++)
+		add_volume_spec(dc, c->volumes.v[i]);
+	asset = r->asset_path ? r->asset_path : c->asset_path;
+	if (asset && r->running_proxy) {
+		char *src = xasprintf(".kamal/apps/%s/assets/volumes/%s-%s", dir, r->name,
+				      b->ds->version);
+		add_mount(dc, DES_MOUNT_HOME, src, asset, NULL);
+		dc->mounts[dc->nmounts - 1].versioned = 1;
+		free(src);
+	}
+
+	config_role_logging(c, r, &lg);
+	if (lg.set) {
+		if (lg.driver)
+			dc->log_driver = xstrdup(lg.driver);
+		kvs_copy(&dc->log_opts, &lg.options);
+	} else {
+		kvs_set(&dc->log_opts, "max-size", "10m");
+	}
+	set_options(dc, &r->options);
+	spec_hash(dc);
+
+	free(dir);
+	cfg_env_clear(&env);
+	cfg_logging_clear(&lg);
+}
+
+static void build_accessory(struct builder *b, struct des_host *h, const struct cfg_accessory *a)
+{
+	const struct config *c = b->c;
+	struct des_container *dc = host_container(h);
+	struct des_env_file *f;
+	char *dir = NULL;
+
+	dc->kind = DES_ACCESSORY;
+	dc->role = xstrdup(a->name);
+	dc->name = xstrdup(a->service);
+	dc->prefix = xstrdup(a->service);
+	dc->image_ref = xstrdup(a->image ? a->image : "");
+	dc->image_status = DES_IMAGE_UNKNOWN;
+	if (b->o->accessory_identity) {
+		const char *id = b->o->accessory_identity(a->name, b->o->accessory_ctx);
+		if (id) {
+			dc->image_id = xstrdup(id);
+			dc->image_status = DES_IMAGE_FOUND;
+		}
+	}
+	if (a->cmd) {
+		dc->cmd = xstrdup(a->cmd);
+		desired_split_words(a->cmd, &dc->cmd_argv);
+	}
+	dc->restart = xstrdup("unless-stopped");
+	dc->network = xstrdup(a->network ? a->network : "kamal");
+
+	env_clear_value(b, dc, "KAMAL_HOST", h->host);
+	for (size_t i = 0; i < a->env.clear.n; i++)
+		env_clear_value(b, dc, a->env.clear.keys[i], a->env.clear.vals[i]);
+	dc->env_file = xasprintf(".kamal/apps/%s/env/accessories/%s.env", app_dir(c, &dir), a->name);
+	f = host_env_file(h, dc->env_file);
+	add_secrets(b, dc, f, &a->env.secret);
+
+	kvs_set(&dc->labels, "service", a->service);
+	kvs_copy(&dc->labels, &a->labels);
+
+	for (size_t i = 0; i < a->nfiles; i++) {
+		const struct cfg_file_spec *fs = &a->files[i];
+		const char *remote = fs->remote;
+		char *src;
+		while (*remote == '/')
+			remote++;
+		src = xasprintf("%s/%s", a->service, remote);
+		add_mount(dc, DES_MOUNT_HOME, src, fs->remote, fs->options);
+		free(src);
+	}
+	for (size_t i = 0; i < a->ndirectories; i++) {
+		const struct cfg_file_spec *ds = &a->directories[i];
+		if (ds->local[0] == '/') {
+			add_mount(dc, DES_MOUNT_BIND, ds->local, ds->remote, ds->options);
+		} else {
+			char *src = xasprintf("%s/%s", a->service, ds->local);
+			add_mount(dc, DES_MOUNT_HOME, src, ds->remote, ds->options);
+			free(src);
+		}
+	}
+	for (size_t i = 0; i < a->volumes.n; i++)
+		add_volume_spec(dc, a->volumes.v[i]);
+	for (size_t i = 0; i < a->ports.n; i++)
+		add_port_spec(dc, a->ports.v[i]);
+	kvs_set(&dc->log_opts, "max-size", "10m");
+	set_options(dc, &a->options);
+	spec_hash(dc);
+	free(dir);
+}
+
+static void build_proxy(struct des_host *h)
+{
+	struct des_container *dc = host_container(h);
+
+	dc->kind = DES_PROXY;
+	dc->name = xstrdup("kamal-proxy");
+	dc->prefix = xstrdup("kamal-proxy");
+	dc->role = xstrdup("kamal-proxy");
+	dc->image_ref = xstrdup("basecamp/kamal-proxy");
+	dc->image_status = DES_IMAGE_UNKNOWN;
+	dc->restart = xstrdup("unless-stopped");
+	dc->network = xstrdup("kamal");
+	spec_hash(dc);
+}
+
+static int role_on_host(const struct cfg_role *r, const char *host)
+{
+	for (size_t j = 0; j < r->nhosts; j++)
+		if (strcmp(r->hosts[j].addr, host) == 0)
+			return 1;
+	return 0;
+}
+
+int desired_build(struct desired **out, const struct config *c, const struct desired_opts *o,
+		  struct diags *d)
+{
+	struct builder b = { c, o, NULL, d };
+	struct desired *ds = NULL;
+	struct strvec hosts = { 0 };
+	const struct cfg_role *pr;
+
+	*out = NULL;
+	if (!o->version || !*o->version || !o->salt || !c->service) {
+		diags_err(d, NULL, 0, 0, "desired state: version, salt and service are required");
+		return -1;
+	}
+	ds = xcalloc(1, sizeof(*ds));
+	b.ds = ds;
+	ds->service = xstrdup(c->service);
+	ds->destination = c->destination ? xstrdup(c->destination) : NULL;
+	ds->version = xstrdup(o->version);
+	ds->primary_role = xstrdup(c->primary_role ? c->primary_role : "web");
+	ds->retain_containers = c->retain_containers > 0 ? c->retain_containers : 5;
+	pr = config_primary_role(c);
+	if (pr) {
+		for (size_t j = 0; j < pr->nhosts; j++)
+			strvec_push(&ds->primary_hosts, pr->hosts[j].addr);
+		if (c->boot.limit > 0 && c->boot.limit_percent)
+			ds->boot_limit = (int)((pr->nhosts * (size_t)c->boot.limit + 99) / 100);
+		else
+			ds->boot_limit = c->boot.limit;
+		if (ds->boot_limit < 0)
+			ds->boot_limit = 0;
+	}
+
+	config_all_hosts(c, &hosts);
+	ds->hosts = xcalloc(hosts.n ? hosts.n : 1, sizeof(*ds->hosts));
+	for (size_t i = 0; i < hosts.n; i++) {
+		struct des_host *h = &ds->hosts[ds->nhosts++];
+		int proxy = 0;
+
+		h->host = xstrdup(hosts.v[i]);
+		for (size_t k = 0; k < c->naccessories; k++)
+			if (strvec_contains(&c->accessories[k].hosts, h->host))
+				build_accessory(&b, h, &c->accessories[k]);
+		for (size_t k = 0; k < c->nroles; k++) {
+			if (!role_on_host(&c->roles[k], h->host))
+				continue;
+			build_app(&b, h, &c->roles[k]);
+			if (c->roles[k].running_proxy)
+				proxy = 1;
+		}
+		if (proxy)
+			build_proxy(h);
+	}
+	strvec_clear(&hosts);
+	*out = ds;
+	return 0;
+}
+
+static void env_free(struct des_env *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].key);
+		free(e[i].value);
+		free(e[i].secret);
+	}
+	free(e);
+}
+
+static void container_release(struct des_container *c)
+{
+	free(c->name);
+	free(c->prefix);
+	free(c->role);
+	free(c->image_ref);
+	free(c->image_id);
+	free(c->cmd);
+	strvec_clear(&c->cmd_argv);
+	env_free(c->env, c->nenv);
+	kvs_clear(&c->labels);
+	for (size_t i = 0; i < c->nmounts; i++) {
+		free(c->mounts[i].source);
+		free(c->mounts[i].destination);
+		free(c->mounts[i].mode);
+	}
+	free(c->mounts);
+	for (size_t i = 0; i < c->nports; i++) {
+		free(c->ports[i].container_port);
+		free(c->ports[i].host_ip);
+		free(c->ports[i].host_port);
+	}
+	free(c->ports);
+	kvs_clear(&c->options);
+	free(c->restart);
+	free(c->log_driver);
+	kvs_clear(&c->log_opts);
+	free(c->network);
+	free(c->env_file);
+}
+
+void desired_free(struct desired *ds)
+{
+	if (!ds)
+		return;
+	for (size_t i = 0; i < ds->nhosts; i++) {
+		struct des_host *h = &ds->hosts[i];
+		for (size_t j = 0; j < h->ncontainers; j++)
+			container_release(&h->containers[j]);
+		free(h->containers);
+		for (size_t j = 0; j < h->nenv_files; j++) {
+			free(h->env_files[j].path);
+			env_free(h->env_files[j].vars, h->env_files[j].nvars);
+		}
+		free(h->env_files);
+		free(h->host);
+	}
+	free(ds->hosts);
+	strvec_clear(&ds->primary_hosts);
+	free(ds->service);
+	free(ds->destination);
+	free(ds->version);
+	free(ds->primary_role);
+	free(ds);
+}

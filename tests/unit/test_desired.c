@@ -1,0 +1,234 @@
+/*
+ * Desired state: container names, env (clear values, secrets as salted
+ * hashes of the value as written), env-file contents as Kamal writes them,
+ * labels, volumes, ports, logging, the proxy, and unavailable secrets.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/desired.h"
+#include "tests/unit/golden/plan_fixture.h"
+#include "tests/unit/t.h"
+
+static const struct des_container *find(const struct desired *ds, const char *host, const char *role)
+{
+	const struct des_host *h = desired_host(ds, host);
+	for (size_t i = 0; h && i < h->ncontainers; i++)
+		if (strcmp(h->containers[i].role, role) == 0)
+			return &h->containers[i];
+	return NULL;
+}
+
+T_TEST(env_escape_as_kamal_writes)
+{
+	char *e;
+
+	e = desired_env_escape("plain");
+	T_STREQ(e, "plain");
+	free(e);
+	e = desired_env_escape("a\"b#c\\d\ne\tf");
+	T_STREQ(e, "a\"b#c\\\\d\\ne\\tf");
+	free(e);
+	e = desired_env_escape("caf\xc3\xa9 \x01\x7f");
+	T_STREQ(e, "caf\xc3\xa9 \\x01\\x7F");
+	free(e);
+	e = desired_env_escape("#{x} $y");
+	T_STREQ(e, "#{x} $y");
+	free(e);
+}
+
+T_TEST(split_words_like_a_shell)
+{
+	struct strvec v = { 0 };
+
+	desired_split_words("bin/jobs --queue \"default low\" 'a b'  c\\ d", &v);
+	T_REQUIRE(v.n == 5);
+	T_STREQ(v.v[0], "bin/jobs");
+	T_STREQ(v.v[2], "default low");
+	T_STREQ(v.v[3], "a b");
+	T_STREQ(v.v[4], "c d");
+	strvec_clear(&v);
+	T_INTEQ(desired_parse_size("2g"), 2LL << 30);
+	T_INTEQ(desired_parse_size("512m"), 512LL << 20);
+	T_INTEQ(desired_parse_size("x"), -1);
+}
+
+T_TEST(containers_per_host_as_kamal_runs_them)
+{
+	struct config *c = fx_config(FX_YML, FX_SECRETS);
+	struct desired *ds;
+	const struct des_container *web, *job, *db;
+	const struct des_host *h1, *h2;
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	T_INTEQ(ds->nhosts, 2);
+	h1 = desired_host(ds, "10.0.0.1");
+	h2 = desired_host(ds, "10.0.0.2");
+	T_REQUIRE(h1 && h2);
+	/* h1: db, web, proxy; h2: job, web, proxy */
+	T_INTEQ(h1->ncontainers, 3);
+	T_INTEQ(h2->ncontainers, 3);
+	T_INTEQ(h1->containers[0].kind, DES_ACCESSORY);
+	T_INTEQ(h1->containers[2].kind, DES_PROXY);
+
+	web = find(ds, "10.0.0.1", "web");
+	T_REQUIRE(web);
+	T_STREQ(web->name, "optimus-web-" FX_V1);
+	T_STREQ(web->prefix, "optimus-web");
+	T_STREQ(web->image_ref, "localhost:5555/optimus:" FX_V1);
+	T_STREQ(web->image_id, FX_ID1);
+	T_STREQ(web->restart, "unless-stopped");
+	T_STREQ(web->network, "kamal");
+	T_STREQ(kvs_get(&web->log_opts, "max-size"), "10m");
+	T_STREQ(kvs_get(&web->labels, "service"), "optimus");
+	T_STREQ(kvs_get(&web->labels, "role"), "web");
+	T_STREQ(kvs_get(&web->labels, "destination"), "");
+	T_CHECK(web->proxied && web->primary);
+	T_STREQ(web->env_file, ".kamal/apps/optimus/env/roles/web.env");
+	T_STREQ(des_container_env(web, "KAMAL_HOST")->value, "10.0.0.1");
+	T_STREQ(des_container_env(web, "DB_HOST")->value, "optimus-db");
+	T_CHECK(des_container_env(web, "KAMAL_VERSION") == NULL);
+	{
+		const struct des_env *e = des_container_env(web, "RAILS_MASTER_KEY");
+		char want[HASH_HEX_LEN + 1];
+		T_REQUIRE(e);
+		T_INTEQ(e->kind, DES_ENV_SECRET);
+		T_CHECK(e->value == NULL);
+		salted_hash(FX_SALT, "master-key-value-1", strlen("master-key-value-1"), want);
+		T_STREQ(e->hash, want);
+	}
+	T_INTEQ(web->nmounts, 2);
+	T_STREQ(web->mounts[0].source, "optimus_storage");
+	T_INTEQ(web->mounts[0].kind, DES_MOUNT_VOLUME);
+	T_STREQ(web->mounts[1].source, ".kamal/apps/optimus/assets/volumes/web-" FX_V1);
+	T_CHECK(web->mounts[1].versioned);
+
+	job = find(ds, "10.0.0.2", "job");
+	T_REQUIRE(job);
+	T_STREQ(job->cmd, "bin/jobs --queue \"default low\"");
+	T_INTEQ(job->cmd_argv.n, 3);
+	T_CHECK(!job->proxied);
+	T_INTEQ(job->nmounts, 1); /* no asset volume without the proxy */
+	T_STREQ(des_container_env(job, "QUEUE_THREADS")->value, "3");
+
+	db = find(ds, "10.0.0.1", "db");
+	T_REQUIRE(db);
+	T_STREQ(db->name, "optimus-db");
+	T_STREQ(db->image_ref, "postgres:17");
+	T_CHECK(db->image_id == NULL);
+	T_STREQ(kvs_get(&db->labels, "service"), "optimus-db");
+	T_STREQ(db->env_file, ".kamal/apps/optimus/env/accessories/db.env");
+	T_REQUIRE(db->nports == 1);
+	T_STREQ(db->ports[0].host_ip, "127.0.0.1");
+	T_STREQ(db->ports[0].host_port, "5432");
+	T_STREQ(db->ports[0].container_port, "5432/tcp");
+	T_REQUIRE(db->nmounts == 1);
+	T_INTEQ(db->mounts[0].kind, DES_MOUNT_HOME);
+	T_STREQ(db->mounts[0].source, "optimus-db/data");
+	T_STREQ(db->mounts[0].destination, "/var/lib/postgresql/data");
+	T_CHECK(des_container_env(db, "KAMAL_VERSION") == NULL);
+	T_STREQ(des_container_env(db, "KAMAL_HOST")->value, "10.0.0.1");
+	T_CHECK(strlen(db->spec_hash) == HASH_HEX_LEN);
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(env_file_content_hash_matches_kamal_bytes)
+{
+	struct config *c = fx_config(FX_YML, "RAILS_MASTER_KEY='a\"b#c\\d'\nPOSTGRES_PASSWORD=p\n");
+	struct desired *ds;
+	const struct des_host *h;
+	char want[HASH_HEX_LEN + 1];
+	const char *content = "RAILS_MASTER_KEY=a\"b#c\\\\d\n";
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	h = desired_host(ds, "10.0.0.1");
+	T_REQUIRE(h && h->nenv_files == 2);
+	T_STREQ(h->env_files[1].path, ".kamal/apps/optimus/env/roles/web.env");
+	salted_hash(FX_SALT, content, strlen(content), want);
+	T_STREQ(h->env_files[1].content_hash, want);
+	T_REQUIRE(h->env_files[1].nvars == 1);
+	salted_hash(FX_SALT, "a\"b#c\\\\d", strlen("a\"b#c\\\\d"), want);
+	T_STREQ(h->env_files[1].vars[0].hash, want);
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(empty_env_file_is_one_newline)
+{
+	struct config *c = fx_config("service: s\nimage: i\nregistry:\n  server: localhost:5555\n"
+				     "servers:\n  - 10.0.0.9\n", NULL);
+	struct desired *ds;
+	char want[HASH_HEX_LEN + 1];
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, "v1", NULL, DES_IMAGE_NOT_FOUND);
+	T_REQUIRE(ds && ds->nhosts == 1 && ds->hosts[0].nenv_files == 1);
+	salted_hash(FX_SALT, "\n", 1, want);
+	T_STREQ(ds->hosts[0].env_files[0].content_hash, want);
+	T_INTEQ(ds->hosts[0].containers[0].image_status, DES_IMAGE_NOT_FOUND);
+	T_CHECK(ds->hosts[0].containers[0].image_id == NULL);
+	T_CHECK(ds->hosts[0].containers[0].proxied); /* the primary role runs the proxy */
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(unavailable_secret_is_marked_not_hashed)
+{
+	struct config *c = fx_config(FX_YML, "POSTGRES_PASSWORD=p\n");
+	struct desired *ds;
+	const struct des_container *web;
+	const struct des_env *e;
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	web = find(ds, "10.0.0.1", "web");
+	T_REQUIRE(web);
+	e = des_container_env(web, "RAILS_MASTER_KEY");
+	T_REQUIRE(e);
+	T_INTEQ(e->kind, DES_ENV_UNAVAILABLE);
+	T_STREQ(e->hash, "");
+	T_CHECK(ds->unavailable_secrets >= 1);
+	T_CHECK(desired_host(ds, "10.0.0.1")->env_files[1].unavailable);
+	T_STREQ(desired_host(ds, "10.0.0.1")->env_files[1].content_hash, "");
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(destination_names_and_labels)
+{
+	struct config *c = fx_config(FX_YML, FX_SECRETS);
+	struct desired_opts o = { 0 };
+	struct desired *ds = NULL;
+	struct diags d = { 0 };
+
+	T_REQUIRE(c);
+	free(c->destination);
+	c->destination = xstrdup("staging");
+	o.version = "v9";
+	o.salt = FX_SALT;
+	o.app_image.ref = "localhost:5555/optimus:v9";
+	T_REQUIRE(desired_build(&ds, c, &o, &d) == 0);
+	{
+		const struct des_container *web = find(ds, "10.0.0.2", "web");
+		T_REQUIRE(web);
+		T_STREQ(web->name, "optimus-web-staging-v9");
+		T_STREQ(kvs_get(&web->labels, "destination"), "staging");
+		T_STREQ(des_container_env(web, "KAMAL_DESTINATION")->value, "staging");
+		T_STREQ(web->env_file, ".kamal/apps/optimus-staging/env/roles/web.env");
+		T_INTEQ(web->image_status, DES_IMAGE_UNKNOWN);
+	}
+	desired_free(ds);
+	diags_clear(&d);
+	config_free(c);
+}
+
+T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
+       T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
+       T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
+       T_CASE(destination_names_and_labels))
