@@ -1,0 +1,202 @@
+/*
+ * The diff: desired state (state/desired.h) vs observed state
+ * (state/observed.h) → a plan: per host, ordered steps, each with its causes.
+ *
+ * What is compared: image identity (accessories: the image reference unless
+ * pinned by digest), cmd, env (clear by value, secrets by salted hash),
+ * labels, volumes, published ports, options the observation reports, restart
+ * policy, logging, network, and env-file contents. What is ignored: the
+ * version part of names, KAMAL_VERSION / KAMAL_CONTAINER_NAME, the hostname,
+ * created times, and whatever the image itself defines (env, labels, volumes
+ * and cmd that are the image's own, subtracted using the observed image).
+ *
+ * Steps:
+ *   DIFF_CREATE              +    container missing
+ *   DIFF_REPLACE             +/-  app role, start-first (new up, switch, old stopped)
+ *   DIFF_REPLACE_STOP_FIRST  -/+  accessory, stop-first: disruptive (data directories kept)
+ *   DIFF_START               ~    the desired container exists, stopped by hand
+ *   DIFF_RENAME              ~    kept container renamed to the new version (no restart)
+ *   DIFF_WRITE_ENV_FILE      ~    env file differs while its containers are kept
+ *   DIFF_REMOVE_ORPHAN       -    role/host/accessory no longer in the config;
+ *                                 counted (and done) only with pruning on
+ *   DIFF_PRUNE               -    stopped containers beyond retain_containers:
+ *                                 housekeeping, never counted as a change
+ * Unhealthy containers, unavailable secrets, a held lock are notes, not steps.
+ *
+ * Waves (the order apply follows): 1 accessories (and the proxy), 2 the
+ * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
+ *
+ * Counts (Terraform's): create → 1 add; replace → 1 add + 1 destroy; start,
+ * rename, env file → 1 change; orphan removal (pruning on) → 1 destroy.
+ * plan.changes is add + change + destroy: exit code 2 iff non-zero.
+ *
+ * Ownership: struct diff_plan owns everything it points to (copies, never
+ * pointers into the desired or observed state); diff_plan_free frees it.
+ * No string in a plan holds a secret value: secret causes carry the key only.
+ */
+#ifndef PLUMB_DIFF_H
+#define PLUMB_DIFF_H
+
+#include <stddef.h>
+
+#include "state/desired.h"
+#include "state/hash.h"
+#include "state/observed.h"
+
+enum diff_action {
+	DIFF_CREATE,
+	DIFF_REPLACE,
+	DIFF_REPLACE_STOP_FIRST,
+	DIFF_START,
+	DIFF_RENAME,
+	DIFF_WRITE_ENV_FILE,
+	DIFF_REMOVE_ORPHAN,
+	DIFF_PRUNE,
+};
+
+enum diff_cause_kind {
+	CAUSE_MISSING,          /* container missing */
+	CAUSE_STOPPED,          /* stopped by hand (state in new) */
+	CAUSE_NOT_RUNNING,      /* only stopped containers that differ: a new one is created */
+	CAUSE_IMAGE,            /* identity old → new */
+	CAUSE_IMAGE_NOT_FOUND,  /* new tag not in the registry yet */
+	CAUSE_IMAGE_REF,        /* accessory image reference old → new */
+	CAUSE_CMD,
+	CAUSE_ENV_ADDED,        /* key, new (clear) */
+	CAUSE_ENV_CHANGED,      /* key, old (NULL = unknown), new */
+	CAUSE_ENV_REMOVED,      /* key, old (NULL = unknown) */
+	CAUSE_SECRET_ADDED,     /* key only */
+	CAUSE_SECRET_CHANGED,   /* key only: (sensitive value changed) */
+	CAUSE_SECRET_REMOVED,   /* key only */
+	CAUSE_LABEL,            /* key, old, new (NULL = absent) */
+	CAUSE_VOLUME,           /* key = destination, old, new */
+	CAUSE_PORT,             /* old, new */
+	CAUSE_OPTION,           /* key, old, new */
+	CAUSE_RESTART,
+	CAUSE_LOGGING,          /* key ("driver" or a log-opt), old, new */
+	CAUSE_NETWORK,
+	CAUSE_ENV_FILE,         /* key (NULL = whole file), old/new: "missing", "changed", "mode 0644" */
+	CAUSE_VERSION,          /* rename: old → new version */
+	CAUSE_ORPHAN_ROLE,      /* key = role */
+	CAUSE_ORPHAN_HOST,
+	CAUSE_ORPHAN_ACCESSORY, /* key = accessory service */
+	CAUSE_EXTRA_RUNNING,    /* another running container of a kept role */
+	CAUSE_RETAIN,           /* beyond retain_containers (new = the limit) */
+};
+
+struct diff_cause {
+	enum diff_cause_kind kind;
+	char *key; /* may be NULL */
+	char *old; /* may be NULL; never a secret */
+	char *new; /* may be NULL; never a secret */
+};
+
+enum diff_target { DIFF_T_APP, DIFF_T_ACCESSORY, DIFF_T_PROXY, DIFF_T_FILE };
+
+struct diff_step {
+	enum diff_action action;
+	enum diff_target target;
+	char *name;      /* the container (or file) after the step */
+	char *old_name;  /* the existing container, or NULL */
+	char *role;      /* role or accessory name ("" for orphans of unknown role) */
+	char *image_ref; /* image the new container runs (create/replace), else NULL */
+	char *image_id;  /* its identity when known, else NULL */
+	char spec_hash[HASH_HEX_LEN + 1]; /* desired spec (create/replace/start), else "" */
+	int wave;        /* 1..4 */
+	int group;       /* boot group within wave 2 (0-based), else 0 */
+	int disruptive;  /* stop-first replacement of a stateful accessory */
+	int switch_traffic; /* a proxied role: traffic moves to the new container */
+	int counted;     /* counts toward the summary and the exit code */
+	struct diff_cause *causes;
+	size_t ncauses;
+};
+
+enum diff_note_kind {
+	NOTE_UNHEALTHY,           /* container, reported not replaced */
+	NOTE_SECRET_UNAVAILABLE,  /* key: not compared */
+	NOTE_VALUE_EXPANDED,      /* key: ${…} expanded by the host's shell, not compared */
+	NOTE_LOCK_HELD,           /* text = holder */
+	NOTE_ORPHAN_KEPT,         /* orphans listed but not removed: pruning is off */
+	NOTE_IMAGE_NOT_OBSERVED,  /* image config not on the host: its own defaults not subtracted */
+};
+
+struct diff_note {
+	enum diff_note_kind kind;
+	char *container; /* may be NULL */
+	char *key;       /* may be NULL */
+	char *text;      /* may be NULL; from the host (lock) or the config, never a secret */
+};
+
+enum diff_host_status {
+	DIFF_HOST_OK,
+	DIFF_HOST_UNREACHABLE,
+	DIFF_HOST_UNKNOWN,      /* observation failed or was cut short */
+	DIFF_HOST_NOT_OBSERVED, /* no observation at all */
+};
+
+struct diff_host {
+	char *host;
+	int in_config;           /* 0: only in the base revision (everything on it is orphaned) */
+	enum diff_host_status status;
+	char *error;             /* why, when not OK */
+	struct diff_step *steps; /* in wave order */
+	size_t nsteps;
+	struct diff_note *notes;
+	size_t nnotes;
+	size_t unchanged;        /* desired containers kept as they are */
+};
+
+struct diff_plan {
+	char *service;
+	char *destination; /* NULL = none */
+	char *version;
+	int prune;
+	struct diff_host *hosts; /* config hosts in order, then base-only hosts */
+	size_t nhosts;
+	size_t add, change, destroy; /* counted steps */
+	size_t housekeeping;         /* prune steps */
+	size_t orphans_kept;         /* orphans listed but not removed */
+	size_t failed_hosts;         /* unreachable / unknown / not observed */
+	size_t changes;              /* add + change + destroy */
+	char hash[HASH_HEX_LEN + 1]; /* over the canonical form (see diff_plan_hash) */
+};
+
+struct diff_opts {
+	int prune; /* remove orphans (--prune / x-plumb prune: true) */
+	/* Optional: the base revision's desired state, built with the same salt;
+	 * its clear env values let the plan show an old value ("old" → "new")
+	 * when the observed hash matches it. Secrets are never looked up. */
+	const struct desired *base;
+	/* Hosts that are not in the desired state but must be observed (from the
+	 * base revision): they appear in the plan with in_config = 0. */
+	const struct strvec *extra_hosts;
+};
+
+/* Never fails on bad input (a host that cannot be compared says so); 0 or -1. */
+int diff_plan_build(struct diff_plan **out, const struct desired *ds, const struct obs_fleet *obs,
+		    const struct diff_opts *o);
+void diff_plan_free(struct diff_plan *p);
+
+/* 0 in sync, 2 changes pending, 1 a host could not be planned. */
+int diff_plan_exit_code(const struct diff_plan *p);
+
+/*
+ * Canonical form of the plan (what the plan hash covers): hosts, steps with
+ * action, names without random parts, image references and identities, spec
+ * digests and causes; no timestamps, no salted hashes, no notes about health.
+ * Caller frees.
+ */
+char *diff_plan_canonical(const struct diff_plan *p);
+
+/* Symbols and words for the vocabulary. */
+const char *diff_action_symbol(enum diff_action a); /* "+", "+/-", "-/+", "~", "-" */
+const char *diff_action_name(enum diff_action a);   /* "create", "replace", … */
+const char *diff_cause_name(enum diff_cause_kind k); /* "image_changed", … (JSON) */
+const char *diff_host_status_name(enum diff_host_status s);
+const char *diff_note_name(enum diff_note_kind k);
+/* A cause in words, for text and Markdown ("env FOO: \"a\" → \"b\""). Caller frees. */
+char *diff_cause_text(const struct diff_cause *c);
+/* The wave's name: "accessories", "primary role", "other roles", "orphans and pruning". */
+const char *diff_wave_name(int wave);
+
+#endif

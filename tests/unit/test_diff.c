@@ -1,0 +1,445 @@
+/*
+ * The diff over fake observed fleets (diff/fake.h: hosts as Kamal leaves
+ * them), one change at a time: each scenario must produce exactly the
+ * expected steps with the right cause, and the right exit code.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff/diff.h"
+#include "diff/fake.h"
+#include "tests/unit/golden/plan_fixture.h"
+#include "tests/unit/t.h"
+
+struct scen {
+	struct config *c;
+	struct desired *ds, *base;
+	struct obs_fleet *obs;
+	struct diff_plan *p;
+};
+
+/* Fleet deployed at V1/ID1 from FX_YML; desired from yml/secrets at version/id. */
+static int scen_init(struct scen *s, const char *yml, const char *secrets, const char *version,
+		     const char *id, enum des_image_status st)
+{
+	struct config *c1 = fx_config(FX_YML, FX_SECRETS);
+
+	memset(s, 0, sizeof(*s));
+	if (!c1)
+		return -1;
+	s->base = fx_desired(c1, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	config_free(c1);
+	diff_fake_fleet(&s->obs, s->base, FX_SALT, FX_ID1);
+	s->c = fx_config(yml, secrets);
+	if (!s->c)
+		return -1;
+	s->ds = fx_desired(s->c, version, id, st);
+	return s->ds ? 0 : -1;
+}
+
+static void scen_plan(struct scen *s, int prune, const struct strvec *extra)
+{
+	struct diff_opts o = { 0 };
+
+	o.prune = prune;
+	o.base = s->base;
+	o.extra_hosts = extra;
+	diff_plan_free(s->p);
+	s->p = NULL;
+	diff_plan_build(&s->p, s->ds, s->obs, &o);
+}
+
+static void scen_free(struct scen *s)
+{
+	diff_plan_free(s->p);
+	obs_fleet_free(s->obs);
+	desired_free(s->ds);
+	desired_free(s->base);
+	config_free(s->c);
+}
+
+static const struct diff_host *phost(const struct diff_plan *p, const char *host)
+{
+	for (size_t i = 0; i < p->nhosts; i++)
+		if (strcmp(p->hosts[i].host, host) == 0)
+			return &p->hosts[i];
+	return NULL;
+}
+
+static const struct diff_step *pstep(const struct diff_plan *p, const char *host, const char *role)
+{
+	const struct diff_host *h = phost(p, host);
+	for (size_t i = 0; h && i < h->nsteps; i++)
+		if (h->steps[i].role && strcmp(h->steps[i].role, role) == 0)
+			return &h->steps[i];
+	return NULL;
+}
+
+static size_t nsteps(const struct diff_plan *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->nhosts; i++)
+		n += p->hosts[i].nsteps;
+	return n;
+}
+
+static int has_cause(const struct diff_step *st, enum diff_cause_kind k, const char *key)
+{
+	for (size_t i = 0; st && i < st->ncauses; i++)
+		if (st->causes[i].kind == k && (!key || (st->causes[i].key && strcmp(st->causes[i].key, key) == 0)))
+			return 1;
+	return 0;
+}
+
+static struct obs_host *ohost(struct obs_fleet *f, const char *host)
+{
+	for (size_t i = 0; i < f->nhosts; i++)
+		if (strcmp(f->hosts[i].host, host) == 0)
+			return &f->hosts[i];
+	abort();
+}
+
+static void fleet_del(struct obs_host *h, struct obs_container *c)
+{
+	size_t i = (size_t)(c - h->containers);
+	obs_container_release(c);
+	memmove(&h->containers[i], &h->containers[i + 1], (h->ncontainers - i - 1) * sizeof(*c));
+	h->ncontainers--;
+}
+
+T_TEST(in_sync_fleet_has_no_changes)
+{
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	scen_plan(&s, 0, NULL);
+	T_REQUIRE(s.p);
+	T_INTEQ(nsteps(s.p), 0);
+	T_INTEQ(s.p->changes, 0);
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+	T_INTEQ(phost(s.p, "10.0.0.1")->unchanged, 3);
+	T_INTEQ(phost(s.p, "10.0.0.2")->nnotes, 0);
+	scen_free(&s);
+}
+
+T_TEST(empty_hosts_create_everything)
+{
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++) {
+		struct obs_host *h = &s.obs->hosts[i];
+		while (h->ncontainers)
+			fleet_del(h, &h->containers[0]);
+		for (size_t j = 0; j < h->nenv_files; j++) {
+			free(h->env_files[j].path);
+			for (size_t k = 0; k < h->env_files[j].nvars; k++)
+				free(h->env_files[j].vars[k].key);
+			free(h->env_files[j].vars);
+		}
+		h->nenv_files = 0;
+	}
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 6);
+	T_INTEQ(s.p->add, 6);
+	T_INTEQ(s.p->destroy, 0);
+	T_INTEQ(pstep(s.p, "10.0.0.1", "db")->action, DIFF_CREATE);
+	T_INTEQ(pstep(s.p, "10.0.0.1", "db")->wave, 1);
+	T_INTEQ(pstep(s.p, "10.0.0.1", "web")->wave, 2);
+	T_INTEQ(pstep(s.p, "10.0.0.2", "job")->wave, 3);
+	T_CHECK(pstep(s.p, "10.0.0.1", "web")->switch_traffic);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.2", "job"), CAUSE_MISSING, NULL));
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	scen_free(&s);
+}
+
+T_TEST(new_content_replaces_app_roles_not_postgres)
+{
+	struct scen s;
+	const struct diff_step *w;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID2, DES_IMAGE_FOUND) == 0);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 3);
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(w);
+	T_INTEQ(w->action, DIFF_REPLACE);
+	T_STREQ(w->name, "optimus-web-" FX_V2);
+	T_STREQ(w->old_name, "optimus-web-" FX_V1);
+	T_INTEQ(w->ncauses, 1);
+	T_CHECK(has_cause(w, CAUSE_IMAGE, NULL));
+	T_INTEQ(pstep(s.p, "10.0.0.2", "job")->action, DIFF_REPLACE);
+	T_CHECK(pstep(s.p, "10.0.0.1", "db") == NULL);
+	T_INTEQ(s.p->add, 3);
+	T_INTEQ(s.p->destroy, 3);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	scen_free(&s);
+}
+
+T_TEST(same_content_job_env_change_renames_web)
+{
+	struct scen s;
+	const char *yml = FX_YML;
+	char *changed;
+	const struct diff_step *j, *w;
+	char *txt;
+
+	changed = xstrdup(yml);
+	{
+		char *p = strstr(changed, "QUEUE_THREADS: 3");
+		T_REQUIRE(p);
+		p[strlen("QUEUE_THREADS: ")] = '4';
+	}
+	T_REQUIRE(scen_init(&s, changed, FX_SECRETS, FX_V2, FX_ID1, DES_IMAGE_FOUND) == 0);
+	free(changed);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 3);
+	j = pstep(s.p, "10.0.0.2", "job");
+	T_REQUIRE(j);
+	T_INTEQ(j->action, DIFF_REPLACE);
+	T_INTEQ(j->ncauses, 1);
+	T_REQUIRE(has_cause(j, CAUSE_ENV_CHANGED, "QUEUE_THREADS"));
+	txt = diff_cause_text(&j->causes[0]);
+	T_STREQ(txt, "env QUEUE_THREADS: \"3\" → \"4\"");
+	free(txt);
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(w);
+	T_INTEQ(w->action, DIFF_RENAME);
+	T_CHECK(has_cause(w, CAUSE_VERSION, NULL));
+	T_INTEQ(pstep(s.p, "10.0.0.2", "web")->action, DIFF_RENAME);
+	T_INTEQ(s.p->add, 1);
+	T_INTEQ(s.p->change, 2);
+	T_INTEQ(s.p->destroy, 1);
+	scen_free(&s);
+}
+
+T_TEST(secret_change_is_sensitive)
+{
+	struct scen s;
+	const struct diff_step *w;
+	char *canon;
+
+	T_REQUIRE(scen_init(&s, FX_YML, "RAILS_MASTER_KEY=rotated-key-2\nPOSTGRES_PASSWORD=pg-pass-1\n",
+			    FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 3); /* web ×2, job; env files go with the replacements */
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(w);
+	T_INTEQ(w->action, DIFF_REPLACE);
+	T_CHECK(has_cause(w, CAUSE_SECRET_CHANGED, "RAILS_MASTER_KEY"));
+	canon = diff_plan_canonical(s.p);
+	T_NOT_CONTAINS(canon, "rotated-key-2");
+	T_NOT_CONTAINS(canon, "master-key-value-1");
+	free(canon);
+	T_CHECK(pstep(s.p, "10.0.0.1", "db") == NULL);
+	scen_free(&s);
+}
+
+T_TEST(stopped_by_hand_is_started_removed_is_created)
+{
+	struct scen s;
+	struct obs_container *c;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	c = diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-");
+	T_REQUIRE(c);
+	free(c->state);
+	c->state = xstrdup("exited");
+	c = diff_fake_find(ohost(s.obs, "10.0.0.2"), "optimus-job-");
+	T_REQUIRE(c);
+	fleet_del(ohost(s.obs, "10.0.0.2"), c);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 2);
+	T_INTEQ(pstep(s.p, "10.0.0.1", "web")->action, DIFF_START);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.1", "web"), CAUSE_STOPPED, NULL));
+	T_INTEQ(pstep(s.p, "10.0.0.2", "job")->action, DIFF_CREATE);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.2", "job"), CAUSE_MISSING, NULL));
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	scen_free(&s);
+}
+
+T_TEST(postgres_change_is_stop_first_and_disruptive)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "postgres:17");
+	const struct diff_step *d;
+
+	T_REQUIRE(p);
+	p[10] = '8';
+	T_REQUIRE(scen_init(&s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	free(yml);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_REPLACE_STOP_FIRST);
+	T_CHECK(d->disruptive);
+	T_CHECK(has_cause(d, CAUSE_IMAGE_REF, NULL));
+	T_STREQ(d->causes[0].new, "postgres:18");
+	scen_free(&s);
+
+	/* env change of the accessory */
+	yml = xstrdup(FX_YML);
+	p = strstr(yml, "POSTGRES_USER: optimus");
+	T_REQUIRE(p);
+	memcpy(p + strlen("POSTGRES_USER: "), "optimuz", 7);
+	T_REQUIRE(scen_init(&s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	free(yml);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_REPLACE_STOP_FIRST);
+	T_CHECK(has_cause(d, CAUSE_ENV_CHANGED, "POSTGRES_USER"));
+	scen_free(&s);
+}
+
+T_TEST(removed_host_orphans_with_base)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p;
+	struct strvec extra = { 0 };
+	const struct diff_host *h;
+
+	/* web on 10.0.0.1 only; job moves to 10.0.0.1 */
+	p = strstr(yml, "      - 10.0.0.2\n  job:\n    hosts:\n      - 10.0.0.2");
+	T_REQUIRE(p);
+	memcpy(p, "      - 10.0.0.1\n  job:\n    hosts:\n      - 10.0.0.1", strlen("      - 10.0.0.1\n  job:\n    hosts:\n      - 10.0.0.1"));
+	T_REQUIRE(scen_init(&s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	free(yml);
+	strvec_push(&extra, "10.0.0.2");
+	scen_plan(&s, 0, &extra);
+	h = phost(s.p, "10.0.0.2");
+	T_REQUIRE(h);
+	T_CHECK(!h->in_config);
+	T_INTEQ(h->nsteps, 2); /* web and job orphaned; the proxy is left alone */
+	T_INTEQ(h->steps[0].action, DIFF_REMOVE_ORPHAN);
+	T_CHECK(has_cause(&h->steps[0], CAUSE_ORPHAN_HOST, NULL));
+	T_CHECK(!h->steps[0].counted);
+	T_INTEQ(s.p->orphans_kept, 2);
+	T_INTEQ(pstep(s.p, "10.0.0.1", "job")->action, DIFF_CREATE);
+	T_INTEQ(diff_plan_exit_code(s.p), 2); /* the job on 10.0.0.1 */
+	scen_plan(&s, 1, &extra);
+	T_INTEQ(s.p->destroy, 2);
+	T_CHECK(pstep(s.p, "10.0.0.2", "web")->counted);
+	strvec_clear(&extra);
+	scen_free(&s);
+}
+
+T_TEST(tag_not_in_registry_counts_as_change)
+{
+	struct scen s;
+	const struct diff_step *w;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, NULL, DES_IMAGE_NOT_FOUND) == 0);
+	scen_plan(&s, 0, NULL);
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(w);
+	T_INTEQ(w->action, DIFF_REPLACE);
+	T_CHECK(has_cause(w, CAUSE_IMAGE_NOT_FOUND, NULL));
+	T_INTEQ(nsteps(s.p), 3);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	scen_free(&s);
+}
+
+T_TEST(prune_is_housekeeping)
+{
+	struct scen s;
+	struct obs_host *h;
+	char name[128];
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h = ohost(s.obs, "10.0.0.1");
+	for (int i = 0; i < 7; i++) {
+		struct obs_container *src = diff_fake_find(h, "optimus-web-"), *c;
+		snprintf(name, sizeof(name), "optimus-web-old%d", i);
+		c = diff_fake_add(h, src, name);
+		free(c->state);
+		c->state = xstrdup("exited");
+		free(c->created);
+		c->created = xasprintf("2024-01-0%dT00:00:00Z", i + 1);
+		free(c->image_id);
+		c->image_id = xstrdup("sha256:old");
+	}
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(s.p->housekeeping, 2);
+	T_INTEQ(phost(s.p, "10.0.0.1")->nsteps, 2);
+	T_STREQ(phost(s.p, "10.0.0.1")->steps[0].name, "optimus-web-old1");
+	T_INTEQ(phost(s.p, "10.0.0.1")->steps[0].action, DIFF_PRUNE);
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+	scen_free(&s);
+}
+
+T_TEST(unreachable_host_unhealthy_and_unavailable)
+{
+	struct scen s;
+	struct obs_container *c;
+	const struct diff_host *h;
+
+	T_REQUIRE(scen_init(&s, FX_YML, "POSTGRES_PASSWORD=pg-pass-1\n", FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	ohost(s.obs, "10.0.0.2")->status = OBS_UNREACHABLE;
+	ohost(s.obs, "10.0.0.2")->error = xstrdup("connection refused");
+	c = diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-");
+	c->health = xstrdup("unhealthy");
+	scen_plan(&s, 0, NULL);
+	h = phost(s.p, "10.0.0.1");
+	T_INTEQ(h->nsteps, 0); /* not replaced; the secret is not claimed changed */
+	T_INTEQ(h->notes[0].kind, NOTE_UNHEALTHY);
+	{
+		int unavailable = 0;
+		for (size_t i = 0; i < h->nnotes; i++)
+			unavailable |= h->notes[i].kind == NOTE_SECRET_UNAVAILABLE;
+		T_CHECK(unavailable);
+	}
+	T_INTEQ(phost(s.p, "10.0.0.2")->status, DIFF_HOST_UNREACHABLE);
+	T_INTEQ(diff_plan_exit_code(s.p), 1);
+	scen_free(&s);
+}
+
+T_TEST(image_defaults_and_kamal_vars_are_ignored)
+{
+	struct scen s;
+	struct obs_container *c;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	c = diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-");
+	diff_fake_set_env(c, FX_SALT, "KAMAL_VERSION", "something-else");
+	free(c->hostname);
+	c->hostname = xstrdup("10.0.0.1-ffffffffffff");
+	free(c->created);
+	c->created = xstrdup("2030-01-01T00:00:00Z");
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 0);
+	/* an env var that is neither ours nor the image's is drift */
+	diff_fake_set_env(c, FX_SALT, "DEBUG", "1");
+	/* an image env var overridden by hand is drift too */
+	diff_fake_set_env(c, FX_SALT, "LANG", "fr_FR.UTF-8");
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.1", "web"), CAUSE_ENV_REMOVED, "DEBUG"));
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.1", "web"), CAUSE_ENV_REMOVED, "LANG"));
+	scen_free(&s);
+}
+
+T_TEST(plan_hash_is_stable_across_salts)
+{
+	struct scen s;
+	char h1[HASH_HEX_LEN + 1];
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID2, DES_IMAGE_FOUND) == 0);
+	scen_plan(&s, 0, NULL);
+	memcpy(h1, s.p->hash, sizeof(h1));
+	scen_plan(&s, 0, NULL);
+	T_STREQ(s.p->hash, h1);
+	scen_plan(&s, 1, NULL);
+	T_CHECK(strcmp(s.p->hash, h1) != 0); /* options are part of the plan */
+	scen_free(&s);
+}
+
+T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
+       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
+       T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
+       T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
+       T_CASE(tag_not_in_registry_counts_as_change), T_CASE(prune_is_housekeeping),
+       T_CASE(unreachable_host_unhealthy_and_unavailable), T_CASE(image_defaults_and_kamal_vars_are_ignored),
+       T_CASE(plan_hash_is_stable_across_salts))
