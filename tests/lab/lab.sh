@@ -305,7 +305,7 @@ lab__sweep_cgroups() {
 	local d p
 	for d in /sys/fs/cgroup/*/plumb-"$LAB_ID"-h*; do
 		[ -d "$d" ] || continue
-		for p in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do
+		for p in $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null); do
 			kill -KILL "$p" 2>/dev/null || true
 		done
 	done

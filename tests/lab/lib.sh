@@ -8,7 +8,6 @@
 # "<pid> <start time>"; it is stopped by that pid only if the start time still
 # matches (a recycled pid is never killed).
 
-LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab__log() { printf 'lab: %s\n' "$*" >&2; }
 
