@@ -84,7 +84,7 @@ const char docker_obs_script[] =
 	"    printf 'F %s %s %s\\n' \"$md\" \"${x%% *}\" \"$p\"\n"
 	"    while IFS= read -r l || [ -n \"$l\" ]; do\n"
 	"      case $l in *=*) ;; *) continue ;; esac\n"
-	"      k=${l%%=*}; case $k in ''|*[!A-Za-z0-9_]*) k='?' ;; esac\n"
+	"      k=${l%%=*}; case $k in ''|*[!A-Za-z0-9_.]*) k='?' ;; esac\n"
 	"      h %s \"${l#*=}\" \"L $k\" || echo 'X hash'\n"
 	"    done < \"$p\"\n"
 	"  done\n"

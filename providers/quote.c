@@ -1,5 +1,6 @@
 /* Quoting for remote shell commands and the structured command builder (quote.h). */
 #include "providers/quote.h"
+#include "providers/docker_obs.h" /* the observation script the guard allows */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -363,6 +364,18 @@ static int check_simple(char **a, size_t n, char *why, size_t why_len)
 						"-path", "-printf", NULL };
 	const char *cmd = a[0];
 
+	/*
+	 * plumb's observation script (providers/docker_obs.c), identified by its
+	 * exact text: sh -c SCRIPT plumb-observe ARGS... The script only reads
+	 * (docker ps/inspect, files under .kamal) and treats ARGS as data
+	 * (compared, hashed, quoted), never as code. Any other sh is refused.
+	 */
+	if (strcmp(cmd, "sh") == 0) {
+		if (n >= 4 && strcmp(a[1], "-c") == 0 && strcmp(a[2], docker_obs_script) == 0 &&
+		    strcmp(a[3], DOCKER_OBS_ARGV0) == 0)
+			return 0;
+		REFUSE("sh is allowed only for plumb's observation script");
+	}
 	if (strcmp(cmd, "docker") == 0)
 		return check_docker(a, n, why, why_len);
 	if (in_list(cmd, any_args))

@@ -22,6 +22,24 @@ static const struct rec_command commands[] = {
 	  "      --trusted       allow $(...) in secrets, ERB ENV and command output,\n"
 	  "                      paths outside the repository (off by default: a pull\n"
 	  "                      request must not run code on the machine checking it)\n" },
+	{ "hosts", cmd_hosts, "show what plumb observes on every host (read-only)",
+	  "usage: plumb hosts [-c FILE] [-d DEST] [--json] [--trusted]\n"
+	  "\n"
+	  "Connects to every host of the configuration (roles and accessories) and\n"
+	  "observes, in one read-only command per host, the app containers (by the\n"
+	  "labels service/role/destination), the accessories, the proxy, the images\n"
+	  "they use, the env files under .kamal/apps and the deploy lock. Env values\n"
+	  "never leave the hosts: they are shown as keys with \"(value hidden)\".\n"
+	  "\n"
+	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
+	  "  -d, --destination D merge config/deploy.D.yml over it\n"
+	  "      --json          machine-readable output\n"
+	  "      --trusted       allow ssh key_data and proxy_command\n"
+	  "\n"
+	  "SSH: ssh.user/port/keys/proxy from deploy.yml; x-plumb.ssh.known_hosts (a\n"
+	  "file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"
+	  "PLUMB_SSH_KNOWN_HOSTS and PLUMB_SSH_KEY override them.\n"
+	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n" },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
 	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
 };

@@ -30,5 +30,6 @@ void rec_print_usage(const struct rec_command *c, FILE *f);
 int rec_finish_stdout(int rc);
 
 int cmd_config(int argc, char **argv);
+int cmd_hosts(int argc, char **argv);
 
 #endif

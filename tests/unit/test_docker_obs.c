@@ -319,6 +319,52 @@ T_TEST(command_passes_values_as_arguments)
 	T_NOT_CONTAINS(docker_obs_script, "eval");
 }
 
+/* The read-only guard allows the observation script by its exact text only. */
+T_TEST(guard_allows_only_the_exact_script)
+{
+	struct prov_cmd c;
+	char why[256];
+	char *modified = xstrdup(docker_obs_script);
+	size_t len = strlen(modified);
+
+	T_INTEQ(docker_obs_build(&c, FIXTURE_SALT, &q_optimus), 0);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), 0);
+	prov_cmd_release(&c);
+
+	/* one byte changed, one appended, one removed: refused */
+	modified[len / 2] = modified[len / 2] == 'x' ? 'y' : 'x';
+	for (int variant = 0; variant < 3; variant++) {
+		char *script = variant == 0 ? xstrdup(modified)
+			     : variant == 1 ? xasprintf("%s\ndocker rm -f x\n", docker_obs_script)
+					    : xstrndup(docker_obs_script, len - 1);
+		prov_cmd_init(&c);
+		prov_cmd_begin(&c, PROV_JOIN_SEQ);
+		prov_cmd_args(&c, "sh", "-c", script, DOCKER_OBS_ARGV0, FIXTURE_SALT, NULL);
+		T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+		T_CONTAINS(why, "observation script");
+		prov_cmd_release(&c);
+		free(script);
+	}
+	/* the exact script under another name, or any other sh: refused */
+	prov_cmd_init(&c);
+	prov_cmd_begin(&c, PROV_JOIN_SEQ);
+	prov_cmd_args(&c, "sh", "-c", docker_obs_script, "other", NULL);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	prov_cmd_release(&c);
+	prov_cmd_init(&c);
+	prov_cmd_begin(&c, PROV_JOIN_SEQ);
+	prov_cmd_args(&c, "sh", "-c", "docker rm -f optimus-web-v1", NULL);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	prov_cmd_release(&c);
+	/* and the exact script followed by a mutating command: refused as a whole */
+	T_INTEQ(docker_obs_build(&c, FIXTURE_SALT, &q_optimus), 0);
+	prov_cmd_begin(&c, PROV_JOIN_SEQ);
+	prov_cmd_args(&c, "docker", "rm", "-f", "x", NULL);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	prov_cmd_release(&c);
+	free(modified);
+}
+
 /* ---- the real script against a stub docker ---- */
 
 static char tmp[64];
@@ -378,7 +424,7 @@ T_TEST(script_hashes_on_the_host)
 	const char *old_path = getenv("PATH"), *old_home = getenv("HOME");
 	char *saved_path = old_path ? xstrdup(old_path) : NULL;
 	char *saved_home = old_home ? xstrdup(old_home) : NULL;
-	struct transport *t = NULL;
+	struct transport *t = NULL, *ro = NULL;
 	struct obs_host h = { 0 };
 	const struct obs_container *c;
 	const struct obs_env_file *ef;
@@ -418,7 +464,8 @@ T_TEST(script_hashes_on_the_host)
 	salt_new(salt);
 	h.host = xstrdup("localhost");
 	T_REQUIRE(transport_local_open(&t) == 0);
-	T_INTEQ(docker_obs_host(&h, t, salt, &q_optimus, dump), 0);
+	T_REQUIRE(transport_readonly_wrap(&ro, t) == 0);
+	T_INTEQ(docker_obs_host(&h, ro, salt, &q_optimus, dump), 0);
 	if (h.error)
 		fprintf(stderr, "  error: %s\n", h.error);
 	T_INTEQ(h.status, OBS_OK);
@@ -460,6 +507,7 @@ T_TEST(script_hashes_on_the_host)
 	T_CHECK(access(cmd, F_OK) != 0);
 	free(cmd);
 
+	transport_close(ro);
 	transport_close(t);
 	obs_host_release(&h);
 	cmd = xasprintf("rm -rf '%s'", tmp);
@@ -481,4 +529,5 @@ T_TEST(script_hashes_on_the_host)
 
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
-       T_CASE(command_passes_values_as_arguments), T_CASE(script_hashes_on_the_host))
+       T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
+       T_CASE(script_hashes_on_the_host))

@@ -1,0 +1,207 @@
+/*
+ * Observing a fleet (fleet.h): one worker per host from the pool; each opens
+ * its host's transport, wraps it in the read-only guard, runs the
+ * observation once and closes everything before returning, so a session
+ * never crosses threads.
+ */
+#include "providers/fleet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fleet_query(struct docker_obs_query *q, const struct config *c)
+{
+	const char **accs = c->naccessories ? xcalloc(c->naccessories, sizeof(*accs)) : NULL;
+
+	memset(q, 0, sizeof(*q));
+	q->service = c->service;
+	q->destination = c->destination ? c->destination : "";
+	for (size_t i = 0; i < c->naccessories; i++)
+		accs[i] = c->accessories[i].service;
+	q->accessories = accs;
+	q->naccessories = c->naccessories;
+}
+
+void fleet_query_release(struct docker_obs_query *q)
+{
+	free((void *)q->accessories);
+	memset(q, 0, sizeof(*q));
+}
+
+struct fleet_run {
+	const struct config *c;
+	const struct fleet_opts *o;
+	struct obs_fleet *f;
+	struct docker_obs_query q;
+	const char *dump;          /* PLUMB_DEBUG_OBSERVATION */
+	size_t max_output;         /* 0 = default */
+	char *known_hosts;         /* NULL = libssh's default */
+	int accept_new;
+	struct strvec keys;        /* identity files, in order */
+	const char *key_data;      /* SECRET (borrowed from the config); trusted only */
+	const char *connect_to;    /* PLUMB_SSH_CONNECT_TO */
+};
+
+static int is_local(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0;
+}
+
+/* "HOST=ADDR:PORT,…" -> the ADDR:PORT for host (caller frees), or NULL. */
+static char *connect_to_for(const char *spec, const char *host)
+{
+	size_t hl = strlen(host);
+
+	while (spec && *spec) {
+		size_t n = strcspn(spec, ",");
+		if (n > hl + 1 && strncmp(spec, host, hl) == 0 && spec[hl] == '=')
+			return xstrndup(spec + hl + 1, n - hl - 1);
+		spec += n;
+		if (*spec == ',')
+			spec++;
+	}
+	return NULL;
+}
+
+static char *expand_path(const char *p, const char *root)
+{
+	const char *home = getenv("HOME");
+
+	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0'))
+		return xasprintf("%s%s", home ? home : "", p + 1);
+	if (p[0] != '/' && root)
+		return xasprintf("%s/%s", root, p);
+	return xstrdup(p);
+}
+
+static int observe_one(size_t i, void *ctx)
+{
+	struct fleet_run *r = ctx;
+	struct obs_host *h = &r->f->hosts[i];
+	struct transport *t = NULL, *ro = NULL;
+	char errmsg[512] = "";
+	char *relay = NULL;
+	double t0 = prov_now_ms();
+	int rc;
+
+	if (is_local(h->host)) {
+		rc = transport_local_open(&t);
+		if (rc == 0 && r->o->cmd_timeout_ms > 0)
+			t->cmd_timeout_ms = r->o->cmd_timeout_ms;
+	} else {
+		struct transport_opts to = { 0 };
+
+		relay = connect_to_for(r->connect_to, h->host);
+		to.host = h->host;
+		to.port = r->c->ssh.port;
+		to.user = r->c->ssh.user ? r->c->ssh.user : "root";
+		to.identity_files = (const char *const *)r->keys.v;
+		to.n_identity_files = r->keys.n;
+		to.key_data = r->key_data;
+		to.use_agent = r->keys.n == 0 && !r->key_data;
+		to.known_hosts = r->known_hosts;
+		to.accept_new_host_keys = r->accept_new;
+		to.connect_to = relay;
+		to.jump = r->c->ssh.proxy;
+		to.proxy_command = r->o->trusted ? r->c->ssh.proxy_command : NULL;
+		to.connect_timeout_ms = r->o->connect_timeout_ms;
+		to.cmd_timeout_ms = r->o->cmd_timeout_ms;
+		to.max_output = r->max_output;
+		rc = transport_ssh_open(&t, &to, errmsg, sizeof(errmsg));
+	}
+	h->connect_ms = prov_now_ms() - t0;
+	if (rc < 0) {
+		h->status = OBS_UNREACHABLE;
+		h->error = errmsg[0] ? xstrdup(errmsg) : xasprintf("%s", prov_strerror(rc));
+		free(relay);
+		return -1;
+	}
+	if (r->max_output)
+		t->max_output = r->max_output;
+	transport_readonly_wrap(&ro, t);
+	rc = docker_obs_host(h, ro, r->f->salt, &r->q, r->dump);
+	transport_close(ro);
+	transport_close(t);
+	free(relay);
+	return rc;
+}
+
+int fleet_observe(struct obs_fleet **out, const struct config *c, const struct fleet_opts *o,
+		  char *err, size_t errlen)
+{
+	struct fleet_run r = { .c = c, .o = o };
+	struct strvec hosts = { 0 };
+	struct obs_fleet *f = NULL;
+	int *results = NULL, rc = -1;
+	const char *env;
+
+	*out = NULL;
+	if (prov_init() < 0) {
+		snprintf(err, errlen, "cannot initialise the SSH library");
+		return -1;
+	}
+	config_all_hosts(c, &hosts);
+	f = xcalloc(1, sizeof(*f));
+	salt_new(f->salt);
+	f->nhosts = hosts.n;
+	f->hosts = hosts.n ? xcalloc(hosts.n, sizeof(*f->hosts)) : NULL;
+	for (size_t i = 0; i < hosts.n; i++) {
+		f->hosts[i].host = xstrdup(hosts.v[i]);
+		f->hosts[i].status = OBS_UNKNOWN;
+	}
+	r.f = f;
+	fleet_query(&r.q, c);
+
+	env = getenv("PLUMB_DEBUG_OBSERVATION");
+	r.dump = env && *env ? env : NULL;
+	env = getenv("PLUMB_OBS_MAX_OUTPUT");
+	if (env && *env)
+		r.max_output = (size_t)strtoul(env, NULL, 10);
+	env = getenv("PLUMB_SSH_CONNECT_TO");
+	r.connect_to = env && *env ? env : NULL;
+	env = getenv("PLUMB_SSH_KNOWN_HOSTS");
+	if (env && *env)
+		r.known_hosts = xstrdup(env);
+	else if (kvs_get(&c->x_plumb, "ssh.known_hosts"))
+		r.known_hosts = expand_path(kvs_get(&c->x_plumb, "ssh.known_hosts"), o->root);
+	env = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys");
+	r.accept_new = env && strcmp(env, "true") == 0;
+	env = getenv("PLUMB_SSH_KEY");
+	if (env && *env)
+		strvec_push(&r.keys, env);
+	for (size_t i = 0; i < c->ssh.keys.n; i++)
+		strvec_push_take(&r.keys, expand_path(c->ssh.keys.v[i], NULL));
+	if (o->trusted) {
+		for (size_t i = 0; i < c->ssh.key_data.n && !r.key_data; i++) {
+			const char *k = c->ssh.key_data.v[i];
+			int avail = 0;
+			const char *v = config_secret_value(c, k, &avail);
+
+			if (v && avail)
+				r.key_data = v;
+			else if (strncmp(k, "-----BEGIN", 10) == 0)
+				r.key_data = k;
+		}
+	}
+
+	results = hosts.n ? xcalloc(hosts.n, sizeof(*results)) : NULL;
+	if (prov_pool_run(hosts.n, o->concurrency, observe_one, &r, results) < 0) {
+		snprintf(err, errlen, "cannot start worker threads");
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < f->nhosts; i++)
+		if (f->hosts[i].status != OBS_OK)
+			rc = 1;
+	*out = f;
+	f = NULL;
+out:
+	obs_fleet_free(f);
+	free(results);
+	fleet_query_release(&r.q);
+	free(r.known_hosts);
+	strvec_clear(&r.keys);
+	strvec_clear(&hosts);
+	return rc;
+}
