@@ -688,7 +688,7 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			cur = CUR_NONE;
 			break;
 		case 'R':
-			/* kamal-proxy's routes: checked to be JSON, not kept yet. */
+			/* kamal-proxy's routes: received, not kept yet (obs_host has no field for them). */
 			cur = CUR_NONE;
 			break;
 		default:
