@@ -134,12 +134,12 @@ char *diff_cause_text(const struct diff_cause *c)
 		r = xasprintf("env %s: (absent) → %s", k, a);
 		break;
 	case CAUSE_ENV_CHANGED:
-		a = q(c->old);
+		a = c->old ? q(c->old) : xstrdup("(another value)");
 		b = q(c->new);
 		r = xasprintf("env %s: %s → %s", k, a, b);
 		break;
 	case CAUSE_ENV_REMOVED:
-		a = q(c->old);
+		a = c->old ? q(c->old) : xstrdup("(set on the host)");
 		r = xasprintf("env %s: %s → (absent)", k, a);
 		break;
 	case CAUSE_SECRET_ADDED: return xasprintf("env %s: (sensitive value added)", k);

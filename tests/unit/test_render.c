@@ -1,0 +1,277 @@
+/*
+ * Golden-file tests of the three renderers (text, Markdown, JSON) over fake
+ * observed fleets: an in-sync fleet, a fleet with one of every kind of step
+ * (and hostile strings from a host), and a 1,000-host fleet. Outputs are
+ * compared byte for byte with tests/unit/golden/; run with
+ * PLUMB_UPDATE_GOLDEN=1 to rewrite them (and review the diff).
+ * Also: planning CPU time for 1,000 hosts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "diff/diff.h"
+#include "diff/fake.h"
+#include "diff/render.h"
+#include "tests/unit/golden/plan_fixture.h"
+#include "tests/unit/t.h"
+
+static void golden(const char *name, const char *got)
+{
+	char *path = xasprintf("tests/unit/golden/%s", name), *want = NULL;
+	size_t len = 0;
+	const char *upd = getenv("PLUMB_UPDATE_GOLDEN");
+
+	if (upd && strcmp(upd, "1") == 0) {
+		FILE *f = fopen(path, "w");
+		T_REQUIRE(f);
+		fputs(got, f);
+		T_CHECK(fclose(f) == 0);
+		fprintf(stderr, "  updated %s\n", path);
+		free(path);
+		return;
+	}
+	if (read_file(path, 16u << 20, &want, &len) != 0) {
+		T_FAIL_AT("golden %s unreadable (%s); PLUMB_UPDATE_GOLDEN=1 writes it", path, strerror(errno));
+		t_checks++;
+		free(path);
+		return;
+	}
+	t_checks++;
+	if (len != strlen(got) || memcmp(want, got, len) != 0) {
+		size_t i = 0;
+		while (i < len && got[i] && want[i] == got[i])
+			i++;
+		T_FAIL_AT("%s differs from the output at byte %zu:\n--- want ---\n%.*s\n--- got ---\n%.*s", path,
+			  i, (int)(len - i < 300 ? len - i : 300), want + i,
+			  (int)(strlen(got + i) < 300 ? strlen(got + i) : 300), got + i);
+	}
+	free(want);
+	free(path);
+}
+
+static void render_all(const struct diff_plan *p, const char *base)
+{
+	struct sbuf sb;
+	char *n;
+
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_text(p, NULL, &sb) == 0);
+	n = xasprintf("%s.txt", base);
+	golden(n, sb.buf);
+	free(n);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_markdown(p, NULL, &sb) == 0);
+	n = xasprintf("%s.md", base);
+	golden(n, sb.buf);
+	free(n);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_json(p, &sb) == 0);
+	n = xasprintf("%s.json", base);
+	golden(n, sb.buf);
+	free(n);
+	sbuf_release(&sb);
+}
+
+static struct obs_host *ohost(struct obs_fleet *f, const char *host)
+{
+	for (size_t i = 0; i < f->nhosts; i++)
+		if (strcmp(f->hosts[i].host, host) == 0)
+			return &f->hosts[i];
+	abort();
+}
+
+T_TEST(golden_in_sync)
+{
+	struct config *c = fx_config(FX_YML, FX_SECRETS);
+	struct desired *ds;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = NULL;
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	diff_fake_fleet(&obs, ds, FX_SALT, FX_ID1);
+	diff_plan_build(&p, ds, obs, NULL);
+	T_REQUIRE(p);
+	T_INTEQ(diff_plan_exit_code(p), 0);
+	render_all(p, "plan_in_sync");
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(golden_mixed_with_hostile_strings)
+{
+	struct config *c1 = fx_config(FX_YML, FX_SECRETS), *c2;
+	struct desired *base, *ds;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = NULL;
+	struct diff_opts o = { 0 };
+	struct strvec extra = { 0 };
+	char *yml = xstrdup(FX_YML), *q;
+	struct obs_host *h1;
+	struct sbuf sb;
+
+	T_REQUIRE(c1);
+	base = fx_desired(c1, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	diff_fake_fleet(&obs, base, FX_SALT, FX_ID1);
+	/* the new revision: job env changed, postgres 18, a rotated secret on job only? no: root */
+	q = strstr(yml, "QUEUE_THREADS: 3");
+	q[strlen("QUEUE_THREADS: ")] = '4';
+	q = strstr(yml, "postgres:17");
+	q[10] = '8';
+	c2 = fx_config(yml, FX_SECRETS);
+	free(yml);
+	T_REQUIRE(c2);
+	ds = fx_desired(c2, FX_V2, FX_ID1, DES_IMAGE_FOUND);
+	h1 = ohost(obs, "10.0.0.1");
+	/* old stopped versions beyond retain_containers */
+	for (int i = 0; i < 6; i++) {
+		struct obs_container *cc;
+		char name[64];
+		snprintf(name, sizeof(name), "optimus-web-0%d", i);
+		cc = diff_fake_add(h1, diff_fake_find(h1, "optimus-web-"), name);
+		free(cc->state);
+		cc->state = xstrdup("exited");
+		free(cc->created);
+		cc->created = xasprintf("2024-02-0%dT00:00:00Z", i + 1);
+	}
+	/* a hostile orphan: a role name with Markdown/HTML and a terminal escape */
+	{
+		struct obs_container *cc = diff_fake_add(h1, diff_fake_find(h1, "optimus-web-"),
+							 "optimus-x|<b>*y*</b>\033[31m-1");
+		free(cc->role);
+		cc->role = xstrdup("x|<b>*y*</b>\033[31m");
+	}
+	diff_fake_find(ohost(obs, "10.0.0.2"), "optimus-web-")->health = xstrdup("unhealthy");
+	h1->lock_holder = xstrdup("Locked by: ci <ci@example.com> `rm -rf`");
+	/* a host from the base revision that cannot be reached */
+	obs->hosts = xrealloc(obs->hosts, (obs->nhosts + 1) * sizeof(*obs->hosts));
+	memset(&obs->hosts[obs->nhosts], 0, sizeof(obs->hosts[0]));
+	obs->hosts[obs->nhosts].host = xstrdup("10.0.0.3");
+	obs->hosts[obs->nhosts].status = OBS_UNREACHABLE;
+	obs->hosts[obs->nhosts].error = xstrdup("ssh: connect: Connection refused");
+	obs->nhosts++;
+	strvec_push(&extra, "10.0.0.3");
+	o.base = base;
+	o.extra_hosts = &extra;
+	diff_plan_build(&p, ds, obs, &o);
+	T_REQUIRE(p);
+	T_INTEQ(diff_plan_exit_code(p), 1);
+	render_all(p, "plan_mixed");
+	/* what a reader must never see */
+	sbuf_init(&sb, 0);
+	diff_render_text(p, NULL, &sb);
+	T_NOT_CONTAINS(sb.buf, "\033");
+	T_NOT_CONTAINS(sb.buf, "master-key-value-1");
+	T_CONTAINS(sb.buf, "env QUEUE_THREADS: \"3\" → \"4\"");
+	T_CONTAINS(sb.buf, "DISRUPTIVE");
+	sbuf_reset(&sb);
+	diff_render_markdown(p, NULL, &sb);
+	T_NOT_CONTAINS(sb.buf, "<b>");
+	T_NOT_CONTAINS(sb.buf, " `rm");
+	T_CONTAINS(sb.buf, "\\`rm");
+	sbuf_release(&sb);
+	strvec_clear(&extra);
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	desired_free(base);
+	config_free(c1);
+	config_free(c2);
+}
+
+static char *fleet_yml(size_t nhosts, size_t njob)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, "service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
+		       "proxy:\n  host: app.example.com\nboot:\n  limit: 100\n"
+		       "env:\n  secret:\n    - RAILS_MASTER_KEY\n  clear:\n    DB_HOST: optimus-db\n"
+		       "servers:\n  web:\n    hosts:\n");
+	for (size_t i = 0; i < nhosts; i++)
+		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
+	sbuf_adds(&sb, "  job:\n    cmd: bin/jobs\n    hosts:\n");
+	for (size_t i = 0; i < njob; i++)
+		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
+	sbuf_adds(&sb, "accessories:\n  db:\n    image: postgres:17\n    host: 10.1.0.1\n"
+		       "    env:\n      secret:\n        - POSTGRES_PASSWORD\n"
+		       "    directories:\n      - data:/var/lib/postgresql/data\n");
+	return sbuf_detach(&sb);
+}
+
+T_TEST(golden_fleet_1000_hosts_and_cpu_time)
+{
+	char *yml = fleet_yml(1000, 100);
+	struct config *c = fx_config(yml, FX_SECRETS);
+	struct desired *ds, *ds2;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = NULL;
+	struct obs_container *cc;
+	clock_t t0;
+	double ms_sync, ms_all;
+
+	free(yml);
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds && ds->nhosts == 1000);
+	diff_fake_fleet(&obs, ds, FX_SALT, FX_ID1);
+	/* drift on three hosts */
+	cc = diff_fake_find(ohost(obs, "10.1.0.5"), "optimus-web-");
+	free(cc->state);
+	cc->state = xstrdup("exited");
+	diff_fake_set_env(diff_fake_find(ohost(obs, "10.1.0.17"), "optimus-job-"), FX_SALT, "DEBUG", "1");
+	ohost(obs, "10.1.3.250")->status = OBS_UNKNOWN;
+	ohost(obs, "10.1.3.250")->error = xstrdup("observation cut short after 8 MiB");
+
+	t0 = clock();
+	diff_plan_build(&p, ds, obs, NULL);
+	ms_sync = (double)(clock() - t0) * 1000.0 / CLOCKS_PER_SEC;
+	T_REQUIRE(p);
+	T_INTEQ(p->change, 1);
+	T_INTEQ(p->add, 1);
+	T_INTEQ(p->failed_hosts, 1);
+	render_all(p, "plan_fleet1000");
+	diff_plan_free(p);
+
+	/* the worst case: every app container replaced */
+	ds2 = fx_desired(c, FX_V2, FX_ID2, DES_IMAGE_FOUND);
+	t0 = clock();
+	diff_plan_build(&p, ds2, obs, NULL);
+	ms_all = (double)(clock() - t0) * 1000.0 / CLOCKS_PER_SEC;
+	T_REQUIRE(p);
+	T_INTEQ(p->add, 1099); /* 1100 app containers, one host unknown */
+	T_INTEQ(p->hosts[0].steps[0].group, 0);
+	T_INTEQ(p->hosts[998].steps[0].wave, 2);
+	fprintf(stderr, "  planning 1,000 hosts (sanitizer build): %.1f ms in sync, %.1f ms all replaced\n",
+		ms_sync, ms_all);
+	/* generous under ASan; the release-build target (< 100 ms) is checked by make bench */
+	T_CHECK(ms_sync < 2000 && ms_all < 4000);
+	diff_plan_free(p);
+	desired_free(ds2);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
+T_TEST(escapers)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	render_md_escape(&sb, "a*b_<i>|`x`\n[l](u)");
+	T_STREQ(sb.buf, "a\\*b\\_&lt;i&gt;\\|\\`x\\` \\[l\\]\\(u\\)");
+	sbuf_reset(&sb);
+	render_html_escape(&sb, "<script>&\"*");
+	T_STREQ(sb.buf, "&lt;script&gt;&amp;&quot;&#42;");
+	sbuf_reset(&sb);
+	render_text_escape(&sb, "a\033[31mb\n");
+	T_STREQ(sb.buf, "a\\x1b[31mb\\x0a");
+	sbuf_release(&sb);
+}
+
+T_MAIN(T_CASE(golden_in_sync), T_CASE(golden_mixed_with_hostile_strings),
+       T_CASE(golden_fleet_1000_hosts_and_cpu_time), T_CASE(escapers))
