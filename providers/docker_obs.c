@@ -688,7 +688,9 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			cur = CUR_NONE;
 			break;
 		case 'R':
-			/* kamal-proxy's routes: received, not kept yet (obs_host has no field for them). */
+			/* kamal-proxy's routes, for the plan's traffic-switch step */
+			free(h->proxy_routes);
+			h->proxy_routes = xstrdup(line + 2);
 			cur = CUR_NONE;
 			break;
 		default:

@@ -115,6 +115,7 @@ void obs_host_release(struct obs_host *h)
 	free(h->env_files);
 	free(h->docker_version);
 	free(h->lock_holder);
+	free(h->proxy_routes);
 	memset(h, 0, sizeof(*h));
 }
 

@@ -123,6 +123,7 @@ struct obs_host {
 	char *lock_holder; /* contents of the deploy lock's details when held (plan reports it), else NULL */
 	unsigned round_trips; /* commands run for this observation (target: 1 after connecting) */
 	double connect_ms, observe_ms;
+	char *proxy_routes; /* `kamal-proxy list --json` as received (bounded), NULL when no kamal-proxy runs */
 };
 
 struct obs_fleet {
