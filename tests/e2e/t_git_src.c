@@ -11,62 +11,18 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "providers/transport.h" /* prov_now_ms */
 #include "state/source.h"
 #include "state/util.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 static const char *git_url, *git_bare;
 static char *tmp;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int PLUMB_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	int rc;
-
-	va_start(ap, fmt);
-	cmd = xvasprintf(fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
-	free(cmd);
-	return rc == 0 ? 0 : -1;
-}
-
-static char *PLUMB_PRINTF(1, 2) sh_out(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd, line[256] = "";
-	FILE *f;
-
-	va_start(ap, fmt);
-	cmd = xvasprintf(fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	if (f) {
-		if (!fgets(line, sizeof(line), f))
-			line[0] = '\0';
-		pclose(f);
-	}
-	free(cmd);
-	line[strcspn(line, "\n")] = '\0';
-	return xstrdup(line);
-}
 
 static char *read_at(struct git_src *g, const char *sha, const char *path, int *rc_out)
 {
@@ -121,14 +77,14 @@ T_TEST(clone_and_read_head)
 	int rc;
 
 	o.cache_dir = cache;
-	want_sha = sh_out("git --git-dir='%s' rev-parse main", git_bare);
+	want_sha = tu_sh_line("git --git-dir='%s' rev-parse main", git_bare);
 	want = git_show(want_sha, "config/deploy.yml");
 	T_REQUIRE(strlen(want) > 0);
 
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	t0 = now_ms();
+	t0 = prov_now_ms();
 	rc = git_src_fetch(g, &bytes, &err);
-	printf("clone of %s: %.1f ms, %zu bytes\n", git_url, now_ms() - t0, bytes);
+	printf("clone of %s: %.1f ms, %zu bytes\n", git_url, prov_now_ms() - t0, bytes);
 	if (rc < 0)
 		fprintf(stderr, "  %s\n", err);
 	T_REQUIRE(rc == 0);
@@ -143,9 +99,9 @@ T_TEST(clone_and_read_head)
 	free(got);
 
 	/* a fetch with nothing new is cheap */
-	t0 = now_ms();
+	t0 = prov_now_ms();
 	T_INTEQ(git_src_fetch(g, &bytes, &err), 0);
-	printf("no-op fetch: %.1f ms, %zu bytes\n", now_ms() - t0, bytes);
+	printf("no-op fetch: %.1f ms, %zu bytes\n", prov_now_ms() - t0, bytes);
 	git_src_free(g);
 
 	/* the same commit read straight from the bare repository */
@@ -185,20 +141,20 @@ T_TEST(pushed_commit_seen_after_fetch)
 	err = NULL;
 
 	/* someone pushes a commit (and a forge-style pull ref) */
-	T_REQUIRE(sh("git clone -q '%s' '%s' && cd '%s' && git checkout -qb '%s' && "
+	T_REQUIRE(tu_sh("git clone -q '%s' '%s' && cd '%s' && git checkout -qb '%s' && "
 		     "printf '# e2e %s\\n' >> config/deploy.yml && "
 		     "git -c user.name=e2e -c user.email=e2e@plumb.invalid commit -qam 'e2e: git source' && "
 		     "git push -q origin '%s' 'HEAD:%s'",
 		     git_bare, work, work, branch, branch, branch, pull) == 0);
-	new_sha = sh_out("git -C '%s' rev-parse HEAD", work);
+	new_sha = tu_sh_line("git -C '%s' rev-parse HEAD", work);
 
 	/* not before the fetch */
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
 	free(err);
 	err = NULL;
-	t0 = now_ms();
+	t0 = prov_now_ms();
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
-	printf("incremental fetch (1 commit): %.1f ms, %zu bytes\n", now_ms() - t0, bytes);
+	printf("incremental fetch (1 commit): %.1f ms, %zu bytes\n", prov_now_ms() - t0, bytes);
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), 0);
 	T_STREQ(sha, new_sha);
 	T_INTEQ(git_src_resolve(g, NULL, sha, &err), 0); /* opts.ref = the pull ref */
@@ -213,7 +169,7 @@ T_TEST(pushed_commit_seen_after_fetch)
 	free(got);
 
 	/* deleted on the remote: pruned from the cache at the next fetch */
-	T_REQUIRE(sh("git --git-dir='%s' update-ref -d 'refs/heads/%s' && "
+	T_REQUIRE(tu_sh("git --git-dir='%s' update-ref -d 'refs/heads/%s' && "
 		     "git --git-dir='%s' update-ref -d '%s'", git_bare, branch, git_bare, pull) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
@@ -296,7 +252,7 @@ T_TEST(ssh_key_and_known_hosts)
 	kh = xasprintf("%s/known_hosts", d);
 	khbad = xasprintf("%s/known_hosts_bad", d);
 	pidfile = xasprintf("%s/sshd.pid", d);
-	T_REQUIRE(sh("set -e; mkdir -p '%s' /run/sshd; cd '%s'; "
+	T_REQUIRE(tu_sh("set -e; mkdir -p '%s' /run/sshd; cd '%s'; "
 		     "ssh-keygen -q -t ed25519 -N '' -f host; ssh-keygen -q -t ed25519 -N '' -f other; "
 		     "ssh-keygen -q -t ed25519 -N '' -f id; cp id.pub authorized_keys; "
 		     "printf '[127.0.0.1]:%d %%s\\n' \"$(cut -d' ' -f1,2 host.pub)\" > known_hosts; "
@@ -309,23 +265,23 @@ T_TEST(ssh_key_and_known_hosts)
 		     d, d, port, port, port, d, d, pidfile, d, d) == 0);
 	for (int i = 0; i < 50 && !pid; i++) {
 		free(pidstr);
-		pidstr = sh_out("cat '%s' 2>/dev/null", pidfile);
+		pidstr = tu_sh_line("cat '%s' 2>/dev/null", pidfile);
 		pid = atoi(pidstr);
 		if (!pid)
 			usleep(100000);
 	}
 	T_REQUIRE(pid > 0);
 
-	want_sha = sh_out("git --git-dir='%s' rev-parse main", git_bare);
+	want_sha = tu_sh_line("git --git-dir='%s' rev-parse main", git_bare);
 	url = xasprintf("ssh://root@127.0.0.1:%d%s", port, git_bare);
 	o.location = url;
 	o.cache_dir = cache;
 	o.ssh_key = key;
 	o.ssh_known_hosts = kh;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	t0 = now_ms();
+	t0 = prov_now_ms();
 	rc = git_src_fetch(g, NULL, &err);
-	printf("clone over ssh: %.1f ms\n", now_ms() - t0);
+	printf("clone over ssh: %.1f ms\n", prov_now_ms() - t0);
 	if (rc < 0)
 		fprintf(stderr, "  %s\n", err);
 	T_CHECK(rc == 0);
@@ -378,7 +334,6 @@ static const struct t_case cases[] = { T_CASE(clone_and_read_head),
 int main(void)
 {
 	int rc;
-	char *cmd;
 
 	git_url = getenv("LAB_GIT_URL");
 	git_bare = getenv("LAB_GIT_BARE");
@@ -387,16 +342,11 @@ int main(void)
 		printf("t_git_src: 0 passed, 1 failed\n");
 		return 1;
 	}
-	tmp = xstrdup("/tmp/plumb-e2e-gitsrc-XXXXXX");
-	if (!mkdtemp(tmp)) {
-		perror("mkdtemp");
+	tmp = tu_tmpdir("e2e-gitsrc");
+	if (!tmp)
 		return 1;
-	}
 	rc = t_run("t_git_src.c", cases, ARRAY_SIZE(cases));
-	cmd = xasprintf("rm -rf '%s'", tmp);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmp);
-	free(cmd);
+	tu_rm_rf(tmp);
 	free(tmp);
 	return rc;
 }

@@ -8,12 +8,13 @@
  * commit. Prints "t_lab_git: N passed, N failed"; exit status 0 only if all
  * checks passed.
  */
-#include <ftw.h>
 #include <git2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "tests/unit/tutil.h"
 
 static int passed, failed;
 
@@ -33,14 +34,6 @@ static const char *git_msg(void)
 {
 	const git_error *e = git_error_last();
 	return e && e->message ? e->message : "(no message)";
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 /* Reads the id refs/remotes/origin/main points at into out (41 bytes). */
@@ -75,7 +68,6 @@ static int lab_commit(char *out)
 int main(void)
 {
 	const char *url = getenv("LAB_GIT_URL");
-	char tmpl[] = "/tmp/t_lab_git-XXXXXX";
 	char before[GIT_OID_HEXSZ + 1] = "", after[GIT_OID_HEXSZ + 1] = "", made[GIT_OID_HEXSZ + 1] = "";
 	git_repository *repo = NULL;
 	git_remote *remote = NULL;
@@ -87,11 +79,9 @@ int main(void)
 		return 1;
 	}
 	git_libgit2_init();
-	dir = mkdtemp(tmpl);
-	if (!dir) {
-		perror("t_lab_git: mkdtemp");
+	dir = tu_tmpdir("t_lab_git");
+	if (!dir)
 		return 1;
-	}
 
 	if (git_clone(&repo, url, dir, NULL) < 0) {
 		fprintf(stderr, "t_lab_git: FAIL clone %s: %s\n", url, git_msg());
@@ -131,7 +121,8 @@ out:
 	git_remote_free(remote);
 	git_repository_free(repo);
 	git_libgit2_shutdown();
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(dir);
+	free(dir);
 	printf("t_lab_git: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -16,7 +16,9 @@
  * Prints "t_registry: N passed, N failed"; exits 1 on any failure.
  */
 #include "providers/registry.h"
+#include "providers/transport.h" /* prov_now_ms */
 #include "state/util.h"
+#include "tests/unit/tutil.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -50,13 +52,6 @@ static int passed, failed;
 static const char *nz(const char *s)
 {
 	return s ? s : "(null)";
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
 /* ---- processes the test starts (stopped by pid at the end) ---- */
@@ -179,23 +174,6 @@ static int wait_ready(const char *url, pid_t pid, int want_registry, const char 
 	return ok ? 0 : -1;
 }
 
-static int shf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
-static int shf(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	int rc;
-
-	va_start(ap, fmt);
-	cmd = xvasprintf(fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
-	free(cmd);
-	return rc == 0 ? 0 : -1;
-}
-
 /* stdout of a shell command, trailing newline removed; NULL on failure. */
 static char *sh_out(const char *fmt, ...) PLUMB_PRINTF(1, 2);
 static char *sh_out(const char *fmt, ...)
@@ -226,15 +204,6 @@ static char *sh_out(const char *fmt, ...)
 	}
 	free(cmd);
 	return xstrdup(buf);
-}
-
-static int write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
 }
 
 /* Locates tests/e2e/token_server.sh: from the cwd, or relative to the binary. */
@@ -293,7 +262,7 @@ static char *push_blob_text(const char *dir, const char *base, const char *name,
 {
 	char *path = xasprintf("%s/%s", dir, name), *d;
 
-	write_text(path, text);
+	tu_write_file(path, text);
 	d = sh_out("sh %s/push.sh %s optimus blob %s", dir, base, path);
 	free(path);
 	return d;
@@ -304,7 +273,7 @@ static char *push_manifest_text(const char *dir, const char *base, const char *t
 {
 	char *path = xasprintf("%s/m-%s.json", dir, tag), *d;
 
-	write_text(path, text);
+	tu_write_file(path, text);
 	d = sh_out("sh %s/push.sh %s optimus manifest %s %s %s", dir, base, tag, mt, path);
 	free(path);
 	return d;
@@ -323,7 +292,7 @@ static int push_images(const char *dir, const char *base, struct pushed *p)
 	char *layer = NULL, *m = NULL;
 	int rc = -1;
 
-	if (shf("cd %s && mkdir -p rootfs && echo hello >rootfs/hello && tar czf layer.tgz -C rootfs .", dir) < 0)
+	if (tu_sh("cd %s && mkdir -p rootfs && echo hello >rootfs/hello && tar czf layer.tgz -C rootfs .", dir) < 0)
 		return -1;
 	layer = sh_out("sh %s/push.sh %s optimus blob %s/layer.tgz", dir, base, dir);
 	p->cfg_a = push_blob_text(dir, base, "cfg-a.json",
@@ -538,19 +507,19 @@ static void test_timing(const char *reg, const struct pushed *p)
 		struct registry_result r;
 		char *err = NULL;
 
-		t0 = now_ms();
+		t0 = prov_now_ms();
 		registry_resolve(c, r1, &r, &err);
-		cold += now_ms() - t0;
+		cold += prov_now_ms() - t0;
 		registry_result_dispose(&r);
 		free(err);
-		t0 = now_ms();
+		t0 = prov_now_ms();
 		registry_resolve(c, r2, &r, &err);
-		warm += now_ms() - t0;
+		warm += prov_now_ms() - t0;
 		registry_result_dispose(&r);
 		free(err);
-		t0 = now_ms();
+		t0 = prov_now_ms();
 		registry_resolve(c, r2, &r, &err);
-		cached += now_ms() - t0;
+		cached += prov_now_ms() - t0;
 		registry_result_dispose(&r);
 		free(err);
 		registry_client_free(c);
@@ -609,7 +578,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 	/* credentials from a docker config.json */
 	cfgpath = xasprintf("%s/docker-config.json", dir);
 	cfgtext = sh_out("printf '{\"auths\":{\"%s\":{\"auth\":\"%%s\"}}}' \"$(printf 'alice:correct horse' | base64)\"", reg);
-	CHECK(cfgtext && write_text(cfgpath, cfgtext) == 0, "write docker config");
+	CHECK(cfgtext && tu_write_file(cfgpath, cfgtext) == 0, "write docker config");
 	{
 		struct registry_options od = { .docker_config = cfgpath };
 		c = registry_client_new(&od);
@@ -747,7 +716,7 @@ static char *ssh_host1(const char *dir, const char *remote)
 {
 	char *rf = xasprintf("%s/remote.sh", dir), *out;
 
-	write_text(rf, remote);
+	tu_write_file(rf, remote);
 	out = sh_out("ssh -i '%s' -o UserKnownHostsFile='%s' -o StrictHostKeyChecking=yes -o BatchMode=yes "
 		     "-o IdentitiesOnly=yes -p %s %s@%s sh -s < '%s'",
 		     getenv("LAB_SSH_KEY"), getenv("LAB_KNOWN_HOSTS"),
@@ -855,9 +824,9 @@ static void test_lab(const char *dir)
 		for (int i = 0; i < 10; i++) {
 			struct registry_client *f = registry_client_new(&o);
 			registry_client_add_insecure(f, plain);
-			t0 = now_ms();
+			t0 = prov_now_ms();
 			CHECK(registry_resolve(f, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "timing v3: %s", nz(err));
-			sum += now_ms() - t0;
+			sum += prov_now_ms() - t0;
 			registry_result_dispose(&r);
 			registry_client_free(f);
 		}
@@ -878,7 +847,6 @@ static void test_lab(const char *dir)
 
 int main(void)
 {
-	char tmpl[] = "/tmp/plumb-treg-XXXXXX";
 	char *dir, *base = NULL, *script = NULL;
 	char *reg_plain = NULL, *reg_basic = NULL, *reg_tok = NULL, *yml = NULL, *logp = NULL;
 	struct pushed p = { 0 };
@@ -890,11 +858,9 @@ int main(void)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dir = mkdtemp(tmpl);
-	if (!dir) {
-		perror("mkdtemp");
+	dir = tu_tmpdir("treg");
+	if (!dir)
 		return 1;
-	}
 	script = find_token_server();
 	port_plain = free_port();
 	port_basic = free_port();
@@ -907,7 +873,7 @@ int main(void)
 	reg_tok = xasprintf("127.0.0.1:%d", port_tok);
 	tls_ca = xasprintf("%s/tls.pem", dir);
 
-	if (shf("cd %s && mkdir -p data www/cgi-bin && "
+	if (tu_sh("cd %s && mkdir -p data www/cgi-bin && "
 		"openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem "
 		"-subj /CN=plumb-test-token -days 1 2>/dev/null && "
 		"htpasswd -Bbn alice 'correct horse' > htpasswd 2>/dev/null && "
@@ -923,8 +889,8 @@ int main(void)
 		char *env = xasprintf("%s/www/token.env", dir);
 		char *envtext = xasprintf("KEY=%s/key.pem\nCERT=%s/cert.pem\nISSUER=plumb-test-issuer\n"
 					  "SERVICE=plumb-test-registry\nLOG=%s/token.log\n", dir, dir, dir);
-		write_text(push, push_sh);
-		write_text(env, envtext);
+		tu_write_file(push, push_sh);
+		tu_write_file(env, envtext);
 		free(push);
 		free(env);
 		free(envtext);
@@ -950,7 +916,7 @@ int main(void)
 			char *argv[] = { "docker-registry", "serve", NULL, NULL };
 			yml = xasprintf("%s/registry-%s.yml", dir, kinds[i]);
 			logp = xasprintf("%s/registry-%s.log", dir, kinds[i]);
-			write_text(yml, text);
+			tu_write_file(yml, text);
 			argv[2] = yml;
 			pid = spawn(logp, argv);
 			if (pid < 0 || wait_ready(url, pid, 1, i == 4 ? tls_ca : NULL) < 0) {
@@ -972,7 +938,7 @@ int main(void)
 		char *home = xasprintf("%s/www", dir), *conf = xasprintf("%s/httpd.conf", dir);
 		char *listen = xasprintf("127.0.0.1:%d", port_http), *url;
 		char *argv[] = { "busybox", "httpd", "-f", "-p", listen, "-h", home, "-c", conf, "-r", "plumb-test", NULL };
-		shf("cp '%s' %s/www/cgi-bin/token && chmod 755 %s/www/cgi-bin/token", script, dir, dir);
+		tu_sh("cp '%s' %s/www/cgi-bin/token && chmod 755 %s/www/cgi-bin/token", script, dir, dir);
 		logp = xasprintf("%s/httpd.log", dir);
 		pid = spawn(logp, argv);
 		url = xasprintf("http://%s/", listen);
@@ -1007,7 +973,8 @@ int main(void)
 out:
 	stop_all();
 	if (!getenv("T_KEEP"))
-		shf("rm -rf '%s'", dir);
+		tu_rm_rf(dir);
+	free(dir);
 	pushed_free(&p);
 	free(base);
 	free(script);

@@ -5,29 +5,11 @@
  */
 #include "providers/transport.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
-
-static int lab_n(void)
-{
-	const char *n = env("LAB_N");
-	return n ? atoi(n) : 0;
-}
-
-static const char *host_ip(int i)
-{
-	char name[32];
-	snprintf(name, sizeof(name), "LAB_HOST_%d", i);
-	return env(name);
-}
 
 static const char *key_files[1];
 
@@ -35,15 +17,15 @@ static const char *key_files[1];
 static struct transport_opts lab_opts(int i)
 {
 	struct transport_opts o = { 0 };
-	const char *port = env("LAB_SSH_PORT");
+	const char *port = tu_env("LAB_SSH_PORT");
 
-	key_files[0] = env("LAB_SSH_KEY");
-	o.host = host_ip(i);
+	key_files[0] = tu_env("LAB_SSH_KEY");
+	o.host = tu_lab_host(i);
 	o.port = port ? atoi(port) : 22;
-	o.user = env("LAB_SSH_USER") ? env("LAB_SSH_USER") : "root";
+	o.user = tu_env("LAB_SSH_USER") ? tu_env("LAB_SSH_USER") : "root";
 	o.identity_files = key_files;
 	o.n_identity_files = 1;
-	o.known_hosts = env("LAB_KNOWN_HOSTS");
+	o.known_hosts = tu_env("LAB_KNOWN_HOSTS");
 	o.connect_timeout_ms = 5000;
 	o.cmd_timeout_ms = 20000;
 	return o;
@@ -62,19 +44,21 @@ static int lab_sh(const char *fmt, int n)
 	return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
-static char tmpdir[64];
+static char *tmpdir;
 
+/* rmdir, not rm -rf: the tests remove what they make, so it is empty by now. */
 static void remove_tmpdir(void)
 {
-	if (tmpdir[0])
+	if (tmpdir)
 		rmdir(tmpdir);
+	free(tmpdir);
 }
 
 static char *tmp_path(const char *name)
 {
-	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof(tmpdir), "/tmp/plumb-t_ssh-XXXXXX");
-		if (!mkdtemp(tmpdir))
+	if (!tmpdir) {
+		tmpdir = tu_tmpdir("t_ssh");
+		if (!tmpdir)
 			abort();
 		atexit(remove_tmpdir);
 	}
@@ -142,15 +126,15 @@ T_TEST(changed_host_key_fails)
 	FILE *in, *out;
 	int wrote = 0;
 
-	T_REQUIRE(lab_n() >= 2);
+	T_REQUIRE(tu_lab_n() >= 2);
 	/* host 1's address with host 2's key */
 	in = fopen(o.known_hosts, "r");
 	out = fopen(kh, "w");
 	T_REQUIRE(in && out);
 	while (fgets(line, sizeof(line), in)) {
-		size_t hl = strlen(host_ip(2));
-		if (strncmp(line, host_ip(2), hl) == 0 && line[hl] == ' ') {
-			fprintf(out, "%s%s", host_ip(1), line + hl);
+		size_t hl = strlen(tu_lab_host(2));
+		if (strncmp(line, tu_lab_host(2), hl) == 0 && line[hl] == ' ') {
+			fprintf(out, "%s%s", tu_lab_host(1), line + hl);
 			wrote++;
 		}
 	}
@@ -252,7 +236,7 @@ T_TEST(docker_version_everywhere_in_parallel)
 {
 	struct fleet f = { 0 };
 	int results[16];
-	size_t n = (size_t)lab_n();
+	size_t n = (size_t)tu_lab_n();
 	double t0 = prov_now_ms();
 
 	T_REQUIRE(n >= 1 && n <= 16);
@@ -272,7 +256,7 @@ T_TEST(docker_version_everywhere_in_parallel)
 static int sshd_accepts(int i)
 {
 	char path[512], line[1024];
-	const char *dir = env("LAB_DIR");
+	const char *dir = tu_env("LAB_DIR");
 	FILE *f;
 	int n = 0;
 
@@ -359,7 +343,7 @@ T_TEST(framing_against_a_noisy_bashrc)
 	struct transport *t = NULL;
 	struct cmd_result r;
 	char err[512], path[512];
-	const char *dir = env("LAB_DIR");
+	const char *dir = tu_env("LAB_DIR");
 	struct stat st;
 	FILE *f;
 
@@ -396,7 +380,7 @@ T_TEST(through_the_relay)
 	char err[512];
 	double t0;
 
-	o.connect_to = env("LAB_RELAY_1");
+	o.connect_to = tu_env("LAB_RELAY_1");
 	T_REQUIRE(o.connect_to);
 	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
 	if (!t) {
@@ -410,7 +394,7 @@ T_TEST(through_the_relay)
 		cmd_result_release(&r);
 	}
 	printf("  via relay %s (LAB_DELAY_MS=%s): connect %.1f ms, %.2f ms per command\n",
-	       o.connect_to, env("LAB_DELAY_MS") ? env("LAB_DELAY_MS") : "0", t->stats.connect_ms,
+	       o.connect_to, tu_env("LAB_DELAY_MS") ? tu_env("LAB_DELAY_MS") : "0", t->stats.connect_ms,
 	       (prov_now_ms() - t0) / 5);
 	transport_close(t);
 }
@@ -423,9 +407,9 @@ T_TEST(jump_host)
 	char err[512], jump[128];
 	double t0;
 
-	T_REQUIRE(lab_n() >= 2);
+	T_REQUIRE(tu_lab_n() >= 2);
 	o = lab_opts(2);
-	snprintf(jump, sizeof(jump), "%s@%s:%d", o.user, host_ip(1), o.port);
+	snprintf(jump, sizeof(jump), "%s@%s:%d", o.user, tu_lab_host(1), o.port);
 	o.jump = jump;
 	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
 	if (!t) {
@@ -436,8 +420,8 @@ T_TEST(jump_host)
 	t0 = prov_now_ms();
 	for (int i = 0; i < 5; i++) {
 		T_INTEQ(transport_run(t, "hostname -I; docker version --format '{{.Server.Version}}'", &r), 0);
-		T_CONTAINS(r.out.buf, host_ip(2));
-		T_NOT_CONTAINS(r.out.buf, host_ip(1));
+		T_CONTAINS(r.out.buf, tu_lab_host(2));
+		T_NOT_CONTAINS(r.out.buf, tu_lab_host(1));
 		T_INTEQ(r.status, 0);
 		cmd_result_release(&r);
 	}
@@ -454,7 +438,7 @@ T_TEST(jump_host)
 T_TEST(one_host_down_others_fine)
 {
 	struct fleet f = { 0 };
-	int results[16], n = lab_n();
+	int results[16], n = tu_lab_n();
 
 	T_REQUIRE(n >= 2 && n <= 16);
 	if (lab_sh("lab_stop_sshd", n) != 0) {

@@ -12,34 +12,7 @@
 
 #include "state/config.h"
 #include "tests/unit/t.h"
-
-static char tmpl_dir[256];
-
-static void write_text(const char *dir, const char *rel, const char *text)
-{
-	char path[512], *slash;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	for (slash = strchr(path + strlen(dir) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-		*slash = '\0';
-		mkdir(path, 0700);
-		*slash = '/';
-	}
-	f = fopen(path, "w");
-	if (!f)
-		abort();
-	fputs(text, f);
-	fclose(f);
-}
-
-static void rm_rf(const char *dir)
-{
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", dir);
-	free(cmd);
-}
+#include "tests/unit/tutil.h"
 
 struct loadres {
 	struct config *c;
@@ -65,19 +38,19 @@ static struct loadres load3(const char *yml, const char *dest, const char *dest_
 	struct source *src = NULL;
 	struct diags d = { 0 };
 	struct config_opts o = { 0 };
+	char *dir = tu_tmpdir("test-config");
 
-	snprintf(tmpl_dir, sizeof(tmpl_dir), "/tmp/plumb-test-config-XXXXXX");
-	if (!mkdtemp(tmpl_dir))
+	if (!dir)
 		abort();
-	write_text(tmpl_dir, "config/deploy.yml", yml);
+	tu_write_in(dir, "config/deploy.yml", yml);
 	if (dest && dest_yml) {
 		char *rel = xasprintf("config/deploy.%s.yml", dest);
-		write_text(tmpl_dir, rel, dest_yml);
+		tu_write_in(dir, rel, dest_yml);
 		free(rel);
 	}
 	if (secrets)
-		write_text(tmpl_dir, ".kamal/secrets", secrets);
-	source_dir_new(&src, tmpl_dir);
+		tu_write_in(dir, ".kamal/secrets", secrets);
+	source_dir_new(&src, dir);
 	o.destination = dest;
 	o.trusted = trusted;
 	o.getenv_fn = fake_env;
@@ -85,7 +58,8 @@ static struct loadres load3(const char *yml, const char *dest, const char *dest_
 	r.errors = diags_to_string(&d);
 	diags_clear(&d);
 	source_free(src);
-	rm_rf(tmpl_dir);
+	tu_rm_rf(dir);
+	free(dir);
 	return r;
 }
 
@@ -510,7 +484,7 @@ T_TEST(kamal_fixtures_conformance)
 	T_REQUIRE(realpath(fx, abs) != NULL);
 	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
 		const struct expect *x = &fixtures[i];
-		char dir[] = "/tmp/plumb-fixture-XXXXXX";
+		char *dir = tu_tmpdir("fixture");
 		char *p;
 		struct source *src = NULL;
 		struct diags d = { 0 };
@@ -519,16 +493,16 @@ T_TEST(kamal_fixtures_conformance)
 		char *errs;
 		int rc;
 
-		T_REQUIRE(mkdtemp(dir) != NULL);
+		T_REQUIRE(dir != NULL);
 		/* the repository: config/ is the fixtures dir, accessory files under test/fixtures/files */
 		p = xasprintf("%s/config", dir);
 		T_CHECK(symlink(abs, p) == 0);
 		free(p);
 		p = xasprintf("%s/test/fixtures", dir);
-		write_text(dir, "test/.keep", "");
+		tu_write_in(dir, "test/.keep", "");
 		T_CHECK(symlink(abs, p) == 0);
 		free(p);
-		write_text(dir, ".kamal/secrets",
+		tu_write_in(dir, ".kamal/secrets",
 			   "PASSWORD=secret-placeholder\nMYSQL_ROOT_PASSWORD=secret-placeholder\n"
 			   "KAMAL_REGISTRY_PASSWORD=secret-placeholder\nDB_PASSWORD=secret-placeholder\n");
 		source_dir_new(&src, dir);
@@ -555,7 +529,8 @@ T_TEST(kamal_fixtures_conformance)
 		diags_clear(&d);
 		config_free(c);
 		source_free(src);
-		rm_rf(dir);
+		tu_rm_rf(dir);
+		free(dir);
 	}
 }
 

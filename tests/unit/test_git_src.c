@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,16 +16,14 @@
 #include "state/source.h"
 #include "state/util.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 static char *T; /* temp root, removed at exit */
 
 static void cleanup(void)
 {
 	if (T) {
-		char *cmd = xasprintf("rm -rf '%s'", T);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", T);
-		free(cmd);
+		tu_rm_rf(T);
 		free(T);
 	}
 }
@@ -37,11 +34,9 @@ static void setup(void)
 
 	if (T)
 		return;
-	T = xstrdup("/tmp/plumb-gitsrc-XXXXXX");
-	if (!mkdtemp(T)) {
-		perror("mkdtemp");
+	T = tu_tmpdir("gitsrc");
+	if (!T)
 		exit(1);
-	}
 	atexit(cleanup);
 	setenv("HOME", T, 1);
 	s = xasprintf("%s/.config", T);
@@ -57,43 +52,6 @@ static void setup(void)
 	unsetenv("GIT_WORK_TREE");
 }
 
-static int PLUMB_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	int rc;
-
-	va_start(ap, fmt);
-	cmd = xvasprintf(fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
-	free(cmd);
-	return rc == 0 ? 0 : -1;
-}
-
-/* First line of a command's output (caller frees), "" on failure. */
-static char *PLUMB_PRINTF(1, 2) sh_out(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd, line[256] = "";
-	FILE *f;
-
-	va_start(ap, fmt);
-	cmd = xvasprintf(fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	if (f) {
-		if (!fgets(line, sizeof(line), f))
-			line[0] = '\0';
-		pclose(f);
-	}
-	free(cmd);
-	line[strcspn(line, "\n")] = '\0';
-	return xstrdup(line);
-}
-
 static char *tdir(const char *name)
 {
 	setup();
@@ -107,14 +65,14 @@ static char *tdir(const char *name)
  */
 static int make_repo(const char *dir, char **sha1, char **sha2)
 {
-	if (sh("git init -q -b main '%s' && cd '%s' && mkdir -p config .kamal && "
+	if (tu_sh("git init -q -b main '%s' && cd '%s' && mkdir -p config .kamal && "
 	       "printf 'service: a\\n' > config/deploy.yml && printf 'X=1\\n' > .kamal/secrets && "
 	       "git add . && git commit -qm one && git tag v1 && git tag -a v1a -m ann && "
 	       "printf 'service: b\\n' > config/deploy.yml && git commit -qam two",
 	       dir, dir) < 0)
 		return -1;
-	*sha1 = sh_out("git -C '%s' rev-parse v1", dir);
-	*sha2 = sh_out("git -C '%s' rev-parse main", dir);
+	*sha1 = tu_sh_line("git -C '%s' rev-parse v1", dir);
+	*sha2 = tu_sh_line("git -C '%s' rev-parse main", dir);
 	return strlen(*sha1) == 40 && strlen(*sha2) == 40 ? 0 : -1;
 }
 
@@ -236,7 +194,7 @@ T_TEST(read_config_at_commits)
 	T_STREQ(s, "X=1\n");
 	free(s);
 	/* the working tree is not what is read */
-	T_REQUIRE(sh("printf 'service: dirty\\n' > '%s/config/deploy.yml'", dir) == 0);
+	T_REQUIRE(tu_sh("printf 'service: dirty\\n' > '%s/config/deploy.yml'", dir) == 0);
 	s = read_at(g, sha2, "config/deploy.yml", &rc);
 	T_STREQ(s, "service: b\n");
 	free(s);
@@ -307,7 +265,7 @@ T_TEST(symlinks_and_size_limit)
 	int rc;
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("cd '%s' && mkdir shared && printf 'env: 1\\n' > shared/common.yml && "
+	T_REQUIRE(tu_sh("cd '%s' && mkdir shared && printf 'env: 1\\n' > shared/common.yml && "
 		     "ln -s ../shared/common.yml config/deploy.common.yml && "
 		     "ln -s deploy.common.yml config/deploy.chain.yml && "
 		     "ln -s ../../../etc/passwd config/deploy.evil.yml && "
@@ -316,7 +274,7 @@ T_TEST(symlinks_and_size_limit)
 		     "head -c %u /dev/zero > config/max.yml && "
 		     "git add . && git commit -qm links",
 		     dir, SOURCE_MAX_FILE + 1, SOURCE_MAX_FILE) == 0);
-	head = sh_out("git -C '%s' rev-parse HEAD", dir);
+	head = tu_sh_line("git -C '%s' rev-parse HEAD", dir);
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	s = read_at(g, head, "config/deploy.common.yml", &rc);
 	T_STREQ(s, "env: 1\n");
@@ -357,7 +315,7 @@ T_TEST(bare_repository)
 	char *s;
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
+	T_REQUIRE(tu_sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
 	o.location = bare;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_resolve(g, "main", sha, &err), 0);
@@ -395,10 +353,10 @@ T_TEST(working_tree_mode_and_dirty)
 	size_t len;
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("cd '%s' && printf 'log/\\n' > .gitignore && git add .gitignore && "
+	T_REQUIRE(tu_sh("cd '%s' && printf 'log/\\n' > .gitignore && git add .gitignore && "
 		     "git commit -qm ignore", dir) == 0);
 	free(sha2);
-	sha2 = sh_out("git -C '%s' rev-parse HEAD", dir);
+	sha2 = tu_sh_line("git -C '%s' rev-parse HEAD", dir);
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 
 	T_REQUIRE(git_src_worktree(g, &src, head, &dirty, &err) == 0);
@@ -408,20 +366,20 @@ T_TEST(working_tree_mode_and_dirty)
 	source_free(src);
 
 	/* ignored files do not make the tree dirty */
-	T_REQUIRE(sh("mkdir -p '%s/log' && echo x > '%s/log/a.log'", dir, dir) == 0);
+	T_REQUIRE(tu_sh("mkdir -p '%s/log' && echo x > '%s/log/a.log'", dir, dir) == 0);
 	T_REQUIRE(git_src_worktree(g, &src, head, &dirty, &err) == 0);
 	T_INTEQ(dirty, 0);
 	source_free(src);
 
 	/* an untracked file does */
-	T_REQUIRE(sh("echo x > '%s/new.txt'", dir) == 0);
+	T_REQUIRE(tu_sh("echo x > '%s/new.txt'", dir) == 0);
 	T_REQUIRE(git_src_worktree(g, &src, head, &dirty, &err) == 0);
 	T_INTEQ(dirty, 1);
 	source_free(src);
-	T_REQUIRE(sh("rm '%s/new.txt'", dir) == 0);
+	T_REQUIRE(tu_sh("rm '%s/new.txt'", dir) == 0);
 
 	/* so does a modified file; and the source serves the file on disk */
-	T_REQUIRE(sh("printf 'service: edited\\n' > '%s/config/deploy.yml'", dir) == 0);
+	T_REQUIRE(tu_sh("printf 'service: edited\\n' > '%s/config/deploy.yml'", dir) == 0);
 	T_REQUIRE(git_src_worktree(g, &src, head, &dirty, &err) == 0);
 	T_INTEQ(dirty, 1);
 	T_STREQ(head, sha2);
@@ -431,7 +389,7 @@ T_TEST(working_tree_mode_and_dirty)
 	source_free(src);
 
 	/* and a staged change */
-	T_REQUIRE(sh("cd '%s' && git checkout -q config/deploy.yml && echo y > staged && "
+	T_REQUIRE(tu_sh("cd '%s' && git checkout -q config/deploy.yml && echo y > staged && "
 		     "git add staged", dir) == 0);
 	T_REQUIRE(git_src_worktree(g, &src, head, &dirty, &err) == 0);
 	T_INTEQ(dirty, 1);
@@ -441,7 +399,7 @@ T_TEST(working_tree_mode_and_dirty)
 	/* a fresh repository with no commit */
 	free(dir);
 	dir = tdir("empty");
-	T_REQUIRE(sh("git init -q '%s'", dir) == 0);
+	T_REQUIRE(tu_sh("git init -q '%s'", dir) == 0);
 	o.location = dir;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_worktree(g, &src, head, &dirty, &err), GIT_SRC_ENOTFOUND);
@@ -467,7 +425,7 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	int rc;
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
+	T_REQUIRE(tu_sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
 	url = xasprintf("file://%s", bare);
 	o.location = url;
 	o.cache_dir = cache;
@@ -507,11 +465,11 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	}
 
 	/* a commit pushed to the origin is seen after fetch, not before */
-	T_REQUIRE(sh("git clone -q '%s' '%s' && cd '%s' && printf 'service: c\\n' > "
+	T_REQUIRE(tu_sh("git clone -q '%s' '%s' && cd '%s' && printf 'service: c\\n' > "
 		     "config/deploy.yml && git commit -qam three && git push -q origin main && "
 		     "git push -q origin :refs/tags/v1",
 		     bare, push, push) == 0);
-	sha3 = sh_out("git -C '%s' rev-parse HEAD", push);
+	sha3 = tu_sh_line("git -C '%s' rev-parse HEAD", push);
 	T_INTEQ(git_src_resolve(g, "main", sha, &err), 0);
 	T_STREQ(sha, sha2);
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
@@ -553,12 +511,12 @@ T_TEST(url_pull_request_ref)
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
 	/* a commit reachable only from refs/pull/7/head, as on a forge */
-	T_REQUIRE(sh("cd '%s' && git checkout -qb feature && printf 'service: pr\\n' > "
+	T_REQUIRE(tu_sh("cd '%s' && git checkout -qb feature && printf 'service: pr\\n' > "
 		     "config/deploy.yml && git commit -qam pr && git checkout -q main && "
 		     "git clone -q --bare . '%s' && git -C '%s' update-ref refs/pull/7/head feature && "
 		     "git -C '%s' branch -qD feature",
 		     dir, bare, bare, bare) == 0);
-	pr = sh_out("git -C '%s' rev-parse feature", dir);
+	pr = tu_sh_line("git -C '%s' rev-parse feature", dir);
 	url = xasprintf("file://%s", bare);
 	o.location = url;
 	o.cache_dir = cache;
@@ -611,7 +569,7 @@ T_TEST(default_cache_dir_from_xdg)
 	struct git_src *g = NULL;
 
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
+	T_REQUIRE(tu_sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
 	url = xasprintf("file://%s", bare);
 	setenv("XDG_CACHE_HOME", xdg, 1);
 	o.location = url;
@@ -645,7 +603,7 @@ T_TEST(token_options)
 	free(err);
 	err = NULL;
 
-	T_REQUIRE(sh("printf 'filetok\\n' > '%s' && : > '%s'", tokfile, empty) == 0);
+	T_REQUIRE(tu_sh("printf 'filetok\\n' > '%s' && : > '%s'", tokfile, empty) == 0);
 	o.token_file = tokfile;
 	T_CHECK(git_src_open(&g, &o, &err) == 0);
 	git_src_free(g);
@@ -830,7 +788,7 @@ T_TEST(foreign_owner_is_explained)
 		return;
 	}
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
-	T_REQUIRE(sh("chown -R 65534:65534 '%s'", dir) == 0);
+	T_REQUIRE(tu_sh("chown -R 65534:65534 '%s'", dir) == 0);
 	rc = git_src_open(&g, &o, &err);
 	T_INTEQ(rc, GIT_SRC_EOWNER);
 	T_CONTAINS(err, "owned by another user (uid 65534");
@@ -864,7 +822,7 @@ T_TEST(foreign_owner_is_explained)
 	err = NULL;
 
 	/* git's own safe.directory is honoured */
-	T_REQUIRE(sh("git config --global --add safe.directory '%s'", dir) == 0);
+	T_REQUIRE(tu_sh("git config --global --add safe.directory '%s'", dir) == 0);
 	T_INTEQ(git_src_open(&g, &o, &err), 0);
 	git_src_free(g);
 	free(sha1);

@@ -5,6 +5,7 @@
 
 #include "state/secrets.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 #define CANARY "s3cr3t-canary-value"
 
@@ -259,55 +260,31 @@ T_TEST(export_of_unset_is_an_error)
 
 /* ---- files: order, destinations, paths ---- */
 
-static void write_file(const char *dir, const char *rel, const char *content)
-{
-	char *path = xasprintf("%s/%s", dir, rel);
-	FILE *f = fopen(path, "w");
-
-	if (f) {
-		fputs(content, f);
-		fclose(f);
-	}
-	free(path);
-}
-
 struct tmp {
-	char root[64];
-	char repo[96];
+	char *root; /* /tmp/plumb-secrets-XXXXXX */
+	char *repo; /* root/repo */
 };
 
 static int tmp_setup(struct tmp *tp)
 {
-	char *p;
-
-	strcpy(tp->root, "/tmp/plumb-secrets-XXXXXX");
-	if (!mkdtemp(tp->root))
+	tp->root = tu_tmpdir("secrets");
+	if (!tp->root)
 		return -1;
-	snprintf(tp->repo, sizeof(tp->repo), "%s/repo", tp->root);
-	mkdir(tp->repo, 0700);
-	p = xasprintf("%s/.kamal", tp->repo);
-	mkdir(p, 0700);
-	free(p);
-	p = xasprintf("%s/outside", tp->root);
-	mkdir(p, 0700);
-	free(p);
-	write_file(tp->repo, ".kamal/secrets-common", "A=common\nB=common\nC=$B\n");
-	write_file(tp->repo, ".kamal/secrets", "A=plain\n");
-	write_file(tp->repo, ".kamal/secrets.staging", "A=staging\nD=$B\nPWD_IS=$(pwd)\n");
-	write_file(tp->root, "outside/s-common", "O=outside\n");
+	tp->repo = xasprintf("%s/repo", tp->root);
+	tu_write_in(tp->root, "repo/.kamal/secrets-common", "A=common\nB=common\nC=$B\n");
+	tu_write_in(tp->root, "repo/.kamal/secrets", "A=plain\n");
+	tu_write_in(tp->root, "repo/.kamal/secrets.staging", "A=staging\nD=$B\nPWD_IS=$(pwd)\n");
+	tu_write_in(tp->root, "outside/s-common", "O=outside\n");
 	return 0;
 }
 
 static void tmp_cleanup(struct tmp *tp)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tp->root);
-	char *out = NULL;
-	int st;
-
-	if (strncmp(tp->root, "/tmp/plumb-secrets-", 19) == 0 &&
-	    run_capture(cmd, NULL, 1024, &out, &st) == 0)
-		free(out);
-	free(cmd);
+	if (tp->root && strncmp(tp->root, "/tmp/plumb-secrets-", 19) == 0)
+		tu_rm_rf(tp->root);
+	free(tp->root);
+	free(tp->repo);
+	tp->root = tp->repo = NULL;
 }
 
 T_TEST(file_order_and_destinations)
