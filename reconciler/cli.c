@@ -40,6 +40,34 @@ static const struct rec_command commands[] = {
 	  "file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"
 	  "PLUMB_SSH_KNOWN_HOSTS and PLUMB_SSH_KEY override them.\n"
 	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n" },
+	{ "plan", cmd_plan, "show what apply would change on every host, and why (read-only)",
+	  "usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
+	  "                  [--version V] [--format text|markdown|json] [--out FILE]\n"
+	  "                  [--trusted] [--prune]\n"
+	  "\n"
+	  "Builds the desired state of every host from the configuration (as Kamal would\n"
+	  "run it), observes the hosts read-only, and prints the steps apply would take,\n"
+	  "each with its cause: + create, +/- replace start-first, -/+ replace stop-first\n"
+	  "(disruptive), ~ start/rename in place, - remove. No lock, no hook, nothing\n"
+	  "written on any host.\n"
+	  "\n"
+	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
+	  "  -d, --destination D merge config/deploy.D.yml over it\n"
+	  "      --repo PATH|URL read the configuration from this git repository\n"
+	  "      --ref REF       ... at this ref (default HEAD)\n"
+	  "      --base REF      also observe the hosts of this revision (orphans on\n"
+	  "                      hosts removed from the configuration)\n"
+	  "      --version V     the version (tag); default: x-plumb.version, $VERSION,\n"
+	  "                      then the commit's full sha\n"
+	  "      --format F      text (default), markdown (a PR comment) or json\n"
+	  "                      (docs/plan-json.md)\n"
+	  "      --out FILE      write the plan there instead of stdout\n"
+	  "      --prune         orphans count as changes (apply --prune removes them)\n"
+	  "      --trusted       allow $(...) in secrets, ERB ENV, registry credentials\n"
+	  "                      from secrets, ssh key_data/proxy_command\n"
+	  "\n"
+	  "Exit status: 0 nothing to change, 2 changes pending, 1 error (a host that\n"
+	  "could not be observed is shown and makes the exit status 1).\n" },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
 	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
 };

@@ -31,5 +31,6 @@ int rec_finish_stdout(int rc);
 
 int cmd_config(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif
