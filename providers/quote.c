@@ -202,20 +202,22 @@ int prov_cmd_parse_strict(struct prov_cmd *c, const char *cmd)
 	for (;;) {
 		unsigned char ch = (unsigned char)*p;
 
-		if (ch == '\0' || ch == ' ' || ch == '\t') {
-			if (in_word) {
-				if (need_cmd && bare_eq)
-					goto out; /* NAME=value as a first word is an assignment */
-				bare_eq = 0;
-				if (need_cmd)
-					prov_cmd_begin(c, next);
-				need_cmd = 0;
-				prov_cmd_arg_mem(c, word.buf, word.len);
-				sbuf_reset(&word);
-				in_word = 0;
-			}
-			if (ch == '\0')
-				break;
+		if (in_word && (ch == '\0' || ch == ' ' || ch == '\t' || ch == ';' || ch == '|' ||
+				ch == '&')) {
+			/* the end, a blank or an operator ends the word before it, as in "a; b" */
+			if (need_cmd && bare_eq)
+				goto out; /* NAME=value as a first word is an assignment */
+			bare_eq = 0;
+			if (need_cmd)
+				prov_cmd_begin(c, next);
+			need_cmd = 0;
+			prov_cmd_arg_mem(c, word.buf, word.len);
+			sbuf_reset(&word);
+			in_word = 0;
+		}
+		if (ch == '\0')
+			break;
+		if (ch == ' ' || ch == '\t') {
 			p++;
 			continue;
 		}
@@ -250,18 +252,6 @@ int prov_cmd_parse_strict(struct prov_cmd *c, const char *cmd)
 			in_word = 1;
 			p += 2;
 			continue;
-		}
-		if (in_word && (ch == ';' || ch == '|' || ch == '&')) {
-			/* an operator ends the word before it, as in "a; b" */
-			if (need_cmd && bare_eq)
-				goto out;
-			bare_eq = 0;
-			if (need_cmd)
-				prov_cmd_begin(c, next);
-			need_cmd = 0;
-			prov_cmd_arg_mem(c, word.buf, word.len);
-			sbuf_reset(&word);
-			in_word = 0;
 		}
 		if (need_cmd)
 			goto out; /* an operator with no command before it */

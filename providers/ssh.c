@@ -228,6 +228,24 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 	return rc;
 }
 
+/*
+ * Offers one private key (freed here): 0 when it is accepted, PROV_EAUTH on an
+ * authentication error (err set), 1 when the server refuses it.
+ */
+static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
+{
+	int rc = ssh_userauth_publickey(s, NULL, key);
+
+	ssh_key_free(key);
+	if (rc == SSH_AUTH_SUCCESS)
+		return 0;
+	if (rc == SSH_AUTH_ERROR) {
+		ssh_msg(err, errlen, "public key authentication", s);
+		return PROV_EAUTH;
+	}
+	return 1;
+}
+
 static int authenticate(ssh_session s, const char *label, const struct transport_opts *o,
 			char *err, size_t errlen)
 {
@@ -250,14 +268,9 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 			continue;
 		}
 		tried++;
-		rc = ssh_userauth_publickey(s, NULL, key);
-		ssh_key_free(key);
-		if (rc == SSH_AUTH_SUCCESS)
-			return 0;
-		if (rc == SSH_AUTH_ERROR) {
-			ssh_msg(err, errlen, "public key authentication", s);
-			return PROV_EAUTH;
-		}
+		rc = offer_key(s, key, err, errlen);
+		if (rc <= 0)
+			return rc;
 	}
 	if (o->key_data && *o->key_data) {
 		ssh_key key = NULL;
@@ -267,14 +280,9 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 			why = " (ssh.key_data is not a usable private key)";
 		} else {
 			tried++;
-			rc = ssh_userauth_publickey(s, NULL, key);
-			ssh_key_free(key);
-			if (rc == SSH_AUTH_SUCCESS)
-				return 0;
-			if (rc == SSH_AUTH_ERROR) {
-				ssh_msg(err, errlen, "public key authentication", s);
-				return PROV_EAUTH;
-			}
+			rc = offer_key(s, key, err, errlen);
+			if (rc <= 0)
+				return rc;
 		}
 	}
 	if (o->use_agent && getenv("SSH_AUTH_SOCK")) {
