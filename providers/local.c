@@ -149,12 +149,8 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		status = WEXITSTATUS(wst);
 	rc = prov_finish_framed(t, r, token, &raw_out, &raw_err, status);
 	goto out;
-partial: {
-		/* Keep what was read (without markers), bounded, for diagnostics. */
-		int ignored;
-		prov_frame_parse(raw_out.buf, raw_out.len, token, 0, &r->out, &ignored);
-		prov_frame_parse(raw_err.buf, raw_err.len, token, 0, &r->err, &ignored);
-	}
+partial:
+	prov_keep_partial(r, token, &raw_out, &raw_err);
 out:
 	if (pid > 0)
 		kill_and_reap(pid);

@@ -648,11 +648,8 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	}
 	rc = prov_finish_framed(t, r, token, &raw_out, &raw_err, rs.got_status ? rs.status : -1);
 	goto out;
-partial: {
-		int ignored;
-		prov_frame_parse(raw_out.buf, raw_out.len, token, 0, &r->out, &ignored);
-		prov_frame_parse(raw_err.buf, raw_err.len, token, 0, &r->err, &ignored);
-	}
+partial:
+	prov_keep_partial(r, token, &raw_out, &raw_err);
 out:
 	if (ev) {
 		ssh_event_remove_session(ev, st->session);

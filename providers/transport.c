@@ -215,6 +215,15 @@ int prov_finish_framed(struct transport *t, struct cmd_result *r, const char *to
 	return 0;
 }
 
+void prov_keep_partial(struct cmd_result *r, const char *token, const struct sbuf *raw_out,
+		       const struct sbuf *raw_err)
+{
+	int ignored;
+
+	prov_frame_parse(raw_out->buf, raw_out->len, token, 0, &r->out, &ignored);
+	prov_frame_parse(raw_err->buf, raw_err->len, token, 0, &r->err, &ignored);
+}
+
 /* ---- read-only guard ---- */
 
 struct readonly {

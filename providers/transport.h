@@ -191,6 +191,12 @@ void cmd_result_init(struct cmd_result *r, size_t max_output);
  */
 int prov_finish_framed(struct transport *t, struct cmd_result *r, const char *token,
 		       const struct sbuf *raw_out, const struct sbuf *raw_err, int channel_status);
+/*
+ * Internal: for a command abandoned part-way (timeout, truncation, I/O error):
+ * keeps what was read, without markers and within r's bounds, for diagnostics.
+ */
+void prov_keep_partial(struct cmd_result *r, const char *token, const struct sbuf *raw_out,
+		       const struct sbuf *raw_err);
 /* Internal: default run_cmd: render then ops->run. */
 int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out);
 
