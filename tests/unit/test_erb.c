@@ -6,26 +6,20 @@
 #include "state/erb.h"
 #include "state/secrets.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
-static const char *fake_env[][2] = {
+static const struct tu_var fake_env[] = {
 	{ "APP_HOST", "app.example.com" },
 	{ "EMPTY", "" },
 	{ "CANARY", "s3cr3t-canary-value" },
+	{ NULL, NULL },
 };
-
-static const char *fake_getenv(const char *name, void *ctx)
-{
-	(void)ctx;
-	for (size_t i = 0; i < ARRAY_SIZE(fake_env); i++)
-		if (strcmp(fake_env[i][0], name) == 0)
-			return fake_env[i][1];
-	return NULL;
-}
 
 static void trust_fake(struct trust *t, int trusted)
 {
 	trust_init(t, trusted);
-	t->getenv_fn = fake_getenv;
+	t->getenv_fn = tu_fake_getenv;
+	t->getenv_ctx = (void *)fake_env;
 }
 
 /* Extracts `yml`, then expands the first marker-holding line "v: …" value. */

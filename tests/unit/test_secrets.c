@@ -9,25 +9,18 @@
 
 #define CANARY "s3cr3t-canary-value"
 
-static const char *fake_env[][2] = {
+static const struct tu_var fake_env[] = {
 	{ "HOME_X", "/home/x" },
 	{ "ENV_ONLY", "from-env" },
 	{ "CANARY_ENV", CANARY },
+	{ NULL, NULL },
 };
-
-static const char *fake_getenv(const char *name, void *ctx)
-{
-	(void)ctx;
-	for (size_t i = 0; i < ARRAY_SIZE(fake_env); i++)
-		if (strcmp(fake_env[i][0], name) == 0)
-			return fake_env[i][1];
-	return NULL;
-}
 
 static void trust_fake(struct trust *t, int trusted)
 {
 	trust_init(t, trusted);
-	t->getenv_fn = fake_getenv;
+	t->getenv_fn = tu_fake_getenv;
+	t->getenv_ctx = (void *)fake_env;
 }
 
 struct kv {

@@ -45,6 +45,22 @@ static inline const char *tu_lab_host(int i)
 	return tu_env(name);
 }
 
+/* ---- a fake environment, for getenv_fn hooks (state/trust.h) ---- */
+
+/* One variable; an array of them ends with { NULL, NULL }. */
+struct tu_var {
+	const char *name, *value;
+};
+
+/* A getenv_fn: looks name up in ctx, a struct tu_var array; NULL when absent. */
+static inline const char *tu_fake_getenv(const char *name, void *ctx)
+{
+	for (const struct tu_var *v = ctx; v->name; v++)
+		if (strcmp(v->name, name) == 0)
+			return v->value;
+	return NULL;
+}
+
 /* ---- temporary directories and files ---- */
 
 /*
