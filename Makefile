@@ -27,6 +27,7 @@ LIB_SRC  := $(sort $(filter-out reconciler/main.c,$(wildcard state/*.c diff/*.c 
 HDRS     := $(wildcard state/*.h diff/*.h providers/*.h reconciler/*.h tests/unit/*.h)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 E2E_SRC  := $(sort $(wildcard tests/e2e/t_*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/b_*.c))
 
 REL := build/rel
 SAN := build/san
@@ -35,6 +36,7 @@ LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o)
 LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 E2E_BIN     := $(E2E_SRC:tests/e2e/%.c=$(REL)/tests/%)
+BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(REL)/tests/%)
 
 .PHONY: all test unit e2e bench fuzz clean check-deps
 all: build/plumb
@@ -66,7 +68,12 @@ $(SAN)/tests/%: tests/unit/%.c $(SAN)/libplumb.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libplumb.a $(PKG_LIBS)
 
-$(REL)/tests/%: tests/e2e/%.c $(REL)/libplumb.a $(HDRS)
+$(REL)/tests/t_%: tests/e2e/t_%.c $(REL)/libplumb.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(REL)/libplumb.a $(PKG_LIBS)
+
+# Benchmarks: release build (no sanitizers), linked with the library.
+$(REL)/tests/b_%: tests/bench/b_%.c $(REL)/libplumb.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(REL)/libplumb.a $(PKG_LIBS)
 
@@ -76,7 +83,7 @@ test unit: $(UNIT_BIN) $(SAN)/plumb
 e2e: build/plumb $(E2E_BIN)
 	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/e2e/run.sh
 
-bench: build/plumb $(E2E_BIN)
+bench: build/plumb $(E2E_BIN) $(BENCH_BIN)
 	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/bench/run.sh
 
 # Fuzzing the config loader (untrusted mode) with libFuzzer; needs clang.
