@@ -212,21 +212,6 @@ T_TEST(missing_repository_is_reported)
 	free(cache);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 /*
  * SSH: a real sshd of our own on loopback (the lab does not promise git on
  * its hosts) serving LAB_GIT_BARE; libgit2 (libssh2) with a key file and a
@@ -240,7 +225,7 @@ T_TEST(ssh_key_and_known_hosts)
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 	char sha[41];
-	int port = free_port(), pid = 0, rc;
+	int port = tu_free_port(), pid = 0, rc;
 	double t0;
 
 	if (geteuid() != 0 || access("/usr/sbin/sshd", X_OK) < 0) {

@@ -106,22 +106,6 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { 0 };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 static size_t sink(char *d, size_t s, size_t n, void *u)
 {
 	(void)d;
@@ -862,12 +846,12 @@ int main(void)
 	if (!dir)
 		return 1;
 	script = find_token_server();
-	port_plain = free_port();
-	port_basic = free_port();
-	port_tok = free_port();
-	port_http = free_port();
-	port_badrealm = free_port();
-	port_tls = free_port();
+	port_plain = tu_free_port();
+	port_basic = tu_free_port();
+	port_tok = tu_free_port();
+	port_http = tu_free_port();
+	port_badrealm = tu_free_port();
+	port_tls = tu_free_port();
 	reg_plain = xasprintf("127.0.0.1:%d", port_plain);
 	reg_basic = xasprintf("127.0.0.1:%d", port_basic);
 	reg_tok = xasprintf("127.0.0.1:%d", port_tok);

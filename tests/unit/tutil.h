@@ -12,10 +12,13 @@
 #ifndef PLUMB_TEST_TUTIL_H
 #define PLUMB_TEST_TUTIL_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +121,28 @@ static inline void tu_write_in(const char *dir, const char *rel, const char *tex
 	if (tu_write_file(path, text) < 0)
 		abort();
 	free(path);
+}
+
+/* ---- servers a test starts ---- */
+
+/*
+ * A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed);
+ * -1 when none could be had. Another process may take it before the caller's
+ * server binds it: callers check that their server came up.
+ */
+static inline int tu_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
 }
 
 /* ---- shell commands ---- */
