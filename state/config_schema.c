@@ -168,7 +168,27 @@ static const struct skey file_out_keys[] = { { "path", SK_STR, NULL, 0 }, END };
 static const struct skey output_keys[] = {
 	{ "otel", SK_HASH, otel_keys, 0 }, { "file", SK_HASH, file_out_keys, 0 }, END,
 };
+/* plumb's own settings (Kamal ignores x- keys, so one file serves both tools). */
+static const struct skey xplumb_ssh_keys[] = {
+	{ "known_hosts", SK_STR, NULL, 0 }, { "accept_new_host_keys", SK_BOOL, NULL, 0 }, END,
+};
+static const struct skey xplumb_registry_keys[] = {
+	{ "insecure", SK_LIST, NULL, SK_STR }, END,
+};
+static const struct skey xplumb_accessory_keys[] = {
+	{ "pin_digest", SK_BOOL, NULL, 0 }, END,
+};
+static const struct skey xplumb_keys[] = {
+	{ "version", SK_STR, NULL, 0 },
+	{ "prune", SK_BOOL, NULL, 0 },
+	{ "ssh", SK_HASH, xplumb_ssh_keys, 0 },
+	{ "registry", SK_HASH, xplumb_registry_keys, 0 },
+	{ "accessories", SK_MAP_OF, xplumb_accessory_keys, 0 },
+	END,
+};
+
 static const struct skey root_keys[] = {
+	{ "x-plumb", SK_HASH, xplumb_keys, 0 },
 	{ "service", SK_STR, NULL, 0 },
 	{ "image", SK_STR, NULL, 0 },
 	{ "labels", SK_LABELS, NULL, 0 },
@@ -273,7 +293,7 @@ static void validate_keys(struct vctx *v, const struct ynode *map, const struct 
 		const struct ynode *key = map->keys[i];
 		const struct skey *k;
 
-		if (allow_x && strncmp(key->str, "x-", 2) == 0)
+		if (allow_x && strncmp(key->str, "x-", 2) == 0 && strcmp(key->str, "x-plumb") != 0)
 			continue;
 		for (k = keys; k->name; k++)
 			if (strcmp(k->name, key->str) == 0)

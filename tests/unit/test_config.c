@@ -381,6 +381,22 @@ T_TEST(reserved_labels_and_minimum_version)
 	res_free(&r);
 }
 
+T_TEST(x_plumb_settings_validated)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  version: abc123\n  prune: true\n"
+				     "  ssh:\n    known_hosts: config/known_hosts\n  registry:\n    insecure: [reg.lan:5000]\n");
+	REQ_OK(r);
+	T_STREQ(kvs_get(&r.c->x_plumb, "ssh.known_hosts"), "config/known_hosts");
+	T_STREQ(kvs_get(&r.c->x_plumb, "registry.insecure[0]"), "reg.lan:5000");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  prunne: true\n  ssh:\n    known_host: x\nx-other:\n  anything: 1\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "unknown key 'prunne' in x-plumb (did you mean 'prune'?)");
+	T_CONTAINS(r.errors, "unknown key 'known_host' in x-plumb.ssh (did you mean 'known_hosts'?)");
+	T_NOT_CONTAINS(r.errors, "x-other");
+	res_free(&r);
+}
+
 /* ---- conformance over Kamal's fixtures ---- */
 
 struct expect {
@@ -583,5 +599,6 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(accessory_needs_exactly_one_host_spec), T_CASE(extensions_and_merge_keys),
        T_CASE(erb_env_untrusted_is_placeholder_and_noted), T_CASE(erb_in_builder_ignored_other_forms_refused),
        T_CASE(untrusted_switches_noted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
-       T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version), T_CASE(fixture_table_covers_directory),
+       T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
+       T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
        T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
