@@ -180,7 +180,9 @@ int diff_render_markdown(const struct diff_plan *p, const struct render_opts *o,
 	render_md_escape(out, p->version);
 	sbuf_adds(out, "\n\n");
 	sbuf_addf(out, "**Plan: %zu to add, %zu to change, %zu to destroy.**", p->add, p->change, p->destroy);
-	if (!p->changes)
+	if (!p->changes && p->failed_hosts)
+		sbuf_adds(out, " No changes on the hosts that could be planned; the others are unknown.");
+	else if (!p->changes)
 		sbuf_adds(out, " No changes: the hosts match the configuration.");
 	sbuf_addc(out, '\n');
 	if (p->failed_hosts)

@@ -216,7 +216,9 @@ int diff_render_text(const struct diff_plan *p, const struct render_opts *o, str
 	if (p->housekeeping)
 		sbuf_addf(out, "Housekeeping: %zu stopped container%s beyond retain_containers to prune (not a change).\n",
 			  p->housekeeping, p->housekeeping == 1 ? "" : "s");
-	if (!p->changes)
+	if (!p->changes && p->failed_hosts)
+		sbuf_adds(out, "No changes on the hosts that could be planned; the others are unknown.\n");
+	else if (!p->changes)
 		sbuf_adds(out, "No changes. The hosts match the configuration.\n");
 	sbuf_addf(out, "Plan hash: %s\n", p->hash);
 	return sbuf_addf(out, "Plan: %zu to add, %zu to change, %zu to destroy.\n", p->add, p->change,

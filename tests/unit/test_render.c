@@ -257,6 +257,39 @@ T_TEST(golden_fleet_1000_hosts_and_cpu_time)
 	config_free(c);
 }
 
+/* A host that could not be observed: no claim that "the hosts match". */
+T_TEST(no_changes_with_an_unreachable_host)
+{
+	struct config *c = fx_config(FX_YML, FX_SECRETS);
+	struct desired *ds;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = NULL;
+	struct sbuf sb;
+
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	diff_fake_fleet(&obs, ds, FX_SALT, FX_ID1);
+	obs->hosts[0].status = OBS_UNREACHABLE;
+	obs->hosts[0].error = xstrdup("connection refused");
+	diff_plan_build(&p, ds, obs, NULL);
+	T_REQUIRE(p);
+	T_INTEQ(diff_plan_exit_code(p), 1);
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_text(p, NULL, &sb) == 0);
+	T_CHECK(strstr(sb.buf, "match the configuration") == NULL);
+	T_CONTAINS(sb.buf, "No changes on the hosts that could be planned");
+	T_CONTAINS(sb.buf, "UNREACHABLE");
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_markdown(p, NULL, &sb) == 0);
+	T_CHECK(strstr(sb.buf, "match the configuration") == NULL);
+	T_CONTAINS(sb.buf, "could not be planned");
+	sbuf_release(&sb);
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
 T_TEST(escapers)
 {
 	struct sbuf sb;
@@ -274,4 +307,5 @@ T_TEST(escapers)
 }
 
 T_MAIN(T_CASE(golden_in_sync), T_CASE(golden_mixed_with_hostile_strings),
-       T_CASE(golden_fleet_1000_hosts_and_cpu_time), T_CASE(escapers))
+       T_CASE(golden_fleet_1000_hosts_and_cpu_time), T_CASE(escapers),
+       T_CASE(no_changes_with_an_unreachable_host))
