@@ -18,8 +18,12 @@
 #     (plumb: `plumb hosts --json` round_trips — plan's output does not carry
 #     them; baseline: ssh invocations counted with xargs -t), and the round
 #     trips on the critical path, (wall through relays - wall native) / delay.
-#  2. Peak memory (max RSS, /usr/bin/time) of `plumb plan` on 10 hosts, beside
-#     the baseline's largest process.
+#     With plan working, `plumb hosts` (observation only) is measured beside
+#     it, so what plan adds to observing shows. Per-host connect/observe
+#     times come from `plumb hosts --json`.
+#  2. Peak memory (max RSS, /usr/bin/time) of `plumb plan` on 3 and 10 hosts,
+#     beside the baseline's largest process; CPU time (user+sys) of plumb and
+#     of all the baseline's ssh processes.
 #  3. CPU time of planning a 1,000-host fake fleet (build/rel/tests/b_plan:
 #     desired state + diff + render), against building the fake fleet itself.
 #
@@ -32,7 +36,7 @@
 # Results: stdout and build/bench/results.txt; raw samples in
 # build/bench/samples.tsv.
 #
-#   BENCH_RUNS=N       runs per case (default 7, at least 5 is meaningful)
+#   BENCH_RUNS=N       runs per case (default 9, at least 5 is meaningful)
 #   BENCH_DELAY_MS=MS  delay added by the relays (default 25)
 #   BENCH_SIZES="3 10" fleet sizes (the lab has max(BENCH_SIZES) hosts)
 #   BENCH_SKIP_LAB=1   only (3), no lab
@@ -46,7 +50,7 @@ PLUMB=${PLUMB_BIN:-$ROOT/build/plumb}
 BIN_DIR=${E2E_BIN_DIR:-$ROOT/build/rel/tests}
 LAB=$ROOT/tests/lab/lab.sh
 OUT=$ROOT/build/bench
-RUNS=${BENCH_RUNS:-7}
+RUNS=${BENCH_RUNS:-9}
 DELAY=${BENCH_DELAY_MS:-25}
 SIZES=${BENCH_SIZES:-3 10}
 mkdir -p "$OUT"
@@ -81,6 +85,7 @@ finish() {
 		fi
 	fi
 	[ -z "$tmp" ] || rm -rf "$tmp"
+	rm -rf "$BENCH_TMP"
 	exit "$rc"
 }
 trap finish EXIT
@@ -97,6 +102,15 @@ run_bg() {
 }
 
 now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
+
+# Every run measures one binary: a private copy (the tree's build/plumb may be
+# relinked by a concurrent make while the bench runs).
+BENCH_TMP=$(mktemp -d /tmp/plumb-bench-bin-XXXXXX)
+if [ -x "$PLUMB" ]; then
+	cp "$PLUMB" "$BENCH_TMP/plumb" && PLUMB=$BENCH_TMP/plumb
+fi
+FAILLOG=$OUT/failures.log
+: >"$FAILLOG"
 
 # ---- 3. planning CPU time (no lab needed) -------------------------------------
 if [ -x "$BIN_DIR/b_plan" ]; then
@@ -227,12 +241,12 @@ lab_part() {
 	done
 	RELAY_SPEC=$spec
 
-	# plumb_cmd SIZE LINK: runs the measured plumb command (stdout to $tmp/p.out).
+	# plumb_cmd SIZE LINK [hosts]: runs the measured plumb command (stdout to $tmp/p.out).
 	MODE=plan
 	plumb_cmd() {
 		local cfg=$tmp/app$1/config/deploy.yml
 		if [ "$2" = relay ]; then export PLUMB_SSH_CONNECT_TO=$RELAY_SPEC; else unset PLUMB_SSH_CONNECT_TO; fi
-		if [ "$MODE" = plan ]; then
+		if [ "$MODE" = plan ] && [ -z "${3:-}" ]; then
 			"$PLUMB" plan -c "$cfg" --version v1 >"$tmp/p.out" 2>"$tmp/p.err"
 		else
 			"$PLUMB" hosts -c "$cfg" >"$tmp/p.out" 2>"$tmp/p.err"
@@ -295,6 +309,11 @@ rt = sorted({h["round_trips"] for h in d["hosts"]})
 ok = sum(1 for h in d["hosts"] if h["status"] == "ok")
 print("plumb_rt_%s_%s\t%s" % (s, link, "/".join(str(x) for x in rt)))
 print("plumb_hosts_ok_%s_%s\t%d/%d" % (s, link, ok, len(d["hosts"])))
+hs = d["hosts"]
+if hs:
+    c = sorted(h["connect_ms"] for h in hs); o = sorted(h["observe_ms"] for h in hs)
+    print("plumb_connect_%s_%s\t%.0f/%.0f" % (s, link, c[len(c) // 2], c[-1]))
+    print("plumb_observe_%s_%s\t%.0f/%.0f" % (s, link, o[len(o) // 2], o[-1]))
 EOF
 		done
 	done
@@ -303,37 +322,71 @@ EOF
 	# every case once, in an order that alternates (forward, backward) so no
 	# case always follows the same one.
 	local cases=() c r order t0c t1c
-	for s in $SIZES; do for link in direct relay; do for c in plumb base; do cases+=("$c $s $link"); done; done; done
+	local tools="plumb base"
+	# with plan working, also plumb hosts: what plan adds to observing
+	[ "$MODE" = plan ] && tools="plumb hosts base"
+	for s in $SIZES; do for link in direct relay; do for c in $tools; do cases+=("$c $s $link"); done; done; done
 	say "measuring: ${#cases[@]} cases x $RUNS runs (+1 warm-up), plumb $MODE vs ssh | xargs -P"
 	for ((r = 0; r <= RUNS; r++)); do
 		if ((r % 2)); then order=$(printf '%s\n' "${cases[@]}" | tac); else order=$(printf '%s\n' "${cases[@]}"); fi
 		while read -r c s link; do
 			t0c=$(now_us)
-			if [ "$c" = plumb ]; then plumb_cmd "$s" "$link"; rc=$?; else base_cmd "$s" "$link"; rc=$?; fi
+			case $c in
+			plumb) plumb_cmd "$s" "$link"; rc=$? ;;
+			hosts) plumb_cmd "$s" "$link" hosts; rc=$? ;;
+			*) base_cmd "$s" "$link"; rc=$? ;;
+			esac
 			t1c=$(now_us)
-			if [ "$c" = plumb ] && [ $rc -eq 1 ]; then rc=fail; elif [ "$c" = base ] && [ $rc -ne 0 ]; then rc=fail; else rc=ok; fi
+			# plan: 0 no changes, 2 changes (noted above); anything else failed
+			if [ $rc -eq 0 ] || { [ "$c" = plumb ] && [ "$MODE" = plan ] && [ $rc -eq 2 ]; }; then
+				rc=ok
+			else
+				{
+					echo "== $c $s $link round $r: exit $rc"
+					if [ "$c" = base ]; then cat "$tmp/b.err"; else cat "$tmp/p.err"; fi
+				} >>"$FAILLOG"
+				rc=fail
+			fi
 			[ $r -eq 0 ] || printf '%s\t%s\t%s\t%s\t%s\n' "$c" "$s" "$link" "$(((t1c - t0c) / 1000))" "$rc" >>"$SAMPLES"
 		done <<<"$order"
 		[ $r -eq 0 ] || say "round $r/$RUNS done"
 	done
 
 	# 2. peak memory: plumb on the largest fleet (max of 3 runs), beside the baseline's largest process.
-	local big=0 m mb
+	# Also CPU seconds (user+sys) of plumb and of the baseline's processes,
+	# native link, each size: on a machine whose cores also run every host's
+	# sshd and dockerd, CPU is what limits the 10-host wall time.
+	local big=0 m mb u y
 	for s in $SIZES; do [ "$s" -gt "$big" ] && big=$s; done
-	for r in 1 2 3; do
-		if [ "$MODE" = plan ]; then
-			/usr/bin/time -f %M -o "$tmp/rss" "$PLUMB" plan -c "$tmp/app$big/config/deploy.yml" --version v1 >/dev/null 2>&1
-		else
-			/usr/bin/time -f %M -o "$tmp/rss" "$PLUMB" hosts -c "$tmp/app$big/config/deploy.yml" >/dev/null 2>&1
-		fi
-		m=$(tail -n 1 "$tmp/rss")
-		[ "$m" -gt "${mb:-0}" ] 2>/dev/null && mb=$m
+	for s in $SIZES; do
+		mb=0
+		for r in 1 2 3; do
+			if [ "$MODE" = plan ]; then
+				/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$PLUMB" plan -c "$tmp/app$s/config/deploy.yml" --version v1 >/dev/null 2>&1
+			else
+				/usr/bin/time -f '%M %U %S' -o "$tmp/rss" "$PLUMB" hosts -c "$tmp/app$s/config/deploy.yml" >/dev/null 2>&1
+			fi
+			read -r m u y < <(tail -n 1 "$tmp/rss")
+			[ "$m" -gt "$mb" ] && mb=$m
+			printf 'cpu_plumb_%s\t%s\n' "$s" "$(awk -v a="$u" -v b="$y" 'BEGIN{printf "%.0f", (a+b)*1000}')" >>"$FACTS"
+		done
+		fact "rss_plumb_kb_$s" "$mb"
+		mb=0
+		for r in 1 2 3; do
+			# shellcheck disable=SC2046
+			/usr/bin/time -f '%M %U %S' -o "$tmp/rss" xargs -P 0 -L 1 ssh $(lab_ssh_opts) <"$tmp/app$s/direct.list" >/dev/null 2>&1
+			read -r m u y < <(tail -n 1 "$tmp/rss")
+			[ "$m" -gt "$mb" ] && mb=$m
+			printf 'cpu_base_%s\t%s\n' "$s" "$(awk -v a="$u" -v b="$y" 'BEGIN{printf "%.0f", (a+b)*1000}')" >>"$FACTS"
+		done
+		fact "rss_base_kb_$s" "$mb"
 	done
-	fact "rss_plumb_kb" "${mb:-?}"
 	fact "rss_size" "$big"
-	# shellcheck disable=SC2046
-	/usr/bin/time -f %M -o "$tmp/rss" xargs -P 0 -L 1 ssh $(lab_ssh_opts) <"$tmp/app$big/direct.list" >/dev/null 2>&1
-	fact "rss_base_kb" "$(tail -n 1 "$tmp/rss")"
+
+	# What one docker CLI call costs on a lab host (wall ms, median of 5, run
+	# on host 1 itself): the observation script makes 4 of them, the baseline 2.
+	# shellcheck disable=SC2016
+	fact docker_cli_ms "$(lab_on_host 1 'for i in 1 2 3 4 5; do s=$(date +%s%N); docker version --format x >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); done' | sort -n | sed -n 3p)"
 	return 0
 }
 
@@ -352,11 +405,11 @@ python3 - "$SAMPLES" "$FACTS" "$RUNS" "$DELAY" "$SIZES" "$(git rev-parse --short
 import statistics, sys, time
 samples_f, facts_f, runs, delay, sizes, rev, ncpu = sys.argv[1:8]
 delay = int(delay); sizes = [int(s) for s in sizes.split()]
-facts, notes = {}, []
+facts, multi, notes = {}, {}, []
 for line in open(facts_f):
     k, _, v = line.rstrip("\n").partition("\t")
     if k == "note": notes.append(v)
-    else: facts[k] = v
+    else: facts[k] = v; multi.setdefault(k, []).append(v)
 S = {}
 fails = {}
 for line in open(samples_f):
@@ -378,18 +431,25 @@ if "lab_up_ms" in facts:
     p("   baseline: ssh to every host in parallel (xargs -P 0), `docker inspect $(docker ps -aq)`; same key/known_hosts/relays")
     p("   native = straight to the host's sshd; +%d ms = through the lab relays (+%d ms per round trip on every host link)" % (delay, delay))
     p("")
-    hdr = "   %-6s %-8s %16s %16s %10s %10s %10s" % ("hosts", "link", "plumb ms", "baseline ms", "plumb/base", "plumb RT", "base RT")
+    have_hosts = any(k[0] == "hosts" for k in S)
+    hdr = "   %-5s %-7s %20s %20s %20s %10s %8s %7s" % ("hosts", "link", "plumb %s ms" % mode,
+          "plumb hosts ms" if have_hosts else "", "baseline ms", "plumb/base", "plumb RT", "base RT")
     p(hdr); p("   " + "-" * (len(hdr) - 3))
     for s in sizes:
         for link in ("direct", "relay"):
-            a, b = med(("plumb", s, link)), med(("base", s, link))
+            a, h, b = med(("plumb", s, link)), med(("hosts", s, link)), med(("base", s, link))
             lbl = "native" if link == "direct" else "+%d ms" % delay
             rt_p = facts.get("plumb_rt_%d_%s" % (s, link), "?")
             rt_b = facts.get("base_ssh_%d_%s" % (s, link))
             rt_b = "%g" % (int(rt_b) / s) if rt_b else "?"
-            p("   %-6d %-8s %16s %16s %10s %10s %10s" % (s, lbl, "%s [%s]" % (f(a), rng(("plumb", s, link))),
+            p("   %-5d %-7s %20s %20s %20s %10s %8s %7s" % (s, lbl, "%s [%s]" % (f(a), rng(("plumb", s, link))),
+              "%s [%s]" % (f(h), rng(("hosts", s, link))) if have_hosts else "",
               "%s [%s]" % (f(b), rng(("base", s, link))), f(ratio(a, b), "%.2f"), rt_p, rt_b))
     p("   RT = commands per host after connecting (plumb: `plumb hosts --json` round_trips; baseline: ssh invocations / hosts, counted by xargs -t)")
+    p("   per host, from `plumb hosts --json` (median/max ms): " + ";  ".join(
+      "%d %s connect %s observe %s" % (s, "native" if link == "direct" else "+%dms" % delay,
+        facts.get("plumb_connect_%d_%s" % (s, link), "?"), facts.get("plumb_observe_%d_%s" % (s, link), "?"))
+      for s in sizes for link in ("direct", "relay")))
     p("")
     p("   Round trips on the critical path, (wall +%d ms - wall native) / %d ms (connection set-up included):" % (delay, delay))
     for s in sizes:
@@ -411,13 +471,15 @@ if "lab_up_ms" in facts:
         lo_r = ratio(med(("plumb", lo, "relay")), med(("base", lo, "relay")))
         p("   plumb/baseline at %d hosts: native %s, +%d ms %s   (target <= 1.0)" % (lo, f(lo_d, "%.2f"), delay, f(lo_r, "%.2f")))
     if fails:
-        p("   failed runs (excluded): " + ", ".join("%s %d %s: %d" % (k[0], k[1], k[2], v) for k, v in sorted(fails.items())))
+        p("   failed runs (excluded; build/bench/failures.log): " + ", ".join("%s %d %s: %d" % (k[0], k[1], k[2], v) for k, v in sorted(fails.items())))
     p("")
-    p("2. Peak memory (max RSS of 3 runs) of `plumb %s` on %s hosts: %s MiB   (baseline's largest process, an ssh: %s MiB)" %
-      (mode, facts.get("rss_size", "?"),
-       f(int(facts["rss_plumb_kb"]) / 1024 if facts.get("rss_plumb_kb", "?").isdigit() else None, "%.1f"),
-       f(int(facts["rss_base_kb"]) / 1024 if facts.get("rss_base_kb", "?").isdigit() else None, "%.1f")))
-    p("   lab up in %.1f s" % (int(facts["lab_up_ms"]) / 1000))
+    mib = lambda k: f(int(facts[k]) / 1024 if facts.get(k, "?").isdigit() else None, "%.1f")
+    cpu = lambda k: f(statistics.median(int(x) for x in multi[k]) if k in multi else None)
+    p("2. Peak memory (max RSS of 3 runs, native link) and CPU (user+sys, median of 3)")
+    for s in sizes:
+        p("   %2d hosts: plumb %s  max RSS %s MiB, CPU %s ms   |   baseline: largest process (an ssh) %s MiB, all ssh CPU %s ms" %
+          (s, mode, mib("rss_plumb_kb_%d" % s), cpu("cpu_plumb_%d" % s), mib("rss_base_kb_%d" % s), cpu("cpu_base_%d" % s)))
+    p("   lab up in %.1f s; one docker CLI call on a lab host: %s ms wall (median of 5)" % (int(facts["lab_up_ms"]) / 1000, facts.get("docker_cli_ms", "?")))
 if "bplan_plan_ms" in facts:
     g = lambda k: float(facts["bplan_%s_ms" % k])
     base = g("fake")
