@@ -1,5 +1,6 @@
 #include "diff/diff.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,7 @@ const char *diff_host_status_name(enum diff_host_status s)
 	case DIFF_HOST_UNREACHABLE: return "unreachable";
 	case DIFF_HOST_UNKNOWN: return "unknown";
 	case DIFF_HOST_NOT_OBSERVED: return "not_observed";
+	case DIFF_HOST_REFUSED: return "refused";
 	}
 	return "?";
 }
@@ -175,7 +177,7 @@ char *diff_cause_text(const struct diff_cause *c)
 	case CAUSE_ORPHAN_ROLE: return xasprintf("role %s is not in the configuration for this host", k);
 	case CAUSE_ORPHAN_HOST: return xstrdup("host is not in the configuration");
 	case CAUSE_ORPHAN_ACCESSORY:
-		return xasprintf("accessory %s is not in the configuration for this host", k);
+		return xasprintf("accessory %s is not in the configuration for this host (its data directory is kept)", k);
 	case CAUSE_EXTRA_RUNNING: return xstrdup("another running container of the role");
 	case CAUSE_RETAIN:
 		return xasprintf("stopped, beyond retain_containers (%s)", c->new ? c->new : "5");
@@ -672,6 +674,106 @@ static int wave_of(const struct desired *ds, const struct des_container *dc, con
 	return 2;
 }
 
+/* The target of one kamal-proxy route entry: a string, or "target" /
+ * "targets" (string or array) of an object. Caller frees; NULL if none. */
+static char *route_target(json_t *e)
+{
+	json_t *t;
+	struct sbuf sb;
+	size_t i;
+	json_t *v;
+
+	if (json_is_string(e))
+		return xstrdup(json_string_value(e));
+	if (!json_is_object(e))
+		return NULL;
+	t = json_object_get(e, "target");
+	if (!t)
+		t = json_object_get(e, "Target");
+	if (!t)
+		t = json_object_get(e, "targets");
+	if (json_is_string(t))
+		return xstrdup(json_string_value(t));
+	if (!json_is_array(t) || json_array_size(t) == 0)
+		return NULL;
+	sbuf_init(&sb, 0);
+	json_array_foreach(t, i, v)
+		if (json_is_string(v)) {
+			if (sb.len)
+				sbuf_adds(&sb, ", ");
+			sbuf_adds(&sb, json_string_value(v));
+		}
+	if (!sb.len) {
+		sbuf_release(&sb);
+		return NULL;
+	}
+	return sbuf_detach(&sb);
+}
+
+/*
+ * kamal-proxy's current target for `service` (a role's container prefix) from
+ * the host's `kamal-proxy list --json`, or NULL. The JSON is read leniently:
+ * a map service → {target|targets, …} at the top level or under "services" /
+ * "Targets" / "targets", or an array of {service|name, target|targets}.
+ * A target that starts with an observed container's id (kamal-proxy targets
+ * containers by id) is shown with that container's name.
+ */
+char *diff_proxy_target(const struct obs_host *oh, const char *service)
+{
+	json_t *root, *map = NULL, *e = NULL, *v;
+	char *t = NULL, *r;
+	size_t i, idlen;
+
+	if (!oh || !oh->proxy_routes || !service)
+		return NULL;
+	root = json_loads(oh->proxy_routes, 0, NULL);
+	if (json_is_object(root)) {
+		static const char *const keys[] = { "services", "Services", "Targets", "targets" };
+		for (size_t k = 0; k < ARRAY_SIZE(keys) && !map; k++)
+			if (json_is_object(json_object_get(root, keys[k])))
+				map = json_object_get(root, keys[k]);
+		if (!map)
+			map = root;
+		e = json_object_get(map, service);
+	} else if (json_is_array(root)) {
+		json_array_foreach(root, i, v) {
+			json_t *n = json_object_get(v, "service");
+			if (!n)
+				n = json_object_get(v, "name");
+			if (json_is_string(n) && strcmp(json_string_value(n), service) == 0) {
+				e = v;
+				break;
+			}
+		}
+	}
+	if (e)
+		t = route_target(e);
+	json_decref(root);
+	if (!t || !*t) {
+		free(t);
+		return NULL;
+	}
+	idlen = strcspn(t, ":, ");
+	if (idlen >= 12) {
+		for (i = 0; i < oh->ncontainers; i++) {
+			const struct obs_container *c = &oh->containers[i];
+			if (c->id && c->name && strlen(c->id) >= idlen && strncmp(c->id, t, idlen) == 0) {
+				r = xasprintf("%s (%s)", c->name, t);
+				free(t);
+				return r;
+			}
+		}
+	}
+	return t;
+}
+
+static void set_traffic(struct hctx *x, struct diff_step *s, const struct des_container *dc)
+{
+	s->switch_traffic = dc->proxied;
+	if (dc->proxied)
+		s->traffic_from = diff_proxy_target(x->oh, dc->prefix);
+}
+
 /* Plans one desired container; marks the observed ones it consumed. */
 static void plan_container(struct hctx *x, const struct des_container *dc, int *replaced)
 {
@@ -707,7 +809,7 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 			step_from_desired(s, dc);
 			s->old_name = xstrdup(run->name);
 			s->disruptive = dc->kind == DES_ACCESSORY;
-			s->switch_traffic = dc->proxied;
+			set_traffic(x, s, dc);
 			causes_move(s, &cs);
 			*replaced = 1;
 		} else if (dc->kind == DES_APP && !str_eq(run->name, dc->name)) {
@@ -761,7 +863,7 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 		if (dc->kind == DES_APP && !str_eq(stopped_match->name, dc->name))
 			cause_add(s, CAUSE_VERSION, NULL, version_of(stopped_match, dc->prefix),
 				  x->ds->version);
-		s->switch_traffic = dc->proxied;
+		set_traffic(x, s, dc);
 	} else {
 		const struct obs_container *old = NULL;
 		size_t old_i = 0;
@@ -790,7 +892,7 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 			cause_add(s, old ? CAUSE_NOT_RUNNING : CAUSE_MISSING, NULL, NULL, NULL);
 			if (dc->kind == DES_APP && dc->image_status == DES_IMAGE_NOT_FOUND)
 				cause_add(s, CAUSE_IMAGE_NOT_FOUND, NULL, NULL, dc->image_ref);
-			s->switch_traffic = dc->proxied;
+			set_traffic(x, s, dc);
 		}
 		*replaced = 1;
 	}
@@ -924,6 +1026,47 @@ static void plan_leftovers(struct hctx *x)
 	free(stopped);
 }
 
+/*
+ * Two destinations sharing an accessory container (diff.h): refuses the host
+ * (status, error) and returns 1 when the host runs a container named like one
+ * of our accessories while every app container of the service on it carries
+ * another destination label.
+ */
+static int refuse_shared_accessory(struct diff_host *out, const struct desired *ds,
+				   const struct des_host *dh, const struct obs_host *oh)
+{
+	for (size_t i = 0; i < dh->ncontainers; i++) {
+		const struct des_container *dc = &dh->containers[i];
+		const char *other = NULL;
+		int present = 0, ours = 0;
+
+		if (dc->kind != DES_ACCESSORY)
+			continue;
+		for (size_t j = 0; j < oh->ncontainers; j++) {
+			const struct obs_container *oc = &oh->containers[j];
+			if (str_eq(oc->name, dc->name))
+				present = 1;
+			if (!oc->service || !oc->role || !oc->destination || !str_eq(oc->service, ds->service))
+				continue;
+			if (str_eq(oc->destination, ds->destination))
+				ours = 1;
+			else if (!other)
+				other = oc->destination;
+		}
+		if (present && other && !ours) {
+			out->status = DIFF_HOST_REFUSED;
+			out->error = xasprintf(
+				"accessory container %s is shared with destination '%s' (its app containers "
+				"on this host carry destination=%s): an accessory's container name has no "
+				"destination part, so this plan would replace that destination's %s; give the "
+				"accessory a distinct `service:` name per destination",
+				dc->name, *other ? other : "(none)", *other ? other : "", dc->role);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void plan_host(struct diff_host *out, const struct desired *ds, const struct des_host *dh,
 		      const struct obs_host *oh, const struct diff_opts *o)
 {
@@ -939,6 +1082,8 @@ static void plan_host(struct diff_host *out, const struct desired *ds, const str
 		out->error = xstrdup(oh->error ? oh->error : "observation failed");
 		return;
 	}
+	if (dh && refuse_shared_accessory(out, ds, dh, oh))
+		return;
 	if (oh->lock_holder)
 		note_add(out, NOTE_LOCK_HELD, NULL, NULL, oh->lock_holder);
 	x.used = xcalloc(oh->ncontainers ? oh->ncontainers : 1, 1);
@@ -1111,6 +1256,7 @@ void diff_plan_free(struct diff_plan *p)
 			free(s->role);
 			free(s->image_ref);
 			free(s->image_id);
+			free(s->traffic_from);
 		}
 		free(h->steps);
 		for (size_t j = 0; j < h->nnotes; j++) {

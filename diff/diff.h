@@ -23,6 +23,20 @@
  *                                 housekeeping, never counted as a change
  * Unhealthy containers, unavailable secrets, a held lock are notes, not steps.
  *
+ * Accessories of the service no longer in the config (a container named
+ * <service>-<name> with label service=<service>-<name>) are orphans like
+ * removed roles: listed, removed only with pruning on; their directories
+ * under $HOME/<service>-<name>/ are never part of any step.
+ *
+ * Destinations sharing an accessory: an accessory's container name has no
+ * destination part, so two destinations of one service that both put
+ * accessory <name> on a host would fight over one container. A host is
+ * refused (DIFF_HOST_REFUSED, exit 1, nothing planned there) when it runs a
+ * container with the accessory's name while the service's app containers on
+ * it all carry another destination label (and none carries ours). A host
+ * with the accessory but no app containers of the service cannot be told
+ * apart and is planned as usual.
+ *
  * Waves (the order apply follows): 1 accessories (and the proxy), 2 the
  * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
  *
@@ -106,6 +120,9 @@ struct diff_step {
 	int group;       /* boot group within wave 2 (0-based), else 0 */
 	int disruptive;  /* stop-first replacement of a stateful accessory */
 	int switch_traffic; /* a proxied role: traffic moves to the new container */
+	char *traffic_from; /* switch_traffic: kamal-proxy's current target for the role
+			     * ("optimus-web-abc (6db082a60d0c:80)"), from the observed
+			     * routes; NULL when the host reported none */
 	int counted;     /* counts toward the summary and the exit code */
 	struct diff_cause *causes;
 	size_t ncauses;
@@ -132,6 +149,8 @@ enum diff_host_status {
 	DIFF_HOST_UNREACHABLE,
 	DIFF_HOST_UNKNOWN,      /* observation failed or was cut short */
 	DIFF_HOST_NOT_OBSERVED, /* no observation at all */
+	DIFF_HOST_REFUSED,      /* observed, but planning it would be unsafe (error says why):
+				 * an accessory container another destination owns */
 };
 
 struct diff_host {
@@ -187,6 +206,14 @@ int diff_plan_exit_code(const struct diff_plan *p);
  * Caller frees.
  */
 char *diff_plan_canonical(const struct diff_plan *p);
+
+/*
+ * kamal-proxy's current target for a service (a role's container prefix) as
+ * the host reported it in obs_host.proxy_routes, with the container's name
+ * when the target is an observed container's id; NULL when unknown. Caller
+ * frees. (Used for traffic-switch steps; exposed for tests.)
+ */
+char *diff_proxy_target(const struct obs_host *oh, const char *service);
 
 /* Symbols and words for the vocabulary. */
 const char *diff_action_symbol(enum diff_action a); /* "+", "+/-", "-/+", "~", "-" */

@@ -42,6 +42,7 @@ static json_t *step_json(const struct diff_step *s)
 	json_object_set_new(j, "group", json_integer(s->group));
 	json_object_set_new(j, "disruptive", json_boolean(s->disruptive));
 	json_object_set_new(j, "switch_traffic", json_boolean(s->switch_traffic));
+	json_object_set_new(j, "traffic_from", jstr(s->traffic_from));
 	json_object_set_new(j, "counted", json_boolean(s->counted));
 	for (size_t i = 0; i < s->ncauses; i++) {
 		const struct diff_cause *c = &s->causes[i];

@@ -124,6 +124,11 @@ static void step_md(struct sbuf *out, const struct diff_plan *p, const struct di
 		sbuf_adds(out, "  - then switch traffic to it \\(kamal\\-proxy\\)\n");
 	else if (s->switch_traffic && s->action == DIFF_REPLACE)
 		sbuf_adds(out, "  - start first, switch traffic \\(kamal\\-proxy\\), then stop the old container\n");
+	if (s->switch_traffic && s->traffic_from) {
+		sbuf_adds(out, "  - traffic now goes to ");
+		render_md_escape(out, s->traffic_from);
+		sbuf_addc(out, '\n');
+	}
 }
 
 static void note_md(struct sbuf *out, const struct diff_note *n)

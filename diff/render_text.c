@@ -116,6 +116,12 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 		sbuf_adds(out, "        then switch traffic to it (kamal-proxy deploy)\n");
 	else if (s->switch_traffic && s->action == DIFF_REPLACE)
 		sbuf_adds(out, "        start first, switch traffic (kamal-proxy deploy), then stop the old container\n");
+	if (s->switch_traffic && s->traffic_from) {
+		/* from the host's kamal-proxy: escaped like anything a host sends */
+		sbuf_adds(out, "        traffic now goes to ");
+		render_text_escape(out, s->traffic_from);
+		sbuf_addc(out, '\n');
+	}
 }
 
 static void note_text(struct sbuf *out, const struct diff_note *n)

@@ -52,7 +52,7 @@ const char docker_obs_script[] =
 	"  [ ${#id} -eq 64 ] || continue\n"
 	"  for w in \"$@\"; do\n"
 	"    case $w in\n"
-	"    s:*) [ \"$sv\" = \"${w#s:}\" ] || continue ;;\n"
+	"    s:*) [ \"$sv\" = \"${w#s:}\" ] || case $sv in \"${w#s:}\"-*) [ \"$n\" = \"$sv\" ] || continue ;; *) continue ;; esac ;;\n"
 	"    n:*) [ \"$n\" = \"${w#n:}\" ] || continue; [ \"$st\" = running ] && P=$n ;;\n"
 	"    *) continue ;;\n"
 	"    esac\n"
@@ -159,6 +159,12 @@ void docker_obs_classify(struct obs_container *c, const struct docker_obs_query 
 			c->kind = OBS_PROXY;
 			return;
 		}
+	/* An accessory of this service that the config no longer names (an
+	 * orphan): Kamal names it <service>-<name> with label service=<that name>. */
+	if (c->service && c->name && strcmp(c->name, c->service) == 0 &&
+	    strncmp(c->service, q->service, strlen(q->service)) == 0 &&
+	    c->service[strlen(q->service)] == '-' && c->service[strlen(q->service) + 1] != '\0')
+		c->kind = OBS_ACCESSORY;
 }
 
 /* ---- JSON helpers ---- */

@@ -8,6 +8,8 @@
 
 #include "diff/diff.h"
 #include "diff/fake.h"
+#include "diff/render.h"
+#include "providers/docker_obs.h"
 #include "tests/unit/golden/plan_fixture.h"
 #include "tests/unit/t.h"
 
@@ -436,10 +438,182 @@ T_TEST(plan_hash_is_stable_across_salts)
 	scen_free(&s);
 }
 
+/* (a) kamal-proxy's routes: the traffic-switch step says where traffic goes now. */
+T_TEST(traffic_switch_shows_the_current_proxy_target)
+{
+	struct scen s;
+	struct obs_host *h1, *h2;
+	struct obs_container *web;
+	const struct diff_step *st;
+	char *routes, *t;
+	struct sbuf sb;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID2, DES_IMAGE_FOUND) == 0);
+	h1 = ohost(s.obs, "10.0.0.1");
+	h2 = ohost(s.obs, "10.0.0.2");
+	web = diff_fake_find(h1, "optimus-web-");
+	T_REQUIRE(web && web->id && strlen(web->id) >= 12);
+	/* a map keyed by service, kamal-proxy targeting the container by id */
+	routes = xasprintf("{\"services\":{\"optimus-web\":{\"host\":\"app.example.com\",\"target\":\"%.12s:80\","
+			   "\"state\":\"running\",\"tls\":false}}}", web->id);
+	h1->proxy_routes = routes;
+	/* an array of entries, a target that is not a container id */
+	h2->proxy_routes = xstrdup("[{\"service\":\"optimus-job\",\"target\":\"x:1\"},"
+				   "{\"service\":\"optimus-web\",\"targets\":[\"10.9.9.9:3000\"]}]");
+	scen_plan(&s, 0, NULL);
+	T_REQUIRE(s.p);
+	st = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(st);
+	T_INTEQ(st->action, DIFF_REPLACE);
+	T_CHECK(st->switch_traffic);
+	T_REQUIRE(st->traffic_from);
+	T_CONTAINS(st->traffic_from, web->name);
+	T_CHECK(strncmp(strchr(st->traffic_from, '(') + 1, web->id, 12) == 0);
+	st = pstep(s.p, "10.0.0.2", "web");
+	T_REQUIRE(st && st->traffic_from);
+	T_STREQ(st->traffic_from, "10.9.9.9:3000");
+	/* the job role is not proxied: no target */
+	T_CHECK(pstep(s.p, "10.0.0.2", "job")->traffic_from == NULL);
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_text(s.p, NULL, &sb) == 0);
+	T_CONTAINS(sb.buf, "traffic now goes to optimus-web-" FX_V1);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_json(s.p, &sb) == 0);
+	T_CONTAINS(sb.buf, "\"traffic_from\": \"10.9.9.9:3000\"");
+	sbuf_release(&sb);
+
+	/* no routes, garbage, or another service's route: unknown, never a guess */
+	free(h1->proxy_routes);
+	h1->proxy_routes = NULL;
+	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
+	h1->proxy_routes = xstrdup("not json {");
+	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
+	free(h1->proxy_routes);
+	h1->proxy_routes = xstrdup("{\"blog-web\":{\"target\":\"abc:80\"}}");
+	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
+	t = diff_proxy_target(h1, "blog-web");
+	T_STREQ(t, "abc:80");
+	free(t);
+	scen_free(&s);
+}
+
+/* (b) an accessory of the service that is no longer in the config. */
+T_TEST(orphan_accessory_is_listed_and_pruned_only_with_prune)
+{
+	struct scen s;
+	struct obs_host *h1;
+	struct obs_container *db, *redis, *other;
+	const struct diff_host *dh;
+	const struct diff_step *st = NULL;
+	const char *const acc[] = { "optimus-db" };
+	struct docker_obs_query q = { .service = "optimus", .destination = "", .accessories = acc,
+				      .naccessories = 1 };
+	char *txt;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h1 = ohost(s.obs, "10.0.0.1");
+	db = diff_fake_find(h1, "optimus-db");
+	T_REQUIRE(db);
+	/* the observation's classification: service=optimus-redis named optimus-redis */
+	redis = diff_fake_add(h1, db, "optimus-redis");
+	kvs_set(&redis->labels, "service", "optimus-redis");
+	free(redis->service);
+	redis->service = xstrdup("optimus-redis");
+	redis->kind = OBS_OTHER;
+	docker_obs_classify(redis, &q);
+	T_INTEQ(redis->kind, OBS_ACCESSORY);
+	/* same label, another name: not an accessory of ours */
+	db = diff_fake_find(h1, "optimus-db"); /* the array moved */
+	other = diff_fake_add(h1, db, "optimus-redis-copy");
+	redis = diff_fake_find(h1, "optimus-redis");
+	kvs_set(&other->labels, "service", "optimus-redis");
+	free(other->service);
+	other->service = xstrdup("optimus-redis");
+	docker_obs_classify(other, &q);
+	T_INTEQ(other->kind, OBS_OTHER);
+	/* another service's accessory */
+	free(other->service);
+	other->service = xstrdup("blog-db");
+	free(other->name);
+	other->name = xstrdup("blog-db");
+	docker_obs_classify(other, &q);
+	T_INTEQ(other->kind, OBS_OTHER);
+
+	scen_plan(&s, 0, NULL);
+	T_REQUIRE(s.p);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(dh->nsteps, 1);
+	st = &dh->steps[0];
+	T_INTEQ(st->action, DIFF_REMOVE_ORPHAN);
+	T_INTEQ(st->target, DIFF_T_ACCESSORY);
+	T_STREQ(st->old_name, "optimus-redis");
+	T_CHECK(has_cause(st, CAUSE_ORPHAN_ACCESSORY, "optimus-redis"));
+	T_CHECK(!st->counted);
+	txt = diff_cause_text(&st->causes[0]);
+	T_CONTAINS(txt, "data directory is kept");
+	free(txt);
+	T_INTEQ(s.p->orphans_kept, 1);
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+	scen_plan(&s, 1, NULL);
+	T_INTEQ(s.p->destroy, 1);
+	T_REQUIRE(phost(s.p, "10.0.0.1")->nsteps == 1);
+	T_CHECK(phost(s.p, "10.0.0.1")->steps[0].counted);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	/* the configured accessory is untouched */
+	T_CHECK(pstep(s.p, "10.0.0.1", "db") == NULL);
+	scen_free(&s);
+}
+
+/* (c) an accessory container that another destination's deploy owns. */
+T_TEST(accessory_shared_with_another_destination_is_refused)
+{
+	struct scen s;
+	struct obs_host *h1;
+	const struct diff_host *dh;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h1 = ohost(s.obs, "10.0.0.1");
+	/* host 1's app containers all belong to destination production */
+	for (size_t i = 0; i < h1->ncontainers; i++) {
+		struct obs_container *c = &h1->containers[i];
+		if (c->role && c->service && strcmp(c->service, "optimus") == 0) {
+			kvs_set(&c->labels, "destination", "production");
+			free(c->destination);
+			c->destination = xstrdup("production");
+		}
+	}
+	scen_plan(&s, 0, NULL);
+	T_REQUIRE(s.p);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(dh->status, DIFF_HOST_REFUSED);
+	T_INTEQ(dh->nsteps, 0);
+	T_CONTAINS(dh->error, "optimus-db");
+	T_CONTAINS(dh->error, "production");
+	T_STREQ(diff_host_status_name(dh->status), "refused");
+	T_INTEQ(phost(s.p, "10.0.0.2")->status, DIFF_HOST_OK);
+	T_INTEQ(diff_plan_exit_code(s.p), 1);
+
+	/* one app container of ours on the host: it is ours to plan */
+	for (size_t i = 0; i < h1->ncontainers; i++) {
+		struct obs_container *c = &h1->containers[i];
+		if (c->role && c->destination && strcmp(c->destination, "production") == 0) {
+			free(c->destination);
+			c->destination = xstrdup("");
+			kvs_set(&c->labels, "destination", "");
+			break;
+		}
+	}
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(phost(s.p, "10.0.0.1")->status, DIFF_HOST_OK);
+	scen_free(&s);
+}
+
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
        T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
        T_CASE(tag_not_in_registry_counts_as_change), T_CASE(prune_is_housekeeping),
        T_CASE(unreachable_host_unhealthy_and_unavailable), T_CASE(image_defaults_and_kamal_vars_are_ignored),
-       T_CASE(plan_hash_is_stable_across_salts))
+       T_CASE(plan_hash_is_stable_across_salts), T_CASE(traffic_switch_shows_the_current_proxy_target),
+       T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
+       T_CASE(accessory_shared_with_another_destination_is_refused))
