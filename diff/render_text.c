@@ -197,6 +197,7 @@ int diff_render_text(const struct diff_plan *p, const struct render_opts *o, str
 		if (h->status != DIFF_HOST_OK) {
 			sbuf_addf(out, ": %s — ", h->status == DIFF_HOST_UNREACHABLE ? "UNREACHABLE"
 						  : h->status == DIFF_HOST_UNKNOWN ? "UNKNOWN (observation failed)"
+						  : h->status == DIFF_HOST_REFUSED ? "REFUSED (not planned)"
 										   : "NOT OBSERVED");
 			render_text_escape(out, h->error);
 			sbuf_adds(out, "\n\n");

@@ -592,6 +592,13 @@ T_TEST(accessory_shared_with_another_destination_is_refused)
 	T_STREQ(diff_host_status_name(dh->status), "refused");
 	T_INTEQ(phost(s.p, "10.0.0.2")->status, DIFF_HOST_OK);
 	T_INTEQ(diff_plan_exit_code(s.p), 1);
+	{
+		struct sbuf sb;
+		sbuf_init(&sb, 0);
+		T_CHECK(diff_render_text(s.p, NULL, &sb) == 0);
+		T_CONTAINS(sb.buf, "10.0.0.1: REFUSED (not planned) — accessory container optimus-db is shared");
+		sbuf_release(&sb);
+	}
 
 	/* one app container of ours on the host: it is ours to plan */
 	for (size_t i = 0; i < h1->ncontainers; i++) {
