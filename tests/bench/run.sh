@@ -318,6 +318,15 @@ EOF
 		done
 	done
 
+	# Host-side work of one observation: values hashed on the host (one
+	# sha256sum process each), from the raw observation plumb received.
+	local small=1000
+	for s in $SIZES; do [ "$s" -lt "$small" ] && small=$s; done
+	if PLUMB_DEBUG_OBSERVATION=$tmp/dump "$PLUMB" hosts -c "$tmp/app$small/config/deploy.yml" >/dev/null 2>&1 && [ -s "$tmp/dump" ]; then
+		fact hashes_per_host "$(grep -cE $'^[EL] [^\t]*\t[0-9a-f]{64}$' "$tmp/dump" | awk -v n="$small" '{printf "%.0f", $1 / n}')"
+		fact obs_bytes_per_host "$(awk -v n="$small" -v b="$(wc -c <"$tmp/dump")" 'BEGIN {printf "%.0f", b / n}')"
+	fi
+
 	# The measurement: one warm-up round, then RUNS rounds; each round runs
 	# every case once, in an order that alternates (forward, backward) so no
 	# case always follows the same one.
@@ -400,7 +409,7 @@ elif ! lab_part; then
 fi
 
 # ---- the table ----------------------------------------------------------------
-python3 - "$SAMPLES" "$FACTS" "$RUNS" "$DELAY" "$SIZES" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+python3 - "$SAMPLES" "$FACTS" "$RUNS" "$DELAY" "$SIZES" "$(git describe --always --dirty 2>/dev/null || echo '?')" \
 	"$(nproc)" >"$RESULTS" <<'EOF'
 import statistics, sys, time
 samples_f, facts_f, runs, delay, sizes, rev, ncpu = sys.argv[1:8]
@@ -480,6 +489,8 @@ if "lab_up_ms" in facts:
         p("   %2d hosts: plumb %s  max RSS %s MiB, CPU %s ms   |   baseline: largest process (an ssh) %s MiB, all ssh CPU %s ms" %
           (s, mode, mib("rss_plumb_kb_%d" % s), cpu("cpu_plumb_%d" % s), mib("rss_base_kb_%d" % s), cpu("cpu_base_%d" % s)))
     p("   lab up in %.1f s; one docker CLI call on a lab host: %s ms wall (median of 5)" % (int(facts["lab_up_ms"]) / 1000, facts.get("docker_cli_ms", "?")))
+    p("   host side of one plumb observation: %s values hashed (a sha256sum process each), ~%s bytes received per host" %
+      (facts.get("hashes_per_host", "?"), facts.get("obs_bytes_per_host", "?")))
 if "bplan_plan_ms" in facts:
     g = lambda k: float(facts["bplan_%s_ms" % k])
     base = g("fake")
