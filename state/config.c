@@ -1117,6 +1117,12 @@ const struct cfg_role *config_primary_role(const struct config *c)
 
 void config_all_hosts(const struct config *c, struct strvec *out)
 {
+	const struct cfg_role *primary = config_primary_role(c);
+
+	/* the primary role's hosts first (they boot first), then the others */
+	for (size_t j = 0; primary && j < primary->nhosts; j++)
+		if (!strvec_contains(out, primary->hosts[j].addr))
+			strvec_push(out, primary->hosts[j].addr);
 	for (size_t i = 0; i < c->nroles; i++)
 		for (size_t j = 0; j < c->roles[i].nhosts; j++)
 			if (!strvec_contains(out, c->roles[i].hosts[j].addr))

@@ -219,7 +219,8 @@ void config_free(struct config *c);
 
 const struct cfg_role *config_role(const struct config *c, const char *name);
 const struct cfg_role *config_primary_role(const struct config *c);
-/* All distinct hosts of the roles and accessories, in first-seen order. */
+/* All distinct hosts: the primary role's first, then the other roles' (in
+ * role order), then accessories' — each host once, where first seen. */
 void config_all_hosts(const struct config *c, struct strvec *out);
 
 /*

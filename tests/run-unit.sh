@@ -14,6 +14,8 @@ for bin in "$@"; do
 	if [ -z "$line" ] || [ $rc -ne 0 ]; then
 		[ $rc -ne 0 ] && broken="$broken $(basename "$bin")(exit $rc)"
 		[ -z "$line" ] && broken="$broken $(basename "$bin")(no result)"
+		# a crashed or silent binary counts as a failure in the closing line
+		[ -z "$line" ] && failed=$((failed + 1))
 	fi
 	if [ -n "$line" ]; then
 		p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
