@@ -35,13 +35,9 @@ APP=$LAB_DIR/git/work
 CFG=$APP/config/deploy.yml
 # The lab's secrets (test values), as Kamal would put them on the hosts
 eval "$(grep -E '^(RAILS_MASTER_KEY|POSTGRES_PASSWORD)=' "$APP/.kamal/secrets")"
-# Two lab-specific settings, committed as a deploy repository would: the lab's
-# registry speaks plain HTTP (plumb's own setting; Kamal ignores x- keys), and
-# the lab has no kamal-proxy image, so the web role runs without the proxy
-# (plumb's own proxy is on the roadmap).
-lab_commit "lab: plain-HTTP registry, no proxy" \
-	"printf 'x-plumb:\n  registry:\n    insecure:\n      - %s\n' '$LAB_REGISTRY' >>config/deploy.yml &&
-	 sed -i 's/^  web:\$/  web:\n    proxy: false\n    hosts:/' config/deploy.yml" >/dev/null
+# The lab has no kamal-proxy image, so the web role runs without the proxy
+# here (plumb's own proxy is on the roadmap); committed as a deploy repo would.
+lab_commit "lab: no proxy" "sed -i 's/^  web:\$/  web:\n    proxy: false\n    hosts:/' config/deploy.yml" >/dev/null
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 run() { # run CMD...: show its exit status without stopping the demo
