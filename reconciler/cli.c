@@ -43,7 +43,7 @@ static const struct rec_command commands[] = {
 	{ "plan", cmd_plan, "show what apply would change on every host, and why (read-only)",
 	  "usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
 	  "                  [--version V] [--format text|markdown|json] [--out FILE]\n"
-	  "                  [--trusted] [--prune]\n"
+	  "                  [--trusted] [--prune] [--allow-foreign-owner]\n"
 	  "\n"
 	  "Builds the desired state of every host from the configuration (as Kamal would\n"
 	  "run it), observes the hosts read-only, and prints the steps apply would take,\n"
@@ -65,6 +65,13 @@ static const struct rec_command commands[] = {
 	  "      --prune         orphans count as changes (apply --prune removes them)\n"
 	  "      --trusted       allow $(...) in secrets, ERB ENV, registry credentials\n"
 	  "                      from secrets, ssh key_data/proxy_command\n"
+	  "      --allow-foreign-owner\n"
+	  "                      read a checkout owned by another user (CI)\n"
+	  "\n"
+	  "Git authentication comes from the environment, never the command line:\n"
+	  "PLUMB_GIT_SSH_KEY (+ PLUMB_GIT_SSH_PASSPHRASE, PLUMB_GIT_KNOWN_HOSTS) for\n"
+	  "ssh URLs; PLUMB_GIT_TOKEN or PLUMB_GIT_TOKEN_FILE (+ PLUMB_GIT_CA_FILE) for\n"
+	  "https URLs.\n"
 	  "\n"
 	  "Exit status: 0 nothing to change, 2 changes pending, 1 error (a host that\n"
 	  "could not be observed is shown and makes the exit status 1).\n" },

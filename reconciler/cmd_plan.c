@@ -35,6 +35,7 @@ struct plan_args {
 	const char *out;
 	int trusted;
 	int prune;
+	int allow_foreign_owner;
 };
 
 static int parse_args(struct plan_args *a, int argc, char **argv)
@@ -50,6 +51,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "trusted", no_argument, NULL, 'T' },
 		{ "prune", no_argument, NULL, 'P' },
+		{ "allow-foreign-owner", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -69,6 +71,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 		case 'o': a->out = optarg; break;
 		case 'T': a->trusted = 1; break;
 		case 'P': a->prune = 1; break;
+		case 'F': a->allow_foreign_owner = 1; break;
 		default: return -1;
 		}
 	}
@@ -181,9 +184,7 @@ int cmd_plan(int argc, char **argv)
 
 	sbuf_init(&out, 0);
 	if (parse_args(&a, argc, argv) != 0) {
-		fputs("usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
-		      "                  [--version V] [--format text|markdown|json] [--out FILE] [--trusted] [--prune]\n",
-		      stderr);
+		rec_print_usage(rec_find_command("plan"), stderr);
 		goto out;
 	}
 	rec_split_config_path(a.config ? a.config : "config/deploy.yml", &root, &relfile);
@@ -191,6 +192,7 @@ int cmd_plan(int argc, char **argv)
 	/* 1. source and config */
 	if (a.repo || a.ref || a.base) {
 		struct git_src_opts go = { 0 };
+		rec_git_opts(&go, a.allow_foreign_owner);
 		go.location = a.repo ? a.repo : root;
 		go.ref = a.ref;
 		if (git_src_open(&g, &go, &err) != 0 || git_src_fetch(g, NULL, &err) != 0) {
@@ -214,6 +216,7 @@ int cmd_plan(int argc, char **argv)
 		/* the checkout's HEAD, when it is a git repository */
 		if (!g) {
 			struct git_src_opts go = { 0 };
+			rec_git_opts(&go, a.allow_foreign_owner);
 			go.location = L.root;
 			if (git_src_open(&g, &go, &err) != 0) {
 				free(err);

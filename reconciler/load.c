@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "providers/git_src.h"
 #include "state/util.h"
 
 void rec_split_config_path(const char *path, char **root, char **relfile)
@@ -73,4 +74,15 @@ void rec_report_trust(const struct config *c, FILE *f)
 	for (int b = 0; b < TRUST_OFF_COUNT; b++)
 		if (c->trust.turned_off & (1u << b))
 			fprintf(f, "  - %s\n", trust_off_describe((enum trust_off)(1u << b)));
+}
+
+void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner)
+{
+	go->ssh_key = getenv("PLUMB_GIT_SSH_KEY");
+	go->ssh_passphrase_env = "PLUMB_GIT_SSH_PASSPHRASE";
+	go->ssh_known_hosts = getenv("PLUMB_GIT_KNOWN_HOSTS");
+	go->token_env = "PLUMB_GIT_TOKEN";
+	go->token_file = getenv("PLUMB_GIT_TOKEN_FILE");
+	go->ca_file = getenv("PLUMB_GIT_CA_FILE");
+	go->allow_foreign_owner = allow_foreign_owner;
 }

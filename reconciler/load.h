@@ -30,6 +30,18 @@ void rec_split_config_path(const char *path, char **root, char **relfile);
 /* 0 on success; on failure prints the diagnostics and returns -1. */
 int rec_load(struct rec_loaded *out, const struct rec_load_opts *o);
 void rec_loaded_release(struct rec_loaded *l);
+struct git_src_opts;
+/*
+ * Fills the git source's authentication from the environment, so CI can set
+ * it without putting a secret on a command line:
+ *   PLUMB_GIT_SSH_KEY        private key file for ssh:// and scp-like URLs
+ *   PLUMB_GIT_SSH_PASSPHRASE the key's passphrase (read by the git source)
+ *   PLUMB_GIT_KNOWN_HOSTS    known_hosts file the git server's key must be in
+ *   PLUMB_GIT_TOKEN          HTTPS token (or PLUMB_GIT_TOKEN_FILE: a file holding it)
+ *   PLUMB_GIT_CA_FILE        CA bundle for HTTPS
+ * Pointers refer to the environment; the caller sets location and ref.
+ */
+void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner);
 /* Prints "untrusted run: turned off …" lines for what the load skipped. */
 void rec_report_trust(const struct config *c, FILE *f);
 
