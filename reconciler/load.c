@@ -79,9 +79,11 @@ void rec_report_trust(const struct config *c, FILE *f)
 void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner)
 {
 	go->ssh_key = getenv("PLUMB_GIT_SSH_KEY");
-	go->ssh_passphrase_env = "PLUMB_GIT_SSH_PASSPHRASE";
+	/* name the variables only when set: the git source treats a named but
+	 * missing variable as an error */
+	go->ssh_passphrase_env = getenv("PLUMB_GIT_SSH_PASSPHRASE") ? "PLUMB_GIT_SSH_PASSPHRASE" : NULL;
 	go->ssh_known_hosts = getenv("PLUMB_GIT_KNOWN_HOSTS");
-	go->token_env = "PLUMB_GIT_TOKEN";
+	go->token_env = getenv("PLUMB_GIT_TOKEN") ? "PLUMB_GIT_TOKEN" : NULL;
 	go->token_file = getenv("PLUMB_GIT_TOKEN_FILE");
 	go->ca_file = getenv("PLUMB_GIT_CA_FILE");
 	go->allow_foreign_owner = allow_foreign_owner;
