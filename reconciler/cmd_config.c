@@ -19,10 +19,21 @@ static const char *secret_state(const struct config *c, const char *secret)
 	return available ? "set" : "unavailable";
 }
 
+/* A clear env value as it may be shown: values from ERB ENV or a command are
+ * hidden (they may be credentials), placeholders say why. */
+static const char *clear_shown(const struct cfg_env *e, size_t i)
+{
+	if (strvec_contains(&e->unavailable, e->clear.keys[i]))
+		return "(unavailable: ERB ENV/command not evaluated in an untrusted run)";
+	if (strvec_contains(&e->sensitive, e->clear.keys[i]))
+		return "(from ERB ENV or a command; value hidden)";
+	return e->clear.vals[i];
+}
+
 static void print_env(const struct config *c, const struct cfg_env *e, const char *indent)
 {
 	for (size_t i = 0; i < e->clear.n; i++)
-		printf("%s%s=%s\n", indent, e->clear.keys[i], e->clear.vals[i]);
+		printf("%s%s=%s\n", indent, e->clear.keys[i], clear_shown(e, i));
 	for (size_t i = 0; i < e->secret.n; i++) {
 		const char *sec = e->secret.vals[i];
 		if (strcmp(sec, e->secret.keys[i]) == 0)
@@ -189,7 +200,7 @@ static json_t *env_json(const struct config *c, const struct cfg_env *e)
 	json_t *o = json_object(), *clear = json_object(), *sec = json_object();
 
 	for (size_t i = 0; i < e->clear.n; i++)
-		json_object_set_new(clear, e->clear.keys[i], json_string(e->clear.vals[i]));
+		json_object_set_new(clear, e->clear.keys[i], json_string(clear_shown(e, i)));
 	for (size_t i = 0; i < e->secret.n; i++) {
 		json_t *s = json_object();
 		json_object_set_new(s, "secret", json_string(e->secret.vals[i]));

@@ -343,7 +343,7 @@ int cmd_hosts(int argc, char **argv)
 		fprintf(stderr, "plumb hosts: unexpected argument '%s'\n", argv[optind]);
 		return REC_EXIT_ERROR;
 	}
-	if (rec_load(&ld, &lo) < 0)
+	if (rec_load(&ld, &lo) < 0 || rec_require_computed(ld.config, "hosts") < 0)
 		goto out;
 	fo.root = ld.root;
 	fo.trusted = lo.trusted;

@@ -232,6 +232,8 @@ int cmd_plan(int argc, char **argv)
 		}
 	}
 	rec_report_trust(c, stderr);
+	if (rec_require_computed(c, "plan") < 0)
+		goto out;
 
 	/* 2. version: --version > x-plumb version > $VERSION > the commit */
 	version = a.version;

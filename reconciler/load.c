@@ -88,3 +88,14 @@ void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner)
 	go->ca_file = getenv("PLUMB_GIT_CA_FILE");
 	go->allow_foreign_owner = allow_foreign_owner;
 }
+
+int rec_require_computed(const struct config *c, const char *cmd)
+{
+	if (!c->unavailable_keys.n)
+		return 0;
+	for (size_t i = 0; i < c->unavailable_keys.n; i++)
+		fprintf(stderr, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
+			cmd, c->unavailable_keys.v[i]);
+	fprintf(stderr, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
+	return -1;
+}

@@ -42,6 +42,13 @@ struct git_src_opts;
  * Pointers refer to the environment; the caller sets location and ref.
  */
 void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner);
+/*
+ * For commands that contact hosts: refuses a configuration where a key that
+ * names something (a host, the image, a label, a cmd…) holds the placeholder of
+ * an ERB ENV lookup or command that this untrusted run did not evaluate.
+ * Prints why and returns -1; 0 when every such key was computed.
+ */
+int rec_require_computed(const struct config *c, const char *cmd);
 /* Prints "untrusted run: turned off …" lines for what the load skipped. */
 void rec_report_trust(const struct config *c, FILE *f);
 

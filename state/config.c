@@ -62,6 +62,31 @@ void cfg_env_clear(struct cfg_env *e)
 {
 	kvs_clear(&e->clear);
 	kvs_clear(&e->secret);
+	strvec_clear(&e->sensitive);
+	strvec_clear(&e->unavailable);
+}
+
+static void strvec_remove(struct strvec *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0) {
+			free(sv->v[i]);
+			sv->v[i] = sv->v[--sv->n];
+			return;
+		}
+}
+
+/* Sets a clear value and whether it is sensitive/unavailable (the flags follow the value). */
+static void env_set_clear(struct cfg_env *e, const char *key, const char *val, int sensitive,
+			  int unavailable)
+{
+	kvs_set(&e->clear, key, val);
+	strvec_remove(&e->sensitive, key);
+	strvec_remove(&e->unavailable, key);
+	if (sensitive)
+		strvec_push(&e->sensitive, key);
+	if (unavailable)
+		strvec_push(&e->unavailable, key);
 }
 
 void cfg_logging_clear(struct cfg_logging *l)
@@ -134,6 +159,14 @@ static int erb_ignored_path(const char *path)
 		       strncmp(path, "x-", 2) == 0 && strncmp(path, "x-plumb", 7) != 0;
 }
 
+/* A clear env value: env.K, env.clear.K, env.tags.T[.clear].K, and the same
+ * under servers.R. and accessories.A. — where a placeholder is harmless (the
+ * env entry is marked unavailable instead of being compared). */
+static int env_value_path(const char *path)
+{
+	return strncmp(path, "env.", 4) == 0 || strstr(path, ".env.") != NULL;
+}
+
 static void erb_walk(struct loader *l, struct ynode *n, struct ynode **slot, const char *path,
 		     int depth)
 {
@@ -142,19 +175,23 @@ static void erb_walk(struct loader *l, struct ynode *n, struct ynode **slot, con
 	if (ynode_is_scalar(n)) {
 		char *out = NULL;
 		struct ynode *nn;
+		unsigned flags = 0;
 
 		if (!n->str || !erb_has_marker(n->str))
 			return;
 		if (erb_ignored_path(path))
 			return;
-		if (erb_expand(&l->erb, n->str, n->file, path, &l->c->trust, l->src->root_dir, &out,
-			       l->d) < 0)
+		if (erb_expand_flags(&l->erb, n->str, n->file, path, &l->c->trust, l->src->root_dir,
+				     &out, &flags, l->d) < 0)
 			return;
 		nn = ydoc_new_scalar(l->doc, Y_STR, out, n);
 		if (!n->quoted)
 			ynode_resolve_plain(l->doc, nn, out);
 		else
 			nn->quoted = 1;
+		nn->erb_flags = flags;
+		if ((flags & ERB_UNAVAILABLE) && !env_value_path(path))
+			strvec_push(&l->c->unavailable_keys, path);
 		*slot = nn;
 		free_secret(out);
 		return;
@@ -241,7 +278,9 @@ static void read_env(struct loader *l, const struct ynode *n, struct cfg_env *e)
 	if (clear && clear->kind == Y_MAP)
 		for (size_t i = 0; i < clear->n; i++)
 			if (ynode_is_scalar(clear->vals[i]))
-				kvs_set(&e->clear, clear->keys[i]->str, clear->vals[i]->str);
+				env_set_clear(e, clear->keys[i]->str, clear->vals[i]->str,
+					      (clear->vals[i]->erb_flags & ERB_SENSITIVE) != 0,
+					      (clear->vals[i]->erb_flags & ERB_UNAVAILABLE) != 0);
 	secret = complex ? ynode_get(n, "secret") : NULL;
 	if (secret && secret->kind == Y_SEQ) {
 		for (size_t i = 0; i < secret->n; i++) {
@@ -263,7 +302,10 @@ static void read_env(struct loader *l, const struct ynode *n, struct cfg_env *e)
 
 static void env_merge(struct cfg_env *dst, const struct cfg_env *src)
 {
-	kvs_copy(&dst->clear, &src->clear);
+	for (size_t i = 0; i < src->clear.n; i++)
+		env_set_clear(dst, src->clear.keys[i], src->clear.vals[i],
+			      strvec_contains(&src->sensitive, src->clear.keys[i]),
+			      strvec_contains(&src->unavailable, src->clear.keys[i]));
 	kvs_copy(&dst->secret, &src->secret);
 }
 
@@ -1276,6 +1318,7 @@ void config_free(struct config *c)
 	free(c->minimum_version);
 	kvs_clear(&c->sshkit);
 	kvs_clear(&c->x_plumb);
+	strvec_clear(&c->unavailable_keys);
 	secrets_free(c->secrets);
 	free(c);
 }

@@ -46,6 +46,12 @@ void kvs_clear(struct kvs *m);
 struct cfg_env {
 	struct kvs clear;
 	struct kvs secret; /* env name → secret name */
+	/* clear keys whose value came from ERB ENV or a command: compared like
+	 * secrets (by hash), never printed */
+	struct strvec sensitive;
+	/* clear keys whose value was not computed (ERB in an untrusted run): the
+	 * value is PLUMB_UNAVAILABLE and must not be compared */
+	struct strvec unavailable;
 };
 
 struct cfg_env_tag {
@@ -195,6 +201,9 @@ struct config {
 	int stop_timeout;         /* 0 = not set */
 	struct kvs sshkit;
 	struct kvs x_plumb;       /* x-plumb settings, flattened ("a.b" → value) */
+	/* key paths outside env whose value is PLUMB_UNAVAILABLE (ERB ENV or a
+	 * command in an untrusted run): commands that contact hosts refuse them */
+	struct strvec unavailable_keys;
 	struct secrets *secrets;
 	struct trust trust;       /* what was turned off while loading */
 };

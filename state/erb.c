@@ -469,7 +469,7 @@ static int parse_expr(const char *code, struct expr *e)
  * error in d for a refused or failed tag.
  */
 static int eval_tag(const struct erb_tag *tag, const char *file, const char *keypath,
-		    struct trust *t, const char *cwd, char **out, struct diags *d)
+		    struct trust *t, const char *cwd, char **out, unsigned *flags, struct diags *d)
 {
 	struct expr e;
 	char *shown = NULL;
@@ -493,7 +493,9 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 		break;
 	case EXPR_ENV:
 	case EXPR_FETCH:
+		*flags |= ERB_SENSITIVE;
 		if (!t->trusted) {
+			*flags |= ERB_UNAVAILABLE;
 			trust_note(t, TRUST_OFF_ERB_ENV);
 			*out = xstrdup(PLUMB_UNAVAILABLE);
 			rc = 0;
@@ -520,7 +522,9 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 		rc = 0;
 		break;
 	case EXPR_CMD:
+		*flags |= ERB_SENSITIVE;
 		if (!t->trusted) {
+			*flags |= ERB_UNAVAILABLE;
 			trust_note(t, TRUST_OFF_ERB_CMD);
 			*out = xstrdup(PLUMB_UNAVAILABLE);
 			rc = 0;
@@ -557,11 +561,21 @@ int erb_expand(const struct erb_set *set, const char *s, const char *file,
 	       const char *keypath, struct trust *t, const char *cwd, char **out,
 	       struct diags *d)
 {
+	unsigned flags;
+
+	return erb_expand_flags(set, s, file, keypath, t, cwd, out, &flags, d);
+}
+
+int erb_expand_flags(const struct erb_set *set, const char *s, const char *file,
+		     const char *keypath, struct trust *t, const char *cwd, char **out,
+		     unsigned *flags, struct diags *d)
+{
 	struct sbuf sb;
 	const char *p = s;
 	int rc = 0;
 
 	*out = NULL;
+	*flags = 0;
 	sbuf_init(&sb, ERB_MAX_EXPANDED);
 	while (*p) {
 		const char *m = strstr(p, MARKER_PREFIX);
@@ -584,7 +598,7 @@ int erb_expand(const struct erb_set *set, const char *s, const char *file,
 			p = m + 1;
 			continue;
 		}
-		if (eval_tag(&set->v[idx], file, keypath, t, cwd, &val, d) < 0) {
+		if (eval_tag(&set->v[idx], file, keypath, t, cwd, &val, flags, d) < 0) {
 			rc = -1;
 		} else if (sbuf_adds(&sb, val) < 0) {
 			free_secret(val);

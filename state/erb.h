@@ -64,6 +64,16 @@ int erb_expand(const struct erb_set *set, const char *s, const char *file,
 	       const char *keypath, struct trust *t, const char *cwd, char **out,
 	       struct diags *d);
 
+/* What erb_expand_flags reports about the tags it evaluated in one value. */
+enum erb_flags {
+	ERB_SENSITIVE = 1 << 0,   /* a part came from ENV or a command: never print it */
+	ERB_UNAVAILABLE = 1 << 1, /* a part was not computed (untrusted): the value is a placeholder */
+};
+/* erb_expand, also OR-ing enum erb_flags into *flags (which it first clears). */
+int erb_expand_flags(const struct erb_set *set, const char *s, const char *file,
+		     const char *keypath, struct trust *t, const char *cwd, char **out,
+		     unsigned *flags, struct diags *d);
+
 void erb_set_clear(struct erb_set *set);
 
 #endif

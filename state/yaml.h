@@ -35,6 +35,7 @@ struct ynode {
 	char *str;        /* scalars: Ruby to_s form ("" for null); NULL for SEQ/MAP */
 	int quoted;       /* scalar was quoted or a block scalar */
 	int is_symbol;    /* scalar was :symbol */
+	unsigned erb_flags; /* enum erb_flags of the ERB evaluated into this scalar (set by the config loader) */
 	size_t n;         /* SEQ: number of items; MAP: number of pairs */
 	struct ynode **items; /* SEQ items */
 	struct ynode **keys;  /* MAP keys (scalars), in document order after merges */

@@ -313,6 +313,33 @@ T_TEST(erb_env_untrusted_is_placeholder_and_noted)
 	res_free(&r);
 }
 
+T_TEST(erb_env_values_are_sensitive_and_placeholders_flagged)
+{
+	struct loadres r = load3(BASE "servers:\n  - <%= ENV[\"DEPLOY_HOST\"] %>\n"
+				      "env:\n  clear:\n    DB: <%= ENV['CANARY_ENV'] %>\n    PLAIN: x\n",
+				 NULL, NULL, NULL, 1);
+	struct cfg_env e = { 0 };
+	REQ_OK(r);
+	config_role_env(r.c, &r.c->roles[0], NULL, &e);
+	T_STREQ(kvs_get(&e.clear, "DB"), "env-canary-8b1f");
+	T_CHECK(strvec_contains(&e.sensitive, "DB"));
+	T_CHECK(!strvec_contains(&e.sensitive, "PLAIN"));
+	T_INTEQ(e.unavailable.n, 0);
+	T_INTEQ(r.c->unavailable_keys.n, 0);
+	cfg_env_clear(&e);
+	res_free(&r);
+	/* untrusted: the env value is a flagged placeholder; the host key is listed as not computed */
+	r = load3(BASE "servers:\n  - <%= ENV[\"DEPLOY_HOST\"] %>\n"
+		       "env:\n  clear:\n    DB: <%= ENV['CANARY_ENV'] %>\n", NULL, NULL, NULL, 0);
+	REQ_OK(r);
+	config_role_env(r.c, &r.c->roles[0], NULL, &e);
+	T_CHECK(strvec_contains(&e.unavailable, "DB"));
+	T_INTEQ(r.c->unavailable_keys.n, 1);
+	T_STREQ(r.c->unavailable_keys.v[0], "servers[0]");
+	cfg_env_clear(&e);
+	res_free(&r);
+}
+
 T_TEST(erb_in_builder_ignored_other_forms_refused)
 {
 	struct loadres r = load(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: <%= Kamal::Utils.docker_arch %>\n");
@@ -598,6 +625,7 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(missing_destination_file), T_CASE(accessories_hosts_and_defaults),
        T_CASE(accessory_needs_exactly_one_host_spec), T_CASE(extensions_and_merge_keys),
        T_CASE(erb_env_untrusted_is_placeholder_and_noted), T_CASE(erb_in_builder_ignored_other_forms_refused),
+       T_CASE(erb_env_values_are_sensitive_and_placeholders_flagged),
        T_CASE(untrusted_switches_noted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),

@@ -1,4 +1,5 @@
 #include "state/hash.h"
+#include "state/json_text.h"
 #include "state/util.h"
 #include "tests/unit/t.h"
 
@@ -68,4 +69,18 @@ T_TEST(hashes_match_coreutils)
 	T_CHECK(strcmp(s1, s2) != 0);
 }
 
-T_MAIN(T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
+T_TEST(json_text_never_drops_a_key)
+{
+	json_t *o = json_object();
+	char *dump;
+
+	json_object_set_new(o, "bad", json_text("Ren\xe9 \xc0\xaf ok"));
+	json_object_set_new(o, "good", json_text("caf\xc3\xa9"));
+	json_object_set_new(o, "none", json_text(NULL));
+	dump = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+	T_STREQ(dump, "{\"bad\":\"Ren\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd ok\",\"good\":\"caf\xc3\xa9\",\"none\":null}");
+	free(dump);
+	json_decref(o);
+}
+
+T_MAIN(T_CASE(json_text_never_drops_a_key), T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
