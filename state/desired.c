@@ -1,6 +1,8 @@
 #include "state/desired.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,7 +89,10 @@ long long desired_parse_size(const char *s)
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -1;
+	errno = 0;
 	n = strtoll(s, &end, 10);
+	if (errno == ERANGE)
+		return -1;
 	switch (tolower((unsigned char)*end)) {
 	case '\0': break;
 	case 'b': mult = 1; end++; break;
@@ -99,7 +104,7 @@ long long desired_parse_size(const char *s)
 	}
 	if (*end == 'b' || *end == 'B')
 		end++;
-	if (*end)
+	if (*end || n > LLONG_MAX / mult) /* the config is untrusted: no overflow */
 		return -1;
 	return n * mult;
 }

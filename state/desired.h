@@ -168,7 +168,7 @@ char *desired_env_escape(const char *value);
 /* Splits a cmd as a POSIX shell splits an unquoted word list ('…', "…", \). */
 void desired_split_words(const char *s, struct strvec *out);
 
-/* "3g" → 3221225472, "512m", "1024" (bytes); -1 if not a size. */
+/* "3g" → 3221225472, "512m", "1024" (bytes); -1 if not a size or out of range. */
 long long desired_parse_size(const char *s);
 
 #endif

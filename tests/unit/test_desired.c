@@ -53,6 +53,19 @@ T_TEST(split_words_like_a_shell)
 	T_INTEQ(desired_parse_size("x"), -1);
 }
 
+/* Sizes come from an untrusted config: no overflow, no out-of-range number. */
+T_TEST(parse_size_rejects_overflow)
+{
+	T_INTEQ(desired_parse_size("99999999999t"), -1);
+	T_INTEQ(desired_parse_size("8388608t"), -1);   /* 2^23 TiB = 2^63 bytes */
+	T_INTEQ(desired_parse_size("8388607t"), 8388607LL << 40);
+	T_INTEQ(desired_parse_size("99999999999999999999"), -1); /* ERANGE */
+	T_INTEQ(desired_parse_size("9223372036854775807"), 9223372036854775807LL);
+	T_INTEQ(desired_parse_size("9223372036854775807k"), -1);
+	T_INTEQ(desired_parse_size("1kb"), 1024);
+	T_INTEQ(desired_parse_size(""), -1);
+}
+
 T_TEST(containers_per_host_as_kamal_runs_them)
 {
 	struct config *c = fx_config(FX_YML, FX_SECRETS);
@@ -229,6 +242,7 @@ T_TEST(destination_names_and_labels)
 }
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
+       T_CASE(parse_size_rejects_overflow),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))
