@@ -36,6 +36,42 @@ char *desired_env_escape(const char *value)
 	return sbuf_detach(&sb);
 }
 
+char *desired_env_held(const char *value)
+{
+	struct sbuf sb;
+	const unsigned char *p;
+
+	/* Kamal's escape_shell_value dumps each ASCII run with String#dump and
+	 * leaves non-ASCII runs bare; the host's shell then undoes, inside the
+	 * double quotes, only \" \\ \$ and \` — so those four characters
+	 * arrive as themselves and every other escape arrives literally. */
+	sbuf_init(&sb, 0);
+	for (p = (const unsigned char *)value; *p; p++) {
+		switch (*p) {
+		case '\n': sbuf_adds(&sb, "\\n"); break;
+		case '\r': sbuf_adds(&sb, "\\r"); break;
+		case '\t': sbuf_adds(&sb, "\\t"); break;
+		case '\f': sbuf_adds(&sb, "\\f"); break;
+		case '\v': sbuf_adds(&sb, "\\v"); break;
+		case '\b': sbuf_adds(&sb, "\\b"); break;
+		case '\a': sbuf_adds(&sb, "\\a"); break;
+		case 0x1b: sbuf_adds(&sb, "\\e"); break;
+		case '#':
+			/* dump escapes '#' only where Ruby would interpolate */
+			if (p[1] == '{' || p[1] == '$' || p[1] == '@')
+				sbuf_addc(&sb, '\\');
+			sbuf_addc(&sb, '#');
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				sbuf_addf(&sb, "\\x%02X", *p);
+			else
+				sbuf_addc(&sb, (char)*p); /* printable ASCII, or a non-ASCII byte */
+		}
+	}
+	return sbuf_detach(&sb);
+}
+
 void desired_split_words(const char *s, struct strvec *out)
 {
 	struct sbuf w;
@@ -161,8 +197,11 @@ static void env_clear_value(struct builder *b, struct des_container *c, const ch
 	/* Kamal double-quotes clear values but leaves ${…} for the host's shell. */
 	e->kind = strstr(val, "${") ? DES_ENV_EXPANDED : DES_ENV_CLEAR;
 	e->hash[0] = '\0';
-	if (e->kind == DES_ENV_CLEAR)
-		salted_hash(b->o->salt, val, strlen(val), e->hash);
+	if (e->kind == DES_ENV_CLEAR) {
+		char *held = desired_env_held(val);
+		salted_hash(b->o->salt, held, strlen(held), e->hash);
+		free(held);
+	}
 }
 
 /* Adds the secret env of e to the container and to its env file. */

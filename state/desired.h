@@ -165,6 +165,15 @@ const struct des_env *des_container_env(const struct des_container *c, const cha
  */
 char *desired_env_escape(const char *value);
 
+/*
+ * A clear env value as the container holds it after Kamal passed it with
+ * `--env KEY=<escape_shell_value>` through the host's shell: String#dump
+ * escapes (\n, \t, \e, \xNN, \# before { $ @) stay literal, while \" \\
+ * \$ \` are undone by the shell; non-ASCII bytes are kept. (Values with
+ * ${…} are expanded by the shell instead: DES_ENV_EXPANDED.) Caller frees.
+ */
+char *desired_env_held(const char *value);
+
 /* Splits a cmd as a POSIX shell splits an unquoted word list ('…', "…", \). */
 void desired_split_words(const char *s, struct strvec *out);
 

@@ -37,6 +37,71 @@ T_TEST(env_escape_as_kamal_writes)
 	free(e);
 }
 
+/* What a container holds for a clear value Kamal passed with --env through
+ * the host's shell (escape_shell_value: String#dump per ASCII run, then the
+ * shell undoes \" \\ \$ \` only). */
+T_TEST(clear_env_as_the_container_holds_it)
+{
+	static const struct { const char *in, *held; } cases[] = {
+		{ "plain", "plain" },
+		{ "line1\nline2\n", "line1\\nline2\\n" },
+		{ "a\tb", "a\\tb" },
+		{ "#{x} #$y #@z #w", "\\#{x} \\#$y \\#@z #w" },
+		{ "say \"hi\"", "say \"hi\"" },
+		{ "C:\\dir", "C:\\dir" },
+		{ "$HOME `id`", "$HOME `id`" },
+		{ "caf\xc3\xa9\n", "caf\xc3\xa9\\n" },
+		{ "#\xc3\xa9", "#\xc3\xa9" },
+		{ "\x1b[1m\x01\x7f\r", "\\e[1m\\x01\\x7F\\r" },
+	};
+	struct config *c;
+	struct desired *ds;
+	const struct des_container *job;
+	const struct des_env *e;
+	char want[HASH_HEX_LEN + 1];
+	char *yml;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *h = desired_env_held(cases[i].in);
+		T_STREQ(h, cases[i].held);
+		free(h);
+	}
+	/* the desired hash is of what the container holds */
+	yml = xasprintf("%s", FX_YML);
+	{
+		char *p = strstr(yml, "        QUEUE_THREADS: 3\n"), *n;
+		T_REQUIRE(p);
+		*p = '\0';
+		n = xasprintf("%s        QUEUE_THREADS: 3\n        PEM: |\n          line1\n          line2\n"
+			      "        TABBED: \"a\\tb\"\n        TPL: \"#{x}\"\n%s",
+			      yml, p + strlen("        QUEUE_THREADS: 3\n"));
+		free(yml);
+		yml = n;
+	}
+	c = fx_config(yml, FX_SECRETS);
+	free(yml);
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	job = find(ds, "10.0.0.2", "job");
+	T_REQUIRE(job);
+	e = des_container_env(job, "PEM");
+	T_REQUIRE(e && e->kind == DES_ENV_CLEAR);
+	T_STREQ(e->value, "line1\nline2\n");
+	salted_hash(FX_SALT, "line1\\nline2\\n", strlen("line1\\nline2\\n"), want);
+	T_STREQ(e->hash, want);
+	e = des_container_env(job, "TABBED");
+	T_REQUIRE(e);
+	salted_hash(FX_SALT, "a\\tb", 4, want);
+	T_STREQ(e->hash, want);
+	e = des_container_env(job, "TPL");
+	T_REQUIRE(e);
+	salted_hash(FX_SALT, "\\#{x}", 5, want);
+	T_STREQ(e->hash, want);
+	desired_free(ds);
+	config_free(c);
+}
+
 T_TEST(split_words_like_a_shell)
 {
 	struct strvec v = { 0 };
@@ -242,7 +307,7 @@ T_TEST(destination_names_and_labels)
 }
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
-       T_CASE(parse_size_rejects_overflow),
+       T_CASE(parse_size_rejects_overflow), T_CASE(clear_env_as_the_container_holds_it),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))
