@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/trust.h"
+
 void fleet_query(struct docker_obs_query *q, const struct config *c)
 {
 	const char **accs = c->naccessories ? xcalloc(c->naccessories, sizeof(*accs)) : NULL;
@@ -35,10 +37,7 @@ struct fleet_run {
 	struct obs_fleet *f;
 	struct docker_obs_query q;
 	const char *dump;          /* PLUMB_DEBUG_OBSERVATION */
-	size_t max_output;         /* 0 = default */
-	char *known_hosts;         /* NULL = libssh's default */
-	int accept_new;
-	struct strvec keys;        /* identity files, in order */
+	struct fleet_conn conn;
 	const char *key_data;      /* SECRET (borrowed from the config); trusted only */
 	const char *connect_to;    /* PLUMB_SSH_CONNECT_TO */
 };
@@ -96,18 +95,18 @@ static int observe_one(size_t i, void *ctx)
 		to.host = h->host;
 		to.port = r->c->ssh.port;
 		to.user = r->c->ssh.user ? r->c->ssh.user : "root";
-		to.identity_files = (const char *const *)r->keys.v;
-		to.n_identity_files = r->keys.n;
+		to.identity_files = (const char *const *)r->conn.keys.v;
+		to.n_identity_files = r->conn.keys.n;
 		to.key_data = r->key_data;
-		to.use_agent = r->keys.n == 0 && !r->key_data;
-		to.known_hosts = r->known_hosts;
-		to.accept_new_host_keys = r->accept_new;
+		to.use_agent = r->conn.keys.n == 0 && !r->key_data;
+		to.known_hosts = r->conn.known_hosts;
+		to.accept_new_host_keys = r->conn.accept_new;
 		to.connect_to = relay;
 		to.jump = r->c->ssh.proxy;
 		to.proxy_command = r->o->trusted ? r->c->ssh.proxy_command : NULL;
 		to.connect_timeout_ms = r->o->connect_timeout_ms;
 		to.cmd_timeout_ms = r->o->cmd_timeout_ms;
-		to.max_output = r->max_output;
+		to.max_output = r->conn.max_output;
 		rc = transport_ssh_open(&t, &to, errmsg, sizeof(errmsg));
 	}
 	h->connect_ms = prov_now_ms() - t0;
@@ -117,8 +116,8 @@ static int observe_one(size_t i, void *ctx)
 		free(relay);
 		return -1;
 	}
-	if (r->max_output)
-		t->max_output = r->max_output;
+	if (r->conn.max_output)
+		t->max_output = r->conn.max_output;
 	transport_readonly_wrap(&ro, t);
 	rc = docker_obs_host(h, ro, r->f->salt, &r->q, r->dump);
 	transport_close(ro);
@@ -126,6 +125,72 @@ static int observe_one(size_t i, void *ctx)
 	free(relay);
 	return rc;
 }
+
+int fleet_conn_settings(struct fleet_conn *r, const struct config *c, const struct fleet_opts *o,
+			char *err, size_t errlen)
+{
+	const char *root = o->root ? o->root : ".";
+	const char *kh = kvs_get(&c->x_plumb, "ssh.known_hosts");
+	const char *env = getenv("PLUMB_OBS_MAX_OUTPUT");
+
+	memset(r, 0, sizeof(*r));
+	if (env && *env) {
+		/* a test knob: it may only lower the bound */
+		unsigned long long v = strtoull(env, NULL, 10);
+		r->max_output = v > 0 && v < PROV_DEFAULT_MAX_OUTPUT ? (size_t)v : PROV_DEFAULT_MAX_OUTPUT;
+	}
+	env = getenv("PLUMB_SSH_KNOWN_HOSTS");
+	if (env && *env) {
+		r->known_hosts = xstrdup(env);
+	} else if (kh && o->trusted) {
+		r->known_hosts = expand_path(kh, root);
+	} else if (kh) {
+		r->known_hosts = trust_resolve_inside(root, kh);
+		if (!r->known_hosts) {
+			snprintf(err, errlen,
+				 "x-plumb.ssh.known_hosts '%s' is outside the repository; an untrusted run "
+				 "uses only a known_hosts file inside it (or PLUMB_SSH_KNOWN_HOSTS)", kh);
+			return -1;
+		}
+	}
+	env = getenv("PLUMB_SSH_ACCEPT_NEW");
+	if (env && strcmp(env, "1") == 0)
+		r->accept_new = 1;
+	else if (o->trusted)
+		r->accept_new = (env = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys")) &&
+				strcmp(env, "true") == 0;
+	env = getenv("PLUMB_SSH_KEY");
+	if (env && *env)
+		strvec_push(&r->keys, env);
+	for (size_t i = 0; i < c->ssh.keys.n; i++) {
+		const char *k = c->ssh.keys.v[i];
+		char *p;
+
+		if (o->trusted) {
+			strvec_push_take(&r->keys, expand_path(k, NULL));
+			continue;
+		}
+		if (!trust_path_is_inside(k))
+			continue;
+		p = trust_resolve_inside(root, k);
+		if (!p) {
+			snprintf(err, errlen,
+				 "ssh.keys '%s' leads outside the repository (a symbolic link?); an untrusted "
+				 "run uses only keys inside it, PLUMB_SSH_KEY and the SSH agent", k);
+			return -1;
+		}
+		strvec_push_take(&r->keys, p);
+	}
+	return 0;
+}
+
+void fleet_conn_release(struct fleet_conn *r)
+{
+	free(r->known_hosts);
+	strvec_clear(&r->keys);
+	memset(r, 0, sizeof(*r));
+}
+
 
 int fleet_observe(struct obs_fleet **out, const struct config *c, const struct fleet_opts *o,
 		  char *err, size_t errlen)
@@ -155,23 +220,10 @@ int fleet_observe(struct obs_fleet **out, const struct config *c, const struct f
 
 	env = getenv("PLUMB_DEBUG_OBSERVATION");
 	r.dump = env && *env ? env : NULL;
-	env = getenv("PLUMB_OBS_MAX_OUTPUT");
-	if (env && *env)
-		r.max_output = (size_t)strtoul(env, NULL, 10);
 	env = getenv("PLUMB_SSH_CONNECT_TO");
 	r.connect_to = env && *env ? env : NULL;
-	env = getenv("PLUMB_SSH_KNOWN_HOSTS");
-	if (env && *env)
-		r.known_hosts = xstrdup(env);
-	else if (kvs_get(&c->x_plumb, "ssh.known_hosts"))
-		r.known_hosts = expand_path(kvs_get(&c->x_plumb, "ssh.known_hosts"), o->root);
-	env = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys");
-	r.accept_new = env && strcmp(env, "true") == 0;
-	env = getenv("PLUMB_SSH_KEY");
-	if (env && *env)
-		strvec_push(&r.keys, env);
-	for (size_t i = 0; i < c->ssh.keys.n; i++)
-		strvec_push_take(&r.keys, expand_path(c->ssh.keys.v[i], NULL));
+	if (fleet_conn_settings(&r.conn, c, o, err, errlen) < 0)
+		goto out;
 	if (o->trusted) {
 		for (size_t i = 0; i < c->ssh.key_data.n && !r.key_data; i++) {
 			const char *k = c->ssh.key_data.v[i];
@@ -200,8 +252,7 @@ out:
 	obs_fleet_free(f);
 	free(results);
 	fleet_query_release(&r.q);
-	free(r.known_hosts);
-	strvec_clear(&r.keys);
+	fleet_conn_release(&r.conn);
 	strvec_clear(&hosts);
 	return rc;
 }

@@ -823,6 +823,9 @@ static void read_ssh(struct loader *l, const struct ynode *n)
 			trust_note(&l->c->trust, TRUST_OFF_KEY_DATA);
 		if (s->forward_agent == 1)
 			trust_note(&l->c->trust, TRUST_OFF_AGENT_FORWARD);
+		for (size_t i = 0; i < s->keys.n; i++)
+			if (!trust_path_is_inside(s->keys.v[i]))
+				trust_note(&l->c->trust, TRUST_OFF_SSH_KEYS);
 	}
 }
 
@@ -1059,6 +1062,9 @@ static void read_model(struct loader *l, const struct ynode *root)
 	c->stop_timeout = ival(ynode_get(root, "stop_timeout"), 0);
 	read_kvs(ynode_get(root, "sshkit"), &c->sshkit);
 	flatten_into(&c->x_plumb, "", ynode_get(root, "x-plumb"));
+	if (!c->trust.trusted && kvs_get(&c->x_plumb, "ssh.accept_new_host_keys") &&
+	    strcmp(kvs_get(&c->x_plumb, "ssh.accept_new_host_keys"), "true") == 0)
+		trust_note(&c->trust, TRUST_OFF_ACCEPT_HOST_KEYS);
 	read_accessories(l, ynode_get(root, "accessories"));
 }
 

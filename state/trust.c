@@ -1,6 +1,12 @@
 #include "state/trust.h"
 
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "state/source.h"
+#include "state/util.h"
 
 void trust_init(struct trust *t, int trusted)
 {
@@ -47,6 +53,64 @@ const char *trust_off_describe(enum trust_off what)
 		return "paths outside the repository (secrets_path, hooks_path, accessory files)";
 	case TRUST_OFF_HOOKS:
 		return "hooks";
+	case TRUST_OFF_ACCEPT_HOST_KEYS:
+		return "x-plumb.ssh.accept_new_host_keys (set PLUMB_SSH_ACCEPT_NEW=1 to accept new host keys)";
+	case TRUST_OFF_SSH_KEYS:
+		return "ssh.keys outside the repository (PLUMB_SSH_KEY and the SSH agent are used)";
+	case TRUST_OFF_INSECURE_CREDS:
+		return "registry credentials over plain HTTP (x-plumb registry.insecure): no credentials sent";
 	}
 	return "unknown";
+}
+
+int trust_path_is_inside(const char *p)
+{
+	return p && p[0] != '~' && source_path_is_inside(p);
+}
+
+/* True if path is dir or below it (both canonical). */
+static int is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return 1;
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+char *trust_resolve_inside(const char *root, const char *rel)
+{
+	char *full = NULL, *canon_root = NULL, *canon = NULL, *ret = NULL;
+
+	if (!trust_path_is_inside(rel))
+		return NULL;
+	canon_root = realpath(root ? root : ".", NULL);
+	if (!canon_root)
+		goto out;
+	full = xasprintf("%s/%s", canon_root, rel);
+	canon = realpath(full, NULL);
+	if (!canon) {
+		/* not there yet: its directory must be inside, and the name not a
+		 * dangling link (writing through it would create its target) */
+		struct stat st;
+		char *slash = strrchr(full, '/');
+		char *dir = xstrndup(full, (size_t)(slash - full));
+		char *cdir = realpath(dir, NULL);
+
+		if (cdir && lstat(full, &st) != 0 && is_below(cdir, canon_root))
+			canon = xasprintf("%s%s", cdir, slash);
+		free(dir);
+		free(cdir);
+		if (!canon)
+			goto out;
+	} else if (!is_below(canon, canon_root)) {
+		goto out;
+	}
+	ret = canon;
+	canon = NULL;
+out:
+	free(full);
+	free(canon_root);
+	free(canon);
+	return ret;
 }

@@ -23,8 +23,11 @@ enum trust_off {
 	TRUST_OFF_REGISTRY_CREDS = 1 << 8, /* registry credentials from secrets */
 	TRUST_OFF_OUTSIDE_PATH = 1 << 9,   /* secrets_path/hooks_path/files: outside the repository */
 	TRUST_OFF_HOOKS = 1 << 10,         /* .kamal/hooks */
+	TRUST_OFF_ACCEPT_HOST_KEYS = 1 << 11, /* x-plumb.ssh.accept_new_host_keys */
+	TRUST_OFF_SSH_KEYS = 1 << 12,      /* ssh.keys outside the repository (~/.ssh/…, /abs) */
+	TRUST_OFF_INSECURE_CREDS = 1 << 13, /* credentials to a registry x-plumb marks insecure */
 };
-#define TRUST_OFF_COUNT 11
+#define TRUST_OFF_COUNT 14
 
 struct trust {
 	int trusted;
@@ -43,6 +46,20 @@ void trust_note(struct trust *t, enum trust_off what);
 const char *trust_getenv(const struct trust *t, const char *name);
 /* A one-line human description of one bit, e.g. "$(…) command substitution in secrets". */
 const char *trust_off_describe(enum trust_off what);
+
+/*
+ * True if p, a path written in the repository, may be used by an untrusted
+ * run: relative to the repository root and inside it (no "..", not absolute,
+ * not "~"). Lexical only; see trust_resolve_inside for what is on disk.
+ */
+int trust_path_is_inside(const char *p);
+/*
+ * Resolves root/rel on disk (symlinks followed; for a file that does not
+ * exist yet, its directory) and returns the path (caller frees) if it stays
+ * inside root, else NULL — a symlink committed to the repository must not
+ * lead an untrusted run to a file of the machine running it.
+ */
+char *trust_resolve_inside(const char *root, const char *rel);
 
 /* Placeholder that stands for a value plumb refused to compute (untrusted or unresolvable). */
 #define PLUMB_UNAVAILABLE "(unavailable)"

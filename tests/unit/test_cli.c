@@ -80,6 +80,14 @@ T_TEST(version_and_help)
 	T_INTEQ(r.status, 0);
 	T_CONTAINS(r.out, "usage: plumb config");
 	run_free(&r);
+	/* host-key acceptance is the invocation's: both commands that connect say how */
+	r = run_plumb("hosts --help", NULL);
+	T_CONTAINS(r.out, "PLUMB_SSH_ACCEPT_NEW=1");
+	run_free(&r);
+	r = run_plumb("plan --help", NULL);
+	T_CONTAINS(r.out, "PLUMB_SSH_ACCEPT_NEW=1");
+	T_CONTAINS(r.out, "ssh.keys outside it are skipped");
+	run_free(&r);
 	r = run_plumb("frobnicate", NULL);
 	T_INTEQ(r.status, 1);
 	T_CONTAINS(r.err, "unknown command 'frobnicate'");
