@@ -90,6 +90,7 @@ const char *diff_note_name(enum diff_note_kind k)
 	case NOTE_UNHEALTHY: return "unhealthy";
 	case NOTE_SECRET_UNAVAILABLE: return "secret_unavailable";
 	case NOTE_VALUE_EXPANDED: return "value_expanded_on_host";
+	case NOTE_VALUE_NOT_COMPUTED: return "value_not_computed";
 	case NOTE_LOCK_HELD: return "lock_held";
 	case NOTE_ORPHAN_KEPT: return "orphan_kept";
 	case NOTE_IMAGE_NOT_OBSERVED: return "image_not_observed";
@@ -335,7 +336,11 @@ static void compare_env(struct hctx *x, const struct des_container *dc,
 		case DES_ENV_UNAVAILABLE:
 			note_add(x->out, NOTE_SECRET_UNAVAILABLE, dc->name, e->key, e->secret);
 			break;
+		case DES_ENV_NOT_COMPUTED:
+			note_add(x->out, NOTE_VALUE_NOT_COMPUTED, dc->name, e->key, NULL);
+			break;
 		case DES_ENV_SECRET:
+		case DES_ENV_SENSITIVE: /* from ERB ENV or a command: never printed */
 			if (!oh)
 				cause_add(&cs->s, CAUSE_SECRET_ADDED, e->key, NULL, NULL);
 			else if (strcmp(oh, e->hash) != 0)

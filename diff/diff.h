@@ -46,7 +46,9 @@
  *
  * Ownership: struct diff_plan owns everything it points to (copies, never
  * pointers into the desired or observed state); diff_plan_free frees it.
- * No string in a plan holds a secret value: secret causes carry the key only.
+ * No string in a plan holds a secret value: secret causes carry the key only,
+ * and so do causes about a clear value that came from ERB ENV or a command
+ * (DES_ENV_SENSITIVE: reported as CAUSE_SECRET_*, "(sensitive value changed)").
  */
 #ifndef PLUMB_DIFF_H
 #define PLUMB_DIFF_H
@@ -132,6 +134,7 @@ enum diff_note_kind {
 	NOTE_UNHEALTHY,           /* container, reported not replaced */
 	NOTE_SECRET_UNAVAILABLE,  /* key: not compared */
 	NOTE_VALUE_EXPANDED,      /* key: ${…} expanded by the host's shell, not compared */
+	NOTE_VALUE_NOT_COMPUTED,  /* key: ERB ENV / command not run (untrusted), not compared */
 	NOTE_LOCK_HELD,           /* text = holder */
 	NOTE_ORPHAN_KEPT,         /* orphans listed but not removed: pruning is off */
 	NOTE_IMAGE_NOT_OBSERVED,  /* image config not on the host: its own defaults not subtracted */

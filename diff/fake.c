@@ -134,6 +134,8 @@ static void fake_container(struct obs_host *h, const struct desired *ds, const s
 			continue;
 		if (e->kind == DES_ENV_EXPANDED)
 			diff_fake_set_env(c, salt, e->key, "expanded-on-host");
+		else if (e->kind == DES_ENV_NOT_COMPUTED) /* computed by a trusted deploy */
+			diff_fake_set_env(c, salt, e->key, "computed-on-deploy");
 		else
 			env_set_hash(c, e->key, e->hash);
 	}

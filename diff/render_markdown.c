@@ -151,6 +151,11 @@ static void note_md(struct sbuf *out, const struct diff_note *n)
 		render_md_escape(out, n->key);
 		sbuf_adds(out, " is expanded by the host's shell: not compared");
 		break;
+	case NOTE_VALUE_NOT_COMPUTED:
+		sbuf_adds(out, "env ");
+		render_md_escape(out, n->key);
+		sbuf_adds(out, ": value not computed in an untrusted run (ERB ENV or a command): not compared");
+		break;
 	case NOTE_LOCK_HELD:
 		sbuf_adds(out, "deploy lock held: ");
 		render_md_escape(out, n->text);

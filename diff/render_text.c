@@ -148,6 +148,13 @@ static void note_text(struct sbuf *out, const struct diff_note *n)
 		render_text_escape(out, n->container);
 		sbuf_adds(out, " is expanded by the host's shell: not compared");
 		break;
+	case NOTE_VALUE_NOT_COMPUTED:
+		sbuf_adds(out, "env ");
+		render_text_escape(out, n->key);
+		sbuf_adds(out, " of ");
+		render_text_escape(out, n->container);
+		sbuf_adds(out, ": value not computed in an untrusted run (ERB ENV or a command): not compared");
+		break;
 	case NOTE_LOCK_HELD:
 		sbuf_adds(out, "deploy lock held: ");
 		render_text_escape(out, n->text);

@@ -177,10 +177,14 @@ static struct des_env *env_push(struct des_container *c)
 	return &c->env[c->nenv++];
 }
 
+/* A clear env value; src (NULL for plumb's own KAMAL_*) says whether the
+ * value came from ERB ENV or a command (sensitive) or was not computed. */
 static void env_clear_value(struct builder *b, struct des_container *c, const char *key,
-			    const char *val)
+			    const char *val, const struct cfg_env *src)
 {
 	struct des_env *e = NULL;
+	int sensitive = src && strvec_contains(&src->sensitive, key);
+	int not_computed = src && strvec_contains(&src->unavailable, key);
 
 	for (size_t i = 0; i < c->nenv; i++)
 		if (strcmp(c->env[i].key, key) == 0)
@@ -189,18 +193,29 @@ static void env_clear_value(struct builder *b, struct des_container *c, const ch
 		e = env_push(c);
 		e->key = xstrdup(key);
 	} else {
-		free(e->value);
+		free_secret(e->value);
 		free(e->secret);
 		e->secret = NULL;
+		e->value = NULL;
 	}
-	e->value = xstrdup(val);
-	/* Kamal double-quotes clear values but leaves ${…} for the host's shell. */
-	e->kind = strstr(val, "${") ? DES_ENV_EXPANDED : DES_ENV_CLEAR;
 	e->hash[0] = '\0';
-	if (e->kind == DES_ENV_CLEAR) {
+	if (not_computed) {
+		e->kind = DES_ENV_NOT_COMPUTED;
+		return;
+	}
+	/* Kamal double-quotes clear values but leaves ${…} for the host's shell. */
+	if (strstr(val, "${")) {
+		e->kind = DES_ENV_EXPANDED;
+		e->value = sensitive ? NULL : xstrdup(val);
+		return;
+	}
+	e->kind = sensitive ? DES_ENV_SENSITIVE : DES_ENV_CLEAR;
+	if (!sensitive)
+		e->value = xstrdup(val);
+	{
 		char *held = desired_env_held(val);
 		salted_hash(b->o->salt, held, strlen(held), e->hash);
-		free(held);
+		free_secret(held);
 	}
 }
 
@@ -382,10 +397,13 @@ static void spec_hash(struct des_container *c)
 		  c->image_ref, c->image_id ? c->image_id : "", c->cmd ? c->cmd : "");
 	for (size_t i = 0; i < c->nenv; i++) {
 		const struct des_env *e = &c->env[i];
-		if (e->kind == DES_ENV_CLEAR || e->kind == DES_ENV_EXPANDED)
+		/* no sensitive value here: the spec hash is unsalted and printed */
+		if ((e->kind == DES_ENV_CLEAR || e->kind == DES_ENV_EXPANDED) && e->value)
 			sbuf_addf(&sb, "env %s=%s\n", e->key, e->value);
-		else
+		else if (e->kind == DES_ENV_SECRET || e->kind == DES_ENV_UNAVAILABLE)
 			sbuf_addf(&sb, "secret %s from %s\n", e->key, e->secret);
+		else
+			sbuf_addf(&sb, "sensitive %s %d\n", e->key, (int)e->kind);
 	}
 	for (size_t i = 0; i < c->labels.n; i++)
 		sbuf_addf(&sb, "label %s=%s\n", c->labels.keys[i], c->labels.vals[i]);
@@ -445,12 +463,12 @@ static void build_app(struct builder *b, struct des_host *h, const struct cfg_ro
 	dc->primary = c->primary_role && strcmp(c->primary_role, r->name) == 0;
 
 	/* env, in Kamal's order: KAMAL_HOST, KAMAL_DESTINATION, clear, then the env file */
-	env_clear_value(b, dc, "KAMAL_HOST", h->host);
+	env_clear_value(b, dc, "KAMAL_HOST", h->host, NULL);
 	if (c->destination)
-		env_clear_value(b, dc, "KAMAL_DESTINATION", c->destination);
+		env_clear_value(b, dc, "KAMAL_DESTINATION", c->destination, NULL);
 	config_role_env(c, r, h->host, &env);
 	for (size_t i = 0; i < env.clear.n; i++)
-		env_clear_value(b, dc, env.clear.keys[i], env.clear.vals[i]);
+		env_clear_value(b, dc, env.clear.keys[i], env.clear.vals[i], &env);
 	dc->env_file = xasprintf(".kamal/apps/%s/env/roles/%s.env", app_dir(c, &dir), r->name);
 	f = host_env_file(h, dc->env_file);
 	add_secrets(b, dc, f, &env.secret);
@@ -511,9 +529,9 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 	dc->restart = xstrdup("unless-stopped");
 	dc->network = xstrdup(a->network ? a->network : "kamal");
 
-	env_clear_value(b, dc, "KAMAL_HOST", h->host);
+	env_clear_value(b, dc, "KAMAL_HOST", h->host, NULL);
 	for (size_t i = 0; i < a->env.clear.n; i++)
-		env_clear_value(b, dc, a->env.clear.keys[i], a->env.clear.vals[i]);
+		env_clear_value(b, dc, a->env.clear.keys[i], a->env.clear.vals[i], &a->env);
 	dc->env_file = xasprintf(".kamal/apps/%s/env/accessories/%s.env", app_dir(c, &dir), a->name);
 	f = host_env_file(h, dc->env_file);
 	add_secrets(b, dc, f, &a->env.secret);

@@ -16,7 +16,10 @@
  * literally, so the container holds the escaped form too). A secret that
  * the config names but could not read (untrusted run, failed command) is
  * marked DES_ENV_UNAVAILABLE and has no hash: the diff says it could not
- * compare it, never that it changed or matched.
+ * compare it, never that it changed or matched. A clear value that came from
+ * ERB ENV or a command (cfg_env.sensitive) is held the same way: hash only
+ * (DES_ENV_SENSITIVE); one an untrusted run did not compute
+ * (cfg_env.unavailable) has neither value nor hash (DES_ENV_NOT_COMPUTED).
  *
  * Ownership: struct desired owns everything below it; desired_free frees it.
  * Strings are never NULL unless documented.
@@ -48,11 +51,16 @@ enum des_env_kind {
 	DES_ENV_SECRET,      /* from the env file; only its hash is kept */
 	DES_ENV_UNAVAILABLE, /* a secret that could not be read: nothing to compare with */
 	DES_ENV_EXPANDED,    /* a clear value with ${…}, expanded by the host's shell: not comparable */
+	DES_ENV_SENSITIVE,   /* a clear value from ERB ENV or a command (passed with --env): only
+			      * its hash is kept, compared like a secret, never printed */
+	DES_ENV_NOT_COMPUTED, /* a clear value from ERB ENV or a command that an untrusted run
+			       * did not compute: no value, no hash, never compared */
 };
 
 struct des_env {
 	char *key;
-	char *value;   /* DES_ENV_CLEAR / EXPANDED only; NULL otherwise */
+	char *value;   /* DES_ENV_CLEAR / EXPANDED only; NULL otherwise (and for a
+			* sensitive value with ${…}) */
 	enum des_env_kind kind;
 	char hash[HASH_HEX_LEN + 1]; /* salted hash of the value as the container holds it ("" if none) */
 	char *secret;  /* DES_ENV_SECRET / UNAVAILABLE: the secret's name, else NULL */

@@ -615,6 +615,132 @@ T_TEST(accessory_shared_with_another_destination_is_refused)
 	scen_free(&s);
 }
 
+/* ERB ENV in a clear value: the canary's value never reaches a plan. */
+static const char *canary_value = "canary-value-1";
+static const char *canary_env(const char *name, void *ctx)
+{
+	(void)ctx;
+	return strcmp(name, "CANARY_ENV") == 0 ? canary_value : NULL;
+}
+
+static char *canary_yml(void)
+{
+	const char *yml = FX_YML, *p = strstr(yml, "        QUEUE_THREADS: 3\n");
+	if (!p)
+		abort();
+	p += strlen("        QUEUE_THREADS: 3\n");
+	return xasprintf("%.*s        CANARY: <%%= ENV['CANARY_ENV'] %%>\n%s", (int)(p - yml), yml, p);
+}
+
+static int render_all(const struct diff_plan *p, struct sbuf *sb)
+{
+	int rc = 0;
+	sbuf_reset(sb);
+	rc |= diff_render_text(p, NULL, sb);
+	rc |= diff_render_markdown(p, NULL, sb);
+	rc |= diff_render_json(p, sb);
+	{
+		char *canon = diff_plan_canonical(p);
+		rc |= sbuf_adds(sb, canon);
+		free(canon);
+	}
+	return rc;
+}
+
+T_TEST(erb_env_value_is_sensitive_and_not_computed_when_untrusted)
+{
+	struct config *c1, *c2;
+	struct desired *base, *ds;
+	struct obs_fleet *obs;
+	struct diff_plan *p = NULL;
+	struct diff_opts o = { 0 };
+	const struct diff_step *j;
+	const struct diff_host *h;
+	struct sbuf sb;
+	char *yml = canary_yml();
+	int noted = 0;
+
+	sbuf_init(&sb, 0);
+	/* deployed (trusted) with canary-value-1 */
+	canary_value = "canary-value-1";
+	c1 = fx_config_with(yml, FX_SECRETS, 1, canary_env);
+	T_REQUIRE(c1);
+	base = fx_desired(c1, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(base);
+	T_INTEQ(des_container_env(&desired_host(base, "10.0.0.2")->containers[0], "CANARY")->kind,
+		DES_ENV_SENSITIVE);
+	diff_fake_fleet(&obs, base, FX_SALT, FX_ID1);
+
+	/* the same value again: no change */
+	o.base = base;
+	diff_plan_build(&p, base, obs, &o);
+	T_INTEQ(diff_plan_exit_code(p), 0);
+	diff_plan_free(p);
+	p = NULL;
+
+	/* a new value: a change, shown as sensitive in every output */
+	canary_value = "canary-value-2";
+	c2 = fx_config_with(yml, FX_SECRETS, 1, canary_env);
+	T_REQUIRE(c2);
+	ds = fx_desired(c2, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	diff_plan_build(&p, ds, obs, &o);
+	j = pstep(p, "10.0.0.2", "job");
+	T_REQUIRE(j);
+	T_INTEQ(j->action, DIFF_REPLACE);
+	T_CHECK(has_cause(j, CAUSE_SECRET_CHANGED, "CANARY"));
+	T_INTEQ(diff_plan_exit_code(p), 2);
+	T_CHECK(render_all(p, &sb) == 0);
+	T_CONTAINS(sb.buf, "env CANARY: (sensitive value changed)");
+	T_NOT_CONTAINS(sb.buf, "canary-value");
+	diff_plan_free(p);
+	p = NULL;
+	desired_free(ds);
+	config_free(c2);
+
+	/* the key removed from the config: still never printed */
+	{
+		struct config *c3 = fx_config_with(FX_YML, FX_SECRETS, 1, canary_env);
+		T_REQUIRE(c3);
+		ds = fx_desired(c3, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+		diff_plan_build(&p, ds, obs, &o);
+		T_CHECK(has_cause(pstep(p, "10.0.0.2", "job"), CAUSE_SECRET_REMOVED, "CANARY"));
+		T_CHECK(render_all(p, &sb) == 0);
+		T_NOT_CONTAINS(sb.buf, "canary-value");
+		diff_plan_free(p);
+		p = NULL;
+		desired_free(ds);
+		config_free(c3);
+	}
+
+	/* untrusted: not computed, not compared, never a change */
+	c2 = fx_config_with(yml, FX_SECRETS, 0, canary_env);
+	T_REQUIRE(c2);
+	ds = fx_desired(c2, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	diff_plan_build(&p, ds, obs, &o);
+	T_INTEQ(nsteps(p), 0);
+	T_INTEQ(diff_plan_exit_code(p), 0);
+	h = phost(p, "10.0.0.2");
+	for (size_t i = 0; i < h->nnotes; i++)
+		if (h->notes[i].kind == NOTE_VALUE_NOT_COMPUTED && strcmp(h->notes[i].key, "CANARY") == 0)
+			noted = 1;
+	T_CHECK(noted);
+	T_CHECK(render_all(p, &sb) == 0);
+	T_CONTAINS(sb.buf, "value not computed in an untrusted run");
+	T_CONTAINS(sb.buf, "\"value_not_computed\"");
+	T_NOT_CONTAINS(sb.buf, "(unavailable)");
+	diff_plan_free(p);
+	desired_free(ds);
+	config_free(c2);
+
+	sbuf_release(&sb);
+	obs_fleet_free(obs);
+	desired_free(base);
+	config_free(c1);
+	free(yml);
+}
+
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
@@ -623,4 +749,5 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(unreachable_host_unhealthy_and_unavailable), T_CASE(image_defaults_and_kamal_vars_are_ignored),
        T_CASE(plan_hash_is_stable_across_salts), T_CASE(traffic_switch_shows_the_current_proxy_target),
        T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
-       T_CASE(accessory_shared_with_another_destination_is_refused))
+       T_CASE(accessory_shared_with_another_destination_is_refused),
+       T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted))

@@ -57,8 +57,10 @@ static void fx_write(const char *dir, const char *rel, const char *text)
 	fclose(f);
 }
 
-/* Loads yml (+ secrets) as a repository; NULL on failure (printed). */
-static inline struct config *fx_config(const char *yml, const char *secrets)
+/* Loads yml (+ secrets) as a repository; NULL on failure (printed).
+ * trusted/getenv_fn as in struct config_opts (getenv_fn NULL = the process's). */
+static inline struct config *fx_config_with(const char *yml, const char *secrets, int trusted,
+					    const char *(*getenv_fn)(const char *, void *))
 {
 	char dir[64] = "/tmp/plumb-test-plan-XXXXXX", *cmd, *errs;
 	struct source *src = NULL;
@@ -71,6 +73,8 @@ static inline struct config *fx_config(const char *yml, const char *secrets)
 	fx_write(dir, "config/deploy.yml", yml);
 	if (secrets)
 		fx_write(dir, ".kamal/secrets", secrets);
+	o.trusted = trusted;
+	o.getenv_fn = getenv_fn;
 	source_dir_new(&src, dir);
 	if (config_load(&c, src, &o, &d) != 0) {
 		errs = diags_to_string(&d);
@@ -84,6 +88,11 @@ static inline struct config *fx_config(const char *yml, const char *secrets)
 		fprintf(stderr, "cleanup failed\n");
 	free(cmd);
 	return c;
+}
+
+static inline struct config *fx_config(const char *yml, const char *secrets)
+{
+	return fx_config_with(yml, secrets, 0, NULL);
 }
 
 static inline struct desired *fx_desired(const struct config *c, const char *version,
