@@ -829,6 +829,20 @@ static void read_ssh(struct loader *l, const struct ynode *n)
 	}
 }
 
+/* builder.arch: its first value, unless it is ERB (never evaluated under builder). */
+static char *read_builder_arch(const struct ynode *b)
+{
+	const struct ynode *v = b && b->kind == Y_MAP ? ynode_get(b, "arch") : NULL;
+	const char *s;
+
+	if (v && v->kind == Y_SEQ)
+		v = v->n ? v->items[0] : NULL;
+	s = sval(v);
+	if (!s || !*s || erb_has_marker(s))
+		return NULL;
+	return xstrdup(s);
+}
+
 static void read_boot(struct loader *l, const struct ynode *n)
 {
 	struct cfg_boot *b = &l->c->boot;
@@ -1055,6 +1069,7 @@ static void read_model(struct loader *l, const struct ynode *root)
 	c->error_pages_path = sdup(ynode_get(root, "error_pages_path"));
 	c->require_destination = bval(ynode_get(root, "require_destination"), 0);
 	c->minimum_version = sdup(ynode_get(root, "minimum_version"));
+	c->builder_arch = read_builder_arch(ynode_get(root, "builder"));
 	c->retain_containers = ival(ynode_get(root, "retain_containers"), 5);
 	c->readiness_delay = ival(ynode_get(root, "readiness_delay"), 7);
 	c->deploy_timeout = ival(ynode_get(root, "deploy_timeout"), 30);
@@ -1322,6 +1337,7 @@ void config_free(struct config *c)
 	free(c->asset_path);
 	free(c->error_pages_path);
 	free(c->minimum_version);
+	free(c->builder_arch);
 	kvs_clear(&c->sshkit);
 	kvs_clear(&c->x_plumb);
 	strvec_clear(&c->unavailable_keys);

@@ -194,6 +194,10 @@ struct config {
 	char *error_pages_path;
 	int require_destination;
 	char *minimum_version;
+	/* builder.arch (the first, if a list), e.g. "arm64": the platform the app
+	 * image is resolved for. NULL = not set (or ERB, which builder.* never
+	 * evaluates) — amd64 is meant. */
+	char *builder_arch;
 	int retain_containers;    /* default 5 */
 	int readiness_delay;      /* default 7 */
 	int deploy_timeout;       /* default 30 */

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "providers/registry.h"
+#include "reconciler/load.h"
 #include "state/config.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
@@ -353,6 +355,76 @@ T_TEST(erb_in_builder_ignored_other_forms_refused)
 	res_free(&r);
 }
 
+T_TEST(builder_arch_first_value_erb_ignored)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: arm64\n");
+	REQ_OK(r);
+	T_STREQ(r.c->builder_arch, "arm64");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: [arm64, amd64]\n  remote: ssh://b\n");
+	REQ_OK(r);
+	T_STREQ(r.c->builder_arch, "arm64");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: <%= ENV['ARCH'] %>\n");
+	REQ_OK(r);
+	T_STREQ(r.c->builder_arch, NULL);
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\n");
+	REQ_OK(r);
+	T_STREQ(r.c->builder_arch, NULL);
+	res_free(&r);
+	/* a destination overlay's builder wins */
+	r = load3(BASE "servers: [1.1.1.1]\nbuilder:\n  arch: amd64\n", "pi", "builder:\n  arch: arm64\n", NULL, 0);
+	REQ_OK(r);
+	T_STREQ(r.c->builder_arch, "arm64");
+	res_free(&r);
+}
+
+T_TEST(registry_insecure_exact_and_never_with_credentials_untrusted)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\nregistry:\n  server: reg.lan:5000\n  username: u\n"
+				     "  password: pw\nbuilder:\n  arch: [arm64]\nx-plumb:\n  registry:\n"
+				     "    insecure: [other.lan, reg.lan:5000]\n");
+	struct registry_options ro = { 0 };
+	char *platform = NULL;
+
+	REQ_OK(r);
+	T_CHECK(rec_registry_insecure_key("registry.insecure[0]"));
+	T_CHECK(rec_registry_insecure_key("registry.insecure[12]"));
+	T_CHECK(!rec_registry_insecure_key("registry.insecure_evil[0]"));
+	T_CHECK(!rec_registry_insecure_key("registry.insecurely"));
+	T_CHECK(!rec_registry_insecure_key("registry.insecure[0].x"));
+	T_CHECK(!rec_registry_insecure_key("registry.insecure[]"));
+	T_CHECK(rec_registry_is_insecure(r.c, "reg.lan:5000"));
+	T_CHECK(!rec_registry_is_insecure(r.c, "reg.lan:5001"));
+	T_CHECK(rec_registry_is_insecure(r.c, "other.lan:443")); /* a bare host: every port */
+	T_CHECK(!rec_registry_is_insecure(r.c, "other.lan.evil"));
+	/* untrusted: plain HTTP to the app registry, so no credentials at all */
+	rec_registry_setup(r.c, 0, &ro, &platform);
+	T_STREQ(ro.platform, "linux/arm64");
+	T_STREQ(ro.docker_config, "");
+	T_CHECK(r.c->trust.turned_off & TRUST_OFF_INSECURE_CREDS);
+	free(platform);
+	/* trusted: the invocation vouches for the repository */
+	memset(&ro, 0, sizeof(ro));
+	r.c->trust.turned_off = 0;
+	rec_registry_setup(r.c, 1, &ro, &platform);
+	T_STREQ(ro.docker_config, NULL);
+	T_INTEQ(r.c->trust.turned_off & TRUST_OFF_INSECURE_CREDS, 0);
+	free(platform);
+	res_free(&r);
+	/* a registry over HTTPS keeps the docker config's credentials; default platform */
+	r = load(BASE "servers: [1.1.1.1]\nregistry:\n  server: ghcr.io\n  username: u\n  password: pw\n"
+		      "x-plumb:\n  registry:\n    insecure: [reg.lan:5000]\n");
+	REQ_OK(r);
+	memset(&ro, 0, sizeof(ro));
+	rec_registry_setup(r.c, 0, &ro, &platform);
+	T_STREQ(ro.docker_config, NULL);
+	T_STREQ(ro.platform, "linux/amd64");
+	free(platform);
+	res_free(&r);
+}
+
 T_TEST(untrusted_switches_noted)
 {
 	struct loadres r = load(BASE "servers: [1.1.1.1]\nssh:\n  proxy_command: ssh -W %h:%p bastion\n"
@@ -626,7 +698,8 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(accessory_needs_exactly_one_host_spec), T_CASE(extensions_and_merge_keys),
        T_CASE(erb_env_untrusted_is_placeholder_and_noted), T_CASE(erb_in_builder_ignored_other_forms_refused),
        T_CASE(erb_env_values_are_sensitive_and_placeholders_flagged),
-       T_CASE(untrusted_switches_noted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
+       T_CASE(untrusted_switches_noted), T_CASE(builder_arch_first_value_erb_ignored),
+       T_CASE(registry_insecure_exact_and_never_with_credentials_untrusted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
        T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
