@@ -110,15 +110,15 @@ static const char *app_registry_domain(const struct config *c)
 
 /* tag → identity. 0 (FOUND/NOT_FOUND in *st, *id set when found) or -1. */
 static int resolve_image(const struct config *c, const char *ref, const struct plan_args *a,
-			 enum des_image_status *st, char **id)
+			 const struct registry_options *ropt, enum des_image_status *st, char **id)
 {
-	struct registry_client *rc = registry_client_new(NULL);
+	struct registry_client *rc = registry_client_new(ropt);
 	struct registry_result res = { 0 };
 	char *err = NULL;
 	int ret = -1;
 
 	for (size_t i = 0; i < c->x_plumb.n; i++)
-		if (strncmp(c->x_plumb.keys[i], "registry.insecure", 17) == 0)
+		if (rec_registry_insecure_key(c->x_plumb.keys[i]))
 			registry_client_add_insecure(rc, c->x_plumb.vals[i]);
 	/* Credentials come from secrets only when trusted; else the docker config file. */
 	if (a->trusted && (c->registry.password_secret || c->registry.password)) {
@@ -177,7 +177,8 @@ int cmd_plan(int argc, char **argv)
 	struct strvec extra = { 0 }, cur_hosts = { 0 };
 	struct sbuf out;
 	char sha[41] = "", *root = NULL, *relfile = NULL, *err = NULL, *image_ref = NULL;
-	char *identity = NULL, ferr[512] = "";
+	char *identity = NULL, ferr[512] = "", *platform = NULL;
+	struct registry_options ropt = { 0 };
 	enum des_image_status st = DES_IMAGE_UNKNOWN;
 	const char *version;
 	int rc = REC_EXIT_ERROR, loaded_via_rec = 0;
@@ -231,6 +232,7 @@ int cmd_plan(int argc, char **argv)
 			sha[0] = '\0';
 		}
 	}
+	rec_registry_setup(c, a.trusted, &ropt, &platform);
 	rec_report_trust(c, stderr);
 	if (rec_require_computed(c, "plan") < 0)
 		goto out;
@@ -251,7 +253,7 @@ int cmd_plan(int argc, char **argv)
 	/* 3. app image identity */
 	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)
 				       : xasprintf("%s:%s", c->image, version);
-	if (resolve_image(c, image_ref, &a, &st, &identity) != 0)
+	if (resolve_image(c, image_ref, &a, &ropt, &st, &identity) != 0)
 		goto out;
 
 	/* 4. the base revision: its hosts are observed too (orphans on removed hosts) */
@@ -374,5 +376,6 @@ out:
 	free(err);
 	free(image_ref);
 	free(identity);
+	free(platform);
 	return rc;
 }

@@ -1,9 +1,11 @@
 #include "reconciler/load.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "providers/git_src.h"
+#include "providers/registry.h"
 #include "state/util.h"
 
 void rec_split_config_path(const char *path, char **root, char **relfile)
@@ -98,4 +100,49 @@ int rec_require_computed(const struct config *c, const char *cmd)
 			cmd, c->unavailable_keys.v[i]);
 	fprintf(stderr, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
 	return -1;
+}
+
+int rec_registry_insecure_key(const char *k)
+{
+	const char *p = "registry.insecure[";
+	size_t n = strlen(p);
+
+	if (strncmp(k, p, n) != 0 || !isdigit((unsigned char)k[n]))
+		return 0;
+	k += n;
+	while (isdigit((unsigned char)*k))
+		k++;
+	return strcmp(k, "]") == 0;
+}
+
+int rec_registry_is_insecure(const struct config *c, const char *domain)
+{
+	size_t hostlen = strcspn(domain, ":");
+
+	/* an IPv6 literal "[::1]:5000" has its port after the bracket */
+	if (domain[0] == '[') {
+		const char *rb = strchr(domain, ']');
+		hostlen = rb ? (size_t)(rb - domain) + 1 : strlen(domain);
+	}
+	for (size_t i = 0; i < c->x_plumb.n; i++) {
+		const char *v = c->x_plumb.vals[i];
+
+		if (!rec_registry_insecure_key(c->x_plumb.keys[i]) || !*v)
+			continue;
+		if (strcmp(v, domain) == 0 || (strlen(v) == hostlen && strncmp(v, domain, hostlen) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+void rec_registry_setup(struct config *c, int trusted, struct registry_options *ro, char **platform)
+{
+	const char *domain = c->registry.server ? c->registry.server : "docker.io";
+
+	*platform = xasprintf("linux/%s", c->builder_arch ? c->builder_arch : "amd64");
+	ro->platform = *platform;
+	if (!trusted && rec_registry_is_insecure(c, domain)) {
+		ro->docker_config = "";
+		trust_note(&c->trust, TRUST_OFF_INSECURE_CREDS);
+	}
 }

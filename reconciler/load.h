@@ -49,6 +49,25 @@ void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner);
  * Prints why and returns -1; 0 when every such key was computed.
  */
 int rec_require_computed(const struct config *c, const char *cmd);
+struct registry_options;
+/*
+ * True if x-plumb lists domain ("host[:port]") as a plain-HTTP registry:
+ * keys exactly registry.insecure[N]; an entry without a port covers every port.
+ */
+int rec_registry_is_insecure(const struct config *c, const char *domain);
+/* True if an x-plumb key is exactly "registry.insecure[N]". */
+int rec_registry_insecure_key(const char *key);
+/*
+ * Registry client settings for the app image of c:
+ *   - platform "linux/<builder.arch>" (default linux/amd64) in *platform
+ *     (caller frees), pointed to by ro->platform;
+ *   - untrusted, when the app's registry is one x-plumb marks insecure, no
+ *     credentials at all (ro->docker_config = "": the runner's docker config is
+ *     not read), so a repository cannot send the runner's registry login over
+ *     plain HTTP; noted in c->trust (TRUST_OFF_INSECURE_CREDS). A registry
+ *     that needs a login then refuses the lookup, which says so.
+ */
+void rec_registry_setup(struct config *c, int trusted, struct registry_options *ro, char **platform);
 /* Prints "untrusted run: turned off …" lines for what the load skipped. */
 void rec_report_trust(const struct config *c, FILE *f);
 
