@@ -9,6 +9,7 @@
  * Exit 0 in sync, 2 changes pending, 1 error (including a host that could not
  * be observed: the others are still planned and shown).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,7 +346,14 @@ int cmd_plan(int argc, char **argv)
 	}
 	if (a.out) {
 		FILE *f = fopen(a.out, "w");
-		if (!f || fwrite(out.buf, 1, out.len, f) != out.len || fclose(f) != 0) {
+		int wrote;
+		if (!f) {
+			fprintf(stderr, "plumb plan: cannot write %s: %s\n", a.out, strerror(errno));
+			goto out;
+		}
+		/* close it whatever the write did, and check both */
+		wrote = fwrite(out.buf, 1, out.len, f) == out.len;
+		if (fclose(f) != 0 || !wrote) {
 			fprintf(stderr, "plumb plan: cannot write %s\n", a.out);
 			goto out;
 		}
