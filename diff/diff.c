@@ -548,6 +548,20 @@ static int option_eq(const char *key, const char *want, const char *got)
 	return a >= 0 && a == b;
 }
 
+/* The base revision's container for dc on this host (same kind and role), or NULL. */
+static const struct des_container *base_container(const struct hctx *x, const struct des_container *dc)
+{
+	const struct des_host *bh;
+
+	if (!x->o->base || !x->out->host)
+		return NULL;
+	bh = desired_host(x->o->base, x->out->host);
+	for (size_t i = 0; bh && i < bh->ncontainers; i++)
+		if (bh->containers[i].kind == dc->kind && str_eq(bh->containers[i].role, dc->role))
+			return &bh->containers[i];
+	return NULL;
+}
+
 static void compare_spec(struct hctx *x, const struct des_container *dc,
 			 const struct obs_container *oc, struct causes *cs)
 {
@@ -604,9 +618,18 @@ static void compare_spec(struct hctx *x, const struct des_container *dc,
 		if (!str_eq(got, dc->log_opts.vals[i]))
 			cause_add(&cs->s, CAUSE_LOGGING, dc->log_opts.keys[i], got, dc->log_opts.vals[i]);
 	}
-	for (size_t i = 0; i < oc->log_opts.n; i++)
-		if (!kvs_get(&dc->log_opts, oc->log_opts.keys[i]))
-			cause_add(&cs->s, CAUSE_LOGGING, oc->log_opts.keys[i], oc->log_opts.vals[i], NULL);
+	/* Docker copies the daemon's default log-opts (daemon.json) into every
+	 * container with the default driver, so an option plumb does not ask for
+	 * is not drift — unless the base revision asked for it and this one no
+	 * longer does. */
+	{
+		const struct des_container *bc = base_container(x, dc);
+		for (size_t i = 0; bc && i < oc->log_opts.n; i++)
+			if (!kvs_get(&dc->log_opts, oc->log_opts.keys[i]) &&
+			    kvs_get(&bc->log_opts, oc->log_opts.keys[i]))
+				cause_add(&cs->s, CAUSE_LOGGING, oc->log_opts.keys[i], oc->log_opts.vals[i],
+					  NULL);
+	}
 	if (!str_eq(oc->network_mode, dc->network) && !strvec_contains(&oc->networks, dc->network))
 		cause_add(&cs->s, CAUSE_NETWORK, NULL, oc->network_mode, dc->network);
 }

@@ -5,7 +5,10 @@
  * What is compared: image identity (accessories: the image reference unless
  * pinned by digest), cmd, env (clear by value, secrets by salted hash),
  * labels, volumes, published ports, options the observation reports, restart
- * policy, logging, network, and env-file contents. What is ignored: the
+ * policy, logging, network, and env-file contents. Log options: only those
+ * plumb asks for (Kamal's max-size=10m or the configured ones); one the host
+ * adds (the daemon's default log-opts) is not a change, unless the base
+ * revision asked for it and this one does not. What is ignored: the
  * version part of names, KAMAL_VERSION / KAMAL_CONTAINER_NAME, the hostname,
  * created times, and whatever the image itself defines (env, labels, volumes
  * and cmd that are the image's own, subtracted using the observed image).

@@ -741,6 +741,44 @@ T_TEST(erb_env_value_is_sensitive_and_not_computed_when_untrusted)
 	free(yml);
 }
 
+/* The daemon's default log-opts (daemon.json) land in every container. */
+T_TEST(daemon_default_log_opts_are_not_a_change)
+{
+	struct scen s;
+	char *yml;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		for (size_t j = 0; j < s.obs->hosts[i].ncontainers; j++)
+			kvs_set(&s.obs->hosts[i].containers[j].log_opts, "max-file", "3");
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 0);
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+	/* an option plumb asks for still counts */
+	kvs_set(&diff_fake_find(ohost(s.obs, "10.0.0.2"), "optimus-job-")->log_opts, "max-size", "50m");
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.2", "job"), CAUSE_LOGGING, "max-size"));
+	scen_free(&s);
+
+	/* the base asked for max-file, the new revision does not: a change */
+	yml = xasprintf("%slogging:\n  options:\n    max-size: 10m\n    max-file: \"3\"\n", FX_YML);
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	desired_free(s.base);
+	{
+		struct config *bc = fx_config(yml, FX_SECRETS);
+		T_REQUIRE(bc);
+		s.base = fx_desired(bc, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+		config_free(bc);
+	}
+	free(yml);
+	kvs_set(&diff_fake_find(ohost(s.obs, "10.0.0.2"), "optimus-job-")->log_opts, "max-file", "3");
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	T_CHECK(has_cause(pstep(s.p, "10.0.0.2", "job"), CAUSE_LOGGING, "max-file"));
+	scen_free(&s);
+}
+
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
@@ -750,4 +788,5 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(plan_hash_is_stable_across_salts), T_CASE(traffic_switch_shows_the_current_proxy_target),
        T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
        T_CASE(accessory_shared_with_another_destination_is_refused),
-       T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted))
+       T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted),
+       T_CASE(daemon_default_log_opts_are_not_a_change))
