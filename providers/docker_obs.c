@@ -15,39 +15,52 @@
 
 /*
  * The script. $1 salt, $2 the app's directory under .kamal/apps, $3 the lock
- * directory's name under .kamal, then WANT words (docker_obs.h).
- *   h FMT VALUE LABEL  prints "LABEL<TAB>sha256(salt ‖ printf FMT VALUE)"
- *   f                  copies docker's output, replacing each "E KEY=VALUE"
- *                      line (VALUE with '\' and newline escaped by the
- *                      template) by "E KEY<TAB>hash", and collects the image
- *                      ids of "M" lines into $I
- * The container list is filtered here (ids must be 64 hex, so a hostile
- * label cannot inject an option into docker inspect). Values only ever
- * reach printf (a builtin) and sha256sum's stdin: never an argv, never
- * the output.
+ * directory's name under .kamal, then WANT words (docker_obs.h). It runs two
+ * docker calls: `docker ps`, then ONE `docker inspect` of the wanted
+ * containers and of the images they were started from (docker inspect takes
+ * both; the template tells them apart by .State, which only containers have:
+ * `index` on a typed object fails, so docker renders every object from its
+ * raw JSON). Image references are taken from `docker ps` only when they
+ * cannot name a container (they hold ':', '/' or '@'; a bare "postgres" could
+ * be a container's name); an image a container uses that this call did not
+ * return (such a bare name, a tag moved meanwhile) gets one more
+ * `docker image inspect` by id.
+ *
+ * Hashing, without writing anything: every value to hash (env entries,
+ * env-file lines, env files) is collected first, each distinct value once
+ * (containers share most of their image's env and each other's; an env-file
+ * line is usually a container's env value too), then hashed by one
+ * sha256sum per 8 values:
+ *   k ITEM...   pipes each ITEM's `salt ‖ value` into its own file
+ *               descriptor (3..9, the last on stdin) through nested
+ *               pipelines, and runs `sha256sum /dev/fd/3 ... -` once
+ *   y           runs k over the batch $B and records each digest in $H
+ *               (lines: digest, then "=ITEM"), by the name sha256sum echoes
+ *   g ITEM      sets x to ITEM's digest from $H, or hashes ITEM alone (the
+ *               old way: one sha256sum) when $H lacks it
+ * An ITEM is "b" + a value as the template escapes it (printf %b decodes;
+ * an env-file line without '\' is the same bytes either way), "s" + an
+ * env-file value holding '\' (printf %s), or "f" + an env file's path
+ * (the whole file, by cat). Lists are newline-separated (IFS is a newline,
+ * globbing is off); lookups use `case` and `${v%%pattern}` only (both linear
+ * in dash, unlike `${v#*pattern}`). No here-documents (bash may back them
+ * with temporary files). Values only ever reach printf (a builtin) and
+ * sha256sum's input: never an argv, never the output. The container list is
+ * filtered here (ids must be 64 hex, so a hostile label cannot inject an
+ * option into docker inspect).
  */
 const char docker_obs_script[] =
 	"S=$1; A=$2; L=$3; shift 3\n"
 	"printf 'PLUMB-OBS 1\\n'\n"
 	"cd || { echo 'X cannot enter the home directory'; exit 3; }\n"
-	"h() { x=$({ printf '%s' \"$S\"; printf \"$1\" \"$2\"; } | sha256sum) || return 1; printf '%s\\t%s\\n' \"$3\" \"${x%% *}\"; }\n"
-	"f() {\n"
-	"  while IFS= read -r l; do\n"
-	"    case $l in\n"
-	"    'E '*) v=${l#E }; k=${v%%=*}; h %b \"${v#*=}\" \"E $k\" || echo 'X hash' ;;\n"
-	"    'M '*) printf '%s\\n' \"$l\"; m=${l#M }; case \" $I \" in *\" $m \"*) ;; *) I=\"$I $m\" ;; esac ;;\n"
-	"    *) printf '%s\\n' \"$l\" ;;\n"
-	"    esac\n"
-	"  done\n"
-	"}\n"
-	"v=$(docker version --format '{{.Server.Version}}' 2>&1) || { printf 'X docker %s\\n' \"$v\" | head -c 512; exit 3; }\n"
-	"printf 'V %s\\n' \"$v\"\n"
-	"C=; P=\n"
-	"ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Names}} {{.Label \"service\"}}') || { echo 'X docker ps failed'; exit 3; }\n"
+	"set -f\n"
 	"nl='\n"
 	"'\n"
-	"while IFS= read -r l; do\n"
-	"  id=${l%% *}; r=${l#* }; st=${r%% *}; r=${r#* }; n=${r%% *}; sv=${r#* }\n"
+	"ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Image}} {{.Names}} {{.Label \"service\"}}' 2>&1) || { printf 'X docker %s\\n' \"$ps\" | tr '\\n' ' ' | head -c 512; echo; exit 3; }\n"
+	"C=; J=; P=\n"
+	"IFS=$nl\n"
+	"for l in $ps; do\n"
+	"  id=${l%% *}; r=${l#* }; st=${r%% *}; r=${r#* }; im=${r%% *}; r=${r#* }; n=${r%% *}; sv=${r#* }\n"
 	"  case $id in *[!0-9a-f]*|'') continue ;; esac\n"
 	"  [ ${#id} -eq 64 ] || continue\n"
 	"  for w in \"$@\"; do\n"
@@ -56,39 +69,104 @@ const char docker_obs_script[] =
 	"    n:*) [ \"$n\" = \"${w#n:}\" ] || continue; [ \"$st\" = running ] && P=$n ;;\n"
 	"    *) continue ;;\n"
 	"    esac\n"
-	"    C=\"$C $id\"; break\n"
+	"    C=$C$nl$id\n"
+	"    case $im in -*|*[!A-Za-z0-9:/@._-]*) ;; *[:/@]*) case $J$nl in *\"$nl$im$nl\"*) ;; *) J=$J$nl$im ;; esac ;; esac\n"
+	"    break\n"
 	"  done\n"
-	"done <<E_O_F\n"
-	"$ps\n"
-	"E_O_F\n"
-	"T='C {\"Id\":{{json .Id}},\"Name\":{{json .Name}},\"Image\":{{json .Image}},\"Created\":{{json .Created}},\"State\":{\"Status\":{{json .State.Status}},\"ExitCode\":{{json .State.ExitCode}},\"StartedAt\":{{json .State.StartedAt}},\"FinishedAt\":{{json .State.FinishedAt}},\"Health\":{{with index .State \"Health\"}}{{json .Status}}{{else}}null{{end}}},\"Config\":{\"Image\":{{json .Config.Image}},\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Hostname\":{{json .Config.Hostname}}},\"HostConfig\":{{json .HostConfig}},\"Mounts\":{{json .Mounts}},\"Networks\":{{json .NetworkSettings.Networks}}}\n"
+	"done\n"
+	"T='{{if index . \"State\"}}C {\"Id\":{{json .Id}},\"Name\":{{json .Name}},\"Image\":{{json .Image}},\"Created\":{{json .Created}},\"State\":{\"Status\":{{json .State.Status}},\"ExitCode\":{{json .State.ExitCode}},\"StartedAt\":{{json .State.StartedAt}},\"FinishedAt\":{{json .State.FinishedAt}},\"Health\":{{with index .State \"Health\"}}{{json .Status}}{{else}}null{{end}}},\"Config\":{\"Image\":{{json .Config.Image}},\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Hostname\":{{json .Config.Hostname}}},\"HostConfig\":{{json .HostConfig}},\"Mounts\":{{json .Mounts}},\"Networks\":{{json .NetworkSettings.Networks}}}\n"
 	"M {{.Image}}\n"
-	"{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
+	"{{else}}I {\"Id\":{{json .Id}},\"RepoTags\":{{json .RepoTags}},\"RepoDigests\":{{json .RepoDigests}},\"Created\":{{json .Created}},\"Config\":{\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Volumes\":{{json .Config.Volumes}}}}\n"
+	"{{end}}{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
 	"{{end}}Z'\n"
-	"U='I {\"Id\":{{json .Id}},\"RepoTags\":{{json .RepoTags}},\"RepoDigests\":{{json .RepoDigests}},\"Created\":{{json .Created}},\"Config\":{\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Volumes\":{{json .Config.Volumes}}}}\n"
-	"{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
-	"{{end}}Z'\n"
-	"{\n"
-	"  if [ -n \"$C\" ]; then docker inspect --format \"$T\" $C 2>/dev/null; echo \"S containers $?\"; fi\n"
-	"} | {\n"
-	"  I=\n"
-	"  f\n"
-	"  if [ -n \"$I\" ]; then\n"
-	"    { docker image inspect --format \"$U\" $I 2>/dev/null; echo \"S images $?\"; } | f\n"
-	"  fi\n"
-	"}\n"
+	"R=; R2=\n"
+	"if [ -n \"$C\" ]; then\n"
+	"  R=$(docker inspect --format \"$T\" $C $J 2>/dev/null; echo \"S containers $?\")\n"
+	"  M=; I=\n"
+	"  for l in $R; do\n"
+	"    case $l in\n"
+	"    'M '*) m=${l#M }; case $m in sha256:*) case $m in *[!0-9a-z:]*) ;; *) M=$M$nl$m ;; esac ;; esac ;;\n"
+	"    'I {\"Id\":\"'*) m=${l#'I {\"Id\":\"'}; I=$I$nl${m%%'\"'*} ;;\n"
+	"    esac\n"
+	"  done\n"
+	"  J=\n"
+	"  for m in $M; do case $I$nl$J$nl in *\"$nl$m$nl\"*) ;; *) J=$J$nl$m ;; esac; done\n"
+	"  if [ -n \"$J\" ]; then R2=$(docker image inspect --format \"$T\" $J 2>/dev/null; echo \"S images $?\"); else R2='S images 0'; fi\n"
+	"fi\n"
+	"H=; Q=\n"
+	"q() { case $H$nl in *\"$nl=$1$nl\"*) return ;; esac; case $Q$nl in *\"$nl$1$nl\"*) return ;; esac; Q=$Q$nl$1; }\n"
+	"for l in $R$nl$R2; do case $l in 'E '*) v=${l#E }; q \"b${v#*=}\" ;; esac; done\n"
+	"EF=\n"
 	"if [ -d .kamal/apps/\"$A\" ]; then\n"
-	"  find .kamal/apps/\"$A\" -type f -name '*.env' 2>/dev/null | sort | while IFS= read -r p; do\n"
-	"    md=$(stat -c %a \"$p\") || continue\n"
-	"    x=$({ printf '%s' \"$S\"; cat \"$p\"; } | sha256sum) || { echo 'X hash'; continue; }\n"
-	"    printf 'F %s %s %s\\n' \"$md\" \"${x%% *}\" \"$p\"\n"
+	"  EF=$(find .kamal/apps/\"$A\" -type f -name '*.env' -exec stat -c '%a %n' {} + 2>/dev/null | sort)\n"
+	"  for f in $EF; do\n"
+	"    p=${f#* }; q \"f$p\"\n"
 	"    while IFS= read -r l || [ -n \"$l\" ]; do\n"
 	"      case $l in *=*) ;; *) continue ;; esac\n"
-	"      k=${l%%=*}; case $k in ''|*[!A-Za-z0-9_.]*) k='?' ;; esac\n"
-	"      h %s \"${l#*=}\" \"L $k\" || echo 'X hash'\n"
+	"      v=${l#*=}; case $v in *\\\\*) q \"s$v\" ;; *) q \"b$v\" ;; esac\n"
 	"    done < \"$p\"\n"
 	"  done\n"
 	"fi\n"
+	"k() {\n"
+	"  case $1 in\n"
+	"  b*) printf '%s%b' \"$S\" \"${1#?}\" ;;\n"
+	"  s*) printf '%s%s' \"$S\" \"${1#?}\" ;;\n"
+	"  *) printf '%s' \"$S\"; cat -- \"${1#?}\" ;;\n"
+	"  esac | if [ $# -eq 1 ]; then sha256sum $F -; else\n"
+	"    case $# in 8) exec 3<&0 ;; 7) exec 4<&0 ;; 6) exec 5<&0 ;; 5) exec 6<&0 ;; 4) exec 7<&0 ;; 3) exec 8<&0 ;; 2) exec 9<&0 ;; esac\n"
+	"    F=$F$nl/dev/fd/$((11 - $#)); shift; k \"$@\"\n"
+	"  fi\n"
+	"}\n"
+	"y() {\n"
+	"  r=$(F=; k $B 2>/dev/null)$nl; n=$((11 - c))\n"
+	"  for i in $B; do\n"
+	"    if [ $n -eq 10 ]; then w=-; else w=/dev/fd/$n; fi\n"
+	"    n=$((n + 1)); t=${r%%\"  $w$nl\"*}\n"
+	"    [ \"$t\" = \"$r\" ] && continue\n"
+	"    for x in $t; do :; done\n"
+	"    case $x in *[!0-9a-f]*) continue ;; esac\n"
+	"    [ ${#x} -eq 64 ] && H=$H$nl$x$nl=$i\n"
+	"  done\n"
+	"}\n"
+	"B=; c=0\n"
+	"for i in $Q; do\n"
+	"  B=$B$nl$i; c=$((c + 1))\n"
+	"  [ $c -eq 8 ] && { y; B=; c=0; }\n"
+	"done\n"
+	"[ $c -eq 0 ] || y\n"
+	"h() { x=$({ printf '%s' \"$S\"; printf \"$1\" \"$2\"; } | sha256sum) || return 1; x=${x%% *}; }\n"
+	"g() {\n"
+	"  t=$H$nl; t=${t%%\"$nl=$1$nl\"*}\n"
+	"  [ \"$t\" = \"$H$nl\" ] || { for x in $t; do :; done; return 0; }\n"
+	"  case $1 in\n"
+	"  b*) h %b \"${1#?}\" ;;\n"
+	"  s*) h %s \"${1#?}\" ;;\n"
+	"  *) x=$({ printf '%s' \"$S\"; cat -- \"${1#?}\"; } | sha256sum) || return 1; x=${x%% *} ;;\n"
+	"  esac || return 1\n"
+	"  H=$H$nl$x$nl=$1\n"
+	"}\n"
+	"D=; z=\n"
+	"for l in $R$nl$R2; do\n"
+	"  case $l in\n"
+	"  'E '*) [ -n \"$z\" ] && continue; v=${l#E }; g \"b${v#*=}\" || { echo 'X hash'; continue; }; printf 'E %s\\t%s\\n' \"${v%%=*}\" \"$x\" ;;\n"
+	"  Z) [ -n \"$z\" ] || echo Z; z= ;;\n"
+	"  'I {\"Id\":\"'*) m=${l#'I {\"Id\":\"'}; m=${m%%'\"'*}\n"
+	"    case $D$nl in *\"$nl$m$nl\"*) z=1 ;; *) D=$D$nl$m; printf '%s\\n' \"$l\" ;; esac ;;\n"
+	"  *) [ -n \"$z\" ] || printf '%s\\n' \"$l\" ;;\n"
+	"  esac\n"
+	"done\n"
+	"for f in $EF; do\n"
+	"  p=${f#* }\n"
+	"  g \"f$p\" || { echo 'X hash'; continue; }\n"
+	"  printf 'F %s %s %s\\n' \"${f%% *}\" \"$x\" \"$p\"\n"
+	"  while IFS= read -r l || [ -n \"$l\" ]; do\n"
+	"    case $l in *=*) ;; *) continue ;; esac\n"
+	"    e=${l%%=*}; case $e in ''|*[!A-Za-z0-9_.]*) e='?' ;; esac\n"
+	"    v=${l#*=}; case $v in *\\\\*) g \"s$v\" ;; *) g \"b$v\" ;; esac || { echo 'X hash'; continue; }\n"
+	"    printf 'L %s\\t%s\\n' \"$e\" \"$x\"\n"
+	"  done < \"$p\"\n"
+	"done\n"
+	"unset IFS\n"
 	"if [ -d \".kamal/$L\" ]; then\n"
 	"  printf 'K %s\\n' \"$(head -c 8192 \".kamal/$L/details\" 2>/dev/null | tr -d '\\n')\"\n"
 	"fi\n"

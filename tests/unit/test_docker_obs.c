@@ -389,19 +389,41 @@ static int write_text(const char *dir, const char *name, const char *text, int m
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define IMG "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
+#define ID_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define IMG2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+/*
+ * The stub docker: `ps` and `inspect` print what docker's templates would;
+ * `inspect` adds the image block only when asked for the image by the
+ * reference `ps` showed, `image inspect` serves the image a container names
+ * by a bare reference. Every call's arguments are kept in args.<verb>.
+ */
 static const char stub_docker[] =
 	"#!/bin/sh\n"
 	"printf '%s\\n' \"$@\" > \"$STUBDIR/args.$1\"\n"
 	"case \"$1\" in\n"
-	"version) echo 20.10.24 ;;\n"
 	"ps) cat \"$STUBDIR/ps.txt\" ;;\n"
-	"inspect) cat \"$STUBDIR/inspect.txt\" ;;\n"
-	"image) cat \"$STUBDIR/images.txt\" ;;\n"
+	"inspect) cat \"$STUBDIR/inspect.txt\"\n"
+	"  for a in \"$@\"; do [ \"$a\" = r/optimus:v1 ] && cat \"$STUBDIR/images.txt\"; done ;;\n"
+	"image) cat \"$STUBDIR/image2.txt\" ;;\n"
 	"*) exit 1 ;;\n"
 	"esac\n";
 
+/*
+ * A sha256sum in front of the real one that logs each run; with
+ * $STUBDIR/nofd present it fails on /dev/fd arguments (a host without
+ * /dev/fd), so the script must fall back to hashing values one by one.
+ */
+static const char stub_sha256sum[] =
+	"#!/bin/sh\n"
+	"echo \"$#\" >> \"$STUBDIR/sha256sum.log\"\n"
+	"if [ -e \"$STUBDIR/nofd\" ] && [ $# -gt 0 ]; then exit 1; fi\n"
+	"exec \"$REAL_SHA256SUM\" \"$@\"\n";
+
 /* What `docker inspect --format <template>` prints: env entries with '\' and
- * newline escaped as the template does. */
+ * newline escaped as the template does. The second container shares values
+ * with the first and with the env file (hashed once), and uses an image by a
+ * bare reference (inspected by id in a second call). */
 static const char stub_inspect[] =
 	"C {\"Id\":\"" ID_A "\",\"Name\":\"/optimus-web-v1\",\"Image\":\"" IMG "\","
 	"\"State\":{\"Status\":\"running\",\"ExitCode\":0,\"Health\":null},"
@@ -412,18 +434,67 @@ static const char stub_inspect[] =
 	"E EMPTY=\n"
 	"E TAB=a\tb %s %b\n"
 	"E CANARY=CANARY-value-123\n"
+	"E GLOB=* ? [a] \\\\* $nl\n"
+	"E PATH=/bin\n"
+	"Z\n"
+	"C {\"Id\":\"" ID_C "\",\"Name\":\"/optimus-job-v1\",\"Image\":\"" IMG2 "\","
+	"\"State\":{\"Status\":\"running\",\"ExitCode\":0,\"Health\":null},"
+	"\"Config\":{\"Image\":\"busybox\",\"Labels\":{\"service\":\"optimus\",\"role\":\"job\",\"destination\":\"\"}}}\n"
+	"M " IMG2 "\n"
+	"E CANARY=CANARY-value-123\n"
+	"E SECRET=CANARY-file\n"
+	"E GLOB=* ? [a] \\\\*\n"
+	"E JOB=1\n"
 	"Z\n";
 
 static const char stub_images[] = "I {\"Id\":\"" IMG "\",\"RepoTags\":[\"r/optimus:v1\"]}\n"
 				  "E PATH=/bin\n"
 				  "Z\n";
 
-T_TEST(script_hashes_on_the_host)
+/* the same image twice (two references): reported once */
+static const char stub_image2[] = "I {\"Id\":\"" IMG2 "\",\"RepoTags\":[\"busybox:latest\"]}\n"
+				  "E PATH=/usr/bin\n"
+				  "Z\n"
+				  "I {\"Id\":\"" IMG2 "\",\"RepoTags\":[\"busybox:latest\"]}\n"
+				  "E PATH=/usr/bin\n"
+				  "Z\n";
+
+static int count_lines(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int n = 0;
+
+	if (read_file(path, 1 << 16, &text, &len) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		n += text[i] == '\n';
+	free(text);
+	return n;
+}
+
+static int dir_is_empty(const char *path)
+{
+	char *cmd = xasprintf("test -z \"$(ls -A '%s')\"", path);
+	int rc = system(cmd);
+
+	free(cmd);
+	return rc == 0;
+}
+
+/*
+ * The real script, by /bin/sh through the read-only local transport, against
+ * the stub docker; nofd = a host where sha256sum cannot read /dev/fd (every
+ * value is then hashed alone). *runs = the number of sha256sum runs.
+ */
+static void observe_stub(int nofd, int *runs)
 {
 	char *bin = NULL, *home = NULL, *path = NULL, *dump = NULL, *raw = NULL, *args = NULL;
-	const char *old_path = getenv("PATH"), *old_home = getenv("HOME");
+	char *tmpdir = NULL, *real = NULL, *log = NULL;
+	const char *old_path = getenv("PATH"), *old_home = getenv("HOME"), *old_tmp = getenv("TMPDIR");
 	char *saved_path = old_path ? xstrdup(old_path) : NULL;
 	char *saved_home = old_home ? xstrdup(old_home) : NULL;
+	char *saved_tmp = old_tmp ? xstrdup(old_tmp) : NULL;
 	struct transport *t = NULL, *ro = NULL;
 	struct obs_host h = { 0 };
 	const struct obs_container *c;
@@ -437,28 +508,39 @@ T_TEST(script_hashes_on_the_host)
 	bin = xasprintf("%s/bin", tmp);
 	home = xasprintf("%s/home", tmp);
 	dump = xasprintf("%s/dump", tmp);
+	tmpdir = xasprintf("%s/tmpdir", tmp);
+	log = xasprintf("%s/sha256sum.log", tmp);
 	mkdir(bin, 0700);
 	mkdir(home, 0700);
+	mkdir(tmpdir, 0700);
 	cmd = xasprintf("mkdir -p '%s/.kamal/apps/optimus/env/roles' '%s/.kamal/lock-optimus'", home, home);
 	T_CHECK(system(cmd) == 0);
 	free(cmd);
+	real = access("/usr/bin/sha256sum", X_OK) == 0 ? xstrdup("/usr/bin/sha256sum") : xstrdup("/bin/sha256sum");
+	setenv("REAL_SHA256SUM", real, 1);
 	T_CHECK(write_text(bin, "docker", stub_docker, 0755) == 0);
+	T_CHECK(write_text(bin, "sha256sum", stub_sha256sum, 0755) == 0);
+	if (nofd)
+		T_CHECK(write_text(tmp, "nofd", "", 0600) == 0);
 	T_CHECK(write_text(tmp, "ps.txt",
-			   ID_A " running optimus-web-v1 optimus\n"
-			   ID_B " running blog-web-v1 blog\n"
-			   "nothex running x optimus\n"
-			   "--format running y optimus\n",
+			   ID_A " running r/optimus:v1 optimus-web-v1 optimus\n"
+			   ID_B " running r/blog:v1 blog-web-v1 blog\n"
+			   ID_C " exited busybox optimus-job-v1 optimus\n"
+			   "nothex running r/x:1 x optimus\n"
+			   "--format running r/y:1 y optimus\n",
 			   0600) == 0);
 	T_CHECK(write_text(tmp, "inspect.txt", stub_inspect, 0600) == 0);
 	T_CHECK(write_text(tmp, "images.txt", stub_images, 0600) == 0);
+	T_CHECK(write_text(tmp, "image2.txt", stub_image2, 0600) == 0);
 	T_CHECK(write_text(home, ".kamal/apps/optimus/env/roles/web.env",
-			   "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\n", 0600) == 0);
+			   "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\nJOB=1\nGLOB=* ? [a] \\*", 0600) == 0);
 	/* base64 of "Locked by: Bob" as Kamal writes it (with a trailing newline) */
 	T_CHECK(write_text(home, ".kamal/lock-optimus/details", "TG9ja2VkIGJ5OiBCb2I=\n", 0600) == 0);
 
 	path = xasprintf("%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
 	setenv("PATH", path, 1);
 	setenv("HOME", home, 1);
+	setenv("TMPDIR", tmpdir, 1);
 	setenv("STUBDIR", tmp, 1);
 
 	salt_new(salt);
@@ -470,42 +552,78 @@ T_TEST(script_hashes_on_the_host)
 		fprintf(stderr, "  error: %s\n", h.error);
 	T_INTEQ(h.status, OBS_OK);
 	T_INTEQ(h.round_trips, 1);
-	T_STREQ(h.docker_version, "20.10.24");
-	T_REQUIRE(h.ncontainers == 1);
-	c = &h.containers[0];
-	T_STREQ(c->name, "optimus-web-v1");
+	T_CHECK(h.docker_version == NULL); /* not asked: `docker version` costs a call */
+	T_REQUIRE(h.ncontainers == 2);
+	c = by_name(&h, "optimus-web-v1");
+	T_REQUIRE(c);
 	T_INTEQ(c->kind, OBS_APP);
-	T_INTEQ(c->nenv, 5);
+	T_INTEQ(c->nenv, 7);
 	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "NL"), salt, "a\nb\\c $(touch PWNED) \"q\" 'q' `x`"));
 	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "TRAIL"), salt, "x\n"));
 	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "EMPTY"), salt, ""));
 	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "TAB"), salt, "a\tb %s %b"));
 	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "CANARY"), salt, "CANARY-value-123"));
-	T_REQUIRE(h.nimages == 1);
-	T_CHECK(hash_is(obs_env_hash(h.images[0].env, h.images[0].nenv, "PATH"), salt, "/bin"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "GLOB"), salt, "* ? [a] \\* $nl"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "PATH"), salt, "/bin"));
+	c = by_name(&h, "optimus-job-v1");
+	T_REQUIRE(c);
+	T_INTEQ(c->nenv, 4);
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "CANARY"), salt, "CANARY-value-123"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "SECRET"), salt, "CANARY-file"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "GLOB"), salt, "* ? [a] \\*"));
+	T_CHECK(hash_is(obs_env_hash(c->env, c->nenv, "JOB"), salt, "1"));
+	/* both images, the one named by a bare reference once */
+	T_REQUIRE(h.nimages == 2);
+	T_REQUIRE(obs_host_image(&h, IMG) && obs_host_image(&h, IMG2));
+	T_CHECK(hash_is(obs_env_hash(obs_host_image(&h, IMG)->env, obs_host_image(&h, IMG)->nenv, "PATH"),
+			salt, "/bin"));
+	T_CHECK(hash_is(obs_env_hash(obs_host_image(&h, IMG2)->env, obs_host_image(&h, IMG2)->nenv, "PATH"),
+			salt, "/usr/bin"));
 	ef = obs_host_env_file(&h, ".kamal/apps/optimus/env/roles/web.env");
 	T_REQUIRE(ef);
 	T_INTEQ(ef->mode, 0600);
+	T_INTEQ(ef->nvars, 4);
 	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "SECRET"), salt, "CANARY-file"));
 	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "ESC"), salt, "a\\nb \"q\" #x"));
-	T_CHECK(hash_is(ef->content_hash, salt, "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\n"));
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "JOB"), salt, "1"));
+	T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "GLOB"), salt, "* ? [a] \\*"));
+	T_CHECK(hash_is(ef->content_hash, salt,
+			"SECRET=CANARY-file\nESC=a\\nb \"q\" #x\nJOB=1\nGLOB=* ? [a] \\*"));
 	T_STREQ(h.lock_holder, "Locked by: Bob");
 
-	/* only our container was inspected; the malformed ids were dropped */
+	/* one inspect for our containers and the image by its reference; the
+	 * malformed ids and the bare reference were not passed */
 	T_CHECK(read_file(cmd = xasprintf("%s/args.inspect", tmp), 4096, &args, &rawlen) == 0);
 	free(cmd);
 	T_CONTAINS(args, ID_A);
+	T_CONTAINS(args, ID_C);
+	T_CONTAINS(args, "r/optimus:v1");
 	T_NOT_CONTAINS(args, ID_B);
+	T_NOT_CONTAINS(args, "busybox");
 	T_NOT_CONTAINS(args, "--format\nrunning");
 	T_NOT_CONTAINS(args, "nothex");
+	free(args);
+	args = NULL;
+	/* the image named by a bare reference: inspected by id, alone */
+	T_CHECK(read_file(cmd = xasprintf("%s/args.image", tmp), 4096, &args, &rawlen) == 0);
+	free(cmd);
+	T_CONTAINS(args, IMG2);
+	T_NOT_CONTAINS(args, IMG "\n");
+	/* no `docker version` */
+	T_CHECK(access(cmd = xasprintf("%s/args.version", tmp), F_OK) != 0);
+	free(cmd);
 	/* nothing the "host" sent contains a value, and nothing was executed */
 	T_CHECK(read_file(dump, 1 << 20, &raw, &rawlen) == 0);
 	T_CONTAINS(raw, "=== localhost stdout ===");
 	T_NOT_CONTAINS(raw, "CANARY-");
 	T_NOT_CONTAINS(raw, "/bin\n");
+	T_NOT_CONTAINS(raw, "[a]");
 	cmd = xasprintf("%s/PWNED", home);
 	T_CHECK(access(cmd, F_OK) != 0);
 	free(cmd);
+	/* a pure read: nothing written, not even a here-document's temp file */
+	T_CHECK(dir_is_empty(tmpdir));
+	*runs = count_lines(log);
 
 	transport_close(ro);
 	transport_close(t);
@@ -517,17 +635,44 @@ T_TEST(script_hashes_on_the_host)
 		setenv("PATH", saved_path, 1);
 	if (saved_home)
 		setenv("HOME", saved_home, 1);
+	if (saved_tmp)
+		setenv("TMPDIR", saved_tmp, 1);
+	else
+		unsetenv("TMPDIR");
 	free(saved_path);
 	free(saved_home);
+	free(saved_tmp);
 	free(bin);
 	free(home);
 	free(path);
 	free(dump);
 	free(raw);
 	free(args);
+	free(tmpdir);
+	free(real);
+	free(log);
+}
+
+T_TEST(script_hashes_on_the_host)
+{
+	int runs = -1;
+
+	/* 14 distinct values (of 23 hashed): two sha256sum runs of 8 values at most */
+	observe_stub(0, &runs);
+	T_INTEQ(runs, 2);
+}
+
+T_TEST(script_hashes_one_by_one_without_dev_fd)
+{
+	int runs = -1;
+
+	/* the two batches fail, then each of the 14 values is hashed alone */
+	observe_stub(1, &runs);
+	T_INTEQ(runs, 2 + 14);
 }
 
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
-       T_CASE(script_hashes_on_the_host))
+       T_CASE(script_hashes_on_the_host),
+       T_CASE(script_hashes_one_by_one_without_dev_fd))
