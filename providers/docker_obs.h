@@ -10,11 +10,13 @@
  * the parser checks (a missing "END" line = cut short):
  *
  *   PLUMB-OBS 1                       first line
- *   V <docker server version>
  *   C <json>  M <image id>  E <key>\t<hash>...  Z    per container
- *   S containers <status>             docker inspect's exit status
- *   I <json>  E <key>\t<hash>...  Z   per image the containers use
- *   S images <status>
+ *   I <json>  E <key>\t<hash>...  Z   per image the containers use (each once)
+ *   S containers <status>             docker inspect's exit status (one call
+ *                                     for the containers and their images)
+ *   I ... Z                           images that call could not name by
+ *                                     reference, inspected by id
+ *   S images <status>                 that second call's status (0 if none)
  *   F <mode> <hash> <path>  L <key>\t<hash>...      per env file under
  *                                     .kamal/apps/APPDIR (the whole file's
  *                                     hash, then each KEY=value line's)
@@ -22,6 +24,8 @@
  *   R <json>                          `kamal-proxy list --json`, when it runs
  *   X <message>                       a failure (then no END)
  *   END
+ * (A "V <docker version>" line, printed by earlier scripts, is still read;
+ * the script no longer asks: `docker version` costs a whole docker call.)
  *
  * Secrets: the JSON sections never contain an env value (they are built with
  * --format templates that leave Config.Env out); env values and env-file
