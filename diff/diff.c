@@ -1001,6 +1001,22 @@ static int step_order(const void *a, const void *b)
 	return 0;
 }
 
+/*
+ * The one rule for orphan accessories: the observation reports candidates
+ * (a container whose name is its service label, <service>-…), but only one
+ * with evidence that it is ours counts — its name is an accessory of the
+ * current config or of the base revision's. Anything else (another app's
+ * `optimus-admin-redis` beside service optimus) is not ours: never listed,
+ * never pruned.
+ */
+static int ours_accessory(const struct hctx *x, const struct obs_container *oc)
+{
+	if (oc->kind != OBS_ACCESSORY || !oc->service)
+		return 0;
+	return strvec_contains(&x->ds->accessories, oc->service) ||
+	       (x->o->base && strvec_contains(&x->o->base->accessories, oc->service));
+}
+
 static void plan_leftovers(struct hctx *x)
 {
 	const struct obs_host *oh = x->oh;
@@ -1013,9 +1029,7 @@ static void plan_leftovers(struct hctx *x)
 		const struct obs_container *oc = &oh->containers[i];
 		struct diff_step *s;
 		int app = ours_app(x->ds, oc);
-		int acc = oc->kind == OBS_ACCESSORY && oc->service &&
-			  strncmp(oc->service, x->ds->service, strlen(x->ds->service)) == 0 &&
-			  oc->service[strlen(x->ds->service)] == '-';
+		int acc = ours_accessory(x, oc);
 
 		if (x->used[i] || !(app || acc))
 			continue;

@@ -26,10 +26,15 @@
  *                                 housekeeping, never counted as a change
  * Unhealthy containers, unavailable secrets, a held lock are notes, not steps.
  *
- * Accessories of the service no longer in the config (a container named
- * <service>-<name> with label service=<service>-<name>) are orphans like
+ * Accessories of the service no longer in the config are orphans like
  * removed roles: listed, removed only with pruning on; their directories
- * under $HOME/<service>-<name>/ are never part of any step.
+ * under $HOME/<service>-<name>/ are never part of any step. Only a container
+ * with evidence that it is ours counts: its name is an accessory of the
+ * current config (on another host) or of the base revision (diff_opts.base).
+ * Any other <service>-… container (say optimus-admin-redis of an app named
+ * optimus-admin on the same host) is not ours: never listed, never pruned.
+ * Without a base, an accessory removed from the config is therefore not
+ * listed (plan --base names the revision it was removed in).
  *
  * Destinations sharing an accessory: an accessory's container name has no
  * destination part, so two destinations of one service that both put

@@ -624,6 +624,8 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 			ds->boot_limit = 0;
 	}
 
+	for (size_t k = 0; k < c->naccessories; k++)
+		strvec_push(&ds->accessories, c->accessories[k].service);
 	config_all_hosts(c, &hosts);
 	ds->hosts = xcalloc(hosts.n ? hosts.n : 1, sizeof(*ds->hosts));
 	for (size_t i = 0; i < hosts.n; i++) {
@@ -708,6 +710,7 @@ void desired_free(struct desired *ds)
 	}
 	free(ds->hosts);
 	strvec_clear(&ds->primary_hosts);
+	strvec_clear(&ds->accessories);
 	free(ds->service);
 	free(ds->destination);
 	free(ds->version);

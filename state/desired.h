@@ -145,6 +145,8 @@ struct desired {
 	struct des_host *hosts; /* the config's hosts, in config_all_hosts order */
 	size_t nhosts;
 	int unavailable_secrets; /* count of secrets that could not be read */
+	struct strvec accessories; /* every accessory's container name in the config,
+				    * on whichever hosts (what makes an accessory ours) */
 };
 
 struct desired_opts {

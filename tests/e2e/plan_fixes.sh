@@ -4,8 +4,10 @@
 #     `kamal-proxy list --json`, here a stand-in script in the kamal-proxy
 #     container, since the lab has no kamal-proxy image);
 #   - an accessory of the service that the config no longer names is an
-#     orphan: listed (exit 0), removed only with --prune (exit 2), its data
-#     directory untouched;
+#     orphan when the base revision (--base) named it: listed (exit 0),
+#     removed only with --prune (exit 2), its data directory untouched; another
+#     Kamal app's accessory on the same host (optimus-admin-redis) is never
+#     listed nor pruned, and without --base neither is;
 #   - `-d staging` on a host whose accessory container belongs to destination
 #     production: that host is refused with a clear error, the others planned, exit 1.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -36,18 +38,28 @@ echo "traffic switch: from optimus-web-$A (${id:0:12}:80), as kamal-proxy report
 plan_commit "plan_fixes: as deployed" >/dev/null
 
 # ---- (b) an accessory no longer in the config ----
+R=$(PC_ACC_EXTRA=$'redis:\n  image: '"$LAB_REGISTRY"$'/optimus:v1\n  host: '"$H1"$'\n  directories:\n    - data:/data' \
+	plan_commit "plan_fixes: with redis")
+plan_commit "plan_fixes: redis removed" >/dev/null
 SIM_DIRS=data:/data $SIM accessory 1 redis "$LAB_REGISTRY/optimus:v1" >/dev/null
 lab_on_host 1 "echo keep > optimus-redis/data/marker"
-plan_run orphan_acc --format json --version "$A"
+# another Kamal app, optimus-admin, with its own redis on the same host
+SIM_SERVICE=optimus-admin $SIM accessory 1 redis "$LAB_REGISTRY/optimus:v1" >/dev/null
+plan_run orphan_nobase --format json --version "$A" --prune
+plan_expect_rc orphan_nobase 0
+! grep -q "remove_orphan" "$T/orphan_nobase.out" || fail "orphan accessory: listed without evidence (no --base)"
+plan_run orphan_acc --format json --version "$A" --base "$R"
 plan_expect_rc orphan_acc 0
 plan_expect orphan_acc "H1 remove_orphan optimus-redis optimus-redis accessory_not_in_config:optimus-redis"
-plan_run orphan_acc_prune --format json --version "$A" --prune
+plan_run orphan_acc_prune --format json --version "$A" --base "$R" --prune
 plan_expect_rc orphan_acc_prune 2
 plan_expect orphan_acc_prune "H1 remove_orphan optimus-redis optimus-redis accessory_not_in_config:optimus-redis"
+[ "$(plan_get "$T/orphan_acc_prune.out" .summary.destroy)" = 1 ] || fail "orphan accessory: destroy count"
+! grep -q "optimus-admin-redis" "$T/orphan_acc_prune.out" || fail "orphan accessory: another app's accessory in the plan"
 grep -q "data directory is kept" "$T/orphan_acc_prune.out" || fail "orphan accessory: no word about the data directory"
 [ "$(lab_on_host 1 "cat optimus-redis/data/marker")" = keep ] || fail "orphan accessory: data touched"
-lab_on_host 1 "docker rm -f optimus-redis >/dev/null"
-echo "orphan accessory: listed (exit 0), removed only with --prune (exit 2); data directory kept"
+lab_on_host 1 "docker rm -f optimus-redis optimus-admin-redis >/dev/null"
+echo "orphan accessory: listed with --base (exit 0), removed only with --prune (exit 2); data kept; optimus-admin-redis never"
 
 # ---- (c) two destinations sharing the accessory's container ----
 plan_clean

@@ -46,6 +46,7 @@ PC_DB_PASSWORD=${PC_DB_PASSWORD:-lab-db-password}
 #   PC_DB_ENV      extra clear env of the accessory, "KEY: value" lines
 #   PC_CLEAR_EXTRA extra root clear env, "KEY: value" lines
 #   PC_XPLUMB      extra x-plumb lines (indented by two spaces)
+#   PC_ACC_EXTRA   extra accessories, YAML lines under accessories: (indented by two spaces)
 #   PC_DEST_CONFIG destination overlay content (written to config/deploy.$PC_DEST.yml)
 plan_write_config() {
 	local out=$1 h line i web=${PC_WEB_HOSTS:-}
@@ -99,6 +100,7 @@ plan_write_config() {
 		echo "        - POSTGRES_PASSWORD"
 		echo "    directories:"
 		echo "      - data:/var/lib/postgresql/data"
+		while IFS= read -r line; do [ -n "$line" ] && echo "  $line"; done <<<"${PC_ACC_EXTRA:-}"
 		echo "x-plumb:"
 		echo "  registry:"
 		echo "    insecure:"

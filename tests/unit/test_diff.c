@@ -539,6 +539,31 @@ T_TEST(orphan_accessory_is_listed_and_pruned_only_with_prune)
 	docker_obs_classify(other, &q);
 	T_INTEQ(other->kind, OBS_OTHER);
 
+	/* another Kamal app, optimus-admin, on the same host: its redis is a
+	 * candidate for the observation, but nothing says it is ours */
+	db = diff_fake_find(h1, "optimus-db");
+	other = diff_fake_add(h1, db, "optimus-admin-redis");
+	kvs_set(&other->labels, "service", "optimus-admin-redis");
+	free(other->service);
+	other->service = xstrdup("optimus-admin-redis");
+	docker_obs_classify(other, &q);
+	T_INTEQ(other->kind, OBS_ACCESSORY);
+	scen_plan(&s, 1, NULL);
+	T_REQUIRE(s.p);
+	T_INTEQ(phost(s.p, "10.0.0.1")->nsteps, 0); /* neither redis: no evidence without a base */
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+
+	/* the base revision had accessory redis: optimus-redis is ours */
+	{
+		char *byml = xasprintf("%s  redis:\n    image: redis:7\n    host: 10.0.0.1\n", FX_YML);
+		struct config *bc = fx_config(byml, FX_SECRETS);
+		free(byml);
+		T_REQUIRE(bc);
+		desired_free(s.base);
+		s.base = fx_desired(bc, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+		config_free(bc);
+		T_REQUIRE(s.base);
+	}
 	scen_plan(&s, 0, NULL);
 	T_REQUIRE(s.p);
 	dh = phost(s.p, "10.0.0.1");
@@ -558,6 +583,7 @@ T_TEST(orphan_accessory_is_listed_and_pruned_only_with_prune)
 	T_INTEQ(s.p->destroy, 1);
 	T_REQUIRE(phost(s.p, "10.0.0.1")->nsteps == 1);
 	T_CHECK(phost(s.p, "10.0.0.1")->steps[0].counted);
+	T_STREQ(phost(s.p, "10.0.0.1")->steps[0].old_name, "optimus-redis"); /* never optimus-admin-redis */
 	T_INTEQ(diff_plan_exit_code(s.p), 2);
 	/* the configured accessory is untouched */
 	T_CHECK(pstep(s.p, "10.0.0.1", "db") == NULL);
