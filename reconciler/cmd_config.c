@@ -1,5 +1,4 @@
 /* plumb config: the resolved configuration, secrets redacted. */
-#include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "state/config.h"
+#include "state/json_text.h"
 
 static const char *secret_state(const struct config *c, const char *secret)
 {
@@ -200,44 +200,28 @@ static json_t *env_json(const struct config *c, const struct cfg_env *e)
 	json_t *o = json_object(), *clear = json_object(), *sec = json_object();
 
 	for (size_t i = 0; i < e->clear.n; i++)
-		json_object_set_new(clear, e->clear.keys[i], json_string(clear_shown(e, i)));
+		json_text_set(clear, e->clear.keys[i], json_text(clear_shown(e, i)));
 	for (size_t i = 0; i < e->secret.n; i++) {
 		json_t *s = json_object();
-		json_object_set_new(s, "secret", json_string(e->secret.vals[i]));
-		json_object_set_new(s, "state", json_string(secret_state(c, e->secret.vals[i])));
-		json_object_set_new(sec, e->secret.keys[i], s);
+		json_object_set_new(s, "secret", json_text(e->secret.vals[i]));
+		json_object_set_new(s, "state", json_text(secret_state(c, e->secret.vals[i])));
+		json_text_set(sec, e->secret.keys[i], s);
 	}
 	json_object_set_new(o, "clear", clear);
 	json_object_set_new(o, "secret", sec);
 	return o;
 }
 
-static json_t *kvs_json(const struct kvs *m)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; i < m->n; i++)
-		json_object_set_new(o, m->keys[i], json_string(m->vals[i]));
-	return o;
-}
-
-static json_t *strvec_json(const struct strvec *v)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; i < v->n; i++)
-		json_array_append_new(a, json_string(v->v[i]));
-	return a;
-}
-
 static json_t *proxy_json(const struct cfg_proxy *p)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "hosts", strvec_json(&p->hosts));
+	json_object_set_new(o, "hosts", json_text_strvec(&p->hosts));
 	json_object_set_new(o, "ssl", json_boolean(p->ssl == 1));
 	json_object_set_new(o, "custom_certificate", json_boolean(p->ssl_certificate_secret != NULL));
 	json_object_set_new(o, "app_port", json_integer(p->app_port ? p->app_port : 80));
-	json_object_set_new(o, "healthcheck_path", json_string(p->healthcheck_path ? p->healthcheck_path : "/up"));
-	json_object_set_new(o, "path_prefixes", strvec_json(&p->path_prefixes));
-	json_object_set_new(o, "run", kvs_json(&p->run));
+	json_object_set_new(o, "healthcheck_path", json_text(p->healthcheck_path ? p->healthcheck_path : "/up"));
+	json_object_set_new(o, "path_prefixes", json_text_strvec(&p->path_prefixes));
+	json_object_set_new(o, "run", json_text_kvs(&p->run));
 	return o;
 }
 
@@ -246,17 +230,17 @@ static json_t *config_json(const struct config *c)
 	json_t *o = json_object(), *roles = json_array(), *accs = json_array(), *reg = json_object();
 	json_t *off = json_array();
 
-	json_object_set_new(o, "file", json_string(c->file));
-	json_object_set_new(o, "destination", c->destination ? json_string(c->destination) : json_null());
-	json_object_set_new(o, "service", json_string(c->service));
-	json_object_set_new(o, "image", json_string(c->image));
-	json_object_set_new(reg, "server", c->registry.server ? json_string(c->registry.server) : json_null());
+	json_object_set_new(o, "file", json_text(c->file));
+	json_object_set_new(o, "destination", json_text(c->destination));
+	json_object_set_new(o, "service", json_text(c->service));
+	json_object_set_new(o, "image", json_text(c->image));
+	json_object_set_new(reg, "server", json_text(c->registry.server));
 	json_object_set_new(reg, "local", json_boolean(c->registry.local));
-	json_object_set_new(reg, "username", c->registry.username ? json_string(c->registry.username) : json_null());
-	json_object_set_new(reg, "password", json_string(c->registry.password_secret ?
+	json_object_set_new(reg, "username", json_text(c->registry.username));
+	json_object_set_new(reg, "password", json_text(c->registry.password_secret ?
 		secret_state(c, c->registry.password_secret) : c->registry.password ? "hidden" : "none"));
 	json_object_set_new(o, "registry", reg);
-	json_object_set_new(o, "primary_role", json_string(c->primary_role));
+	json_object_set_new(o, "primary_role", json_text(c->primary_role));
 	for (size_t i = 0; i < c->nroles; i++) {
 		const struct cfg_role *r = &c->roles[i];
 		json_t *ro = json_object(), *hosts = json_array();
@@ -266,102 +250,79 @@ static json_t *config_json(const struct config *c)
 		for (size_t j = 0; j < r->nhosts; j++) {
 			json_t *h = json_object();
 			struct cfg_env henv = { 0 };
-			json_object_set_new(h, "host", json_string(r->hosts[j].addr));
-			json_object_set_new(h, "tags", strvec_json(&r->hosts[j].tags));
+			json_object_set_new(h, "host", json_text(r->hosts[j].addr));
+			json_object_set_new(h, "tags", json_text_strvec(&r->hosts[j].tags));
 			config_role_env(c, r, r->hosts[j].addr, &henv);
 			json_object_set_new(h, "env", env_json(c, &henv));
 			cfg_env_clear(&henv);
 			json_array_append_new(hosts, h);
 		}
-		json_object_set_new(ro, "name", json_string(r->name));
+		json_object_set_new(ro, "name", json_text(r->name));
 		json_object_set_new(ro, "hosts", hosts);
-		json_object_set_new(ro, "cmd", r->cmd ? json_string(r->cmd) : json_null());
+		json_object_set_new(ro, "cmd", json_text(r->cmd));
 		config_role_env(c, r, NULL, &env);
 		json_object_set_new(ro, "env", env_json(c, &env));
 		config_role_labels(c, r, &labels);
-		json_object_set_new(ro, "labels", kvs_json(&labels));
-		json_object_set_new(ro, "options", kvs_json(&r->options));
+		json_object_set_new(ro, "labels", json_text_kvs(&labels));
+		json_object_set_new(ro, "options", json_text_kvs(&r->options));
 		json_object_set_new(ro, "proxy", r->running_proxy ? proxy_json(&r->proxy) : json_false());
 		cfg_env_clear(&env);
 		kvs_clear(&labels);
 		json_array_append_new(roles, ro);
 	}
 	json_object_set_new(o, "roles", roles);
-	json_object_set_new(o, "volumes", strvec_json(&c->volumes));
+	json_object_set_new(o, "volumes", json_text_strvec(&c->volumes));
 	for (size_t i = 0; i < c->naccessories; i++) {
 		const struct cfg_accessory *a = &c->accessories[i];
 		json_t *ao = json_object(), *dirs = json_array();
-		json_object_set_new(ao, "name", json_string(a->name));
-		json_object_set_new(ao, "service", json_string(a->service));
-		json_object_set_new(ao, "image", a->image ? json_string(a->image) : json_null());
-		json_object_set_new(ao, "hosts", strvec_json(&a->hosts));
-		json_object_set_new(ao, "ports", strvec_json(&a->ports));
-		json_object_set_new(ao, "cmd", a->cmd ? json_string(a->cmd) : json_null());
+		json_object_set_new(ao, "name", json_text(a->name));
+		json_object_set_new(ao, "service", json_text(a->service));
+		json_object_set_new(ao, "image", json_text(a->image));
+		json_object_set_new(ao, "hosts", json_text_strvec(&a->hosts));
+		json_object_set_new(ao, "ports", json_text_strvec(&a->ports));
+		json_object_set_new(ao, "cmd", json_text(a->cmd));
 		json_object_set_new(ao, "env", env_json(c, &a->env));
 		for (size_t j = 0; j < a->ndirectories; j++) {
 			json_t *d = json_object();
-			json_object_set_new(d, "local", json_string(a->directories[j].local));
-			json_object_set_new(d, "remote", json_string(a->directories[j].remote));
+			json_object_set_new(d, "local", json_text(a->directories[j].local));
+			json_object_set_new(d, "remote", json_text(a->directories[j].remote));
 			json_array_append_new(dirs, d);
 		}
 		json_object_set_new(ao, "directories", dirs);
-		json_object_set_new(ao, "volumes", strvec_json(&a->volumes));
-		json_object_set_new(ao, "labels", kvs_json(&a->labels));
-		json_object_set_new(ao, "options", kvs_json(&a->options));
-		json_object_set_new(ao, "network", json_string(a->network));
+		json_object_set_new(ao, "volumes", json_text_strvec(&a->volumes));
+		json_object_set_new(ao, "labels", json_text_kvs(&a->labels));
+		json_object_set_new(ao, "options", json_text_kvs(&a->options));
+		json_object_set_new(ao, "network", json_text(a->network));
 		json_array_append_new(accs, ao);
 	}
 	json_object_set_new(o, "accessories", accs);
-	json_object_set_new(o, "ssh", json_pack("{s:s, s:i, s:o}", "user", c->ssh.user, "port", c->ssh.port,
-					      "proxy", c->ssh.proxy ? json_string(c->ssh.proxy) : json_null()));
+	{
+		/* built key by key: json_pack would fail as a whole on one bad string */
+		json_t *ssh = json_object();
+		json_object_set_new(ssh, "user", json_text(c->ssh.user));
+		json_object_set_new(ssh, "port", json_integer(c->ssh.port));
+		json_object_set_new(ssh, "proxy", json_text(c->ssh.proxy));
+		json_object_set_new(o, "ssh", ssh);
+	}
 	json_object_set_new(o, "boot", json_pack("{s:i, s:b, s:i}", "limit", c->boot.limit, "limit_percent",
 					       c->boot.limit_percent, "wait", c->boot.wait));
 	json_object_set_new(o, "retain_containers", json_integer(c->retain_containers));
 	json_object_set_new(o, "trusted", json_boolean(c->trust.trusted));
 	for (int b = 0; b < TRUST_OFF_COUNT; b++)
 		if (c->trust.turned_off & (1u << b))
-			json_array_append_new(off, json_string(trust_off_describe((enum trust_off)(1u << b))));
+			json_array_append_new(off, json_text(trust_off_describe((enum trust_off)(1u << b))));
 	json_object_set_new(o, "turned_off", off);
 	return o;
 }
 
 int cmd_config(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "trusted", no_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct rec_load_opts lo = { 0 };
 	struct rec_loaded ld = { 0 };
-	int json = 0, ch, rc = REC_EXIT_ERROR;
+	int json = 0, rc = REC_EXIT_ERROR;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			lo.config_path = optarg;
-			break;
-		case 'd':
-			lo.destination = optarg;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 't':
-			lo.trusted = 1;
-			break;
-		default:
-			rec_print_usage(rec_find_command("config"), stderr);
-			return REC_EXIT_ERROR;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "plumb config: unexpected argument '%s'\n", argv[optind]);
+	if (rec_parse_load_args("config", argc, argv, &lo, &json) < 0)
 		return REC_EXIT_ERROR;
-	}
 	if (rec_load(&ld, &lo) < 0)
 		goto out;
 	if (json) {

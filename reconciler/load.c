@@ -1,10 +1,12 @@
 #include "reconciler/load.h"
 
 #include <ctype.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "providers/git_src.h"
+#include "reconciler/cli.h"
 #include "providers/registry.h"
 #include "state/util.h"
 
@@ -31,6 +33,46 @@ void rec_split_config_path(const char *path, char **root, char **relfile)
 	}
 	*root = xstrdup(".");
 	*relfile = xstrdup(path);
+}
+
+int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "destination", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "trusted", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	*json = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:d:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 'd':
+			o->destination = optarg;
+			break;
+		case 'j':
+			*json = 1;
+			break;
+		case 't':
+			o->trusted = 1;
+			break;
+		default:
+			rec_print_usage(rec_find_command(cmd), stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "plumb %s: unexpected argument '%s'\n", cmd, argv[optind]);
+		return -1;
+	}
+	return 0;
 }
 
 int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)

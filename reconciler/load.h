@@ -23,6 +23,12 @@ struct rec_loaded {
 	char *relfile; /* config file relative to root */
 };
 
+/*
+ * The options `config` and `hosts` share: -c/--config FILE, -d/--destination D,
+ * --json, --trusted; no operands. Fills *o and *json; on a bad option prints
+ * the command's usage (or what is wrong) to stderr and returns -1.
+ */
+int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json);
 /* Splits a -c path into the repository root and the file inside it: a file in
  * a directory named "config" has its root one level up (so .kamal/ is found
  * beside config/); any other file is taken relative to the current directory. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/config.h"
 #include "state/util.h"
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
@@ -39,21 +40,14 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 	return need;
 }
 
-json_t *json_text(const char *s)
+/* s with every invalid UTF-8 sequence replaced by U+FFFD (caller frees). */
+static char *utf8_repair(const char *s)
 {
-	json_t *j;
 	struct sbuf sb;
-	const unsigned char *p;
-	size_t n;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
 
-	if (!s)
-		return json_null();
-	j = json_string(s);
-	if (j)
-		return j;
 	sbuf_init(&sb, 0);
-	p = (const unsigned char *)s;
-	n = strlen(s);
 	while (n) {
 		size_t k = utf8_len(p, n);
 		if (k) {
@@ -65,7 +59,69 @@ json_t *json_text(const char *s)
 		p += k;
 		n -= k;
 	}
-	j = json_string(sb.buf);
-	sbuf_release(&sb);
+	return sbuf_detach(&sb);
+}
+
+json_t *json_text(const char *s)
+{
+	json_t *j;
+	char *fixed;
+
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j)
+		return j;
+	fixed = utf8_repair(s);
+	j = json_string(fixed);
+	free(fixed);
 	return j ? j : json_string("");
+}
+
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	while (n) {
+		size_t k = utf8_len(p, n);
+		if (!k)
+			return 0;
+		p += k;
+		n -= k;
+	}
+	return 1;
+}
+
+int json_text_set(json_t *obj, const char *key, json_t *val)
+{
+	char *fixed;
+	int rc;
+
+	if (!val)
+		val = json_null();
+	if (!key || utf8_valid(key))
+		return json_object_set_new(obj, key ? key : "", val);
+	fixed = utf8_repair(key);
+	rc = json_object_set_new(obj, fixed, val);
+	free(fixed);
+	return rc;
+}
+
+json_t *json_text_kvs(const struct kvs *m)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < m->n; i++)
+		json_text_set(o, m->keys[i], json_text(m->vals[i]));
+	return o;
+}
+
+json_t *json_text_strvec(const struct strvec *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < v->n; i++)
+		json_array_append_new(a, json_text(v->v[i]));
+	return a;
 }

@@ -9,7 +9,20 @@
 
 #include <jansson.h>
 
+struct kvs;
+struct strvec;
+
 /* A JSON string for s (NULL gives JSON null). The result is never NULL. */
 json_t *json_text(const char *s);
+/*
+ * Sets obj[key] = val (val is stolen, as json_object_set_new). An invalid
+ * UTF-8 key is repaired the same way (U+FFFD), so it is never dropped; a NULL
+ * val becomes JSON null. 0, or -1 if obj is not an object.
+ */
+int json_text_set(json_t *obj, const char *key, json_t *val);
+/* {key: value, …} of an ordered string map, in its order. Never NULL. */
+json_t *json_text_kvs(const struct kvs *m);
+/* [value, …] of a string vector. Never NULL. */
+json_t *json_text_strvec(const struct strvec *v);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "state/util.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 struct run {
 	int status;
@@ -129,6 +130,31 @@ T_TEST(config_json_is_valid_and_redacted)
 	run_free(&r);
 }
 
+/* A value that is not UTF-8 (here a host from ERB ENV, trusted) keeps its key
+ * in the JSON, repaired to U+FFFD, instead of vanishing. */
+T_TEST(config_json_keeps_keys_of_invalid_utf8)
+{
+	char *dir = xasprintf("/tmp/plumb-cli-utf8-%d", (int)getpid());
+	char *path = xasprintf("%s/config/deploy.yml", dir), *args;
+	struct run r;
+
+	T_REQUIRE(tu_sh("mkdir -p %s/config", dir) == 0);
+	T_REQUIRE(tu_write_file(path, "service: app\nimage: app\nregistry:\n  username: u\n  password: p\n"
+				      "servers:\n  web:\n    hosts: [\"<%= ENV['BAD_HOST'] %>\"]\n"
+				      "ssh:\n  user: \"<%= ENV['BAD_HOST'] %>\"\n") == 0);
+	args = xasprintf("config --json --trusted -c %s", path);
+	r = run_plumb(args, "BAD_HOST=$(printf 'h\\377x')");
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "\"host\": \"h\xef\xbf\xbdx\"");
+	T_CONTAINS(r.out, "\"user\": \"h\xef\xbf\xbdx\"");
+	T_CONTAINS(r.out, "\"ssh\": {");
+	run_free(&r);
+	tu_sh("rm -rf %s", dir);
+	free(args);
+	free(path);
+	free(dir);
+}
+
 T_TEST(config_errors_golden)
 {
 	struct run r = run_plumb("config -c tests/unit/golden-cli/bad/config/deploy.yml", NULL);
@@ -143,4 +169,4 @@ T_TEST(config_errors_golden)
 }
 
 T_MAIN(T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
-       T_CASE(config_errors_golden))
+       T_CASE(config_errors_golden), T_CASE(config_json_keeps_keys_of_invalid_utf8))
