@@ -5,15 +5,16 @@
  * env files, the deploy lock. Read-only: every command goes through the
  * read-only guard. Exit 0 when every host was observed, 1 otherwise.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diff/render.h"
 #include "providers/fleet.h"
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
+#include "state/json_text.h"
 
 static const char *status_name(enum obs_status s)
 {
@@ -81,42 +82,95 @@ static const char *short_id(const char *id, char buf[13])
 	return buf;
 }
 
-static void print_env_keys(const char *indent, const char *label, const struct obs_env *env,
-			   size_t n)
+/*
+ * Text output: every string that came from a host (or the config) goes
+ * through the plan renderer's escaping, so a container name, env key or path
+ * cannot send terminal escapes; built in one buffer, written once.
+ */
+static void put(struct sbuf *sb, const char *s)
+{
+	render_text_escape(sb, s ? s : "?");
+}
+
+/* put, padded with spaces to width columns (like %-Ns). */
+static void put_pad(struct sbuf *sb, const char *s, size_t width)
+{
+	size_t before = sb->len;
+
+	put(sb, s);
+	while (sb->len - before < width)
+		sbuf_addc(sb, ' ');
+}
+
+static void print_env_keys(struct sbuf *sb, const char *indent, const char *label,
+			   const struct obs_env *env, size_t n)
 {
 	if (!n)
 		return;
-	printf("%s%s:", indent, label);
-	for (size_t i = 0; i < n; i++)
-		printf("%s %s (value hidden)", i ? "," : "", env[i].key);
-	putchar('\n');
+	sbuf_addf(sb, "%s%s:", indent, label);
+	for (size_t i = 0; i < n; i++) {
+		sbuf_adds(sb, i ? ", " : " ");
+		put(sb, env[i].key);
+		sbuf_adds(sb, " (value hidden)");
+	}
+	sbuf_addc(sb, '\n');
 }
 
-static void print_container(const struct config *c, const struct obs_container *ct)
+static void print_container(struct sbuf *sb, const struct config *c, const struct obs_container *ct)
 {
 	char sid[13];
 
-	if (ct->kind == OBS_APP)
-		printf("    %-10s %-8s version %s\n", ct->role, ct->name, app_version(c, ct));
-	else if (ct->kind == OBS_ACCESSORY)
-		printf("    %-10s %s\n", accessory_name(c, ct), ct->name);
-	else
-		printf("    %s\n", ct->name);
-	printf("      state %s%s%s, image %s (%s), restart %s\n", ct->state,
-	       ct->health ? ", " : "", ct->health ? ct->health : "", short_id(ct->image_id, sid),
-	       ct->image_ref ? ct->image_ref : "?", ct->restart_policy ? ct->restart_policy : "?");
-	for (size_t i = 0; i < ct->nports; i++)
-		printf("      port %s%s%s -> %s\n", ct->ports[i].host_ip,
-		       *ct->ports[i].host_ip ? ":" : "", ct->ports[i].host_port,
-		       ct->ports[i].container_port);
-	for (size_t i = 0; i < ct->nmounts; i++)
-		printf("      %s %s:%s%s\n", ct->mounts[i].type, ct->mounts[i].source,
-		       ct->mounts[i].destination, ct->mounts[i].rw ? "" : " (ro)");
-	print_env_keys("      ", "env", ct->env, ct->nenv);
+	sbuf_adds(sb, "    ");
+	if (ct->kind == OBS_APP) {
+		put_pad(sb, ct->role, 10);
+		sbuf_addc(sb, ' ');
+		put_pad(sb, ct->name, 8);
+		sbuf_adds(sb, " version ");
+		put(sb, app_version(c, ct));
+	} else if (ct->kind == OBS_ACCESSORY) {
+		put_pad(sb, accessory_name(c, ct), 10);
+		sbuf_addc(sb, ' ');
+		put(sb, ct->name);
+	} else {
+		put(sb, ct->name);
+	}
+	sbuf_adds(sb, "\n      state ");
+	put(sb, ct->state);
+	if (ct->health) {
+		sbuf_adds(sb, ", ");
+		put(sb, ct->health);
+	}
+	sbuf_adds(sb, ", image ");
+	put(sb, short_id(ct->image_id, sid));
+	sbuf_adds(sb, " (");
+	put(sb, ct->image_ref);
+	sbuf_adds(sb, "), restart ");
+	put(sb, ct->restart_policy);
+	sbuf_addc(sb, '\n');
+	for (size_t i = 0; i < ct->nports; i++) {
+		sbuf_adds(sb, "      port ");
+		put(sb, ct->ports[i].host_ip);
+		if (ct->ports[i].host_ip && *ct->ports[i].host_ip)
+			sbuf_addc(sb, ':');
+		put(sb, ct->ports[i].host_port);
+		sbuf_adds(sb, " -> ");
+		put(sb, ct->ports[i].container_port);
+		sbuf_addc(sb, '\n');
+	}
+	for (size_t i = 0; i < ct->nmounts; i++) {
+		sbuf_adds(sb, "      ");
+		put(sb, ct->mounts[i].type);
+		sbuf_addc(sb, ' ');
+		put(sb, ct->mounts[i].source);
+		sbuf_addc(sb, ':');
+		put(sb, ct->mounts[i].destination);
+		sbuf_adds(sb, ct->mounts[i].rw ? "\n" : " (ro)\n");
+	}
+	print_env_keys(sb, "      ", "env", ct->env, ct->nenv);
 }
 
-static void print_group(const struct config *c, const struct obs_host *h, enum obs_kind k,
-			const char *title)
+static void print_group(struct sbuf *sb, const struct config *c, const struct obs_host *h,
+			enum obs_kind k, const char *title)
 {
 	int any = 0;
 
@@ -124,50 +178,65 @@ static void print_group(const struct config *c, const struct obs_host *h, enum o
 		if (h->containers[i].kind != k)
 			continue;
 		if (!any)
-			printf("  %s:\n", title);
+			sbuf_addf(sb, "  %s:\n", title);
 		any = 1;
-		print_container(c, &h->containers[i]);
+		print_container(sb, c, &h->containers[i]);
 	}
 }
 
-static void print_text(const struct config *c, const struct obs_fleet *f)
+static void print_text(struct sbuf *sb, const struct config *c, const struct obs_fleet *f)
 {
 	for (size_t i = 0; i < f->nhosts; i++) {
 		const struct obs_host *h = &f->hosts[i];
 		size_t others = 0;
 
-		printf("%s: %s", h->host, status_name(h->status));
-		if (h->status == OBS_OK)
-			printf(" (%u round trip%s; connect %.0f ms, observe %.0f ms; docker %s)\n",
-			       h->round_trips, h->round_trips == 1 ? "" : "s", h->connect_ms,
-			       h->observe_ms, h->docker_version ? h->docker_version : "?");
-		else
-			printf(" - %s\n", h->error ? h->error : "not observed");
+		put(sb, h->host);
+		sbuf_addf(sb, ": %s", status_name(h->status));
+		if (h->status == OBS_OK) {
+			sbuf_addf(sb, " (%u round trip%s; connect %.0f ms, observe %.0f ms; docker ",
+				  h->round_trips, h->round_trips == 1 ? "" : "s", h->connect_ms, h->observe_ms);
+			put(sb, h->docker_version);
+			sbuf_adds(sb, ")\n");
+		} else {
+			sbuf_adds(sb, " - ");
+			put(sb, h->error ? h->error : "not observed");
+			sbuf_addc(sb, '\n');
+		}
 		if (h->status != OBS_OK)
 			continue;
-		if (h->ncontainers == 0)
-			printf("  no containers of %s\n", c->service);
-		print_group(c, h, OBS_APP, "app");
-		print_group(c, h, OBS_ACCESSORY, "accessories");
-		print_group(c, h, OBS_PROXY, "proxy");
+		if (h->ncontainers == 0) {
+			sbuf_adds(sb, "  no containers of ");
+			put(sb, c->service);
+			sbuf_addc(sb, '\n');
+		}
+		print_group(sb, c, h, OBS_APP, "app");
+		print_group(sb, c, h, OBS_ACCESSORY, "accessories");
+		print_group(sb, c, h, OBS_PROXY, "proxy");
 		for (size_t j = 0; j < h->ncontainers; j++)
 			others += h->containers[j].kind == OBS_OTHER;
-		if (others)
-			printf("  not ours: %zu container%s labelled service=%s with another destination "
-			       "or no role (ignored)\n",
-			       others, others == 1 ? "" : "s", c->service);
+		if (others) {
+			sbuf_addf(sb, "  not ours: %zu container%s labelled service=", others, others == 1 ? "" : "s");
+			put(sb, c->service);
+			sbuf_adds(sb, " with another destination or no role (ignored)\n");
+		}
 		if (h->nenv_files)
-			printf("  env files:\n");
+			sbuf_adds(sb, "  env files:\n");
 		for (size_t j = 0; j < h->nenv_files; j++) {
 			const struct obs_env_file *ef = &h->env_files[j];
-			printf("    %s (mode %04o)\n", ef->path, (unsigned)ef->mode);
-			print_env_keys("      ", "keys", ef->vars, ef->nvars);
+			sbuf_adds(sb, "    ");
+			put(sb, ef->path);
+			sbuf_addf(sb, " (mode %04o)\n", (unsigned)ef->mode);
+			print_env_keys(sb, "      ", "keys", ef->vars, ef->nvars);
 		}
 		if (h->lock_holder) {
-			printf("  deploy lock held:\n");
+			sbuf_adds(sb, "  deploy lock held:\n");
 			for (const char *p = h->lock_holder; *p;) {
 				size_t n = strcspn(p, "\n");
-				printf("    %.*s\n", (int)n, p);
+				char *line = xstrndup(p, n);
+				sbuf_adds(sb, "    ");
+				put(sb, line);
+				sbuf_addc(sb, '\n');
+				free(line);
 				p += n;
 				if (*p)
 					p++;
@@ -181,79 +250,56 @@ static json_t *env_json(const struct obs_env *env, size_t n)
 	json_t *o = json_object();
 
 	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, env[i].key, json_string("(value hidden)"));
+		json_text_set(o, env[i].key, json_text("(value hidden)"));
 	return o;
-}
-
-static json_t *kvs_json(const struct kvs *m)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < m->n; i++)
-		json_object_set_new(o, m->keys[i], json_string(m->vals[i]));
-	return o;
-}
-
-static json_t *strvec_json(const struct strvec *sv)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < sv->n; i++)
-		json_array_append_new(a, json_string(sv->v[i]));
-	return a;
-}
-
-static json_t *nullable(const char *s)
-{
-	return s ? json_string(s) : json_null();
 }
 
 static json_t *container_json(const struct config *c, const struct obs_container *ct)
 {
 	json_t *o = json_object(), *a;
 
-	json_object_set_new(o, "kind", json_string(kind_name(ct->kind)));
-	json_object_set_new(o, "name", json_string(ct->name));
-	json_object_set_new(o, "id", json_string(ct->id));
+	json_object_set_new(o, "kind", json_text(kind_name(ct->kind)));
+	json_object_set_new(o, "name", json_text(ct->name));
+	json_object_set_new(o, "id", json_text(ct->id));
 	if (ct->kind == OBS_APP) {
-		json_object_set_new(o, "role", json_string(ct->role));
-		json_object_set_new(o, "version", json_string(app_version(c, ct)));
+		json_object_set_new(o, "role", json_text(ct->role));
+		json_object_set_new(o, "version", json_text(app_version(c, ct)));
 	}
 	if (ct->kind == OBS_ACCESSORY)
-		json_object_set_new(o, "accessory", json_string(accessory_name(c, ct)));
-	json_object_set_new(o, "state", json_string(ct->state));
-	json_object_set_new(o, "health", nullable(ct->health));
+		json_object_set_new(o, "accessory", json_text(accessory_name(c, ct)));
+	json_object_set_new(o, "state", json_text(ct->state));
+	json_object_set_new(o, "health", json_text(ct->health));
 	json_object_set_new(o, "exit_code", json_integer(ct->exit_code));
-	json_object_set_new(o, "image", nullable(ct->image_ref));
-	json_object_set_new(o, "image_id", nullable(ct->image_id));
-	json_object_set_new(o, "created", nullable(ct->created));
-	json_object_set_new(o, "cmd", strvec_json(&ct->cmd));
-	json_object_set_new(o, "labels", kvs_json(&ct->labels));
+	json_object_set_new(o, "image", json_text(ct->image_ref));
+	json_object_set_new(o, "image_id", json_text(ct->image_id));
+	json_object_set_new(o, "created", json_text(ct->created));
+	json_object_set_new(o, "cmd", json_text_strvec(&ct->cmd));
+	json_object_set_new(o, "labels", json_text_kvs(&ct->labels));
 	json_object_set_new(o, "env", env_json(ct->env, ct->nenv));
 	a = json_array();
 	for (size_t i = 0; i < ct->nports; i++) {
 		json_t *p = json_object();
-		json_object_set_new(p, "container_port", json_string(ct->ports[i].container_port));
-		json_object_set_new(p, "host_ip", json_string(ct->ports[i].host_ip));
-		json_object_set_new(p, "host_port", json_string(ct->ports[i].host_port));
+		json_object_set_new(p, "container_port", json_text(ct->ports[i].container_port));
+		json_object_set_new(p, "host_ip", json_text(ct->ports[i].host_ip));
+		json_object_set_new(p, "host_port", json_text(ct->ports[i].host_port));
 		json_array_append_new(a, p);
 	}
 	json_object_set_new(o, "ports", a);
 	a = json_array();
 	for (size_t i = 0; i < ct->nmounts; i++) {
 		json_t *m = json_object();
-		json_object_set_new(m, "type", json_string(ct->mounts[i].type));
-		json_object_set_new(m, "source", json_string(ct->mounts[i].source));
-		json_object_set_new(m, "destination", json_string(ct->mounts[i].destination));
+		json_object_set_new(m, "type", json_text(ct->mounts[i].type));
+		json_object_set_new(m, "source", json_text(ct->mounts[i].source));
+		json_object_set_new(m, "destination", json_text(ct->mounts[i].destination));
 		json_object_set_new(m, "rw", json_boolean(ct->mounts[i].rw));
 		json_array_append_new(a, m);
 	}
 	json_object_set_new(o, "mounts", a);
-	json_object_set_new(o, "restart", nullable(ct->restart_policy));
-	json_object_set_new(o, "log_driver", nullable(ct->log_driver));
-	json_object_set_new(o, "log_opts", kvs_json(&ct->log_opts));
-	json_object_set_new(o, "networks", strvec_json(&ct->networks));
-	json_object_set_new(o, "options", kvs_json(&ct->options));
+	json_object_set_new(o, "restart", json_text(ct->restart_policy));
+	json_object_set_new(o, "log_driver", json_text(ct->log_driver));
+	json_object_set_new(o, "log_opts", json_text_kvs(&ct->log_opts));
+	json_object_set_new(o, "networks", json_text_strvec(&ct->networks));
+	json_object_set_new(o, "options", json_text_kvs(&ct->options));
 	return o;
 }
 
@@ -261,20 +307,20 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 {
 	json_t *root = json_object(), *hosts = json_array();
 
-	json_object_set_new(root, "service", json_string(c->service));
-	json_object_set_new(root, "destination", nullable(c->destination));
+	json_object_set_new(root, "service", json_text(c->service));
+	json_object_set_new(root, "destination", json_text(c->destination));
 	for (size_t i = 0; i < f->nhosts; i++) {
 		const struct obs_host *h = &f->hosts[i];
 		json_t *o = json_object(), *cs = json_array(), *efs = json_array();
 
-		json_object_set_new(o, "host", json_string(h->host));
-		json_object_set_new(o, "status", json_string(status_name(h->status)));
-		json_object_set_new(o, "error", nullable(h->error));
+		json_object_set_new(o, "host", json_text(h->host));
+		json_object_set_new(o, "status", json_text(status_name(h->status)));
+		json_object_set_new(o, "error", json_text(h->error));
 		json_object_set_new(o, "round_trips", json_integer(h->round_trips));
 		json_object_set_new(o, "connect_ms", json_real(h->connect_ms));
 		json_object_set_new(o, "observe_ms", json_real(h->observe_ms));
-		json_object_set_new(o, "docker_version", nullable(h->docker_version));
-		json_object_set_new(o, "lock", nullable(h->lock_holder));
+		json_object_set_new(o, "docker_version", json_text(h->docker_version));
+		json_object_set_new(o, "lock", json_text(h->lock_holder));
 		for (size_t j = 0; j < h->ncontainers; j++)
 			if (h->containers[j].kind != OBS_OTHER)
 				json_array_append_new(cs, container_json(c, &h->containers[j]));
@@ -291,8 +337,8 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 			char mode[8];
 
 			snprintf(mode, sizeof(mode), "%04o", (unsigned)ef->mode);
-			json_object_set_new(e, "path", json_string(ef->path));
-			json_object_set_new(e, "mode", json_string(mode));
+			json_object_set_new(e, "path", json_text(ef->path));
+			json_object_set_new(e, "mode", json_text(mode));
 			json_object_set_new(e, "env", env_json(ef->vars, ef->nvars));
 			json_array_append_new(efs, e);
 		}
@@ -305,44 +351,15 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 
 int cmd_hosts(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "trusted", no_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct rec_load_opts lo = { 0 };
 	struct rec_loaded ld = { 0 };
 	struct fleet_opts fo = { 0 };
 	struct obs_fleet *f = NULL;
-	char err[256];
-	int json = 0, ch, rc = REC_EXIT_ERROR, orc;
+	char err[512];
+	int json = 0, rc = REC_EXIT_ERROR, orc;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			lo.config_path = optarg;
-			break;
-		case 'd':
-			lo.destination = optarg;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 't':
-			lo.trusted = 1;
-			break;
-		default:
-			rec_print_usage(rec_find_command("hosts"), stderr);
-			return REC_EXIT_ERROR;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "plumb hosts: unexpected argument '%s'\n", argv[optind]);
+	if (rec_parse_load_args("hosts", argc, argv, &lo, &json) < 0)
 		return REC_EXIT_ERROR;
-	}
 	if (rec_load(&ld, &lo) < 0 || rec_require_computed(ld.config, "hosts") < 0)
 		goto out;
 	fo.root = ld.root;
@@ -359,8 +376,11 @@ int cmd_hosts(int argc, char **argv)
 		putchar('\n');
 		json_decref(o);
 	} else {
-		print_text(ld.config, f);
-		rc = REC_EXIT_OK;
+		struct sbuf sb;
+		sbuf_init(&sb, 0);
+		print_text(&sb, ld.config, f);
+		rc = fwrite(sb.buf, 1, sb.len, stdout) == sb.len ? REC_EXIT_OK : REC_EXIT_ERROR;
+		sbuf_release(&sb);
 	}
 	if (orc > 0) {
 		fprintf(stderr, "plumb hosts: not observed:");
