@@ -10,7 +10,8 @@
  * JSON escaping by jansson.
  *
  * Each renderer appends to an sbuf the caller owns (sbuf_init first) and
- * returns 0, or -1 if the buffer's bound was hit.
+ * returns 0, or -1 if the buffer's bound was hit (out is then unchanged:
+ * the whole plan is appended at once or not at all).
  */
 #ifndef PLUMB_DIFF_RENDER_H
 #define PLUMB_DIFF_RENDER_H

@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/json_text.h"
+
+/* Every string from a host or the config: invalid UTF-8 becomes U+FFFD
+ * instead of json_string failing and the key being dropped silently. */
 static json_t *jstr(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	return json_text(s);
 }
 
 static const char *target_name(enum diff_target t)
@@ -53,7 +57,7 @@ static json_t *step_json(const struct diff_step *s)
 		json_object_set_new(jc, "old", jstr(c->old));
 		json_object_set_new(jc, "new", jstr(c->new));
 		json_object_set_new(jc, "sensitive", json_boolean(sensitive(c->kind)));
-		json_object_set_new(jc, "text", json_string(t));
+		json_object_set_new(jc, "text", jstr(t));
 		free(t);
 		json_array_append_new(causes, jc);
 	}

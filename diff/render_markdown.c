@@ -172,7 +172,7 @@ static void note_md(struct sbuf *out, const struct diff_note *n)
 	sbuf_addc(out, '\n');
 }
 
-int diff_render_markdown(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
+static void markdown_body(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
 {
 	static const struct render_opts none = { 0 };
 	size_t quiet = 0;
@@ -245,5 +245,20 @@ int diff_render_markdown(const struct diff_plan *p, const struct render_opts *o,
 			note_md(out, &h->notes[j]);
 		sbuf_adds(out, "\n</details>\n");
 	}
-	return sbuf_addf(out, "\n<sub>Plan hash: `%s`</sub>\n", p->hash);
+	sbuf_addf(out, "\n<sub>Plan hash: `%s`</sub>\n", p->hash);
+}
+
+/* Rendered whole into a private buffer, then appended at once: every append
+ * counts (one that hit the bound cannot hide behind a later one that fit),
+ * and on failure out is left as it was. */
+int diff_render_markdown(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
+{
+	struct sbuf tmp;
+	int rc;
+
+	sbuf_init(&tmp, 0);
+	markdown_body(p, o, &tmp);
+	rc = sbuf_add(out, tmp.buf, tmp.len);
+	sbuf_release(&tmp);
+	return rc;
 }

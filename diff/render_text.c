@@ -171,7 +171,7 @@ static void note_text(struct sbuf *out, const struct diff_note *n)
 	sbuf_addc(out, '\n');
 }
 
-int diff_render_text(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
+static void text_body(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
 {
 	static const struct render_opts none = { 0 };
 	size_t quiet = 0;
@@ -235,6 +235,21 @@ int diff_render_text(const struct diff_plan *p, const struct render_opts *o, str
 	else if (!p->changes)
 		sbuf_adds(out, "No changes. The hosts match the configuration.\n");
 	sbuf_addf(out, "Plan hash: %s\n", p->hash);
-	return sbuf_addf(out, "Plan: %zu to add, %zu to change, %zu to destroy.\n", p->add, p->change,
+	sbuf_addf(out, "Plan: %zu to add, %zu to change, %zu to destroy.\n", p->add, p->change,
 			 p->destroy);
+}
+
+/* Rendered whole into a private buffer, then appended at once: every append
+ * counts (one that hit the bound cannot hide behind a later one that fit),
+ * and on failure out is left as it was. */
+int diff_render_text(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out)
+{
+	struct sbuf tmp;
+	int rc;
+
+	sbuf_init(&tmp, 0);
+	text_body(p, o, &tmp);
+	rc = sbuf_add(out, tmp.buf, tmp.len);
+	sbuf_release(&tmp);
+	return rc;
 }

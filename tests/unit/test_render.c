@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "diff/diff.h"
 #include "diff/fake.h"
 #include "diff/render.h"
@@ -290,6 +292,116 @@ T_TEST(no_changes_with_an_unreachable_host)
 	config_free(c);
 }
 
+/* A plan with changes (job env, Postgres 18) over the fixture fleet. */
+static struct diff_plan *changed_plan(struct obs_fleet **obs, struct desired **ds, struct config **c)
+{
+	char *yml = xstrdup(FX_YML), *q;
+	struct diff_plan *p = NULL;
+
+	q = strstr(yml, "QUEUE_THREADS: 3");
+	q[strlen("QUEUE_THREADS: ")] = '4';
+	q = strstr(yml, "postgres:17");
+	q[10] = '8';
+	*c = fx_config(yml, FX_SECRETS);
+	free(yml);
+	if (!*c)
+		return NULL;
+	*ds = fx_desired(*c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	{
+		/* the fleet as deployed from the fixture, before the change */
+		struct config *c0 = fx_config(FX_YML, FX_SECRETS);
+		struct desired *ds0 = c0 ? fx_desired(c0, FX_V1, FX_ID1, DES_IMAGE_FOUND) : NULL;
+		if (!ds0)
+			abort();
+		diff_fake_fleet(obs, ds0, FX_SALT, FX_ID1);
+		desired_free(ds0);
+		config_free(c0);
+	}
+	diff_plan_build(&p, *ds, *obs, NULL);
+	return p;
+}
+
+/* Every append counts: whatever bound cuts the output, the renderer says so
+ * (and leaves the buffer as it was). */
+T_TEST(bounded_output_fails_wherever_it_is_cut)
+{
+	struct config *c = NULL;
+	struct desired *ds = NULL;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = changed_plan(&obs, &ds, &c);
+	int (*const fns[2])(const struct diff_plan *, const struct render_opts *, struct sbuf *) = {
+		diff_render_text, diff_render_markdown
+	};
+
+	T_REQUIRE(p);
+	for (size_t f = 0; f < 2; f++) {
+		struct sbuf full, sb;
+		size_t bad = 0;
+		sbuf_init(&full, 0);
+		T_CHECK(fns[f](p, NULL, &full) == 0);
+		T_CHECK(full.len > 500);
+		for (size_t max = 1; max < full.len; max++) {
+			int rc;
+			sbuf_init(&sb, max);
+			rc = fns[f](p, NULL, &sb);
+			if (rc != -1 || sb.len != 0)
+				bad++;
+			sbuf_release(&sb);
+		}
+		sbuf_init(&sb, full.len);
+		T_CHECK(fns[f](p, NULL, &sb) == 0);
+		T_STREQ(sb.buf, full.buf);
+		sbuf_release(&sb);
+		T_INTEQ(bad, 0);
+		sbuf_release(&full);
+	}
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
+/* Invalid UTF-8 from a host never makes a JSON key disappear. */
+T_TEST(json_keeps_keys_with_invalid_utf8)
+{
+	struct config *c = NULL;
+	struct desired *ds = NULL;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = changed_plan(&obs, &ds, &c);
+	struct diff_host *h;
+	struct sbuf sb;
+	json_t *root, *steps, *st, *cause, *jh;
+
+	T_REQUIRE(p);
+	h = &p->hosts[0];
+	T_REQUIRE(h->nsteps > 0 && h->steps[0].ncauses > 0);
+	free(h->steps[0].old_name);
+	h->steps[0].old_name = xstrdup("optimus-db\xff\xfe");
+	free(h->steps[0].causes[0].old);
+	h->steps[0].causes[0].old = xstrdup("postgres:\xc3(17");
+	free(h->error);
+	h->error = xstrdup("bad \xe2\x82 bytes");
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_json(p, &sb) == 0);
+	root = json_loads(sb.buf, 0, NULL);
+	T_REQUIRE(root);
+	jh = json_array_get(json_object_get(root, "hosts"), 0);
+	T_CHECK(json_is_string(json_object_get(jh, "error")));
+	steps = json_object_get(jh, "steps");
+	st = json_array_get(steps, 0);
+	T_CHECK(json_is_string(json_object_get(st, "old_name")));
+	T_CONTAINS(json_string_value(json_object_get(st, "old_name")), "optimus-db\xef\xbf\xbd");
+	cause = json_array_get(json_object_get(st, "causes"), 0);
+	T_CHECK(json_is_string(json_object_get(cause, "old")));
+	T_CHECK(json_is_string(json_object_get(cause, "text")));
+	json_decref(root);
+	sbuf_release(&sb);
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
 T_TEST(escapers)
 {
 	struct sbuf sb;
@@ -308,4 +420,5 @@ T_TEST(escapers)
 
 T_MAIN(T_CASE(golden_in_sync), T_CASE(golden_mixed_with_hostile_strings),
        T_CASE(golden_fleet_1000_hosts_and_cpu_time), T_CASE(escapers),
-       T_CASE(no_changes_with_an_unreachable_host))
+       T_CASE(no_changes_with_an_unreachable_host), T_CASE(bounded_output_fails_wherever_it_is_cut),
+       T_CASE(json_keeps_keys_with_invalid_utf8))
