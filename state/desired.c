@@ -616,9 +616,16 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 	if (pr) {
 		for (size_t j = 0; j < pr->nhosts; j++)
 			strvec_push(&ds->primary_hosts, pr->hosts[j].addr);
-		if (c->boot.limit > 0 && c->boot.limit_percent)
-			ds->boot_limit = (int)((pr->nhosts * (size_t)c->boot.limit + 99) / 100);
-		else
+		if (c->boot.limit > 0 && c->boot.limit_percent) {
+			/* Kamal's Boot#limit: [all_hosts.count * pct / 100, 1].max —
+			 * floor, over every host of the config (roles and accessories) */
+			struct strvec all = { 0 };
+			size_t n;
+			config_all_hosts(c, &all);
+			n = all.n * (size_t)c->boot.limit / 100;
+			ds->boot_limit = n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
+			strvec_clear(&all);
+		} else
 			ds->boot_limit = c->boot.limit;
 		if (ds->boot_limit < 0)
 			ds->boot_limit = 0;

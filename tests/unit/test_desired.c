@@ -102,6 +102,38 @@ T_TEST(clear_env_as_the_container_holds_it)
 	config_free(c);
 }
 
+/* Kamal's Boot#limit for "N%": [all_hosts.count * N / 100, 1].max. */
+T_TEST(boot_limit_percent_as_kamal)
+{
+	static const struct { const char *limit; int want; } cases[] = {
+		{ "60%", 4 },  /* 7 hosts: floor(4.2); not ceil over the 5 web hosts (3) */
+		{ "10%", 1 },  /* floor(0.7) = 0 → at least 1 */
+		{ "50%", 3 },  /* floor(3.5) */
+		{ "100%", 7 },
+		{ "2", 2 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *yml = xasprintf("service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
+				      "boot:\n  limit: \"%s\"\n"
+				      "servers:\n  web:\n    hosts: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 10.0.0.5]\n"
+				      "  job:\n    hosts: [10.0.0.6]\n"
+				      "accessories:\n  db:\n    image: postgres:17\n    host: 10.0.0.7\n",
+				      cases[i].limit);
+		struct config *c = fx_config(yml, FX_SECRETS);
+		struct desired *ds;
+		free(yml);
+		T_REQUIRE(c);
+		ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+		T_REQUIRE(ds);
+		if (ds->boot_limit != cases[i].want)
+			fprintf(stderr, "  boot limit %s\n", cases[i].limit);
+		T_INTEQ(ds->boot_limit, cases[i].want);
+		desired_free(ds);
+		config_free(c);
+	}
+}
+
 T_TEST(split_words_like_a_shell)
 {
 	struct strvec v = { 0 };
@@ -307,7 +339,7 @@ T_TEST(destination_names_and_labels)
 }
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
-       T_CASE(parse_size_rejects_overflow), T_CASE(clear_env_as_the_container_holds_it),
+       T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(clear_env_as_the_container_holds_it),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))
