@@ -319,7 +319,7 @@ EOF
 	done
 
 	# Host-side work of one observation: values hashed on the host (one
-	# sha256sum process each), from the raw observation plumb received.
+	# up to 8 per sha256sum process), from the raw observation plumb received.
 	local small=1000
 	for s in $SIZES; do [ "$s" -lt "$small" ] && small=$s; done
 	if PLUMB_DEBUG_OBSERVATION=$tmp/dump "$PLUMB" hosts -c "$tmp/app$small/config/deploy.yml" >/dev/null 2>&1 && [ -s "$tmp/dump" ]; then
@@ -489,7 +489,7 @@ if "lab_up_ms" in facts:
         p("   %2d hosts: plumb %s  max RSS %s MiB, CPU %s ms   |   baseline: largest process (an ssh) %s MiB, all ssh CPU %s ms" %
           (s, mode, mib("rss_plumb_kb_%d" % s), cpu("cpu_plumb_%d" % s), mib("rss_base_kb_%d" % s), cpu("cpu_base_%d" % s)))
     p("   lab up in %.1f s; one docker CLI call on a lab host: %s ms wall (median of 5)" % (int(facts["lab_up_ms"]) / 1000, facts.get("docker_cli_ms", "?")))
-    p("   host side of one plumb observation: %s values hashed (a sha256sum process each), ~%s bytes received per host" %
+    p("   host side of one plumb observation: %s distinct values hashed (up to 8 per sha256sum process), ~%s bytes received per host" %
       (facts.get("hashes_per_host", "?"), facts.get("obs_bytes_per_host", "?")))
 if "bplan_plan_ms" in facts:
     g = lambda k: float(facts["bplan_%s_ms" % k])

@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . "$LAB_LIB"
 PLUMB=${PLUMB_BIN:-build/plumb}
+# the lab's key and known_hosts live outside the test repository: an untrusted
+# run takes them from the invocation (environment), never from deploy.yml
+export PLUMB_SSH_KNOWN_HOSTS=$LAB_KNOWN_HOSTS PLUMB_SSH_KEY=$LAB_SSH_KEY
 SIM="bash tests/e2e/kamal_sim.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
