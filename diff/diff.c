@@ -942,7 +942,9 @@ extras:
 	}
 }
 
-static void plan_env_file(struct hctx *x, const struct des_env_file *f, int container_replaced)
+/* owner: a container that reads the file (its wave is the file's), or NULL */
+static void plan_env_file(struct hctx *x, const struct des_env_file *f, int container_replaced,
+			  const struct des_container *owner)
 {
 	const struct obs_env_file *of = obs_host_env_file(x->oh, f->path);
 	struct causes cs = { 0 };
@@ -986,7 +988,10 @@ static void plan_env_file(struct hctx *x, const struct des_env_file *f, int cont
 	s = step_new(x->out, DIFF_WRITE_ENV_FILE, DIFF_T_FILE);
 	s->name = xstrdup(f->path);
 	s->role = xstrdup("");
-	s->wave = strstr(f->path, "/env/accessories/") ? 1 : 2;
+	if (owner) /* written in the wave of the role (or accessory) that reads it */
+		s->wave = wave_of(x->ds, owner, x->out->host, &s->group);
+	else
+		s->wave = strstr(f->path, "/env/accessories/") ? 1 : 2;
 	causes_move(s, &cs);
 }
 
@@ -1135,11 +1140,15 @@ static void plan_host(struct diff_host *out, const struct desired *ds, const str
 			plan_container(&x, &dh->containers[i], &replaced[i]);
 		for (size_t f = 0; f < dh->nenv_files; f++) {
 			int rep = 0;
+			const struct des_container *owner = NULL;
 			for (size_t i = 0; i < dh->ncontainers; i++)
 				if (dh->containers[i].env_file &&
-				    strcmp(dh->containers[i].env_file, dh->env_files[f].path) == 0)
+				    strcmp(dh->containers[i].env_file, dh->env_files[f].path) == 0) {
 					rep |= replaced[i];
-			plan_env_file(&x, &dh->env_files[f], rep);
+					if (!owner)
+						owner = &dh->containers[i];
+				}
+			plan_env_file(&x, &dh->env_files[f], rep, owner);
 		}
 		free(replaced);
 	}

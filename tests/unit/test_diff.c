@@ -805,6 +805,39 @@ T_TEST(daemon_default_log_opts_are_not_a_change)
 	scen_free(&s);
 }
 
+/* An env file is written in the wave of the role that reads it. */
+T_TEST(env_file_step_in_its_roles_wave)
+{
+	struct scen s;
+	struct obs_host *h2;
+	const struct diff_host *dh;
+	int job = 0, web = 0;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h2 = ohost(s.obs, "10.0.0.2");
+	for (size_t i = 0; i < h2->nenv_files; i++)
+		h2->env_files[i].mode = 0644;
+	scen_plan(&s, 0, NULL);
+	dh = phost(s.p, "10.0.0.2");
+	T_INTEQ(dh->nsteps, 2);
+	for (size_t i = 0; i < dh->nsteps; i++) {
+		const struct diff_step *st = &dh->steps[i];
+		T_INTEQ(st->action, DIFF_WRITE_ENV_FILE);
+		if (strstr(st->name, "/roles/job.env")) {
+			job = 1;
+			T_INTEQ(st->wave, 3);
+		} else if (strstr(st->name, "/roles/web.env")) {
+			web = 1;
+			T_INTEQ(st->wave, 2);
+			T_INTEQ(st->group, 0);
+		}
+	}
+	T_CHECK(job && web);
+	/* in wave order: web (2) before job (3) */
+	T_CONTAINS(dh->steps[0].name, "web.env");
+	scen_free(&s);
+}
+
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
@@ -815,4 +848,4 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
        T_CASE(accessory_shared_with_another_destination_is_refused),
        T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted),
-       T_CASE(daemon_default_log_opts_are_not_a_change))
+       T_CASE(daemon_default_log_opts_are_not_a_change), T_CASE(env_file_step_in_its_roles_wave))
