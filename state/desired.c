@@ -219,13 +219,16 @@ static void env_clear_value(struct builder *b, struct des_container *c, const ch
 	}
 }
 
-/* Adds the secret env of e to the container and to its env file. */
+/* Adds the secret env of e to the container and to its env file. The file's
+ * content (which holds the secrets) is built in one buffer sized up front —
+ * a growing buffer would leave copies in freed memory — and wiped after. */
 static void add_secrets(struct builder *b, struct des_container *c, struct des_env_file *f,
 			const struct kvs *secret)
 {
-	struct sbuf content;
+	char **esc = xcalloc(secret->n ? secret->n : 1, sizeof(*esc));
+	char *content = NULL;
+	size_t len = 0, pos = 0;
 
-	sbuf_init(&content, 0);
 	for (size_t i = 0; i < secret->n; i++) {
 		const char *key = secret->keys[i], *name = secret->vals[i], *val;
 		struct des_env *e = env_push(c), *fv;
@@ -239,32 +242,40 @@ static void add_secrets(struct builder *b, struct des_container *c, struct des_e
 		memset(fv, 0, sizeof(*fv));
 		fv->key = xstrdup(key);
 		fv->secret = xstrdup(name);
+		len += strlen(key) + 2; /* "KEY=" … "\n" */
 		if (!val || !available) {
 			e->kind = fv->kind = DES_ENV_UNAVAILABLE;
 			f->unavailable = 1;
 			b->ds->unavailable_secrets++;
-			sbuf_addf(&content, "%s=\n", key);
 			continue;
 		}
-		{
-			char *esc = desired_env_escape(val);
-			e->kind = fv->kind = DES_ENV_SECRET;
-			salted_hash(b->o->salt, esc, strlen(esc), e->hash);
-			memcpy(fv->hash, e->hash, sizeof(fv->hash));
-			sbuf_addf(&content, "%s=", key);
-			sbuf_adds(&content, esc);
-			sbuf_addc(&content, '\n');
-			free_secret(esc);
-		}
+		esc[i] = desired_env_escape(val);
+		len += strlen(esc[i]);
+		e->kind = fv->kind = DES_ENV_SECRET;
+		salted_hash(b->o->salt, esc[i], strlen(esc[i]), e->hash);
+		memcpy(fv->hash, e->hash, sizeof(fv->hash));
 	}
 	if (!f->unavailable) {
+		content = xmalloc(len + 2);
+		for (size_t i = 0; i < secret->n; i++) {
+			size_t kl = strlen(secret->keys[i]), vl = strlen(esc[i]);
+			memcpy(content + pos, secret->keys[i], kl);
+			pos += kl;
+			content[pos++] = '=';
+			memcpy(content + pos, esc[i], vl);
+			pos += vl;
+			content[pos++] = '\n';
+		}
 		if (secret->n == 0)
-			sbuf_adds(&content, "\n");
-		salted_hash(b->o->salt, content.buf, content.len, f->content_hash);
+			content[pos++] = '\n'; /* Kamal's empty env file */
+		content[pos] = '\0';
+		salted_hash(b->o->salt, content, pos, f->content_hash);
+		explicit_bzero(content, pos);
+		free(content);
 	}
-	/* the content held secrets */
-	memset(content.buf, 0, content.len);
-	sbuf_release(&content);
+	for (size_t i = 0; i < secret->n; i++)
+		free_secret(esc[i]);
+	free(esc);
 }
 
 static struct des_env_file *host_env_file(struct des_host *h, const char *path)

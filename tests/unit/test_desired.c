@@ -268,6 +268,52 @@ T_TEST(env_file_content_hash_matches_kamal_bytes)
 	config_free(c);
 }
 
+/* Several long secrets in one file (the content is sized up front, never
+ * regrown): the bytes are still exactly Kamal's. */
+T_TEST(env_file_with_long_secrets_is_exact)
+{
+	struct sbuf yml, sec, want_content;
+	struct config *c;
+	struct desired *ds;
+	const struct des_host *h;
+	const struct des_env_file *f = NULL;
+	char want[HASH_HEX_LEN + 1];
+
+	sbuf_init(&yml, 0);
+	sbuf_init(&sec, 0);
+	sbuf_init(&want_content, 0);
+	sbuf_adds(&yml, "service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
+			"servers:\n  web:\n    hosts: [10.0.0.1]\nenv:\n  secret:\n");
+	for (int i = 0; i < 8; i++) {
+		sbuf_addf(&yml, "    - S%d\n", i);
+		sbuf_addf(&sec, "S%d=", i);
+		sbuf_addf(&want_content, "S%d=", i);
+		for (int k = 0; k < 300; k++) {
+			sbuf_addc(&sec, (char)('a' + (i + k) % 26));
+			sbuf_addc(&want_content, (char)('a' + (i + k) % 26));
+		}
+		sbuf_adds(&sec, "\n");
+		sbuf_adds(&want_content, "\n");
+	}
+	c = fx_config(yml.buf, sec.buf);
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	h = desired_host(ds, "10.0.0.1");
+	for (size_t i = 0; h && i < h->nenv_files; i++)
+		if (strstr(h->env_files[i].path, "/roles/web.env"))
+			f = &h->env_files[i];
+	T_REQUIRE(f);
+	T_INTEQ(f->nvars, 8);
+	salted_hash(FX_SALT, want_content.buf, want_content.len, want);
+	T_STREQ(f->content_hash, want);
+	desired_free(ds);
+	config_free(c);
+	sbuf_release(&yml);
+	sbuf_release(&sec);
+	sbuf_release(&want_content);
+}
+
 T_TEST(empty_env_file_is_one_newline)
 {
 	struct config *c = fx_config("service: s\nimage: i\nregistry:\n  server: localhost:5555\n"
@@ -339,7 +385,7 @@ T_TEST(destination_names_and_labels)
 }
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
-       T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(clear_env_as_the_container_holds_it),
+       T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(env_file_with_long_secrets_is_exact), T_CASE(clear_env_as_the_container_holds_it),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))
