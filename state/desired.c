@@ -595,6 +595,97 @@ static void build_proxy(struct des_host *h)
 	spec_hash(dc);
 }
 
+/* digits, or a range "8000-8010" */
+static int port_number_ok(const char *s, size_t n)
+{
+	size_t i = 0, dash = 0;
+
+	if (n == 0 || n > 11)
+		return 0;
+	for (; i < n; i++) {
+		if (s[i] == '-' && i > 0 && !dash)
+			dash = i;
+		else if (!isdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return !dash || dash + 1 < n;
+}
+
+/* "[ip:][host_port]:container_port[/proto]" or "N" (N:N), as docker run --publish takes it */
+static int port_spec_ok(const char *spec)
+{
+	const char *parts[3], *slash;
+	size_t n = 0, lens[3];
+	const char *p = spec;
+
+	for (;;) {
+		const char *colon = strchr(p, ':');
+		if (n == 3)
+			return 0; /* more than three fields */
+		parts[n] = p;
+		lens[n] = colon ? (size_t)(colon - p) : strlen(p);
+		n++;
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	slash = memchr(parts[n - 1], '/', lens[n - 1]);
+	if (slash) {
+		const char *proto = slash + 1;
+		size_t pl = lens[n - 1] - (size_t)(proto - parts[n - 1]);
+		if (!((pl == 3 && (strncmp(proto, "tcp", 3) == 0 || strncmp(proto, "udp", 3) == 0)) ||
+		      (pl == 4 && strncmp(proto, "sctp", 4) == 0)))
+			return 0;
+		lens[n - 1] = (size_t)(slash - parts[n - 1]);
+	}
+	if (!port_number_ok(parts[n - 1], lens[n - 1]))
+		return 0;
+	if (n == 2 && !port_number_ok(parts[0], lens[0]))
+		return 0;
+	if (n == 3 && (lens[0] == 0 || (lens[1] && !port_number_ok(parts[1], lens[1]))))
+		return 0; /* an address is required; the host port may be empty (any) */
+	return 1;
+}
+
+/* "src:dst[:mode]" with an absolute dst, or "/path" (an anonymous volume) */
+static int volume_spec_ok(const char *spec)
+{
+	const char *c1 = strchr(spec, ':'), *c2;
+
+	if (!c1)
+		return spec[0] == '/';
+	c2 = strchr(c1 + 1, ':');
+	if (c1 == spec || c1[1] != '/')
+		return 0;
+	if (c2 && (c2[1] == '\0' || strchr(c2 + 1, ':')))
+		return 0;
+	return 1;
+}
+
+/* Specs desired_build would otherwise misread: reported in d (each once). */
+static void check_specs(const struct config *c, struct diags *d)
+{
+	const char *file = c->file ? c->file : "config/deploy.yml";
+
+	for (size_t i = 0; i < c->volumes.n; i++)
+		if (!volume_spec_ok(c->volumes.v[i]))
+			diags_err(d, file, 0, 0, "volumes: '%s' is not a volume (source:/container/path[:options])",
+				  c->volumes.v[i]);
+	for (size_t k = 0; k < c->naccessories; k++) {
+		const struct cfg_accessory *a = &c->accessories[k];
+		for (size_t i = 0; i < a->volumes.n; i++)
+			if (!volume_spec_ok(a->volumes.v[i]))
+				diags_err(d, file, a->line, 0,
+					  "accessories.%s.volumes: '%s' is not a volume (source:/container/path[:options])",
+					  a->name, a->volumes.v[i]);
+		for (size_t i = 0; i < a->ports.n; i++)
+			if (!port_spec_ok(a->ports.v[i]))
+				diags_err(d, file, a->line, 0,
+					  "accessories.%s.port: '%s' is not a port mapping ([ip:]host_port:container_port[/tcp|udp|sctp])",
+					  a->name, a->ports.v[i]);
+	}
+}
+
 static int role_on_host(const struct cfg_role *r, const char *host)
 {
 	for (size_t j = 0; j < r->nhosts; j++)
@@ -615,6 +706,12 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 	if (!o->version || !*o->version || !o->salt || !c->service) {
 		diags_err(d, NULL, 0, 0, "desired state: version, salt and service are required");
 		return -1;
+	}
+	{
+		size_t errors = d->errors;
+		check_specs(c, d);
+		if (d->errors > errors)
+			return -1;
 	}
 	ds = xcalloc(1, sizeof(*ds));
 	b.ds = ds;

@@ -159,7 +159,8 @@ struct desired_opts {
 	void *accessory_ctx;
 };
 
-/* Builds the desired state. 0, or -1 with a message in d (never a secret). */
+/* Builds the desired state. 0, or -1 with a message in d (never a secret):
+ * also for a volume or port spec it would otherwise misread (each named). */
 int desired_build(struct desired **out, const struct config *c, const struct desired_opts *o,
 		  struct diags *d);
 void desired_free(struct desired *ds);

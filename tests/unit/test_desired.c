@@ -314,6 +314,73 @@ T_TEST(env_file_with_long_secrets_is_exact)
 	sbuf_release(&want_content);
 }
 
+/* A volume or port spec that would be misread is reported, not ignored. */
+T_TEST(bad_port_and_volume_specs_are_reported)
+{
+	static const struct { const char *extra, *want; } bad[] = {
+		{ "volumes:\n  - \"data\"\n", "volumes: 'data'" },
+		{ "volumes:\n  - \"src:relative\"\n", "'src:relative'" },
+		{ "volumes:\n  - \":/x\"\n", "':/x'" },
+		{ "volumes:\n  - \"a:/b:ro:z\"\n", "'a:/b:ro:z'" },
+	};
+	static const struct { const char *port, *want; } ports[] = {
+		{ "1:2:3:4", "accessories.db.port: '1:2:3:4'" },
+		{ "127.0.0.1:abc:5432", "'127.0.0.1:abc:5432'" },
+		{ "5432/xyz", "'5432/xyz" },
+		{ ":5432", "':5432'" },
+	};
+	static const char *const good[] = { "5432", "127.0.0.1:5432:5432", "127.0.0.1::5432",
+					     "8000-8010:8000-8010/udp", "5432:5432/tcp" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + sizeof(ports) / sizeof(ports[0]) +
+				    sizeof(good) / sizeof(good[0]); i++) {
+		size_t nb = sizeof(bad) / sizeof(bad[0]), np = sizeof(ports) / sizeof(ports[0]);
+		const char *want = NULL;
+		char *yml, *errs;
+		struct config *c;
+		struct desired *ds = NULL;
+		struct desired_opts o = { 0 };
+		struct diags d = { 0 };
+		int rc;
+
+		if (i < nb) {
+			yml = xasprintf("%s%s", FX_YML, bad[i].extra);
+			want = bad[i].want;
+		} else {
+			const char *port = i < nb + np ? ports[i - nb].port : good[i - nb - np];
+			char *p;
+			yml = xstrdup(FX_YML);
+			p = strstr(yml, "    port: \"127.0.0.1:5432:5432\"\n");
+			T_REQUIRE(p);
+			*p = '\0';
+			p = xasprintf("%s    port: \"%s\"\n%s", yml, port,
+				      p + strlen("    port: \"127.0.0.1:5432:5432\"\n"));
+			free(yml);
+			yml = p;
+			want = i < nb + np ? ports[i - nb].want : NULL;
+		}
+		c = fx_config(yml, FX_SECRETS);
+		free(yml);
+		T_REQUIRE(c);
+		o.version = FX_V1;
+		o.salt = FX_SALT;
+		rc = desired_build(&ds, c, &o, &d);
+		errs = diags_to_string(&d);
+		if (want) {
+			T_INTEQ(rc, -1);
+			T_CHECK(ds == NULL);
+			T_CONTAINS(errs, want);
+		} else {
+			T_INTEQ(rc, 0);
+			T_INTEQ(d.errors, 0);
+		}
+		free(errs);
+		diags_clear(&d);
+		desired_free(ds);
+		config_free(c);
+	}
+}
+
 T_TEST(empty_env_file_is_one_newline)
 {
 	struct config *c = fx_config("service: s\nimage: i\nregistry:\n  server: localhost:5555\n"
@@ -385,7 +452,8 @@ T_TEST(destination_names_and_labels)
 }
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
-       T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(env_file_with_long_secrets_is_exact), T_CASE(clear_env_as_the_container_holds_it),
+       T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(env_file_with_long_secrets_is_exact),
+       T_CASE(bad_port_and_volume_specs_are_reported), T_CASE(clear_env_as_the_container_holds_it),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))
