@@ -237,8 +237,11 @@ void docker_obs_classify(struct obs_container *c, const struct docker_obs_query 
 			c->kind = OBS_PROXY;
 			return;
 		}
-	/* An accessory of this service that the config no longer names (an
-	 * orphan): Kamal names it <service>-<name> with label service=<that name>. */
+	/* A candidate orphan accessory (one the config no longer names): Kamal
+	 * names it <service>-<name> with label service=<that name>. Only a
+	 * candidate: another app (say "optimus-admin") matches too, so whether it
+	 * is ours is decided by the diff with the configs (diff.c ours_accessory:
+	 * an accessory of the current or the base revision), nowhere else. */
 	if (c->service && c->name && strcmp(c->name, c->service) == 0 &&
 	    strncmp(c->service, q->service, strlen(q->service)) == 0 &&
 	    c->service[strlen(q->service)] == '-' && c->service[strlen(q->service) + 1] != '\0')
