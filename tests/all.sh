@@ -1,10 +1,24 @@
 #!/bin/sh
 # Sets everything up on a fresh Debian machine and runs every test tier:
 # unit tests (ASan+UBSan), a short fuzz run, and the end-to-end tests in the lab.
+# Ends with one line "total: N passed, N failed" over the unit and e2e tiers.
 set -eu
 cd "$(dirname "$0")/.."
 ./install-deps.sh all
 make -j"$(nproc)"
-make test
-make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
-make e2e
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+rc=0
+make test 2>&1 | tee "$log" || rc=1
+unit=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" || rc=1
+make e2e 2>&1 | tee "$log" || rc=1
+e2e=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+p=0; f=0
+for line in "$unit" "$e2e"; do
+	[ -n "$line" ] || { f=$((f + 1)); continue; } # a tier that reported nothing failed
+	p=$((p + $(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')))
+	f=$((f + $(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')))
+done
+echo "total: $p passed, $f failed"
+exit $rc
