@@ -20,6 +20,9 @@ for bin in "$@"; do
 	if [ -n "$line" ]; then
 		p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
 		f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+		# a binary that reported no failure yet exited non-zero (a sanitizer
+		# report at exit, a crash after the summary) is one failure
+		[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
 		passed=$((passed + p)); failed=$((failed + f))
 	fi
 done
