@@ -193,9 +193,14 @@ static void print_text(struct sbuf *sb, const struct config *c, const struct obs
 		put(sb, h->host);
 		sbuf_addf(sb, ": %s", status_name(h->status));
 		if (h->status == OBS_OK) {
-			sbuf_addf(sb, " (%u round trip%s; connect %.0f ms, observe %.0f ms; docker ",
+			sbuf_addf(sb, " (%u round trip%s; connect %.0f ms, observe %.0f ms",
 				  h->round_trips, h->round_trips == 1 ? "" : "s", h->connect_ms, h->observe_ms);
-			put(sb, h->docker_version);
+			/* the observation no longer asks docker for its version (it costs a
+			 * daemon round trip); show it only when some source reported it */
+			if (h->docker_version) {
+				sbuf_adds(sb, "; docker ");
+				put(sb, h->docker_version);
+			}
 			sbuf_adds(sb, ")\n");
 		} else {
 			sbuf_adds(sb, " - ");

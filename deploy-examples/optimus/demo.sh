@@ -75,6 +75,8 @@ run "$PLUMB" plan --trusted -c "$CFG"
 newv=$(lab_commit "job: more Solid Queue threads" \
 	"sed -i 's|^    cmd: bin/jobs\$|    cmd: bin/jobs\n    env:\n      clear:\n        JOB_CONCURRENCY: 5|' config/deploy.yml")
 lab_tag v1 "$newv" >/dev/null
-step "6. A new commit (same image content) gives the job role its own JOB_CONCURRENCY" "plumb plan --trusted -c $CFG"
+step "6. A new commit (same image content) gives the job role its own JOB_CONCURRENCY" \
+	"plumb plan --trusted -c $CFG --base $version"
 (cd "$APP" && git show --stat --format='commit %H%n    %s' HEAD | head -n 4)
-run "$PLUMB" plan --trusted -c "$CFG"
+# --base: the deployed revision, so the plan can also say what a value was
+run "$PLUMB" plan --trusted -c "$CFG" --base "$version"
