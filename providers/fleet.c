@@ -192,6 +192,18 @@ void fleet_conn_release(struct fleet_conn *r)
 }
 
 
+/* The invocation's bound, else Kamal's sshkit.max_concurrent_starts, else the pool's default. */
+static int fleet_concurrency(const struct config *c, const struct fleet_opts *o)
+{
+	const char *v = kvs_get(&c->sshkit, "max_concurrent_starts");
+
+	if (o->concurrency > 0)
+		return o->concurrency;
+	if (v && atoi(v) > 0)
+		return atoi(v);
+	return 0;
+}
+
 int fleet_observe(struct obs_fleet **out, const struct config *c, const struct fleet_opts *o,
 		  char *err, size_t errlen)
 {
@@ -238,7 +250,7 @@ int fleet_observe(struct obs_fleet **out, const struct config *c, const struct f
 	}
 
 	results = hosts.n ? xcalloc(hosts.n, sizeof(*results)) : NULL;
-	if (prov_pool_run(hosts.n, o->concurrency, observe_one, &r, results) < 0) {
+	if (prov_pool_run(hosts.n, fleet_concurrency(c, o), observe_one, &r, results) < 0) {
 		snprintf(err, errlen, "cannot start worker threads");
 		goto out;
 	}

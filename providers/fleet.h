@@ -41,7 +41,7 @@
 struct fleet_opts {
 	const char *root;       /* repository root, for relative x-plumb paths; NULL = cwd */
 	int trusted;            /* allow key_data and proxy_command */
-	int concurrency;        /* 0 -> PROV_POOL_DEFAULT */
+	int concurrency;        /* 0 -> sshkit.max_concurrent_starts, else PROV_POOL_DEFAULT */
 	int connect_timeout_ms; /* 0 -> 10 s */
 	int cmd_timeout_ms;     /* 0 -> 60 s */
 };

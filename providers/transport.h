@@ -202,13 +202,14 @@ int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struc
 
 /*
  * Parallel runner: calls fn(i, ctx) for i in [0, n) on at most `concurrency`
- * threads (0 -> 8). Each call owns everything it opens (typically: open host
+ * threads (0 -> PROV_POOL_DEFAULT: 32, like Kamal's SSHKit, which starts up to 30
+ * connections at once; a fleet of a few dozen hosts is observed in one wave). Each call owns everything it opens (typically: open host
  * i's transport, run every command for that host, close it), so a session
  * never crosses threads. results[i] receives fn's return; one failing host
  * does not stop the others. Returns 0, or -1 if threads could not be started
  * (then nothing ran).
  */
-#define PROV_POOL_DEFAULT 8
+#define PROV_POOL_DEFAULT 32
 int prov_pool_run(size_t n, int concurrency, int (*fn)(size_t i, void *ctx), void *ctx,
 		  int *results);
 

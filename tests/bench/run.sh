@@ -167,10 +167,14 @@ lab_part() {
 	SIM_SECRETS='POSTGRES_PASSWORD=lab-db-password' SIM_PORT=5432 SIM_DIRS='data:/var/lib/postgresql/data' \
 		$SIM accessory 1 db "$LAB_REGISTRY/postgres:17" >/dev/null || { note "kamal_sim.sh accessory failed"; return 1; }
 
+	# The lab's key and known_hosts live outside the generated repositories: an
+	# untrusted plan takes them from the invocation, as a PR check would.
+	export PLUMB_SSH_KNOWN_HOSTS=$LAB_KNOWN_HOSTS PLUMB_SSH_KEY=$LAB_SSH_KEY
+
 	# Configs: the lab repository's config/deploy.yml (tests/lab/optimus), for
 	# s hosts, with what the bench needs on top: web without kamal-proxy
-	# (kamal_sim.sh runs none, and the lab has no kamal-proxy image), the
-	# lab's key and known_hosts, and its plain registry as insecure (HTTP).
+	# (kamal_sim.sh runs none, and the lab has no kamal-proxy image) and its
+	# plain registry as insecure (HTTP).
 	local s dir spec="" v
 	for s in $SIZES; do
 		dir=$tmp/app$s
@@ -217,11 +221,7 @@ lab_part() {
 			echo "      - data:/var/lib/postgresql/data"
 			echo "ssh:"
 			echo "  user: $LAB_SSH_USER"
-			echo "  keys:"
-			echo "    - $LAB_SSH_KEY"
 			echo "x-plumb:"
-			echo "  ssh:"
-			echo "    known_hosts: $LAB_KNOWN_HOSTS"
 			echo "  registry:"
 			echo "    insecure:"
 			echo "      - $LAB_REGISTRY"
