@@ -30,169 +30,208 @@ static const char *clear_shown(const struct cfg_env *e, size_t i)
 	return e->clear.vals[i];
 }
 
-static void print_env(const struct config *c, const struct cfg_env *e, const char *indent)
+static void print_env(FILE *f, const struct config *c, const struct cfg_env *e, const char *indent)
 {
 	for (size_t i = 0; i < e->clear.n; i++)
-		printf("%s%s=%s\n", indent, e->clear.keys[i], clear_shown(e, i));
+		fprintf(f, "%s%s=%s\n", indent, e->clear.keys[i], clear_shown(e, i));
 	for (size_t i = 0; i < e->secret.n; i++) {
 		const char *sec = e->secret.vals[i];
 		if (strcmp(sec, e->secret.keys[i]) == 0)
-			printf("%s%s=(secret, %s; value hidden)\n", indent, e->secret.keys[i],
+			fprintf(f, "%s%s=(secret, %s; value hidden)\n", indent, e->secret.keys[i],
 			       secret_state(c, sec));
 		else
-			printf("%s%s=(secret %s, %s; value hidden)\n", indent, e->secret.keys[i], sec,
+			fprintf(f, "%s%s=(secret %s, %s; value hidden)\n", indent, e->secret.keys[i], sec,
 			       secret_state(c, sec));
 	}
 }
 
-static void print_kvs_line(const char *label, const struct kvs *m, const char *indent)
+static void print_kvs_line(FILE *f, const char *label, const struct kvs *m, const char *indent)
 {
 	if (!m->n)
 		return;
-	printf("%s%s:", indent, label);
+	fprintf(f, "%s%s:", indent, label);
 	for (size_t i = 0; i < m->n; i++)
-		printf(" %s=%s", m->keys[i], m->vals[i]);
-	putchar('\n');
+		fprintf(f, " %s=%s", m->keys[i], m->vals[i]);
+	fputc('\n', f);
 }
 
-static void print_proxy(const struct cfg_proxy *p, const char *indent)
+static void print_proxy(FILE *f, const struct cfg_proxy *p, const char *indent)
 {
-	printf("%sproxy:", indent);
+	fprintf(f, "%sproxy:", indent);
 	if (p->hosts.n) {
-		printf(" host");
+		fprintf(f, " host");
 		for (size_t i = 0; i < p->hosts.n; i++)
-			printf("%s%s", i ? "," : " ", p->hosts.v[i]);
+			fprintf(f, "%s%s", i ? "," : " ", p->hosts.v[i]);
 	}
-	printf(" ssl=%s", p->ssl == 1 ? (p->ssl_certificate_secret ? "custom certificate" : "automatic") : "off");
-	printf(" app_port=%d", p->app_port ? p->app_port : 80);
-	printf(" healthcheck=%s", p->healthcheck_path ? p->healthcheck_path : "/up");
+	fprintf(f, " ssl=%s", p->ssl == 1 ? (p->ssl_certificate_secret ? "custom certificate" : "automatic") : "off");
+	fprintf(f, " app_port=%d", p->app_port ? p->app_port : 80);
+	fprintf(f, " healthcheck=%s", p->healthcheck_path ? p->healthcheck_path : "/up");
 	if (p->response_timeout)
-		printf(" response_timeout=%d", p->response_timeout);
+		fprintf(f, " response_timeout=%d", p->response_timeout);
 	for (size_t i = 0; i < p->path_prefixes.n; i++)
-		printf(" path_prefix=%s", p->path_prefixes.v[i]);
-	putchar('\n');
+		fprintf(f, " path_prefix=%s", p->path_prefixes.v[i]);
+	fputc('\n', f);
 }
 
-static void print_text(const struct config *c)
+static void print_text(FILE *f, const struct config *c)
 {
 	const struct cfg_registry *r = &c->registry;
 
-	printf("Configuration: %s%s%s\n", c->file, c->destination ? " + destination " : "",
+	fprintf(f, "Configuration: %s%s%s\n", c->file, c->destination ? " + destination " : "",
 	       c->destination ? c->destination : "");
-	printf("Service: %s\n", c->service);
-	printf("Image: %s%s%s\n", r->server ? r->server : "", r->server ? "/" : "", c->image);
+	fprintf(f, "Service: %s\n", c->service);
+	fprintf(f, "Image: %s%s%s\n", r->server ? r->server : "", r->server ? "/" : "", c->image);
 	if (r->local)
-		printf("Registry: %s (local registry: hosts pull through an SSH reverse tunnel)\n", r->server);
+		fprintf(f, "Registry: %s (local registry: hosts pull through an SSH reverse tunnel)\n", r->server);
 	else
-		printf("Registry: %s (user %s%s, password %s)\n", r->server ? r->server : "Docker Hub",
+		fprintf(f, "Registry: %s (user %s%s, password %s)\n", r->server ? r->server : "Docker Hub",
 		       r->username ? r->username : r->username_secret ? "from secret " : "",
 		       r->username ? "" : r->username_secret ? r->username_secret : "",
 		       r->password_secret ? (strcmp(secret_state(c, r->password_secret), "set") == 0 ?
 						     "from secret, hidden" :
 						     "from secret, unavailable") :
 					    "given in the file, hidden");
-	printf("Primary role: %s\n", c->primary_role);
-	printf("\nRoles:\n");
+	fprintf(f, "Primary role: %s\n", c->primary_role);
+	fprintf(f, "\nRoles:\n");
 	for (size_t i = 0; i < c->nroles; i++) {
 		const struct cfg_role *ro = &c->roles[i];
 		struct cfg_env env = { 0 };
 		struct kvs labels = { 0 };
 		struct cfg_logging lg = { 0 };
 
-		printf("  %s%s\n", ro->name, strcmp(ro->name, c->primary_role) == 0 ? " (primary)" : "");
-		printf("    hosts:");
+		fprintf(f, "  %s%s\n", ro->name, strcmp(ro->name, c->primary_role) == 0 ? " (primary)" : "");
+		fprintf(f, "    hosts:");
 		for (size_t j = 0; j < ro->nhosts; j++) {
-			printf(" %s", ro->hosts[j].addr);
+			fprintf(f, " %s", ro->hosts[j].addr);
 			if (ro->hosts[j].tags.n) {
-				printf(" [");
+				fprintf(f, " [");
 				for (size_t t = 0; t < ro->hosts[j].tags.n; t++)
-					printf("%s%s", t ? ", " : "", ro->hosts[j].tags.v[t]);
-				printf("]");
+					fprintf(f, "%s%s", t ? ", " : "", ro->hosts[j].tags.v[t]);
+				fprintf(f, "]");
 			}
 		}
-		putchar('\n');
-		printf("    cmd: %s\n", ro->cmd ? ro->cmd : "(image default)");
+		fputc('\n', f);
+		fprintf(f, "    cmd: %s\n", ro->cmd ? ro->cmd : "(image default)");
 		config_role_env(c, ro, NULL, &env);
 		if (env.clear.n || env.secret.n) {
-			printf("    env:\n");
-			print_env(c, &env, "      ");
+			fprintf(f, "    env:\n");
+			print_env(f, c, &env, "      ");
 		}
 		for (size_t j = 0; j < ro->nhosts; j++) {
 			struct cfg_env henv = { 0 };
 			if (!ro->hosts[j].tags.n)
 				continue;
 			config_role_env(c, ro, ro->hosts[j].addr, &henv);
-			printf("    env on %s:\n", ro->hosts[j].addr);
-			print_env(c, &henv, "      ");
+			fprintf(f, "    env on %s:\n", ro->hosts[j].addr);
+			print_env(f, c, &henv, "      ");
 			cfg_env_clear(&henv);
 		}
 		config_role_labels(c, ro, &labels);
-		print_kvs_line("labels", &labels, "    ");
-		print_kvs_line("options", &ro->options, "    ");
+		print_kvs_line(f, "labels", &labels, "    ");
+		print_kvs_line(f, "options", &ro->options, "    ");
 		config_role_logging(c, ro, &lg);
 		if (lg.set) {
-			printf("    logging: driver=%s", lg.driver ? lg.driver : "(default)");
+			fprintf(f, "    logging: driver=%s", lg.driver ? lg.driver : "(default)");
 			for (size_t k = 0; k < lg.options.n; k++)
-				printf(" %s=%s", lg.options.keys[k], lg.options.vals[k]);
-			putchar('\n');
+				fprintf(f, " %s=%s", lg.options.keys[k], lg.options.vals[k]);
+			fputc('\n', f);
 		}
 		if (ro->running_proxy)
-			print_proxy(&ro->proxy, "    ");
+			print_proxy(f, &ro->proxy, "    ");
 		else
-			printf("    proxy: off\n");
+			fprintf(f, "    proxy: off\n");
 		cfg_env_clear(&env);
 		kvs_clear(&labels);
 		cfg_logging_clear(&lg);
 	}
 	if (c->volumes.n) {
-		printf("\nVolumes:\n");
+		fprintf(f, "\nVolumes:\n");
 		for (size_t i = 0; i < c->volumes.n; i++)
-			printf("  %s\n", c->volumes.v[i]);
+			fprintf(f, "  %s\n", c->volumes.v[i]);
 	}
 	if (c->naccessories) {
-		printf("\nAccessories:\n");
+		fprintf(f, "\nAccessories:\n");
 		for (size_t i = 0; i < c->naccessories; i++) {
 			const struct cfg_accessory *a = &c->accessories[i];
-			printf("  %s (container %s, image %s)\n", a->name, a->service, a->image ? a->image : "?");
-			printf("    hosts:");
+			fprintf(f, "  %s (container %s, image %s)\n", a->name, a->service, a->image ? a->image : "?");
+			fprintf(f, "    hosts:");
 			for (size_t j = 0; j < a->hosts.n; j++)
-				printf(" %s", a->hosts.v[j]);
-			putchar('\n');
+				fprintf(f, " %s", a->hosts.v[j]);
+			fputc('\n', f);
 			for (size_t j = 0; j < a->ports.n; j++)
-				printf("    port: %s\n", a->ports.v[j]);
+				fprintf(f, "    port: %s\n", a->ports.v[j]);
 			if (a->cmd)
-				printf("    cmd: %s\n", a->cmd);
+				fprintf(f, "    cmd: %s\n", a->cmd);
 			if (a->env.clear.n || a->env.secret.n) {
-				printf("    env:\n");
-				print_env(c, &a->env, "      ");
+				fprintf(f, "    env:\n");
+				print_env(f, c, &a->env, "      ");
 			}
 			for (size_t j = 0; j < a->ndirectories; j++)
-				printf("    directory: %s -> %s ($HOME/%s/%s on the host)\n", a->directories[j].local,
+				fprintf(f, "    directory: %s -> %s ($HOME/%s/%s on the host)\n", a->directories[j].local,
 				       a->directories[j].remote, a->service, a->directories[j].local);
 			for (size_t j = 0; j < a->nfiles; j++)
-				printf("    file: %s -> %s\n", a->files[j].local, a->files[j].remote);
+				fprintf(f, "    file: %s -> %s\n", a->files[j].local, a->files[j].remote);
 			for (size_t j = 0; j < a->volumes.n; j++)
-				printf("    volume: %s\n", a->volumes.v[j]);
-			print_kvs_line("labels", &a->labels, "    ");
-			print_kvs_line("options", &a->options, "    ");
+				fprintf(f, "    volume: %s\n", a->volumes.v[j]);
+			print_kvs_line(f, "labels", &a->labels, "    ");
+			print_kvs_line(f, "options", &a->options, "    ");
 			if (strcmp(a->network, "kamal") != 0)
-				printf("    network: %s\n", a->network);
+				fprintf(f, "    network: %s\n", a->network);
 		}
 	}
-	printf("\nSSH: %s@<host>:%d", c->ssh.user, c->ssh.port);
+	fprintf(f, "\nSSH: %s@<host>:%d", c->ssh.user, c->ssh.port);
 	if (c->ssh.proxy)
-		printf(" via %s", c->ssh.proxy);
+		fprintf(f, " via %s", c->ssh.proxy);
 	if (c->ssh.proxy_command)
-		printf(" via proxy command%s", c->trust.trusted ? "" : " (not used: untrusted)");
-	putchar('\n');
-	printf("Boot: %s", c->boot.limit ? "" : "all hosts at once");
+		fprintf(f, " via proxy command%s", c->trust.trusted ? "" : " (not used: untrusted)");
+	fputc('\n', f);
+	fprintf(f, "Boot: %s", c->boot.limit ? "" : "all hosts at once");
 	if (c->boot.limit)
-		printf("%d%s at a time", c->boot.limit, c->boot.limit_percent ? "%" : " hosts");
+		fprintf(f, "%d%s at a time", c->boot.limit, c->boot.limit_percent ? "%" : " hosts");
 	if (c->boot.wait)
-		printf(", wait %ds between groups", c->boot.wait);
-	putchar('\n');
-	printf("Retain containers: %d; readiness delay %ds; deploy timeout %ds; drain timeout %ds\n",
+		fprintf(f, ", wait %ds between groups", c->boot.wait);
+	fputc('\n', f);
+	fprintf(f, "Retain containers: %d; readiness delay %ds; deploy timeout %ds; drain timeout %ds\n",
 	       c->retain_containers, c->readiness_delay, c->deploy_timeout, c->drain_timeout);
+}
+
+/*
+ * Writes the text form to stdout with every byte that a terminal could act on
+ * escaped (control characters other than newline and tab, DEL, C1 controls,
+ * bytes that are not valid UTF-8): the strings come from the repository, which
+ * a pull request controls.
+ */
+static int print_text_escaped(const struct config *c)
+{
+	char *buf = NULL;
+	size_t len = 0, i = 0;
+	FILE *mem = open_memstream(&buf, &len);
+
+	if (!mem)
+		return REC_EXIT_ERROR;
+	print_text(mem, c);
+	if (fclose(mem) != 0) {
+		free(buf);
+		return REC_EXIT_ERROR;
+	}
+	while (i < len) {
+		const unsigned char *p = (const unsigned char *)buf + i;
+		size_t k = utf8_valid_len(p, len - i);
+		int c1 = k == 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+
+		if (k == 1 && (p[0] == '\n' || p[0] == '\t' || (p[0] >= 0x20 && p[0] != 0x7f))) {
+			putchar(p[0]);
+		} else if (k > 1 && !c1) {
+			fwrite(p, 1, k, stdout);
+		} else {
+			k = k ? k : 1;
+			for (size_t j = 0; j < k; j++)
+				printf("\\x%02x", p[j]);
+		}
+		i += k;
+	}
+	free(buf);
+	return REC_EXIT_OK;
 }
 
 static json_t *env_json(const struct config *c, const struct cfg_env *e)
@@ -334,8 +373,7 @@ int cmd_config(int argc, char **argv)
 		putchar('\n');
 		json_decref(o);
 	} else {
-		print_text(ld.config);
-		rc = REC_EXIT_OK;
+		rc = print_text_escaped(ld.config);
 	}
 	rec_report_trust(ld.config, stderr);
 out:

@@ -90,6 +90,10 @@ void diags_clear(struct diags *d);
 /* Reads a whole file, at most max bytes (-1 with errno=EFBIG past that). */
 int read_file(const char *path, size_t max, char **out, size_t *len);
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes; overlong forms,
+ * surrogates and code points past U+10FFFF are invalid), or 0. */
+size_t utf8_valid_len(const unsigned char *p, size_t n);
+
 /* Damerau-free Levenshtein distance, for "did you mean" suggestions. */
 size_t edit_distance(const char *a, const char *b);
 

@@ -168,5 +168,25 @@ T_TEST(config_errors_golden)
 	run_free(&r);
 }
 
-T_MAIN(T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
+T_TEST(config_text_escapes_terminal_controls)
+{
+	char *dir = tu_tmpdir("cli-esc"), *args;
+	struct run r;
+
+	T_REQUIRE(dir != NULL);
+	tu_write_in(dir, "config/deploy.yml",
+		    "service: a\nimage: b\nregistry:\n  server: localhost:5000\nservers: [1.1.1.1]\n"
+		    "env:\n  clear:\n    TITLE: \"\\e]2;pwned\\a\\e[31mred \\u009b caf\\u00e9\"\n");
+	args = xasprintf("config -c %s/config/deploy.yml", dir);
+	r = run_plumb(args, NULL);
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "TITLE=\\x1b]2;pwned\\x07\\x1b[31mred \\xc2\\x9b caf\xc3\xa9");
+	T_CHECK(strchr(r.out, 0x1b) == NULL);
+	run_free(&r);
+	free(args);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+T_MAIN(T_CASE(config_text_escapes_terminal_controls), T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
        T_CASE(config_errors_golden), T_CASE(config_json_keeps_keys_of_invalid_utf8))
