@@ -350,9 +350,27 @@ static void add_volume_spec(struct des_container *c, const char *spec)
 	free(s);
 }
 
+/*
+ * An IPv6 address is written in brackets ("[::1]:5432:5432"): returns the
+ * address (caller frees, as docker reports it: no brackets) and in *rest the
+ * spec with the address replaced by a placeholder field, so the colons inside
+ * the address do not count as separators. NULL for any other spec.
+ */
+static char *port_spec_ipv6(const char *spec, char **rest)
+{
+	const char *close;
+
+	*rest = NULL;
+	if (spec[0] != '[' || !(close = strchr(spec, ']')) || close == spec + 1 || close[1] != ':')
+		return NULL;
+	*rest = xasprintf("v6:%s", close + 2);
+	return xstrndup(spec + 1, (size_t)(close - spec - 1));
+}
+
 static void add_port_spec(struct des_container *c, const char *spec)
 {
-	char *s = xstrdup(spec), *parts[3] = { NULL, NULL, NULL }, *p = s, *proto;
+	char *rest, *ip6 = port_spec_ipv6(spec, &rest);
+	char *s = xstrdup(ip6 ? rest : spec), *parts[3] = { NULL, NULL, NULL }, *p = s, *proto;
 	size_t n = 0;
 	struct des_port *pt;
 
@@ -370,7 +388,9 @@ static void add_port_spec(struct des_container *c, const char *spec)
 		proto = strchr(cport, '/');
 		pt->container_port = proto ? xstrdup(cport) : xasprintf("%s/tcp", cport);
 	}
-	pt->host_ip = xstrdup(n == 3 ? parts[0] : "");
+	pt->host_ip = xstrdup(ip6 ? ip6 : n == 3 ? parts[0] : "");
+	free(ip6);
+	free(rest);
 	if (n >= 2) {
 		char *hp = xstrdup(parts[n - 2]), *slash = strchr(hp, '/');
 		if (slash)
@@ -611,12 +631,21 @@ static int port_number_ok(const char *s, size_t n)
 	return !dash || dash + 1 < n;
 }
 
-/* "[ip:][host_port]:container_port[/proto]" or "N" (N:N), as docker run --publish takes it */
+/* "[ip:][host_port]:container_port[/proto]" (an IPv6 ip in brackets) or "N" (N:N),
+ * as docker run --publish takes it */
 static int port_spec_ok(const char *spec)
 {
 	const char *parts[3], *slash;
 	size_t n = 0, lens[3];
 	const char *p = spec;
+	char *rest, *ip6 = port_spec_ipv6(spec, &rest);
+
+	if (ip6) {
+		int ok = strchr(ip6, ':') != NULL && port_spec_ok(rest);
+		free(ip6);
+		free(rest);
+		return ok;
+	}
 
 	for (;;) {
 		const char *colon = strchr(p, ':');
