@@ -30,6 +30,11 @@ int diff_render_text(const struct diff_plan *p, const struct render_opts *o, str
 int diff_render_markdown(const struct diff_plan *p, const struct render_opts *o, struct sbuf *out);
 int diff_render_json(const struct diff_plan *p, struct sbuf *out);
 
+/* The sentence for a note (no prefix, no newline), with every string from a
+ * host or the config passed through esc: one wording for text and Markdown. */
+void render_note(struct sbuf *out, const struct diff_note *n,
+		 void (*esc)(struct sbuf *out, const char *s));
+
 /* Escapers, exposed for tests. */
 void render_md_escape(struct sbuf *out, const char *s);
 void render_html_escape(struct sbuf *out, const char *s);

@@ -134,41 +134,7 @@ static void step_md(struct sbuf *out, const struct diff_plan *p, const struct di
 static void note_md(struct sbuf *out, const struct diff_note *n)
 {
 	sbuf_adds(out, "- ⚠️ ");
-	switch (n->kind) {
-	case NOTE_UNHEALTHY:
-		render_md_escape(out, n->container);
-		sbuf_adds(out, " is unhealthy (reported, not replaced)");
-		break;
-	case NOTE_SECRET_UNAVAILABLE:
-		sbuf_adds(out, "secret ");
-		render_md_escape(out, n->text);
-		sbuf_adds(out, " (env ");
-		render_md_escape(out, n->key);
-		sbuf_adds(out, ") could not be read: not compared");
-		break;
-	case NOTE_VALUE_EXPANDED:
-		sbuf_adds(out, "env ");
-		render_md_escape(out, n->key);
-		sbuf_adds(out, " is expanded by the host's shell: not compared");
-		break;
-	case NOTE_VALUE_NOT_COMPUTED:
-		sbuf_adds(out, "env ");
-		render_md_escape(out, n->key);
-		sbuf_adds(out, ": value not computed in an untrusted run (ERB ENV or a command): not compared");
-		break;
-	case NOTE_LOCK_HELD:
-		sbuf_adds(out, "deploy lock held: ");
-		render_md_escape(out, n->text);
-		break;
-	case NOTE_ORPHAN_KEPT:
-		sbuf_adds(out, "orphans are listed, not removed (pruning is off)");
-		break;
-	case NOTE_IMAGE_NOT_OBSERVED:
-		sbuf_adds(out, "image of ");
-		render_md_escape(out, n->container);
-		sbuf_adds(out, " not found on the host: its own defaults were not subtracted");
-		break;
-	}
+	render_note(out, n, render_md_escape);
 	sbuf_addc(out, '\n');
 }
 

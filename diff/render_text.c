@@ -124,50 +124,57 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 	}
 }
 
-static void note_text(struct sbuf *out, const struct diff_note *n)
+void render_note(struct sbuf *out, const struct diff_note *n,
+		 void (*esc)(struct sbuf *out, const char *s))
 {
-	sbuf_adds(out, "  !   ");
 	switch (n->kind) {
 	case NOTE_UNHEALTHY:
-		render_text_escape(out, n->container);
+		esc(out, n->container);
 		sbuf_adds(out, " is unhealthy (reported, not replaced)");
 		break;
 	case NOTE_SECRET_UNAVAILABLE:
 		sbuf_adds(out, "secret ");
-		render_text_escape(out, n->text);
+		esc(out, n->text);
 		sbuf_adds(out, " (env ");
-		render_text_escape(out, n->key);
+		esc(out, n->key);
 		sbuf_adds(out, " of ");
-		render_text_escape(out, n->container);
+		esc(out, n->container);
 		sbuf_adds(out, ") could not be read: not compared");
 		break;
 	case NOTE_VALUE_EXPANDED:
 		sbuf_adds(out, "env ");
-		render_text_escape(out, n->key);
+		esc(out, n->key);
 		sbuf_adds(out, " of ");
-		render_text_escape(out, n->container);
+		esc(out, n->container);
 		sbuf_adds(out, " is expanded by the host's shell: not compared");
 		break;
 	case NOTE_VALUE_NOT_COMPUTED:
 		sbuf_adds(out, "env ");
-		render_text_escape(out, n->key);
+		esc(out, n->key);
 		sbuf_adds(out, " of ");
-		render_text_escape(out, n->container);
+		esc(out, n->container);
 		sbuf_adds(out, ": value not computed in an untrusted run (ERB ENV or a command): not compared");
 		break;
 	case NOTE_LOCK_HELD:
 		sbuf_adds(out, "deploy lock held: ");
-		render_text_escape(out, n->text);
+		esc(out, n->text);
 		break;
 	case NOTE_ORPHAN_KEPT:
 		sbuf_adds(out, "orphans are listed, not removed (pruning is off: --prune)");
 		break;
 	case NOTE_IMAGE_NOT_OBSERVED:
 		sbuf_adds(out, "image of ");
-		render_text_escape(out, n->container);
+		esc(out, n->container);
 		sbuf_adds(out, " not found on the host: its own defaults were not subtracted");
 		break;
 	}
+}
+
+
+static void note_text(struct sbuf *out, const struct diff_note *n)
+{
+	sbuf_adds(out, "  !   ");
+	render_note(out, n, render_text_escape);
 	sbuf_addc(out, '\n');
 }
 
