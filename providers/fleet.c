@@ -236,6 +236,19 @@ int fleet_observe(struct obs_fleet **out, const struct config *c, const struct f
 	r.connect_to = env && *env ? env : NULL;
 	if (fleet_conn_settings(&r.conn, c, o, err, errlen) < 0)
 		goto out;
+	/* A repository that names this machine would have an untrusted run (a PR
+	 * check) observe the runner itself: only the invocation may allow it. */
+	env = getenv("PLUMB_ALLOW_LOCAL");
+	if (!o->trusted && !(env && strcmp(env, "1") == 0)) {
+		for (size_t i = 0; i < hosts.n; i++)
+			if (is_local(hosts.v[i])) {
+				snprintf(err, errlen,
+					 "host '%s' is this machine: an untrusted run does not observe it because "
+					 "the repository says so (pass --trusted, or set PLUMB_ALLOW_LOCAL=1)",
+					 hosts.v[i]);
+				goto out;
+			}
+	}
 	if (o->trusted) {
 		for (size_t i = 0; i < c->ssh.key_data.n && !r.key_data; i++) {
 			const char *k = c->ssh.key_data.v[i];

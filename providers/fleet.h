@@ -24,7 +24,9 @@
  * (only PLUMB_SSH_ACCEPT_NEW turns acceptance on); ssh.keys outside the
  * repository are skipped (PLUMB_SSH_KEY and the agent remain), and a key
  * inside it that is a link to outside is refused.
- * Hosts named "localhost" or "127.0.0.1" use the local transport.
+ * Hosts named "localhost" or "127.0.0.1" use the local transport; an untrusted
+ * run refuses them unless PLUMB_ALLOW_LOCAL=1 (a pull request must not make
+ * the CI runner observe itself).
  *
  * Other environment: PLUMB_DEBUG_OBSERVATION=FILE appends the raw bytes every
  * host sent (0600) — they hold only hashes, which is what tests check;

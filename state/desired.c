@@ -405,6 +405,18 @@ static void add_port_spec(struct des_container *c, const char *spec)
 	free(s);
 }
 
+/* Kamal's logging_args: the configured driver and options, else --log-opt max-size=10m. */
+static void set_logging(struct des_container *dc, const struct cfg_logging *lg)
+{
+	if (lg->set) {
+		if (lg->driver)
+			dc->log_driver = xstrdup(lg->driver);
+		kvs_copy(&dc->log_opts, &lg->options);
+	} else {
+		kvs_set(&dc->log_opts, "max-size", "10m");
+	}
+}
+
 static void set_options(struct des_container *c, const struct kvs *opts)
 {
 	for (size_t i = 0; i < opts->n; i++) {
@@ -518,13 +530,7 @@ static void build_app(struct builder *b, struct des_host *h, const struct cfg_ro
 	}
 
 	config_role_logging(c, r, &lg);
-	if (lg.set) {
-		if (lg.driver)
-			dc->log_driver = xstrdup(lg.driver);
-		kvs_copy(&dc->log_opts, &lg.options);
-	} else {
-		kvs_set(&dc->log_opts, "max-size", "10m");
-	}
+	set_logging(dc, &lg);
 	set_options(dc, &r->options);
 	spec_hash(dc);
 
@@ -594,7 +600,8 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 		add_volume_spec(dc, a->volumes.v[i]);
 	for (size_t i = 0; i < a->ports.n; i++)
 		add_port_spec(dc, a->ports.v[i]);
-	kvs_set(&dc->log_opts, "max-size", "10m");
+	/* Kamal runs accessories with the root logging: settings (config.logging_args) */
+	set_logging(dc, &c->logging);
 	set_options(dc, &a->options);
 	spec_hash(dc);
 	free(dir);

@@ -134,6 +134,28 @@ T_TEST(boot_limit_percent_as_kamal)
 	}
 }
 
+T_TEST(accessories_log_with_the_root_logging)
+{
+	/* Kamal boots accessories with config.logging_args: the root logging: */
+	char *yml = xasprintf("%slogging:\n  driver: json-file\n  options:\n    max-size: 100m\n", FX_YML);
+	struct config *c = fx_config(yml, FX_SECRETS);
+	struct desired *ds;
+	const struct des_container *db, *web;
+
+	free(yml);
+	T_REQUIRE(c);
+	ds = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	T_REQUIRE(ds);
+	db = find(ds, "10.0.0.1", "db");
+	web = find(ds, "10.0.0.1", "web");
+	T_REQUIRE(db && web);
+	T_STREQ(kvs_get(&db->log_opts, "max-size"), "100m");
+	T_STREQ(db->log_driver, "json-file");
+	T_STREQ(kvs_get(&web->log_opts, "max-size"), "100m");
+	desired_free(ds);
+	config_free(c);
+}
+
 T_TEST(split_words_like_a_shell)
 {
 	struct strvec v = { 0 };
@@ -456,7 +478,7 @@ T_TEST(destination_names_and_labels)
 
 T_MAIN(T_CASE(env_escape_as_kamal_writes), T_CASE(split_words_like_a_shell),
        T_CASE(parse_size_rejects_overflow), T_CASE(boot_limit_percent_as_kamal), T_CASE(env_file_with_long_secrets_is_exact),
-       T_CASE(bad_port_and_volume_specs_are_reported), T_CASE(clear_env_as_the_container_holds_it),
+       T_CASE(bad_port_and_volume_specs_are_reported), T_CASE(accessories_log_with_the_root_logging), T_CASE(clear_env_as_the_container_holds_it),
        T_CASE(containers_per_host_as_kamal_runs_them), T_CASE(env_file_content_hash_matches_kamal_bytes),
        T_CASE(empty_env_file_is_one_newline), T_CASE(unavailable_secret_is_marked_not_hashed),
        T_CASE(destination_names_and_labels))

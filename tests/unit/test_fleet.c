@@ -27,6 +27,7 @@ static void clear_env(void)
 	unsetenv("PLUMB_SSH_KEY");
 	unsetenv("PLUMB_SSH_ACCEPT_NEW");
 	unsetenv("PLUMB_OBS_MAX_OUTPUT");
+	unsetenv("PLUMB_ALLOW_LOCAL");
 }
 
 /* A repository with deploy.yml = BASE + extra, loaded untrusted or trusted. */
@@ -234,6 +235,34 @@ T_TEST(max_output_only_lowered)
 	fx_free(&f);
 }
 
-T_MAIN(T_CASE(untrusted_known_hosts_outside_refused), T_CASE(untrusted_known_hosts_inside_used_links_out_refused),
+T_TEST(untrusted_run_does_not_observe_this_machine)
+{
+	static const char *local[] = { "localhost", "127.0.0.1" };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct fx f;
+		struct obs_fleet *obs = NULL;
+		struct fleet_opts o = { 0 };
+		char err[512] = "", *extra = xasprintf("servers: [%s]\n", local[i]);
+
+		T_REQUIRE(fx_load(&f, extra, 0) == 0);
+		o.root = f.dir;
+		T_INTEQ(fleet_observe(&obs, f.c, &o, err, sizeof(err)), -1);
+		T_CHECK(obs == NULL);
+		T_CONTAINS(err, "is this machine");
+		/* the invocation may allow it (the host is then observed, or not, for other reasons) */
+		setenv("PLUMB_ALLOW_LOCAL", "1", 1);
+		err[0] = '\0';
+		if (fleet_observe(&obs, f.c, &o, err, sizeof(err)) < 0)
+			T_NOT_CONTAINS(err, "is this machine");
+		obs_fleet_free(obs);
+		obs = NULL;
+		unsetenv("PLUMB_ALLOW_LOCAL");
+		fx_free(&f);
+		free(extra);
+	}
+}
+
+T_MAIN(T_CASE(untrusted_run_does_not_observe_this_machine), T_CASE(untrusted_known_hosts_outside_refused), T_CASE(untrusted_known_hosts_inside_used_links_out_refused),
        T_CASE(accept_new_host_keys_only_from_the_invocation), T_CASE(untrusted_keys_only_inside_the_repository),
        T_CASE(max_output_only_lowered))
