@@ -6,6 +6,7 @@
 
 #include "state/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -759,6 +760,7 @@ struct registry_client {
 	struct host_state *hosts;
 	size_t nhosts;
 	int docker_config_loaded;
+	int no_docker_config_over_http;
 	char *docker_config_text; /* holds secrets */
 	size_t docker_config_len;
 	unsigned long manifest_requests, http_requests;
@@ -786,6 +788,7 @@ struct registry_client *registry_client_new(const struct registry_options *opts)
 	}
 	c->platform = xstrdup(opts->platform ? opts->platform : DEFAULT_PLATFORM);
 	c->docker_config = opts->docker_config ? xstrdup(opts->docker_config) : NULL;
+	c->no_docker_config_over_http = opts->no_docker_config_over_http;
 	c->ca_path = opts->ca_path ? xstrdup(opts->ca_path) : NULL;
 	c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
@@ -919,6 +922,30 @@ static int plain_http_allowed(struct registry_client *c, const char *hostport)
 	return 0;
 }
 
+/*
+ * Does "host[:port]" / "[v6]:port" name this machine: localhost, 127.0.0.0/8
+ * or ::1? (Plain HTTP to it never leaves the machine.)
+ */
+static int host_is_loopback(const char *hostport)
+{
+	char h[300];
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n;
+
+	host_only(hostport, h, sizeof(h));
+	if (!strcasecmp(h, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	n = strlen(h);
+	if (n > 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		return inet_pton(AF_INET6, h + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return 0;
+}
+
 static struct host_state *host_state(struct registry_client *c, const char *host)
 {
 	for (size_t i = 0; i < c->nhosts; i++)
@@ -960,13 +987,14 @@ static void token_store(struct registry_client *c, const char *key, char *value,
  * may explain why there are none (a credential helper, a malformed file).
  */
 static int creds_for(struct registry_client *c, const char *domain, char **user,
-		     char **password, char **note)
+		     char **password, char **note, int *from_file)
 {
 	const char *path;
 	char *home_path = NULL, *err = NULL;
 	int rc;
 
 	*note = NULL;
+	*from_file = 0;
 	for (size_t i = 0; i < c->ncreds; i++) {
 		if (auth_key_matches(c->creds[i].domain, domain)) {
 			*user = xstrdup(c->creds[i].user);
@@ -994,6 +1022,7 @@ static int creds_for(struct registry_client *c, const char *domain, char **user,
 		return 0;
 	}
 	free(err);
+	*from_file = rc == 1;
 	return rc;
 }
 
@@ -1209,12 +1238,34 @@ static int realm_allowed(struct registry_client *c, const char *realm)
 }
 
 /*
+ * May credentials read from the docker config file go to `url`? Not, under
+ * no_docker_config_over_http, when it is plain HTTP to a host that is not
+ * loopback.
+ */
+static int docker_config_creds_may_go(struct registry_client *c, const char *url)
+{
+	char hostport[300];
+	const char *p;
+
+	if (!c->no_docker_config_over_http)
+		return 1;
+	if (strncasecmp(url, "http://", 7) != 0)
+		return strncasecmp(url, "https://", 8) == 0;
+	p = url + 7;
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/?#"), p);
+	if (strchr(hostport, '@')) /* userinfo: never ours to judge */
+		return 0;
+	return host_is_loopback(hostport);
+}
+
+/*
  * Fetches a Bearer token for the challenge. 0 with *token (free_secret), or
  * a negative code with *err.
  */
 static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		       const struct registry_challenge *ch, const char *user,
-		       const char *password, char **token, time_t *expires, char **err)
+		       const char *password, int creds_from_file, char **token, time_t *expires,
+		       char **err)
 {
 	struct http_resp resp = { 0 };
 	struct auth a = { AUTH_NONE, NULL, NULL };
@@ -1224,7 +1275,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	json_t *root = NULL;
 	const char *tok;
 	json_int_t expires_in = 60;
-	int rc = REGISTRY_ERROR;
+	int rc = REGISTRY_ERROR, withheld = 0;
 
 	*token = NULL;
 	sbuf_init(&url, 4096);
@@ -1253,6 +1304,10 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		goto out;
 	}
 	curl_free(esc);
+	if (user && creds_from_file && !docker_config_creds_may_go(c, ch->realm)) {
+		user = NULL; /* asked for anonymously; the refusal below says why */
+		withheld = 1;
+	}
 	if (user) {
 		a.kind = AUTH_BASIC;
 		a.user = user;
@@ -1264,7 +1319,10 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		goto out;
 	if (resp.status == 401 || resp.status == 403) {
 		*err = xasprintf("%s: %s (HTTP %ld)", what,
-				 user ? "credentials refused" : "anonymous access refused; no credentials configured",
+				 user ? "credentials refused"
+				 : withheld ? "anonymous access refused; no credentials sent: the docker config's "
+					      "credentials are not sent over plain HTTP to a host that is not loopback"
+					    : "anonymous access refused; no credentials configured",
 				 resp.status);
 		rc = REGISTRY_EAUTH;
 		goto out;
@@ -1321,7 +1379,7 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 	struct registry_challenge ch = { 0 };
 	char *url = NULL, *what = NULL, *user = NULL, *password = NULL, *note = NULL;
 	char *tkey = NULL, *regerr = NULL;
-	int have_creds, rc = REGISTRY_ERROR, attempt;
+	int have_creds, from_file = 0, rc = REGISTRY_ERROR, attempt;
 	int sent_basic = 0, sent_fresh_token = 0;
 
 	memset(resp, 0, sizeof(*resp));
@@ -1329,7 +1387,17 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 			r->host, r->path, reference);
 	what = xasprintf("registry %s: GET %s:%s", r->domain, r->path, reference);
 	tkey = xasprintf("%s repository:%s:pull", r->host, r->path);
-	have_creds = creds_for(c, r->domain, &user, &password, &note);
+	have_creds = creds_for(c, r->domain, &user, &password, &note, &from_file);
+	if (have_creds && from_file && !docker_config_creds_may_go(c, url)) {
+		have_creds = 0;
+		free(user);
+		free_secret(password);
+		user = password = NULL;
+		free(note);
+		note = xasprintf("no credentials sent: the docker config's credentials for %s are not sent "
+				 "over plain HTTP to a host that is not loopback",
+				 r->domain);
+	}
 
 	for (attempt = 0; attempt < 3; attempt++) {
 		struct auth a = { AUTH_NONE, NULL, NULL };
@@ -1391,7 +1459,8 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 					rc = REGISTRY_EAUTH;
 					goto out;
 				}
-				rc = fetch_token(c, r, &ch, have_creds ? user : NULL, password, &tok, &exp, err);
+				rc = fetch_token(c, r, &ch, have_creds ? user : NULL, password, from_file, &tok,
+						 &exp, err);
 				if (rc < 0)
 					goto out;
 				token_store(c, tkey, tok, exp);

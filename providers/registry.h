@@ -140,6 +140,16 @@ struct registry_options {
 	const char *ca_path;	   /* CA bundle file; NULL = system default */
 	long connect_timeout_ms;   /* 0 = 10 s */
 	long timeout_ms;	   /* whole request; 0 = 30 s */
+	/*
+	 * Nonzero: credentials read from the docker config file are never sent
+	 * on a plain-HTTP request (http:// URL) to a host that is not loopback
+	 * (localhost, 127.0.0.0/8, [::1]) — neither as Basic to the registry nor
+	 * to a Bearer token realm; the request goes out anonymously and a refusal
+	 * says "no credentials sent". Credentials given with
+	 * registry_client_set_credentials are not affected. For untrusted runs,
+	 * where the repository chooses the image references and insecure hosts.
+	 */
+	int no_docker_config_over_http;
 };
 
 struct registry_client;

@@ -774,6 +774,38 @@ static void test_lab(const char *dir)
 		registry_result_dispose(&r);
 		free(ref);
 
+		/* docker config credentials over plain HTTP to a host that is not
+		 * loopback (the bridge address): sent by default, withheld under
+		 * no_docker_config_over_http */
+		{
+			char *cfgp = xasprintf("%s/lab-docker-config.json", dir);
+			char *cfgt = sh_out("printf '{\"auths\":{\"%s\":{\"auth\":\"%%s\"}}}' \"$(printf '%%s:%%s' '%s' '%s' | base64 -w0)\"",
+					    authreg, user, pw);
+			struct registry_options dc = { .docker_config = cfgp };
+			struct registry_options guarded = { .docker_config = cfgp, .no_docker_config_over_http = 1 };
+			struct registry_client *d;
+
+			CHECK(cfgt && tu_write_file(cfgp, cfgt) == 0, "write lab docker config");
+			ref = xasprintf("%s/optimus:v1", authreg);
+			d = registry_client_new(&dc);
+			registry_client_add_insecure(d, authreg);
+			CHECK(resolve(d, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab docker config creds: %s", nz(err));
+			registry_result_dispose(&r);
+			registry_client_free(d);
+			d = registry_client_new(&guarded);
+			registry_client_add_insecure(d, authreg);
+			rc = resolve(d, ref, &r, &err);
+			CHECK(rc == REGISTRY_EAUTH, "lab guarded docker config rc %d: %s", rc, nz(err));
+			CHECK(err && strstr(err, "no credentials sent") && !strstr(err, pw), "guarded message: %s", nz(err));
+			free(err);
+			err = NULL;
+			registry_client_free(d);
+			free(ref);
+			free(cfgt);
+			unlink(cfgp);
+			free(cfgp);
+		}
+
 		registry_client_add_insecure(bad, authreg);
 		registry_client_set_credentials(bad, authreg, user, "definitely-wrong");
 		ref = xasprintf("%s/optimus:v1", authreg);

@@ -3,6 +3,16 @@
 #include "providers/registry.h"
 #include "state/util.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define D64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -345,6 +355,226 @@ T_TEST(resolve_unreachable_is_network_error)
 	registry_client_free(c);
 }
 
+/*
+ * A recording HTTP server on 127.0.0.1 (one request per connection): every
+ * request line and its Authorization header go to `log`; requests for
+ * /v2/... get 401 with `challenge`, anything else (a token realm) 401 Basic.
+ * A request for a non-loopback host reaches it through http_proxy, which
+ * libcurl sends as an absolute URL without resolving the name.
+ */
+struct rec_srv {
+	int fd;
+	int port;
+	const char *challenge;
+	pthread_mutex_t mu;
+	struct sbuf log;
+	pthread_t thr;
+};
+
+static void *rec_srv_run(void *arg)
+{
+	struct rec_srv *s = arg;
+	char buf[8192];
+
+	for (;;) {
+		int cfd = accept(s->fd, NULL, NULL);
+		size_t n = 0;
+		ssize_t k;
+		char *line, *auth, *resp;
+
+		if (cfd < 0)
+			break;
+		while (n < sizeof(buf) - 1 && (k = read(cfd, buf + n, sizeof(buf) - 1 - n)) > 0) {
+			n += (size_t)k;
+			buf[n] = '\0';
+			if (strstr(buf, "\r\n\r\n"))
+				break;
+		}
+		buf[n] = '\0';
+		line = xasprintf("%.*s", (int)strcspn(buf, "\r\n"), buf);
+		auth = strcasestr(buf, "\r\nAuthorization: ");
+		pthread_mutex_lock(&s->mu);
+		sbuf_addf(&s->log, "%s auth=%.*s\n", line, auth ? (int)strcspn(auth + 17, "\r\n") : 1,
+			  auth ? auth + 17 : "-");
+		pthread_mutex_unlock(&s->mu);
+		resp = xasprintf("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: %s\r\n"
+				 "Content-Length: 0\r\nConnection: close\r\n\r\n",
+				 strstr(line, "/v2/") ? s->challenge : "Basic realm=\"t\"");
+		if (write(cfd, resp, strlen(resp)) < 0)
+			(void)0;
+		free(resp);
+		free(line);
+		close(cfd);
+	}
+	return NULL;
+}
+
+static void rec_srv_start(struct rec_srv *s, const char *challenge_fmt)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t alen = sizeof(a);
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	sbuf_init(&s->log, 1 << 16);
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->fd, 16) < 0 ||
+	    getsockname(s->fd, (struct sockaddr *)&a, &alen) < 0)
+		abort();
+	s->port = ntohs(a.sin_port);
+	s->challenge = challenge_fmt;
+	pthread_create(&s->thr, NULL, rec_srv_run, s);
+}
+
+static void rec_srv_stop(struct rec_srv *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	pthread_join(s->thr, NULL);
+	close(s->fd);
+	sbuf_release(&s->log);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* Resolves `ref` with a docker config holding credentials for `domain`; returns the rc. */
+static int resolve_with_docker_config(int guard, const char *insecure, const char *domain,
+				      const char *ref, char **err)
+{
+	char *dir = tu_tmpdir("reg"), *path = xasprintf("%s/config.json", dir);
+	/* base64("runner:runner-secret") */
+	char *cfg = xasprintf("{\"auths\":{\"%s\":{\"auth\":\"cnVubmVyOnJ1bm5lci1zZWNyZXQ=\"}}}", domain);
+	struct registry_options o = { .docker_config = path, .connect_timeout_ms = 2000,
+				      .timeout_ms = 5000, .no_docker_config_over_http = guard };
+	struct registry_client *c;
+	struct registry_result res;
+	int rc;
+
+	T_CHECK(tu_write_file(path, cfg) == 0);
+	c = registry_client_new(&o);
+	if (insecure)
+		registry_client_add_insecure(c, insecure);
+	rc = registry_resolve(c, ref, &res, err);
+	if (rc == 0)
+		registry_result_dispose(&res);
+	registry_client_free(c);
+	tu_rm_rf(dir);
+	free(dir);
+	free(path);
+	free(cfg);
+	return rc;
+}
+
+T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
+{
+	struct rec_srv s;
+	char *proxy, *err = NULL;
+	const char *old = getenv("http_proxy");
+	char *saved = old ? xstrdup(old) : NULL;
+
+	rec_srv_start(&s, "Basic realm=\"r\"");
+	proxy = xasprintf("http://127.0.0.1:%d", s.port);
+	setenv("http_proxy", proxy, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+
+	/* without the option: sent (what an untrusted plan did) */
+	T_INTEQ(resolve_with_docker_config(0, "reg.plumb-test.invalid:5999", "reg.plumb-test.invalid:5999",
+					   "reg.plumb-test.invalid:5999/optimus:v1", &err),
+		REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "GET http://reg.plumb-test.invalid:5999/v2/optimus/manifests/v1");
+	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
+	free(err);
+	err = NULL;
+	s.log.len = 0;
+	s.log.buf[0] = '\0';
+
+	/* with it: the request goes out, anonymously, and the refusal says why */
+	T_INTEQ(resolve_with_docker_config(1, "reg.plumb-test.invalid:5999", "reg.plumb-test.invalid:5999",
+					   "reg.plumb-test.invalid:5999/optimus:v1", &err),
+		REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "GET http://reg.plumb-test.invalid:5999/v2/optimus/manifests/v1");
+	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
+	T_CONTAINS(err, "no credentials sent");
+	T_NOT_CONTAINS(err, "runner-secret");
+	free(err);
+	err = NULL;
+
+	if (saved)
+		setenv("http_proxy", saved, 1);
+	else
+		unsetenv("http_proxy");
+	free(saved);
+	free(proxy);
+	rec_srv_stop(&s);
+}
+
+T_TEST(docker_config_creds_still_go_to_loopback_over_plain_http)
+{
+	struct rec_srv s;
+	char *dom, *ref, *err = NULL;
+
+	unsetenv("http_proxy");
+	rec_srv_start(&s, "Basic realm=\"r\"");
+	dom = xasprintf("127.0.0.1:%d", s.port);
+	ref = xasprintf("%s/optimus:v1", dom);
+	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
+	T_CONTAINS(err, "refused the credentials");
+	free(err);
+	free(dom);
+	free(ref);
+	rec_srv_stop(&s);
+}
+
+T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
+{
+	struct rec_srv s;
+	char *dom, *ref, *chal, *proxy, *err = NULL;
+
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	rec_srv_start(&s, NULL);
+	proxy = xasprintf("http://127.0.0.1:%d", s.port);
+	dom = xasprintf("127.0.0.1:%d", s.port);
+	ref = xasprintf("%s/optimus:v1", dom);
+
+	/* the registry (loopback) points to a plain-HTTP realm on another host */
+	chal = xasprintf("Bearer realm=\"http://auth.plumb-test.invalid/token\",service=\"r\"");
+	s.challenge = chal;
+	setenv("http_proxy", proxy, 1);
+	T_INTEQ(resolve_with_docker_config(1, "auth.plumb-test.invalid", dom, ref, &err), REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "GET http://auth.plumb-test.invalid/token?");
+	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
+	T_CONTAINS(err, "no credentials sent");
+	free(err);
+	err = NULL;
+	s.log.len = 0;
+	s.log.buf[0] = '\0';
+	/* without the option the realm got them: the check above can fail */
+	T_INTEQ(resolve_with_docker_config(0, "auth.plumb-test.invalid", dom, ref, &err), REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
+	free(err);
+	err = NULL;
+	unsetenv("http_proxy");
+
+	/* a realm on loopback gets them, with the option */
+	s.log.len = 0;
+	s.log.buf[0] = '\0';
+	free(chal);
+	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", s.port);
+	s.challenge = chal;
+	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "GET /token?");
+	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
+	free(err);
+	free(chal);
+	free(proxy);
+	free(dom);
+	free(ref);
+	rec_srv_stop(&s);
+}
+
 T_MAIN(T_CASE(ref_parse_table), T_CASE(ref_string_normalises),
        T_CASE(challenge_bearer_with_commas_in_scope),
        T_CASE(challenge_spacing_escapes_tokens_and_error),
@@ -353,4 +583,7 @@ T_MAIN(T_CASE(ref_parse_table), T_CASE(ref_string_normalises),
        T_CASE(manifest_rejects_bad_input), T_CASE(docker_config_auth_extraction),
        T_CASE(docker_config_errors_never_show_values),
        T_CASE(resolve_rejects_bad_reference_without_network),
-       T_CASE(resolve_unreachable_is_network_error))
+       T_CASE(resolve_unreachable_is_network_error),
+       T_CASE(docker_config_creds_not_sent_over_plain_http_to_remote_host),
+       T_CASE(docker_config_creds_still_go_to_loopback_over_plain_http),
+       T_CASE(docker_config_creds_not_sent_to_plain_http_token_realm))
