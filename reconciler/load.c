@@ -187,4 +187,8 @@ void rec_registry_setup(struct config *c, int trusted, struct registry_options *
 		ro->docker_config = "";
 		trust_note(&c->trust, TRUST_OFF_INSECURE_CREDS);
 	}
+	/* Whatever host the image reference really names: an untrusted run never
+	 * sends the runner's docker credentials over plain HTTP off this machine. */
+	if (!trusted)
+		ro->no_docker_config_over_http = 1;
 }
