@@ -287,3 +287,23 @@ struct obs_container *diff_fake_find(struct obs_host *h, const char *name_prefix
 			return &h->containers[i];
 	return NULL;
 }
+
+char *diff_fake_fleet_yml(size_t nhosts, size_t njob)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, "service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
+		       "proxy:\n  host: app.example.com\nboot:\n  limit: 100\n"
+		       "env:\n  secret:\n    - RAILS_MASTER_KEY\n  clear:\n    DB_HOST: optimus-db\n"
+		       "servers:\n  web:\n    hosts:\n");
+	for (size_t i = 0; i < nhosts; i++)
+		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
+	sbuf_adds(&sb, "  job:\n    cmd: bin/jobs\n    hosts:\n");
+	for (size_t i = 0; i < njob; i++)
+		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
+	sbuf_adds(&sb, "accessories:\n  db:\n    image: postgres:17\n    host: 10.1.0.1\n"
+		       "    env:\n      secret:\n        - POSTGRES_PASSWORD\n"
+		       "    directories:\n      - data:/var/lib/postgresql/data\n");
+	return sbuf_detach(&sb);
+}

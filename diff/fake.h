@@ -19,6 +19,9 @@
 #include "state/observed.h"
 
 /* app_image_id: identity of the running app image (e.g. the desired one). */
+/* deploy.yml of a large fleet (optimus: web on nhosts hosts, job on the first
+ * njob of them, Postgres on 10.1.0.1) for golden tests and benchmarks; caller frees. */
+char *diff_fake_fleet_yml(size_t nhosts, size_t njob);
 void diff_fake_fleet(struct obs_fleet **out, const struct desired *ds, const char *salt,
 		     const char *app_image_id);
 

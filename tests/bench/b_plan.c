@@ -77,26 +77,6 @@ static void mem_free(struct source *s)
 	(void)s; /* on the stack */
 }
 
-static char *fleet_yml(void)
-{
-	struct sbuf sb;
-
-	sbuf_init(&sb, 0);
-	sbuf_adds(&sb, "service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
-		       "proxy:\n  host: app.example.com\nboot:\n  limit: 100\n"
-		       "env:\n  secret:\n    - RAILS_MASTER_KEY\n  clear:\n    DB_HOST: optimus-db\n"
-		       "servers:\n  web:\n    hosts:\n");
-	for (size_t i = 0; i < NHOSTS; i++)
-		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
-	sbuf_adds(&sb, "  job:\n    cmd: bin/jobs\n    hosts:\n");
-	for (size_t i = 0; i < NJOB; i++)
-		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
-	sbuf_adds(&sb, "accessories:\n  db:\n    image: postgres:17\n    host: 10.1.0.1\n"
-		       "    env:\n      secret:\n        - POSTGRES_PASSWORD\n"
-		       "    directories:\n      - data:/var/lib/postgresql/data\n");
-	return sbuf_detach(&sb);
-}
-
 static double cpu_ms(void)
 {
 	struct timespec ts;
@@ -253,7 +233,7 @@ int main(int argc, char **argv)
 	}
 	for (int k = 0; k < NP; k++)
 		t[k] = xcalloc((size_t)reps, sizeof(double));
-	yml = fleet_yml();
+	yml = diff_fake_fleet_yml(NHOSTS, NJOB);
 	/* one warm-up rep (page faults, allocator), not counted */
 	if (one_rep(yml, row, &text_bytes, &steps_all) != 0)
 		goto out;

@@ -185,29 +185,9 @@ T_TEST(golden_mixed_with_hostile_strings)
 	config_free(c2);
 }
 
-static char *fleet_yml(size_t nhosts, size_t njob)
-{
-	struct sbuf sb;
-
-	sbuf_init(&sb, 0);
-	sbuf_adds(&sb, "service: optimus\nimage: optimus\nregistry:\n  server: localhost:5555\n"
-		       "proxy:\n  host: app.example.com\nboot:\n  limit: 100\n"
-		       "env:\n  secret:\n    - RAILS_MASTER_KEY\n  clear:\n    DB_HOST: optimus-db\n"
-		       "servers:\n  web:\n    hosts:\n");
-	for (size_t i = 0; i < nhosts; i++)
-		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
-	sbuf_adds(&sb, "  job:\n    cmd: bin/jobs\n    hosts:\n");
-	for (size_t i = 0; i < njob; i++)
-		sbuf_addf(&sb, "      - 10.1.%zu.%zu\n", i / 250, i % 250 + 1);
-	sbuf_adds(&sb, "accessories:\n  db:\n    image: postgres:17\n    host: 10.1.0.1\n"
-		       "    env:\n      secret:\n        - POSTGRES_PASSWORD\n"
-		       "    directories:\n      - data:/var/lib/postgresql/data\n");
-	return sbuf_detach(&sb);
-}
-
 T_TEST(golden_fleet_1000_hosts_and_cpu_time)
 {
-	char *yml = fleet_yml(1000, 100);
+	char *yml = diff_fake_fleet_yml(1000, 100);
 	struct config *c = fx_config(yml, FX_SECRETS);
 	struct desired *ds, *ds2;
 	struct obs_fleet *obs = NULL;
