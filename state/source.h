@@ -6,6 +6,11 @@
  *
  * Paths are relative to the repository root, '/'-separated, never absolute and
  * never containing "..": source_read refuses such paths (trust boundary).
+ *
+ * Reading a repository file on disk goes through ONE rule, source_read_inside
+ * (and source_open_inside under it), in trusted and untrusted runs alike: the
+ * directory source uses it for every file, and any other module that reads a
+ * file named by a repository should call it too.
  */
 #ifndef PLUMB_SOURCE_H
 #define PLUMB_SOURCE_H
@@ -16,21 +21,54 @@
 #define SOURCE_MAX_FILE (4u << 20) /* no config file is bigger than 4 MiB */
 
 struct source {
-	/* 0, SOURCE_ENOTFOUND, or -1 with *err set (caller frees). */
+	/*
+	 * 0 with *out (NUL-terminated, *len bytes not counting the NUL; the
+	 * caller frees it, with free_secret when it held secrets);
+	 * SOURCE_ENOTFOUND (*out NULL); or -1 with *err (caller frees; never
+	 * contains the file's contents) and *out NULL.
+	 */
 	int (*read)(struct source *s, const char *relpath, char **out, size_t *len, char **err);
 	void (*free)(struct source *s);
 	/* Directory on disk that relative paths resolve against, when there is one
-	 * (commands such as $(…) run there); NULL for a commit tree. */
+	 * (commands such as $(…) run there); NULL for a commit tree. Owned by the
+	 * source. */
 	const char *root_dir;
-	/* How to name the source in messages, e.g. "." or "repo@abc1234". */
+	/* How to name the source in messages, e.g. "." or "repo@abc1234". Owned
+	 * by the source. */
 	const char *label;
 };
 
-/* A source over a directory on disk. */
+/* A source over a directory on disk; *out is the caller's (source_free).
+ * Every read goes through source_read_inside with SOURCE_MAX_FILE. */
 int source_dir_new(struct source **out, const char *dir);
 /* True if relpath stays inside the repository (relative, no "..", no NUL). */
 int source_path_is_inside(const char *relpath);
+/* True if path is dir or below it; both canonical (realpath) paths. */
+int source_path_below(const char *path, const char *dir);
+/* source_read's contract is s->read's (above); relpath is checked first. */
 int source_read(struct source *s, const char *relpath, char **out, size_t *len, char **err);
 void source_free(struct source *s);
+
+/*
+ * The rule for reading a file of a repository on disk, root/relpath:
+ *   - relpath is relative without ".." (source_path_is_inside);
+ *   - resolved (symlinks followed: a link that stays inside the repository is
+ *     fine, as Kamal users commit them) it is still inside root — a link that
+ *     leads out is refused, naming relpath;
+ *   - it is a regular file (a FIFO, device, socket or directory is refused
+ *     without being opened for reading in a way that could block);
+ *   - it is opened O_NONBLOCK|O_NOFOLLOW on its resolved path, checked again
+ *     with fstat to be the same regular file, and at most max bytes long.
+ *
+ * source_open_inside: 0 with *fd (the caller closes it) positioned at the
+ * start. source_read_inside: 0 with *out (NUL-terminated, caller frees; use
+ * free_secret for a secrets file) and *len. Both: SOURCE_ENOTFOUND when
+ * nothing is there (also a dangling link), else -1 with *err (caller frees;
+ * names relpath and the reason, never the contents or the link's target).
+ * On failure *out / *fd are NULL / -1.
+ */
+int source_open_inside(const char *root, const char *relpath, size_t max, int *fd, char **err);
+int source_read_inside(const char *root, const char *relpath, size_t max, char **out, size_t *len,
+		       char **err);
 
 #endif

@@ -68,16 +68,6 @@ int trust_path_is_inside(const char *p)
 	return p && p[0] != '~' && source_path_is_inside(p);
 }
 
-/* True if path is dir or below it (both canonical). */
-static int is_below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (strcmp(dir, "/") == 0)
-		return 1;
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 char *trust_resolve_inside(const char *root, const char *rel)
 {
 	char *full = NULL, *canon_root = NULL, *canon = NULL, *ret = NULL;
@@ -97,13 +87,13 @@ char *trust_resolve_inside(const char *root, const char *rel)
 		char *dir = xstrndup(full, (size_t)(slash - full));
 		char *cdir = realpath(dir, NULL);
 
-		if (cdir && lstat(full, &st) != 0 && is_below(cdir, canon_root))
+		if (cdir && lstat(full, &st) != 0 && source_path_below(cdir, canon_root))
 			canon = xasprintf("%s%s", cdir, slash);
 		free(dir);
 		free(cdir);
 		if (!canon)
 			goto out;
-	} else if (!is_below(canon, canon_root)) {
+	} else if (!source_path_below(canon, canon_root)) {
 		goto out;
 	}
 	ret = canon;

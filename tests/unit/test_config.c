@@ -609,13 +609,11 @@ T_TEST(kamal_fixtures_conformance)
 		int rc;
 
 		T_REQUIRE(dir != NULL);
-		/* the repository: config/ is the fixtures dir, accessory files under test/fixtures/files */
-		p = xasprintf("%s/config", dir);
-		T_CHECK(symlink(abs, p) == 0);
-		free(p);
-		p = xasprintf("%s/test/fixtures", dir);
+		/* the repository: config/ is a copy of the fixtures dir (a link out of
+		 * the repository is refused), accessory files under test/fixtures/files */
 		tu_write_in(dir, "test/.keep", "");
-		T_CHECK(symlink(abs, p) == 0);
+		p = xasprintf("cp -R '%s' '%s/config' && cp -R '%s' '%s/test/fixtures'", abs, dir, abs, dir);
+		T_CHECK(system(p) == 0);
 		free(p);
 		tu_write_in(dir, ".kamal/secrets",
 			   "PASSWORD=secret-placeholder\nMYSQL_ROOT_PASSWORD=secret-placeholder\n"
