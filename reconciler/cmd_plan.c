@@ -98,6 +98,7 @@ static int load_from(struct config **out, struct source *src, const char *file,
 	o.file = file;
 	o.destination = a->dest;
 	o.trusted = a->trusted;
+	rec_config_opts_fill(&o);
 	rc = config_load(out, src, &o, &d);
 	diags_print(&d, stderr);
 	diags_clear(&d);

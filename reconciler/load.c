@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "providers/git_src.h"
+#include "providers/run.h"
 #include "reconciler/cli.h"
 #include "providers/registry.h"
 #include "state/util.h"
@@ -75,6 +76,12 @@ int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_
 	return 0;
 }
 
+void rec_config_opts_fill(struct config_opts *co)
+{
+	co->run_fn = prov_run_shell_fn;
+	co->run_ctx = NULL;
+}
+
 int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 {
 	struct diags d = { 0 };
@@ -87,6 +94,7 @@ int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 	co.file = out->relfile;
 	co.destination = o->destination;
 	co.trusted = o->trusted;
+	rec_config_opts_fill(&co);
 	rc = config_load(&out->config, out->src, &co, &d);
 	if (d.n) {
 		/* messages name files relative to the repository root: say where that is */

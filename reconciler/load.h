@@ -33,6 +33,12 @@ int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_
  * a directory named "config" has its root one level up (so .kamal/ is found
  * beside config/); any other file is taken relative to the current directory. */
 void rec_split_config_path(const char *path, char **root, char **relfile);
+/*
+ * What every command that loads a configuration sets in its config_opts
+ * beyond file/destination/trusted: the runner for trusted $(…)/%x(…)
+ * (providers/run.h). Call it where config_opts are made.
+ */
+void rec_config_opts_fill(struct config_opts *co);
 /* 0 on success; on failure prints the diagnostics and returns -1. */
 int rec_load(struct rec_loaded *out, const struct rec_load_opts *o);
 void rec_loaded_release(struct rec_loaded *l);

@@ -1104,6 +1104,8 @@ int config_load(struct config **out, struct source *src, const struct config_opt
 	trust_init(&c->trust, o->trusted);
 	c->trust.getenv_fn = o->getenv_fn;
 	c->trust.getenv_ctx = o->getenv_ctx;
+	c->trust.run_fn = o->run_fn;
+	c->trust.run_ctx = o->run_ctx;
 
 	if (c->destination) {
 		for (const char *p = c->destination; *p; p++)

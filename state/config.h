@@ -219,6 +219,9 @@ struct config_opts {
 	/* fake environment for tests (see struct trust); NULL = the process's */
 	const char *(*getenv_fn)(const char *name, void *ctx);
 	void *getenv_ctx;
+	/* runs $(…)/%x(…) when trusted (struct trust's run_fn); NULL = never run */
+	int (*run_fn)(const char *cmd, const char *cwd, size_t max, char **out, int *status, void *ctx);
+	void *run_ctx;
 };
 
 /*

@@ -16,7 +16,7 @@
  *
  * Command output: %x() and backticks keep the command's trailing newline in
  * Ruby, and YAML then folds it away in a plain scalar. plumb substitutes after
- * YAML parsing, so it removes one trailing newline itself (run_capture does):
+ * YAML parsing, so it removes one trailing newline itself (trust_run does):
  * the result equals Kamal's for plain scalars; in a quoted scalar Kamal would
  * get a trailing space from the folded newline, plumb does not.
  */
@@ -523,22 +523,24 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 		break;
 	case EXPR_CMD:
 		*flags |= ERB_SENSITIVE;
-		if (!t->trusted) {
-			*flags |= ERB_UNAVAILABLE;
-			trust_note(t, TRUST_OFF_ERB_CMD);
-			*out = xstrdup(PLUMB_UNAVAILABLE);
-			rc = 0;
-			break;
-		}
 		{
 			char *output = NULL;
 			int status = 0;
-			if (run_capture(e.str, cwd, ERB_MAX_CMD_OUTPUT, &output, &status) < 0) {
+			int r = trust_run(t, TRUST_OFF_ERB_CMD, e.str, cwd, ERB_MAX_CMD_OUTPUT, &output,
+					  &status);
+
+			if (r == TRUST_NOT_RUN) { /* untrusted, or no runner given */
+				*flags |= ERB_UNAVAILABLE;
+				*out = xstrdup(PLUMB_UNAVAILABLE);
+				rc = 0;
+				break;
+			}
+			if (r < 0) {
 				shown = tag_for_msg(tag->text);
 				if (status == -1)
 					diags_err(d, file, tag->line, tag->col,
-						  "`%s` in %s: the command could not be run or its "
-						  "output exceeded %u bytes",
+						  "`%s` in %s: the command could not be run, timed out "
+						  "or printed more than %u bytes",
 						  shown, keypath, ERB_MAX_CMD_OUTPUT);
 				else
 					diags_err(d, file, tag->line, tag->col,

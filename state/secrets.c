@@ -474,14 +474,15 @@ static void run_command(struct pctx *c, const char *cmd, struct wbuf *out)
 		c->available = 0;
 		return;
 	}
-	if (!c->t->trusted) {
+	if (!c->t->trusted || !c->t->run_fn) {
 		trust_note(c->t, TRUST_OFF_SECRET_CMD);
 		c->available = 0;
 		return;
 	}
 	if (!c->available)
 		return; /* no point running it */
-	if (run_capture(cmd, c->cwd, SECRETS_MAX_CMD_OUTPUT, &res, &status) < 0) {
+	if (trust_run(c->t, TRUST_OFF_SECRET_CMD, cmd, c->cwd, SECRETS_MAX_CMD_OUTPUT, &res,
+		      &status) < 0) {
 		if (status == -1)
 			diags_warn(c->d, c->file, c->line, 0,
 				   "%s: the $(…) command could not be run, timed out or printed more "
@@ -494,7 +495,7 @@ static void run_command(struct pctx *c, const char *cmd, struct wbuf *out)
 		c->available = 0;
 		return;
 	}
-	/* Ruby's chomp: run_capture took a trailing "\n"; a "\r" before it goes too. */
+	/* Ruby's chomp: trust_run took a trailing "\n"; a "\r" before it goes too. */
 	if (res[0] && res[strlen(res) - 1] == '\r')
 		res[strlen(res) - 1] = '\0';
 	wb_add(out, res, strlen(res));

@@ -8,6 +8,9 @@
  * " #" starts a comment), $VAR / ${VAR} expansion (earlier keys first, then
  * the environment), and $(command) substitution.
  *
+ * Commands run through t->run_fn (state/trust.h); without one they are
+ * unavailable as in an untrusted run. Their output is a secret.
+ *
  * Trust: untrusted, $(…) is not run and environment lookups are not made;
  * the affected secrets are "unavailable" (trust_note records why). A
  * secrets_path outside the repository is only read when trusted.
@@ -51,22 +54,5 @@ int secrets_skipped(const struct secrets *s);
 const char *secrets_name_at(const struct secrets *s, size_t i);
 /* Wipes every value before freeing. */
 void secrets_free(struct secrets *s);
-
-/*
- * Runs `cmd` with /bin/sh -c in `cwd`, stdin from /dev/null, and captures at
- * most `max` bytes of stdout (stderr is discarded: it may echo secrets). A
- * trailing newline is removed. Returns 0 on exit status 0, else -1 with
- * *status set (-1 if it could not be run, 128+sig if killed).
- */
-int run_capture(const char *cmd, const char *cwd, size_t max, char **out, int *status);
-/*
- * run_capture with an explicit timeout (run_capture uses 30 s). When the
- * output exceeds `max` or the timeout passes, the command's whole process
- * group is killed and -1 is returned with *status = -1. The parent never
- * writes to the pipe, so SIGPIPE cannot hit the caller; the child gets the
- * default SIGPIPE disposition back.
- */
-int run_capture_timeout(const char *cmd, const char *cwd, size_t max, int timeout_ms,
-			char **out, int *status);
 
 #endif

@@ -14,6 +14,8 @@ void trust_init(struct trust *t, int trusted)
 	t->turned_off = 0;
 	t->getenv_fn = NULL;
 	t->getenv_ctx = NULL;
+	t->run_fn = NULL;
+	t->run_ctx = NULL;
 }
 
 void trust_note(struct trust *t, enum trust_off what)
@@ -26,6 +28,18 @@ const char *trust_getenv(const struct trust *t, const char *name)
 	if (t->getenv_fn)
 		return t->getenv_fn(name, t->getenv_ctx);
 	return getenv(name);
+}
+
+int trust_run(struct trust *t, enum trust_off what, const char *cmd, const char *cwd, size_t max,
+	      char **out, int *status)
+{
+	*out = NULL;
+	*status = -1;
+	if (!t->trusted || !t->run_fn) {
+		trust_note(t, what);
+		return TRUST_NOT_RUN;
+	}
+	return t->run_fn(cmd, cwd, max, out, status, t->run_ctx) < 0 ? -1 : 0;
 }
 
 const char *trust_off_describe(enum trust_off what)

@@ -11,6 +11,8 @@
 #ifndef PLUMB_TRUST_H
 #define PLUMB_TRUST_H
 
+#include <stddef.h>
+
 enum trust_off {
 	TRUST_OFF_SECRET_CMD = 1 << 0,     /* $(…) in .kamal/secrets */
 	TRUST_OFF_ERB_CMD = 1 << 1,        /* <%= %x(…) %> and backticks in deploy.yml */
@@ -38,12 +40,33 @@ struct trust {
 	 */
 	const char *(*getenv_fn)(const char *name, void *ctx);
 	void *getenv_ctx;
+	/*
+	 * How $(…) in secrets and %x(…) in deploy.yml are run when trusted: state/
+	 * runs nothing itself. The caller injects it (reconciler/load.c sets
+	 * providers/run.h's prov_run_shell_fn); NULL means commands are
+	 * unavailable, noted as an untrusted run notes them. Contract: run cmd
+	 * with /bin/sh in cwd, keep at most max bytes of stdout less one trailing
+	 * newline; 0 on exit status 0 with *out — a secret the caller frees with
+	 * free_secret — else -1 with *out NULL and *status (exit status,
+	 * 128+signal, -1: not run, timed out or too much output).
+	 */
+	int (*run_fn)(const char *cmd, const char *cwd, size_t max, char **out, int *status,
+		      void *ctx);
+	void *run_ctx;
 };
 
 void trust_init(struct trust *t, int trusted);
 void trust_note(struct trust *t, enum trust_off what);
 /* Looks a variable up through getenv_fn (or getenv); NULL when unset. */
 const char *trust_getenv(const struct trust *t, const char *name);
+/*
+ * Runs a command through run_fn (contract above). When the run is untrusted
+ * or run_fn is NULL nothing runs: `what` (TRUST_OFF_SECRET_CMD or
+ * TRUST_OFF_ERB_CMD) is noted and TRUST_NOT_RUN returned (*out NULL).
+ */
+#define TRUST_NOT_RUN (-2)
+int trust_run(struct trust *t, enum trust_off what, const char *cmd, const char *cwd, size_t max,
+	      char **out, int *status);
 /* A one-line human description of one bit, e.g. "$(…) command substitution in secrets". */
 const char *trust_off_describe(enum trust_off what);
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "providers/run.h"
 #include "state/secrets.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
@@ -21,6 +22,7 @@ static void trust_fake(struct trust *t, int trusted)
 	trust_init(t, trusted);
 	t->getenv_fn = tu_fake_getenv;
 	t->getenv_ctx = (void *)fake_env;
+	t->run_fn = prov_run_shell_fn;
 }
 
 struct kv {
