@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "providers/git_src.h"
 #include "providers/run.h"
@@ -11,29 +12,70 @@
 #include "providers/registry.h"
 #include "state/util.h"
 
+/* The closest directory at or above dir (canonical) holding .git; NULL if none. */
+static char *git_work_tree(const char *dir)
+{
+	char *d = xstrdup(dir);
+
+	for (;;) {
+		char *git = xasprintf("%s/.git", strcmp(d, "/") == 0 ? "" : d);
+		struct stat st;
+		int found = lstat(git, &st) == 0;
+		char *slash;
+
+		free(git);
+		if (found)
+			return d;
+		slash = strrchr(d, '/');
+		if (!slash || strcmp(d, "/") == 0)
+			break;
+		if (slash == d)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	free(d);
+	return NULL;
+}
+
 void rec_split_config_path(const char *path, char **root, char **relfile)
 {
 	const char *slash;
+	char *dir, *cdir, *top, *cwd;
 	size_t dirlen;
 
 	if (!path)
 		path = "config/deploy.yml";
 	slash = strrchr(path, '/');
-	if (!slash) {
-		*root = xstrdup(".");
-		*relfile = xstrdup(path);
-		return;
-	}
-	dirlen = (size_t)(slash - path);
-	if ((dirlen == 6 && strncmp(path, "config", 6) == 0) ||
-	    (dirlen > 6 && strncmp(slash - 7, "/config", 7) == 0)) {
+	dirlen = slash ? (size_t)(slash - path) : 0;
+	if (slash && ((dirlen == 6 && strncmp(path, "config", 6) == 0) ||
+		      (dirlen > 6 && strncmp(slash - 7, "/config", 7) == 0))) {
 		size_t rootlen = dirlen >= 7 ? dirlen - 7 : 0;
 		*root = rootlen ? xstrndup(path, rootlen) : xstrdup(dirlen == 6 ? "." : "/");
 		*relfile = xasprintf("config/%s", slash + 1);
 		return;
 	}
-	*root = xstrdup(".");
-	*relfile = xstrdup(path);
+	/* Any other file: the git work tree around it, else its own folder —
+	 * never the current directory for a file elsewhere. */
+	dir = !slash ? xstrdup(".") : dirlen ? xstrndup(path, dirlen) : xstrdup("/");
+	cdir = realpath(dir, NULL);
+	top = cdir ? git_work_tree(cdir) : NULL;
+	if (!top) {
+		*root = dir;
+		*relfile = xstrdup(slash ? slash + 1 : path);
+		free(cdir);
+		return;
+	}
+	cwd = realpath(".", NULL);
+	*root = cwd && strcmp(cwd, top) == 0 ? xstrdup(".") : xstrdup(top);
+	*relfile = strcmp(cdir, top) == 0
+			   ? xstrdup(slash ? slash + 1 : path)
+			   : xasprintf("%s/%s", cdir + strlen(top) + (strcmp(top, "/") != 0),
+				       slash ? slash + 1 : path);
+	free(cwd);
+	free(top);
+	free(cdir);
+	free(dir);
 }
 
 int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json)

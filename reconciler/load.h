@@ -29,9 +29,15 @@ struct rec_loaded {
  * the command's usage (or what is wrong) to stderr and returns -1.
  */
 int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json);
-/* Splits a -c path into the repository root and the file inside it: a file in
- * a directory named "config" has its root one level up (so .kamal/ is found
- * beside config/); any other file is taken relative to the current directory. */
+/*
+ * Splits a -c path into the repository root and the file inside it (both
+ * caller frees). The root follows the file, never the current directory: a
+ * file in a directory named "config" has its root one level up (so .kamal/
+ * is found beside config/, as Kamal users lay it out, also in a monorepo);
+ * any other file has the git work tree around it (the closest directory
+ * above holding .git) as root, else its own folder. A root that is the
+ * current directory is ".".
+ */
 void rec_split_config_path(const char *path, char **root, char **relfile);
 /*
  * What every command that loads a configuration sets in its config_opts
