@@ -87,7 +87,14 @@ void diags_print(const struct diags *d, FILE *f);
 char *diags_to_string(const struct diags *d);
 void diags_clear(struct diags *d);
 
-/* Reads a whole file, at most max bytes (-1 with errno=EFBIG past that). */
+/*
+ * Reads a whole file, at most max bytes. 0 with *out NUL-terminated and
+ * owned by the caller (free; free_secret when it held a secret) and *len its
+ * length without the NUL (len may be NULL); or -1 with errno set (EFBIG past
+ * max) and *out NULL. It follows links and opens whatever is there: use it
+ * for paths the operator gave (flags, environment); a file a repository
+ * names goes through source_read_inside (state/source.h).
+ */
 int read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes; overlong forms,
