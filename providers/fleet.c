@@ -1,8 +1,9 @@
 /*
- * Observing a fleet (fleet.h): one worker per host from the pool; each opens
- * its host's transport, wraps it in the read-only guard, runs the
- * observation once and closes everything before returning, so a session
- * never crosses threads.
+ * The fleet handle (fleet.h): per host a slot holding its transport and the
+ * read-only guard in front of it, opened on first use and kept until the
+ * handle is freed (or the host's observation fails). Observation runs one
+ * pool worker per host; a slot is touched only by the worker holding its
+ * index, so a session never has two users at once.
  */
 #include "providers/fleet.h"
 
@@ -10,7 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "state/trust.h"
+#include "state/config.h"
+
+struct fleet_slot {
+	char *host;
+	struct transport *t;  /* raw; owned */
+	struct transport *ro; /* guard in front of t; owned */
+};
+
+struct fleet {
+	enum fleet_mode mode;
+	struct fleet_slot *slots;
+	size_t n;
+	char *user, *known_hosts, *accept_new_refused, *jump, *proxy_command, *connect_to, *dump;
+	struct strvec keys;
+	const char *key_data, *key_passphrase; /* SECRET, borrowed */
+	int port, accept_new, concurrency, connect_timeout_ms, cmd_timeout_ms;
+	size_t max_output;
+	unsigned long connects;
+	/* for one fleet_observe */
+	struct obs_fleet *f;
+	const struct docker_obs_query *q;
+	double deadline;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? xstrdup(s) : NULL;
+}
 
 void fleet_query(struct docker_obs_query *q, const struct config *c)
 {
@@ -31,16 +59,76 @@ void fleet_query_release(struct docker_obs_query *q)
 	memset(q, 0, sizeof(*q));
 }
 
-struct fleet_run {
-	const struct config *c;
-	const struct fleet_opts *o;
-	struct obs_fleet *f;
-	struct docker_obs_query q;
-	const char *dump;          /* PLUMB_DEBUG_OBSERVATION */
-	struct fleet_conn conn;
-	const char *key_data;      /* SECRET (borrowed from the config); trusted only */
-	const char *connect_to;    /* PLUMB_SSH_CONNECT_TO */
-};
+void fleet_open(struct fleet **out, const struct fleet_opts *o, enum fleet_mode mode)
+{
+	struct fleet *fl = xcalloc(1, sizeof(*fl));
+
+	fl->mode = mode;
+	fl->n = o->nhosts;
+	fl->slots = o->nhosts ? xcalloc(o->nhosts, sizeof(*fl->slots)) : NULL;
+	for (size_t i = 0; i < o->nhosts; i++)
+		fl->slots[i].host = xstrdup(o->hosts[i]);
+	fl->user = xstrdup(o->user ? o->user : "root");
+	fl->known_hosts = dup_or_null(o->known_hosts);
+	fl->accept_new_refused = dup_or_null(o->accept_new_refused);
+	fl->jump = dup_or_null(o->jump);
+	fl->proxy_command = dup_or_null(o->proxy_command);
+	fl->connect_to = dup_or_null(o->connect_to);
+	fl->dump = dup_or_null(o->dump);
+	for (size_t i = 0; i < o->nkeys; i++)
+		strvec_push(&fl->keys, o->keys[i]);
+	fl->key_data = o->key_data;
+	fl->key_passphrase = o->key_passphrase;
+	fl->port = o->port;
+	fl->accept_new = o->accept_new;
+	fl->concurrency = o->concurrency;
+	fl->connect_timeout_ms = o->connect_timeout_ms;
+	fl->cmd_timeout_ms = o->cmd_timeout_ms;
+	fl->max_output = o->max_output && o->max_output < PROV_DEFAULT_MAX_OUTPUT ? o->max_output : 0;
+	*out = fl;
+}
+
+static void slot_close(struct fleet_slot *s)
+{
+	transport_close(s->ro);
+	transport_close(s->t);
+	s->ro = s->t = NULL;
+}
+
+void fleet_free(struct fleet *fl)
+{
+	if (!fl)
+		return;
+	for (size_t i = 0; i < fl->n; i++) {
+		slot_close(&fl->slots[i]);
+		free(fl->slots[i].host);
+	}
+	free(fl->slots);
+	free(fl->user);
+	free(fl->known_hosts);
+	free(fl->accept_new_refused);
+	free(fl->jump);
+	free(fl->proxy_command);
+	free(fl->connect_to);
+	free(fl->dump);
+	strvec_clear(&fl->keys);
+	free(fl);
+}
+
+enum fleet_mode fleet_mode(const struct fleet *fl)
+{
+	return fl->mode;
+}
+
+size_t fleet_nhosts(const struct fleet *fl)
+{
+	return fl->n;
+}
+
+unsigned long fleet_connects(const struct fleet *fl)
+{
+	return fl->connects;
+}
 
 static int is_local(const char *host)
 {
@@ -63,207 +151,181 @@ static char *connect_to_for(const char *spec, const char *host)
 	return NULL;
 }
 
-static char *expand_path(const char *p, const char *root)
+/* ms left before deadline (0 = none -> dflt); at least 1 while any is left, 0 when none. */
+static int cut_to_deadline(int ms, int dflt, double deadline)
 {
-	const char *home = getenv("HOME");
+	double left;
 
-	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0'))
-		return xasprintf("%s%s", home ? home : "", p + 1);
-	if (p[0] != '/' && root)
-		return xasprintf("%s/%s", root, p);
-	return xstrdup(p);
+	if (ms <= 0)
+		ms = dflt;
+	if (deadline <= 0)
+		return ms;
+	left = deadline - prov_now_ms();
+	if (left <= 0)
+		return 0;
+	return left < ms ? (int)left + 1 : ms;
+}
+
+/* Opens slot i's session if it is not open; 0 or a negative prov_error. */
+static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, size_t errlen)
+{
+	struct fleet_slot *s = &fl->slots[i];
+	int ctmo = cut_to_deadline(fl->connect_timeout_ms, PROV_DEFAULT_CONNECT_TIMEOUT_MS, deadline);
+	int rc;
+
+	err[0] = '\0';
+	if (s->t)
+		return 0;
+	if (ctmo == 0) {
+		snprintf(err, errlen, "deadline reached");
+		return PROV_ETIMEOUT;
+	}
+	if (is_local(s->host)) {
+		rc = transport_local_open(&s->t);
+	} else {
+		struct transport_opts to = { 0 };
+		char *relay = connect_to_for(fl->connect_to, s->host);
+
+		to.host = s->host;
+		to.port = fl->port;
+		to.user = fl->user;
+		to.identity_files = (const char *const *)fl->keys.v;
+		to.n_identity_files = fl->keys.n;
+		to.key_data = fl->key_data;
+		to.key_passphrase = fl->key_passphrase;
+		to.use_agent = fl->keys.n == 0 && !fl->key_data;
+		to.known_hosts = fl->known_hosts;
+		to.accept_new_host_keys = fl->accept_new;
+		to.accept_new_refused = fl->accept_new_refused;
+		to.connect_to = relay;
+		to.jump = fl->jump;
+		to.proxy_command = fl->proxy_command;
+		to.connect_timeout_ms = ctmo;
+		to.cmd_timeout_ms = fl->cmd_timeout_ms;
+		to.max_output = fl->max_output;
+		rc = transport_ssh_open(&s->t, &to, err, errlen);
+		free(relay);
+	}
+	if (rc < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "%s", prov_strerror(rc));
+		return rc;
+	}
+	__atomic_add_fetch(&fl->connects, 1, __ATOMIC_RELAXED);
+	if (fl->cmd_timeout_ms > 0)
+		s->t->cmd_timeout_ms = fl->cmd_timeout_ms;
+	if (fl->max_output)
+		s->t->max_output = fl->max_output;
+	transport_readonly_wrap(&s->ro, s->t);
+	return 0;
+}
+
+/* Host i's guard (raw = 0) or raw transport (raw = 1), opened if needed. */
+static int slot_get(struct fleet *fl, size_t i, int raw, struct transport **out, char *err,
+		    size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	if (i >= fl->n) {
+		snprintf(err, errlen, "no host %zu in the fleet", i);
+		return PROV_EINVAL;
+	}
+	rc = slot_open(fl, i, 0, err, errlen);
+	if (rc == 0)
+		*out = raw ? fl->slots[i].t : fl->slots[i].ro;
+	return rc;
+}
+
+int fleet_reader(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen)
+{
+	return slot_get(fl, i, 0, out, err, errlen);
+}
+
+int fleet_writer(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen)
+{
+	if (fl->mode != FLEET_READ_WRITE) {
+		*out = NULL;
+		snprintf(err, errlen,
+			 "%s: this fleet was opened read-only; a command that may change the host "
+			 "needs a read-write open", i < fl->n ? fl->slots[i].host : "?");
+		return PROV_EREFUSED;
+	}
+	return slot_get(fl, i, 1, out, err, errlen);
+}
+
+static void set_deadline_reached(struct obs_host *h, const char *why)
+{
+	char *e = why && *why && strcmp(why, "deadline reached") != 0
+			  ? xasprintf("deadline reached (%s)", why)
+			  : xstrdup("deadline reached");
+
+	free(h->error);
+	h->error = e;
+	h->status = OBS_UNKNOWN;
 }
 
 static int observe_one(size_t i, void *ctx)
 {
-	struct fleet_run *r = ctx;
-	struct obs_host *h = &r->f->hosts[i];
-	struct transport *t = NULL, *ro = NULL;
+	struct fleet *fl = ctx;
+	struct fleet_slot *s = &fl->slots[i];
+	struct obs_host *h = &fl->f->hosts[i];
 	char errmsg[512] = "";
-	char *relay = NULL;
 	double t0 = prov_now_ms();
-	int rc;
+	int rc, was_open = s->t != NULL, ctm;
 
-	if (is_local(h->host)) {
-		rc = transport_local_open(&t);
-		if (rc == 0 && r->o->cmd_timeout_ms > 0)
-			t->cmd_timeout_ms = r->o->cmd_timeout_ms;
-	} else {
-		struct transport_opts to = { 0 };
-
-		relay = connect_to_for(r->connect_to, h->host);
-		to.host = h->host;
-		to.port = r->c->ssh.port;
-		to.user = r->c->ssh.user ? r->c->ssh.user : "root";
-		to.identity_files = (const char *const *)r->conn.keys.v;
-		to.n_identity_files = r->conn.keys.n;
-		to.key_data = r->key_data;
-		to.use_agent = r->conn.keys.n == 0 && !r->key_data;
-		to.known_hosts = r->conn.known_hosts;
-		to.accept_new_host_keys = r->conn.accept_new;
-		to.connect_to = relay;
-		to.jump = r->c->ssh.proxy;
-		to.proxy_command = r->o->trusted ? r->c->ssh.proxy_command : NULL;
-		to.connect_timeout_ms = r->o->connect_timeout_ms;
-		to.cmd_timeout_ms = r->o->cmd_timeout_ms;
-		to.max_output = r->conn.max_output;
-		rc = transport_ssh_open(&t, &to, errmsg, sizeof(errmsg));
-	}
-	h->connect_ms = prov_now_ms() - t0;
+	rc = slot_open(fl, i, fl->deadline, errmsg, sizeof(errmsg));
+	h->connect_ms = was_open ? 0 : prov_now_ms() - t0;
 	if (rc < 0) {
-		h->status = OBS_UNREACHABLE;
-		h->error = errmsg[0] ? xstrdup(errmsg) : xasprintf("%s", prov_strerror(rc));
-		free(relay);
+		if (fl->deadline > 0 && prov_now_ms() >= fl->deadline) {
+			set_deadline_reached(h, errmsg);
+		} else {
+			h->status = OBS_UNREACHABLE;
+			h->error = xstrdup(errmsg);
+		}
 		return -1;
 	}
-	if (r->conn.max_output)
-		t->max_output = r->conn.max_output;
-	transport_readonly_wrap(&ro, t);
-	rc = docker_obs_host(h, ro, r->f->salt, &r->q, r->dump);
-	transport_close(ro);
-	transport_close(t);
-	free(relay);
+	ctm = cut_to_deadline(fl->cmd_timeout_ms, PROV_DEFAULT_CMD_TIMEOUT_MS, fl->deadline);
+	if (ctm == 0) {
+		set_deadline_reached(h, NULL);
+		return -1;
+	}
+	s->t->cmd_timeout_ms = ctm;
+	rc = docker_obs_host(h, s->ro, fl->f->salt, fl->q, fl->dump);
+	s->t->cmd_timeout_ms = fl->cmd_timeout_ms > 0 ? fl->cmd_timeout_ms : PROV_DEFAULT_CMD_TIMEOUT_MS;
+	if (h->status != OBS_OK) {
+		if (fl->deadline > 0 && prov_now_ms() >= fl->deadline)
+			set_deadline_reached(h, h->error);
+		/* a session that failed is not trusted for the next cycle */
+		slot_close(s);
+	}
 	return rc;
 }
 
-int fleet_conn_settings(struct fleet_conn *r, const struct config *c, const struct fleet_opts *o,
-			char *err, size_t errlen)
+int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_obs_query *q,
+		  double deadline_ms, char *err, size_t errlen)
 {
-	const char *root = o->root ? o->root : ".";
-	const char *kh = kvs_get(&c->x_plumb, "ssh.known_hosts");
-	const char *env = getenv("PLUMB_OBS_MAX_OUTPUT");
-
-	memset(r, 0, sizeof(*r));
-	if (env && *env) {
-		/* a test knob: it may only lower the bound */
-		unsigned long long v = strtoull(env, NULL, 10);
-		r->max_output = v > 0 && v < PROV_DEFAULT_MAX_OUTPUT ? (size_t)v : PROV_DEFAULT_MAX_OUTPUT;
-	}
-	env = getenv("PLUMB_SSH_KNOWN_HOSTS");
-	if (env && *env) {
-		r->known_hosts = xstrdup(env);
-	} else if (kh && o->trusted) {
-		r->known_hosts = expand_path(kh, root);
-	} else if (kh) {
-		r->known_hosts = trust_resolve_inside(root, kh);
-		if (!r->known_hosts) {
-			snprintf(err, errlen,
-				 "x-plumb.ssh.known_hosts '%s' is outside the repository; an untrusted run "
-				 "uses only a known_hosts file inside it (or PLUMB_SSH_KNOWN_HOSTS)", kh);
-			return -1;
-		}
-	}
-	env = getenv("PLUMB_SSH_ACCEPT_NEW");
-	if (env && strcmp(env, "1") == 0)
-		r->accept_new = 1;
-	else if (o->trusted)
-		r->accept_new = (env = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys")) &&
-				strcmp(env, "true") == 0;
-	env = getenv("PLUMB_SSH_KEY");
-	if (env && *env)
-		strvec_push(&r->keys, env);
-	for (size_t i = 0; i < c->ssh.keys.n; i++) {
-		const char *k = c->ssh.keys.v[i];
-		char *p;
-
-		if (o->trusted) {
-			strvec_push_take(&r->keys, expand_path(k, NULL));
-			continue;
-		}
-		if (!trust_path_is_inside(k))
-			continue;
-		p = trust_resolve_inside(root, k);
-		if (!p) {
-			snprintf(err, errlen,
-				 "ssh.keys '%s' leads outside the repository (a symbolic link?); an untrusted "
-				 "run uses only keys inside it, PLUMB_SSH_KEY and the SSH agent", k);
-			return -1;
-		}
-		strvec_push_take(&r->keys, p);
-	}
-	return 0;
-}
-
-void fleet_conn_release(struct fleet_conn *r)
-{
-	free(r->known_hosts);
-	strvec_clear(&r->keys);
-	memset(r, 0, sizeof(*r));
-}
-
-
-/* The invocation's bound, else Kamal's sshkit.max_concurrent_starts, else the pool's default. */
-static int fleet_concurrency(const struct config *c, const struct fleet_opts *o)
-{
-	const char *v = kvs_get(&c->sshkit, "max_concurrent_starts");
-
-	if (o->concurrency > 0)
-		return o->concurrency;
-	if (v && atoi(v) > 0)
-		return atoi(v);
-	return 0;
-}
-
-int fleet_observe(struct obs_fleet **out, const struct config *c, const struct fleet_opts *o,
-		  char *err, size_t errlen)
-{
-	struct fleet_run r = { .c = c, .o = o };
-	struct strvec hosts = { 0 };
 	struct obs_fleet *f = NULL;
 	int *results = NULL, rc = -1;
-	const char *env;
 
 	*out = NULL;
 	if (prov_init() < 0) {
 		snprintf(err, errlen, "cannot initialise the SSH library");
 		return -1;
 	}
-	config_all_hosts(c, &hosts);
 	f = xcalloc(1, sizeof(*f));
 	salt_new(f->salt);
-	f->nhosts = hosts.n;
-	f->hosts = hosts.n ? xcalloc(hosts.n, sizeof(*f->hosts)) : NULL;
-	for (size_t i = 0; i < hosts.n; i++) {
-		f->hosts[i].host = xstrdup(hosts.v[i]);
+	f->nhosts = fl->n;
+	f->hosts = fl->n ? xcalloc(fl->n, sizeof(*f->hosts)) : NULL;
+	for (size_t i = 0; i < fl->n; i++) {
+		f->hosts[i].host = xstrdup(fl->slots[i].host);
 		f->hosts[i].status = OBS_UNKNOWN;
 	}
-	r.f = f;
-	fleet_query(&r.q, c);
-
-	env = getenv("PLUMB_DEBUG_OBSERVATION");
-	r.dump = env && *env ? env : NULL;
-	env = getenv("PLUMB_SSH_CONNECT_TO");
-	r.connect_to = env && *env ? env : NULL;
-	if (fleet_conn_settings(&r.conn, c, o, err, errlen) < 0)
-		goto out;
-	/* A repository that names this machine would have an untrusted run (a PR
-	 * check) observe the runner itself: only the invocation may allow it. */
-	env = getenv("PLUMB_ALLOW_LOCAL");
-	if (!o->trusted && !(env && strcmp(env, "1") == 0)) {
-		for (size_t i = 0; i < hosts.n; i++)
-			if (is_local(hosts.v[i])) {
-				snprintf(err, errlen,
-					 "host '%s' is this machine: an untrusted run does not observe it because "
-					 "the repository says so (pass --trusted, or set PLUMB_ALLOW_LOCAL=1)",
-					 hosts.v[i]);
-				goto out;
-			}
-	}
-	if (o->trusted) {
-		for (size_t i = 0; i < c->ssh.key_data.n && !r.key_data; i++) {
-			const char *k = c->ssh.key_data.v[i];
-			int avail = 0;
-			const char *v = config_secret_value(c, k, &avail);
-
-			if (v && avail)
-				r.key_data = v;
-			else if (strncmp(k, "-----BEGIN", 10) == 0)
-				r.key_data = k;
-		}
-	}
-
-	results = hosts.n ? xcalloc(hosts.n, sizeof(*results)) : NULL;
-	if (prov_pool_run(hosts.n, fleet_concurrency(c, o), observe_one, &r, results) < 0) {
+	fl->f = f;
+	fl->q = q;
+	fl->deadline = deadline_ms;
+	results = fl->n ? xcalloc(fl->n, sizeof(*results)) : NULL;
+	if (prov_pool_run(fl->n, fl->concurrency, observe_one, fl, results) < 0) {
 		snprintf(err, errlen, "cannot start worker threads");
 		goto out;
 	}
@@ -274,10 +336,9 @@ int fleet_observe(struct obs_fleet **out, const struct config *c, const struct f
 	*out = f;
 	f = NULL;
 out:
+	fl->f = NULL;
+	fl->q = NULL;
 	obs_fleet_free(f);
 	free(results);
-	fleet_query_release(&r.q);
-	fleet_conn_release(&r.conn);
-	strvec_clear(&hosts);
 	return rc;
 }

@@ -1,76 +1,102 @@
 /*
- * Observing a configuration's whole fleet: open a transport per host (SSH
- * from the config's ssh settings, or the local transport for localhost),
- * wrap it in the read-only guard, run the one observation script
- * (docker_obs.h), in parallel over hosts with bounded concurrency.
+ * A fleet handle: one connection per host, opened once and kept for the
+ * handle's life, so a run can observe, lock and execute on the same session
+ * and a watcher can keep sessions warm between cycles.
  *
- * Connection settings, in order of precedence:
- *   - environment (for CI): PLUMB_SSH_KNOWN_HOSTS (known_hosts file),
- *     PLUMB_SSH_KEY (a private key file tried before ssh.keys),
- *     PLUMB_SSH_ACCEPT_NEW=1 (accept and record unknown host keys),
- *     PLUMB_SSH_CONNECT_TO ("HOST=ADDR:PORT,…": dial ADDR:PORT for HOST, e.g.
- *     a relay; the host key is still checked for HOST)
- *   - x-plumb in deploy.yml:
- *       x-plumb:
- *         ssh:
- *           known_hosts: PATH          # relative to the repository root
- *           accept_new_host_keys: true # trust on first use (default false)
- *   - Kamal's ssh: user (default root), port (22), keys (~ expanded),
- *     proxy (jump host); key_data and proxy_command only when trusted.
+ * Mechanism only: the fleet takes plain values (hosts, user, keys, known_hosts,
+ * whether new host keys may be recorded…). What the repository may ask for and
+ * what only the invocation may turn on is decided by the reconciler
+ * (reconciler/invocation.h); nothing here reads the environment or a config.
  *
- * Untrusted (fleet_opts.trusted = 0), the repository cannot reach outside
- * itself: x-plumb.ssh.known_hosts must resolve (symlinks followed) inside the
- * repository or the observation is refused; accept_new_host_keys is ignored
- * (only PLUMB_SSH_ACCEPT_NEW turns acceptance on); ssh.keys outside the
- * repository are skipped (PLUMB_SSH_KEY and the agent remain), and a key
- * inside it that is a link to outside is refused.
- * Hosts named "localhost" or "127.0.0.1" use the local transport; an untrusted
- * run refuses them unless PLUMB_ALLOW_LOCAL=1 (a pull request must not make
- * the CI runner observe itself).
+ * Modes, like tmux's command table flags: a handle records whether it may
+ * mutate. A FLEET_READ_ONLY handle hands out only the read-only guard
+ * (transport_readonly_wrap); asking it for the raw transport is refused
+ * (PROV_EREFUSED). Only an explicit FLEET_READ_WRITE open (the coming
+ * executor; never plan or hosts) yields the raw transport.
  *
- * Other environment: PLUMB_DEBUG_OBSERVATION=FILE appends the raw bytes every
- * host sent (0600) — they hold only hashes, which is what tests check;
- * PLUMB_OBS_MAX_OUTPUT=N bounds each host's output (bytes) below the default,
- * to exercise the "cut short -> unknown" path.
+ * Hosts named exactly "localhost" or "127.0.0.1" use the local transport;
+ * whether this machine may be observed at all is the caller's decision.
+ *
+ * Threads: fleet_observe runs one worker per host (prov_pool_run); a host's
+ * transport is used by one thread at a time. A handle itself is used by one
+ * thread at a time.
  */
 #ifndef PLUMB_FLEET_H
 #define PLUMB_FLEET_H
 
 #include "providers/docker_obs.h"
-#include "state/config.h"
+#include "providers/transport.h"
 #include "state/observed.h"
 
-struct fleet_opts {
-	const char *root;       /* repository root, for relative x-plumb paths; NULL = cwd */
-	int trusted;            /* allow key_data and proxy_command */
-	int concurrency;        /* 0 -> sshkit.max_concurrent_starts, else PROV_POOL_DEFAULT */
-	int connect_timeout_ms; /* 0 -> 10 s */
-	int cmd_timeout_ms;     /* 0 -> 60 s */
-};
+struct config;
 
-/* The SSH settings one observation uses (fleet_conn_settings). */
-struct fleet_conn {
-	char *known_hosts;  /* NULL = libssh's default */
-	int accept_new;     /* accept and record unknown host keys */
-	struct strvec keys; /* identity files, in order */
-	size_t max_output;  /* per host; 0 = default, never above PROV_DEFAULT_MAX_OUTPUT */
+enum fleet_mode {
+	FLEET_READ_ONLY,  /* only the read-only guard is handed out */
+	FLEET_READ_WRITE, /* the raw transport too (fleet_writer) */
 };
-
-/* Fills *out from the environment and c under o's trust (rules above).
- * 0, or -1 with err saying what was refused; release with fleet_conn_release. */
-int fleet_conn_settings(struct fleet_conn *out, const struct config *c, const struct fleet_opts *o,
-			char *err, size_t errlen);
-void fleet_conn_release(struct fleet_conn *conn);
 
 /*
- * Observes every host of c (roles and accessories). *out receives a fleet
- * with one obs_host per host, in config order, each OBS_OK, OBS_UNREACHABLE
- * or OBS_UNKNOWN with its error. Returns 0 when every host is OBS_OK, 1 when
- * some are not, -1 when nothing could be attempted (then *out is NULL and
- * err says why).
+ * What a fleet connects with. Strings are copied by fleet_open, except the
+ * two SECRETs, which are borrowed for the handle's life (the caller keeps
+ * them alive and wipes them). Zero values mean the defaults noted.
  */
-int fleet_observe(struct obs_fleet **out, const struct config *c, const struct fleet_opts *o,
-		  char *err, size_t errlen);
+struct fleet_opts {
+	const char *const *hosts; /* in order; obs_fleet follows it */
+	size_t nhosts;
+	const char *user;         /* NULL -> root */
+	int port;                 /* 0 -> 22 */
+	const char *const *keys;  /* identity files, tried in order */
+	size_t nkeys;
+	const char *key_data;        /* SECRET, borrowed: a private key as text */
+	const char *key_passphrase;  /* SECRET, borrowed: for encrypted keys; never prompted */
+	const char *known_hosts;     /* NULL = libssh's default */
+	int accept_new;              /* record unknown host keys */
+	const char *accept_new_refused; /* set with accept_new: refused for this route, and why */
+	const char *jump;            /* ssh.proxy */
+	const char *proxy_command;   /* ssh.proxy_command */
+	const char *connect_to;      /* "HOST=ADDR:PORT,…": dial ADDR:PORT for HOST */
+	const char *dump;            /* append each host's raw observation bytes here (0600) */
+	size_t max_output;           /* per host; 0 = default, never above PROV_DEFAULT_MAX_OUTPUT */
+	int concurrency;             /* 0 -> PROV_POOL_DEFAULT */
+	int connect_timeout_ms;      /* 0 -> 10 s */
+	int cmd_timeout_ms;          /* 0 -> 60 s */
+};
+
+struct fleet;
+
+/* A handle with no connection yet (they open on first use). Never fails. */
+void fleet_open(struct fleet **out, const struct fleet_opts *o, enum fleet_mode mode);
+/* Closes every session and frees; NULL is fine. */
+void fleet_free(struct fleet *fl);
+enum fleet_mode fleet_mode(const struct fleet *fl);
+size_t fleet_nhosts(const struct fleet *fl);
+/* Sessions opened over the handle's life (a reused session counts once). */
+unsigned long fleet_connects(const struct fleet *fl);
+
+/*
+ * Observes every host through its read-only guard, opening sessions not yet
+ * open and reusing the others. *out receives one obs_host per host, in
+ * order, each OBS_OK, OBS_UNREACHABLE or OBS_UNKNOWN with its error; a host
+ * whose observation failed has its session closed (reopened next time).
+ * deadline_ms: an absolute prov_now_ms() time, 0 = none; every wait (connect,
+ * command) is cut to it, and a host not done by then is OBS_UNKNOWN with
+ * "deadline reached". Returns 0 when every host is OBS_OK, 1 when some are
+ * not, -1 when nothing could be attempted (then *out is NULL and err says why).
+ */
+int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_obs_query *q,
+		  double deadline_ms, char *err, size_t errlen);
+
+/*
+ * Host i's read-only guard, opening the session if needed (any mode). *out is
+ * borrowed from the handle: valid until fleet_free or a failed observation of
+ * that host. 0, or a negative enum prov_error with err set.
+ */
+int fleet_reader(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen);
+/*
+ * Host i's raw transport, which may mutate: only from a FLEET_READ_WRITE
+ * handle; a read-only one returns PROV_EREFUSED and says so. Borrowed as above.
+ */
+int fleet_writer(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen);
 
 /* The query a config implies (service, destination, accessories); q borrows
  * from c and owns only names (free with fleet_query_release). */

@@ -210,6 +210,13 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 			 name, port, fp, kh);
 		break;
 	default: /* UNKNOWN or NOT_FOUND (file missing) */
+		if (o->accept_new_host_keys && o->accept_new_refused) {
+			snprintf(err, errlen,
+				 "host %s port %d is not in known_hosts %s (its key: %s); its key was not "
+				 "recorded: %s",
+				 name, port, kh, fp, o->accept_new_refused);
+			break;
+		}
 		if (o->accept_new_host_keys) {
 			if (ssh_session_update_known_hosts(s) == SSH_OK) {
 				rc = 0;
@@ -246,11 +253,59 @@ static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
 	return 1;
 }
 
+/*
+ * libssh asks for a key's passphrase through this callback; without one it
+ * would prompt on the terminal (or read a pipe) and hang. We never prompt:
+ * the invocation's passphrase, if any, is the only answer.
+ */
+struct pass_ask {
+	const char *passphrase; /* SECRET, borrowed; NULL = none given */
+	int asked;
+};
+
+static int pass_cb(const char *prompt, char *buf, size_t len, int echo, int verify, void *data)
+{
+	struct pass_ask *a = data;
+	size_t n;
+
+	(void)prompt;
+	(void)echo;
+	(void)verify;
+	a->asked = 1;
+	if (!a->passphrase || !len || (n = strlen(a->passphrase)) >= len)
+		return -1;
+	memcpy(buf, a->passphrase, n + 1);
+	return 0;
+}
+
+/* 0 with *key, or -1 with why (a key needing a passphrase not given is named). */
+static int import_key(const char *file, const char *b64, const char *passphrase, ssh_key *key,
+		      char *why, size_t whylen)
+{
+	struct pass_ask a = { passphrase, 0 };
+	int rc = file ? ssh_pki_import_privkey_file(file, NULL, pass_cb, &a, key)
+		      : ssh_pki_import_privkey_base64(b64, NULL, pass_cb, &a, key);
+
+	if (rc == SSH_OK)
+		return 0;
+	if (a.asked && !passphrase)
+		snprintf(why, whylen, " (key %s skipped: it needs a passphrase and none was given; set "
+			 "PLUMB_SSH_KEY_PASSPHRASE)", file ? file : "ssh.key_data");
+	else if (a.asked)
+		snprintf(why, whylen, " (key %s skipped: the passphrase given does not open it)",
+			 file ? file : "ssh.key_data");
+	else if (file)
+		snprintf(why, whylen, " (a key file could not be read)");
+	else
+		snprintf(why, whylen, " (ssh.key_data is not a usable private key)");
+	return -1;
+}
+
 static int authenticate(ssh_session s, const char *label, const struct transport_opts *o,
 			char *err, size_t errlen)
 {
 	int tried = 0, rc;
-	const char *why = "";
+	char why[400] = "";
 
 	rc = ssh_userauth_none(s, NULL);
 	if (rc == SSH_AUTH_SUCCESS)
@@ -262,11 +317,8 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 	for (size_t i = 0; i < o->n_identity_files; i++) {
 		ssh_key key = NULL;
 
-		if (ssh_pki_import_privkey_file(o->identity_files[i], NULL, NULL, NULL, &key) !=
-		    SSH_OK) {
-			why = " (a key file could not be read)";
+		if (import_key(o->identity_files[i], NULL, o->key_passphrase, &key, why, sizeof(why)) < 0)
 			continue;
-		}
 		tried++;
 		rc = offer_key(s, key, err, errlen);
 		if (rc <= 0)
@@ -276,9 +328,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 		ssh_key key = NULL;
 
 		/* The key text is never echoed: libssh's message is not used here. */
-		if (ssh_pki_import_privkey_base64(o->key_data, NULL, NULL, NULL, &key) != SSH_OK) {
-			why = " (ssh.key_data is not a usable private key)";
-		} else {
+		if (import_key(NULL, o->key_data, o->key_passphrase, &key, why, sizeof(why)) == 0) {
 			tried++;
 			rc = offer_key(s, key, err, errlen);
 			if (rc <= 0)

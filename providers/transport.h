@@ -67,6 +67,10 @@ struct transport_opts {
 	const char *known_hosts;           /* NULL -> libssh's default (~/.ssh/known_hosts) */
 	int accept_new_host_keys;          /* add an unknown host's key instead of failing;
 					    * a *changed* key always fails */
+	const char *accept_new_refused;    /* non-NULL: acceptance is off for this connection,
+					    * and this says why (in the not-known message) */
+	const char *key_passphrase;        /* SECRET: for encrypted keys; NULL = none. Never
+					    * prompted for: a key needing one is skipped */
 	const char *connect_to;            /* "addr:port" to dial instead of host:port (a relay);
 					    * the host key is still checked as host:port */
 	const char *jump;                  /* "[user@]host[:port]" jump host (ssh.proxy): the session

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "diff/render.h"
-#include "providers/fleet.h"
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
+#include "reconciler/pipeline.h"
 #include "state/json_text.h"
 
 static const char *status_name(enum obs_status s)
@@ -354,28 +354,62 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 	return root;
 }
 
+/* Takes --timeout D / --timeout=D out of argv (the rest is the shared load options). */
+static int take_timeout(int *argc, char **argv, int *timeout_ms)
+{
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		const char *v = NULL;
+
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < *argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--timeout") == 0) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "plumb hosts: --timeout needs a duration\n");
+				return -1;
+			}
+			v = argv[++i];
+		} else if (strncmp(argv[i], "--timeout=", 10) == 0) {
+			v = argv[i] + 10;
+		}
+		if (!v) {
+			argv[j++] = argv[i];
+			continue;
+		}
+		if (rec_parse_duration(v, timeout_ms) < 0) {
+			fprintf(stderr, "plumb hosts: --timeout '%s': want a duration like 90s, 5m, 1500ms\n", v);
+			return -1;
+		}
+	}
+	*argc = j;
+	argv[j] = NULL;
+	return 0;
+}
+
 int cmd_hosts(int argc, char **argv)
 {
 	struct rec_load_opts lo = { 0 };
-	struct rec_loaded ld = { 0 };
-	struct fleet_opts fo = { 0 };
-	struct obs_fleet *f = NULL;
-	char err[512];
-	int json = 0, rc = REC_EXIT_ERROR, orc;
+	struct rec_pipeline_opts po = { .cmd = "hosts", .until = REC_STAGE_OBSERVE, .mode = FLEET_READ_ONLY };
+	struct rec_pipeline_result res = { 0 };
+	const struct obs_fleet *f;
+	int json = 0, rc = REC_EXIT_ERROR, timeout_ms = 0;
 
-	if (rec_parse_load_args("hosts", argc, argv, &lo, &json) < 0)
+	if (take_timeout(&argc, argv, &timeout_ms) < 0 ||
+	    rec_parse_load_args("hosts", argc, argv, &lo, &json) < 0)
 		return REC_EXIT_ERROR;
-	if (rec_load(&ld, &lo) < 0 || rec_require_computed(ld.config, "hosts") < 0)
-		goto out;
-	fo.root = ld.root;
-	fo.trusted = lo.trusted;
-	orc = fleet_observe(&f, ld.config, &fo, err, sizeof(err));
-	if (orc < 0) {
-		fprintf(stderr, "plumb hosts: %s\n", err);
+	po.config_path = lo.config_path, po.destination = lo.destination;
+	po.trusted = lo.trusted, po.timeout_ms = timeout_ms;
+	if (rec_pipeline_run(&res, &po) < 0) {
+		fputs(res.log, stderr);
 		goto out;
 	}
+	f = res.obs;
 	if (json) {
-		json_t *o = fleet_json(ld.config, f);
+		json_t *o = fleet_json(res.config, f);
 		rc = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ? REC_EXIT_ERROR
 										 : REC_EXIT_OK;
 		putchar('\n');
@@ -383,11 +417,11 @@ int cmd_hosts(int argc, char **argv)
 	} else {
 		struct sbuf sb;
 		sbuf_init(&sb, 0);
-		print_text(&sb, ld.config, f);
+		print_text(&sb, res.config, f);
 		rc = fwrite(sb.buf, 1, sb.len, stdout) == sb.len ? REC_EXIT_OK : REC_EXIT_ERROR;
 		sbuf_release(&sb);
 	}
-	if (orc > 0) {
+	if (res.observe_rc > 0) {
 		fprintf(stderr, "plumb hosts: not observed:");
 		for (size_t i = 0; i < f->nhosts; i++)
 			if (f->hosts[i].status != OBS_OK)
@@ -396,9 +430,9 @@ int cmd_hosts(int argc, char **argv)
 		fputc('\n', stderr);
 		rc = REC_EXIT_ERROR;
 	}
-	rec_report_trust(ld.config, stderr);
+	/* what an untrusted run turned off, after the output as before */
+	fputs(res.log, stderr);
 out:
-	obs_fleet_free(f);
-	rec_loaded_release(&ld);
+	rec_pipeline_result_release(&res);
 	return rc;
 }

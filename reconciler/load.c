@@ -128,6 +128,7 @@ int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 {
 	struct diags d = { 0 };
 	struct config_opts co = { 0 };
+	FILE *log = o->log ? o->log : stderr;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -141,11 +142,11 @@ int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 	if (d.n) {
 		/* messages name files relative to the repository root: say where that is */
 		if (strcmp(out->root, ".") != 0)
-			fprintf(stderr, "plumb: in %s/:\n", out->root);
-		diags_print(&d, stderr);
+			fprintf(log, "plumb: in %s/:\n", out->root);
+		diags_print(&d, log);
 	}
 	if (rc < 0)
-		fprintf(stderr, "plumb: %zu error%s in the configuration; nothing was changed\n", d.errors,
+		fprintf(log, "plumb: %zu error%s in the configuration; nothing was changed\n", d.errors,
 			d.errors == 1 ? "" : "s");
 	diags_clear(&d);
 	return rc;
@@ -183,14 +184,14 @@ void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner)
 	go->allow_foreign_owner = allow_foreign_owner;
 }
 
-int rec_require_computed(const struct config *c, const char *cmd)
+int rec_require_computed(const struct config *c, const char *cmd, FILE *log)
 {
 	if (!c->unavailable_keys.n)
 		return 0;
 	for (size_t i = 0; i < c->unavailable_keys.n; i++)
-		fprintf(stderr, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
+		fprintf(log, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
 			cmd, c->unavailable_keys.v[i]);
-	fprintf(stderr, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
+	fprintf(log, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
 	return -1;
 }
 

@@ -14,6 +14,7 @@ struct rec_load_opts {
 	const char *config_path; /* as given with -c; default config/deploy.yml */
 	const char *destination;
 	int trusted;
+	FILE *log;               /* where diagnostics go; NULL -> stderr */
 };
 
 struct rec_loaded {
@@ -64,9 +65,9 @@ void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner);
  * For commands that contact hosts: refuses a configuration where a key that
  * names something (a host, the image, a label, a cmd…) holds the placeholder of
  * an ERB ENV lookup or command that this untrusted run did not evaluate.
- * Prints why and returns -1; 0 when every such key was computed.
+ * Prints why to log and returns -1; 0 when every such key was computed.
  */
-int rec_require_computed(const struct config *c, const char *cmd);
+int rec_require_computed(const struct config *c, const char *cmd, FILE *log);
 struct registry_options;
 /*
  * True if x-plumb lists domain ("host[:port]") as a plain-HTTP registry:

@@ -1,5 +1,5 @@
 /*
- * The fleet's connection settings under trust (providers/fleet.h): what an
+ * The fleet's connection settings under trust (reconciler/invocation.h) and the handle (providers/fleet.h): what an
  * untrusted repository may name (known_hosts and keys inside itself only,
  * no host-key acceptance), what only the invocation can turn on
  * (PLUMB_SSH_ACCEPT_NEW), and the PLUMB_OBS_MAX_OUTPUT bound. No host is
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "providers/fleet.h"
+#include "reconciler/invocation.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
 
@@ -67,14 +68,14 @@ static void fx_free(struct fx *f)
 	clear_env();
 }
 
-static int settings(struct fleet_conn *conn, const struct fx *f, int trusted, char *err, size_t n)
+/* The invocation read from the (test-set) environment, then the trust policy. */
+static int settings(struct rec_fleet_settings *conn, const struct fx *f, int trusted, char *err, size_t n)
 {
-	struct fleet_opts o = { 0 };
+	struct rec_invocation inv;
 
-	o.root = f->dir;
-	o.trusted = trusted;
+	rec_invocation_read(&inv, NULL, NULL);
 	err[0] = '\0';
-	return fleet_conn_settings(conn, f->c, &o, err, n);
+	return rec_fleet_settings(conn, f->c, &inv, f->dir, trusted, err, n);
 }
 
 T_TEST(untrusted_known_hosts_outside_refused)
@@ -83,7 +84,7 @@ T_TEST(untrusted_known_hosts_outside_refused)
 					 "config/../../known_hosts" };
 	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
 		struct fx f;
-		struct fleet_conn conn;
+		struct rec_fleet_settings conn;
 		char err[512];
 		char *extra = xasprintf("x-plumb:\n  ssh:\n    known_hosts: \"%s\"\n", outside[i]);
 
@@ -92,26 +93,17 @@ T_TEST(untrusted_known_hosts_outside_refused)
 		T_CONTAINS(err, "x-plumb.ssh.known_hosts");
 		T_CONTAINS(err, "outside the repository");
 		T_CHECK(conn.known_hosts == NULL);
-		fleet_conn_release(&conn);
-		/* the whole observation is refused before any host is contacted */
-		{
-			struct obs_fleet *obs = NULL;
-			struct fleet_opts o = { 0 };
-			o.root = f.dir;
-			T_INTEQ(fleet_observe(&obs, f.c, &o, err, sizeof(err)), -1);
-			T_CHECK(obs == NULL);
-			T_CONTAINS(err, "outside the repository");
-		}
+		rec_fleet_settings_release(&conn);
 		/* the invocation's own file wins and is not checked */
 		setenv("PLUMB_SSH_KNOWN_HOSTS", "/tmp/plumb-kh-ci", 1);
 		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
 		T_STREQ(conn.known_hosts, "/tmp/plumb-kh-ci");
-		fleet_conn_release(&conn);
+		rec_fleet_settings_release(&conn);
 		unsetenv("PLUMB_SSH_KNOWN_HOSTS");
 		/* trusted: the repository's path is used as written */
 		T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
 		T_CHECK(conn.known_hosts != NULL);
-		fleet_conn_release(&conn);
+		rec_fleet_settings_release(&conn);
 		fx_free(&f);
 		free(extra);
 	}
@@ -120,7 +112,7 @@ T_TEST(untrusted_known_hosts_outside_refused)
 T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 {
 	struct fx f;
-	struct fleet_conn conn;
+	struct rec_fleet_settings conn;
 	char err[512], *want, *link;
 
 	T_REQUIRE(fx_load(&f, "x-plumb:\n  ssh:\n    known_hosts: config/known_hosts\n", 0) == 0);
@@ -129,7 +121,7 @@ T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 	T_REQUIRE(want != NULL);
 	T_CHECK(conn.known_hosts && strncmp(conn.known_hosts, want, strlen(want)) == 0);
 	T_CONTAINS(conn.known_hosts, "/config/known_hosts");
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	free(want);
 	/* a committed symlink to the runner's file, existing or not */
 	link = xasprintf("%s/config/known_hosts", f.dir);
@@ -137,11 +129,11 @@ T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 	T_REQUIRE(symlink("/etc/passwd", link) == 0);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
 	T_CONTAINS(err, "outside the repository");
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	unlink(link);
 	T_REQUIRE(symlink("/tmp/plumb-kh-does-not-exist/x", link) == 0);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	free(link);
 	fx_free(&f);
 }
@@ -149,34 +141,34 @@ T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 T_TEST(accept_new_host_keys_only_from_the_invocation)
 {
 	struct fx f;
-	struct fleet_conn conn;
+	struct rec_fleet_settings conn;
 	char err[512];
 
 	T_REQUIRE(fx_load(&f, "x-plumb:\n  ssh:\n    accept_new_host_keys: true\n", 0) == 0);
 	T_CHECK(f.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.accept_new, 0);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.accept_new, 0);
+	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.accept_new, 1);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.accept_new, 1);
+	rec_fleet_settings_release(&conn);
 	unsetenv("PLUMB_SSH_ACCEPT_NEW");
 	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
-	T_INTEQ(conn.accept_new, 1);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.accept_new, 1);
+	rec_fleet_settings_release(&conn);
 	fx_free(&f);
 	T_REQUIRE(fx_load(&f, "", 0) == 0);
 	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
-	T_INTEQ(conn.accept_new, 0);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.accept_new, 0);
+	rec_fleet_settings_release(&conn);
 	fx_free(&f);
 }
 
 T_TEST(untrusted_keys_only_inside_the_repository)
 {
 	struct fx f;
-	struct fleet_conn conn;
+	struct rec_fleet_settings conn;
 	char err[512], *link;
 
 	T_REQUIRE(fx_load(&f, "ssh:\n  keys: [\"~/.ssh/id_deploy\", /root/.ssh/id_rsa, ../k, config/deploy_key]\n",
@@ -189,19 +181,19 @@ T_TEST(untrusted_keys_only_inside_the_repository)
 		T_STREQ(conn.keys.v[0], "/ci/key");
 		T_CONTAINS(conn.keys.v[1], "/config/deploy_key");
 	}
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	unsetenv("PLUMB_SSH_KEY");
 	/* trusted: every key, ~ expanded */
 	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
 	T_INTEQ(conn.keys.n, 4);
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	/* a key inside that links to the runner's own key is refused */
 	link = xasprintf("%s/config/deploy_key", f.dir);
 	unlink(link);
 	T_REQUIRE(symlink("/root/.ssh/id_deploy", link) == 0);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
 	T_CONTAINS(err, "ssh.keys 'config/deploy_key'");
-	fleet_conn_release(&conn);
+	rec_fleet_settings_release(&conn);
 	free(link);
 	fx_free(&f);
 	/* keys inside only: nothing noted */
@@ -213,56 +205,217 @@ T_TEST(untrusted_keys_only_inside_the_repository)
 T_TEST(max_output_only_lowered)
 {
 	struct fx f;
-	struct fleet_conn conn;
+	struct rec_fleet_settings conn;
 	char err[512];
 
 	T_REQUIRE(fx_load(&f, "", 0) == 0);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.max_output, 0);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.max_output, 0);
+	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "1000", 1);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.max_output, 1000);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.max_output, 1000);
+	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "99999999999", 1);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.max_output, PROV_DEFAULT_MAX_OUTPUT);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.max_output, PROV_DEFAULT_MAX_OUTPUT);
+	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "-1", 1);
 	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
-	T_INTEQ(conn.max_output, PROV_DEFAULT_MAX_OUTPUT);
-	fleet_conn_release(&conn);
+	T_INTEQ(conn.fo.max_output, PROV_DEFAULT_MAX_OUTPUT);
+	rec_fleet_settings_release(&conn);
 	fx_free(&f);
 }
 
 T_TEST(untrusted_run_does_not_observe_this_machine)
 {
-	static const char *local[] = { "localhost", "127.0.0.1" };
+	static const char *local[] = { "localhost", "127.0.0.1", "LOCALHOST", "127.1", "0", "::1",
+				       "127.0.0.2", "0.0.0.0", "::" };
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
 		struct fx f;
-		struct obs_fleet *obs = NULL;
-		struct fleet_opts o = { 0 };
-		char err[512] = "", *extra = xasprintf("servers: [%s]\n", local[i]);
+		struct rec_fleet_settings conn;
+		char err[512] = "", *extra = xasprintf("servers: [\"%s\"]\n", local[i]);
 
 		T_REQUIRE(fx_load(&f, extra, 0) == 0);
-		o.root = f.dir;
-		T_INTEQ(fleet_observe(&obs, f.c, &o, err, sizeof(err)), -1);
-		T_CHECK(obs == NULL);
+		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
 		T_CONTAINS(err, "is this machine");
-		/* the invocation may allow it (the host is then observed, or not, for other reasons) */
+		rec_fleet_settings_release(&conn);
+		/* the invocation may allow it; a trusted run decides for itself */
 		setenv("PLUMB_ALLOW_LOCAL", "1", 1);
-		err[0] = '\0';
-		if (fleet_observe(&obs, f.c, &o, err, sizeof(err)) < 0)
-			T_NOT_CONTAINS(err, "is this machine");
-		obs_fleet_free(obs);
-		obs = NULL;
+		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+		rec_fleet_settings_release(&conn);
 		unsetenv("PLUMB_ALLOW_LOCAL");
+		T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+		rec_fleet_settings_release(&conn);
 		fx_free(&f);
 		free(extra);
 	}
 }
 
+T_TEST(this_machine_classifier)
+{
+	static const struct { const char *host; int local; } cases[] = {
+		{ "localhost", 1 }, { "LocalHost", 1 }, { "127.0.0.1", 1 }, { "127.1", 1 },
+		{ "127.255.255.254", 1 }, { "0", 1 }, { "0.0.0.0", 1 }, { "::1", 1 }, { "::", 1 },
+		{ "::ffff:127.0.0.1", 1 }, { "10.255.255.1", 0 }, { "192.0.2.7", 0 },
+		{ "2001:db8::1", 0 }, { "", 0 }, { "no-such-host.invalid", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (rec_host_is_this_machine(cases[i].host) != cases[i].local)
+			T_FAIL_AT("%s: want %d", cases[i].host, cases[i].local);
+}
+
+/* An address of one of this machine's interfaces (not loopback), or NULL. */
+static char *own_address(void)
+{
+	FILE *p = popen("hostname -I 2>/dev/null", "r");
+	char buf[256] = "";
+
+	if (!p)
+		return NULL;
+	if (!fgets(buf, sizeof(buf), p))
+		buf[0] = '\0';
+	pclose(p);
+	buf[strcspn(buf, " \n")] = '\0';
+	return buf[0] ? xstrdup(buf) : NULL;
+}
+
+T_TEST(this_machine_by_its_own_address)
+{
+	char *a = own_address();
+
+	if (!a)
+		return; /* no interface address here: nothing to check */
+	T_INTEQ(rec_host_is_this_machine(a), 1);
+	free(a);
+}
+
+T_TEST(accept_new_never_for_a_route_the_repository_chose)
+{
+	struct fx f;
+	struct rec_fleet_settings conn;
+	char err[512];
+
+	T_REQUIRE(fx_load(&f, "ssh:\n  proxy: jump@203.0.113.9\n", 0) == 0);
+	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
+	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_CHECK(conn.fo.accept_new_refused != NULL);
+	if (conn.fo.accept_new_refused)
+		T_CONTAINS(conn.fo.accept_new_refused, "ssh.proxy");
+	rec_fleet_settings_release(&conn);
+	/* trusted: the route is the operator's */
+	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+	T_CHECK(conn.fo.accept_new_refused == NULL);
+	rec_fleet_settings_release(&conn);
+	fx_free(&f);
+	/* no route chosen: accept-new applies */
+	T_REQUIRE(fx_load(&f, "", 0) == 0);
+	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
+	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(conn.fo.accept_new, 1);
+	T_CHECK(conn.fo.accept_new_refused == NULL);
+	rec_fleet_settings_release(&conn);
+	fx_free(&f);
+}
+
+/* A fleet of localhost (the local transport): no network needed. */
+static void local_fleet(struct fleet **fl, enum fleet_mode mode)
+{
+	static const char *hosts[] = { "localhost" };
+	struct fleet_opts o = { 0 };
+
+	o.hosts = hosts;
+	o.nhosts = 1;
+	o.cmd_timeout_ms = 5000;
+	fleet_open(fl, &o, mode);
+}
+
+T_TEST(read_only_fleet_refuses_a_mutating_transport)
+{
+	struct fleet *fl = NULL;
+	struct transport *t = NULL;
+	struct cmd_result r;
+	char err[512] = "";
+
+	local_fleet(&fl, FLEET_READ_ONLY);
+	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_CHECK(t == NULL);
+	T_CONTAINS(err, "read-only");
+	/* what it hands out is the guard: a mutating command is refused, nothing runs */
+	T_INTEQ(fleet_reader(fl, 0, &t, err, sizeof(err)), 0);
+	T_REQUIRE(t != NULL);
+	T_STREQ(t->ops->name, "readonly");
+	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PROV_EREFUSED);
+	cmd_result_release(&r);
+	T_INTEQ(t->stats.commands, 0);
+	fleet_free(fl);
+	/* read-write: the raw transport */
+	local_fleet(&fl, FLEET_READ_WRITE);
+	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), 0);
+	T_REQUIRE(t != NULL);
+	T_STREQ(t->ops->name, "local");
+	fleet_free(fl);
+}
+
+T_TEST(observing_twice_reuses_the_session)
+{
+	struct fleet *fl = NULL;
+	struct obs_fleet *a = NULL, *b = NULL;
+	struct docker_obs_query q = { 0 };
+	struct transport *t1 = NULL, *t2 = NULL;
+	char err[512] = "";
+
+	q.service = "app";
+	q.destination = "";
+	local_fleet(&fl, FLEET_READ_ONLY);
+	T_INTEQ(fleet_reader(fl, 0, &t1, err, sizeof(err)), 0);
+	T_INTEQ(fleet_connects(fl), 1);
+	T_CHECK(fleet_observe(fl, &a, &q, 0, err, sizeof(err)) >= 0);
+	T_REQUIRE(a != NULL);
+	if (a->hosts[0].status == OBS_OK) {
+		T_CHECK(fleet_observe(fl, &b, &q, 0, err, sizeof(err)) >= 0);
+		T_INTEQ(fleet_connects(fl), 1);
+		T_INTEQ(fleet_reader(fl, 0, &t2, err, sizeof(err)), 0);
+		T_CHECK(t1 == t2);
+	}
+	/* (without docker here the observation fails and the session is dropped:
+	 * the next use reconnects) */
+	obs_fleet_free(a);
+	obs_fleet_free(b);
+	fleet_free(fl);
+}
+
+T_TEST(deadline_passed_marks_hosts_unknown)
+{
+	static const char *hosts[] = { "192.0.2.1", "192.0.2.2" };
+	struct fleet_opts o = { 0 };
+	struct fleet *fl = NULL;
+	struct obs_fleet *obs = NULL;
+	struct docker_obs_query q = { 0 };
+	char err[512] = "";
+	double t0 = prov_now_ms();
+
+	q.service = "app";
+	q.destination = "";
+	o.hosts = hosts;
+	o.nhosts = 2;
+	fleet_open(&fl, &o, FLEET_READ_ONLY);
+	T_INTEQ(fleet_observe(fl, &obs, &q, t0 - 1, err, sizeof(err)), 1);
+	T_REQUIRE(obs != NULL);
+	for (size_t i = 0; i < 2; i++) {
+		T_INTEQ(obs->hosts[i].status, OBS_UNKNOWN);
+		T_STREQ(obs->hosts[i].error, "deadline reached");
+	}
+	T_INTEQ(fleet_connects(fl), 0);
+	T_CHECK(prov_now_ms() - t0 < 1000);
+	obs_fleet_free(obs);
+	fleet_free(fl);
+}
+
 T_MAIN(T_CASE(untrusted_run_does_not_observe_this_machine), T_CASE(untrusted_known_hosts_outside_refused), T_CASE(untrusted_known_hosts_inside_used_links_out_refused),
        T_CASE(accept_new_host_keys_only_from_the_invocation), T_CASE(untrusted_keys_only_inside_the_repository),
-       T_CASE(max_output_only_lowered))
+       T_CASE(max_output_only_lowered), T_CASE(this_machine_classifier), T_CASE(this_machine_by_its_own_address),
+       T_CASE(accept_new_never_for_a_route_the_repository_chose), T_CASE(read_only_fleet_refuses_a_mutating_transport),
+       T_CASE(observing_twice_reuses_the_session), T_CASE(deadline_passed_marks_hosts_unknown))

@@ -1,0 +1,429 @@
+/*
+ * The pipeline (pipeline.h). Each stage writes what it has to say to one
+ * memory stream (the result's log); nothing is printed here.
+ */
+#include "reconciler/pipeline.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "providers/git_src.h"
+#include "providers/registry.h"
+#include "reconciler/load.h"
+
+struct pl_priv {
+	struct rec_loaded L;
+	int loaded_via_rec;
+	struct git_src *g;
+	struct source *src, *bsrc;
+	struct config *bc;
+	struct obs_fleet *bobs;
+	struct fleet *bfleet;
+	struct strvec extra;
+	struct rec_fleet_settings set, bset;
+	struct docker_obs_query q, bq;
+	struct rec_invocation inv;
+	struct registry_options ropt;
+	char *relfile, *platform;
+};
+
+struct pl_run {
+	const struct rec_pipeline_opts *o;
+	struct rec_pipeline_result *r;
+	struct pl_priv *p;
+	FILE *log;
+	char sha[41];
+	double deadline;
+};
+
+static void say(struct pl_run *run, const char *fmt, ...) PLUMB_PRINTF(2, 3);
+static void say(struct pl_run *run, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(run->log, "plumb %s: ", run->o->cmd);
+	va_start(ap, fmt);
+	vfprintf(run->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', run->log);
+}
+
+int rec_parse_duration(const char *s, int *out)
+{
+	char *end = NULL;
+	double v, mul = 1000;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	v = strtod(s, &end);
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0 || !*end)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return -1;
+	v *= mul;
+	if (v < 1 || v > 24.0 * 3600000)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Loads a config from a git source; diagnostics to the log. */
+static int load_from(struct config **out, struct source *src, struct pl_run *run)
+{
+	struct config_opts co = { 0 };
+	struct diags d = { 0 };
+	int rc;
+
+	co.file = run->o->repo ? (run->o->config_path ? run->o->config_path : "config/deploy.yml")
+			       : run->p->relfile;
+	co.destination = run->o->destination;
+	co.trusted = run->o->trusted;
+	rec_config_opts_fill(&co);
+	rc = config_load(out, src, &co, &d);
+	diags_print(&d, run->log);
+	diags_clear(&d);
+	return rc;
+}
+
+/* Stage 1: the source and the config (and the commit, when there is one). */
+static int stage_source(struct pl_run *run)
+{
+	const struct rec_pipeline_opts *o = run->o;
+	struct pl_priv *p = run->p;
+	char *err = NULL;
+	int rc = -1;
+
+	if (o->repo || o->ref || o->base) {
+		struct git_src_opts go = { 0 };
+		rec_git_opts(&go, o->allow_foreign_owner);
+		go.location = o->repo ? o->repo : run->r->root;
+		go.ref = o->ref;
+		if (git_src_open(&p->g, &go, &err) != 0 || git_src_fetch(p->g, NULL, &err) != 0) {
+			say(run, "%s", err ? err : "cannot open the repository");
+			goto out;
+		}
+	}
+	if (o->repo || o->ref) {
+		if (git_src_resolve(p->g, o->ref, run->sha, &err) != 0 ||
+		    git_src_source_at(p->g, run->sha, &p->src, &err) != 0) {
+			say(run, "%s", err ? err : "cannot read the revision");
+			goto out;
+		}
+		if (load_from(&run->r->config, p->src, run) != 0)
+			goto out;
+	} else {
+		struct rec_load_opts lo = { o->config_path, o->destination, o->trusted, run->log };
+		p->loaded_via_rec = 1;
+		if (rec_load(&p->L, &lo) != 0)
+			goto out;
+		run->r->config = p->L.config;
+		free(run->r->root);
+		run->r->root = xstrdup(p->L.root);
+		/* the checkout's HEAD, when it is a git repository */
+		if (!p->g && o->until == REC_STAGE_DIFF) {
+			struct git_src_opts go = { 0 };
+			rec_git_opts(&go, o->allow_foreign_owner);
+			go.location = p->L.root;
+			if (git_src_open(&p->g, &go, &err) != 0) {
+				git_src_free(p->g);
+				p->g = NULL;
+			}
+			free(err);
+			err = NULL;
+		}
+		if (p->g && git_src_resolve(p->g, NULL, run->sha, &err) != 0)
+			run->sha[0] = '\0';
+		free(err);
+		err = NULL;
+	}
+	rc = 0;
+out:
+	free(err);
+	return rc;
+}
+
+static const char *app_registry_domain(const struct config *c)
+{
+	return c->registry.server ? c->registry.server : "docker.io";
+}
+
+/* tag → identity. 0 (FOUND/NOT_FOUND in *st, *id set when found) or -1. */
+static int resolve_image(struct pl_run *run, const char *ref, const struct registry_options *ropt,
+			 enum des_image_status *st, char **id)
+{
+	const struct config *c = run->r->config;
+	struct registry_client *rc = registry_client_new(ropt);
+	struct registry_result res = { 0 };
+	char *err = NULL;
+	int ret = -1;
+
+	for (size_t i = 0; i < c->x_plumb.n; i++)
+		if (rec_registry_insecure_key(c->x_plumb.keys[i]))
+			registry_client_add_insecure(rc, c->x_plumb.vals[i]);
+	/* Credentials come from secrets only when trusted; else the docker config file. */
+	if (run->o->trusted && (c->registry.password_secret || c->registry.password)) {
+		int avail = 0;
+		const char *user = c->registry.username;
+		const char *pw = c->registry.password;
+		if (c->registry.username_secret)
+			user = config_secret_value(c, c->registry.username_secret, &avail);
+		if (c->registry.password_secret)
+			pw = config_secret_value(c, c->registry.password_secret, &avail);
+		if (user && pw)
+			registry_client_set_credentials(rc, app_registry_domain(c), user, pw);
+	}
+	if (registry_resolve(rc, ref, &res, &err) != 0) {
+		say(run, "registry: %s: %s", ref, err ? err : "lookup failed");
+		goto out;
+	}
+	if (res.status == REGISTRY_FOUND && res.config_digest) {
+		*st = DES_IMAGE_FOUND;
+		*id = xstrdup(res.config_digest);
+	} else {
+		*st = DES_IMAGE_NOT_FOUND;
+	}
+	ret = 0;
+out:
+	free(err);
+	registry_result_dispose(&res);
+	registry_client_free(rc);
+	return ret;
+}
+
+/* Moves hosts of `from` that are in `names` and not in `into` over to `into`. */
+static void adopt_hosts(struct obs_fleet *into, struct obs_fleet *from, const struct strvec *names)
+{
+	for (size_t i = 0; i < from->nhosts; i++) {
+		struct obs_host *h = &from->hosts[i];
+		if (!strvec_contains(names, h->host) || obs_fleet_host(into, h->host))
+			continue;
+		into->hosts = xrealloc(into->hosts, (into->nhosts + 1) * sizeof(*into->hosts));
+		into->hosts[into->nhosts++] = *h;
+		memset(h, 0, sizeof(*h));
+		h->host = xstrdup("(moved)");
+	}
+}
+
+/* Opens a handle for c's hosts and observes them; 0/1 as fleet_observe, -1 with the log. */
+static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_settings *set,
+		   struct docker_obs_query *q, struct fleet **fl, struct obs_fleet **obs,
+		   const char *what)
+{
+	char err[512] = "";
+	int rc;
+
+	if (rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, err,
+			       sizeof(err)) < 0) {
+		if (what)
+			say(run, "%s: %s", what, err);
+		else
+			say(run, "%s", err);
+		return -1;
+	}
+	fleet_open(fl, &set->fo, run->o->mode);
+	fleet_query(q, c);
+	rc = fleet_observe(*fl, obs, q, run->deadline, err, sizeof(err));
+	if (rc < 0 && what)
+		say(run, "%s: %s", what, err);
+	else if (rc < 0)
+		say(run, "%s", err);
+	return rc;
+}
+
+/* Stage 4: observation, read-only; the base revision's extra hosts too. */
+static int stage_observe(struct pl_run *run)
+{
+	struct pl_priv *p = run->p;
+	struct rec_pipeline_result *r = run->r;
+	struct strvec cur = { 0 }, bh = { 0 };
+	int rc;
+
+	rc = observe(run, r->config, &p->set, &p->q, &r->fleet, &r->obs,
+		     run->o->until == REC_STAGE_DIFF ? "observation" : NULL);
+	if (rc < 0)
+		return -1;
+	r->observe_rc = rc;
+	if (!p->bc)
+		return 0;
+	config_all_hosts(r->config, &cur);
+	config_all_hosts(p->bc, &bh);
+	for (size_t i = 0; i < bh.n; i++)
+		if (!strvec_contains(&cur, bh.v[i]))
+			strvec_push(&p->extra, bh.v[i]);
+	strvec_clear(&bh);
+	strvec_clear(&cur);
+	if (!p->extra.n)
+		return 0;
+	rc = observe(run, p->bc, &p->bset, &p->bq, &p->bfleet, &p->bobs,
+		     "observation of the base's hosts");
+	if (rc < 0)
+		return -1;
+	adopt_hosts(r->obs, p->bobs, &p->extra);
+	return 0;
+}
+
+/* Stages 2, 3, 5, 6: version, image identity, desired states, diff. */
+static int stage_plan(struct pl_run *run)
+{
+	const struct rec_pipeline_opts *o = run->o;
+	struct pl_priv *p = run->p;
+	struct rec_pipeline_result *r = run->r;
+	struct config *c = r->config;
+	struct desired_opts dopt = { 0 };
+	struct diff_opts dfo = { 0 };
+	struct diags d = { 0 };
+	enum des_image_status st = DES_IMAGE_UNKNOWN;
+	char *image_ref = NULL, *identity = NULL, *err = NULL;
+	const char *version, *prune;
+	int rc = -1;
+
+	/* version: --version > x-plumb version > $VERSION > the commit */
+	version = o->version;
+	if (!version)
+		version = kvs_get(&c->x_plumb, "version");
+	if (!version || !*version)
+		version = getenv("VERSION");
+	if (!version || !*version)
+		version = run->sha[0] ? run->sha : NULL;
+	if (!version) {
+		say(run, "no version: not a git checkout; pass --version");
+		goto out;
+	}
+	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)
+				       : xasprintf("%s:%s", c->image, version);
+	if (resolve_image(run, image_ref, &p->ropt, &st, &identity) != 0)
+		goto out;
+	/* the base revision: its hosts are observed too (orphans on removed hosts) */
+	if (o->base) {
+		char bsha[41];
+		if (git_src_resolve(p->g, o->base, bsha, &err) != 0 ||
+		    git_src_source_at(p->g, bsha, &p->bsrc, &err) != 0) {
+			say(run, "--base: %s", err ? err : "cannot read the revision");
+			goto out;
+		}
+		if (load_from(&p->bc, p->bsrc, run) != 0) {
+			say(run, "--base %s: its configuration does not load", o->base);
+			goto out;
+		}
+	}
+	if (stage_observe(run) < 0)
+		goto out;
+	dopt.version = version;
+	dopt.salt = r->obs->salt;
+	dopt.app_image.ref = image_ref;
+	dopt.app_image.identity = identity;
+	dopt.app_image.status = st;
+	if (desired_build(&r->desired, c, &dopt, &d) != 0) {
+		diags_print(&d, run->log);
+		goto out;
+	}
+	if (p->bc) {
+		struct desired_opts bo = dopt;
+		bo.app_image.status = DES_IMAGE_UNKNOWN;
+		bo.app_image.identity = NULL;
+		bo.app_image.ref = NULL;
+		diags_clear(&d);
+		if (desired_build(&r->base_desired, p->bc, &bo, &d) != 0) {
+			diags_print(&d, run->log);
+			say(run, "--base %s: its desired state cannot be built", o->base);
+			goto out;
+		}
+	}
+	prune = kvs_get(&c->x_plumb, "prune");
+	dfo.prune = o->prune || (prune && strcmp(prune, "true") == 0);
+	dfo.base = r->base_desired;
+	dfo.extra_hosts = &p->extra;
+	if (diff_plan_build(&r->plan, r->desired, r->obs, &dfo) != 0) {
+		say(run, "planning failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	diags_clear(&d);
+	free(err);
+	free(image_ref);
+	free(identity);
+	return rc;
+}
+
+int rec_pipeline_run(struct rec_pipeline_result *r, const struct rec_pipeline_opts *o)
+{
+	struct pl_run run = { .o = o, .r = r };
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	run.p = xcalloc(1, sizeof(*run.p));
+	r->priv = run.p;
+	if (o->inv)
+		run.p->inv = *o->inv;
+	else
+		rec_invocation_read(&run.p->inv, NULL, NULL);
+	run.deadline = prov_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : REC_DEFAULT_TIMEOUT_MS);
+	run.log = open_memstream(&buf, &len);
+	if (!run.log)
+		abort(); /* allocation failure is fatal, as in xmalloc */
+	rec_split_config_path(o->config_path ? o->config_path : "config/deploy.yml", &r->root,
+			      &run.p->relfile);
+	if (stage_source(&run) < 0)
+		goto out;
+	if (o->until == REC_STAGE_DIFF)
+		rec_registry_setup(r->config, o->trusted, &run.p->ropt, &run.p->platform);
+	rec_report_trust(r->config, run.log);
+	if (rec_require_computed(r->config, o->cmd, run.log) < 0)
+		goto out;
+	if (o->until == REC_STAGE_OBSERVE)
+		rc = stage_observe(&run);
+	else
+		rc = stage_plan(&run);
+out:
+	fclose(run.log);
+	r->log = buf ? buf : xstrdup("");
+	return rc;
+}
+
+void rec_pipeline_result_release(struct rec_pipeline_result *r)
+{
+	struct pl_priv *p = r->priv;
+
+	diff_plan_free(r->plan);
+	desired_free(r->desired);
+	desired_free(r->base_desired);
+	obs_fleet_free(r->obs);
+	fleet_free(r->fleet);
+	if (p) {
+		if (p->loaded_via_rec)
+			rec_loaded_release(&p->L);
+		else
+			config_free(r->config);
+		config_free(p->bc);
+		obs_fleet_free(p->bobs);
+		fleet_free(p->bfleet);
+		source_free(p->src);
+		source_free(p->bsrc);
+		git_src_free(p->g);
+		strvec_clear(&p->extra);
+		rec_fleet_settings_release(&p->set);
+		rec_fleet_settings_release(&p->bset);
+		fleet_query_release(&p->q);
+		fleet_query_release(&p->bq);
+		free(p->relfile);
+		free(p->platform);
+		free(p);
+	} else {
+		config_free(r->config);
+	}
+	free(r->root);
+	free(r->log);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,68 @@
+/*
+ * The one pipeline every command runs: source (a checkout, or --repo/--ref
+ * through libgit2) → config → version → app image identity → observation of
+ * every host over a fleet handle → desired state with the observation's salt
+ * → diff. It never prints: what it has to say (config diagnostics, what an
+ * untrusted run turned off, why a stage failed) is collected in the result's
+ * log, worded as the command shows it. plan and hosts call it; apply,
+ * rollback and watch will.
+ *
+ * The fleet handle is opened read-only here (plan and hosts never mutate)
+ * and kept in the result, so a caller may observe again over the same
+ * sessions; a command that executes opens read-write with mode.
+ */
+#ifndef PLUMB_PIPELINE_H
+#define PLUMB_PIPELINE_H
+
+#include "diff/diff.h"
+#include "providers/fleet.h"
+#include "reconciler/invocation.h"
+#include "state/config.h"
+#include "state/desired.h"
+
+#define REC_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
+
+enum rec_stage {
+	REC_STAGE_OBSERVE, /* source, config, observation (plumb hosts) */
+	REC_STAGE_DIFF,    /* … version, image identity, desired state, diff (plan) */
+};
+
+struct rec_pipeline_opts {
+	const char *cmd;         /* for messages: "plan", "hosts" */
+	enum rec_stage until;
+	const char *config_path; /* -c; default config/deploy.yml */
+	const char *destination;
+	const char *repo;        /* read the config from this git repository … */
+	const char *ref;         /* … at this ref */
+	const char *base;        /* also observe the hosts of this revision; its desired state */
+	const char *version;     /* else x-plumb version, $VERSION, the commit */
+	int trusted;
+	int prune;
+	int allow_foreign_owner;
+	int timeout_ms;          /* the whole run's deadline; 0 -> REC_DEFAULT_TIMEOUT_MS */
+	enum fleet_mode mode;    /* FLEET_READ_ONLY for plan and hosts */
+	const struct rec_invocation *inv; /* NULL -> read from the environment */
+};
+
+/* Everything owned by the result; release with rec_pipeline_result_release. */
+struct rec_pipeline_result {
+	struct config *config;  /* NULL when loading failed */
+	char *root;             /* repository root directory (checkout) */
+	struct fleet *fleet;    /* the handle the observation used (its sessions stay open) */
+	struct obs_fleet *obs;  /* NULL when nothing was observed */
+	int observe_rc;         /* fleet_observe's: 0 all observed, 1 some not */
+	struct desired *desired, *base_desired;
+	struct diff_plan *plan; /* REC_STAGE_DIFF only */
+	char *log;              /* what the run has to say, as printed to stderr; never NULL */
+	void *priv;             /* sources, git handle, settings */
+};
+
+/* 0 when every stage up to o->until ran (hosts may still be unobserved:
+ * observe_rc), -1 when a stage failed (log says which and why). */
+int rec_pipeline_run(struct rec_pipeline_result *out, const struct rec_pipeline_opts *o);
+void rec_pipeline_result_release(struct rec_pipeline_result *r);
+
+/* "90s", "5m", "1500ms", "2h", "30" (seconds) -> ms in *out; 0 or -1. */
+int rec_parse_duration(const char *s, int *out);
+
+#endif
