@@ -565,50 +565,6 @@ static int sideband_cb(const char *str, int len, void *payload)
 
 #define KNOWN_HOSTS_MAX (1u << 20)
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes base64 (with optional '=' padding); caller frees *out. */
-static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *outlen)
-{
-	unsigned char *o = xmalloc(n / 4 * 3 + 3);
-	unsigned acc = 0;
-	int bits = 0;
-	size_t len = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int v;
-
-		if (in[i] == '=')
-			break;
-		if ((v = b64val((unsigned char)in[i])) < 0) {
-			free(o);
-			return -1;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			o[len++] = (unsigned char)(acc >> bits);
-		}
-	}
-	*out = o;
-	*outlen = len;
-	return 0;
-}
-
 /* Host and port of an ssh:// or scp-like URL (port 22 by default). */
 static void ssh_url_port(const char *url, int *port)
 {
@@ -699,7 +655,7 @@ static int cert_cb(git_cert *cert, int valid, const char *host, void *payload)
 		if (!known_host_matches(f[0], fl[0], host, port))
 			continue;
 		host_seen = 1;
-		if (b64_decode(f[2], fl[2], &key, &keylen) == 0 && keylen == hk->hostkey_len &&
+		if (util_base64_decode(f[2], fl[2], 0, &key, &keylen) == 0 && keylen == hk->hostkey_len &&
 		    memcmp(key, hk->hostkey, keylen) == 0)
 			rc = 0;
 		free(key);

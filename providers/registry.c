@@ -4,6 +4,7 @@
  */
 #include "providers/registry.h"
 
+#include "state/hash.h"
 #include "state/util.h"
 
 #include <arpa/inet.h>
@@ -16,9 +17,6 @@
 #include <strings.h>
 #include <time.h>
 
-#ifdef PLUMB_HAVE_LIBCRYPTO
-#include <openssl/evp.h>
-#endif
 
 #define DEFAULT_PLATFORM "linux/amd64"
 #define DOCKER_CONFIG_MAX (1u << 20)
@@ -551,52 +549,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* docker config.json                                                  */
 
-static int b64val(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+' || ch == '-')
-		return 62;
-	if (ch == '/' || ch == '_')
-		return 63;
-	return -1;
-}
-
-/* Decodes standard or URL-safe base64 (padding optional); NULL if malformed. */
-static char *b64_decode(const char *s, size_t *outlen)
-{
-	size_t n = strlen(s), o = 0;
-	size_t cap = n / 4 * 3 + 4;
-	char *out = xcalloc(1, cap);
-	unsigned acc = 0;
-	int bits = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int v;
-		if (s[i] == '=')
-			break;
-		v = b64val((unsigned char)s[i]);
-		if (v < 0) {
-			explicit_bzero(out, cap);
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	*outlen = o;
-	return out;
-}
-
 /* "https://host:port/v1/" -> does it name `domain`? */
 static int auth_key_matches(const char *key, const char *domain)
 {
@@ -644,7 +596,10 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 			continue;
 		if (a && *a) {
 			size_t dlen;
-			char *dec = b64_decode(a, &dlen), *colon;
+			unsigned char *raw = NULL;
+			char *dec, *colon;
+			util_base64_decode(a, strlen(a), UTIL_BASE64_URLSAFE, &raw, &dlen);
+			dec = (char *)raw;
 			if (!dec || strlen(dec) != dlen || !(colon = strchr(dec, ':'))) {
 				if (dec)
 					explicit_bzero(dec, dlen);
@@ -690,30 +645,6 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 out:
 	json_decref(root);
 	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Hashing                                                             */
-
-/* "sha256:<hex>" of data into out (72 bytes); -1 if this build cannot hash. */
-static int sha256_digest(const void *data, size_t len, char out[72])
-{
-#ifdef PLUMB_HAVE_LIBCRYPTO
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-		return -1;
-	memcpy(out, "sha256:", 7);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-	return 0;
-#else
-	(void)data;
-	(void)len;
-	out[0] = '\0';
-	return -1;
-#endif
 }
 
 /* ------------------------------------------------------------------ */
@@ -1499,29 +1430,23 @@ out:
 }
 
 /*
- * The digest of a fetched manifest: the body's sha256 when this build can
- * hash (and it must equal the header and `expect`), else the header.
+ * The digest of a fetched manifest: the body's sha256, which must equal the
+ * Docker-Content-Digest header when there is one, and `expect`.
  */
 static int manifest_digest(const struct registry_ref *r, const struct http_resp *resp,
 			   const char *expect, char **out, char **err)
 {
-	char computed[72];
+	char computed[7 + HASH_HEX_LEN + 1];
 	const char *hdr = resp->digest;
 
-	if (hdr && !valid_digest(hdr))
-		hdr = NULL;
-	if (sha256_digest(resp->body.buf, resp->body.len, computed) == 0) {
-		if (hdr && strcmp(hdr, computed) != 0) {
-			*err = xasprintf("registry %s: %s: Docker-Content-Digest %s does not match the manifest's sha256 %s",
-					 r->domain, r->path, hdr, computed);
-			return REGISTRY_ERROR;
-		}
-		hdr = computed;
-	} else if (!hdr) {
-		*err = xasprintf("registry %s: %s: no Docker-Content-Digest header, and this build cannot hash (built without libcrypto)",
-				 r->domain, r->path);
+	memcpy(computed, "sha256:", 7);
+	sha256_hex(resp->body.buf, resp->body.len, computed + 7);
+	if (hdr && valid_digest(hdr) && strcmp(hdr, computed) != 0) {
+		*err = xasprintf("registry %s: %s: Docker-Content-Digest %s does not match the manifest's sha256 %s",
+				 r->domain, r->path, hdr, computed);
 		return REGISTRY_ERROR;
 	}
+	hdr = computed;
 	if (expect && strcmp(expect, hdr) != 0) {
 		*err = xasprintf("registry %s: %s: asked for %s, got a manifest with digest %s",
 				 r->domain, r->path, expect, hdr);

@@ -379,3 +379,58 @@ size_t utf8_valid_len(const unsigned char *p, size_t n)
 		return 0;
 	return need;
 }
+
+static int base64_value(int ch, int flags)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	if ((flags & UTIL_BASE64_URLSAFE) && ch == '-')
+		return 62;
+	if ((flags & UTIL_BASE64_URLSAFE) && ch == '_')
+		return 63;
+	return -1;
+}
+
+int util_base64_decode(const char *in, size_t n, int flags, unsigned char **out, size_t *outlen)
+{
+	size_t data = n, len = 0, cap;
+	unsigned char *o = NULL;
+	unsigned acc = 0;
+	int bits = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	while (data > 0 && in[data - 1] == '=')
+		data--;
+	if (n - data > 2 || (n > data && n % 4 != 0) || data % 4 == 1)
+		return -1;
+	cap = data / 4 * 3 + 3;
+	o = xmalloc(cap);
+	for (size_t i = 0; i < data; i++) {
+		int v = base64_value((unsigned char)in[i], flags);
+
+		if (v < 0) {
+			explicit_bzero(o, cap);
+			free(o);
+			return -1;
+		}
+		acc = ((acc << 6) | (unsigned)v) & 0xffffu;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[len++] = (unsigned char)(acc >> bits);
+		}
+	}
+	o[len] = '\0';
+	*out = o;
+	*outlen = len;
+	return 0;
+}

@@ -104,4 +104,15 @@ size_t utf8_valid_len(const unsigned char *p, size_t n);
 /* Damerau-free Levenshtein distance, for "did you mean" suggestions. */
 size_t edit_distance(const char *a, const char *b);
 
+/*
+ * Base64 (RFC 4648) of in[0..n). '=' padding is optional, but when present it
+ * ends the input, is at most two characters and completes a 4-character group;
+ * no whitespace; a length of 1 modulo 4 is malformed. UTIL_BASE64_URLSAFE also
+ * accepts the URL-safe alphabet ('-', '_'). Returns 0 with *out (caller frees;
+ * NUL-terminated after *outlen bytes) or -1 when malformed (nothing to free; a
+ * partly decoded buffer is wiped, since the input may be a secret).
+ */
+#define UTIL_BASE64_URLSAFE 1
+int util_base64_decode(const char *in, size_t n, int flags, unsigned char **out, size_t *outlen);
+
 #endif
