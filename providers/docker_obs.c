@@ -178,6 +178,7 @@ const char docker_obs_script[] =
 #define OBS_MAX_LINE (1u << 20) /* one container's JSON line */
 #define OBS_MAX_OBJECTS 4096    /* containers, images or env files per host */
 #define OBS_MAX_VARS 4096       /* env entries per object */
+#define OBS_MAX_VAR_LINE 4200   /* "KEY<TAB>HASH": a key of up to 4 KiB */
 
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q)
 {
@@ -604,14 +605,283 @@ static void host_clear_observed(struct obs_host *h)
 	h->nenv_files = 0;
 	free(h->lock_holder);
 	h->lock_holder = NULL;
+	free(h->docker_version);
+	h->docker_version = NULL;
+	free(h->proxy_routes);
+	h->proxy_routes = NULL;
+}
+
+/*
+ * The parser: one handler per line tag. Every line is "T" or "T <arg>"; the
+ * table says which tags take an argument and how long it may be, and each
+ * handler checks its argument's own shape (field counts, hex hashes, JSON)
+ * before using it. A line of any other shape makes the host unknown.
+ */
+struct pstate {
+	struct obs_host *h;
+	const struct docker_obs_query *q;
+	enum cur cur;
+	int saw_cstatus, saw_istatus;
+	char *err;
+	size_t errlen;
+};
+
+enum arg_rule {
+	ARG_NONE,     /* the tag alone ("Z") */
+	ARG_REQUIRED, /* "T <arg>", arg not empty */
+	ARG_OPTIONAL, /* "T <arg>", arg may be empty ("K " when the details are unreadable) */
+	ARG_ANY,      /* "T" or "T <arg>" (a failure message may be empty) */
+};
+
+typedef int (*line_fn)(struct pstate *ps, char *arg);
+
+struct line_tag {
+	char tag;
+	enum arg_rule rule;
+	size_t max; /* longest argument */
+	line_fn fn;
+};
+
+static int perr(struct pstate *ps, const char *what)
+{
+	snprintf(ps->err, ps->errlen, "%s", what);
+	return -1;
+}
+
+static int is_decimal(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* A new zeroed element at the end of *arr, or NULL (ps->err set) past the bound. */
+static void *obj_add(struct pstate *ps, void **arr, size_t *n, size_t size, const char *what)
+{
+	char *e;
+
+	if (*n >= OBS_MAX_OBJECTS) {
+		snprintf(ps->err, ps->errlen, "host output too large: more than %u %s",
+			 OBS_MAX_OBJECTS, what);
+		return NULL;
+	}
+	*arr = xrealloc(*arr, (*n + 1) * size);
+	e = (char *)*arr + *n * size;
+	(*n)++;
+	memset(e, 0, size);
+	return e;
+}
+
+static int line_version(struct pstate *ps, char *arg)
+{
+	for (const char *s = arg; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return perr(ps, "malformed docker version line");
+	free(ps->h->docker_version);
+	ps->h->docker_version = xstrdup(arg);
+	return 0;
+}
+
+static int line_failure(struct pstate *ps, char *arg)
+{
+	host_message(ps->err, ps->errlen, "observation failed on the host: ", arg);
+	return -1;
+}
+
+static int line_container(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_container *c = obj_add(ps, (void **)&h->containers, &h->ncontainers,
+					  sizeof(*c), "containers");
+
+	if (!c)
+		return -1;
+	if (parse_container(c, arg, ps->err, ps->errlen) < 0)
+		return -1;
+	docker_obs_classify(c, ps->q);
+	ps->cur = CUR_CONTAINER;
+	return 0;
+}
+
+static int line_image(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_image *im = obj_add(ps, (void **)&h->images, &h->nimages, sizeof(*im), "images");
+
+	if (!im)
+		return -1;
+	if (parse_image(im, arg, ps->err, ps->errlen) < 0)
+		return -1;
+	ps->cur = CUR_IMAGE;
+	return 0;
+}
+
+static int line_image_of(struct pstate *ps, char *arg)
+{
+	(void)arg;
+	if (ps->cur != CUR_CONTAINER)
+		return perr(ps, "image line outside a container");
+	return 0;
+}
+
+static int line_env(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+
+	if (ps->cur == CUR_CONTAINER) {
+		struct obs_container *c = &h->containers[h->ncontainers - 1];
+		return add_env(&c->env, &c->nenv, arg, ps->err, ps->errlen);
+	}
+	if (ps->cur == CUR_IMAGE) {
+		struct obs_image *im = &h->images[h->nimages - 1];
+		return add_env(&im->env, &im->nenv, arg, ps->err, ps->errlen);
+	}
+	return perr(ps, "env line outside a container or image");
+}
+
+static int line_end_object(struct pstate *ps, char *arg)
+{
+	(void)arg;
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+/* "containers <status>" or "images <status>" */
+static int line_status(struct pstate *ps, char *arg)
+{
+	const char *w;
+	int images;
+
+	if (strncmp(arg, "containers ", 11) == 0) {
+		images = 0;
+		w = arg + 11;
+	} else if (strncmp(arg, "images ", 7) == 0) {
+		images = 1;
+		w = arg + 7;
+	} else {
+		return perr(ps, "unexpected status line");
+	}
+	if (!is_decimal(w) || strlen(w) > 3)
+		return perr(ps, "malformed status line");
+	if (images)
+		ps->saw_istatus = 1;
+	else
+		ps->saw_cstatus = 1;
+	if (strcmp(w, "0") != 0) {
+		snprintf(ps->err, ps->errlen, "docker %sinspect failed on the host (exit %d)",
+			 images ? "image " : "", atoi(w));
+		return -1;
+	}
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+/* "<mode> <hash> <path>": mode in octal, the hash 64 hex, a path */
+static int line_env_file(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_env_file *f;
+	char *sp1 = strchr(arg, ' '), *sp2;
+	size_t ml;
+
+	if (!sp1)
+		return perr(ps, "malformed env file line");
+	ml = (size_t)(sp1 - arg);
+	if (ml == 0 || ml > 4 || strspn(arg, "01234567") != ml)
+		return perr(ps, "malformed env file line");
+	sp2 = strchr(sp1 + 1, ' ');
+	if (!sp2 || (size_t)(sp2 - sp1 - 1) != HASH_HEX_LEN || sp2[1] == '\0')
+		return perr(ps, "malformed env file line");
+	*sp2 = '\0';
+	if (!is_hash(sp1 + 1))
+		return perr(ps, "malformed env file line");
+	f = obj_add(ps, (void **)&h->env_files, &h->nenv_files, sizeof(*f), "env files");
+	if (!f)
+		return -1;
+	f->mode = (int)strtol(arg, NULL, 8);
+	memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
+	f->path = xstrdup(sp2 + 1);
+	ps->cur = CUR_FILE;
+	return 0;
+}
+
+static int line_env_file_var(struct pstate *ps, char *arg)
+{
+	struct obs_env_file *f;
+
+	if (ps->cur != CUR_FILE)
+		return perr(ps, "env file line outside a file");
+	f = &ps->h->env_files[ps->h->nenv_files - 1];
+	return add_env(&f->vars, &f->nvars, arg, ps->err, ps->errlen);
+}
+
+static int line_lock(struct pstate *ps, char *arg)
+{
+	free(ps->h->lock_holder);
+	ps->h->lock_holder = b64_text(arg);
+	if (!ps->h->lock_holder)
+		ps->h->lock_holder = xstrdup("(held; details unreadable)");
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+static int line_routes(struct pstate *ps, char *arg)
+{
+	/* kamal-proxy's routes, for the plan's traffic-switch step */
+	free(ps->h->proxy_routes);
+	ps->h->proxy_routes = xstrdup(arg);
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+static const struct line_tag line_tags[] = {
+	{ 'V', ARG_REQUIRED, 256, line_version },
+	{ 'X', ARG_ANY, OBS_MAX_LINE, line_failure },
+	{ 'C', ARG_REQUIRED, OBS_MAX_LINE, line_container },
+	{ 'I', ARG_REQUIRED, OBS_MAX_LINE, line_image },
+	{ 'M', ARG_REQUIRED, 256, line_image_of },
+	{ 'E', ARG_REQUIRED, OBS_MAX_VAR_LINE, line_env },
+	{ 'Z', ARG_NONE, 0, line_end_object },
+	{ 'S', ARG_REQUIRED, 32, line_status },
+	{ 'F', ARG_REQUIRED, 4096, line_env_file },
+	{ 'L', ARG_REQUIRED, OBS_MAX_VAR_LINE, line_env_file_var },
+	{ 'K', ARG_OPTIONAL, 16384, line_lock },
+	{ 'R', ARG_OPTIONAL, 65536 + 2, line_routes },
+};
+
+/* The handler for a line, its argument in *arg; NULL when the line's shape is wrong. */
+static const struct line_tag *line_shape(char *line, size_t n, char **arg)
+{
+	const struct line_tag *t = NULL;
+
+	if (n == 0)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(line_tags) && !t; i++)
+		if (line_tags[i].tag == line[0])
+			t = &line_tags[i];
+	if (!t)
+		return NULL;
+	if (n == 1) {
+		*arg = line + 1; /* "" */
+		return t->rule == ARG_NONE || t->rule == ARG_ANY ? t : NULL;
+	}
+	if (line[1] != ' ' || t->rule == ARG_NONE || n - 2 > t->max)
+		return NULL;
+	*arg = line + 2;
+	if (n == 2 && t->rule == ARG_REQUIRED)
+		return NULL;
+	return t;
 }
 
 int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 		     const struct docker_obs_query *q, char *err, size_t errlen)
 {
+	struct pstate ps = { h, q, CUR_NONE, 0, 0, err, errlen };
 	const char *p = out, *end = out + len;
-	enum cur cur = CUR_NONE;
-	int first = 1, ended = 0, saw_cstatus = 0, saw_istatus = 0;
+	int first = 1, ended = 0;
 	char *line = NULL;
 
 	err[0] = '\0';
@@ -621,6 +891,8 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 	}
 	while (p < end && !ended) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const struct line_tag *t;
+		char *arg = NULL;
 		size_t n;
 
 		if (!nl) {
@@ -628,8 +900,9 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			goto fail;
 		}
 		n = (size_t)(nl - p);
-		if (n > OBS_MAX_LINE) {
-			snprintf(err, errlen, "observation line longer than %u bytes", OBS_MAX_LINE);
+		if (n > OBS_MAX_LINE + 2) {
+			snprintf(err, errlen, "host output too large: a line longer than %u bytes",
+				 OBS_MAX_LINE);
 			goto fail;
 		}
 		free(line);
@@ -647,149 +920,19 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			ended = 1;
 			break;
 		}
-		if (line[0] == '\0' || (line[1] != ' ' && line[1] != '\0')) {
+		t = line_shape(line, n, &arg);
+		if (!t) {
 			snprintf(err, errlen, "unexpected line in the observation output");
 			goto fail;
 		}
-		switch (line[0]) {
-		case 'V':
-			free(h->docker_version);
-			h->docker_version = xstrdup(line + 2);
-			break;
-		case 'X':
-			host_message(err, errlen, "observation failed on the host: ", line + 2);
+		if (t->fn(&ps, arg) < 0)
 			goto fail;
-		case 'C': {
-			struct obs_container *c;
-			if (h->ncontainers >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "more than %u containers", OBS_MAX_OBJECTS);
-				goto fail;
-			}
-			h->containers = xrealloc(h->containers, (h->ncontainers + 1) * sizeof(*c));
-			c = &h->containers[h->ncontainers++];
-			memset(c, 0, sizeof(*c));
-			if (parse_container(c, line + 2, err, errlen) < 0)
-				goto fail;
-			docker_obs_classify(c, q);
-			cur = CUR_CONTAINER;
-			break;
-		}
-		case 'I': {
-			struct obs_image *im;
-			if (h->nimages >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "more than %u images", OBS_MAX_OBJECTS);
-				goto fail;
-			}
-			h->images = xrealloc(h->images, (h->nimages + 1) * sizeof(*im));
-			im = &h->images[h->nimages++];
-			memset(im, 0, sizeof(*im));
-			if (parse_image(im, line + 2, err, errlen) < 0)
-				goto fail;
-			cur = CUR_IMAGE;
-			break;
-		}
-		case 'M':
-			if (cur != CUR_CONTAINER) {
-				snprintf(err, errlen, "image line outside a container");
-				goto fail;
-			}
-			break;
-		case 'E': {
-			int rc;
-			if (cur == CUR_CONTAINER) {
-				struct obs_container *c = &h->containers[h->ncontainers - 1];
-				rc = add_env(&c->env, &c->nenv, line + 2, err, errlen);
-			} else if (cur == CUR_IMAGE) {
-				struct obs_image *im = &h->images[h->nimages - 1];
-				rc = add_env(&im->env, &im->nenv, line + 2, err, errlen);
-			} else {
-				snprintf(err, errlen, "env line outside a container or image");
-				rc = -1;
-			}
-			if (rc < 0)
-				goto fail;
-			break;
-		}
-		case 'Z':
-			cur = CUR_NONE;
-			break;
-		case 'S': {
-			const char *w = line + 2;
-			int st;
-			if (strncmp(w, "containers ", 11) == 0) {
-				saw_cstatus = 1;
-				w += 11;
-			} else if (strncmp(w, "images ", 7) == 0) {
-				saw_istatus = 1;
-				w += 7;
-			} else {
-				snprintf(err, errlen, "unexpected status line");
-				goto fail;
-			}
-			st = atoi(w);
-			if (st != 0) {
-				snprintf(err, errlen, "docker %sinspect failed on the host (exit %d)",
-					 saw_istatus ? "image " : "", st);
-				goto fail;
-			}
-			cur = CUR_NONE;
-			break;
-		}
-		case 'F': {
-			struct obs_env_file *f;
-			char *sp1 = strchr(line + 2, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-			if (!sp2 || (size_t)(sp2 - sp1 - 1) != HASH_HEX_LEN) {
-				snprintf(err, errlen, "malformed env file line");
-				goto fail;
-			}
-			*sp2 = '\0';
-			if (!is_hash(sp1 + 1) || h->nenv_files >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "malformed env file line");
-				goto fail;
-			}
-			h->env_files = xrealloc(h->env_files, (h->nenv_files + 1) * sizeof(*f));
-			f = &h->env_files[h->nenv_files++];
-			memset(f, 0, sizeof(*f));
-			f->mode = (int)strtol(line + 2, NULL, 8);
-			memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
-			f->path = xstrdup(sp2 + 1);
-			cur = CUR_FILE;
-			break;
-		}
-		case 'L': {
-			struct obs_env_file *f;
-			if (cur != CUR_FILE) {
-				snprintf(err, errlen, "env file line outside a file");
-				goto fail;
-			}
-			f = &h->env_files[h->nenv_files - 1];
-			if (add_env(&f->vars, &f->nvars, line + 2, err, errlen) < 0)
-				goto fail;
-			break;
-		}
-		case 'K':
-			free(h->lock_holder);
-			h->lock_holder = b64_text(line + 2);
-			if (!h->lock_holder)
-				h->lock_holder = xstrdup("(held; details unreadable)");
-			cur = CUR_NONE;
-			break;
-		case 'R':
-			/* kamal-proxy's routes, for the plan's traffic-switch step */
-			free(h->proxy_routes);
-			h->proxy_routes = xstrdup(line + 2);
-			cur = CUR_NONE;
-			break;
-		default:
-			snprintf(err, errlen, "unexpected line in the observation output");
-			goto fail;
-		}
 	}
 	if (first || !ended) {
 		snprintf(err, errlen, "observation output cut short (no END)");
 		goto fail;
 	}
-	if (h->ncontainers && (!saw_cstatus || (h->nimages && !saw_istatus))) {
+	if (h->ncontainers && (!ps.saw_cstatus || (h->nimages && !ps.saw_istatus))) {
 		snprintf(err, errlen, "observation output incomplete (missing status)");
 		goto fail;
 	}

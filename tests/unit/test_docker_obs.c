@@ -17,6 +17,7 @@
 
 #define FIXTURE "tests/unit/fixtures/docker/observe_ok.txt"
 #define FIXTURE_SALT "00112233445566778899aabbccddeeff"
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static const char *const accs[] = { "optimus-db" };
 static const struct docker_obs_query q_optimus = {
@@ -285,6 +286,56 @@ T_TEST(failures_are_unknown)
 		/* an empty host, observed completely, is OK with no containers */
 		T_INTEQ(parse_str("PLUMB-OBS 1\nV 20.10\nEND\n", err, sizeof(err), &h), 0);
 		T_INTEQ(h.ncontainers, 0);
+		obs_host_release(&h);
+	}
+}
+
+/* Every tag alone, with an empty argument, or truncated: refused (or, for the
+ * tag-only "Z", accepted) without reading past the line. Under ASan a read
+ * past a one-letter line is a heap-buffer-overflow. */
+T_TEST(one_letter_and_truncated_lines)
+{
+	static const char tags[] = "VRXSFKEMCILZQ";
+	static const char *const truncated[] = {
+		"S", "S ", "S containers", "S containers ", "S containers x", "S images -1",
+		"S containers 0 1", "F", "F 600", "F 600 ", "F 600 abc /p", "F 6x0 " HEX64 " /p",
+		"F 600 " HEX64, "F 600 " HEX64 " ", "F 600 " HEX64 "0 /p", "E", "E K", "E K\t",
+		"E \t" HEX64, "E K\t" HEX64 "0", "C", "C ", "C {", "I", "I [1]", "M", "V", "V ",
+		"V 20\x01", "Z ", "Zz", "L K\t" HEX64, "R", "K",
+	};
+	char err[256];
+
+	for (const char *t = tags; *t; t++) {
+		for (int form = 0; form < 2; form++) {
+			struct obs_host h = { 0 };
+			char *s = xasprintf("PLUMB-OBS 1\n%c%s\nEND\n", *t, form ? " " : "");
+			int rc = parse_str(s, err, sizeof(err), &h);
+			int ok = (*t == 'Z' && !form) || ((*t == 'K' || *t == 'R') && form);
+
+			if (ok ? rc != 0 : rc == 0)
+				T_FAIL_AT("line \"%c%s\": %d (%s)", *t, form ? " " : "", rc, err);
+			if (rc < 0)
+				T_CHECK(err[0] != '\0');
+			T_CHECK(h.docker_version == NULL && h.ncontainers == 0);
+			obs_host_release(&h);
+			free(s);
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(truncated); i++) {
+		struct obs_host h = { 0 };
+		char *s = xasprintf("PLUMB-OBS 1\nC {\"Id\":\"a\"}\n%s\nZ\nS containers 0\nEND\n",
+				    truncated[i]);
+		if (parse_str(s, err, sizeof(err), &h) == 0)
+			T_FAIL_AT("truncated line \"%s\" parsed", truncated[i]);
+		T_CHECK(h.ncontainers == 0 && h.docker_version == NULL);
+		obs_host_release(&h);
+		free(s);
+	}
+	{
+		/* a failed parse keeps nothing it read, not even the version */
+		struct obs_host h = { 0 };
+		T_CHECK(parse_str("PLUMB-OBS 1\nV 20.10\nQ\nEND\n", err, sizeof(err), &h) < 0);
+		T_CHECK(h.docker_version == NULL);
 		obs_host_release(&h);
 	}
 }
@@ -673,6 +724,7 @@ T_TEST(script_hashes_one_by_one_without_dev_fd)
 
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
+       T_CASE(one_letter_and_truncated_lines),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host),
        T_CASE(script_hashes_one_by_one_without_dev_fd))
