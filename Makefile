@@ -32,8 +32,11 @@ BENCH_SRC := $(sort $(wildcard tests/bench/b_*.c))
 REL := build/rel
 SAN := build/san
 
-LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o)
-LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o)
+# The observation script, embedded as bytes (build/gen/, not in git).
+GEN_SRC  := build/gen/observe_script.c
+
+LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o) $(GEN_SRC:%.c=$(REL)/%.o)
+LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o) $(GEN_SRC:%.c=$(SAN)/%.o)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 E2E_BIN     := $(E2E_SRC:tests/e2e/%.c=$(REL)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(REL)/tests/%)
@@ -43,6 +46,10 @@ all: build/plumb
 
 build/plumb: $(REL)/reconciler/main.o $(REL)/libplumb.a
 	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS)
+
+$(GEN_SRC): providers/observe.sh providers/embed.sh
+	@mkdir -p $(@D)
+	sh providers/embed.sh docker_obs_script providers/observe.sh > $@.tmp && mv $@.tmp $@
 
 $(REL)/libplumb.a: $(LIB_OBJ_REL)
 	@mkdir -p $(@D)
@@ -89,10 +96,10 @@ bench: build/plumb $(E2E_BIN) $(BENCH_BIN)
 # Fuzzing the config loader (untrusted mode) with libFuzzer; needs clang.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(LIB_SRC) $(HDRS)
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(LIB_SRC) $(GEN_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(DEFS) -I. $(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-o $@ tests/fuzz/fuzz_config.c $(LIB_SRC) $(PKG_LIBS)
+		-o $@ tests/fuzz/fuzz_config.c $(LIB_SRC) $(GEN_SRC) $(PKG_LIBS)
 
 fuzz: build/fuzz/fuzz_config
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)

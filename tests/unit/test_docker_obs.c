@@ -340,6 +340,34 @@ T_TEST(one_letter_and_truncated_lines)
 	}
 }
 
+/* The script is a real file: valid shell for sh (and bash when present),
+ * and what plumb sends is that file's bytes without its comment lines. */
+T_TEST(script_file_is_the_embedded_script)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct sbuf want;
+
+	T_INTEQ(system("sh -n providers/observe.sh"), 0);
+	if (system("command -v bash >/dev/null 2>&1") == 0)
+		T_INTEQ(system("bash -n providers/observe.sh"), 0);
+	T_REQUIRE(read_file("providers/observe.sh", 1 << 20, &text, &len) == 0);
+	sbuf_init(&want, 0);
+	for (const char *p = text; p < text + len;) {
+		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(text + len - p);
+		size_t b = strspn(p, " \t");
+
+		if (b >= n || p[b] != '#')
+			sbuf_add(&want, p, n);
+		p += n;
+	}
+	T_STREQ(docker_obs_script, want.buf);
+	T_CHECK(strncmp(docker_obs_script, "S=$1;", 5) == 0);
+	sbuf_release(&want);
+	free(text);
+}
+
 T_TEST(command_passes_values_as_arguments)
 {
 	struct prov_cmd c;
@@ -725,6 +753,7 @@ T_TEST(script_hashes_one_by_one_without_dev_fd)
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
        T_CASE(one_letter_and_truncated_lines),
+       T_CASE(script_file_is_the_embedded_script),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host),
        T_CASE(script_hashes_one_by_one_without_dev_fd))
