@@ -17,6 +17,7 @@
 #define OBS_MAX_LINE (1u << 20) /* one container's JSON line */
 #define OBS_MAX_OBJECTS 4096    /* containers, images or env files per host */
 #define OBS_MAX_VARS 4096       /* env entries per object */
+#define OBS_MAX_LABELS 4096     /* labels (or log options) per container or image */
 #define OBS_MAX_VAR_LINE 4200   /* "KEY<TAB>HASH": a key of up to 4 KiB */
 
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q)
@@ -114,16 +115,34 @@ static void jstrvec(struct strvec *sv, json_t *arr)
 			strvec_push(sv, json_string_value(v));
 }
 
-static void jkvs(struct kvs *m, json_t *obj)
+/*
+ * An object of strings into m, which must be empty. The JSON was loaded with
+ * JSON_REJECT_DUPLICATES, so keys are unique and are appended without
+ * kvs_set's scan (linear per key: quadratic for a host reporting thousands).
+ * -1 (err set) when the object has more than OBS_MAX_LABELS entries.
+ */
+static int jkvs(struct kvs *m, json_t *obj, const char *what, char *err, size_t errlen)
 {
 	const char *k;
 	json_t *v;
+	size_t n = json_object_size(obj);
 
 	if (!json_is_object(obj))
-		return;
+		return 0;
+	if (n > OBS_MAX_LABELS) {
+		snprintf(err, errlen, "host output too large: %zu %s (at most %u)", n, what,
+			 OBS_MAX_LABELS);
+		return -1;
+	}
+	m->keys = xcalloc(n ? n : 1, sizeof(*m->keys));
+	m->vals = xcalloc(n ? n : 1, sizeof(*m->vals));
+	m->cap = n ? n : 1;
 	json_object_foreach(obj, k, v)
-		if (json_is_string(v))
-			kvs_set(m, k, json_string_value(v));
+		if (json_is_string(v)) {
+			m->keys[m->n] = xstrdup(k);
+			m->vals[m->n++] = xstrdup(json_string_value(v));
+		}
+	return 0;
 }
 
 static void opt_int(struct kvs *m, const char *name, json_t *hc, const char *key)
@@ -196,6 +215,12 @@ static void host_options(struct kvs *m, json_t *hc)
 	opt_list(m, "cap-drop", hc, "CapDrop");
 }
 
+static char *label_dup(const struct obs_container *c, const char *key)
+{
+	const char *v = obs_labels_get(&c->labels, c->label_idx, key);
+	return v ? xstrdup(v) : NULL;
+}
+
 static int parse_container(struct obs_container *c, const char *text, char *err, size_t errlen)
 {
 	json_error_t je;
@@ -231,7 +256,9 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->image_ref = jdup(cfg, "Image");
 	jstrvec(&c->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&c->entrypoint, json_object_get(cfg, "Entrypoint"));
-	jkvs(&c->labels, json_object_get(cfg, "Labels"));
+	if (jkvs(&c->labels, json_object_get(cfg, "Labels"), "labels on a container", err, errlen) < 0)
+		goto fail;
+	c->label_idx = obs_labels_index(&c->labels);
 	c->hostname = jdup(cfg, "Hostname");
 
 	hc = json_object_get(o, "HostConfig");
@@ -245,7 +272,8 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->restart_max_retries = json_is_integer(v) ? (int)json_integer_value(v) : 0;
 	v = json_object_get(hc, "LogConfig");
 	c->log_driver = jdup(v, "Type");
-	jkvs(&c->log_opts, json_object_get(v, "Config"));
+	if (jkvs(&c->log_opts, json_object_get(v, "Config"), "log options", err, errlen) < 0)
+		goto fail;
 	c->network_mode = jdup(hc, "NetworkMode");
 	host_options(&c->options, hc);
 
@@ -286,14 +314,14 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 		json_object_foreach(v, k, ignored)
 			strvec_push(&c->networks, k);
 	}
-	if (kvs_get(&c->labels, "service"))
-		c->service = xstrdup(kvs_get(&c->labels, "service"));
-	if (kvs_get(&c->labels, "role"))
-		c->role = xstrdup(kvs_get(&c->labels, "role"));
-	if (kvs_get(&c->labels, "destination"))
-		c->destination = xstrdup(kvs_get(&c->labels, "destination"));
+	c->service = label_dup(c, "service");
+	c->role = label_dup(c, "role");
+	c->destination = label_dup(c, "destination");
 	json_decref(o);
 	return 0;
+fail:
+	json_decref(o);
+	return -1;
 }
 
 static int parse_image(struct obs_image *im, const char *text, char *err, size_t errlen)
@@ -317,7 +345,11 @@ static int parse_image(struct obs_image *im, const char *text, char *err, size_t
 	cfg = json_object_get(o, "Config");
 	jstrvec(&im->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&im->entrypoint, json_object_get(cfg, "Entrypoint"));
-	jkvs(&im->labels, json_object_get(cfg, "Labels"));
+	if (jkvs(&im->labels, json_object_get(cfg, "Labels"), "labels on an image", err, errlen) < 0) {
+		json_decref(o);
+		return -1;
+	}
+	im->label_idx = obs_labels_index(&im->labels);
 	v = json_object_get(cfg, "Volumes");
 	if (json_is_object(v)) {
 		const char *k;
@@ -352,7 +384,7 @@ static int add_env(struct obs_env **env, size_t *n, const char *line, char *err,
 		return -1;
 	}
 	if (*n >= OBS_MAX_VARS) {
-		snprintf(err, errlen, "more than %u env entries", OBS_MAX_VARS);
+		snprintf(err, errlen, "host output too large: more than %u env entries", OBS_MAX_VARS);
 		return -1;
 	}
 	*env = xrealloc(*env, (*n + 1) * sizeof(**env));

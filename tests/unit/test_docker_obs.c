@@ -368,6 +368,49 @@ T_TEST(script_file_is_the_embedded_script)
 	free(text);
 }
 
+/* A container reporting n labels "l0".."l<n-1>" (plus service/role). */
+static char *many_labels(size_t n)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, "PLUMB-OBS 1\nC {\"Id\":\"a\",\"Name\":\"/optimus-web-1\",\"Config\":{\"Labels\":{");
+	for (size_t i = 0; i < n; i++)
+		sbuf_addf(&sb, "\"l%zu\":\"%zu\",", i, i % 10);
+	sbuf_adds(&sb, "\"service\":\"optimus\",\"role\":\"web\",\"destination\":\"\"}}}\nZ\n"
+		       "S containers 0\nEND\n");
+	return sbuf_detach(&sb);
+}
+
+/* 70k labels on one container: refused as too large (at once, not after a
+ * quadratic parse); thousands are handled, with lookups by binary search. */
+T_TEST(many_labels_are_bounded)
+{
+	char err[256];
+	struct obs_host h = { 0 };
+	char *s = many_labels(70000);
+
+	T_CHECK(parse_str(s, err, sizeof(err), &h) < 0);
+	T_CONTAINS(err, "host output too large");
+	T_CONTAINS(err, "labels");
+	T_INTEQ(h.ncontainers, 0);
+	obs_host_release(&h);
+	free(s);
+
+	s = many_labels(4000);
+	T_INTEQ(parse_str(s, err, sizeof(err), &h), 0);
+	T_REQUIRE(h.ncontainers == 1);
+	T_INTEQ(h.containers[0].labels.n, 4003);
+	T_CHECK(h.containers[0].label_idx != NULL);
+	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l3999"), "9");
+	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l0"), "0");
+	T_CHECK(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l4000") == NULL);
+	T_STREQ(h.containers[0].role, "web");
+	T_INTEQ(h.containers[0].kind, OBS_APP);
+	obs_host_release(&h);
+	free(s);
+}
+
 T_TEST(command_passes_values_as_arguments)
 {
 	struct prov_cmd c;
@@ -754,6 +797,7 @@ T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classi
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
        T_CASE(one_letter_and_truncated_lines),
        T_CASE(script_file_is_the_embedded_script),
+       T_CASE(many_labels_are_bounded),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host),
        T_CASE(script_hashes_one_by_one_without_dev_fd))
