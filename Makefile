@@ -3,7 +3,7 @@
 #   make test       unit tests under AddressSanitizer + UBSan
 #   make e2e        end-to-end tests against the lab (real dockerd, sshd, registry, git)
 #   make bench      benchmarks (not part of CI)
-#   make fuzz       fuzz the config loader for a bounded time (FUZZ_SECONDS)
+#   make fuzz       fuzz the config loader and the observation path (FUZZ_SECONDS in all)
 #   make SANITIZE=address,undefined   build everything with sanitizers
 
 CC      ?= cc
@@ -32,8 +32,11 @@ BENCH_SRC := $(sort $(wildcard tests/bench/b_*.c))
 REL := build/rel
 SAN := build/san
 
-LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o)
-LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o)
+# The observation script, embedded as bytes (build/gen/, not in git).
+GEN_SRC  := build/gen/observe_script.c
+
+LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o) $(GEN_SRC:%.c=$(REL)/%.o)
+LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o) $(GEN_SRC:%.c=$(SAN)/%.o)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 E2E_BIN     := $(E2E_SRC:tests/e2e/%.c=$(REL)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(REL)/tests/%)
@@ -43,6 +46,10 @@ all: build/plumb
 
 build/plumb: $(REL)/reconciler/main.o $(REL)/libplumb.a
 	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS)
+
+$(GEN_SRC): providers/observe.sh providers/embed.sh
+	@mkdir -p $(@D)
+	sh providers/embed.sh docker_obs_script providers/observe.sh > $@.tmp && mv $@.tmp $@
 
 $(REL)/libplumb.a: $(LIB_OBJ_REL)
 	@mkdir -p $(@D)
@@ -86,16 +93,20 @@ e2e: build/plumb $(E2E_BIN)
 bench: build/plumb $(E2E_BIN) $(BENCH_BIN)
 	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/bench/run.sh
 
-# Fuzzing the config loader (untrusted mode) with libFuzzer; needs clang.
+# Fuzzing with libFuzzer (needs clang): the config loader (untrusted mode) and
+# a host's observation output → diff → render. FUZZ_SECONDS is split between
+# the two targets; both run even when the first finds a crash.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(LIB_SRC) $(HDRS)
+FUZZ_TARGETS := config obs
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_SRC) $(HDRS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(DEFS) -I. $(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-o $@ tests/fuzz/fuzz_config.c $(LIB_SRC) $(PKG_LIBS)
+		-o $@ $< $(LIB_SRC) $(GEN_SRC) $(PKG_LIBS)
 
-fuzz: build/fuzz/fuzz_config
-	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@each=$$(( ($(FUZZ_SECONDS) + 1) / 2 )); rc=0; \
+	for t in $(FUZZ_TARGETS); do sh tests/fuzz/run.sh $$t $$each || rc=1; done; exit $$rc
 
 clean:
 	rm -rf build

@@ -13,171 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/*
- * The script. $1 salt, $2 the app's directory under .kamal/apps, $3 the lock
- * directory's name under .kamal, then WANT words (docker_obs.h). It runs two
- * docker calls: `docker ps`, then ONE `docker inspect` of the wanted
- * containers and of the images they were started from (docker inspect takes
- * both; the template tells them apart by .State, which only containers have:
- * `index` on a typed object fails, so docker renders every object from its
- * raw JSON). Image references are taken from `docker ps` only when they
- * cannot name a container (they hold ':', '/' or '@'; a bare "postgres" could
- * be a container's name); an image a container uses that this call did not
- * return (such a bare name, a tag moved meanwhile) gets one more
- * `docker image inspect` by id.
- *
- * Hashing, without writing anything: every value to hash (env entries,
- * env-file lines, env files) is collected first, each distinct value once
- * (containers share most of their image's env and each other's; an env-file
- * line is usually a container's env value too), then hashed by one
- * sha256sum per 8 values:
- *   k ITEM...   pipes each ITEM's `salt ‖ value` into its own file
- *               descriptor (3..9, the last on stdin) through nested
- *               pipelines, and runs `sha256sum /dev/fd/3 ... -` once
- *   y           runs k over the batch $B and records each digest in $H
- *               (lines: digest, then "=ITEM"), by the name sha256sum echoes
- *   g ITEM      sets x to ITEM's digest from $H, or hashes ITEM alone (the
- *               old way: one sha256sum) when $H lacks it
- * An ITEM is "b" + a value as the template escapes it (printf %b decodes;
- * an env-file line without '\' is the same bytes either way), "s" + an
- * env-file value holding '\' (printf %s), or "f" + an env file's path
- * (the whole file, by cat). Lists are newline-separated (IFS is a newline,
- * globbing is off); lookups use `case` and `${v%%pattern}` only (both linear
- * in dash, unlike `${v#*pattern}`). No here-documents (bash may back them
- * with temporary files). Values only ever reach printf (a builtin) and
- * sha256sum's input: never an argv, never the output. The container list is
- * filtered here (ids must be 64 hex, so a hostile label cannot inject an
- * option into docker inspect).
- */
-const char docker_obs_script[] =
-	"S=$1; A=$2; L=$3; shift 3\n"
-	"printf 'PLUMB-OBS 1\\n'\n"
-	"cd || { echo 'X cannot enter the home directory'; exit 3; }\n"
-	"set -f\n"
-	"nl='\n"
-	"'\n"
-	"ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Image}} {{.Names}} {{.Label \"service\"}}' 2>&1) || { printf 'X docker %s\\n' \"$ps\" | tr '\\n' ' ' | head -c 512; echo; exit 3; }\n"
-	"C=; J=; P=\n"
-	"IFS=$nl\n"
-	"for l in $ps; do\n"
-	"  id=${l%% *}; r=${l#* }; st=${r%% *}; r=${r#* }; im=${r%% *}; r=${r#* }; n=${r%% *}; sv=${r#* }\n"
-	"  case $id in *[!0-9a-f]*|'') continue ;; esac\n"
-	"  [ ${#id} -eq 64 ] || continue\n"
-	"  for w in \"$@\"; do\n"
-	"    case $w in\n"
-	"    s:*) [ \"$sv\" = \"${w#s:}\" ] || case $sv in \"${w#s:}\"-*) [ \"$n\" = \"$sv\" ] || continue ;; *) continue ;; esac ;;\n"
-	"    n:*) [ \"$n\" = \"${w#n:}\" ] || continue; [ \"$st\" = running ] && P=$n ;;\n"
-	"    *) continue ;;\n"
-	"    esac\n"
-	"    C=$C$nl$id\n"
-	"    case $im in -*|*[!A-Za-z0-9:/@._-]*) ;; *[:/@]*) case $J$nl in *\"$nl$im$nl\"*) ;; *) J=$J$nl$im ;; esac ;; esac\n"
-	"    break\n"
-	"  done\n"
-	"done\n"
-	"T='{{if index . \"State\"}}C {\"Id\":{{json .Id}},\"Name\":{{json .Name}},\"Image\":{{json .Image}},\"Created\":{{json .Created}},\"State\":{\"Status\":{{json .State.Status}},\"ExitCode\":{{json .State.ExitCode}},\"StartedAt\":{{json .State.StartedAt}},\"FinishedAt\":{{json .State.FinishedAt}},\"Health\":{{with index .State \"Health\"}}{{json .Status}}{{else}}null{{end}}},\"Config\":{\"Image\":{{json .Config.Image}},\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Hostname\":{{json .Config.Hostname}}},\"HostConfig\":{{json .HostConfig}},\"Mounts\":{{json .Mounts}},\"Networks\":{{json .NetworkSettings.Networks}}}\n"
-	"M {{.Image}}\n"
-	"{{else}}I {\"Id\":{{json .Id}},\"RepoTags\":{{json .RepoTags}},\"RepoDigests\":{{json .RepoDigests}},\"Created\":{{json .Created}},\"Config\":{\"Cmd\":{{json .Config.Cmd}},\"Entrypoint\":{{json .Config.Entrypoint}},\"Labels\":{{json .Config.Labels}},\"Volumes\":{{json .Config.Volumes}}}}\n"
-	"{{end}}{{range .Config.Env}}E {{join (split (join (split . \"\\\\\") \"\\\\\\\\\") \"\\n\") \"\\\\n\"}}\n"
-	"{{end}}Z'\n"
-	"R=; R2=\n"
-	"if [ -n \"$C\" ]; then\n"
-	"  R=$(docker inspect --format \"$T\" $C $J 2>/dev/null; echo \"S containers $?\")\n"
-	"  M=; I=\n"
-	"  for l in $R; do\n"
-	"    case $l in\n"
-	"    'M '*) m=${l#M }; case $m in sha256:*) case $m in *[!0-9a-z:]*) ;; *) M=$M$nl$m ;; esac ;; esac ;;\n"
-	"    'I {\"Id\":\"'*) m=${l#'I {\"Id\":\"'}; I=$I$nl${m%%'\"'*} ;;\n"
-	"    esac\n"
-	"  done\n"
-	"  J=\n"
-	"  for m in $M; do case $I$nl$J$nl in *\"$nl$m$nl\"*) ;; *) J=$J$nl$m ;; esac; done\n"
-	"  if [ -n \"$J\" ]; then R2=$(docker image inspect --format \"$T\" $J 2>/dev/null; echo \"S images $?\"); else R2='S images 0'; fi\n"
-	"fi\n"
-	"H=; Q=\n"
-	"q() { case $H$nl in *\"$nl=$1$nl\"*) return ;; esac; case $Q$nl in *\"$nl$1$nl\"*) return ;; esac; Q=$Q$nl$1; }\n"
-	"for l in $R$nl$R2; do case $l in 'E '*) v=${l#E }; q \"b${v#*=}\" ;; esac; done\n"
-	"EF=\n"
-	"if [ -d .kamal/apps/\"$A\" ]; then\n"
-	"  EF=$(find .kamal/apps/\"$A\" -type f -name '*.env' -exec stat -c '%a %n' {} + 2>/dev/null | sort)\n"
-	"  for f in $EF; do\n"
-	"    p=${f#* }; q \"f$p\"\n"
-	"    while IFS= read -r l || [ -n \"$l\" ]; do\n"
-	"      case $l in *=*) ;; *) continue ;; esac\n"
-	"      v=${l#*=}; case $v in *\\\\*) q \"s$v\" ;; *) q \"b$v\" ;; esac\n"
-	"    done < \"$p\"\n"
-	"  done\n"
-	"fi\n"
-	"k() {\n"
-	"  case $1 in\n"
-	"  b*) printf '%s%b' \"$S\" \"${1#?}\" ;;\n"
-	"  s*) printf '%s%s' \"$S\" \"${1#?}\" ;;\n"
-	"  *) printf '%s' \"$S\"; cat -- \"${1#?}\" ;;\n"
-	"  esac | if [ $# -eq 1 ]; then sha256sum $F -; else\n"
-	"    case $# in 8) exec 3<&0 ;; 7) exec 4<&0 ;; 6) exec 5<&0 ;; 5) exec 6<&0 ;; 4) exec 7<&0 ;; 3) exec 8<&0 ;; 2) exec 9<&0 ;; esac\n"
-	"    F=$F$nl/dev/fd/$((11 - $#)); shift; k \"$@\"\n"
-	"  fi\n"
-	"}\n"
-	"y() {\n"
-	"  r=$(F=; k $B 2>/dev/null)$nl; n=$((11 - c))\n"
-	"  for i in $B; do\n"
-	"    if [ $n -eq 10 ]; then w=-; else w=/dev/fd/$n; fi\n"
-	"    n=$((n + 1)); t=${r%%\"  $w$nl\"*}\n"
-	"    [ \"$t\" = \"$r\" ] && continue\n"
-	"    for x in $t; do :; done\n"
-	"    case $x in *[!0-9a-f]*) continue ;; esac\n"
-	"    [ ${#x} -eq 64 ] && H=$H$nl$x$nl=$i\n"
-	"  done\n"
-	"}\n"
-	"B=; c=0\n"
-	"for i in $Q; do\n"
-	"  B=$B$nl$i; c=$((c + 1))\n"
-	"  [ $c -eq 8 ] && { y; B=; c=0; }\n"
-	"done\n"
-	"[ $c -eq 0 ] || y\n"
-	"h() { x=$({ printf '%s' \"$S\"; printf \"$1\" \"$2\"; } | sha256sum) || return 1; x=${x%% *}; }\n"
-	"g() {\n"
-	"  t=$H$nl; t=${t%%\"$nl=$1$nl\"*}\n"
-	"  [ \"$t\" = \"$H$nl\" ] || { for x in $t; do :; done; return 0; }\n"
-	"  case $1 in\n"
-	"  b*) h %b \"${1#?}\" ;;\n"
-	"  s*) h %s \"${1#?}\" ;;\n"
-	"  *) x=$({ printf '%s' \"$S\"; cat -- \"${1#?}\"; } | sha256sum) || return 1; x=${x%% *} ;;\n"
-	"  esac || return 1\n"
-	"  H=$H$nl$x$nl=$1\n"
-	"}\n"
-	"D=; z=\n"
-	"for l in $R$nl$R2; do\n"
-	"  case $l in\n"
-	"  'E '*) [ -n \"$z\" ] && continue; v=${l#E }; g \"b${v#*=}\" || { echo 'X hash'; continue; }; printf 'E %s\\t%s\\n' \"${v%%=*}\" \"$x\" ;;\n"
-	"  Z) [ -n \"$z\" ] || echo Z; z= ;;\n"
-	"  'I {\"Id\":\"'*) m=${l#'I {\"Id\":\"'}; m=${m%%'\"'*}\n"
-	"    case $D$nl in *\"$nl$m$nl\"*) z=1 ;; *) D=$D$nl$m; printf '%s\\n' \"$l\" ;; esac ;;\n"
-	"  *) [ -n \"$z\" ] || printf '%s\\n' \"$l\" ;;\n"
-	"  esac\n"
-	"done\n"
-	"for f in $EF; do\n"
-	"  p=${f#* }\n"
-	"  g \"f$p\" || { echo 'X hash'; continue; }\n"
-	"  printf 'F %s %s %s\\n' \"${f%% *}\" \"$x\" \"$p\"\n"
-	"  while IFS= read -r l || [ -n \"$l\" ]; do\n"
-	"    case $l in *=*) ;; *) continue ;; esac\n"
-	"    e=${l%%=*}; case $e in ''|*[!A-Za-z0-9_.]*) e='?' ;; esac\n"
-	"    v=${l#*=}; case $v in *\\\\*) g \"s$v\" ;; *) g \"b$v\" ;; esac || { echo 'X hash'; continue; }\n"
-	"    printf 'L %s\\t%s\\n' \"$e\" \"$x\"\n"
-	"  done < \"$p\"\n"
-	"done\n"
-	"unset IFS\n"
-	"if [ -d \".kamal/$L\" ]; then\n"
-	"  printf 'K %s\\n' \"$(head -c 8192 \".kamal/$L/details\" 2>/dev/null | tr -d '\\n')\"\n"
-	"fi\n"
-	"if [ -n \"$P\" ]; then\n"
-	"  r=$(docker exec \"$P\" kamal-proxy list --json 2>/dev/null | head -c 65536 | tr '\\n' ' ') && printf 'R %s\\n' \"$r\"\n"
-	"fi\n"
-	"printf 'END\\n'\n";
 
 #define OBS_MAX_LINE (1u << 20) /* one container's JSON line */
 #define OBS_MAX_OBJECTS 4096    /* containers, images or env files per host */
 #define OBS_MAX_VARS 4096       /* env entries per object */
+#define OBS_MAX_LABELS 4096     /* labels (or log options) per container or image */
+#define OBS_MAX_VAR_LINE 4200   /* "KEY<TAB>HASH": a key of up to 4 KiB */
 
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q)
 {
@@ -274,16 +115,34 @@ static void jstrvec(struct strvec *sv, json_t *arr)
 			strvec_push(sv, json_string_value(v));
 }
 
-static void jkvs(struct kvs *m, json_t *obj)
+/*
+ * An object of strings into m, which must be empty. The JSON was loaded with
+ * JSON_REJECT_DUPLICATES, so keys are unique and are appended without
+ * kvs_set's scan (linear per key: quadratic for a host reporting thousands).
+ * -1 (err set) when the object has more than OBS_MAX_LABELS entries.
+ */
+static int jkvs(struct kvs *m, json_t *obj, const char *what, char *err, size_t errlen)
 {
 	const char *k;
 	json_t *v;
+	size_t n = json_object_size(obj);
 
 	if (!json_is_object(obj))
-		return;
+		return 0;
+	if (n > OBS_MAX_LABELS) {
+		snprintf(err, errlen, "host output too large: %zu %s (at most %u)", n, what,
+			 OBS_MAX_LABELS);
+		return -1;
+	}
+	m->keys = xcalloc(n ? n : 1, sizeof(*m->keys));
+	m->vals = xcalloc(n ? n : 1, sizeof(*m->vals));
+	m->cap = n ? n : 1;
 	json_object_foreach(obj, k, v)
-		if (json_is_string(v))
-			kvs_set(m, k, json_string_value(v));
+		if (json_is_string(v)) {
+			m->keys[m->n] = xstrdup(k);
+			m->vals[m->n++] = xstrdup(json_string_value(v));
+		}
+	return 0;
 }
 
 static void opt_int(struct kvs *m, const char *name, json_t *hc, const char *key)
@@ -356,6 +215,12 @@ static void host_options(struct kvs *m, json_t *hc)
 	opt_list(m, "cap-drop", hc, "CapDrop");
 }
 
+static char *label_dup(const struct obs_container *c, const char *key)
+{
+	const char *v = obs_labels_get(&c->labels, c->label_idx, key);
+	return v ? xstrdup(v) : NULL;
+}
+
 static int parse_container(struct obs_container *c, const char *text, char *err, size_t errlen)
 {
 	json_error_t je;
@@ -391,7 +256,9 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->image_ref = jdup(cfg, "Image");
 	jstrvec(&c->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&c->entrypoint, json_object_get(cfg, "Entrypoint"));
-	jkvs(&c->labels, json_object_get(cfg, "Labels"));
+	if (jkvs(&c->labels, json_object_get(cfg, "Labels"), "labels on a container", err, errlen) < 0)
+		goto fail;
+	c->label_idx = obs_labels_index(&c->labels);
 	c->hostname = jdup(cfg, "Hostname");
 
 	hc = json_object_get(o, "HostConfig");
@@ -405,7 +272,8 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->restart_max_retries = json_is_integer(v) ? (int)json_integer_value(v) : 0;
 	v = json_object_get(hc, "LogConfig");
 	c->log_driver = jdup(v, "Type");
-	jkvs(&c->log_opts, json_object_get(v, "Config"));
+	if (jkvs(&c->log_opts, json_object_get(v, "Config"), "log options", err, errlen) < 0)
+		goto fail;
 	c->network_mode = jdup(hc, "NetworkMode");
 	host_options(&c->options, hc);
 
@@ -446,14 +314,14 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 		json_object_foreach(v, k, ignored)
 			strvec_push(&c->networks, k);
 	}
-	if (kvs_get(&c->labels, "service"))
-		c->service = xstrdup(kvs_get(&c->labels, "service"));
-	if (kvs_get(&c->labels, "role"))
-		c->role = xstrdup(kvs_get(&c->labels, "role"));
-	if (kvs_get(&c->labels, "destination"))
-		c->destination = xstrdup(kvs_get(&c->labels, "destination"));
+	c->service = label_dup(c, "service");
+	c->role = label_dup(c, "role");
+	c->destination = label_dup(c, "destination");
 	json_decref(o);
 	return 0;
+fail:
+	json_decref(o);
+	return -1;
 }
 
 static int parse_image(struct obs_image *im, const char *text, char *err, size_t errlen)
@@ -477,7 +345,11 @@ static int parse_image(struct obs_image *im, const char *text, char *err, size_t
 	cfg = json_object_get(o, "Config");
 	jstrvec(&im->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&im->entrypoint, json_object_get(cfg, "Entrypoint"));
-	jkvs(&im->labels, json_object_get(cfg, "Labels"));
+	if (jkvs(&im->labels, json_object_get(cfg, "Labels"), "labels on an image", err, errlen) < 0) {
+		json_decref(o);
+		return -1;
+	}
+	im->label_idx = obs_labels_index(&im->labels);
 	v = json_object_get(cfg, "Volumes");
 	if (json_is_object(v)) {
 		const char *k;
@@ -512,7 +384,7 @@ static int add_env(struct obs_env **env, size_t *n, const char *line, char *err,
 		return -1;
 	}
 	if (*n >= OBS_MAX_VARS) {
-		snprintf(err, errlen, "more than %u env entries", OBS_MAX_VARS);
+		snprintf(err, errlen, "host output too large: more than %u env entries", OBS_MAX_VARS);
 		return -1;
 	}
 	*env = xrealloc(*env, (*n + 1) * sizeof(**env));
@@ -604,14 +476,283 @@ static void host_clear_observed(struct obs_host *h)
 	h->nenv_files = 0;
 	free(h->lock_holder);
 	h->lock_holder = NULL;
+	free(h->docker_version);
+	h->docker_version = NULL;
+	free(h->proxy_routes);
+	h->proxy_routes = NULL;
+}
+
+/*
+ * The parser: one handler per line tag. Every line is "T" or "T <arg>"; the
+ * table says which tags take an argument and how long it may be, and each
+ * handler checks its argument's own shape (field counts, hex hashes, JSON)
+ * before using it. A line of any other shape makes the host unknown.
+ */
+struct pstate {
+	struct obs_host *h;
+	const struct docker_obs_query *q;
+	enum cur cur;
+	int saw_cstatus, saw_istatus;
+	char *err;
+	size_t errlen;
+};
+
+enum arg_rule {
+	ARG_NONE,     /* the tag alone ("Z") */
+	ARG_REQUIRED, /* "T <arg>", arg not empty */
+	ARG_OPTIONAL, /* "T <arg>", arg may be empty ("K " when the details are unreadable) */
+	ARG_ANY,      /* "T" or "T <arg>" (a failure message may be empty) */
+};
+
+typedef int (*line_fn)(struct pstate *ps, char *arg);
+
+struct line_tag {
+	char tag;
+	enum arg_rule rule;
+	size_t max; /* longest argument */
+	line_fn fn;
+};
+
+static int perr(struct pstate *ps, const char *what)
+{
+	snprintf(ps->err, ps->errlen, "%s", what);
+	return -1;
+}
+
+static int is_decimal(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* A new zeroed element at the end of *arr, or NULL (ps->err set) past the bound. */
+static void *obj_add(struct pstate *ps, void **arr, size_t *n, size_t size, const char *what)
+{
+	char *e;
+
+	if (*n >= OBS_MAX_OBJECTS) {
+		snprintf(ps->err, ps->errlen, "host output too large: more than %u %s",
+			 OBS_MAX_OBJECTS, what);
+		return NULL;
+	}
+	*arr = xrealloc(*arr, (*n + 1) * size);
+	e = (char *)*arr + *n * size;
+	(*n)++;
+	memset(e, 0, size);
+	return e;
+}
+
+static int line_version(struct pstate *ps, char *arg)
+{
+	for (const char *s = arg; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return perr(ps, "malformed docker version line");
+	free(ps->h->docker_version);
+	ps->h->docker_version = xstrdup(arg);
+	return 0;
+}
+
+static int line_failure(struct pstate *ps, char *arg)
+{
+	host_message(ps->err, ps->errlen, "observation failed on the host: ", arg);
+	return -1;
+}
+
+static int line_container(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_container *c = obj_add(ps, (void **)&h->containers, &h->ncontainers,
+					  sizeof(*c), "containers");
+
+	if (!c)
+		return -1;
+	if (parse_container(c, arg, ps->err, ps->errlen) < 0)
+		return -1;
+	docker_obs_classify(c, ps->q);
+	ps->cur = CUR_CONTAINER;
+	return 0;
+}
+
+static int line_image(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_image *im = obj_add(ps, (void **)&h->images, &h->nimages, sizeof(*im), "images");
+
+	if (!im)
+		return -1;
+	if (parse_image(im, arg, ps->err, ps->errlen) < 0)
+		return -1;
+	ps->cur = CUR_IMAGE;
+	return 0;
+}
+
+static int line_image_of(struct pstate *ps, char *arg)
+{
+	(void)arg;
+	if (ps->cur != CUR_CONTAINER)
+		return perr(ps, "image line outside a container");
+	return 0;
+}
+
+static int line_env(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+
+	if (ps->cur == CUR_CONTAINER) {
+		struct obs_container *c = &h->containers[h->ncontainers - 1];
+		return add_env(&c->env, &c->nenv, arg, ps->err, ps->errlen);
+	}
+	if (ps->cur == CUR_IMAGE) {
+		struct obs_image *im = &h->images[h->nimages - 1];
+		return add_env(&im->env, &im->nenv, arg, ps->err, ps->errlen);
+	}
+	return perr(ps, "env line outside a container or image");
+}
+
+static int line_end_object(struct pstate *ps, char *arg)
+{
+	(void)arg;
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+/* "containers <status>" or "images <status>" */
+static int line_status(struct pstate *ps, char *arg)
+{
+	const char *w;
+	int images;
+
+	if (strncmp(arg, "containers ", 11) == 0) {
+		images = 0;
+		w = arg + 11;
+	} else if (strncmp(arg, "images ", 7) == 0) {
+		images = 1;
+		w = arg + 7;
+	} else {
+		return perr(ps, "unexpected status line");
+	}
+	if (!is_decimal(w) || strlen(w) > 3)
+		return perr(ps, "malformed status line");
+	if (images)
+		ps->saw_istatus = 1;
+	else
+		ps->saw_cstatus = 1;
+	if (strcmp(w, "0") != 0) {
+		snprintf(ps->err, ps->errlen, "docker %sinspect failed on the host (exit %d)",
+			 images ? "image " : "", atoi(w));
+		return -1;
+	}
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+/* "<mode> <hash> <path>": mode in octal, the hash 64 hex, a path */
+static int line_env_file(struct pstate *ps, char *arg)
+{
+	struct obs_host *h = ps->h;
+	struct obs_env_file *f;
+	char *sp1 = strchr(arg, ' '), *sp2;
+	size_t ml;
+
+	if (!sp1)
+		return perr(ps, "malformed env file line");
+	ml = (size_t)(sp1 - arg);
+	if (ml == 0 || ml > 4 || strspn(arg, "01234567") != ml)
+		return perr(ps, "malformed env file line");
+	sp2 = strchr(sp1 + 1, ' ');
+	if (!sp2 || (size_t)(sp2 - sp1 - 1) != HASH_HEX_LEN || sp2[1] == '\0')
+		return perr(ps, "malformed env file line");
+	*sp2 = '\0';
+	if (!is_hash(sp1 + 1))
+		return perr(ps, "malformed env file line");
+	f = obj_add(ps, (void **)&h->env_files, &h->nenv_files, sizeof(*f), "env files");
+	if (!f)
+		return -1;
+	f->mode = (int)strtol(arg, NULL, 8);
+	memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
+	f->path = xstrdup(sp2 + 1);
+	ps->cur = CUR_FILE;
+	return 0;
+}
+
+static int line_env_file_var(struct pstate *ps, char *arg)
+{
+	struct obs_env_file *f;
+
+	if (ps->cur != CUR_FILE)
+		return perr(ps, "env file line outside a file");
+	f = &ps->h->env_files[ps->h->nenv_files - 1];
+	return add_env(&f->vars, &f->nvars, arg, ps->err, ps->errlen);
+}
+
+static int line_lock(struct pstate *ps, char *arg)
+{
+	free(ps->h->lock_holder);
+	ps->h->lock_holder = b64_text(arg);
+	if (!ps->h->lock_holder)
+		ps->h->lock_holder = xstrdup("(held; details unreadable)");
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+static int line_routes(struct pstate *ps, char *arg)
+{
+	/* kamal-proxy's routes, for the plan's traffic-switch step */
+	free(ps->h->proxy_routes);
+	ps->h->proxy_routes = xstrdup(arg);
+	ps->cur = CUR_NONE;
+	return 0;
+}
+
+static const struct line_tag line_tags[] = {
+	{ 'V', ARG_REQUIRED, 256, line_version },
+	{ 'X', ARG_ANY, OBS_MAX_LINE, line_failure },
+	{ 'C', ARG_REQUIRED, OBS_MAX_LINE, line_container },
+	{ 'I', ARG_REQUIRED, OBS_MAX_LINE, line_image },
+	{ 'M', ARG_REQUIRED, 256, line_image_of },
+	{ 'E', ARG_REQUIRED, OBS_MAX_VAR_LINE, line_env },
+	{ 'Z', ARG_NONE, 0, line_end_object },
+	{ 'S', ARG_REQUIRED, 32, line_status },
+	{ 'F', ARG_REQUIRED, 4096, line_env_file },
+	{ 'L', ARG_REQUIRED, OBS_MAX_VAR_LINE, line_env_file_var },
+	{ 'K', ARG_OPTIONAL, 16384, line_lock },
+	{ 'R', ARG_OPTIONAL, 65536 + 2, line_routes },
+};
+
+/* The handler for a line, its argument in *arg; NULL when the line's shape is wrong. */
+static const struct line_tag *line_shape(char *line, size_t n, char **arg)
+{
+	const struct line_tag *t = NULL;
+
+	if (n == 0)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(line_tags) && !t; i++)
+		if (line_tags[i].tag == line[0])
+			t = &line_tags[i];
+	if (!t)
+		return NULL;
+	if (n == 1) {
+		*arg = line + 1; /* "" */
+		return t->rule == ARG_NONE || t->rule == ARG_ANY ? t : NULL;
+	}
+	if (line[1] != ' ' || t->rule == ARG_NONE || n - 2 > t->max)
+		return NULL;
+	*arg = line + 2;
+	if (n == 2 && t->rule == ARG_REQUIRED)
+		return NULL;
+	return t;
 }
 
 int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 		     const struct docker_obs_query *q, char *err, size_t errlen)
 {
+	struct pstate ps = { h, q, CUR_NONE, 0, 0, err, errlen };
 	const char *p = out, *end = out + len;
-	enum cur cur = CUR_NONE;
-	int first = 1, ended = 0, saw_cstatus = 0, saw_istatus = 0;
+	int first = 1, ended = 0;
 	char *line = NULL;
 
 	err[0] = '\0';
@@ -621,6 +762,8 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 	}
 	while (p < end && !ended) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const struct line_tag *t;
+		char *arg = NULL;
 		size_t n;
 
 		if (!nl) {
@@ -628,8 +771,9 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			goto fail;
 		}
 		n = (size_t)(nl - p);
-		if (n > OBS_MAX_LINE) {
-			snprintf(err, errlen, "observation line longer than %u bytes", OBS_MAX_LINE);
+		if (n > OBS_MAX_LINE + 2) {
+			snprintf(err, errlen, "host output too large: a line longer than %u bytes",
+				 OBS_MAX_LINE);
 			goto fail;
 		}
 		free(line);
@@ -647,149 +791,19 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 			ended = 1;
 			break;
 		}
-		if (line[0] == '\0' || (line[1] != ' ' && line[1] != '\0')) {
+		t = line_shape(line, n, &arg);
+		if (!t) {
 			snprintf(err, errlen, "unexpected line in the observation output");
 			goto fail;
 		}
-		switch (line[0]) {
-		case 'V':
-			free(h->docker_version);
-			h->docker_version = xstrdup(line + 2);
-			break;
-		case 'X':
-			host_message(err, errlen, "observation failed on the host: ", line + 2);
+		if (t->fn(&ps, arg) < 0)
 			goto fail;
-		case 'C': {
-			struct obs_container *c;
-			if (h->ncontainers >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "more than %u containers", OBS_MAX_OBJECTS);
-				goto fail;
-			}
-			h->containers = xrealloc(h->containers, (h->ncontainers + 1) * sizeof(*c));
-			c = &h->containers[h->ncontainers++];
-			memset(c, 0, sizeof(*c));
-			if (parse_container(c, line + 2, err, errlen) < 0)
-				goto fail;
-			docker_obs_classify(c, q);
-			cur = CUR_CONTAINER;
-			break;
-		}
-		case 'I': {
-			struct obs_image *im;
-			if (h->nimages >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "more than %u images", OBS_MAX_OBJECTS);
-				goto fail;
-			}
-			h->images = xrealloc(h->images, (h->nimages + 1) * sizeof(*im));
-			im = &h->images[h->nimages++];
-			memset(im, 0, sizeof(*im));
-			if (parse_image(im, line + 2, err, errlen) < 0)
-				goto fail;
-			cur = CUR_IMAGE;
-			break;
-		}
-		case 'M':
-			if (cur != CUR_CONTAINER) {
-				snprintf(err, errlen, "image line outside a container");
-				goto fail;
-			}
-			break;
-		case 'E': {
-			int rc;
-			if (cur == CUR_CONTAINER) {
-				struct obs_container *c = &h->containers[h->ncontainers - 1];
-				rc = add_env(&c->env, &c->nenv, line + 2, err, errlen);
-			} else if (cur == CUR_IMAGE) {
-				struct obs_image *im = &h->images[h->nimages - 1];
-				rc = add_env(&im->env, &im->nenv, line + 2, err, errlen);
-			} else {
-				snprintf(err, errlen, "env line outside a container or image");
-				rc = -1;
-			}
-			if (rc < 0)
-				goto fail;
-			break;
-		}
-		case 'Z':
-			cur = CUR_NONE;
-			break;
-		case 'S': {
-			const char *w = line + 2;
-			int st;
-			if (strncmp(w, "containers ", 11) == 0) {
-				saw_cstatus = 1;
-				w += 11;
-			} else if (strncmp(w, "images ", 7) == 0) {
-				saw_istatus = 1;
-				w += 7;
-			} else {
-				snprintf(err, errlen, "unexpected status line");
-				goto fail;
-			}
-			st = atoi(w);
-			if (st != 0) {
-				snprintf(err, errlen, "docker %sinspect failed on the host (exit %d)",
-					 saw_istatus ? "image " : "", st);
-				goto fail;
-			}
-			cur = CUR_NONE;
-			break;
-		}
-		case 'F': {
-			struct obs_env_file *f;
-			char *sp1 = strchr(line + 2, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-			if (!sp2 || (size_t)(sp2 - sp1 - 1) != HASH_HEX_LEN) {
-				snprintf(err, errlen, "malformed env file line");
-				goto fail;
-			}
-			*sp2 = '\0';
-			if (!is_hash(sp1 + 1) || h->nenv_files >= OBS_MAX_OBJECTS) {
-				snprintf(err, errlen, "malformed env file line");
-				goto fail;
-			}
-			h->env_files = xrealloc(h->env_files, (h->nenv_files + 1) * sizeof(*f));
-			f = &h->env_files[h->nenv_files++];
-			memset(f, 0, sizeof(*f));
-			f->mode = (int)strtol(line + 2, NULL, 8);
-			memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
-			f->path = xstrdup(sp2 + 1);
-			cur = CUR_FILE;
-			break;
-		}
-		case 'L': {
-			struct obs_env_file *f;
-			if (cur != CUR_FILE) {
-				snprintf(err, errlen, "env file line outside a file");
-				goto fail;
-			}
-			f = &h->env_files[h->nenv_files - 1];
-			if (add_env(&f->vars, &f->nvars, line + 2, err, errlen) < 0)
-				goto fail;
-			break;
-		}
-		case 'K':
-			free(h->lock_holder);
-			h->lock_holder = b64_text(line + 2);
-			if (!h->lock_holder)
-				h->lock_holder = xstrdup("(held; details unreadable)");
-			cur = CUR_NONE;
-			break;
-		case 'R':
-			/* kamal-proxy's routes, for the plan's traffic-switch step */
-			free(h->proxy_routes);
-			h->proxy_routes = xstrdup(line + 2);
-			cur = CUR_NONE;
-			break;
-		default:
-			snprintf(err, errlen, "unexpected line in the observation output");
-			goto fail;
-		}
 	}
 	if (first || !ended) {
 		snprintf(err, errlen, "observation output cut short (no END)");
 		goto fail;
 	}
-	if (h->ncontainers && (!saw_cstatus || (h->nimages && !saw_istatus))) {
+	if (h->ncontainers && (!ps.saw_cstatus || (h->nimages && !ps.saw_istatus))) {
 		snprintf(err, errlen, "observation output incomplete (missing status)");
 		goto fail;
 	}

@@ -1,8 +1,8 @@
 /*
  * Docker observation: what one host runs for one service, in one round trip.
  *
- * docker_obs_script is a fixed shell script (a compile-time constant) that a
- * host runs as
+ * docker_obs_script is a fixed shell script (providers/observe.sh, embedded
+ * at build time: providers/observe_script.h) that a host runs as
  *     sh -c '<docker_obs_script>' plumb-observe SALT APPDIR LOCKDIR WANT...
  * Every per-run value is a positional argument, quoted by shell_quote; none
  * is ever interpolated into the script. The read-only guard allows this one
@@ -43,11 +43,9 @@
 
 #include <stddef.h>
 
+#include "providers/observe_script.h"
 #include "providers/transport.h"
 #include "state/observed.h"
-
-extern const char docker_obs_script[];
-#define DOCKER_OBS_ARGV0 "plumb-observe"
 
 /* What to look for on a host. Strings are borrowed. */
 struct docker_obs_query {

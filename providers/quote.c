@@ -1,6 +1,6 @@
 /* Quoting for remote shell commands and the structured command builder (quote.h). */
 #include "providers/quote.h"
-#include "providers/docker_obs.h" /* the observation script the guard allows */
+#include "providers/observe_script.h" /* the observation script the guard allows */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -355,7 +355,7 @@ static int check_simple(char **a, size_t n, char *why, size_t why_len)
 	const char *cmd = a[0];
 
 	/*
-	 * plumb's observation script (providers/docker_obs.c), identified by its
+	 * plumb's observation script (providers/observe.sh), identified by its
 	 * exact text: sh -c SCRIPT plumb-observe ARGS... The script only reads
 	 * (docker ps/inspect, files under .kamal) and treats ARGS as data
 	 * (compared, hashed, quoted), never as code. Any other sh is refused.

@@ -17,6 +17,7 @@
 
 #define FIXTURE "tests/unit/fixtures/docker/observe_ok.txt"
 #define FIXTURE_SALT "00112233445566778899aabbccddeeff"
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static const char *const accs[] = { "optimus-db" };
 static const struct docker_obs_query q_optimus = {
@@ -287,6 +288,127 @@ T_TEST(failures_are_unknown)
 		T_INTEQ(h.ncontainers, 0);
 		obs_host_release(&h);
 	}
+}
+
+/* Every tag alone, with an empty argument, or truncated: refused (or, for the
+ * tag-only "Z", accepted) without reading past the line. Under ASan a read
+ * past a one-letter line is a heap-buffer-overflow. */
+T_TEST(one_letter_and_truncated_lines)
+{
+	static const char tags[] = "VRXSFKEMCILZQ";
+	static const char *const truncated[] = {
+		"S", "S ", "S containers", "S containers ", "S containers x", "S images -1",
+		"S containers 0 1", "F", "F 600", "F 600 ", "F 600 abc /p", "F 6x0 " HEX64 " /p",
+		"F 600 " HEX64, "F 600 " HEX64 " ", "F 600 " HEX64 "0 /p", "E", "E K", "E K\t",
+		"E \t" HEX64, "E K\t" HEX64 "0", "C", "C ", "C {", "I", "I [1]", "M", "V", "V ",
+		"V 20\x01", "Z ", "Zz", "L K\t" HEX64, "R", "K",
+	};
+	char err[256];
+
+	for (const char *t = tags; *t; t++) {
+		for (int form = 0; form < 2; form++) {
+			struct obs_host h = { 0 };
+			char *s = xasprintf("PLUMB-OBS 1\n%c%s\nEND\n", *t, form ? " " : "");
+			int rc = parse_str(s, err, sizeof(err), &h);
+			int ok = (*t == 'Z' && !form) || ((*t == 'K' || *t == 'R') && form);
+
+			if (ok ? rc != 0 : rc == 0)
+				T_FAIL_AT("line \"%c%s\": %d (%s)", *t, form ? " " : "", rc, err);
+			if (rc < 0)
+				T_CHECK(err[0] != '\0');
+			T_CHECK(h.docker_version == NULL && h.ncontainers == 0);
+			obs_host_release(&h);
+			free(s);
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(truncated); i++) {
+		struct obs_host h = { 0 };
+		char *s = xasprintf("PLUMB-OBS 1\nC {\"Id\":\"a\"}\n%s\nZ\nS containers 0\nEND\n",
+				    truncated[i]);
+		if (parse_str(s, err, sizeof(err), &h) == 0)
+			T_FAIL_AT("truncated line \"%s\" parsed", truncated[i]);
+		T_CHECK(h.ncontainers == 0 && h.docker_version == NULL);
+		obs_host_release(&h);
+		free(s);
+	}
+	{
+		/* a failed parse keeps nothing it read, not even the version */
+		struct obs_host h = { 0 };
+		T_CHECK(parse_str("PLUMB-OBS 1\nV 20.10\nQ\nEND\n", err, sizeof(err), &h) < 0);
+		T_CHECK(h.docker_version == NULL);
+		obs_host_release(&h);
+	}
+}
+
+/* The script is a real file: valid shell for sh (and bash when present),
+ * and what plumb sends is that file's bytes without its comment lines. */
+T_TEST(script_file_is_the_embedded_script)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct sbuf want;
+
+	T_INTEQ(system("sh -n providers/observe.sh"), 0);
+	if (system("command -v bash >/dev/null 2>&1") == 0)
+		T_INTEQ(system("bash -n providers/observe.sh"), 0);
+	T_REQUIRE(read_file("providers/observe.sh", 1 << 20, &text, &len) == 0);
+	sbuf_init(&want, 0);
+	for (const char *p = text; p < text + len;) {
+		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(text + len - p);
+		size_t b = strspn(p, " \t");
+
+		if (b >= n || p[b] != '#')
+			sbuf_add(&want, p, n);
+		p += n;
+	}
+	T_STREQ(docker_obs_script, want.buf);
+	T_CHECK(strncmp(docker_obs_script, "S=$1;", 5) == 0);
+	sbuf_release(&want);
+	free(text);
+}
+
+/* A container reporting n labels "l0".."l<n-1>" (plus service/role). */
+static char *many_labels(size_t n)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, "PLUMB-OBS 1\nC {\"Id\":\"a\",\"Name\":\"/optimus-web-1\",\"Config\":{\"Labels\":{");
+	for (size_t i = 0; i < n; i++)
+		sbuf_addf(&sb, "\"l%zu\":\"%zu\",", i, i % 10);
+	sbuf_adds(&sb, "\"service\":\"optimus\",\"role\":\"web\",\"destination\":\"\"}}}\nZ\n"
+		       "S containers 0\nEND\n");
+	return sbuf_detach(&sb);
+}
+
+/* 70k labels on one container: refused as too large (at once, not after a
+ * quadratic parse); thousands are handled, with lookups by binary search. */
+T_TEST(many_labels_are_bounded)
+{
+	char err[256];
+	struct obs_host h = { 0 };
+	char *s = many_labels(70000);
+
+	T_CHECK(parse_str(s, err, sizeof(err), &h) < 0);
+	T_CONTAINS(err, "host output too large");
+	T_CONTAINS(err, "labels");
+	T_INTEQ(h.ncontainers, 0);
+	obs_host_release(&h);
+	free(s);
+
+	s = many_labels(4000);
+	T_INTEQ(parse_str(s, err, sizeof(err), &h), 0);
+	T_REQUIRE(h.ncontainers == 1);
+	T_INTEQ(h.containers[0].labels.n, 4003);
+	T_CHECK(h.containers[0].label_idx != NULL);
+	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l3999"), "9");
+	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l0"), "0");
+	T_CHECK(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l4000") == NULL);
+	T_STREQ(h.containers[0].role, "web");
+	T_INTEQ(h.containers[0].kind, OBS_APP);
+	obs_host_release(&h);
+	free(s);
 }
 
 T_TEST(command_passes_values_as_arguments)
@@ -673,6 +795,9 @@ T_TEST(script_hashes_one_by_one_without_dev_fd)
 
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
+       T_CASE(one_letter_and_truncated_lines),
+       T_CASE(script_file_is_the_embedded_script),
+       T_CASE(many_labels_are_bounded),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host),
        T_CASE(script_hashes_one_by_one_without_dev_fd))

@@ -1,14 +1,20 @@
-/* Replays every input the fuzzer ever found (tests/fuzz/regressions/) and the
- * seed corpus through the untrusted loader: each must load or be refused
- * cleanly (ASan/UBSan/LSan watch for the rest). */
+/* Replays every input the fuzzers ever found and the seed corpus: config
+ * inputs (tests/fuzz/regressions/) through the untrusted loader, each must
+ * load or be refused cleanly; host outputs (tests/fuzz/regressions/obs/ and
+ * tests/unit/fixtures/docker/) through observation → diff → render
+ * (tests/fuzz/obs_plan.h), each must give a plan. ASan/UBSan/LSan watch for
+ * the rest. */
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "state/config.h"
 #include "tests/fuzz/mem_source.h"
+#include "tests/fuzz/obs_plan.h"
 #include "tests/unit/t.h"
 
-static int replay_dir(const char *dir)
+/* Calls fn on each regular file of dir; the number of files, or -1. */
+static int each_file(const char *dir, void (*fn)(const char *path, const char *text, size_t len))
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -19,25 +25,14 @@ static int replay_dir(const char *dir)
 	while ((e = readdir(d))) {
 		char *path, *text = NULL;
 		size_t len = 0;
-		struct source *src;
-		struct config_opts o = { 0 };
-		struct config *c = NULL;
-		struct diags dg = { 0 };
-		int rc;
+		struct stat st;
 
 		if (e->d_name[0] == '.')
 			continue;
 		path = xasprintf("%s/%s", dir, e->d_name);
-		if (read_file(path, 1 << 20, &text, &len) == 0) {
-			src = mem_source_new(text, len);
-			rc = config_load(&c, src, &o, &dg);
-			/* a refusal always says why */
-			if (rc < 0 && dg.errors == 0)
-				T_FAIL_AT("%s refused without an error message", path);
-			t_checks++;
-			config_free(c);
-			diags_clear(&dg);
-			source_free(src);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    read_file(path, 1 << 22, &text, &len) == 0) {
+			fn(path, text, len);
 			n++;
 		}
 		free(text);
@@ -47,9 +42,38 @@ static int replay_dir(const char *dir)
 	return n;
 }
 
+static void replay_obs(const char *path, const char *text, size_t len)
+{
+	if (obs_plan_run(text, len) < 0)
+		T_FAIL_AT("%s: no plan", path);
+	t_checks++;
+}
+
+static void replay_config(const char *path, const char *text, size_t len)
+{
+	struct source *src = mem_source_new(text, len);
+	struct config_opts o = { 0 };
+	struct config *c = NULL;
+	struct diags dg = { 0 };
+
+	/* a refusal always says why */
+	if (config_load(&c, src, &o, &dg) < 0 && dg.errors == 0)
+		T_FAIL_AT("%s refused without an error message", path);
+	t_checks++;
+	config_free(c);
+	diags_clear(&dg);
+	source_free(src);
+}
+
 T_TEST(regressions_replay)
 {
-	T_CHECK(replay_dir("tests/fuzz/regressions") >= 1);
+	T_CHECK(each_file("tests/fuzz/regressions", replay_config) >= 1);
+}
+
+T_TEST(obs_regressions_replay)
+{
+	T_CHECK(each_file("tests/fuzz/regressions/obs", replay_obs) >= 1);
+	T_CHECK(each_file("tests/unit/fixtures/docker", replay_obs) >= 1);
 }
 
 T_TEST(hostile_inputs)
@@ -84,4 +108,4 @@ T_TEST(hostile_inputs)
 	T_CHECK(access("/tmp/plumb-fuzz-pwned", F_OK) != 0);
 }
 
-T_MAIN(T_CASE(regressions_replay), T_CASE(hostile_inputs))
+T_MAIN(T_CASE(regressions_replay), T_CASE(obs_regressions_replay), T_CASE(hostile_inputs))
