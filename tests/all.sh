@@ -5,6 +5,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./install-deps.sh all
+# The real Kamal (Debian's Ruby gems) for the e2e tier, where ../shared has it;
+# without it the tests that need it are skipped with the reason.
+if [ -f ../shared/kamal-peer/install.sh ]; then
+	sh ../shared/kamal-peer/install.sh || echo "all.sh: the real Kamal could not be installed" >&2
+fi
 make -j"$(nproc)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
