@@ -29,14 +29,5 @@ grep -q "^optimus-web-$A " "$T/h1.ps" || fail "no optimus-web-$A on host 1"
 grep -q "^optimus-db " "$T/h1.ps" || fail "no optimus-db on host 1"
 lab_on_host "$N" "docker ps --format '{{.Names}}'" | grep -qx "optimus-job-$A" || fail "no optimus-job-$A on host $N"
 
-plan_run synced
-plan_expect_rc synced 0
-grep -q "^No changes" "$T/synced.out" || { cat "$T/synced.out" "$T/synced.err"; fail "synced: no 'No changes' line"; }
-plan_run synced_json --format json
-plan_expect_rc synced_json 0
-plan_expect synced_json ""
-for ((i = 1; i <= N; i++)); do
-	[ "$(plan_get "$T/synced_json.out" ".hosts[$((i - 1))].status")" = ok ] || fail "synced: host $i not ok"
-done
-plan_no_secret synced "$PC_MASTER_KEY" "$PC_DB_PASSWORD"
+plan_expect_in_sync
 echo "kamal_sync: a fleet deployed by the real Kamal plans as No changes"

@@ -188,6 +188,23 @@ plan_kamal_fleet() {
 	done
 }
 
+# plan_expect_in_sync: `plumb plan` says "No changes" and exits 0, in text
+# ($T/synced.out) and JSON ($T/synced_json.out: no step, every host ok), and
+# shows no secret.
+plan_expect_in_sync() {
+	local i
+	plan_run synced
+	plan_expect_rc synced 0
+	grep -q "^No changes" "$T/synced.out" || { cat "$T/synced.out" "$T/synced.err"; fail "synced: no 'No changes' line"; }
+	plan_run synced_json --format json
+	plan_expect_rc synced_json 0
+	plan_expect synced_json ""
+	for ((i = 1; i <= N; i++)); do
+		[ "$(plan_get "$T/synced_json.out" ".hosts[$((i - 1))].status")" = ok ] || fail "synced: host $i not ok"
+	done
+	plan_no_secret synced "$PC_MASTER_KEY" "$PC_DB_PASSWORD"
+}
+
 plan_clean() {
 	local i
 	for ((i = 1; i <= N; i++)); do $SIM clean "$i" >/dev/null 2>&1 || true; done

@@ -40,16 +40,7 @@ plan_expect empty "$want"
 
 # ---- as Kamal left them ----
 if [ -n "$KAMAL_REAL" ]; then plan_kamal_fleet "$A"; else plan_sim_fleet "$A" v1; fi
-plan_run synced
-plan_expect_rc synced 0
-grep -q "^No changes" "$T/synced.out" || { cat "$T/synced.out"; fail "synced: no 'No changes' line"; }
-plan_run synced_json --format json
-plan_expect_rc synced_json 0
-plan_expect synced_json ""
-for ((i = 1; i <= N; i++)); do
-	[ "$(plan_get "$T/synced_json.out" ".hosts[$((i - 1))].status")" = ok ] || fail "synced: host $i not ok"
-done
-plan_no_secret synced "$PC_MASTER_KEY" "$PC_DB_PASSWORD"
+plan_expect_in_sync
 
 # ---- JSON shape (docs/plan-json.md) ----
 plan_flatten "$T/empty.out" >"$T/empty.flat"
