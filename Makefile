@@ -24,7 +24,9 @@ LDSAN := -fsanitize=$(SANITIZE)
 endif
 
 LIB_SRC  := $(sort $(filter-out reconciler/main.c,$(wildcard state/*.c diff/*.c providers/*.c reconciler/*.c)))
-HDRS     := $(wildcard state/*.h diff/*.h providers/*.h reconciler/*.h tests/unit/*.h)
+HDRS     := $(wildcard state/*.h diff/*.h providers/*.h reconciler/*.h tests/unit/*.h tests/support/*.h tests/e2e/*.h)
+# Test support (the fake fleet): linked into the unit tests and the bench, not into libplumb.a.
+SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 E2E_SRC  := $(sort $(wildcard tests/e2e/t_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/b_*.c))
@@ -40,6 +42,9 @@ LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o) $(GEN_SRC:%.c=$(SAN)/%.o)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 E2E_BIN     := $(E2E_SRC:tests/e2e/%.c=$(REL)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(REL)/tests/%)
+SUPPORT_OBJ_REL := $(SUPPORT_SRC:%.c=$(REL)/%.o)
+SUPPORT_OBJ_SAN := $(SUPPORT_SRC:%.c=$(SAN)/%.o)
+.SECONDARY: $(SUPPORT_OBJ_REL) $(SUPPORT_OBJ_SAN)
 
 .PHONY: all test unit e2e bench fuzz clean check-deps
 all: build/plumb
@@ -71,18 +76,18 @@ $(SAN)/libplumb.a: $(LIB_OBJ_SAN)
 $(SAN)/plumb: $(SAN)/reconciler/main.o $(SAN)/libplumb.a
 	$(CC) -fsanitize=address,undefined -o $@ $^ $(PKG_LIBS)
 
-$(SAN)/tests/%: tests/unit/%.c $(SAN)/libplumb.a $(HDRS)
+$(SAN)/tests/%: tests/unit/%.c $(SUPPORT_OBJ_SAN) $(SAN)/libplumb.a $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN)/libplumb.a $(PKG_LIBS)
+	$(CC) $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SUPPORT_OBJ_SAN) $(SAN)/libplumb.a $(PKG_LIBS)
 
 $(REL)/tests/t_%: tests/e2e/t_%.c $(REL)/libplumb.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(REL)/libplumb.a $(PKG_LIBS)
 
 # Benchmarks: release build (no sanitizers), linked with the library.
-$(REL)/tests/b_%: tests/bench/b_%.c $(REL)/libplumb.a $(HDRS)
+$(REL)/tests/b_%: tests/bench/b_%.c $(SUPPORT_OBJ_REL) $(REL)/libplumb.a $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(REL)/libplumb.a $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_OBJ_REL) $(REL)/libplumb.a $(PKG_LIBS)
 
 test unit: $(UNIT_BIN) $(SAN)/plumb
 	@PLUMB_BIN=$(CURDIR)/$(SAN)/plumb sh tests/run-unit.sh $(UNIT_BIN)

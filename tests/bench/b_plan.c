@@ -5,7 +5,7 @@
  *
  * The fleet: web on 1,000 hosts behind the proxy, job on 100 of them, a
  * Postgres accessory (as tests/unit/test_render.c). The observed state is a
- * fake (diff/fake.h): hosts exactly as Kamal leaves them, so the plan is
+ * fake (tests/support/fake.h): hosts exactly as Kamal leaves them, so the plan is
  * "no changes"; a second case deploys a new version (every app container
  * replaced), the largest plan this fleet can have.
  *
@@ -32,7 +32,7 @@
 #include <time.h>
 
 #include "diff/diff.h"
-#include "diff/fake.h"
+#include "tests/support/fake.h"
 #include "diff/render.h"
 #include "state/config.h"
 #include "state/desired.h"

@@ -48,6 +48,7 @@ PC_DB_PASSWORD=${PC_DB_PASSWORD:-lab-db-password}
 #   PC_XPLUMB      extra x-plumb lines (indented by two spaces)
 #   PC_ACC_EXTRA   extra accessories, YAML lines under accessories: (indented by two spaces)
 #   PC_DEST_CONFIG destination overlay content (written to config/deploy.$PC_DEST.yml)
+#   PC_ROOT_EXTRA  extra top-level lines (e.g. ssh:, proxy:), unindented
 plan_write_config() {
 	local out=$1 h line i web=${PC_WEB_HOSTS:-}
 	if [ -z "$web" ]; then
@@ -101,6 +102,7 @@ plan_write_config() {
 		echo "    directories:"
 		echo "      - data:/var/lib/postgresql/data"
 		while IFS= read -r line; do [ -n "$line" ] && echo "  $line"; done <<<"${PC_ACC_EXTRA:-}"
+		while IFS= read -r line; do [ -n "$line" ] && echo "$line"; done <<<"${PC_ROOT_EXTRA:-}"
 		echo "x-plumb:"
 		echo "  registry:"
 		echo "    insecure:"
@@ -138,6 +140,69 @@ plan_sim_fleet() {
 	for ((i = 1; i < N; i++)); do
 		$SIM other "$i" kamal-proxy "$LAB_REGISTRY/optimus:v1" >/dev/null || fail "kamal_sim proxy failed"
 	done
+}
+
+# The real Kamal 2.12 (../shared/kamal-peer beside the checkout, see its
+# README) and the real kamal-proxy image (tests/lab/images.sh builds it from
+# ../shared/kamal-proxy). plan_find_kamal sets KAMAL_REAL, or returns 1 with
+# KAMAL_WHY saying what is missing.
+KAMAL_REAL=""
+KAMAL_WHY=""
+plan_find_kamal() {
+	local k=$ROOT/../shared/kamal-peer/kamal
+	if [ ! -x "$k" ]; then
+		KAMAL_WHY="../shared/kamal-peer (the real Kamal) is absent beside the checkout"
+	elif ! "$k" version >/dev/null 2>&1; then
+		KAMAL_WHY="the real Kamal does not run here (its Ruby gems: ../shared/kamal-peer/install.sh)"
+	elif ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
+		"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
+		KAMAL_WHY="the lab has no kamal-proxy image (../shared/kamal-proxy is absent)"
+	else
+		KAMAL_REAL=$k
+		return 0
+	fi
+	return 1
+}
+
+# What the real Kamal needs in the config: the lab's key, and kamal-proxy from the lab registry.
+plan_kamal_config() {
+	printf 'ssh:\n  user: root\n  keys_only: true\n  keys:\n    - %s\n' "$LAB_SSH_KEY"
+	printf 'proxy:\n  run:\n    registry: %s\n    repository: kamal-proxy\n    version: v0.9.2\n' "$LAB_REGISTRY"
+}
+
+# plan_kamal_fleet VERSION: the real Kamal deploys the committed config at
+# VERSION (already tagged in the registry; -P: nothing is built, -H: the
+# example's hooks do not run) and boots the accessory db. Its HOME is a
+# temporary directory, so nothing of the runner's is read or written.
+plan_kamal_fleet() {
+	local v=$1 log
+	mkdir -p "$T/kamal-home"
+	for cmd in "deploy -P -H --version $v" "accessory boot db -H"; do
+		log=$T/kamal-${cmd%% *}.log
+		# shellcheck disable=SC2086
+		if ! (cd "$LAB_GIT_WORK" && HOME=$T/kamal-home timeout 300 "$KAMAL_REAL" $cmd) >"$log" 2>&1; then
+			tail -n 30 "$log" >&2
+			fail "kamal $cmd failed"
+		fi
+		echo "kamal $cmd: ok"
+	done
+}
+
+# plan_expect_in_sync: `plumb plan` says "No changes" and exits 0, in text
+# ($T/synced.out) and JSON ($T/synced_json.out: no step, every host ok), and
+# shows no secret.
+plan_expect_in_sync() {
+	local i
+	plan_run synced
+	plan_expect_rc synced 0
+	grep -q "^No changes" "$T/synced.out" || { cat "$T/synced.out" "$T/synced.err"; fail "synced: no 'No changes' line"; }
+	plan_run synced_json --format json
+	plan_expect_rc synced_json 0
+	plan_expect synced_json ""
+	for ((i = 1; i <= N; i++)); do
+		[ "$(plan_get "$T/synced_json.out" ".hosts[$((i - 1))].status")" = ok ] || fail "synced: host $i not ok"
+	done
+	plan_no_secret synced "$PC_MASTER_KEY" "$PC_DB_PASSWORD"
 }
 
 plan_clean() {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tier: brings the lab up (tests/lab/lab.sh), exports its
 # lab.env, runs every e2e test, tears the lab down (also on failure, Ctrl-C or
-# TERM), and ends with one line "e2e: N passed, N failed".
+# TERM), and ends with one line "e2e: N passed, N failed, N skipped".
 #
 # Tests: every tests/e2e/*.sh other than this file (run with bash; exit 0 =
-# pass) and every binary $E2E_BIN_DIR/t_*. Each runs from the repository root
-# with a timeout (E2E_TIMEOUT seconds, default 600).
+# pass) and every binary $E2E_BIN_DIR/t_*. A test that cannot run here prints
+# a line "SKIP: <reason>" and exits 77 (tests/e2e/e2e.h: E2E_SKIP); it is
+# counted as skipped with its reason; exit 77 without a reason line fails.
+# Each runs from the repository root with a timeout (E2E_TIMEOUT seconds, default 600).
 #
 #   E2E_HOSTS=N      hosts in the lab (default 3)
 #   E2E_ONLY="GLOB..." run only tests whose name matches a glob (e.g. "lab_* t_lab_*")
@@ -26,6 +28,7 @@ LAB_DIR=/tmp/plumb-lab-$LAB_ID
 child=""
 passed=0
 failed=0
+skipped=0
 failures=""
 
 finish() {
@@ -65,7 +68,7 @@ echo "e2e: bringing up the lab ($LAB_ID, ${E2E_HOSTS:-3} hosts)"
 t0=$(date +%s.%N)
 if ! run_bg - "$LAB" up "${E2E_HOSTS:-3}"; then
 	echo "e2e: the lab did not come up"
-	echo "e2e: 0 passed, 1 failed"
+	echo "e2e: 0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
 echo "e2e: lab up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s"
@@ -111,9 +114,14 @@ for t in "${tests[@]}"; do
 	esac
 	rc=$?
 	secs=$(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+	reason=""
+	[ $rc -eq 77 ] && reason=$(grep -m1 '^SKIP: ' "$log" | sed 's/^SKIP: //')
 	if [ $rc -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "PASS $name (${secs}s)"
+	elif [ $rc -eq 77 ] && [ -n "$reason" ]; then
+		skipped=$((skipped + 1))
+		echo "SKIP $name: $reason"
 	else
 		failed=$((failed + 1))
 		failures="$failures $name"
@@ -123,5 +131,5 @@ for t in "${tests[@]}"; do
 done
 
 [ -n "$failures" ] && echo "e2e: failed:$failures"
-echo "e2e: $passed passed, $failed failed"
+echo "e2e: $passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]

@@ -229,8 +229,9 @@ T_TEST(ssh_key_and_known_hosts)
 	double t0;
 
 	if (geteuid() != 0 || access("/usr/sbin/sshd", X_OK) < 0) {
-		fprintf(stderr, "  note: ssh_key_and_known_hosts needs root and /usr/sbin/sshd; skipped\n");
-		goto out;
+		free(cache);
+		free(d);
+		T_SKIP("needs root and /usr/sbin/sshd (uid %d)", (int)geteuid());
 	}
 	T_REQUIRE(port > 0);
 	key = xasprintf("%s/id", d);
@@ -297,7 +298,6 @@ T_TEST(ssh_key_and_known_hosts)
 	err = NULL;
 	git_src_free(g);
 	g = NULL;
-out:
 	if (pid > 0)
 		kill(pid, SIGTERM);
 	free(pidstr);

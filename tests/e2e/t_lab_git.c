@@ -14,21 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/e2e/e2e.h"
 #include "tests/unit/tutil.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                            \
-	do {                                                                        \
-		if (cond) {                                                         \
-			passed++;                                                   \
-		} else {                                                            \
-			failed++;                                                   \
-			fprintf(stderr, "t_lab_git: FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                               \
-			fputc('\n', stderr);                                        \
-		}                                                                   \
-	} while (0)
 
 static const char *git_msg(void)
 {
@@ -84,11 +71,9 @@ int main(void)
 		return 1;
 
 	if (git_clone(&repo, url, dir, NULL) < 0) {
-		fprintf(stderr, "t_lab_git: FAIL clone %s: %s\n", url, git_msg());
-		failed++;
+		CHECK(0, "clone %s: %s", url, git_msg());
 		goto out;
 	}
-	passed++;
 	CHECK(origin_main(before, repo) == 0, "no refs/remotes/origin/main after clone: %s", git_msg());
 
 	if (git_revparse_single(&blob, repo, "refs/remotes/origin/main:config/deploy.yml") < 0) {
@@ -113,7 +98,7 @@ int main(void)
 	}
 	CHECK(origin_main(after, repo) == 0, "no refs/remotes/origin/main after fetch: %s", git_msg());
 	CHECK(strcmp(after, made) == 0, "after fetch origin/main is %s, lab_commit made %s", after, made);
-	if (!failed)
+	if (!e2e_failed)
 		printf("t_lab_git: cloned %s at %.12s; lab_commit %.12s seen after fetch\n", url, before, made);
 
 out:
@@ -123,6 +108,5 @@ out:
 	git_libgit2_shutdown();
 	tu_rm_rf(dir);
 	free(dir);
-	printf("t_lab_git: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return e2e_finish("t_lab_git");
 }

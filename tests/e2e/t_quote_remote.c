@@ -12,19 +12,7 @@
 #include "providers/quote.h"
 #include "providers/transport.h"
 #include "state/util.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                   \
-	do {                                               \
-		if (cond) {                                \
-			passed++;                          \
-		} else {                                   \
-			failed++;                          \
-			fprintf(stderr, "FAIL: " __VA_ARGS__); \
-			fputc('\n', stderr);               \
-		}                                          \
-	} while (0)
+#include "tests/e2e/e2e.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint32_t rnd(void)
@@ -126,6 +114,5 @@ int main(void)
 	CHECK(access(canary, F_OK) != 0, "a payload ran here: %s exists", canary);
 	printf("  %zu hostile strings round-tripped through %s's shell in 20 round trips\n", total, host);
 	transport_close(t);
-	printf("t_quote_remote: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return e2e_finish("t_quote_remote");
 }

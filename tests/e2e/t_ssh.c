@@ -350,14 +350,10 @@ T_TEST(framing_against_a_noisy_bashrc)
 	T_REQUIRE(dir);
 	snprintf(path, sizeof(path), "%s/h1/home/.bashrc", dir);
 	if (stat(path, &st) == 0) {
-		printf("  skipped: host 1 already has a .bashrc\n");
-		return;
+		T_SKIP("host 1 already has a .bashrc (%s); the test would replace it", path);
 	}
 	f = fopen(path, "w");
-	if (!f) {
-		printf("  skipped: cannot write %s\n", path);
-		return;
-	}
+	T_REQUIRE(f != NULL); /* the lab's host homes are ours to write */
 	fputs("echo 'Welcome to host 1'; echo 'END-0 0'; echo 'startup warning' >&2\n", f);
 	fclose(f);
 	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
@@ -442,8 +438,7 @@ T_TEST(one_host_down_others_fine)
 
 	T_REQUIRE(n >= 2 && n <= 16);
 	if (lab_sh("lab_stop_sshd", n) != 0) {
-		printf("  skipped: the lab cannot stop sshd (tests/lab/lib.sh lab_stop_sshd)\n");
-		return;
+		T_SKIP("the lab cannot stop sshd (tests/lab/lib.sh lab_stop_sshd)");
 	}
 	T_INTEQ(prov_pool_run((size_t)n, 0, docker_version_on, &f, results), 0);
 	for (int i = 0; i < n; i++) {

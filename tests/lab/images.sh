@@ -20,6 +20,10 @@
 #                      data dir with POSTGRES_PASSWORD; stops on SIGINT (fast)
 #   caddy:2            Debian's caddy package (skipped with a warning if the
 #                      .deb cannot be downloaded)
+#   kamal-proxy:v0.9.2 the real kamal-proxy binary from ../shared/kamal-proxy,
+#                      laid out as upstream's image (only when that exists)
+# The optimus images carry the label service=optimus, as `kamal build` adds it
+# (`kamal deploy` refuses an image without it).
 # Every image stops promptly on docker stop.
 set -euo pipefail
 
@@ -79,9 +83,17 @@ blob() {
 }
 
 # layer ROOT: tars ROOT into a gzipped layer; sets LAYER_HEX LAYER_SIZE DIFF_HEX.
+# With OWNED_BY_1000=PATH (relative to ROOT, "./..."), that tree is owned by 1000:1000.
 layer() {
 	local root=$1 t="$OUT/tmp.tar"
-	tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$root" -cf "$t" .
+	if [ -n "${OWNED_BY_1000:-}" ]; then
+		tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$root" \
+			--exclude="$OWNED_BY_1000" -cf "$t" .
+		tar --numeric-owner --owner=1000 --group=1000 --sort=name --mtime=@0 -C "$root" \
+			-rf "$t" "$OWNED_BY_1000"
+	else
+		tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$root" -cf "$t" .
+	fi
 	DIFF_HEX=$(sha256sum "$t" | cut -d' ' -f1)
 	gzip -n -1 "$t"
 	LAYER_SIZE=$(stat -c %s "$t.gz")
@@ -124,7 +136,7 @@ build_optimus() {
 		local env
 		env=$(json_strs "$PATH_ENV" "VERSION=$v")
 		[ "$v" = bad ] && env=$(json_strs "$PATH_ENV" "VERSION=bad" "UP_FAIL=1")
-		image optimus "$v" "{\"Env\":$env,\"Entrypoint\":[\"/run.sh\"],\"Cmd\":[\"web\"],\"WorkingDir\":\"/rails\",\"ExposedPorts\":{\"80/tcp\":{}},\"Labels\":{\"org.opencontainers.image.version\":\"$v\"}}"
+		image optimus "$v" "{\"Env\":$env,\"Entrypoint\":[\"/run.sh\"],\"Cmd\":[\"web\"],\"WorkingDir\":\"/rails\",\"ExposedPorts\":{\"80/tcp\":{}},\"Labels\":{\"service\":\"optimus\",\"org.opencontainers.image.version\":\"$v\"}}"
 	done
 }
 
@@ -166,6 +178,23 @@ build_caddy() {
 	image caddy 2 "{\"Env\":$(json_strs "$PATH_ENV" "XDG_CONFIG_HOME=/config" "XDG_DATA_HOME=/data"),\"Cmd\":[\"caddy\",\"run\",\"--config\",\"/etc/caddy/Caddyfile\",\"--adapter\",\"caddyfile\"],\"WorkingDir\":\"/srv\",\"ExposedPorts\":{\"80/tcp\":{},\"443/tcp\":{},\"2019/tcp\":{}}}"
 }
 
+# The real kamal-proxy (../shared/kamal-proxy beside the checkout), as upstream's
+# Dockerfile lays it out: the binary, CA certificates, user kamal-proxy (uid
+# 1000) owning its home and ~/.config/kamal-proxy.
+KAMAL_PROXY_BIN=$HERE/../../../shared/kamal-proxy/kamal-proxy
+build_kamal_proxy() {
+	local root="$WORK/kamal-proxy" h=/home/kamal-proxy
+	[ -x "$KAMAL_PROXY_BIN" ] || { echo "images.sh: no ../shared/kamal-proxy; kamal-proxy:v0.9.2 not built" >&2; return 0; }
+	base_root "$root"
+	mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root$h/.config/kamal-proxy"
+	cp "$KAMAL_PROXY_BIN" "$root/usr/local/bin/kamal-proxy"
+	[ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+	echo "kamal-proxy:x:1000:1000::$h:/bin/sh" >>"$root/etc/passwd"
+	echo 'kamal-proxy:x:1000:' >>"$root/etc/group"
+	OWNED_BY_1000=".$h" layer "$root"
+	image kamal-proxy v0.9.2 "{\"User\":\"kamal-proxy\",\"Env\":$(json_strs "PATH=/usr/local/bin:/usr/bin:/bin" "HOME=$h"),\"Cmd\":[\"kamal-proxy\",\"run\"],\"ExposedPorts\":{\"80/tcp\":{},\"443/tcp\":{}}}"
+}
+
 # ---- main --------------------------------------------------------------------
 
 [ "${1:-}" = build ] && [ -n "${2:-}" ] || die "usage: images.sh build CACHE_DIR"
@@ -184,6 +213,7 @@ key=$( {
 	echo "$ARCH"
 	dpkg-query -W busybox-static "postgresql-$PGV" "postgresql-client-$PGV" 2>/dev/null
 	ls "$CACHE"/debs/ 2>/dev/null
+	if [ -x "$KAMAL_PROXY_BIN" ]; then cksum "$KAMAL_PROXY_BIN"; fi
 } | sha256sum | cut -c1-16)
 FINAL="$CACHE/images-$key"
 if [ -f "$FINAL/images" ]; then
@@ -199,6 +229,7 @@ mkdir -p "$OUT/blobs" "$WORK"
 build_optimus
 build_postgres
 build_caddy
+build_kamal_proxy
 rm -rf "$WORK" "$OUT/tmp.json" "$OUT/tmp.tar"
 if mv -T "$OUT" "$FINAL" 2>/dev/null; then
 	trap - EXIT

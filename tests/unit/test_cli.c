@@ -48,21 +48,9 @@ static void run_free(struct run *r)
 
 static void check_golden(const char *name, const char *got)
 {
-	char *path = xasprintf("tests/unit/golden-cli/%s", name), *want = NULL;
+	char *path = xasprintf("tests/unit/golden-cli/%s", name);
 
-	if (getenv("PLUMB_UPDATE_GOLDEN")) {
-		FILE *f = fopen(path, "w");
-		if (f) {
-			fputs(got, f);
-			fclose(f);
-		}
-	}
-	if (read_file(path, 1 << 20, &want, NULL) < 0)
-		T_FAIL_AT("golden %s missing (run with PLUMB_UPDATE_GOLDEN=1)", path);
-	else if (strcmp(want, got) != 0)
-		T_FAIL_AT("output differs from %s; got:\n%s", path, got);
-	t_checks++;
-	free(want);
+	T_GOLDEN(path, got);
 	free(path);
 }
 

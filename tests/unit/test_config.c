@@ -558,10 +558,85 @@ static const struct expect fixtures[] = {
 	{ "deploy_without_parallel_roles.yml", NULL, 1, NULL },
 };
 
+/* Kamal's fixtures, in the repository (tests/fixtures/kamal/README.md says where from). */
 static const char *fixtures_dir(void)
 {
 	const char *d = getenv("KAMAL_FIXTURES");
-	return d ? d : "../shared/kamal/fixtures";
+	return d ? d : "tests/fixtures/kamal";
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the names in dir that are fixtures (not our README/licence) to v, sorted; -1 if unreadable. */
+static int fixture_names(const char *dir, struct strvec *v)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "README.md") == 0 ||
+		    strcmp(e->d_name, "MIT-LICENSE") == 0)
+			continue;
+		strvec_push(v, e->d_name);
+	}
+	closedir(d);
+	if (v->n)
+		qsort(v->v, v->n, sizeof(v->v[0]), cmp_str);
+	return 0;
+}
+
+/* Checks dir b holds the same files as dir a, byte for byte, one level of subdirectories deep. */
+static void same_fixture_files(const char *a, const char *b, int depth)
+{
+	struct strvec na = { 0 }, nb = { 0 };
+
+	if (fixture_names(a, &na) < 0 || fixture_names(b, &nb) < 0) {
+		T_FAIL_AT("cannot list %s or %s", a, b);
+		goto out;
+	}
+	T_INTEQ(nb.n, na.n);
+	for (size_t i = 0; i < na.n && i < nb.n; i++)
+		T_STREQ(nb.v[i], na.v[i]);
+	for (size_t i = 0; i < na.n; i++) {
+		char *pa = xasprintf("%s/%s", a, na.v[i]), *pb = xasprintf("%s/%s", b, na.v[i]);
+		char *ta = NULL, *tb = NULL;
+		size_t la = 0, lb = 0;
+		struct stat st;
+
+		if (depth == 0 && stat(pa, &st) == 0 && S_ISDIR(st.st_mode)) {
+			same_fixture_files(pa, pb, 1);
+		} else if (read_file(pa, SOURCE_MAX_FILE, &ta, &la) < 0 ||
+			   read_file(pb, SOURCE_MAX_FILE, &tb, &lb) < 0) {
+			T_FAIL_AT("cannot read %s or %s", pa, pb);
+		} else {
+			t_checks++;
+			if (la != lb || memcmp(ta, tb, la) != 0)
+				T_FAIL_AT("%s differs from %s", pb, pa);
+		}
+		free(ta);
+		free(tb);
+		free(pa);
+		free(pb);
+	}
+out:
+	strvec_clear(&na);
+	strvec_clear(&nb);
+}
+
+/* The in-tree copy is Kamal's: equal to the reference copy beside the checkout, when there is one. */
+T_TEST(kamal_fixtures_match_shared_copy)
+{
+	const char *shared = "../shared/kamal/fixtures";
+	struct stat st;
+
+	if (stat(shared, &st) != 0)
+		T_SKIP("%s is absent (it exists only beside the checkout in CI)", shared);
+	same_fixture_files(shared, "tests/fixtures/kamal", 0);
 }
 
 /* Every standalone fixture in the directory is in the table (overlays are deploy_for_*dest.<name>.yml). */
@@ -700,4 +775,4 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(registry_insecure_exact_and_never_with_credentials_untrusted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
-       T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
+       T_CASE(kamal_fixtures_conformance), T_CASE(kamal_fixtures_match_shared_copy), T_CASE(optimus_example_loads_both_ways))

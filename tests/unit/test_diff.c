@@ -1,5 +1,5 @@
 /*
- * The diff over fake observed fleets (diff/fake.h: hosts as Kamal leaves
+ * The diff over fake observed fleets (tests/support/fake.h: hosts as Kamal leaves
  * them), one change at a time: each scenario must produce exactly the
  * expected steps with the right cause, and the right exit code.
  */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "diff/diff.h"
-#include "diff/fake.h"
+#include "tests/support/fake.h"
 #include "diff/render.h"
 #include "providers/docker_obs.h"
 #include "tests/unit/golden/plan_fixture.h"

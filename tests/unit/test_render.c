@@ -14,42 +14,16 @@
 #include <jansson.h>
 
 #include "diff/diff.h"
-#include "diff/fake.h"
+#include "tests/support/fake.h"
 #include "diff/render.h"
 #include "tests/unit/golden/plan_fixture.h"
 #include "tests/unit/t.h"
 
 static void golden(const char *name, const char *got)
 {
-	char *path = xasprintf("tests/unit/golden/%s", name), *want = NULL;
-	size_t len = 0;
-	const char *upd = getenv("PLUMB_UPDATE_GOLDEN");
+	char *path = xasprintf("tests/unit/golden/%s", name);
 
-	if (upd && strcmp(upd, "1") == 0) {
-		FILE *f = fopen(path, "w");
-		T_REQUIRE(f);
-		fputs(got, f);
-		T_CHECK(fclose(f) == 0);
-		fprintf(stderr, "  updated %s\n", path);
-		free(path);
-		return;
-	}
-	if (read_file(path, 16u << 20, &want, &len) != 0) {
-		T_FAIL_AT("golden %s unreadable (%s); PLUMB_UPDATE_GOLDEN=1 writes it", path, strerror(errno));
-		t_checks++;
-		free(path);
-		return;
-	}
-	t_checks++;
-	if (len != strlen(got) || memcmp(want, got, len) != 0) {
-		size_t i = 0;
-		while (i < len && got[i] && want[i] == got[i])
-			i++;
-		T_FAIL_AT("%s differs from the output at byte %zu:\n--- want ---\n%.*s\n--- got ---\n%.*s", path,
-			  i, (int)(len - i < 300 ? len - i : 300), want + i,
-			  (int)(strlen(got + i) < 300 ? strlen(got + i) : 300), got + i);
-	}
-	free(want);
+	T_GOLDEN(path, got);
 	free(path);
 }
 

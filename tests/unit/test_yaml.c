@@ -654,7 +654,7 @@ T_TEST(kamal_fixtures_load)
 	glob_t g;
 	size_t loaded = 0;
 
-	T_REQUIRE(glob("/work/shared/kamal/fixtures/*.yml", 0, NULL, &g) == 0);
+	T_REQUIRE(glob("tests/fixtures/kamal/*.yml", 0, NULL, &g) == 0);
 	for (size_t i = 0; i < g.gl_pathc; i++) {
 		struct diags d = { 0 };
 		struct ydoc *doc = NULL;
@@ -699,7 +699,7 @@ T_TEST(erb_fixture_values_are_strings)
 	struct ydoc *doc = NULL;
 	struct ynode *u;
 
-	T_REQUIRE(read_file("/work/shared/kamal/fixtures/deploy.erb.yml", SOURCE_MAX_FILE, &text,
+	T_REQUIRE(read_file("tests/fixtures/kamal/deploy.erb.yml", SOURCE_MAX_FILE, &text,
 			    &len) == 0);
 	T_REQUIRE(ydoc_load_string(&doc, "deploy.erb.yml", text, len, &d) == 0);
 	u = ynode_get(ynode_get(ydoc_root(doc), "registry"), "username");

@@ -12,8 +12,8 @@
  *
  * Ownership: *out is a new obs_fleet (obs_fleet_free).
  */
-#ifndef PLUMB_DIFF_FAKE_H
-#define PLUMB_DIFF_FAKE_H
+#ifndef PLUMB_TESTS_SUPPORT_FAKE_H
+#define PLUMB_TESTS_SUPPORT_FAKE_H
 
 #include "state/desired.h"
 #include "state/observed.h"

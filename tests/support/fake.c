@@ -1,4 +1,4 @@
-#include "diff/fake.h"
+#include "tests/support/fake.h"
 
 #include <stdio.h>
 #include <stdlib.h>
