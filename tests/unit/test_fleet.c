@@ -262,9 +262,12 @@ T_TEST(this_machine_classifier)
 		{ "2001:db8::1", 0 }, { "", 0 }, { "no-such-host.invalid", 0 },
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (rec_host_is_this_machine(cases[i].host) != cases[i].local)
-			T_FAIL_AT("%s: want %d", cases[i].host, cases[i].local);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = rec_host_is_this_machine(cases[i].host);
+		T_INTEQ(got, cases[i].local);
+		if (got != cases[i].local)
+			fprintf(stderr, "    (host '%s')\n", cases[i].host);
+	}
 }
 
 /* An address of one of this machine's interfaces (not loopback), or NULL. */
