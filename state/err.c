@@ -58,7 +58,10 @@ int plumb_err_prefix(struct plumb_err *e, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old[0] ? old : plumb_strerror(e->code));
+	/* a message cut at the carrier's size is still a message */
+	if (snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix,
+		     old[0] ? old : plumb_strerror(e->code)) < 0)
+		e->msg[0] = '\0';
 	return e->code;
 }
 
