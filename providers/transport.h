@@ -12,7 +12,8 @@
  *
  * Threads: a transport is used by one thread at a time (libssh sessions are not
  * thread-safe). The pool (prov_pool_run) gives each host's transport to one
- * worker for the whole run. Call prov_init() once before opening any transport
+ * worker at a time; the fleet handle (fleet.h) keeps transports open between
+ * runs, so a later run may use a session from another worker thread. Call prov_init() once before opening any transport
  * (it initialises libssh and ignores SIGPIPE).
  *
  * Commands and output framing: every command runs as
