@@ -101,6 +101,7 @@ struct transport_stats {
 	unsigned long connects;   /* sessions opened (1 per host, + 1 for a jump host) */
 	double connect_ms;        /* time spent connecting and authenticating */
 	double command_ms;        /* total time in commands */
+	unsigned long refused;    /* commands the read-only guard refused (nothing ran) */
 };
 
 struct transport;

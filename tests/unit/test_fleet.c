@@ -350,6 +350,8 @@ T_TEST(read_only_fleet_refuses_a_mutating_transport)
 	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PROV_EREFUSED);
 	cmd_result_release(&r);
 	T_INTEQ(t->stats.commands, 0);
+	T_INTEQ(fleet_refused(fl), 1);
+	T_INTEQ(fleet_commands(fl), 0);
 	fleet_free(fl);
 	/* read-write: the raw transport */
 	local_fleet(&fl, FLEET_READ_WRITE);

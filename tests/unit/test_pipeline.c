@@ -82,6 +82,35 @@ T_TEST(refusals_in_the_log)
 	free(dir);
 }
 
+/* hosts on this machine (allowed by the invocation): the observation runs
+ * through the guard and nothing it sends is refused */
+T_TEST(observation_sends_nothing_the_guard_refuses)
+{
+	struct rec_pipeline_opts o = { 0 };
+	struct rec_invocation inv = { 0 };
+	struct rec_pipeline_result r;
+	char *dir = tu_tmpdir("test-pipeline"), *cfg;
+
+	T_REQUIRE(dir != NULL);
+	tu_write_in(dir, "config/deploy.yml", YML "servers: [localhost]\n");
+	cfg = xasprintf("%s/config/deploy.yml", dir);
+	inv.allow_local = 1;
+	o.cmd = "hosts";
+	o.until = REC_STAGE_OBSERVE;
+	o.config_path = cfg;
+	o.inv = &inv;
+	if (rec_pipeline_run(&r, &o) != 0)
+		T_FAIL_AT("pipeline failed: %s", r.log);
+	else {
+		T_CHECK(fleet_commands(r.fleet) >= 1);
+		T_INTEQ(fleet_refused(r.fleet), 0);
+	}
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	free(cfg);
+}
+
 T_TEST(durations)
 {
 	static const struct { const char *s; int rc, ms; } cases[] = {
@@ -97,4 +126,5 @@ T_TEST(durations)
 	}
 }
 
-T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(refusals_in_the_log), T_CASE(durations))
+T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(refusals_in_the_log), T_CASE(durations),
+       T_CASE(observation_sends_nothing_the_guard_refuses))
