@@ -29,6 +29,7 @@ struct fleet {
 	int port, accept_new, concurrency, connect_timeout_ms, cmd_timeout_ms;
 	size_t max_output;
 	unsigned long connects;
+	unsigned long commands, refused; /* of sessions already closed */
 	/* for one fleet_observe */
 	struct obs_fleet *f;
 	const struct docker_obs_query *q;
@@ -88,8 +89,12 @@ void fleet_open(struct fleet **out, const struct fleet_opts *o, enum fleet_mode 
 	*out = fl;
 }
 
-static void slot_close(struct fleet_slot *s)
+static void slot_close(struct fleet *fl, struct fleet_slot *s)
 {
+	if (s->t)
+		__atomic_add_fetch(&fl->commands, s->t->stats.commands, __ATOMIC_RELAXED);
+	if (s->ro)
+		__atomic_add_fetch(&fl->refused, s->ro->stats.refused, __ATOMIC_RELAXED);
 	transport_close(s->ro);
 	transport_close(s->t);
 	s->ro = s->t = NULL;
@@ -100,7 +105,7 @@ void fleet_free(struct fleet *fl)
 	if (!fl)
 		return;
 	for (size_t i = 0; i < fl->n; i++) {
-		slot_close(&fl->slots[i]);
+		slot_close(fl, &fl->slots[i]);
 		free(fl->slots[i].host);
 	}
 	free(fl->slots);
@@ -128,6 +133,24 @@ size_t fleet_nhosts(const struct fleet *fl)
 unsigned long fleet_connects(const struct fleet *fl)
 {
 	return fl->connects;
+}
+
+unsigned long fleet_commands(const struct fleet *fl)
+{
+	unsigned long n = fl->commands;
+
+	for (size_t i = 0; i < fl->n; i++)
+		n += fl->slots[i].t ? fl->slots[i].t->stats.commands : 0;
+	return n;
+}
+
+unsigned long fleet_refused(const struct fleet *fl)
+{
+	unsigned long n = fl->refused;
+
+	for (size_t i = 0; i < fl->n; i++)
+		n += fl->slots[i].ro ? fl->slots[i].ro->stats.refused : 0;
+	return n;
 }
 
 static int is_local(const char *host)
@@ -297,7 +320,7 @@ static int observe_one(size_t i, void *ctx)
 		if (fl->deadline > 0 && prov_now_ms() >= fl->deadline)
 			set_deadline_reached(h, h->error);
 		/* a session that failed is not trusted for the next cycle */
-		slot_close(s);
+		slot_close(fl, s);
 	}
 	return rc;
 }

@@ -72,6 +72,10 @@ enum fleet_mode fleet_mode(const struct fleet *fl);
 size_t fleet_nhosts(const struct fleet *fl);
 /* Sessions opened over the handle's life (a reused session counts once). */
 unsigned long fleet_connects(const struct fleet *fl);
+/* Over the handle's life: commands run on hosts, and commands the read-only
+ * guards refused (a read-only run that tried to mutate shows here). */
+unsigned long fleet_commands(const struct fleet *fl);
+unsigned long fleet_refused(const struct fleet *fl);
 
 /*
  * Observes every host through its read-only guard, opening sessions not yet

@@ -235,17 +235,21 @@ static int ro_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cm
 {
 	struct readonly *ro = (struct readonly *)t;
 	char why[256];
+	unsigned long refused;
 	int rc;
 
 	if (prov_readonly_check(cmd, why, sizeof(why)) < 0) {
 		cmd_result_init(r, t->max_output);
+		t->stats.refused++;
 		return prov_fail(t, PROV_EREFUSED, "%s: refused by the read-only guard: %s",
 				 t->label, why);
 	}
 	rc = transport_run_cmd(ro->inner, cmd, r);
 	if (rc < 0)
 		memcpy(t->errmsg, ro->inner->errmsg, sizeof(t->errmsg));
+	refused = t->stats.refused;
 	t->stats = ro->inner->stats;
+	t->stats.refused = refused;
 	return rc;
 }
 
@@ -256,6 +260,7 @@ static int ro_run(struct transport *t, const char *cmd, struct cmd_result *r)
 
 	if (prov_cmd_parse_strict(&c, cmd) < 0) {
 		cmd_result_init(r, t->max_output);
+		t->stats.refused++;
 		return prov_fail(t, PROV_EREFUSED,
 				 "%s: refused by the read-only guard: not a plain command list "
 				 "(only quoted words, ; && || | and 2>/dev/null are allowed)",

@@ -12,7 +12,8 @@
  *
  * Threads: a transport is used by one thread at a time (libssh sessions are not
  * thread-safe). The pool (prov_pool_run) gives each host's transport to one
- * worker for the whole run. Call prov_init() once before opening any transport
+ * worker at a time; the fleet handle (fleet.h) keeps transports open between
+ * runs, so a later run may use a session from another worker thread. Call prov_init() once before opening any transport
  * (it initialises libssh and ignores SIGPIPE).
  *
  * Commands and output framing: every command runs as
@@ -100,6 +101,7 @@ struct transport_stats {
 	unsigned long connects;   /* sessions opened (1 per host, + 1 for a jump host) */
 	double connect_ms;        /* time spent connecting and authenticating */
 	double command_ms;        /* total time in commands */
+	unsigned long refused;    /* commands the read-only guard refused (nothing ran) */
 };
 
 struct transport;

@@ -152,7 +152,7 @@ int rec_fleet_settings(struct rec_fleet_settings *s, const struct config *c,
 	fo->accept_new = inv->ssh_accept_new;
 	if (!fo->accept_new && trusted)
 		fo->accept_new = (v = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys")) && strcmp(v, "true") == 0;
-	if (fo->accept_new && !trusted && (c->ssh.proxy || c->ssh.proxy_command))
+	if (fo->accept_new && !trusted && c->ssh.proxy)
 		s->accept_new_refused = xstrdup(
 			"PLUMB_SSH_ACCEPT_NEW does not apply to a connection through ssh.proxy in an "
 			"untrusted run: the repository chose that route, and a jump host can answer for "

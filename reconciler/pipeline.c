@@ -300,6 +300,18 @@ static int stage_plan(struct pl_run *run)
 	}
 	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)
 				       : xasprintf("%s:%s", c->image, version);
+	{
+		/* the registry's waits are cut to the run's deadline too (per request) */
+		long left = (long)(run->deadline - prov_now_ms());
+		if (left < 1) {
+			say(run, "deadline reached before the image lookup");
+			goto out;
+		}
+		if (!p->ropt.timeout_ms || p->ropt.timeout_ms > left)
+			p->ropt.timeout_ms = left;
+		if (!p->ropt.connect_timeout_ms || p->ropt.connect_timeout_ms > left)
+			p->ropt.connect_timeout_ms = left;
+	}
 	if (resolve_image(run, image_ref, &p->ropt, &st, &identity) != 0)
 		goto out;
 	/* the base revision: its hosts are observed too (orphans on removed hosts) */

@@ -3,6 +3,7 @@
  * Reads the LAB_* environment (tests/e2e/run.sh exports lab.env). Prints
  * "t_ssh: N passed, N failed" and exits non-zero on any failure.
  */
+#include "providers/fleet.h"
 #include "providers/transport.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
@@ -454,8 +455,49 @@ T_TEST(one_host_down_others_fine)
 	T_INTEQ(lab_sh("lab_start_sshd", n), 0);
 }
 
+/* A fleet handle over every lab host: observing twice reuses each session
+ * (one connect per host over both cycles), and a read-only handle never
+ * yields a transport that may mutate. */
+T_TEST(fleet_sessions_outlive_observation)
+{
+	const char *hosts[16], *n_env = tu_env("LAB_N"), *port = tu_env("LAB_SSH_PORT");
+	int n = n_env ? atoi(n_env) : 0;
+	struct fleet_opts o = { 0 };
+	struct fleet *fl = NULL;
+	struct obs_fleet *a = NULL, *b = NULL;
+	struct docker_obs_query q = { 0 };
+	struct transport *t = NULL;
+	char err[512] = "";
+
+	T_REQUIRE(n > 0 && n <= 16);
+	for (int i = 0; i < n; i++)
+		hosts[i] = tu_lab_host(i + 1);
+	key_files[0] = tu_env("LAB_SSH_KEY");
+	o.hosts = hosts;
+	o.nhosts = (size_t)n;
+	o.user = tu_env("LAB_SSH_USER");
+	o.port = port ? atoi(port) : 22;
+	o.keys = key_files;
+	o.nkeys = 1;
+	o.known_hosts = tu_env("LAB_KNOWN_HOSTS");
+	q.service = "optimus";
+	q.destination = "";
+	fleet_open(&fl, &o, FLEET_READ_ONLY);
+	T_INTEQ(fleet_observe(fl, &a, &q, 0, err, sizeof(err)), 0);
+	T_INTEQ(fleet_connects(fl), (unsigned long)n);
+	T_INTEQ(fleet_observe(fl, &b, &q, prov_now_ms() + 20000, err, sizeof(err)), 0);
+	T_INTEQ(fleet_connects(fl), (unsigned long)n);
+	for (int i = 0; b && i < n; i++)
+		T_INTEQ(b->hosts[i].status, OBS_OK);
+	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_CHECK(t == NULL);
+	obs_fleet_free(a);
+	obs_fleet_free(b);
+	fleet_free(fl);
+}
+
 T_MAIN(T_CASE(strict_host_key_ok), T_CASE(empty_known_hosts_fails), T_CASE(changed_host_key_fails),
        T_CASE(key_auth), T_CASE(docker_version_everywhere_in_parallel),
        T_CASE(session_reuse_and_round_trips), T_CASE(timeout_and_truncation_keep_the_session),
        T_CASE(framing_against_a_noisy_bashrc), T_CASE(through_the_relay), T_CASE(jump_host),
-       T_CASE(one_host_down_others_fine))
+       T_CASE(one_host_down_others_fine), T_CASE(fleet_sessions_outlive_observation))

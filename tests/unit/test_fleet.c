@@ -258,7 +258,7 @@ T_TEST(this_machine_classifier)
 	static const struct { const char *host; int local; } cases[] = {
 		{ "localhost", 1 }, { "LocalHost", 1 }, { "127.0.0.1", 1 }, { "127.1", 1 },
 		{ "127.255.255.254", 1 }, { "0", 1 }, { "0.0.0.0", 1 }, { "::1", 1 }, { "::", 1 },
-		{ "::ffff:127.0.0.1", 1 }, { "10.255.255.1", 0 }, { "192.0.2.7", 0 },
+		{ "::ffff:127.0.0.1", 1 }, { "10.255.255.1", 0 }, { "198.51.100.7", 0 },
 		{ "2001:db8::1", 0 }, { "", 0 }, { "no-such-host.invalid", 0 },
 	};
 
@@ -353,6 +353,8 @@ T_TEST(read_only_fleet_refuses_a_mutating_transport)
 	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PROV_EREFUSED);
 	cmd_result_release(&r);
 	T_INTEQ(t->stats.commands, 0);
+	T_INTEQ(fleet_refused(fl), 1);
+	T_INTEQ(fleet_commands(fl), 0);
 	fleet_free(fl);
 	/* read-write: the raw transport */
 	local_fleet(&fl, FLEET_READ_WRITE);
@@ -375,6 +377,10 @@ T_TEST(observing_twice_reuses_the_session)
 	local_fleet(&fl, FLEET_READ_ONLY);
 	T_INTEQ(fleet_reader(fl, 0, &t1, err, sizeof(err)), 0);
 	T_INTEQ(fleet_connects(fl), 1);
+	/* asking again hands out the same session */
+	T_INTEQ(fleet_reader(fl, 0, &t2, err, sizeof(err)), 0);
+	T_CHECK(t1 == t2);
+	T_INTEQ(fleet_connects(fl), 1);
 	T_CHECK(fleet_observe(fl, &a, &q, 0, err, sizeof(err)) >= 0);
 	T_REQUIRE(a != NULL);
 	if (a->hosts[0].status == OBS_OK) {
@@ -392,7 +398,7 @@ T_TEST(observing_twice_reuses_the_session)
 
 T_TEST(deadline_passed_marks_hosts_unknown)
 {
-	static const char *hosts[] = { "192.0.2.1", "192.0.2.2" };
+	static const char *hosts[] = { "198.51.100.1", "198.51.100.2" };
 	struct fleet_opts o = { 0 };
 	struct fleet *fl = NULL;
 	struct obs_fleet *obs = NULL;

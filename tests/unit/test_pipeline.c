@@ -1,0 +1,130 @@
+/*
+ * The pipeline (reconciler/pipeline.h) without hosts to reach: it never
+ * prints (everything is in the result's log), it opens the fleet read-only
+ * for plan and hosts (a mutating transport is refused), a refusal is in the
+ * log, the run deadline makes unfinished hosts unknown, and --timeout
+ * durations parse.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/pipeline.h"
+#include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
+
+#define YML "service: app\nimage: dhh/app\nregistry:\n  username: u\n  password: p\n"
+
+/* Runs the observe pipeline on a repository whose deploy.yml is YML + servers. */
+static int run_hosts(struct rec_pipeline_result *r, const char *servers, int timeout_ms, char **dir)
+{
+	struct rec_pipeline_opts o = { 0 };
+	struct rec_invocation inv = { 0 };
+	char *yml = xasprintf("%s%s", YML, servers), *cfg;
+	int rc;
+
+	*dir = tu_tmpdir("test-pipeline");
+	if (!*dir)
+		abort();
+	tu_write_in(*dir, "config/deploy.yml", yml);
+	cfg = xasprintf("%s/config/deploy.yml", *dir);
+	o.cmd = "hosts";
+	o.until = REC_STAGE_OBSERVE;
+	o.mode = FLEET_READ_ONLY;
+	o.config_path = cfg;
+	o.timeout_ms = timeout_ms;
+	o.inv = &inv;
+	rc = rec_pipeline_run(r, &o);
+	free(cfg);
+	free(yml);
+	return rc;
+}
+
+T_TEST(deadline_and_read_only_fleet)
+{
+	struct rec_pipeline_result r;
+	struct transport *t = NULL;
+	char err[512] = "", *dir = NULL;
+
+	if (run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2]\n", 1, &dir) != 0)
+		T_FAIL_AT("pipeline failed: %s", r.log);
+	T_REQUIRE(r.obs != NULL && r.fleet != NULL);
+	T_INTEQ(r.observe_rc, 1);
+	T_INTEQ(r.obs->nhosts, 2);
+	for (size_t i = 0; i < r.obs->nhosts; i++) {
+		T_INTEQ(r.obs->hosts[i].status, OBS_UNKNOWN);
+		T_CONTAINS(r.obs->hosts[i].error, "deadline reached");
+	}
+	T_INTEQ(fleet_mode(r.fleet), FLEET_READ_ONLY);
+	T_INTEQ(fleet_writer(r.fleet, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_CHECK(t == NULL);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+T_TEST(refusals_in_the_log)
+{
+	struct rec_pipeline_result r;
+	char *dir = NULL;
+
+	T_INTEQ(run_hosts(&r, "servers: [\"127.1\"]\n", 0, &dir), -1);
+	T_CONTAINS(r.log, "plumb hosts: host '127.1' is this machine");
+	T_CHECK(r.obs == NULL);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	/* a config error: the diagnostics, not printed but kept */
+	T_INTEQ(run_hosts(&r, "servers: [10.0.0.1]\nhostz: 1\n", 0, &dir), -1);
+	T_CONTAINS(r.log, "hostz");
+	T_CHECK(r.config == NULL);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* hosts on this machine (allowed by the invocation): the observation runs
+ * through the guard and nothing it sends is refused */
+T_TEST(observation_sends_nothing_the_guard_refuses)
+{
+	struct rec_pipeline_opts o = { 0 };
+	struct rec_invocation inv = { 0 };
+	struct rec_pipeline_result r;
+	char *dir = tu_tmpdir("test-pipeline"), *cfg;
+
+	T_REQUIRE(dir != NULL);
+	tu_write_in(dir, "config/deploy.yml", YML "servers: [localhost]\n");
+	cfg = xasprintf("%s/config/deploy.yml", dir);
+	inv.allow_local = 1;
+	o.cmd = "hosts";
+	o.until = REC_STAGE_OBSERVE;
+	o.config_path = cfg;
+	o.inv = &inv;
+	if (rec_pipeline_run(&r, &o) != 0)
+		T_FAIL_AT("pipeline failed: %s", r.log);
+	else {
+		T_CHECK(fleet_commands(r.fleet) >= 1);
+		T_INTEQ(fleet_refused(r.fleet), 0);
+	}
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	free(cfg);
+}
+
+T_TEST(durations)
+{
+	static const struct { const char *s; int rc, ms; } cases[] = {
+		{ "3s", 0, 3000 }, { "90", 0, 90000 }, { "5m", 0, 300000 }, { "1500ms", 0, 1500 },
+		{ "1h", 0, 3600000 }, { "0.5s", 0, 500 }, { "0", -1, 0 }, { "-1s", -1, 0 },
+		{ "s", -1, 0 }, { "3x", -1, 0 }, { "", -1, 0 }, { "25h", -1, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ms = 0, rc = rec_parse_duration(cases[i].s, &ms);
+		if (rc != cases[i].rc || (rc == 0 && ms != cases[i].ms))
+			T_FAIL_AT("'%s': rc %d ms %d", cases[i].s, rc, ms);
+	}
+}
+
+T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(refusals_in_the_log), T_CASE(durations),
+       T_CASE(observation_sends_nothing_the_guard_refuses))
