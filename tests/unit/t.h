@@ -51,6 +51,14 @@ static int t_checks;
 			T_FAIL_AT("check failed: %s", #cond);           \
 	} while (0)
 
+/* T_CHECK with a message of its own (printf-style) when cond is false. */
+#define T_CHECKF(cond, ...)                                             \
+	do {                                                            \
+		t_checks++;                                             \
+		if (!(cond))                                            \
+			T_FAIL_AT(__VA_ARGS__);                         \
+	} while (0)
+
 #define T_REQUIRE(cond)                                                 \
 	do {                                                            \
 		t_checks++;                                             \

@@ -264,9 +264,7 @@ T_TEST(this_machine_classifier)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int got = rec_host_is_this_machine(cases[i].host);
-		T_INTEQ(got, cases[i].local);
-		if (got != cases[i].local)
-			fprintf(stderr, "    (host '%s')\n", cases[i].host);
+		T_CHECKF(got == cases[i].local, "%s: %d, want %d", cases[i].host, got, cases[i].local);
 	}
 }
 

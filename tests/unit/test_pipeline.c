@@ -121,8 +121,8 @@ T_TEST(durations)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int ms = 0, rc = rec_parse_duration(cases[i].s, &ms);
-		if (rc != cases[i].rc || (rc == 0 && ms != cases[i].ms))
-			T_FAIL_AT("'%s': rc %d ms %d", cases[i].s, rc, ms);
+		T_CHECKF(rc == cases[i].rc && (rc != 0 || ms == cases[i].ms), "'%s': rc %d ms %d",
+			 cases[i].s, rc, ms);
 	}
 }
 
