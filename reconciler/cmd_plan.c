@@ -122,16 +122,15 @@ static int resolve_image(const struct config *c, const char *ref, const struct p
 		if (rec_registry_insecure_key(c->x_plumb.keys[i]))
 			registry_client_add_insecure(rc, c->x_plumb.vals[i]);
 	/* Credentials come from secrets only when trusted; else the docker config file. */
-	if (a->trusted && (c->registry.password_secret || c->registry.password)) {
-		int avail = 0;
-		const char *user = c->registry.username;
-		const char *pw = c->registry.password;
-		if (c->registry.username_secret)
-			user = config_secret_value(c, c->registry.username_secret, &avail);
-		if (c->registry.password_secret)
-			pw = config_secret_value(c, c->registry.password_secret, &avail);
-		if (user && pw)
-			registry_client_set_credentials(rc, app_registry_domain(c), user, pw);
+	if (a->trusted) {
+		struct cfg_secret user, pw;
+		char *why = NULL;
+		int have = config_registry_credentials(c, &user, &pw, &why);
+		if (have > 0)
+			registry_client_set_credentials(rc, app_registry_domain(c), user.value, pw.value);
+		else if (have < 0)
+			registry_client_set_credentials_unavailable(rc, app_registry_domain(c), why);
+		free(why);
 	}
 	if (registry_resolve(rc, ref, &res, &err) != 0) {
 		fprintf(stderr, "plumb plan: registry: %s: %s\n", ref, err ? err : "lookup failed");

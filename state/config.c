@@ -1248,6 +1248,51 @@ const char *config_secret_value(const struct config *c, const char *secret, int 
 	return secrets_get(c->secrets, secret, available);
 }
 
+/* One credential: a [SECRET], or a literal that ERB may have left without a value. */
+static void registry_cred(const struct config *c, const char *literal, const char *secret,
+			  const char *key, struct cfg_secret *out, char **why)
+{
+	int avail = 0;
+
+	out->value = NULL;
+	out->unavailable = 0;
+	if (secret) {
+		const char *v = config_secret_value(c, secret, &avail);
+		if (v && avail) {
+			out->value = v;
+			return;
+		}
+		out->unavailable = 1;
+		if (!*why)
+			*why = xasprintf("%s: secret %s %s", key, secret,
+					 v ? "could not be resolved" : "is not defined in the secrets");
+		return;
+	}
+	if (!literal)
+		return;
+	if (strvec_contains(&c->unavailable_keys, key)) {
+		out->unavailable = 1;
+		if (!*why)
+			*why = xasprintf("%s: its ERB could not be evaluated", key);
+		return;
+	}
+	out->value = literal;
+}
+
+int config_registry_credentials(const struct config *c, struct cfg_secret *user,
+				struct cfg_secret *password, char **why)
+{
+	*why = NULL;
+	registry_cred(c, c->registry.username, c->registry.username_secret, "registry.username", user, why);
+	registry_cred(c, c->registry.password, c->registry.password_secret, "registry.password",
+		      password, why);
+	if (user->unavailable || password->unavailable) {
+		user->value = password->value = NULL;
+		return -1;
+	}
+	return user->value && password->value ? 1 : 0;
+}
+
 /* ---- freeing ---- */
 
 static void file_specs_free(struct cfg_file_spec *s, size_t n)

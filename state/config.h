@@ -254,4 +254,25 @@ void cfg_logging_clear(struct cfg_logging *l);
  * unresolvable (untrusted, command failed). Never print the result. */
 const char *config_secret_value(const struct config *c, const char *secret, int *available);
 
+/*
+ * A secret as a consumer may use it: a value, or none. There is no
+ * placeholder text: when the secret is named but could not be resolved (or
+ * the run refused to compute it), value is NULL and unavailable is 1, so an
+ * unavailable secret cannot be sent as if it were a value.
+ */
+struct cfg_secret {
+	const char *value; /* owned by the config; NULL unless available */
+	int unavailable;   /* named by the config, but without a value */
+};
+
+/*
+ * The app registry's credentials (registry.username / registry.password:
+ * literal, ERB-expanded or [SECRET]). 1 with both values set; 0 when the
+ * config names no password; -1 when the username or the password has no value:
+ * then the unavailable one says so, no value is set, and *why (caller frees)
+ * names the secret or key, never a value.
+ */
+int config_registry_credentials(const struct config *c, struct cfg_secret *user,
+				struct cfg_secret *password, char **why);
+
 #endif

@@ -638,6 +638,67 @@ static void test_bad_realm(int port, const char *dir)
 	free(log);
 }
 
+/*
+ * An untrusted run (restrict_token_realm): the token registry's 401 names a
+ * plain-HTTP realm on another loopback port, and the badrealm registry's one
+ * on another host. Both refused, naming the realm host; the token server gets
+ * no request. Allowed by the invocation, the same realm mints a token.
+ */
+static void test_untrusted_realm(const char *reg, int port_badrealm, int port_http, const char *dir,
+				 const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "", .restrict_token_realm = 1 };
+	struct registry_client *c;
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("%s/optimus:v1", reg);
+	char *bad = xasprintf("127.0.0.1:%d/optimus:v1", port_badrealm);
+	char *log = xasprintf("%s/token.log", dir);
+	char *realm_host = xasprintf("127.0.0.1:%d", port_http);
+	char *want = xasprintf("token realm host '%s' refused", realm_host);
+	int before = count_lines(log), rc;
+
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc < 0 && err && strstr(err, want) && strstr(err, "plain HTTP"),
+	      "untrusted plain-HTTP realm rc %d: %s", rc, nz(err));
+	CHECK(err && !strstr(err, "s3cret"), "no password in the message");
+	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
+	      registry_client_http_requests(c));
+	CHECK(count_lines(log) == before, "the realm got %d requests", count_lines(log) - before);
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	c = registry_client_new(&o);
+	rc = resolve(c, bad, &r, &err);
+	CHECK(rc < 0 && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
+	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
+	      registry_client_http_requests(c));
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	/* the invocation allows the realm host: one token request, the image resolves */
+	o.allowed_realm_hosts = realm_host;
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc == 0 && r.status == REGISTRY_FOUND, "allowed realm: %s", nz(err));
+	if (rc == 0) {
+		CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "allowed realm config %s", nz(r.config_digest));
+		registry_result_dispose(&r);
+	}
+	CHECK(count_lines(log) - before == 1, "one token request, got %d", count_lines(log) - before);
+	free(err);
+	registry_client_free(c);
+	free(ref);
+	free(bad);
+	free(log);
+	free(realm_host);
+	free(want);
+}
+
 static void test_bearer(const char *reg, const char *dir, const struct pushed *p)
 {
 	struct registry_options o = { .docker_config = "" };
@@ -980,6 +1041,7 @@ int main(void)
 	if (script) {
 		test_bearer(reg_tok, dir, &p);
 		test_bad_realm(port_badrealm, dir);
+		test_untrusted_realm(reg_tok, port_badrealm, port_http, dir, &p);
 	}
 	test_timing(reg_plain, &p);
 	if (getenv("LAB_REGISTRY"))

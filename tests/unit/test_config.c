@@ -688,6 +688,50 @@ T_TEST(optimus_example_loads_both_ways)
 	source_free(src);
 }
 
+T_TEST(registry_password_unavailable_is_no_value)
+{
+	static const char yml[] = "service: app\nimage: dhh/app\nservers: [1.1.1.1]\nregistry:\n"
+				  "  server: ghcr.io\n  username: u\n  password:\n    - KAMAL_REGISTRY_PASSWORD\n";
+	struct cfg_secret user = { "x", 0 }, pw = { "x", 0 };
+	char *why = NULL;
+	struct loadres r = load3(yml, NULL, NULL, "KAMAL_REGISTRY_PASSWORD=$(exit 3)\n", 1);
+
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CHECK(pw.value == NULL && pw.unavailable);
+	T_CHECK(user.value == NULL); /* nothing half-usable either */
+	T_CONTAINS(why, "registry.password: secret KAMAL_REGISTRY_PASSWORD could not be resolved");
+	free(why);
+	res_free(&r);
+
+	/* not defined at all: unavailable too, not "no credentials" */
+	r = load3(yml, NULL, NULL, "OTHER=1\n", 1);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CONTAINS(why, "is not defined");
+	free(why);
+	res_free(&r);
+
+	/* resolved: both values */
+	r = load3(yml, NULL, NULL, "KAMAL_REGISTRY_PASSWORD=s3cret-pw\n", 1);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), 1);
+	T_STREQ(user.value, "u");
+	T_STREQ(pw.value, "s3cret-pw");
+	T_CHECK(!pw.unavailable && why == NULL);
+	res_free(&r);
+
+	/* a literal password from ERB that could not be evaluated (untrusted ENV) */
+	r = load3("service: app\nimage: dhh/app\nservers: [1.1.1.1]\nregistry:\n  server: ghcr.io\n"
+		  "  username: u\n  password: <%= ENV['CANARY_ENV'] %>\n", NULL, NULL, NULL, 0);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CHECK(pw.value == NULL && pw.unavailable);
+	T_CONTAINS(why, "registry.password");
+	free(why);
+	res_free(&r);
+}
+
 T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_options),
        T_CASE(env_merge_root_role_tags), T_CASE(scalars_convert_like_ruby),
        T_CASE(unknown_key_names_file_line_and_suggests), T_CASE(all_errors_at_once),
@@ -702,4 +746,5 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(registry_insecure_exact_and_never_with_credentials_untrusted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
-       T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways))
+       T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways),
+       T_CASE(registry_password_unavailable_is_no_value))
