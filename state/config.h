@@ -165,6 +165,23 @@ struct cfg_boot {
 	int parallel_roles; /* -1/0/1 */
 };
 
+/*
+ * plumb's own settings (`x-plumb:`), parsed once next to the validator (which
+ * reports bad types with file:line). Strings owned by the config.
+ */
+struct xplumb_accessory {
+	char *name;     /* an accessory of the config */
+	int pin_digest; /* accessories.<name>.pin_digest: run its image by digest */
+};
+struct xplumb {
+	char *version;                    /* version; NULL = from the commit */
+	int prune;                        /* prune (default 0) */
+	struct strvec registry_insecure;  /* registry.insecure: "host" or "host:port" */
+	char *ssh_known_hosts;            /* ssh.known_hosts (repository path), or NULL */
+	int ssh_accept_new_host_keys;     /* ssh.accept_new_host_keys (default 0) */
+	struct xplumb_accessory *accessories; /* accessories.<name> */
+	size_t naccessories;
+};
 struct config {
 	char *file;         /* "config/deploy.yml" as given */
 	char *destination;  /* NULL = none */
@@ -204,7 +221,8 @@ struct config {
 	int drain_timeout;        /* default 30 */
 	int stop_timeout;         /* 0 = not set */
 	struct kvs sshkit;
-	struct kvs x_plumb;       /* x-plumb settings, flattened ("a.b" → value) */
+	struct kvs x_plumb;       /* x-plumb settings, flattened ("a.b" → value); being replaced by xplumb */
+	struct xplumb xplumb;     /* x-plumb settings, typed */
 	/* key paths outside env whose value is PLUMB_UNAVAILABLE (ERB ENV or a
 	 * command in an untrusted run): commands that contact hosts refuse them */
 	struct strvec unavailable_keys;
@@ -274,5 +292,8 @@ struct cfg_secret {
  */
 int config_registry_credentials(const struct config *c, struct cfg_secret *user,
 				struct cfg_secret *password, char **why);
+
+/* The x-plumb entry of accessory `name`, or NULL when x-plumb says nothing of it. */
+const struct xplumb_accessory *config_xplumb_accessory(const struct config *c, const char *name);
 
 #endif

@@ -496,6 +496,53 @@ T_TEST(x_plumb_settings_validated)
 	res_free(&r);
 }
 
+T_TEST(x_plumb_typed)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\naccessories:\n  db:\n    image: postgres:17\n    host: 1.1.1.1\n"
+				     "  cache:\n    image: redis:7\n    host: 1.1.1.1\n"
+				     "x-plumb:\n  version: abc123\n  prune: true\n"
+				     "  ssh:\n    known_hosts: config/known_hosts\n    accept_new_host_keys: true\n"
+				     "  registry:\n    insecure: [reg.lan:5000, other.lan]\n"
+				     "  accessories:\n    db:\n      pin_digest: true\n    cache:\n      pin_digest: false\n");
+	const struct xplumb *x;
+
+	REQ_OK(r);
+	x = &r.c->xplumb;
+	T_STREQ(x->version, "abc123");
+	T_INTEQ(x->prune, 1);
+	T_STREQ(x->ssh_known_hosts, "config/known_hosts");
+	T_INTEQ(x->ssh_accept_new_host_keys, 1);
+	T_REQUIRE(x->registry_insecure.n == 2);
+	T_STREQ(x->registry_insecure.v[1], "other.lan");
+	T_REQUIRE(config_xplumb_accessory(r.c, "db") != NULL);
+	T_INTEQ(config_xplumb_accessory(r.c, "db")->pin_digest, 1);
+	T_INTEQ(config_xplumb_accessory(r.c, "cache")->pin_digest, 0);
+	T_CHECK(config_xplumb_accessory(r.c, "web") == NULL);
+	T_CHECK(r.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS); /* untrusted load */
+	res_free(&r);
+
+	/* defaults */
+	r = load(BASE "servers: [1.1.1.1]\n");
+	REQ_OK(r);
+	T_CHECK(!r.c->xplumb.version && !r.c->xplumb.prune && !r.c->xplumb.ssh_known_hosts &&
+		!r.c->xplumb.ssh_accept_new_host_keys && r.c->xplumb.registry_insecure.n == 0);
+	res_free(&r);
+
+	/* bad types and values: file:line errors */
+	r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  prune: maybe\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:8:10: error: x-plumb.prune: should be a boolean");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  registry:\n    insecure: [\"http://reg.lan\"]\n"
+		      "  accessories:\n    dbb:\n      pin_digest: true\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:9:");
+	T_CONTAINS(r.errors, "x-plumb.registry.insecure[0]: 'http://reg.lan' is not host or host:port");
+	T_CONTAINS(r.errors, "config/deploy.yml:11:");
+	T_CONTAINS(r.errors, "x-plumb.accessories.dbb: no accessory 'dbb'");
+	res_free(&r);
+}
+
 /* ---- conformance over Kamal's fixtures ---- */
 
 struct expect {
@@ -747,4 +794,4 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
        T_CASE(kamal_fixtures_conformance), T_CASE(optimus_example_loads_both_ways),
-       T_CASE(registry_password_unavailable_is_no_value))
+       T_CASE(registry_password_unavailable_is_no_value), T_CASE(x_plumb_typed))
