@@ -1660,3 +1660,30 @@ out:
 	registry_ref_dispose(&r);
 	return rc;
 }
+
+int registry_pin(const char *image_ref, const char **digest, const char **identity, void *ctx)
+{
+	struct registry_client *c = ctx;
+	struct registry_result res = { 0 };
+	char *err = NULL;
+	int rc = -1;
+
+	*digest = *identity = NULL;
+	if (registry_resolve(c, image_ref, &res, &err) != 0 || res.status != REGISTRY_FOUND)
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->ncache; i++) {
+		if (!strcmp(c->cache[i].key, res.ref)) {
+			/* the cache owns these strings until the client is freed */
+			*digest = c->cache[i].res.digest;
+			*identity = c->cache[i].res.config_digest;
+			rc = *digest ? 0 : -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+out:
+	free(err);
+	registry_result_dispose(&res);
+	return rc;
+}

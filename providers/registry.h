@@ -206,6 +206,14 @@ void registry_client_set_credentials_unavailable(struct registry_client *c, cons
 int registry_resolve(struct registry_client *c, const char *image_ref,
 		     struct registry_result *out, char **err);
 
+/*
+ * For desired_opts.accessory_pin, with ctx a struct registry_client *:
+ * resolves image_ref and gives its manifest digest (what to run by) and config
+ * digest (the identity), both owned by the client until it is freed. 0, or -1
+ * when it is not found or the lookup failed (the reason is not kept).
+ */
+int registry_pin(const char *image_ref, const char **digest, const char **identity, void *ctx);
+
 /* Counters, for tests and metrics: manifest GETs and all HTTP requests sent. */
 unsigned long registry_client_manifest_requests(const struct registry_client *c);
 unsigned long registry_client_http_requests(const struct registry_client *c);

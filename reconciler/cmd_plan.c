@@ -179,6 +179,7 @@ int cmd_plan(int argc, char **argv)
 	char sha[41] = "", *root = NULL, *relfile = NULL, *err = NULL, *image_ref = NULL;
 	char *identity = NULL, ferr[512] = "", *platform = NULL;
 	struct registry_options ropt = { 0 };
+	struct registry_client *pin_rc = NULL;
 	enum des_image_status st = DES_IMAGE_UNKNOWN;
 	const char *version;
 	int rc = REC_EXIT_ERROR, loaded_via_rec = 0;
@@ -304,6 +305,8 @@ int cmd_plan(int argc, char **argv)
 		dopt.app_image.ref = image_ref;
 		dopt.app_image.identity = identity;
 		dopt.app_image.status = st;
+		dopt.accessory_pin = registry_pin; /* x-plumb accessories.<name>.pin_digest */
+		dopt.accessory_ctx = pin_rc = registry_client_new(&ropt);
 		if (desired_build(&ds, c, &dopt, &d) != 0) {
 			diags_print(&d, stderr);
 			diags_clear(&d);
@@ -364,6 +367,7 @@ int cmd_plan(int argc, char **argv)
 out:
 	sbuf_release(&out);
 	diff_plan_free(p);
+	registry_client_free(pin_rc);
 	desired_free(ds);
 	desired_free(bds);
 	obs_fleet_free(obs);

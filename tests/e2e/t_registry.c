@@ -428,6 +428,23 @@ struct thr {
 	int ok;
 };
 
+/* registry_pin (x-plumb pin_digest): the tag's manifest digest and config digest, owned by the client. */
+static void test_pin(const char *reg, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c = registry_client_new(&o);
+	const char *digest = NULL, *identity = NULL;
+	char *ref = xasprintf("%s/optimus:v1", reg), *missing = xasprintf("%s/optimus:nope", reg);
+
+	CHECK(registry_pin(ref, &digest, &identity, c) == 0, "pin %s", ref);
+	CHECK(digest && !strcmp(digest, p->man_v1), "pin digest %s want %s", nz(digest), p->man_v1);
+	CHECK(identity && !strcmp(identity, p->cfg_a), "pin identity %s", nz(identity));
+	CHECK(registry_pin(missing, &digest, &identity, c) == -1 && !digest && !identity, "missing tag: not pinned");
+	registry_client_free(c);
+	free(ref);
+	free(missing);
+}
+
 static void *thr_run(void *arg)
 {
 	struct thr *t = arg;
@@ -1035,6 +1052,7 @@ int main(void)
 	}
 	test_plain(reg_plain, &p);
 	test_threads(reg_plain, &p);
+	test_pin(reg_plain, &p);
 	test_tls(port_tls, tls_ca, &p);
 	test_plain_refused_for_remote_hosts();
 	test_basic(reg_basic, dir, &p);

@@ -418,9 +418,18 @@ T_TEST(registry_insecure_exact_and_never_with_credentials_untrusted)
 		      "x-plumb:\n  registry:\n    insecure: [reg.lan:5000]\n");
 	REQ_OK(r);
 	memset(&ro, 0, sizeof(ro));
+	setenv("PLUMB_REGISTRY_REALM_HOSTS", "auth.example.test", 1);
 	rec_registry_setup(r.c, 0, &ro, &platform);
 	T_STREQ(ro.docker_config, NULL);
 	T_STREQ(ro.platform, "linux/amd64");
+	/* untrusted: the token realm is restricted; the invocation may allow hosts */
+	T_INTEQ(ro.restrict_token_realm, 1);
+	T_STREQ(ro.allowed_realm_hosts, "auth.example.test");
+	free(platform);
+	memset(&ro, 0, sizeof(ro));
+	rec_registry_setup(r.c, 1, &ro, &platform);
+	T_INTEQ(ro.restrict_token_realm, 0);
+	unsetenv("PLUMB_REGISTRY_REALM_HOSTS");
 	free(platform);
 	res_free(&r);
 }
