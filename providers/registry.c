@@ -652,8 +652,9 @@ out:
 
 struct cred {
 	char *domain;
-	char *user;
-	char *password; /* secret */
+	char *user;     /* NULL when unavailable */
+	char *password; /* secret; NULL when unavailable */
+	char *unavailable; /* why the configured credentials have no value, or NULL */
 };
 
 struct token {
@@ -692,6 +693,8 @@ struct registry_client {
 	size_t nhosts;
 	int docker_config_loaded;
 	int no_docker_config_over_http;
+	int restrict_token_realm;
+	struct strvec realm_hosts; /* allowed_realm_hosts, split */
 	char *docker_config_text; /* holds secrets */
 	size_t docker_config_len;
 	unsigned long manifest_requests, http_requests;
@@ -720,6 +723,15 @@ struct registry_client *registry_client_new(const struct registry_options *opts)
 	c->platform = xstrdup(opts->platform ? opts->platform : DEFAULT_PLATFORM);
 	c->docker_config = opts->docker_config ? xstrdup(opts->docker_config) : NULL;
 	c->no_docker_config_over_http = opts->no_docker_config_over_http;
+	c->restrict_token_realm = opts->restrict_token_realm;
+	for (const char *p = opts->allowed_realm_hosts; p && *p;) {
+		size_t n;
+		p += strspn(p, ", \t\n");
+		n = strcspn(p, ", \t\n");
+		if (n)
+			strvec_push_take(&c->realm_hosts, xstrndup(p, n));
+		p += n;
+	}
 	c->ca_path = opts->ca_path ? xstrdup(opts->ca_path) : NULL;
 	c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
@@ -764,10 +776,12 @@ void registry_client_free(struct registry_client *c)
 	free(c->docker_config);
 	free(c->ca_path);
 	strvec_clear(&c->insecure);
+	strvec_clear(&c->realm_hosts);
 	for (i = 0; i < c->ncreds; i++) {
 		free(c->creds[i].domain);
 		free(c->creds[i].user);
 		free_secret(c->creds[i].password);
+		free(c->creds[i].unavailable);
 	}
 	free(c->creds);
 	for (i = 0; i < c->ntokens; i++) {
@@ -796,12 +810,11 @@ void registry_client_add_insecure(struct registry_client *c, const char *host)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void registry_client_set_credentials(struct registry_client *c, const char *domain,
-				     const char *user, const char *password)
+/* The entry for `domain`, emptied (the caller fills it); under c->lock. */
+static struct cred *cred_slot(struct registry_client *c, const char *domain)
 {
 	struct cred *cr = NULL;
 
-	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->ncreds; i++)
 		if (strcmp(c->creds[i].domain, domain) == 0)
 			cr = &c->creds[i];
@@ -812,9 +825,32 @@ void registry_client_set_credentials(struct registry_client *c, const char *doma
 	} else {
 		free(cr->user);
 		free_secret(cr->password);
+		free(cr->unavailable);
 	}
+	cr->user = cr->password = cr->unavailable = NULL;
+	return cr;
+}
+
+void registry_client_set_credentials(struct registry_client *c, const char *domain,
+				     const char *user, const char *password)
+{
+	struct cred *cr;
+
+	pthread_mutex_lock(&c->lock);
+	cr = cred_slot(c, domain);
 	cr->user = xstrdup(user);
 	cr->password = xstrdup(password);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void registry_client_set_credentials_unavailable(struct registry_client *c, const char *domain,
+						 const char *why)
+{
+	struct cred *cr;
+
+	pthread_mutex_lock(&c->lock);
+	cr = cred_slot(c, domain);
+	cr->unavailable = xstrdup(why && *why ? why : "a secret could not be resolved");
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -914,8 +950,10 @@ static void token_store(struct registry_client *c, const char *key, char *value,
 /*
  * Credentials for a domain: explicit ones first, then the docker config (read
  * once per client). Returns 1 with copies in *user and *password (the caller
- * frees *password with free_secret), 0 if there are none. *note (caller frees)
- * may explain why there are none (a credential helper, a malformed file).
+ * frees *password with free_secret), 0 if there are none, -1 when the
+ * configured ones are unavailable (*note says why; nothing else is tried).
+ * *note (caller frees) may explain why there are none (a credential helper, a
+ * malformed file).
  */
 static int creds_for(struct registry_client *c, const char *domain, char **user,
 		     char **password, char **note, int *from_file)
@@ -928,6 +966,11 @@ static int creds_for(struct registry_client *c, const char *domain, char **user,
 	*from_file = 0;
 	for (size_t i = 0; i < c->ncreds; i++) {
 		if (auth_key_matches(c->creds[i].domain, domain)) {
+			if (c->creds[i].unavailable) {
+				*note = xasprintf("the credentials configured for %s are unavailable (%s); none sent",
+						  domain, c->creds[i].unavailable);
+				return -1;
+			}
 			*user = xstrdup(c->creds[i].user);
 			*password = xstrdup(c->creds[i].password);
 			return 1;
@@ -1033,6 +1076,7 @@ struct auth {
 	enum auth_kind kind;
 	const char *user;
 	const char *secret; /* password or token */
+	int no_redirect;    /* the request follows no Location */
 };
 
 static int is_network_error(CURLcode cc)
@@ -1084,7 +1128,7 @@ static int http_get(struct registry_client *c, const char *url, const char *acce
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
 			 strncmp(url, "https:", 6) == 0 ? "https" : "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, auth && auth->no_redirect ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
@@ -1169,6 +1213,43 @@ static int realm_allowed(struct registry_client *c, const char *realm)
 }
 
 /*
+ * Under restrict_token_realm: may the token request go to `realm` (already
+ * through realm_allowed)? 1, or 0 with *why saying why not.
+ */
+static int realm_host_ok(struct registry_client *c, const struct registry_ref *r,
+			 const char *realm, const char **why)
+{
+	char hostport[300], host[300], reg_host[300];
+	int https = strncasecmp(realm, "https://", 8) == 0;
+	const char *p = realm + (https ? 8 : 7);
+	size_t n = strcspn(p, "/?#");
+
+	if (!c->restrict_token_realm)
+		return 1;
+	if (n >= sizeof(hostport) || memchr(p, '@', n)) {
+		*why = "the realm URL carries user info or an overlong host";
+		return 0;
+	}
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)n, p);
+	host_only(hostport, host, sizeof(host));
+	host_only(r->host, reg_host, sizeof(reg_host));
+	if (!strcasecmp(hostport, r->host) && https == !plain_http_allowed(c, r->host))
+		return 1; /* the registry's own origin: no new destination */
+	for (size_t i = 0; i < c->realm_hosts.n; i++)
+		if (!strcasecmp(c->realm_hosts.v[i], hostport) || !strcasecmp(c->realm_hosts.v[i], host))
+			return 1; /* the invocation allows it */
+	if (!https) {
+		*why = "plain HTTP is allowed only for the registry's own origin";
+		return 0;
+	}
+	if (!strcasecmp(host, reg_host) ||
+	    (!strcmp(r->domain, "docker.io") && !strcasecmp(host, "auth.docker.io")))
+		return 1;
+	*why = "it is not the registry's host";
+	return 0;
+}
+
+/*
  * May credentials read from the docker config file go to `url`? Not, under
  * no_docker_config_over_http, when it is plain HTTP to a host that is not
  * loopback.
@@ -1199,13 +1280,14 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		       char **err)
 {
 	struct http_resp resp = { 0 };
-	struct auth a = { AUTH_NONE, NULL, NULL };
+	struct auth a = { .kind = AUTH_NONE };
 	struct sbuf url;
 	char *scope_dflt = NULL, *what = NULL, *esc;
 	const char *scope;
 	json_t *root = NULL;
 	const char *tok;
 	json_int_t expires_in = 60;
+	const char *why = NULL;
 	int rc = REGISTRY_ERROR, withheld = 0;
 
 	*token = NULL;
@@ -1217,6 +1299,15 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	if (!realm_allowed(c, ch->realm)) {
 		*err = xasprintf("registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for localhost, 127.0.0.1, [::1] and hosts listed as insecure)",
 				 r->domain, ch->realm);
+		goto out;
+	}
+	if (!realm_host_ok(c, r, ch->realm, &why)) {
+		char hostport[300];
+		const char *p = strstr(ch->realm, "://") + 3;
+		snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/?#"), p);
+		*err = xasprintf("registry %s: token realm host '%.200s' refused: %s (this run does not "
+				 "trust the repository; allow a realm host with PLUMB_REGISTRY_REALM_HOSTS)",
+				 r->domain, hostport, why);
 		goto out;
 	}
 	scope_dflt = xasprintf("repository:%s:pull", r->path);
@@ -1244,6 +1335,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		a.user = user;
 		a.secret = password;
 	}
+	a.no_redirect = c->restrict_token_realm;
 	what = xasprintf("registry %s: token request to %.200s", r->domain, ch->realm);
 	rc = http_get(c, url.buf, "Accept: application/json", &a, REGISTRY_TOKEN_MAX, &resp, what, err);
 	if (rc < 0)
@@ -1310,7 +1402,7 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 	struct registry_challenge ch = { 0 };
 	char *url = NULL, *what = NULL, *user = NULL, *password = NULL, *note = NULL;
 	char *tkey = NULL, *regerr = NULL;
-	int have_creds, from_file = 0, rc = REGISTRY_ERROR, attempt;
+	int have_creds, from_file = 0, rc = REGISTRY_ERROR, attempt, unavailable = 0;
 	int sent_basic = 0, sent_fresh_token = 0;
 
 	memset(resp, 0, sizeof(*resp));
@@ -1319,6 +1411,10 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 	what = xasprintf("registry %s: GET %s:%s", r->domain, r->path, reference);
 	tkey = xasprintf("%s repository:%s:pull", r->host, r->path);
 	have_creds = creds_for(c, r->domain, &user, &password, &note, &from_file);
+	if (have_creds < 0) {
+		unavailable = 1;
+		have_creds = 0;
+	}
 	if (have_creds && from_file && !docker_config_creds_may_go(c, url)) {
 		have_creds = 0;
 		free(user);
@@ -1331,7 +1427,7 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 	}
 
 	for (attempt = 0; attempt < 3; attempt++) {
-		struct auth a = { AUTH_NONE, NULL, NULL };
+		struct auth a = { .kind = AUTH_NONE };
 		struct token *t = token_find(c, tkey);
 
 		if (hs->auth == HOST_AUTH_BASIC && have_creds) {
@@ -1358,6 +1454,11 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 			registry_challenge_dispose(&ch);
 			if (!resp->www_auth || registry_challenge_parse(&ch, resp->www_auth) < 0) {
 				*err = xasprintf("%s: HTTP 401 without a usable WWW-Authenticate challenge", what);
+				rc = REGISTRY_EAUTH;
+				goto out;
+			}
+			if (unavailable) {
+				*err = xasprintf("%s: the registry requires credentials and %s", what, note);
 				rc = REGISTRY_EAUTH;
 				goto out;
 			}
@@ -1557,5 +1658,32 @@ out:
 	pthread_mutex_unlock(&c->lock);
 	free(key);
 	registry_ref_dispose(&r);
+	return rc;
+}
+
+int registry_pin(const char *image_ref, const char **digest, const char **identity, void *ctx)
+{
+	struct registry_client *c = ctx;
+	struct registry_result res = { 0 };
+	char *err = NULL;
+	int rc = -1;
+
+	*digest = *identity = NULL;
+	if (registry_resolve(c, image_ref, &res, &err) != 0 || res.status != REGISTRY_FOUND)
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->ncache; i++) {
+		if (!strcmp(c->cache[i].key, res.ref)) {
+			/* the cache owns these strings until the client is freed */
+			*digest = c->cache[i].res.digest;
+			*identity = c->cache[i].res.config_digest;
+			rc = *digest ? 0 : -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+out:
+	free(err);
+	registry_result_dispose(&res);
 	return rc;
 }

@@ -150,6 +150,25 @@ struct registry_options {
 	 * where the repository chooses the image references and insecure hosts.
 	 */
 	int no_docker_config_over_http;
+	/*
+	 * Nonzero (untrusted runs, where the repository chooses the registry and
+	 * so the 401 that names the token realm): the token request goes only to
+	 *   - the registry's own origin (same scheme, host and port), or
+	 *   - an HTTPS realm on the registry's host (any port), or on
+	 *     auth.docker.io for Docker Hub, or
+	 *   - a host named in allowed_realm_hosts (then the usual rule holds:
+	 *     HTTPS, or plain HTTP to loopback and insecure hosts);
+	 * never to a realm carrying user info, and the token request follows no
+	 * redirect. Otherwise registry_resolve fails, without any request to the
+	 * realm, and the message names the realm host and why.
+	 */
+	int restrict_token_realm;
+	/*
+	 * Realm hosts the invocation allows ("host" or "host:port"; a bare host
+	 * allows every port), separated by commas or spaces; NULL = none. Copied.
+	 * The reconciler fills it from PLUMB_REGISTRY_REALM_HOSTS.
+	 */
+	const char *allowed_realm_hosts;
 };
 
 struct registry_client;
@@ -168,6 +187,15 @@ void registry_client_add_insecure(struct registry_client *c, const char *host);
  */
 void registry_client_set_credentials(struct registry_client *c, const char *domain,
 				     const char *user, const char *password);
+/*
+ * The config names credentials for `domain`, but they have no value (a secret
+ * could not be resolved; `why` names it, never a value). There is no value to
+ * send: a registry that asks for credentials fails the lookup with
+ * REGISTRY_EAUTH saying they are unavailable, nothing is sent in their place
+ * and the docker config file is not consulted for that domain.
+ */
+void registry_client_set_credentials_unavailable(struct registry_client *c, const char *domain,
+						 const char *why);
 
 /*
  * Resolves `image_ref` (see registry_ref_parse). Returns 0 with out->status
@@ -177,6 +205,14 @@ void registry_client_set_credentials(struct registry_client *c, const char *doma
  */
 int registry_resolve(struct registry_client *c, const char *image_ref,
 		     struct registry_result *out, char **err);
+
+/*
+ * For desired_opts.accessory_pin, with ctx a struct registry_client *:
+ * resolves image_ref and gives its manifest digest (what to run by) and config
+ * digest (the identity), both owned by the client until it is freed. 0, or -1
+ * when it is not found or the lookup failed (the reason is not kept).
+ */
+int registry_pin(const char *image_ref, const char **digest, const char **identity, void *ctx);
 
 /* Counters, for tests and metrics: manifest GETs and all HTTP requests sent. */
 unsigned long registry_client_manifest_requests(const struct registry_client *c);

@@ -240,6 +240,9 @@ void rec_registry_setup(struct config *c, int trusted, struct registry_options *
 	}
 	/* Whatever host the image reference really names: an untrusted run never
 	 * sends the runner's docker credentials over plain HTTP off this machine. */
-	if (!trusted)
+	if (!trusted) {
 		ro->no_docker_config_over_http = 1;
+		ro->restrict_token_realm = 1;
+		ro->allowed_realm_hosts = getenv("PLUMB_REGISTRY_REALM_HOSTS");
+	}
 }

@@ -27,6 +27,7 @@ struct pl_priv {
 	struct docker_obs_query q, bq;
 	struct rec_invocation inv;
 	struct registry_options ropt;
+	struct registry_client *pin_rc; /* resolves x-plumb pin_digest accessories */
 	char *relfile, *platform;
 };
 
@@ -166,20 +167,19 @@ static int resolve_image(struct pl_run *run, const char *ref, const struct regis
 	char *err = NULL;
 	int ret = -1;
 
-	for (size_t i = 0; i < c->x_plumb.n; i++)
-		if (rec_registry_insecure_key(c->x_plumb.keys[i]))
-			registry_client_add_insecure(rc, c->x_plumb.vals[i]);
-	/* Credentials come from secrets only when trusted; else the docker config file. */
-	if (run->o->trusted && (c->registry.password_secret || c->registry.password)) {
-		int avail = 0;
-		const char *user = c->registry.username;
-		const char *pw = c->registry.password;
-		if (c->registry.username_secret)
-			user = config_secret_value(c, c->registry.username_secret, &avail);
-		if (c->registry.password_secret)
-			pw = config_secret_value(c, c->registry.password_secret, &avail);
-		if (user && pw)
-			registry_client_set_credentials(rc, app_registry_domain(c), user, pw);
+	for (size_t i = 0; i < c->xplumb.registry_insecure.n; i++)
+		registry_client_add_insecure(rc, c->xplumb.registry_insecure.v[i]);
+	/* Credentials come from secrets only when trusted; else the docker config file.
+	 * An unavailable credential is never a value: the client sends none. */
+	if (run->o->trusted) {
+		struct cfg_secret user, pw;
+		char *why = NULL;
+		int have = config_registry_credentials(c, &user, &pw, &why);
+		if (have > 0)
+			registry_client_set_credentials(rc, app_registry_domain(c), user.value, pw.value);
+		else if (have < 0)
+			registry_client_set_credentials_unavailable(rc, app_registry_domain(c), why);
+		free(why);
 	}
 	if (registry_resolve(rc, ref, &res, &err) != 0) {
 		say(run, "registry: %s: %s", ref, err ? err : "lookup failed");
@@ -283,13 +283,13 @@ static int stage_plan(struct pl_run *run)
 	struct diags d = { 0 };
 	enum des_image_status st = DES_IMAGE_UNKNOWN;
 	char *image_ref = NULL, *identity = NULL, *err = NULL;
-	const char *version, *prune;
+	const char *version;
 	int rc = -1;
 
 	/* version: --version > x-plumb version > $VERSION > the commit */
 	version = o->version;
 	if (!version)
-		version = kvs_get(&c->x_plumb, "version");
+		version = c->xplumb.version;
 	if (!version || !*version)
 		version = getenv("VERSION");
 	if (!version || !*version)
@@ -334,6 +334,10 @@ static int stage_plan(struct pl_run *run)
 	dopt.app_image.ref = image_ref;
 	dopt.app_image.identity = identity;
 	dopt.app_image.status = st;
+	dopt.accessory_pin = registry_pin; /* x-plumb accessories.<name>.pin_digest */
+	dopt.accessory_ctx = p->pin_rc = registry_client_new(&p->ropt);
+	for (size_t i = 0; i < c->xplumb.registry_insecure.n; i++)
+		registry_client_add_insecure(p->pin_rc, c->xplumb.registry_insecure.v[i]);
 	if (desired_build(&r->desired, c, &dopt, &d) != 0) {
 		diags_print(&d, run->log);
 		goto out;
@@ -350,8 +354,7 @@ static int stage_plan(struct pl_run *run)
 			goto out;
 		}
 	}
-	prune = kvs_get(&c->x_plumb, "prune");
-	dfo.prune = o->prune || (prune && strcmp(prune, "true") == 0);
+	dfo.prune = o->prune || c->xplumb.prune;
 	dfo.base = r->base_desired;
 	dfo.extra_hosts = &p->extra;
 	if (diff_plan_build(&r->plan, r->desired, r->obs, &dfo) != 0) {
@@ -424,6 +427,7 @@ void rec_pipeline_result_release(struct rec_pipeline_result *r)
 		source_free(p->src);
 		source_free(p->bsrc);
 		git_src_free(p->g);
+		registry_client_free(p->pin_rc);
 		strvec_clear(&p->extra);
 		rec_fleet_settings_release(&p->set);
 		rec_fleet_settings_release(&p->bset);

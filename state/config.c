@@ -656,6 +656,69 @@ static void add_role_hosts(struct loader *l, const struct ynode *at, const char 
 			strvec_push(out, r->hosts[j].addr);
 }
 
+/*
+ * x-plumb, typed. The validator has checked keys and types (file:line); this
+ * adds what it cannot know: an accessory must exist, a registry host must be
+ * "host[:port]".
+ */
+static void read_xplumb(struct loader *l, const struct ynode *x)
+{
+	struct xplumb *xp = &l->c->xplumb;
+	const struct ynode *ssh, *reg, *acc, *v;
+
+	if (!x || x->kind != Y_MAP)
+		return;
+	xp->version = sdup(ynode_get(x, "version"));
+	xp->prune = bval(ynode_get(x, "prune"), 0);
+	if ((ssh = ynode_get(x, "ssh")) && ssh->kind == Y_MAP) {
+		xp->ssh_known_hosts = sdup(ynode_get(ssh, "known_hosts"));
+		xp->ssh_accept_new_host_keys = bval(ynode_get(ssh, "accept_new_host_keys"), 0);
+		if (xp->ssh_known_hosts && !*xp->ssh_known_hosts)
+			lerr(l, ynode_get(ssh, "known_hosts"), "x-plumb.ssh.known_hosts: empty path");
+	}
+	if ((reg = ynode_get(x, "registry")) && reg->kind == Y_MAP &&
+	    (v = ynode_get(reg, "insecure")) && v->kind == Y_SEQ) {
+		for (size_t i = 0; i < v->n; i++) {
+			const char *h = sval(v->items[i]);
+			if (!h)
+				continue;
+			if (!*h || strpbrk(h, "/@ \t"))
+				lerr(l, v->items[i], "x-plumb.registry.insecure[%zu]: '%s' is not host or host:port",
+				     i, h);
+			else
+				strvec_push(&xp->registry_insecure, h);
+		}
+	}
+	if ((acc = ynode_get(x, "accessories")) && acc->kind == Y_MAP) {
+		xp->accessories = xcalloc(acc->n ? acc->n : 1, sizeof(*xp->accessories));
+		for (size_t i = 0; i < acc->n; i++) {
+			const char *name = acc->keys[i]->str;
+			struct xplumb_accessory *xa;
+			size_t k;
+
+			for (k = 0; k < l->c->naccessories; k++)
+				if (!strcmp(l->c->accessories[k].name, name))
+					break;
+			if (k == l->c->naccessories) {
+				lerr(l, acc->keys[i], "x-plumb.accessories.%s: no accessory '%s' in accessories", name,
+				     name);
+				continue;
+			}
+			xa = &xp->accessories[xp->naccessories++];
+			xa->name = xstrdup(name);
+			xa->pin_digest = bval(ynode_get(acc->vals[i], "pin_digest"), 0);
+		}
+	}
+}
+
+const struct xplumb_accessory *config_xplumb_accessory(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->xplumb.naccessories; i++)
+		if (!strcmp(c->xplumb.accessories[i].name, name))
+			return &c->xplumb.accessories[i];
+	return NULL;
+}
+
 static void read_accessories(struct loader *l, const struct ynode *acc)
 {
 	struct config *c = l->c;
@@ -1077,10 +1140,10 @@ static void read_model(struct loader *l, const struct ynode *root)
 	c->stop_timeout = ival(ynode_get(root, "stop_timeout"), 0);
 	read_kvs(ynode_get(root, "sshkit"), &c->sshkit);
 	flatten_into(&c->x_plumb, "", ynode_get(root, "x-plumb"));
-	if (!c->trust.trusted && kvs_get(&c->x_plumb, "ssh.accept_new_host_keys") &&
-	    strcmp(kvs_get(&c->x_plumb, "ssh.accept_new_host_keys"), "true") == 0)
-		trust_note(&c->trust, TRUST_OFF_ACCEPT_HOST_KEYS);
 	read_accessories(l, ynode_get(root, "accessories"));
+	read_xplumb(l, ynode_get(root, "x-plumb"));
+	if (!c->trust.trusted && c->xplumb.ssh_accept_new_host_keys)
+		trust_note(&c->trust, TRUST_OFF_ACCEPT_HOST_KEYS);
 }
 
 int config_load(struct config **out, struct source *src, const struct config_opts *o,
@@ -1250,6 +1313,51 @@ const char *config_secret_value(const struct config *c, const char *secret, int 
 	return secrets_get(c->secrets, secret, available);
 }
 
+/* One credential: a [SECRET], or a literal that ERB may have left without a value. */
+static void registry_cred(const struct config *c, const char *literal, const char *secret,
+			  const char *key, struct cfg_secret *out, char **why)
+{
+	int avail = 0;
+
+	out->value = NULL;
+	out->unavailable = 0;
+	if (secret) {
+		const char *v = config_secret_value(c, secret, &avail);
+		if (v && avail) {
+			out->value = v;
+			return;
+		}
+		out->unavailable = 1;
+		if (!*why)
+			*why = xasprintf("%s: secret %s %s", key, secret,
+					 v ? "could not be resolved" : "is not defined in the secrets");
+		return;
+	}
+	if (!literal)
+		return;
+	if (strvec_contains(&c->unavailable_keys, key)) {
+		out->unavailable = 1;
+		if (!*why)
+			*why = xasprintf("%s: its ERB could not be evaluated", key);
+		return;
+	}
+	out->value = literal;
+}
+
+int config_registry_credentials(const struct config *c, struct cfg_secret *user,
+				struct cfg_secret *password, char **why)
+{
+	*why = NULL;
+	registry_cred(c, c->registry.username, c->registry.username_secret, "registry.username", user, why);
+	registry_cred(c, c->registry.password, c->registry.password_secret, "registry.password",
+		      password, why);
+	if (user->unavailable || password->unavailable) {
+		user->value = password->value = NULL;
+		return -1;
+	}
+	return user->value && password->value ? 1 : 0;
+}
+
 /* ---- freeing ---- */
 
 static void file_specs_free(struct cfg_file_spec *s, size_t n)
@@ -1342,6 +1450,12 @@ void config_free(struct config *c)
 	free(c->builder_arch);
 	kvs_clear(&c->sshkit);
 	kvs_clear(&c->x_plumb);
+	free(c->xplumb.version);
+	free(c->xplumb.ssh_known_hosts);
+	strvec_clear(&c->xplumb.registry_insecure);
+	for (size_t i = 0; i < c->xplumb.naccessories; i++)
+		free(c->xplumb.accessories[i].name);
+	free(c->xplumb.accessories);
 	strvec_clear(&c->unavailable_keys);
 	secrets_free(c->secrets);
 	free(c);

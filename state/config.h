@@ -165,6 +165,23 @@ struct cfg_boot {
 	int parallel_roles; /* -1/0/1 */
 };
 
+/*
+ * plumb's own settings (`x-plumb:`), parsed once next to the validator (which
+ * reports bad types with file:line). Strings owned by the config.
+ */
+struct xplumb_accessory {
+	char *name;     /* an accessory of the config */
+	int pin_digest; /* accessories.<name>.pin_digest: run its image by digest */
+};
+struct xplumb {
+	char *version;                    /* version; NULL = from the commit */
+	int prune;                        /* prune (default 0) */
+	struct strvec registry_insecure;  /* registry.insecure: "host" or "host:port" */
+	char *ssh_known_hosts;            /* ssh.known_hosts (repository path), or NULL */
+	int ssh_accept_new_host_keys;     /* ssh.accept_new_host_keys (default 0) */
+	struct xplumb_accessory *accessories; /* accessories.<name> */
+	size_t naccessories;
+};
 struct config {
 	char *file;         /* "config/deploy.yml" as given */
 	char *destination;  /* NULL = none */
@@ -204,7 +221,8 @@ struct config {
 	int drain_timeout;        /* default 30 */
 	int stop_timeout;         /* 0 = not set */
 	struct kvs sshkit;
-	struct kvs x_plumb;       /* x-plumb settings, flattened ("a.b" → value) */
+	struct kvs x_plumb;       /* x-plumb settings, flattened ("a.b" → value); being replaced by xplumb */
+	struct xplumb xplumb;     /* x-plumb settings, typed */
 	/* key paths outside env whose value is PLUMB_UNAVAILABLE (ERB ENV or a
 	 * command in an untrusted run): commands that contact hosts refuse them */
 	struct strvec unavailable_keys;
@@ -256,5 +274,29 @@ void cfg_logging_clear(struct cfg_logging *l);
 /* A secret's value: NULL when not defined; *available = 0 when defined but
  * unresolvable (untrusted, command failed). Never print the result. */
 const char *config_secret_value(const struct config *c, const char *secret, int *available);
+
+/*
+ * A secret as a consumer may use it: a value, or none. There is no
+ * placeholder text: when the secret is named but could not be resolved (or
+ * the run refused to compute it), value is NULL and unavailable is 1, so an
+ * unavailable secret cannot be sent as if it were a value.
+ */
+struct cfg_secret {
+	const char *value; /* owned by the config; NULL unless available */
+	int unavailable;   /* named by the config, but without a value */
+};
+
+/*
+ * The app registry's credentials (registry.username / registry.password:
+ * literal, ERB-expanded or [SECRET]). 1 with both values set; 0 when the
+ * config names no password; -1 when the username or the password has no value:
+ * then the unavailable one says so, no value is set, and *why (caller frees)
+ * names the secret or key, never a value.
+ */
+int config_registry_credentials(const struct config *c, struct cfg_secret *user,
+				struct cfg_secret *password, char **why);
+
+/* The x-plumb entry of accessory `name`, or NULL when x-plumb says nothing of it. */
+const struct xplumb_accessory *config_xplumb_accessory(const struct config *c, const char *name);
 
 #endif

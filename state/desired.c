@@ -539,6 +539,35 @@ static void build_app(struct builder *b, struct des_host *h, const struct cfg_ro
 	cfg_logging_clear(&lg);
 }
 
+/* "sha256:" and 64 lowercase hex digits? */
+static int is_sha256_digest(const char *s)
+{
+	if (!s || strncmp(s, "sha256:", 7) != 0 || strlen(s) != 7 + 64)
+		return 0;
+	for (const char *p = s + 7; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* x-plumb accessories.<name>.pin_digest: run the image by the digest its tag points to. */
+static void pin_accessory_image(struct builder *b, struct des_container *dc, const struct cfg_accessory *a)
+{
+	const struct xplumb_accessory *xa = config_xplumb_accessory(b->c, a->name);
+	const char *digest = NULL, *identity = NULL;
+
+	if (!xa || !xa->pin_digest || !a->image || !b->o->accessory_pin ||
+	    b->o->accessory_pin(a->image, &digest, &identity, b->o->accessory_ctx) != 0 ||
+	    !is_sha256_digest(digest))
+		return;
+	free(dc->image_ref);
+	dc->image_ref = xasprintf("%.*s@%s", (int)strcspn(a->image, "@"), a->image, digest);
+	if (is_sha256_digest(identity)) {
+		dc->image_id = xstrdup(identity);
+		dc->image_status = DES_IMAGE_FOUND;
+	}
+}
+
 static void build_accessory(struct builder *b, struct des_host *h, const struct cfg_accessory *a)
 {
 	const struct config *c = b->c;
@@ -552,13 +581,7 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 	dc->prefix = xstrdup(a->service);
 	dc->image_ref = xstrdup(a->image ? a->image : "");
 	dc->image_status = DES_IMAGE_UNKNOWN;
-	if (b->o->accessory_identity) {
-		const char *id = b->o->accessory_identity(a->name, b->o->accessory_ctx);
-		if (id) {
-			dc->image_id = xstrdup(id);
-			dc->image_status = DES_IMAGE_FOUND;
-		}
-	}
+	pin_accessory_image(b, dc, a);
 	if (a->cmd) {
 		dc->cmd = xstrdup(a->cmd);
 		desired_split_words(a->cmd, &dc->cmd_argv);

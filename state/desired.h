@@ -153,9 +153,17 @@ struct desired_opts {
 	const char *version;         /* required */
 	struct des_image app_image;  /* the app image; status DES_IMAGE_UNKNOWN if not resolved */
 	const char *salt;            /* the run's salt (the observation's) */
-	/* Optional: an accessory pinned by digest (x-plumb accessories.<name>.pin_digest):
-	 * the caller resolves it and passes identity here; NULL = compare by reference. */
-	const char *(*accessory_identity)(const char *accessory, void *ctx);
+	/*
+	 * Optional: resolves the image of an accessory pinned by digest (x-plumb
+	 * accessories.<name>.pin_digest), given its reference as configured.
+	 * Returns 0 with *digest (the manifest digest the tag points to,
+	 * "sha256:<64 hex>") and *identity (the image's config digest, or NULL),
+	 * both owned by ctx; -1 when it could not be resolved. A pinned accessory
+	 * then runs `image@digest` (any digest in the config replaced) and is
+	 * compared by identity; unresolved (or no hook), it keeps its reference
+	 * and DES_IMAGE_UNKNOWN. Accessories not pinned are never passed.
+	 */
+	int (*accessory_pin)(const char *image_ref, const char **digest, const char **identity, void *ctx);
 	void *accessory_ctx;
 };
 

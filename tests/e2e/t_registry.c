@@ -428,6 +428,23 @@ struct thr {
 	int ok;
 };
 
+/* registry_pin (x-plumb pin_digest): the tag's manifest digest and config digest, owned by the client. */
+static void test_pin(const char *reg, const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "" };
+	struct registry_client *c = registry_client_new(&o);
+	const char *digest = NULL, *identity = NULL;
+	char *ref = xasprintf("%s/optimus:v1", reg), *missing = xasprintf("%s/optimus:nope", reg);
+
+	CHECK(registry_pin(ref, &digest, &identity, c) == 0, "pin %s", ref);
+	CHECK(digest && !strcmp(digest, p->man_v1), "pin digest %s want %s", nz(digest), p->man_v1);
+	CHECK(identity && !strcmp(identity, p->cfg_a), "pin identity %s", nz(identity));
+	CHECK(registry_pin(missing, &digest, &identity, c) == -1 && !digest && !identity, "missing tag: not pinned");
+	registry_client_free(c);
+	free(ref);
+	free(missing);
+}
+
 static void *thr_run(void *arg)
 {
 	struct thr *t = arg;
@@ -636,6 +653,67 @@ static void test_bad_realm(int port, const char *dir)
 	registry_client_free(c);
 	free(ref);
 	free(log);
+}
+
+/*
+ * An untrusted run (restrict_token_realm): the token registry's 401 names a
+ * plain-HTTP realm on another loopback port, and the badrealm registry's one
+ * on another host. Both refused, naming the realm host; the token server gets
+ * no request. Allowed by the invocation, the same realm mints a token.
+ */
+static void test_untrusted_realm(const char *reg, int port_badrealm, int port_http, const char *dir,
+				 const struct pushed *p)
+{
+	struct registry_options o = { .docker_config = "", .restrict_token_realm = 1 };
+	struct registry_client *c;
+	struct registry_result r;
+	char *err = NULL, *ref = xasprintf("%s/optimus:v1", reg);
+	char *bad = xasprintf("127.0.0.1:%d/optimus:v1", port_badrealm);
+	char *log = xasprintf("%s/token.log", dir);
+	char *realm_host = xasprintf("127.0.0.1:%d", port_http);
+	char *want = xasprintf("token realm host '%s' refused", realm_host);
+	int before = count_lines(log), rc;
+
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc < 0 && err && strstr(err, want) && strstr(err, "plain HTTP"),
+	      "untrusted plain-HTTP realm rc %d: %s", rc, nz(err));
+	CHECK(err && !strstr(err, "s3cret"), "no password in the message");
+	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
+	      registry_client_http_requests(c));
+	CHECK(count_lines(log) == before, "the realm got %d requests", count_lines(log) - before);
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	c = registry_client_new(&o);
+	rc = resolve(c, bad, &r, &err);
+	CHECK(rc < 0 && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
+	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
+	      registry_client_http_requests(c));
+	free(err);
+	err = NULL;
+	registry_client_free(c);
+
+	/* the invocation allows the realm host: one token request, the image resolves */
+	o.allowed_realm_hosts = realm_host;
+	c = registry_client_new(&o);
+	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
+	rc = resolve(c, ref, &r, &err);
+	CHECK(rc == 0 && r.status == REGISTRY_FOUND, "allowed realm: %s", nz(err));
+	if (rc == 0) {
+		CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "allowed realm config %s", nz(r.config_digest));
+		registry_result_dispose(&r);
+	}
+	CHECK(count_lines(log) - before == 1, "one token request, got %d", count_lines(log) - before);
+	free(err);
+	registry_client_free(c);
+	free(ref);
+	free(bad);
+	free(log);
+	free(realm_host);
+	free(want);
 }
 
 static void test_bearer(const char *reg, const char *dir, const struct pushed *p)
@@ -974,12 +1052,14 @@ int main(void)
 	}
 	test_plain(reg_plain, &p);
 	test_threads(reg_plain, &p);
+	test_pin(reg_plain, &p);
 	test_tls(port_tls, tls_ca, &p);
 	test_plain_refused_for_remote_hosts();
 	test_basic(reg_basic, dir, &p);
 	if (script) {
 		test_bearer(reg_tok, dir, &p);
 		test_bad_realm(port_badrealm, dir);
+		test_untrusted_realm(reg_tok, port_badrealm, port_http, dir, &p);
 	}
 	test_timing(reg_plain, &p);
 	if (getenv("LAB_REGISTRY"))

@@ -418,9 +418,18 @@ T_TEST(registry_insecure_exact_and_never_with_credentials_untrusted)
 		      "x-plumb:\n  registry:\n    insecure: [reg.lan:5000]\n");
 	REQ_OK(r);
 	memset(&ro, 0, sizeof(ro));
+	setenv("PLUMB_REGISTRY_REALM_HOSTS", "auth.example.test", 1);
 	rec_registry_setup(r.c, 0, &ro, &platform);
 	T_STREQ(ro.docker_config, NULL);
 	T_STREQ(ro.platform, "linux/amd64");
+	/* untrusted: the token realm is restricted; the invocation may allow hosts */
+	T_INTEQ(ro.restrict_token_realm, 1);
+	T_STREQ(ro.allowed_realm_hosts, "auth.example.test");
+	free(platform);
+	memset(&ro, 0, sizeof(ro));
+	rec_registry_setup(r.c, 1, &ro, &platform);
+	T_INTEQ(ro.restrict_token_realm, 0);
+	unsetenv("PLUMB_REGISTRY_REALM_HOSTS");
 	free(platform);
 	res_free(&r);
 }
@@ -493,6 +502,53 @@ T_TEST(x_plumb_settings_validated)
 	T_CONTAINS(r.errors, "unknown key 'prunne' in x-plumb (did you mean 'prune'?)");
 	T_CONTAINS(r.errors, "unknown key 'known_host' in x-plumb.ssh (did you mean 'known_hosts'?)");
 	T_NOT_CONTAINS(r.errors, "x-other");
+	res_free(&r);
+}
+
+T_TEST(x_plumb_typed)
+{
+	struct loadres r = load(BASE "servers: [1.1.1.1]\naccessories:\n  db:\n    image: postgres:17\n    host: 1.1.1.1\n"
+				     "  cache:\n    image: redis:7\n    host: 1.1.1.1\n"
+				     "x-plumb:\n  version: abc123\n  prune: true\n"
+				     "  ssh:\n    known_hosts: config/known_hosts\n    accept_new_host_keys: true\n"
+				     "  registry:\n    insecure: [reg.lan:5000, other.lan]\n"
+				     "  accessories:\n    db:\n      pin_digest: true\n    cache:\n      pin_digest: false\n");
+	const struct xplumb *x;
+
+	REQ_OK(r);
+	x = &r.c->xplumb;
+	T_STREQ(x->version, "abc123");
+	T_INTEQ(x->prune, 1);
+	T_STREQ(x->ssh_known_hosts, "config/known_hosts");
+	T_INTEQ(x->ssh_accept_new_host_keys, 1);
+	T_REQUIRE(x->registry_insecure.n == 2);
+	T_STREQ(x->registry_insecure.v[1], "other.lan");
+	T_REQUIRE(config_xplumb_accessory(r.c, "db") != NULL);
+	T_INTEQ(config_xplumb_accessory(r.c, "db")->pin_digest, 1);
+	T_INTEQ(config_xplumb_accessory(r.c, "cache")->pin_digest, 0);
+	T_CHECK(config_xplumb_accessory(r.c, "web") == NULL);
+	T_CHECK(r.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS); /* untrusted load */
+	res_free(&r);
+
+	/* defaults */
+	r = load(BASE "servers: [1.1.1.1]\n");
+	REQ_OK(r);
+	T_CHECK(!r.c->xplumb.version && !r.c->xplumb.prune && !r.c->xplumb.ssh_known_hosts &&
+		!r.c->xplumb.ssh_accept_new_host_keys && r.c->xplumb.registry_insecure.n == 0);
+	res_free(&r);
+
+	/* bad types and values: file:line errors */
+	r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  prune: maybe\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:8:10: error: x-plumb.prune: should be a boolean");
+	res_free(&r);
+	r = load(BASE "servers: [1.1.1.1]\nx-plumb:\n  registry:\n    insecure: [\"http://reg.lan\"]\n"
+		      "  accessories:\n    dbb:\n      pin_digest: true\n");
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, "config/deploy.yml:9:");
+	T_CONTAINS(r.errors, "x-plumb.registry.insecure[0]: 'http://reg.lan' is not host or host:port");
+	T_CONTAINS(r.errors, "config/deploy.yml:11:");
+	T_CONTAINS(r.errors, "x-plumb.accessories.dbb: no accessory 'dbb'");
 	res_free(&r);
 }
 
@@ -761,6 +817,50 @@ T_TEST(optimus_example_loads_both_ways)
 	source_free(src);
 }
 
+T_TEST(registry_password_unavailable_is_no_value)
+{
+	static const char yml[] = "service: app\nimage: dhh/app\nservers: [1.1.1.1]\nregistry:\n"
+				  "  server: ghcr.io\n  username: u\n  password:\n    - KAMAL_REGISTRY_PASSWORD\n";
+	struct cfg_secret user = { "x", 0 }, pw = { "x", 0 };
+	char *why = NULL;
+	struct loadres r = load3(yml, NULL, NULL, "KAMAL_REGISTRY_PASSWORD=$(exit 3)\n", 1);
+
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CHECK(pw.value == NULL && pw.unavailable);
+	T_CHECK(user.value == NULL); /* nothing half-usable either */
+	T_CONTAINS(why, "registry.password: secret KAMAL_REGISTRY_PASSWORD could not be resolved");
+	free(why);
+	res_free(&r);
+
+	/* not defined at all: unavailable too, not "no credentials" */
+	r = load3(yml, NULL, NULL, "OTHER=1\n", 1);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CONTAINS(why, "is not defined");
+	free(why);
+	res_free(&r);
+
+	/* resolved: both values */
+	r = load3(yml, NULL, NULL, "KAMAL_REGISTRY_PASSWORD=s3cret-pw\n", 1);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), 1);
+	T_STREQ(user.value, "u");
+	T_STREQ(pw.value, "s3cret-pw");
+	T_CHECK(!pw.unavailable && why == NULL);
+	res_free(&r);
+
+	/* a literal password from ERB that could not be evaluated (untrusted ENV) */
+	r = load3("service: app\nimage: dhh/app\nservers: [1.1.1.1]\nregistry:\n  server: ghcr.io\n"
+		  "  username: u\n  password: <%= ENV['CANARY_ENV'] %>\n", NULL, NULL, NULL, 0);
+	REQ_OK(r);
+	T_INTEQ(config_registry_credentials(r.c, &user, &pw, &why), -1);
+	T_CHECK(pw.value == NULL && pw.unavailable);
+	T_CONTAINS(why, "registry.password");
+	free(why);
+	res_free(&r);
+}
+
 T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_options),
        T_CASE(env_merge_root_role_tags), T_CASE(scalars_convert_like_ruby),
        T_CASE(unknown_key_names_file_line_and_suggests), T_CASE(all_errors_at_once),
@@ -775,4 +875,5 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(registry_insecure_exact_and_never_with_credentials_untrusted), T_CASE(secret_values_never_in_errors), T_CASE(syntax_error_position),
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
-       T_CASE(kamal_fixtures_conformance), T_CASE(kamal_fixtures_match_shared_copy), T_CASE(optimus_example_loads_both_ways))
+       T_CASE(kamal_fixtures_conformance), T_CASE(kamal_fixtures_match_shared_copy), T_CASE(optimus_example_loads_both_ways),
+       T_CASE(registry_password_unavailable_is_no_value), T_CASE(x_plumb_typed))

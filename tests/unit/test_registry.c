@@ -575,6 +575,149 @@ T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 	rec_srv_stop(&s);
 }
 
+/* Resolves `ref` anonymously with restrict_token_realm; the rc, *err and the requests sent. */
+static int resolve_restricted(int restrict_realm, const char *allowed, const char *ref, char **err,
+			      unsigned long *requests)
+{
+	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000, .timeout_ms = 5000,
+				      .restrict_token_realm = restrict_realm, .allowed_realm_hosts = allowed };
+	struct registry_client *c = registry_client_new(&o);
+	struct registry_result res;
+	int rc;
+
+	free(*err);
+	*err = NULL;
+	registry_client_set_credentials(c, "127.0.0.1", "u", "pw");
+	rc = registry_resolve(c, ref, &res, err);
+	if (rc == 0)
+		registry_result_dispose(&res);
+	*requests = registry_client_http_requests(c);
+	registry_client_free(c);
+	return rc;
+}
+
+static void srv_log_clear(struct rec_srv *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->log.len = 0;
+	s->log.buf[0] = '\0';
+	pthread_mutex_unlock(&s->mu);
+}
+
+T_TEST(token_realm_restricted_in_untrusted_runs)
+{
+	struct rec_srv reg, realm;
+	char *ref, *chal, *err = NULL, *want, *allow;
+	unsigned long n = 0;
+
+	unsetenv("http_proxy");
+	rec_srv_start(&reg, NULL);
+	rec_srv_start(&realm, NULL);
+	ref = xasprintf("127.0.0.1:%d/optimus:v1", reg.port);
+
+	/* a plain-HTTP loopback realm that is not the registry's origin: refused, no request */
+	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", realm.port);
+	reg.challenge = chal;
+	T_CHECK(resolve_restricted(1, NULL, ref, &err, &n) < 0);
+	want = xasprintf("token realm host '127.0.0.1:%d' refused: plain HTTP", realm.port);
+	T_CONTAINS(err, want);
+	T_CONTAINS(err, "PLUMB_REGISTRY_REALM_HOSTS");
+	T_CHECK(n == 1);
+	T_NOT_CONTAINS(realm.log.buf, "GET");
+	free(want);
+
+	/* without the restriction (a trusted run) the realm is asked: the check above can fail */
+	T_INTEQ(resolve_restricted(0, NULL, ref, &err, &n), REGISTRY_EAUTH);
+	T_CONTAINS(realm.log.buf, "GET /token?");
+	srv_log_clear(&realm);
+
+	/* the invocation allows that realm host: asked */
+	allow = xasprintf("ghcr.io, 127.0.0.1:%d", realm.port);
+	T_INTEQ(resolve_restricted(1, allow, ref, &err, &n), REGISTRY_EAUTH);
+	T_CONTAINS(realm.log.buf, "GET /token?");
+	srv_log_clear(&realm);
+	free(allow);
+	/* another port on that host is not allowed by a host:port entry */
+	allow = xasprintf("127.0.0.1:%d", reg.port == 1 ? 2 : 1);
+	T_CHECK(resolve_restricted(1, allow, ref, &err, &n) < 0);
+	T_NOT_CONTAINS(realm.log.buf, "GET");
+	free(allow);
+
+	/* the registry's own origin: asked */
+	free(chal);
+	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", reg.port);
+	reg.challenge = chal;
+	srv_log_clear(&reg);
+	T_INTEQ(resolve_restricted(1, NULL, ref, &err, &n), REGISTRY_EAUTH);
+	T_CONTAINS(reg.log.buf, "GET /token?");
+
+	/* HTTPS, but on another host: refused before any request */
+	free(chal);
+	chal = xstrdup("Bearer realm=\"https://auth.plumb-test.invalid/token\"");
+	reg.challenge = chal;
+	T_CHECK(resolve_restricted(1, NULL, ref, &err, &n) < 0);
+	T_CONTAINS(err, "token realm host 'auth.plumb-test.invalid' refused: it is not the registry's host");
+	T_CHECK(n == 1);
+
+	/* user info in the realm: refused */
+	free(chal);
+	chal = xasprintf("Bearer realm=\"https://127.0.0.1@auth.plumb-test.invalid/token\"");
+	reg.challenge = chal;
+	T_CHECK(resolve_restricted(1, "127.0.0.1", ref, &err, &n) < 0);
+	T_CONTAINS(err, "user info");
+	T_CHECK(n == 1);
+
+	free(err);
+	free(chal);
+	free(ref);
+	rec_srv_stop(&reg);
+	rec_srv_stop(&realm);
+}
+
+T_TEST(unavailable_credentials_are_never_sent)
+{
+	struct rec_srv s;
+	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000, .timeout_ms = 5000 };
+	struct registry_client *c;
+	struct registry_result res;
+	char *dom, *ref, *chal, *err = NULL;
+
+	unsetenv("http_proxy");
+	rec_srv_start(&s, "Basic realm=\"r\"");
+	dom = xasprintf("127.0.0.1:%d", s.port);
+	ref = xasprintf("%s/optimus:v1", dom);
+	chal = xasprintf("Bearer realm=\"http://%s/token\",service=\"r\"", dom);
+	for (int bearer = 0; bearer < 2; bearer++) {
+		if (bearer)
+			s.challenge = chal;
+		srv_log_clear(&s);
+		c = registry_client_new(&o);
+		registry_client_set_credentials_unavailable(c, dom, "registry.password: secret PW could not be resolved");
+		T_INTEQ(registry_resolve(c, ref, &res, &err), REGISTRY_EAUTH);
+		T_CONTAINS(err, "unavailable (registry.password: secret PW could not be resolved); none sent");
+		T_CONTAINS(s.log.buf, "auth=-");
+		T_NOT_CONTAINS(s.log.buf, "auth=Basic");
+		T_NOT_CONTAINS(s.log.buf, "GET /token");
+		registry_client_free(c);
+		free(err);
+		err = NULL;
+	}
+	/* later credentials for the domain replace the unavailable mark */
+	c = registry_client_new(&o);
+	registry_client_set_credentials_unavailable(c, dom, NULL);
+	registry_client_set_credentials(c, dom, "u", "pw");
+	srv_log_clear(&s);
+	T_INTEQ(registry_resolve(c, ref, &res, &err), REGISTRY_EAUTH);
+	T_CONTAINS(s.log.buf, "GET /token?");
+	T_CONTAINS(s.log.buf, "auth=Basic dTpwdw==");
+	registry_client_free(c);
+	free(err);
+	free(chal);
+	free(dom);
+	free(ref);
+	rec_srv_stop(&s);
+}
+
 T_MAIN(T_CASE(ref_parse_table), T_CASE(ref_string_normalises),
        T_CASE(challenge_bearer_with_commas_in_scope),
        T_CASE(challenge_spacing_escapes_tokens_and_error),
@@ -586,4 +729,6 @@ T_MAIN(T_CASE(ref_parse_table), T_CASE(ref_string_normalises),
        T_CASE(resolve_unreachable_is_network_error),
        T_CASE(docker_config_creds_not_sent_over_plain_http_to_remote_host),
        T_CASE(docker_config_creds_still_go_to_loopback_over_plain_http),
-       T_CASE(docker_config_creds_not_sent_to_plain_http_token_realm))
+       T_CASE(docker_config_creds_not_sent_to_plain_http_token_realm),
+       T_CASE(token_realm_restricted_in_untrusted_runs),
+       T_CASE(unavailable_credentials_are_never_sent))
