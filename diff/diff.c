@@ -1,6 +1,5 @@
 #include "diff/diff.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -702,97 +701,33 @@ static int wave_of(const struct desired *ds, const struct des_container *dc, con
 	return 2;
 }
 
-/* The target of one kamal-proxy route entry: a string, or "target" /
- * "targets" (string or array) of an object. Caller frees; NULL if none. */
-static char *route_target(json_t *e)
-{
-	json_t *t;
-	struct sbuf sb;
-	size_t i;
-	json_t *v;
-
-	if (json_is_string(e))
-		return xstrdup(json_string_value(e));
-	if (!json_is_object(e))
-		return NULL;
-	t = json_object_get(e, "target");
-	if (!t)
-		t = json_object_get(e, "Target");
-	if (!t)
-		t = json_object_get(e, "targets");
-	if (json_is_string(t))
-		return xstrdup(json_string_value(t));
-	if (!json_is_array(t) || json_array_size(t) == 0)
-		return NULL;
-	sbuf_init(&sb, 0);
-	json_array_foreach(t, i, v)
-		if (json_is_string(v)) {
-			if (sb.len)
-				sbuf_adds(&sb, ", ");
-			sbuf_adds(&sb, json_string_value(v));
-		}
-	if (!sb.len) {
-		sbuf_release(&sb);
-		return NULL;
-	}
-	return sbuf_detach(&sb);
-}
-
 /*
- * kamal-proxy's current target for `service` (a role's container prefix) from
- * the host's `kamal-proxy list --json`, or NULL. The JSON is read leniently:
- * a map service → {target|targets, …} at the top level or under "services" /
- * "Targets" / "targets", or an array of {service|name, target|targets}.
- * A target that starts with an observed container's id (kamal-proxy targets
+ * kamal-proxy's current target for `service` (a role's container prefix)
+ * from the host's routes (parsed by providers/kamal_proxy.c), or NULL. A
+ * target that starts with an observed container's id (kamal-proxy targets
  * containers by id) is shown with that container's name.
  */
 char *diff_proxy_target(const struct obs_host *oh, const char *service)
 {
-	json_t *root, *map = NULL, *e = NULL, *v;
-	char *t = NULL, *r;
-	size_t i, idlen;
+	const char *t = NULL;
+	size_t idlen;
 
-	if (!oh || !oh->proxy_routes || !service)
+	if (!oh || !service)
 		return NULL;
-	root = json_loads(oh->proxy_routes, 0, NULL);
-	if (json_is_object(root)) {
-		static const char *const keys[] = { "services", "Services", "Targets", "targets" };
-		for (size_t k = 0; k < ARRAY_SIZE(keys) && !map; k++)
-			if (json_is_object(json_object_get(root, keys[k])))
-				map = json_object_get(root, keys[k]);
-		if (!map)
-			map = root;
-		e = json_object_get(map, service);
-	} else if (json_is_array(root)) {
-		json_array_foreach(root, i, v) {
-			json_t *n = json_object_get(v, "service");
-			if (!n)
-				n = json_object_get(v, "name");
-			if (json_is_string(n) && strcmp(json_string_value(n), service) == 0) {
-				e = v;
-				break;
-			}
-		}
-	}
-	if (e)
-		t = route_target(e);
-	json_decref(root);
-	if (!t || !*t) {
-		free(t);
+	for (size_t i = 0; i < oh->nroutes && !t; i++)
+		if (strcmp(oh->routes[i].service, service) == 0)
+			t = oh->routes[i].target;
+	if (!t || !*t)
 		return NULL;
-	}
 	idlen = strcspn(t, ":, ");
 	if (idlen >= 12) {
-		for (i = 0; i < oh->ncontainers; i++) {
+		for (size_t i = 0; i < oh->ncontainers; i++) {
 			const struct obs_container *c = &oh->containers[i];
-			if (c->id && c->name && strlen(c->id) >= idlen && strncmp(c->id, t, idlen) == 0) {
-				r = xasprintf("%s (%s)", c->name, t);
-				free(t);
-				return r;
-			}
+			if (c->id && c->name && strlen(c->id) >= idlen && strncmp(c->id, t, idlen) == 0)
+				return xasprintf("%s (%s)", c->name, t);
 		}
 	}
-	return t;
+	return xstrdup(t);
 }
 
 static void set_traffic(struct hctx *x, struct diff_step *s, const struct des_container *dc)
@@ -1077,7 +1012,9 @@ static void plan_leftovers(struct hctx *x)
  * Two destinations sharing an accessory container (diff.h): refuses the host
  * (status, error) and returns 1 when the host runs a container named like one
  * of our accessories while every app container of the service on it carries
- * another destination label.
+ * another destination label, or while it runs no app container of the
+ * service and our destination's env file for the accessory is absent (the
+ * accessory was booted by another destination's deploy, or by hand).
  */
 static int refuse_shared_accessory(struct diff_host *out, const struct desired *ds,
 				   const struct des_host *dh, const struct obs_host *oh)
@@ -1099,6 +1036,16 @@ static int refuse_shared_accessory(struct diff_host *out, const struct desired *
 				ours = 1;
 			else if (!other)
 				other = oc->destination;
+		}
+		if (present && !other && !ours && dc->env_file && !obs_host_env_file(oh, dc->env_file)) {
+			out->status = DIFF_HOST_REFUSED;
+			out->error = xasprintf(
+				"accessory container %s runs on this host without app containers of %s and "
+				"without this destination's env file %s: it may belong to another destination "
+				"(an accessory's container name has no destination part), so this plan would "
+				"replace it; give the accessory a distinct `service:` name per destination",
+				dc->name, ds->service, dc->env_file);
+			return 1;
 		}
 		if (present && other && !ours) {
 			out->status = DIFF_HOST_REFUSED;

@@ -42,8 +42,10 @@
  * refused (DIFF_HOST_REFUSED, exit 1, nothing planned there) when it runs a
  * container with the accessory's name while the service's app containers on
  * it all carry another destination label (and none carries ours). A host
- * with the accessory but no app containers of the service cannot be told
- * apart and is planned as usual.
+ * with the accessory but no app containers of the service is refused too
+ * when this destination's env file for the accessory
+ * (.kamal/apps/<service>[-<destination>]/env/accessories/<name>.env, which
+ * `kamal accessory boot` writes) is absent: another destination booted it.
  *
  * Waves (the order apply follows): 1 accessories (and the proxy), 2 the
  * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
@@ -220,7 +222,7 @@ char *diff_plan_canonical(const struct diff_plan *p);
 
 /*
  * kamal-proxy's current target for a service (a role's container prefix) as
- * the host reported it in obs_host.proxy_routes, with the container's name
+ * the host reported it in obs_host.routes, with the container's name
  * when the target is an observed container's id; NULL when unknown. Caller
  * frees. (Used for traffic-switch steps; exposed for tests.)
  */
