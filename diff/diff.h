@@ -55,7 +55,10 @@
  * plan.changes is add + change + destroy: exit code 2 iff non-zero.
  *
  * Ownership: struct diff_plan owns everything it points to (copies, never
- * pointers into the desired or observed state); diff_plan_free frees it.
+ * pointers into the observed state), except each step's borrowed reference
+ * to the desired container (or env file) it realises (diff_step.desired):
+ * the desired state must outlive the plan where those are used;
+ * diff_plan_free frees the plan.
  * No string in a plan holds a secret value: secret causes carry the key only,
  * and so do causes about a clear value that came from ERB ENV or a command
  * (DES_ENV_SENSITIVE: reported as CAUSE_SECRET_*, "(sensitive value changed)").
@@ -138,6 +141,15 @@ struct diff_step {
 	int counted;     /* counts toward the summary and the exit code */
 	struct diff_cause *causes;
 	size_t ncauses;
+	/* What the step realises, so an executor never re-derives the spec:
+	 * borrowed pointers into the desired state the plan was built from
+	 * (valid while it lives; not part of the plan's canonical form).
+	 *   desired       the container created, replaced, started or renamed
+	 *                 (write env file: the container that reads the file,
+	 *                 or NULL); NULL for orphan removal and pruning
+	 *   desired_file  write env file: the file; else NULL */
+	const struct des_container *desired;
+	const struct des_env_file *desired_file;
 };
 
 enum diff_note_kind {

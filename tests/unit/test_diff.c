@@ -688,6 +688,54 @@ T_TEST(accessory_alone_without_our_env_file_is_refused)
 	scen_free(&s);
 }
 
+/* Every step that realises a desired container points at it (the executor
+ * never re-derives the spec); orphan removals point at nothing. */
+T_TEST(steps_reference_their_desired_container)
+{
+	struct scen s;
+	size_t checked = 0;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID2, DES_IMAGE_FOUND) == 0);
+	/* an extra running web container on host 1: an orphan step */
+	diff_fake_add(ohost(s.obs, "10.0.0.1"), diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-"),
+		      "optimus-web-old");
+	scen_plan(&s, 1, NULL);
+	T_REQUIRE(s.p);
+	for (size_t h = 0; h < s.p->nhosts; h++)
+		for (size_t i = 0; i < s.p->hosts[h].nsteps; i++) {
+			const struct diff_step *st = &s.p->hosts[h].steps[i];
+			switch (st->action) {
+			case DIFF_CREATE:
+			case DIFF_REPLACE:
+			case DIFF_REPLACE_STOP_FIRST:
+			case DIFF_START:
+			case DIFF_RENAME:
+				T_REQUIRE(st->desired);
+				T_STREQ(st->desired->name, st->name);
+				T_STREQ(st->desired->spec_hash, st->spec_hash);
+				T_CHECK(desired_host(s.ds, s.p->hosts[h].host) &&
+					st->desired >= desired_host(s.ds, s.p->hosts[h].host)->containers &&
+					st->desired < desired_host(s.ds, s.p->hosts[h].host)->containers +
+							      desired_host(s.ds, s.p->hosts[h].host)->ncontainers);
+				checked++;
+				break;
+			case DIFF_WRITE_ENV_FILE:
+				T_REQUIRE(st->desired_file);
+				T_STREQ(st->desired_file->path, st->name);
+				break;
+			case DIFF_REMOVE_ORPHAN:
+			case DIFF_PRUNE:
+				T_CHECK(st->desired == NULL);
+				checked++;
+				break;
+			}
+		}
+	if (checked < 4) /* web ×2 and job replaced, the extra web container removed */
+		T_FAIL_AT("only %zu steps checked", checked);
+	T_CHECK(pstep(s.p, "10.0.0.1", "web") != NULL);
+	scen_free(&s);
+}
+
 /* ERB ENV in a clear value: the canary's value never reaches a plan. */
 static const char *canary_value = "canary-value-1";
 static const char *canary_env(const char *name, void *ctx)
@@ -895,5 +943,6 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
        T_CASE(accessory_shared_with_another_destination_is_refused),
        T_CASE(accessory_alone_without_our_env_file_is_refused),
+       T_CASE(steps_reference_their_desired_container),
        T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted),
        T_CASE(daemon_default_log_opts_are_not_a_change), T_CASE(env_file_step_in_its_roles_wave))
