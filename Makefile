@@ -104,10 +104,14 @@ bench: build/plumb $(E2E_BIN) $(BENCH_BIN)
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_TARGETS := config obs
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_SRC) $(HDRS) $(wildcard tests/fuzz/*.h)
+FUZZ_FLAGS := $(DEFS) -I. $(PKG_CFLAGS) -g -O1
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o) $(GEN_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(DEFS) -I. $(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(LIB_SRC) $(GEN_SRC) $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) $(HDRS) $(wildcard tests/fuzz/*.h)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@each=$$(( ($(FUZZ_SECONDS) + 1) / 2 )); rc=0; \

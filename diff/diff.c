@@ -1,6 +1,5 @@
 #include "diff/diff.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -702,97 +701,33 @@ static int wave_of(const struct desired *ds, const struct des_container *dc, con
 	return 2;
 }
 
-/* The target of one kamal-proxy route entry: a string, or "target" /
- * "targets" (string or array) of an object. Caller frees; NULL if none. */
-static char *route_target(json_t *e)
-{
-	json_t *t;
-	struct sbuf sb;
-	size_t i;
-	json_t *v;
-
-	if (json_is_string(e))
-		return xstrdup(json_string_value(e));
-	if (!json_is_object(e))
-		return NULL;
-	t = json_object_get(e, "target");
-	if (!t)
-		t = json_object_get(e, "Target");
-	if (!t)
-		t = json_object_get(e, "targets");
-	if (json_is_string(t))
-		return xstrdup(json_string_value(t));
-	if (!json_is_array(t) || json_array_size(t) == 0)
-		return NULL;
-	sbuf_init(&sb, 0);
-	json_array_foreach(t, i, v)
-		if (json_is_string(v)) {
-			if (sb.len)
-				sbuf_adds(&sb, ", ");
-			sbuf_adds(&sb, json_string_value(v));
-		}
-	if (!sb.len) {
-		sbuf_release(&sb);
-		return NULL;
-	}
-	return sbuf_detach(&sb);
-}
-
 /*
- * kamal-proxy's current target for `service` (a role's container prefix) from
- * the host's `kamal-proxy list --json`, or NULL. The JSON is read leniently:
- * a map service → {target|targets, …} at the top level or under "services" /
- * "Targets" / "targets", or an array of {service|name, target|targets}.
- * A target that starts with an observed container's id (kamal-proxy targets
+ * kamal-proxy's current target for `service` (a role's container prefix)
+ * from the host's routes (parsed by providers/kamal_proxy.c), or NULL. A
+ * target that starts with an observed container's id (kamal-proxy targets
  * containers by id) is shown with that container's name.
  */
 char *diff_proxy_target(const struct obs_host *oh, const char *service)
 {
-	json_t *root, *map = NULL, *e = NULL, *v;
-	char *t = NULL, *r;
-	size_t i, idlen;
+	const char *t = NULL;
+	size_t idlen;
 
-	if (!oh || !oh->proxy_routes || !service)
+	if (!oh || !service)
 		return NULL;
-	root = json_loads(oh->proxy_routes, 0, NULL);
-	if (json_is_object(root)) {
-		static const char *const keys[] = { "services", "Services", "Targets", "targets" };
-		for (size_t k = 0; k < ARRAY_SIZE(keys) && !map; k++)
-			if (json_is_object(json_object_get(root, keys[k])))
-				map = json_object_get(root, keys[k]);
-		if (!map)
-			map = root;
-		e = json_object_get(map, service);
-	} else if (json_is_array(root)) {
-		json_array_foreach(root, i, v) {
-			json_t *n = json_object_get(v, "service");
-			if (!n)
-				n = json_object_get(v, "name");
-			if (json_is_string(n) && strcmp(json_string_value(n), service) == 0) {
-				e = v;
-				break;
-			}
-		}
-	}
-	if (e)
-		t = route_target(e);
-	json_decref(root);
-	if (!t || !*t) {
-		free(t);
+	for (size_t i = 0; i < oh->nroutes && !t; i++)
+		if (strcmp(oh->routes[i].service, service) == 0)
+			t = oh->routes[i].target;
+	if (!t || !*t)
 		return NULL;
-	}
 	idlen = strcspn(t, ":, ");
 	if (idlen >= 12) {
-		for (i = 0; i < oh->ncontainers; i++) {
+		for (size_t i = 0; i < oh->ncontainers; i++) {
 			const struct obs_container *c = &oh->containers[i];
-			if (c->id && c->name && strlen(c->id) >= idlen && strncmp(c->id, t, idlen) == 0) {
-				r = xasprintf("%s (%s)", c->name, t);
-				free(t);
-				return r;
-			}
+			if (c->id && c->name && strlen(c->id) >= idlen && strncmp(c->id, t, idlen) == 0)
+				return xasprintf("%s (%s)", c->name, t);
 		}
 	}
-	return t;
+	return xstrdup(t);
 }
 
 static void set_traffic(struct hctx *x, struct diff_step *s, const struct des_container *dc)
@@ -802,61 +737,40 @@ static void set_traffic(struct hctx *x, struct diff_step *s, const struct des_co
 		s->traffic_from = diff_proxy_target(x->oh, dc->prefix);
 }
 
-/* Plans one desired container; marks the observed ones it consumed. */
-static void plan_container(struct hctx *x, const struct des_container *dc, int *replaced)
+/* Is oc a better pick than best for dc: the one with the desired name, else the newest. */
+static int better_pick(const struct des_container *dc, const struct obs_container *oc,
+		       const struct obs_container *best)
 {
-	const struct obs_host *oh = x->oh;
-	const struct obs_container *run = NULL, *stopped_match = NULL;
-	struct causes cs = { 0 };
-	struct diff_step *s;
-	int wave, group;
-	size_t run_i = 0;
+	return !best || (str_eq(oc->name, dc->name) && !str_eq(best->name, dc->name)) ||
+	       (!str_eq(best->name, dc->name) && newer(oc, best));
+}
 
-	*replaced = 0;
-	wave = wave_of(x->ds, dc, x->out->host, &group);
-	/* the current container: running with the desired name, else the newest running */
-	for (size_t i = 0; i < oh->ncontainers; i++) {
-		const struct obs_container *oc = &oh->containers[i];
+/* The current container of dc: running with the desired name, else the newest running. */
+static const struct obs_container *find_running(const struct hctx *x, const struct des_container *dc,
+						size_t *at)
+{
+	const struct obs_container *run = NULL;
+
+	for (size_t i = 0; i < x->oh->ncontainers; i++) {
+		const struct obs_container *oc = &x->oh->containers[i];
 		if (x->used[i] || !is_candidate(x, dc, oc) || !is_running(oc))
 			continue;
-		if (!run || (str_eq(oc->name, dc->name) && !str_eq(run->name, dc->name)) ||
-		    (!str_eq(run->name, dc->name) && newer(oc, run))) {
+		if (better_pick(dc, oc, run)) {
 			run = oc;
-			run_i = i;
+			*at = i;
 		}
 	}
-	if (run) {
-		x->used[run_i] = 1;
-		if (run->health && strcmp(run->health, "unhealthy") == 0)
-			note_add(x->out, NOTE_UNHEALTHY, run->name, NULL, NULL);
-		if (dc->kind != DES_PROXY)
-			compare_spec(x, dc, run, &cs);
-		if (cs.s.ncauses) {
-			s = step_new(x->out, dc->kind == DES_ACCESSORY ? DIFF_REPLACE_STOP_FIRST : DIFF_REPLACE,
-				     target_of(dc));
-			step_from_desired(s, dc);
-			s->old_name = xstrdup(run->name);
-			s->disruptive = dc->kind == DES_ACCESSORY;
-			set_traffic(x, s, dc);
-			causes_move(s, &cs);
-			*replaced = 1;
-		} else if (dc->kind == DES_APP && !str_eq(run->name, dc->name)) {
-			s = step_new(x->out, DIFF_RENAME, DIFF_T_APP);
-			step_from_desired(s, dc);
-			s->old_name = xstrdup(run->name);
-			cause_add(s, CAUSE_VERSION, NULL, version_of(run, dc->prefix), x->ds->version);
-		} else {
-			x->out->unchanged++;
-			causes_release(&cs);
-			goto extras;
-		}
-		s->wave = wave;
-		s->group = group;
-		goto extras;
-	}
-	/* nothing running: a stopped container that matches the spec is started */
-	for (size_t i = 0; i < oh->ncontainers; i++) {
-		const struct obs_container *oc = &oh->containers[i];
+	return run;
+}
+
+/* A stopped container of dc that matches its spec (the desired name first, else the newest). */
+static const struct obs_container *find_stopped_match(struct hctx *x, const struct des_container *dc,
+						      size_t *at)
+{
+	const struct obs_container *match = NULL;
+
+	for (size_t i = 0; i < x->oh->ncontainers; i++) {
+		const struct obs_container *oc = &x->oh->containers[i];
 		struct causes tmp = { 0 };
 		if (x->used[i] || !is_candidate(x, dc, oc) || is_running(oc))
 			continue;
@@ -871,66 +785,121 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 				free(n->text);
 			}
 		}
-		if (tmp.s.ncauses == 0 &&
-		    (!stopped_match || (str_eq(oc->name, dc->name) && !str_eq(stopped_match->name, dc->name)) ||
-		     (!str_eq(stopped_match->name, dc->name) && newer(oc, stopped_match)))) {
-			stopped_match = oc;
-			run_i = i;
+		if (tmp.s.ncauses == 0 && better_pick(dc, oc, match)) {
+			match = oc;
+			*at = i;
 		}
 		causes_release(&tmp);
 	}
-	if (stopped_match) {
-		x->used[run_i] = 1;
-		if (dc->kind != DES_PROXY)
-			compare_spec(x, dc, stopped_match, &cs); /* for its notes; no causes */
-		causes_release(&cs);
-		s = step_new(x->out, DIFF_START, target_of(dc));
-		step_from_desired(s, dc);
-		s->old_name = xstrdup(stopped_match->name);
-		cause_add(s, CAUSE_STOPPED, NULL, stopped_match->state, "running");
-		if (dc->kind == DES_APP && !str_eq(stopped_match->name, dc->name))
-			cause_add(s, CAUSE_VERSION, NULL, version_of(stopped_match, dc->prefix),
-				  x->ds->version);
+	return match;
+}
+
+/* A step realising dc: its desired container, names and spec. */
+static struct diff_step *step_for(struct hctx *x, enum diff_action a, const struct des_container *dc)
+{
+	struct diff_step *s = step_new(x->out, a, target_of(dc));
+
+	step_from_desired(s, dc);
+	s->desired = dc;
+	return s;
+}
+
+/* dc runs as run: replaced when its spec differs, renamed when only the
+ * version in its name does, else kept. NULL when kept; sets *replaced. */
+static struct diff_step *plan_running(struct hctx *x, const struct des_container *dc,
+				      const struct obs_container *run, int *replaced)
+{
+	struct causes cs = { 0 };
+	struct diff_step *s;
+
+	if (run->health && strcmp(run->health, "unhealthy") == 0)
+		note_add(x->out, NOTE_UNHEALTHY, run->name, NULL, NULL);
+	if (dc->kind != DES_PROXY)
+		compare_spec(x, dc, run, &cs);
+	if (cs.s.ncauses) {
+		s = step_for(x, dc->kind == DES_ACCESSORY ? DIFF_REPLACE_STOP_FIRST : DIFF_REPLACE, dc);
+		s->old_name = xstrdup(run->name);
+		s->disruptive = dc->kind == DES_ACCESSORY;
 		set_traffic(x, s, dc);
-	} else {
-		const struct obs_container *old = NULL;
-		size_t old_i = 0;
-		for (size_t i = 0; i < oh->ncontainers; i++)
-			if (!x->used[i] && is_candidate(x, dc, &oh->containers[i]) &&
-			    (!old || newer(&oh->containers[i], old))) {
-				old = &oh->containers[i];
-				old_i = i;
-			}
-		if (old && dc->kind == DES_ACCESSORY) {
-			/* the accessory's name is fixed: its stopped, different container
-			 * is removed first (already down, so not disruptive) */
-			x->used[old_i] = 1;
-			s = step_new(x->out, DIFF_REPLACE_STOP_FIRST, DIFF_T_ACCESSORY);
-			step_from_desired(s, dc);
-			s->old_name = xstrdup(old->name);
-			cause_add(s, CAUSE_NOT_RUNNING, NULL, NULL, NULL);
-			compare_spec(x, dc, old, &cs);
-			for (size_t k = 0; k < cs.s.ncauses; k++)
-				cause_add(s, cs.s.causes[k].kind, cs.s.causes[k].key, cs.s.causes[k].old,
-					  cs.s.causes[k].new);
-			causes_release(&cs);
-		} else {
-			s = step_new(x->out, DIFF_CREATE, target_of(dc));
-			step_from_desired(s, dc);
-			cause_add(s, old ? CAUSE_NOT_RUNNING : CAUSE_MISSING, NULL, NULL, NULL);
-			if (dc->kind == DES_APP && dc->image_status == DES_IMAGE_NOT_FOUND)
-				cause_add(s, CAUSE_IMAGE_NOT_FOUND, NULL, NULL, dc->image_ref);
-			set_traffic(x, s, dc);
-		}
+		causes_move(s, &cs);
 		*replaced = 1;
+		return s;
 	}
-	s->wave = wave;
-	s->group = group;
-extras:
-	/* other running containers of the same role: leftovers of an interrupted deploy */
-	for (size_t i = 0; i < oh->ncontainers; i++) {
-		const struct obs_container *oc = &oh->containers[i];
-		if (x->used[i] || !is_candidate(x, dc, oc) || !is_running(oc) || dc->kind == DES_PROXY)
+	if (dc->kind == DES_APP && !str_eq(run->name, dc->name)) {
+		s = step_for(x, DIFF_RENAME, dc);
+		s->old_name = xstrdup(run->name);
+		cause_add(s, CAUSE_VERSION, NULL, version_of(run, dc->prefix), x->ds->version);
+		return s;
+	}
+	x->out->unchanged++;
+	causes_release(&cs);
+	return NULL;
+}
+
+/* Nothing runs, a stopped container matches the spec: it is started. */
+static struct diff_step *plan_start(struct hctx *x, const struct des_container *dc,
+				    const struct obs_container *stopped)
+{
+	struct causes cs = { 0 };
+	struct diff_step *s;
+
+	if (dc->kind != DES_PROXY)
+		compare_spec(x, dc, stopped, &cs); /* for its notes; no causes */
+	causes_release(&cs);
+	s = step_for(x, DIFF_START, dc);
+	s->old_name = xstrdup(stopped->name);
+	cause_add(s, CAUSE_STOPPED, NULL, stopped->state, "running");
+	if (dc->kind == DES_APP && !str_eq(stopped->name, dc->name))
+		cause_add(s, CAUSE_VERSION, NULL, version_of(stopped, dc->prefix), x->ds->version);
+	set_traffic(x, s, dc);
+	return s;
+}
+
+/* Nothing runs and nothing stopped matches: created (an accessory's stopped,
+ * different container is removed first: its name is fixed). */
+static struct diff_step *plan_missing(struct hctx *x, const struct des_container *dc)
+{
+	const struct obs_container *old = NULL;
+	struct causes cs = { 0 };
+	struct diff_step *s;
+	size_t old_i = 0;
+
+	for (size_t i = 0; i < x->oh->ncontainers; i++)
+		if (!x->used[i] && is_candidate(x, dc, &x->oh->containers[i]) &&
+		    (!old || newer(&x->oh->containers[i], old))) {
+			old = &x->oh->containers[i];
+			old_i = i;
+		}
+	if (old && dc->kind == DES_ACCESSORY) {
+		/* already down, so not disruptive */
+		x->used[old_i] = 1;
+		s = step_for(x, DIFF_REPLACE_STOP_FIRST, dc);
+		s->old_name = xstrdup(old->name);
+		cause_add(s, CAUSE_NOT_RUNNING, NULL, NULL, NULL);
+		compare_spec(x, dc, old, &cs);
+		for (size_t k = 0; k < cs.s.ncauses; k++)
+			cause_add(s, cs.s.causes[k].kind, cs.s.causes[k].key, cs.s.causes[k].old,
+				  cs.s.causes[k].new);
+		causes_release(&cs);
+		return s;
+	}
+	s = step_for(x, DIFF_CREATE, dc);
+	cause_add(s, old ? CAUSE_NOT_RUNNING : CAUSE_MISSING, NULL, NULL, NULL);
+	if (dc->kind == DES_APP && dc->image_status == DES_IMAGE_NOT_FOUND)
+		cause_add(s, CAUSE_IMAGE_NOT_FOUND, NULL, NULL, dc->image_ref);
+	set_traffic(x, s, dc);
+	return s;
+}
+
+/* Other running containers of dc's role: leftovers of an interrupted deploy. */
+static void plan_extras(struct hctx *x, const struct des_container *dc)
+{
+	if (dc->kind == DES_PROXY)
+		return;
+	for (size_t i = 0; i < x->oh->ncontainers; i++) {
+		const struct obs_container *oc = &x->oh->containers[i];
+		struct diff_step *s;
+		if (x->used[i] || !is_candidate(x, dc, oc) || !is_running(oc))
 			continue;
 		x->used[i] = 1;
 		s = step_new(x->out, DIFF_REMOVE_ORPHAN, target_of(dc));
@@ -940,6 +909,35 @@ extras:
 		s->wave = 4;
 		cause_add(s, CAUSE_EXTRA_RUNNING, NULL, NULL, NULL);
 	}
+}
+
+/* Plans one desired container, one function per case; marks the observed
+ * ones it consumed. *replaced: a new container is booted (its env file is
+ * written then anyway). */
+static void plan_container(struct hctx *x, const struct des_container *dc, int *replaced)
+{
+	const struct obs_container *oc;
+	struct diff_step *s;
+	int wave, group;
+	size_t at = 0;
+
+	*replaced = 0;
+	wave = wave_of(x->ds, dc, x->out->host, &group);
+	if ((oc = find_running(x, dc, &at))) {
+		x->used[at] = 1;
+		s = plan_running(x, dc, oc, replaced);
+	} else if ((oc = find_stopped_match(x, dc, &at))) {
+		x->used[at] = 1;
+		s = plan_start(x, dc, oc);
+	} else {
+		s = plan_missing(x, dc);
+		*replaced = 1;
+	}
+	if (s) {
+		s->wave = wave;
+		s->group = group;
+	}
+	plan_extras(x, dc);
 }
 
 /* owner: a container that reads the file (its wave is the file's), or NULL */
@@ -986,6 +984,8 @@ static void plan_env_file(struct hctx *x, const struct des_env_file *f, int cont
 		return;
 	}
 	s = step_new(x->out, DIFF_WRITE_ENV_FILE, DIFF_T_FILE);
+	s->desired = owner;
+	s->desired_file = f;
 	s->name = xstrdup(f->path);
 	s->role = xstrdup("");
 	if (owner) /* written in the wave of the role (or accessory) that reads it */
@@ -1077,7 +1077,9 @@ static void plan_leftovers(struct hctx *x)
  * Two destinations sharing an accessory container (diff.h): refuses the host
  * (status, error) and returns 1 when the host runs a container named like one
  * of our accessories while every app container of the service on it carries
- * another destination label.
+ * another destination label, or while it runs no app container of the
+ * service and our destination's env file for the accessory is absent (the
+ * accessory was booted by another destination's deploy, or by hand).
  */
 static int refuse_shared_accessory(struct diff_host *out, const struct desired *ds,
 				   const struct des_host *dh, const struct obs_host *oh)
@@ -1099,6 +1101,16 @@ static int refuse_shared_accessory(struct diff_host *out, const struct desired *
 				ours = 1;
 			else if (!other)
 				other = oc->destination;
+		}
+		if (present && !other && !ours && dc->env_file && !obs_host_env_file(oh, dc->env_file)) {
+			out->status = DIFF_HOST_REFUSED;
+			out->error = xasprintf(
+				"accessory container %s runs on this host without app containers of %s and "
+				"without this destination's env file %s: it may belong to another destination "
+				"(an accessory's container name has no destination part), so this plan would "
+				"replace it; give the accessory a distinct `service:` name per destination",
+				dc->name, ds->service, dc->env_file);
+			return 1;
 		}
 		if (present && other && !ours) {
 			out->status = DIFF_HOST_REFUSED;

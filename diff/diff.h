@@ -42,8 +42,10 @@
  * refused (DIFF_HOST_REFUSED, exit 1, nothing planned there) when it runs a
  * container with the accessory's name while the service's app containers on
  * it all carry another destination label (and none carries ours). A host
- * with the accessory but no app containers of the service cannot be told
- * apart and is planned as usual.
+ * with the accessory but no app containers of the service is refused too
+ * when this destination's env file for the accessory
+ * (.kamal/apps/<service>[-<destination>]/env/accessories/<name>.env, which
+ * `kamal accessory boot` writes) is absent: another destination booted it.
  *
  * Waves (the order apply follows): 1 accessories (and the proxy), 2 the
  * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
@@ -53,7 +55,10 @@
  * plan.changes is add + change + destroy: exit code 2 iff non-zero.
  *
  * Ownership: struct diff_plan owns everything it points to (copies, never
- * pointers into the desired or observed state); diff_plan_free frees it.
+ * pointers into the observed state), except each step's borrowed reference
+ * to the desired container (or env file) it realises (diff_step.desired):
+ * the desired state must outlive the plan where those are used;
+ * diff_plan_free frees the plan.
  * No string in a plan holds a secret value: secret causes carry the key only,
  * and so do causes about a clear value that came from ERB ENV or a command
  * (DES_ENV_SENSITIVE: reported as CAUSE_SECRET_*, "(sensitive value changed)").
@@ -136,6 +141,15 @@ struct diff_step {
 	int counted;     /* counts toward the summary and the exit code */
 	struct diff_cause *causes;
 	size_t ncauses;
+	/* What the step realises, so an executor never re-derives the spec:
+	 * borrowed pointers into the desired state the plan was built from
+	 * (valid while it lives; not part of the plan's canonical form).
+	 *   desired       the container created, replaced, started or renamed
+	 *                 (write env file: the container that reads the file,
+	 *                 or NULL); NULL for orphan removal and pruning
+	 *   desired_file  write env file: the file; else NULL */
+	const struct des_container *desired;
+	const struct des_env_file *desired_file;
 };
 
 enum diff_note_kind {
@@ -220,7 +234,7 @@ char *diff_plan_canonical(const struct diff_plan *p);
 
 /*
  * kamal-proxy's current target for a service (a role's container prefix) as
- * the host reported it in obs_host.proxy_routes, with the container's name
+ * the host reported it in obs_host.routes, with the container's name
  * when the target is an observed container's id; NULL when unknown. Caller
  * frees. (Used for traffic-switch steps; exposed for tests.)
  */

@@ -3,6 +3,8 @@
  * command that runs it, and the parser of what it prints.
  */
 #include "providers/docker_obs.h"
+#include "providers/json_join.h"
+#include "providers/kamal_proxy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,21 +166,14 @@ static void opt_true(struct kvs *m, const char *name, json_t *hc, const char *ke
 
 static void opt_list(struct kvs *m, const char *name, json_t *hc, const char *key)
 {
-	json_t *arr = json_object_get(hc, key), *v;
-	struct sbuf sb;
-	size_t i;
+	json_t *arr = json_object_get(hc, key);
+	char *s;
 
 	if (!json_is_array(arr) || json_array_size(arr) == 0)
 		return;
-	sbuf_init(&sb, 0);
-	json_array_foreach(arr, i, v)
-		if (json_is_string(v)) {
-			if (sb.len)
-				sbuf_addc(&sb, ',');
-			sbuf_adds(&sb, json_string_value(v));
-		}
-	kvs_set(m, name, sb.buf);
-	sbuf_release(&sb);
+	s = prov_json_join(arr, ",");
+	kvs_set(m, name, s ? s : "");
+	free(s);
 }
 
 /*
@@ -478,8 +473,9 @@ static void host_clear_observed(struct obs_host *h)
 	h->lock_holder = NULL;
 	free(h->docker_version);
 	h->docker_version = NULL;
-	free(h->proxy_routes);
-	h->proxy_routes = NULL;
+	obs_routes_free(h->routes, h->nroutes);
+	h->routes = NULL;
+	h->nroutes = 0;
 }
 
 /*
@@ -701,9 +697,10 @@ static int line_lock(struct pstate *ps, char *arg)
 
 static int line_routes(struct pstate *ps, char *arg)
 {
-	/* kamal-proxy's routes, for the plan's traffic-switch step */
-	free(ps->h->proxy_routes);
-	ps->h->proxy_routes = xstrdup(arg);
+	/* kamal-proxy's routes, for the plan's traffic-switch step; unreadable
+	 * routes are no routes (the step then says nothing about the target) */
+	obs_routes_free(ps->h->routes, ps->h->nroutes);
+	(void)kamal_proxy_parse_routes(&ps->h->routes, &ps->h->nroutes, arg);
 	ps->cur = CUR_NONE;
 	return 0;
 }

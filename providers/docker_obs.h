@@ -21,8 +21,11 @@
  *                                     .kamal/apps/APPDIR (the whole file's
  *                                     hash, then each KEY=value line's)
  *   K <base64>                        the deploy lock's details, when held
- *   R <json>                          `kamal-proxy list --json`, when it runs
- *   X <message>                       a failure (then no END)
+ *   R <json>                          `kamal-proxy list --json`, run only in a
+ *                                     running proxy container whose image is
+ *                                     kamal-proxy's (…/kamal-proxy:<tag>)
+ *   X <message>                       a failure (then no END): docker failed,
+ *                                     an env file cannot be read, …
  *   END
  * (A "V <docker version>" line, printed by earlier scripts, is still read;
  * the script no longer asks: `docker version` costs a whole docker call.)

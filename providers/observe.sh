@@ -47,6 +47,10 @@ nl='
 '
 ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Image}} {{.Names}} {{.Label "service"}}' 2>&1) || { printf 'X docker %s\n' "$ps" | tr '\n' ' ' | head -c 512; echo; exit 3; }
 C=; J=; P=
+# kp IMAGE: the image is kamal-proxy's (repository basename kamal-proxy, any
+# registry, tag or digest): `kamal-proxy list` runs in no other container,
+# whatever its name.
+kp() { u=${1%%@*}; u=${u##*/}; [ "${u%%:*}" = kamal-proxy ]; }
 IFS=$nl
 for l in $ps; do
   id=${l%% *}; r=${l#* }; st=${r%% *}; r=${r#* }; im=${r%% *}; r=${r#* }; n=${r%% *}; sv=${r#* }
@@ -55,7 +59,7 @@ for l in $ps; do
   for w in "$@"; do
     case $w in
     s:*) [ "$sv" = "${w#s:}" ] || case $sv in "${w#s:}"-*) [ "$n" = "$sv" ] || continue ;; *) continue ;; esac ;;
-    n:*) [ "$n" = "${w#n:}" ] || continue; [ "$st" = running ] && P=$n ;;
+    n:*) [ "$n" = "${w#n:}" ] || continue; [ "$st" = running ] && kp "$im" && P=$n ;;
     *) continue ;;
     esac
     C=$C$nl$id
@@ -89,7 +93,10 @@ EF=
 if [ -d .kamal/apps/"$A" ]; then
   EF=$(find .kamal/apps/"$A" -type f -name '*.env' -exec stat -c '%a %n' {} + 2>/dev/null | sort)
   for f in $EF; do
-    p=${f#* }; q "f$p"
+    p=${f#* }
+    # an env file we cannot read makes the host unknown (never hashed as empty)
+    cat -- "$p" >/dev/null 2>&1 || { printf 'X env file %s cannot be read\n' "$p"; exit 3; }
+    q "f$p"
     while IFS= read -r l || [ -n "$l" ]; do
       case $l in *=*) ;; *) continue ;; esac
       v=${l#*=}; case $v in *\\*) q "s$v" ;; *) q "b$v" ;; esac

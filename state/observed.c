@@ -143,6 +143,15 @@ void obs_image_release(struct obs_image *i)
 	memset(i, 0, sizeof(*i));
 }
 
+void obs_routes_free(struct obs_route *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].service);
+		free(r[i].target);
+	}
+	free(r);
+}
+
 void obs_host_release(struct obs_host *h)
 {
 	free(h->host);
@@ -160,7 +169,7 @@ void obs_host_release(struct obs_host *h)
 	free(h->env_files);
 	free(h->docker_version);
 	free(h->lock_holder);
-	free(h->proxy_routes);
+	obs_routes_free(h->routes, h->nroutes);
 	memset(h, 0, sizeof(*h));
 }
 

@@ -104,6 +104,12 @@ struct obs_env_file {
 	int mode;        /* permission bits, e.g. 0600 */
 };
 
+/* One kamal-proxy route, as `kamal-proxy list --json` reported it. */
+struct obs_route {
+	char *service; /* the role's container prefix, e.g. "optimus-web" */
+	char *target;  /* e.g. "6db082a60d0c:80" (container id prefix and port); several joined by ", " */
+};
+
 enum obs_status {
 	OBS_OK,          /* observed completely */
 	OBS_UNREACHABLE, /* could not connect or authenticate */
@@ -125,7 +131,8 @@ struct obs_host {
 	char *lock_holder; /* contents of the deploy lock's details when held (plan reports it), else NULL */
 	unsigned round_trips; /* commands run for this observation (target: 1 after connecting) */
 	double connect_ms, observe_ms;
-	char *proxy_routes; /* `kamal-proxy list --json` as received (bounded), NULL when no kamal-proxy runs */
+	struct obs_route *routes; /* kamal-proxy's routes (providers/kamal_proxy.h); none when no */
+	size_t nroutes;           /* kamal-proxy runs or its list could not be read */
 };
 
 struct obs_fleet {
@@ -144,12 +151,14 @@ const char *obs_env_hash(const struct obs_env *env, size_t n, const char *key); 
  * returns a new array of m's indices in key order (caller frees; NULL when m
  * is empty); obs_labels_get looks key up through idx, or linearly when idx is
  * NULL (structs built by hand). Keys are unique (the JSON they come from
- * rejects duplicates).
+ * rejects duplicates). Whoever changes labels after indexing frees the
+ * index and sets it to NULL.
  */
 size_t *obs_labels_index(const struct kvs *m);
 const char *obs_labels_get(const struct kvs *m, const size_t *idx, const char *key);
 void obs_container_release(struct obs_container *c);
 void obs_image_release(struct obs_image *i);
+void obs_routes_free(struct obs_route *r, size_t n);
 void obs_host_release(struct obs_host *h);
 void obs_fleet_free(struct obs_fleet *f);
 

@@ -12,7 +12,8 @@
 # otherwise. Hosts are set up as `kamal deploy` + `kamal accessory boot`
 # leave them with plan_sim_fleet (tests/e2e/kamal_sim.sh), including a
 # container named kamal-proxy on every web host (the lab has no kamal-proxy
-# image; plumb does not inspect the proxy's spec).
+# image: the app's, tagged basecamp/kamal-proxy:lab on the host; plumb does
+# not inspect the proxy's spec).
 #
 # Assertions read `--format json` through plan_flatten (an awk flattener of
 # jansson's indented output: one "path=value" line per scalar) and plan_steps
@@ -138,7 +139,10 @@ plan_sim_fleet() {
 	SIM_SECRETS="POSTGRES_PASSWORD=$PC_DB_PASSWORD" SIM_PORT=5432:5432 SIM_DIRS=data:/var/lib/postgresql/data \
 		$SIM accessory 1 db "$LAB_REGISTRY/postgres:17" >/dev/null || fail "kamal_sim accessory failed"
 	for ((i = 1; i < N; i++)); do
-		$SIM other "$i" kamal-proxy "$LAB_REGISTRY/optimus:v1" >/dev/null || fail "kamal_sim proxy failed"
+		# an image named as kamal-proxy's (plumb runs `kamal-proxy list` in no other)
+		lab_on_host "$i" "docker tag $LAB_REGISTRY/optimus:v1 basecamp/kamal-proxy:lab &&
+docker run --detach --name kamal-proxy --label service=kamal-proxy basecamp/kamal-proxy:lab >/dev/null" ||
+			fail "kamal_sim proxy failed"
 	done
 }
 

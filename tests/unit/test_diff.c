@@ -10,6 +10,7 @@
 #include "tests/support/fake.h"
 #include "diff/render.h"
 #include "providers/docker_obs.h"
+#include "providers/kamal_proxy.h"
 #include "tests/unit/golden/plan_fixture.h"
 #include "tests/unit/t.h"
 
@@ -456,10 +457,13 @@ T_TEST(traffic_switch_shows_the_current_proxy_target)
 	/* a map keyed by service, kamal-proxy targeting the container by id */
 	routes = xasprintf("{\"services\":{\"optimus-web\":{\"host\":\"app.example.com\",\"target\":\"%.12s:80\","
 			   "\"state\":\"running\",\"tls\":false}}}", web->id);
-	h1->proxy_routes = routes;
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, routes), 0);
+	free(routes);
 	/* an array of entries, a target that is not a container id */
-	h2->proxy_routes = xstrdup("[{\"service\":\"optimus-job\",\"target\":\"x:1\"},"
-				   "{\"service\":\"optimus-web\",\"targets\":[\"10.9.9.9:3000\"]}]");
+	T_INTEQ(kamal_proxy_parse_routes(&h2->routes, &h2->nroutes,
+					 "[{\"service\":\"optimus-job\",\"target\":\"x:1\"},"
+					 "{\"service\":\"optimus-web\",\"targets\":[\"10.9.9.9:3000\"]}]"), 0);
+	T_INTEQ(h2->nroutes, 2);
 	scen_plan(&s, 0, NULL);
 	T_REQUIRE(s.p);
 	st = pstep(s.p, "10.0.0.1", "web");
@@ -483,13 +487,14 @@ T_TEST(traffic_switch_shows_the_current_proxy_target)
 	sbuf_release(&sb);
 
 	/* no routes, garbage, or another service's route: unknown, never a guess */
-	free(h1->proxy_routes);
-	h1->proxy_routes = NULL;
+	obs_routes_free(h1->routes, h1->nroutes);
+	h1->routes = NULL;
+	h1->nroutes = 0;
 	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
-	h1->proxy_routes = xstrdup("not json {");
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, "not json {"), -1);
+	T_INTEQ(h1->nroutes, 0);
 	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
-	free(h1->proxy_routes);
-	h1->proxy_routes = xstrdup("{\"blog-web\":{\"target\":\"abc:80\"}}");
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, "{\"blog-web\":{\"target\":\"abc:80\"}}"), 0);
 	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
 	t = diff_proxy_target(h1, "blog-web");
 	T_STREQ(t, "abc:80");
@@ -638,6 +643,96 @@ T_TEST(accessory_shared_with_another_destination_is_refused)
 	}
 	scen_plan(&s, 0, NULL);
 	T_INTEQ(phost(s.p, "10.0.0.1")->status, DIFF_HOST_OK);
+	scen_free(&s);
+}
+
+/* (c) the accessory alone on a host (no app container of the service): ours
+ * when our destination's env file for it is there, else refused. */
+T_TEST(accessory_alone_without_our_env_file_is_refused)
+{
+	struct scen s;
+	struct obs_host *h1;
+	const struct diff_host *dh;
+	size_t j = 0;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h1 = ohost(s.obs, "10.0.0.1");
+	/* host 1 keeps only the accessory (and the proxy) */
+	for (size_t i = 0; i < h1->ncontainers; i++) {
+		struct obs_container *c = &h1->containers[i];
+		if (c->kind == OBS_APP)
+			obs_container_release(c);
+		else
+			h1->containers[j++] = *c;
+	}
+	h1->ncontainers = j;
+	T_REQUIRE(diff_fake_find(h1, "optimus-db"));
+	scen_plan(&s, 0, NULL);
+	T_REQUIRE(s.p);
+	T_INTEQ(phost(s.p, "10.0.0.1")->status, DIFF_HOST_OK);
+
+	/* without .kamal/apps/optimus/env/accessories/db.env: another destination's */
+	for (size_t i = 0; i < h1->nenv_files; i++)
+		if (strstr(h1->env_files[i].path, "/env/accessories/db.env")) {
+			free(h1->env_files[i].path);
+			h1->env_files[i].path = xstrdup(".kamal/apps/optimus-production/env/accessories/db.env");
+		}
+	scen_plan(&s, 0, NULL);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(dh->status, DIFF_HOST_REFUSED);
+	T_INTEQ(dh->nsteps, 0);
+	T_CONTAINS(dh->error, "optimus-db");
+	T_CONTAINS(dh->error, "without app containers");
+	T_INTEQ(phost(s.p, "10.0.0.2")->status, DIFF_HOST_OK);
+	T_INTEQ(diff_plan_exit_code(s.p), 1);
+	scen_free(&s);
+}
+
+/* Every step that realises a desired container points at it (the executor
+ * never re-derives the spec); orphan removals point at nothing. */
+T_TEST(steps_reference_their_desired_container)
+{
+	struct scen s;
+	size_t checked = 0;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID2, DES_IMAGE_FOUND) == 0);
+	/* an extra running web container on host 1: an orphan step */
+	diff_fake_add(ohost(s.obs, "10.0.0.1"), diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-"),
+		      "optimus-web-old");
+	scen_plan(&s, 1, NULL);
+	T_REQUIRE(s.p);
+	for (size_t h = 0; h < s.p->nhosts; h++)
+		for (size_t i = 0; i < s.p->hosts[h].nsteps; i++) {
+			const struct diff_step *st = &s.p->hosts[h].steps[i];
+			switch (st->action) {
+			case DIFF_CREATE:
+			case DIFF_REPLACE:
+			case DIFF_REPLACE_STOP_FIRST:
+			case DIFF_START:
+			case DIFF_RENAME:
+				T_REQUIRE(st->desired);
+				T_STREQ(st->desired->name, st->name);
+				T_STREQ(st->desired->spec_hash, st->spec_hash);
+				T_CHECK(desired_host(s.ds, s.p->hosts[h].host) &&
+					st->desired >= desired_host(s.ds, s.p->hosts[h].host)->containers &&
+					st->desired < desired_host(s.ds, s.p->hosts[h].host)->containers +
+							      desired_host(s.ds, s.p->hosts[h].host)->ncontainers);
+				checked++;
+				break;
+			case DIFF_WRITE_ENV_FILE:
+				T_REQUIRE(st->desired_file);
+				T_STREQ(st->desired_file->path, st->name);
+				break;
+			case DIFF_REMOVE_ORPHAN:
+			case DIFF_PRUNE:
+				T_CHECK(st->desired == NULL);
+				checked++;
+				break;
+			}
+		}
+	if (checked < 4) /* web ×2 and job replaced, the extra web container removed */
+		T_FAIL_AT("only %zu steps checked", checked);
+	T_CHECK(pstep(s.p, "10.0.0.1", "web") != NULL);
 	scen_free(&s);
 }
 
@@ -847,5 +942,7 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(plan_hash_is_stable_across_salts), T_CASE(traffic_switch_shows_the_current_proxy_target),
        T_CASE(orphan_accessory_is_listed_and_pruned_only_with_prune),
        T_CASE(accessory_shared_with_another_destination_is_refused),
+       T_CASE(accessory_alone_without_our_env_file_is_refused),
+       T_CASE(steps_reference_their_desired_container),
        T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted),
        T_CASE(daemon_default_log_opts_are_not_a_change), T_CASE(env_file_step_in_its_roles_wave))

@@ -511,6 +511,7 @@ static int write_text(const char *dir, const char *name, const char *text, int m
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define IMG "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
+#define ID_D "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 #define ID_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 #define IMG2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
@@ -518,7 +519,8 @@ static int write_text(const char *dir, const char *name, const char *text, int m
  * The stub docker: `ps` and `inspect` print what docker's templates would;
  * `inspect` adds the image block only when asked for the image by the
  * reference `ps` showed, `image inspect` serves the image a container names
- * by a bare reference. Every call's arguments are kept in args.<verb>.
+ * by a bare reference, `exec` (kamal-proxy list) prints one route. Every
+ * call's arguments are kept in args.<verb>.
  */
 static const char stub_docker[] =
 	"#!/bin/sh\n"
@@ -526,7 +528,8 @@ static const char stub_docker[] =
 	"case \"$1\" in\n"
 	"ps) cat \"$STUBDIR/ps.txt\" ;;\n"
 	"inspect) cat \"$STUBDIR/inspect.txt\"\n"
-	"  for a in \"$@\"; do [ \"$a\" = r/optimus:v1 ] && cat \"$STUBDIR/images.txt\"; done ;;\n"
+	"  for a in \"$@\"; do [ \"$a\" = r/optimus:v1 ] && cat \"$STUBDIR/images.txt\"; done; exit 0 ;;\n"
+	"exec) echo '{\"services\":{\"optimus-web\":{\"target\":\"aaaaaaaaaaaa:80\"}}}' ;;\n"
 	"image) cat \"$STUBDIR/image2.txt\" ;;\n"
 	"*) exit 1 ;;\n"
 	"esac\n";
@@ -604,6 +607,113 @@ static int dir_is_empty(const char *path)
 	return rc == 0;
 }
 
+/* A stub host: $HOME with the app's directory, the stub docker and
+ * sha256sum first on PATH, and the environment to restore. */
+struct stub_host {
+	char *bin, *home, *dump, *tmpdir, *log, *real, *path;
+	char *saved_path, *saved_home, *saved_tmp;
+};
+
+/* A cat in front of the real one that refuses a file named unreadable.env:
+ * the tests run as root, who reads a mode-000 file anyway. */
+static const char stub_cat[] =
+	"#!/bin/sh\n"
+	"for a in \"$@\"; do case $a in *unreadable.env) echo \"cat: $a: Permission denied\" >&2; exit 1 ;; esac; done\n"
+	"exec \"$REAL_CAT\" \"$@\"\n";
+
+static void stub_setup(struct stub_host *sh, int nofd, const char *ps)
+{
+	const char *old_path = getenv("PATH"), *old_home = getenv("HOME"), *old_tmp = getenv("TMPDIR");
+	char *cmd;
+
+	memset(sh, 0, sizeof(*sh));
+	sh->saved_path = old_path ? xstrdup(old_path) : NULL;
+	sh->saved_home = old_home ? xstrdup(old_home) : NULL;
+	sh->saved_tmp = old_tmp ? xstrdup(old_tmp) : NULL;
+	snprintf(tmp, sizeof(tmp), "/tmp/plumb-test-obs-XXXXXX");
+	T_REQUIRE(mkdtemp(tmp));
+	sh->bin = xasprintf("%s/bin", tmp);
+	sh->home = xasprintf("%s/home", tmp);
+	sh->dump = xasprintf("%s/dump", tmp);
+	sh->tmpdir = xasprintf("%s/tmpdir", tmp);
+	sh->log = xasprintf("%s/sha256sum.log", tmp);
+	mkdir(sh->bin, 0700);
+	mkdir(sh->home, 0700);
+	mkdir(sh->tmpdir, 0700);
+	cmd = xasprintf("mkdir -p '%s/.kamal/apps/optimus/env/roles' '%s/.kamal/lock-optimus'", sh->home,
+			sh->home);
+	T_CHECK(system(cmd) == 0);
+	free(cmd);
+	sh->real = access("/usr/bin/sha256sum", X_OK) == 0 ? xstrdup("/usr/bin/sha256sum")
+							    : xstrdup("/bin/sha256sum");
+	setenv("REAL_SHA256SUM", sh->real, 1);
+	setenv("REAL_CAT", access("/usr/bin/cat", X_OK) == 0 ? "/usr/bin/cat" : "/bin/cat", 1);
+	T_CHECK(write_text(sh->bin, "docker", stub_docker, 0755) == 0);
+	T_CHECK(write_text(sh->bin, "sha256sum", stub_sha256sum, 0755) == 0);
+	T_CHECK(write_text(sh->bin, "cat", stub_cat, 0755) == 0);
+	if (nofd)
+		T_CHECK(write_text(tmp, "nofd", "", 0600) == 0);
+	T_CHECK(write_text(tmp, "ps.txt", ps, 0600) == 0);
+	T_CHECK(write_text(tmp, "inspect.txt", stub_inspect, 0600) == 0);
+	T_CHECK(write_text(tmp, "images.txt", stub_images, 0600) == 0);
+	T_CHECK(write_text(tmp, "image2.txt", stub_image2, 0600) == 0);
+	sh->path = xasprintf("%s:%s", sh->bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", sh->path, 1);
+	setenv("HOME", sh->home, 1);
+	setenv("TMPDIR", sh->tmpdir, 1);
+	setenv("STUBDIR", tmp, 1);
+}
+
+/* Observes the stub host (one round trip through the read-only transport). */
+static int stub_observe(struct stub_host *sh, struct obs_host *h, const char *salt)
+{
+	struct transport *t = NULL, *ro = NULL;
+	int rc;
+
+	h->host = xstrdup("localhost");
+	if (transport_local_open(&t) != 0 || transport_readonly_wrap(&ro, t) != 0) {
+		T_FAIL_AT("local transport");
+		rc = -2;
+	} else {
+		rc = docker_obs_host(h, ro, salt, &q_optimus, sh->dump);
+	}
+	transport_close(ro);
+	transport_close(t);
+	return rc;
+}
+
+static void stub_teardown(struct stub_host *sh)
+{
+	char *cmd = xasprintf("rm -rf '%s'", tmp);
+
+	T_CHECK(system(cmd) == 0);
+	free(cmd);
+	if (sh->saved_path)
+		setenv("PATH", sh->saved_path, 1);
+	if (sh->saved_home)
+		setenv("HOME", sh->saved_home, 1);
+	if (sh->saved_tmp)
+		setenv("TMPDIR", sh->saved_tmp, 1);
+	else
+		unsetenv("TMPDIR");
+	free(sh->saved_path);
+	free(sh->saved_home);
+	free(sh->saved_tmp);
+	free(sh->bin);
+	free(sh->home);
+	free(sh->path);
+	free(sh->dump);
+	free(sh->tmpdir);
+	free(sh->real);
+	free(sh->log);
+}
+
+static const char stub_ps[] = ID_A " running r/optimus:v1 optimus-web-v1 optimus\n"
+			      ID_B " running r/blog:v1 blog-web-v1 blog\n"
+			      ID_C " exited busybox optimus-job-v1 optimus\n"
+			      "nothex running r/x:1 x optimus\n"
+			      "--format running r/y:1 y optimus\n";
+
 /*
  * The real script, by /bin/sh through the read-only local transport, against
  * the stub docker; nofd = a host where sha256sum cannot read /dev/fd (every
@@ -611,65 +721,22 @@ static int dir_is_empty(const char *path)
  */
 static void observe_stub(int nofd, int *runs)
 {
-	char *bin = NULL, *home = NULL, *path = NULL, *dump = NULL, *raw = NULL, *args = NULL;
-	char *tmpdir = NULL, *real = NULL, *log = NULL;
-	const char *old_path = getenv("PATH"), *old_home = getenv("HOME"), *old_tmp = getenv("TMPDIR");
-	char *saved_path = old_path ? xstrdup(old_path) : NULL;
-	char *saved_home = old_home ? xstrdup(old_home) : NULL;
-	char *saved_tmp = old_tmp ? xstrdup(old_tmp) : NULL;
-	struct transport *t = NULL, *ro = NULL;
+	struct stub_host sh;
 	struct obs_host h = { 0 };
 	const struct obs_container *c;
 	const struct obs_env_file *ef;
 	char salt[33];
+	char *raw = NULL, *args = NULL, *cmd;
 	size_t rawlen = 0;
-	char *cmd;
 
-	snprintf(tmp, sizeof(tmp), "/tmp/plumb-test-obs-XXXXXX");
-	T_REQUIRE(mkdtemp(tmp));
-	bin = xasprintf("%s/bin", tmp);
-	home = xasprintf("%s/home", tmp);
-	dump = xasprintf("%s/dump", tmp);
-	tmpdir = xasprintf("%s/tmpdir", tmp);
-	log = xasprintf("%s/sha256sum.log", tmp);
-	mkdir(bin, 0700);
-	mkdir(home, 0700);
-	mkdir(tmpdir, 0700);
-	cmd = xasprintf("mkdir -p '%s/.kamal/apps/optimus/env/roles' '%s/.kamal/lock-optimus'", home, home);
-	T_CHECK(system(cmd) == 0);
-	free(cmd);
-	real = access("/usr/bin/sha256sum", X_OK) == 0 ? xstrdup("/usr/bin/sha256sum") : xstrdup("/bin/sha256sum");
-	setenv("REAL_SHA256SUM", real, 1);
-	T_CHECK(write_text(bin, "docker", stub_docker, 0755) == 0);
-	T_CHECK(write_text(bin, "sha256sum", stub_sha256sum, 0755) == 0);
-	if (nofd)
-		T_CHECK(write_text(tmp, "nofd", "", 0600) == 0);
-	T_CHECK(write_text(tmp, "ps.txt",
-			   ID_A " running r/optimus:v1 optimus-web-v1 optimus\n"
-			   ID_B " running r/blog:v1 blog-web-v1 blog\n"
-			   ID_C " exited busybox optimus-job-v1 optimus\n"
-			   "nothex running r/x:1 x optimus\n"
-			   "--format running r/y:1 y optimus\n",
-			   0600) == 0);
-	T_CHECK(write_text(tmp, "inspect.txt", stub_inspect, 0600) == 0);
-	T_CHECK(write_text(tmp, "images.txt", stub_images, 0600) == 0);
-	T_CHECK(write_text(tmp, "image2.txt", stub_image2, 0600) == 0);
-	T_CHECK(write_text(home, ".kamal/apps/optimus/env/roles/web.env",
+	stub_setup(&sh, nofd, stub_ps);
+	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env",
 			   "SECRET=CANARY-file\nESC=a\\nb \"q\" #x\nJOB=1\nGLOB=* ? [a] \\*", 0600) == 0);
 	/* base64 of "Locked by: Bob" as Kamal writes it (with a trailing newline) */
-	T_CHECK(write_text(home, ".kamal/lock-optimus/details", "TG9ja2VkIGJ5OiBCb2I=\n", 0600) == 0);
-
-	path = xasprintf("%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
-	setenv("PATH", path, 1);
-	setenv("HOME", home, 1);
-	setenv("TMPDIR", tmpdir, 1);
-	setenv("STUBDIR", tmp, 1);
+	T_CHECK(write_text(sh.home, ".kamal/lock-optimus/details", "TG9ja2VkIGJ5OiBCb2I=\n", 0600) == 0);
 
 	salt_new(salt);
-	h.host = xstrdup("localhost");
-	T_REQUIRE(transport_local_open(&t) == 0);
-	T_REQUIRE(transport_readonly_wrap(&ro, t) == 0);
-	T_INTEQ(docker_obs_host(&h, ro, salt, &q_optimus, dump), 0);
+	T_INTEQ(stub_observe(&sh, &h, salt), 0);
 	if (h.error)
 		fprintf(stderr, "  error: %s\n", h.error);
 	T_INTEQ(h.status, OBS_OK);
@@ -735,44 +802,22 @@ static void observe_stub(int nofd, int *runs)
 	T_CHECK(access(cmd = xasprintf("%s/args.version", tmp), F_OK) != 0);
 	free(cmd);
 	/* nothing the "host" sent contains a value, and nothing was executed */
-	T_CHECK(read_file(dump, 1 << 20, &raw, &rawlen) == 0);
+	T_CHECK(read_file(sh.dump, 1 << 20, &raw, &rawlen) == 0);
 	T_CONTAINS(raw, "=== localhost stdout ===");
 	T_NOT_CONTAINS(raw, "CANARY-");
 	T_NOT_CONTAINS(raw, "/bin\n");
 	T_NOT_CONTAINS(raw, "[a]");
-	cmd = xasprintf("%s/PWNED", home);
+	cmd = xasprintf("%s/PWNED", sh.home);
 	T_CHECK(access(cmd, F_OK) != 0);
 	free(cmd);
 	/* a pure read: nothing written, not even a here-document's temp file */
-	T_CHECK(dir_is_empty(tmpdir));
-	*runs = count_lines(log);
+	T_CHECK(dir_is_empty(sh.tmpdir));
+	*runs = count_lines(sh.log);
 
-	transport_close(ro);
-	transport_close(t);
 	obs_host_release(&h);
-	cmd = xasprintf("rm -rf '%s'", tmp);
-	T_CHECK(system(cmd) == 0);
-	free(cmd);
-	if (saved_path)
-		setenv("PATH", saved_path, 1);
-	if (saved_home)
-		setenv("HOME", saved_home, 1);
-	if (saved_tmp)
-		setenv("TMPDIR", saved_tmp, 1);
-	else
-		unsetenv("TMPDIR");
-	free(saved_path);
-	free(saved_home);
-	free(saved_tmp);
-	free(bin);
-	free(home);
-	free(path);
-	free(dump);
 	free(raw);
 	free(args);
-	free(tmpdir);
-	free(real);
-	free(log);
+	stub_teardown(&sh);
 }
 
 T_TEST(script_hashes_on_the_host)
@@ -793,11 +838,69 @@ T_TEST(script_hashes_one_by_one_without_dev_fd)
 	T_INTEQ(runs, 2 + 14);
 }
 
+/* An env file the SSH user cannot read: the host is unknown, not an env
+ * file hashed as empty. */
+T_TEST(script_unreadable_env_file_is_unknown)
+{
+	struct stub_host sh;
+	struct obs_host h = { 0 };
+	char salt[33];
+
+	stub_setup(&sh, 0, stub_ps);
+	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env", "A=1\n", 0600) == 0);
+	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/unreadable.env", "B=2\n", 0) == 0);
+	salt_new(salt);
+	T_CHECK(stub_observe(&sh, &h, salt) < 0);
+	T_INTEQ(h.status, OBS_UNKNOWN);
+	T_REQUIRE(h.error);
+	T_CONTAINS(h.error, "unreadable.env cannot be read");
+	T_INTEQ(h.nenv_files, 0);
+	T_INTEQ(h.ncontainers, 0);
+	obs_host_release(&h);
+	stub_teardown(&sh);
+}
+
+/* `kamal-proxy list` runs in the running container named kamal-proxy only
+ * when its image is kamal-proxy's. */
+T_TEST(script_proxy_list_only_in_kamal_proxy_image)
+{
+	static const char *const images[] = { "evil/kamal-proxy-lookalike:1", "basecamp/kamal-proxy:v0.8.7",
+					      "localhost:5000/basecamp/kamal-proxy@sha256:00",
+					      "r/optimus:v1" };
+	static const int runs[] = { 0, 1, 1, 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(images); i++) {
+		struct stub_host sh;
+		struct obs_host h = { 0 };
+		char salt[33], *ps, *exec_args;
+
+		ps = xasprintf("%s" ID_D " running %s kamal-proxy kamal-proxy\n", stub_ps, images[i]);
+		stub_setup(&sh, 0, ps);
+		salt_new(salt);
+		if (stub_observe(&sh, &h, salt) != 0)
+			T_FAIL_AT("image %s: %s", images[i], h.error ? h.error : "?");
+		exec_args = xasprintf("%s/args.exec", tmp);
+		if ((access(exec_args, F_OK) == 0) != runs[i])
+			T_FAIL_AT("image %s: docker exec %s", images[i], runs[i] ? "not run" : "run");
+		/* its routes, parsed on the provider side */
+		T_INTEQ(h.nroutes, (size_t)runs[i]);
+		if (runs[i] && h.nroutes == 1) {
+			T_STREQ(h.routes[0].service, "optimus-web");
+			T_STREQ(h.routes[0].target, "aaaaaaaaaaaa:80");
+		}
+		free(exec_args);
+		obs_host_release(&h);
+		stub_teardown(&sh);
+		free(ps);
+	}
+}
+
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
        T_CASE(one_letter_and_truncated_lines),
        T_CASE(script_file_is_the_embedded_script),
        T_CASE(many_labels_are_bounded),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
-       T_CASE(script_hashes_on_the_host),
+       T_CASE(script_hashes_on_the_host), T_CASE(script_unreadable_env_file_is_unknown),
+       T_CASE(script_proxy_list_only_in_kamal_proxy_image),
        T_CASE(script_hashes_one_by_one_without_dev_fd))
