@@ -388,12 +388,17 @@ int cmd_hosts(int argc, char **argv)
 		sbuf_release(&sb);
 	}
 	if (orc > 0) {
-		fprintf(stderr, "plumb hosts: not observed:");
+		struct sbuf sb;
+
+		sbuf_init(&sb, 0);
 		for (size_t i = 0; i < f->nhosts; i++)
-			if (f->hosts[i].status != OBS_OK)
-				fprintf(stderr, " %s (%s)", f->hosts[i].host,
-					status_name(f->hosts[i].status));
-		fputc('\n', stderr);
+			if (f->hosts[i].status != OBS_OK) {
+				sbuf_addc(&sb, ' ');
+				put(&sb, f->hosts[i].host);
+				sbuf_addf(&sb, " (%s)", status_name(f->hosts[i].status));
+			}
+		fprintf(stderr, "plumb hosts: not observed:%s\n", sb.buf);
+		sbuf_release(&sb);
 		rc = REC_EXIT_ERROR;
 	}
 	rec_report_trust(ld.config, stderr);
