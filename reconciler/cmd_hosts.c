@@ -14,6 +14,7 @@
 #include "providers/fleet.h"
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
+#include "state/escape.h"
 #include "state/json_text.h"
 
 static const char *status_name(enum obs_status s)
@@ -371,7 +372,7 @@ int cmd_hosts(int argc, char **argv)
 	fo.trusted = lo.trusted;
 	orc = fleet_observe(&f, ld.config, &fo, err, sizeof(err));
 	if (orc < 0) {
-		fprintf(stderr, "plumb hosts: %s\n", err);
+		esc_eprintf("plumb hosts: %s\n", err);
 		goto out;
 	}
 	if (json) {

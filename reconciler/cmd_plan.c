@@ -24,6 +24,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "state/desired.h"
+#include "state/escape.h"
 
 struct plan_args {
 	const char *config;
@@ -134,7 +135,7 @@ static int resolve_image(const struct config *c, const char *ref, const struct p
 			registry_client_set_credentials(rc, app_registry_domain(c), user, pw);
 	}
 	if (registry_resolve(rc, ref, &res, &err) != 0) {
-		fprintf(stderr, "plumb plan: registry: %s: %s\n", ref, err ? err : "lookup failed");
+		esc_eprintf("plumb plan: registry: %s: %s\n", ref, err ? err : "lookup failed");
 		goto out;
 	}
 	if (res.status == REGISTRY_FOUND && res.config_digest) {
@@ -198,13 +199,13 @@ int cmd_plan(int argc, char **argv)
 		go.location = a.repo ? a.repo : root;
 		go.ref = a.ref;
 		if (git_src_open(&g, &go, &err) != 0 || git_src_fetch(g, NULL, &err) != 0) {
-			fprintf(stderr, "plumb plan: %s\n", err ? err : "cannot open the repository");
+			esc_eprintf("plumb plan: %s\n", err ? err : "cannot open the repository");
 			goto out;
 		}
 	}
 	if (a.repo || a.ref) {
 		if (git_src_resolve(g, a.ref, sha, &err) != 0 || git_src_source_at(g, sha, &src, &err) != 0) {
-			fprintf(stderr, "plumb plan: %s\n", err ? err : "cannot read the revision");
+			esc_eprintf("plumb plan: %s\n", err ? err : "cannot read the revision");
 			goto out;
 		}
 		if (load_from(&c, src, a.repo ? (a.config ? a.config : "config/deploy.yml") : relfile, &a) != 0)
@@ -261,7 +262,7 @@ int cmd_plan(int argc, char **argv)
 	if (a.base) {
 		char bsha[41];
 		if (git_src_resolve(g, a.base, bsha, &err) != 0 || git_src_source_at(g, bsha, &bsrc, &err) != 0) {
-			fprintf(stderr, "plumb plan: --base: %s\n", err ? err : "cannot read the revision");
+			esc_eprintf("plumb plan: --base: %s\n", err ? err : "cannot read the revision");
 			goto out;
 		}
 		if (load_from(&bc, bsrc, a.repo ? (a.config ? a.config : "config/deploy.yml") : relfile, &a) != 0)
@@ -274,7 +275,7 @@ int cmd_plan(int argc, char **argv)
 		fo.root = loaded_via_rec ? L.root : root;
 		fo.trusted = a.trusted;
 		if (fleet_observe(&obs, c, &fo, ferr, sizeof(ferr)) < 0) {
-			fprintf(stderr, "plumb plan: observation: %s\n", ferr);
+			esc_eprintf("plumb plan: observation: %s\n", ferr);
 			goto out;
 		}
 		if (bc) {
@@ -287,7 +288,7 @@ int cmd_plan(int argc, char **argv)
 			strvec_clear(&bh);
 			if (extra.n) {
 				if (fleet_observe(&bobs, bc, &fo, ferr, sizeof(ferr)) < 0) {
-					fprintf(stderr, "plumb plan: observation of the base's hosts: %s\n", ferr);
+					esc_eprintf("plumb plan: observation of the base's hosts: %s\n", ferr);
 					goto out;
 				}
 				adopt_hosts(obs, bobs, &extra);

@@ -8,6 +8,7 @@
 #include "providers/git_src.h"
 #include "reconciler/cli.h"
 #include "providers/registry.h"
+#include "state/escape.h"
 #include "state/util.h"
 
 void rec_split_config_path(const char *path, char **root, char **relfile)
@@ -138,7 +139,7 @@ int rec_require_computed(const struct config *c, const char *cmd)
 	if (!c->unavailable_keys.n)
 		return 0;
 	for (size_t i = 0; i < c->unavailable_keys.n; i++)
-		fprintf(stderr, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
+		esc_eprintf("plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
 			cmd, c->unavailable_keys.v[i]);
 	fprintf(stderr, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
 	return -1;

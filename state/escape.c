@@ -1,6 +1,9 @@
 /* Escaping repository and host strings for a terminal (see escape.h). */
 #include "state/escape.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void esc_bytes(struct sbuf *out, const unsigned char *p, size_t len, int keep_lines)
@@ -35,4 +38,20 @@ void esc_lines(struct sbuf *out, const char *s, size_t len)
 {
 	if (s)
 		esc_bytes(out, (const unsigned char *)s, len, 1);
+}
+
+void esc_eprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	struct sbuf sb;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	sbuf_init(&sb, 0);
+	esc_lines(&sb, msg, strlen(msg));
+	fputs(sb.buf, stderr);
+	sbuf_release(&sb);
+	free(msg);
 }

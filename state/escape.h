@@ -22,5 +22,8 @@
 void esc_text(struct sbuf *out, const char *s);
 /* Multi-line text of len bytes (may hold NULs): newline and tab are kept. */
 void esc_lines(struct sbuf *out, const char *s, size_t len);
+/* fprintf(stderr, fmt, ...) with the result escaped as esc_lines does: for
+ * messages whose arguments quote the repository or a host. */
+void esc_eprintf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
 
 #endif

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include "state/escape.h"
 #include "state/hash.h"
 #include "state/json_text.h"
@@ -129,5 +131,28 @@ T_TEST(diags_print_escapes_repository_strings)
 	diags_clear(&d);
 }
 
+/* esc_eprintf escapes what it formats (host and repository strings) on stderr. */
+T_TEST(esc_eprintf_escapes_stderr)
+{
+	char path[] = "/tmp/plumb-esc-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	char *got = NULL;
+	size_t len = 0;
+
+	T_REQUIRE(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	esc_eprintf("plumb hosts: %s\n", "h\033]0;T\a\xc2\x9b");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	T_CHECK(read_file(path, 4096, &got, &len) == 0);
+	T_STREQ(got, "plumb hosts: h\\x1b]0;T\\x07\\xc2\\x9b\n");
+	free(got);
+	unlink(path);
+}
+
 T_MAIN(T_CASE(json_text_never_drops_a_key), T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts),
-       T_CASE(esc_text_escapes_c0_del_c1_and_invalid_utf8), T_CASE(diags_print_escapes_repository_strings))
+       T_CASE(esc_text_escapes_c0_del_c1_and_invalid_utf8), T_CASE(diags_print_escapes_repository_strings),
+       T_CASE(esc_eprintf_escapes_stderr))
