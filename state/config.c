@@ -314,6 +314,8 @@ static char *overlay_path(const char *file, const char *dest)
 #define CONFIG_MAX_ENV_KEYS 4000
 #define CONFIG_MAX_LABELS 4000
 #define CONFIG_MAX_HOSTS 4096
+/* roles or tags naming an accessory's hosts (each is a walk over the fleet) */
+#define CONFIG_MAX_HOST_SPECS 100
 
 /* 0 if the hash or list n holds at most max entries; otherwise an error at
  * the first entry over the bound, naming it, and -1. */
@@ -814,9 +816,10 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 			specs++;
 		}
 		if ((v = ynode_get(an, "roles")) && v->kind == Y_SEQ) {
-			for (size_t j = 0; j < v->n; j++)
-				if (sval(v->items[j]))
-					add_role_hosts(l, v->items[j], v->items[j]->str, &a->hosts);
+			if (count_ok(l, v, CONFIG_MAX_HOST_SPECS, "roles") == 0)
+				for (size_t j = 0; j < v->n; j++)
+					if (sval(v->items[j]))
+						add_role_hosts(l, v->items[j], v->items[j]->str, &a->hosts);
 			specs++;
 		}
 		if ((v = ynode_get(an, "tag")) && sval(v)) {
@@ -824,9 +827,10 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 			specs++;
 		}
 		if ((v = ynode_get(an, "tags")) && v->kind == Y_SEQ) {
-			for (size_t j = 0; j < v->n; j++)
-				if (sval(v->items[j]))
-					hosts_with_tag(c, v->items[j]->str, &a->hosts);
+			if (count_ok(l, v, CONFIG_MAX_HOST_SPECS, "tags") == 0)
+				for (size_t j = 0; j < v->n; j++)
+					if (sval(v->items[j]))
+						hosts_with_tag(c, v->items[j]->str, &a->hosts);
 			specs++;
 		}
 		if (specs != 1)

@@ -805,6 +805,11 @@ T_TEST(count_bounds_name_file_line_and_key)
 	for (int i = 0; i < 4097; i++)
 		sbuf_addf(&sb, "%s    - 10.%d.%d.1\n", i == 2048 ? "  job:\n" : "", i / 256, i % 256);
 	load_fails_with(&sb, "config/deploy.yml:7:3: error: servers: more than 4096 hosts in all roles (4097)");
+	/* roles naming an accessory's hosts */
+	sbuf_adds(&sb, "servers: [1.1.1.1]\naccessories:\n  db:\n    image: pg\n    roles:\n");
+	for (int i = 0; i < 101; i++)
+		sbuf_adds(&sb, "      - web\n");
+	load_fails_with(&sb, "config/deploy.yml:111:9: error: more than 100 roles (at 'web')");
 	sbuf_release(&sb);
 }
 
