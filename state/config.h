@@ -27,7 +27,6 @@
 #include "state/trust.h"
 #include "state/util.h"
 
-/* An ordered string map; setting an existing key replaces its value in place. */
 /* The Kamal release whose behaviour plumb matches (minimum_version is checked against it). */
 #define PLUMB_KAMAL_COMPAT "2.12.0"
 
