@@ -385,7 +385,7 @@ static void compare_labels(const struct des_container *dc, const struct obs_cont
 			   const struct obs_image *img, struct causes *cs)
 {
 	for (size_t i = 0; i < dc->labels.n; i++) {
-		const char *ov = obs_labels_get(&oc->labels, oc->label_idx, dc->labels.keys[i]);
+		const char *ov = kvs_get(&oc->labels, dc->labels.keys[i]);
 		if (!ov || strcmp(ov, dc->labels.vals[i]) != 0)
 			cause_add(&cs->s, CAUSE_LABEL, dc->labels.keys[i], ov, dc->labels.vals[i]);
 	}
@@ -395,7 +395,7 @@ static void compare_labels(const struct des_container *dc, const struct obs_cont
 			continue;
 		if (!img)
 			continue;
-		iv = obs_labels_get(&img->labels, img->label_idx, k);
+		iv = kvs_get(&img->labels, k);
 		if (iv && strcmp(iv, oc->labels.vals[i]) == 0)
 			continue;
 		cause_add(&cs->s, CAUSE_LABEL, k, oc->labels.vals[i], NULL);

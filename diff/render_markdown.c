@@ -3,13 +3,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/escape.h"
+
+/* Terminal-safe first (C0, DEL, C1, invalid UTF-8 → \xNN; newline and tab
+ * kept for the callers to turn into spaces), Markdown or HTML on top. */
+static char *md_pre_escape(const char *s)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	esc_lines(&sb, s, strlen(s));
+	return sbuf_detach(&sb);
+}
+
 void render_md_escape(struct sbuf *out, const char *s)
 {
 	const unsigned char *p;
+	char *e;
 
 	if (!s)
 		return;
-	for (p = (const unsigned char *)s; *p; p++) {
+	e = md_pre_escape(s);
+	for (p = (const unsigned char *)e; *p; p++) {
 		switch (*p) {
 		case '<': sbuf_adds(out, "&lt;"); break;
 		case '>': sbuf_adds(out, "&gt;"); break;
@@ -25,15 +40,18 @@ void render_md_escape(struct sbuf *out, const char *s)
 			sbuf_addc(out, (char)*p);
 		}
 	}
+	free(e);
 }
 
 void render_html_escape(struct sbuf *out, const char *s)
 {
 	const unsigned char *p;
+	char *e;
 
 	if (!s)
 		return;
-	for (p = (const unsigned char *)s; *p; p++) {
+	e = md_pre_escape(s);
+	for (p = (const unsigned char *)e; *p; p++) {
 		switch (*p) {
 		case '<': sbuf_adds(out, "&lt;"); break;
 		case '>': sbuf_adds(out, "&gt;"); break;
@@ -55,6 +73,7 @@ void render_html_escape(struct sbuf *out, const char *s)
 				sbuf_addc(out, (char)*p);
 		}
 	}
+	free(e);
 }
 
 static void host_counts(const struct diff_host *h, size_t *add, size_t *chg, size_t *del)

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/escape.h"
+
 #define C_RESET "\033[0m"
 #define C_GREEN "\033[32m"
 #define C_YELLOW "\033[33m"
@@ -12,16 +14,7 @@
 
 void render_text_escape(struct sbuf *out, const char *s)
 {
-	const unsigned char *p;
-
-	if (!s)
-		return;
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			sbuf_addf(out, "\\x%02x", *p);
-		else
-			sbuf_addc(out, (char)*p);
-	}
+	esc_text(out, s);
 }
 
 static const char *colour_of(enum diff_action a)

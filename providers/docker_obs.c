@@ -136,14 +136,10 @@ static int jkvs(struct kvs *m, json_t *obj, const char *what, char *err, size_t 
 			 OBS_MAX_LABELS);
 		return -1;
 	}
-	m->keys = xcalloc(n ? n : 1, sizeof(*m->keys));
-	m->vals = xcalloc(n ? n : 1, sizeof(*m->vals));
-	m->cap = n ? n : 1;
+	/* kvs is hashed (O(1) set): the bound above keeps a host's map small */
 	json_object_foreach(obj, k, v)
-		if (json_is_string(v)) {
-			m->keys[m->n] = xstrdup(k);
-			m->vals[m->n++] = xstrdup(json_string_value(v));
-		}
+		if (json_is_string(v))
+			kvs_set(m, k, json_string_value(v));
 	return 0;
 }
 
@@ -212,7 +208,7 @@ static void host_options(struct kvs *m, json_t *hc)
 
 static char *label_dup(const struct obs_container *c, const char *key)
 {
-	const char *v = obs_labels_get(&c->labels, c->label_idx, key);
+	const char *v = kvs_get(&c->labels, key);
 	return v ? xstrdup(v) : NULL;
 }
 
@@ -253,7 +249,6 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	jstrvec(&c->entrypoint, json_object_get(cfg, "Entrypoint"));
 	if (jkvs(&c->labels, json_object_get(cfg, "Labels"), "labels on a container", err, errlen) < 0)
 		goto fail;
-	c->label_idx = obs_labels_index(&c->labels);
 	c->hostname = jdup(cfg, "Hostname");
 
 	hc = json_object_get(o, "HostConfig");
@@ -344,7 +339,6 @@ static int parse_image(struct obs_image *im, const char *text, char *err, size_t
 		json_decref(o);
 		return -1;
 	}
-	im->label_idx = obs_labels_index(&im->labels);
 	v = json_object_get(cfg, "Volumes");
 	if (json_is_object(v)) {
 		const char *k;

@@ -7,6 +7,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "state/config.h"
+#include "state/escape.h"
 #include "state/json_text.h"
 
 static const char *secret_state(const struct config *c, const char *secret)
@@ -204,8 +205,10 @@ static void print_text(FILE *f, const struct config *c)
 static int print_text_escaped(const struct config *c)
 {
 	char *buf = NULL;
-	size_t len = 0, i = 0;
+	size_t len = 0;
 	FILE *mem = open_memstream(&buf, &len);
+	struct sbuf sb;
+	int rc;
 
 	if (!mem)
 		return REC_EXIT_ERROR;
@@ -214,24 +217,12 @@ static int print_text_escaped(const struct config *c)
 		free(buf);
 		return REC_EXIT_ERROR;
 	}
-	while (i < len) {
-		const unsigned char *p = (const unsigned char *)buf + i;
-		size_t k = utf8_valid_len(p, len - i);
-		int c1 = k == 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
-
-		if (k == 1 && (p[0] == '\n' || p[0] == '\t' || (p[0] >= 0x20 && p[0] != 0x7f))) {
-			putchar(p[0]);
-		} else if (k > 1 && !c1) {
-			fwrite(p, 1, k, stdout);
-		} else {
-			k = k ? k : 1;
-			for (size_t j = 0; j < k; j++)
-				printf("\\x%02x", p[j]);
-		}
-		i += k;
-	}
+	sbuf_init(&sb, 0);
+	esc_lines(&sb, buf, len);
+	rc = fwrite(sb.buf, 1, sb.len, stdout) == sb.len ? REC_EXIT_OK : REC_EXIT_ERROR;
+	sbuf_release(&sb);
 	free(buf);
-	return REC_EXIT_OK;
+	return rc;
 }
 
 static json_t *env_json(const struct config *c, const struct cfg_env *e)

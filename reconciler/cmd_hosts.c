@@ -14,6 +14,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "reconciler/pipeline.h"
+#include "state/escape.h"
 #include "state/json_text.h"
 
 static const char *status_name(enum obs_status s)
@@ -404,7 +405,7 @@ int cmd_hosts(int argc, char **argv)
 	po.config_path = lo.config_path, po.destination = lo.destination;
 	po.trusted = lo.trusted, po.timeout_ms = timeout_ms;
 	if (rec_pipeline_run(&res, &po) < 0) {
-		fputs(res.log, stderr);
+		esc_fputs(res.log, stderr);
 		goto out;
 	}
 	f = res.obs;
@@ -422,16 +423,21 @@ int cmd_hosts(int argc, char **argv)
 		sbuf_release(&sb);
 	}
 	if (res.observe_rc > 0) {
-		fprintf(stderr, "plumb hosts: not observed:");
+		struct sbuf sb;
+
+		sbuf_init(&sb, 0);
 		for (size_t i = 0; i < f->nhosts; i++)
-			if (f->hosts[i].status != OBS_OK)
-				fprintf(stderr, " %s (%s)", f->hosts[i].host,
-					status_name(f->hosts[i].status));
-		fputc('\n', stderr);
+			if (f->hosts[i].status != OBS_OK) {
+				sbuf_addc(&sb, ' ');
+				put(&sb, f->hosts[i].host);
+				sbuf_addf(&sb, " (%s)", status_name(f->hosts[i].status));
+			}
+		fprintf(stderr, "plumb hosts: not observed:%s\n", sb.buf);
+		sbuf_release(&sb);
 		rc = REC_EXIT_ERROR;
 	}
 	/* what an untrusted run turned off, after the output as before */
-	fputs(res.log, stderr);
+	esc_fputs(res.log, stderr);
 out:
 	rec_pipeline_result_release(&res);
 	return rc;

@@ -19,6 +19,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "reconciler/pipeline.h"
+#include "state/escape.h"
 
 struct plan_args {
 	const char *config;
@@ -129,7 +130,7 @@ int cmd_plan(int argc, char **argv)
 	po.allow_foreign_owner = a.allow_foreign_owner;
 	po.timeout_ms = a.timeout_ms;
 	prc = rec_pipeline_run(&res, &po);
-	fputs(res.log, stderr);
+	esc_fputs(res.log, stderr);
 	if (prc < 0)
 		goto out;
 	if (render(&a, res.plan, &out) != 0) {

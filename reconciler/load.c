@@ -10,6 +10,7 @@
 #include "providers/run.h"
 #include "reconciler/cli.h"
 #include "providers/registry.h"
+#include "state/escape.h"
 #include "state/util.h"
 
 /* The closest directory at or above dir (canonical) holding .git; NULL if none. */
@@ -189,7 +190,7 @@ int rec_require_computed(const struct config *c, const char *cmd, FILE *log)
 	if (!c->unavailable_keys.n)
 		return 0;
 	for (size_t i = 0; i < c->unavailable_keys.n; i++)
-		fprintf(log, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
+		esc_fprintf(log, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
 			cmd, c->unavailable_keys.v[i]);
 	fprintf(log, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
 	return -1;

@@ -5,6 +5,7 @@
 #include "state/config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,14 +15,49 @@
 
 /* ---- kvs ---- */
 
+static size_t kvs_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot holding key, or the free slot where it would go (idx_cap > 0). */
+static size_t kvs_slot(const struct kvs *m, const char *key)
+{
+	size_t i = kvs_hash(key) & (m->idx_cap - 1);
+
+	while (m->idx[i] && strcmp(m->keys[m->idx[i] - 1], key) != 0)
+		i = (i + 1) & (m->idx_cap - 1);
+	return i;
+}
+
+static void kvs_reindex(struct kvs *m, size_t want)
+{
+	free(m->idx);
+	m->idx_cap = 16;
+	while (m->idx_cap < want * 2)
+		m->idx_cap *= 2;
+	m->idx = xcalloc(m->idx_cap, sizeof(*m->idx));
+	for (size_t i = 0; i < m->n; i++)
+		m->idx[kvs_slot(m, m->keys[i])] = i + 1;
+}
+
 void kvs_set(struct kvs *m, const char *key, const char *val)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		if (strcmp(m->keys[i], key) == 0) {
-			free(m->vals[i]);
-			m->vals[i] = xstrdup(val);
-			return;
-		}
+	size_t slot;
+
+	if ((m->n + 1) * 2 > m->idx_cap)
+		kvs_reindex(m, m->n + 1);
+	slot = kvs_slot(m, key);
+	if (m->idx[slot]) {
+		size_t i = m->idx[slot] - 1;
+
+		free(m->vals[i]);
+		m->vals[i] = xstrdup(val);
+		return;
 	}
 	if (m->n == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 8;
@@ -31,14 +67,17 @@ void kvs_set(struct kvs *m, const char *key, const char *val)
 	m->keys[m->n] = xstrdup(key);
 	m->vals[m->n] = xstrdup(val);
 	m->n++;
+	m->idx[slot] = m->n;
 }
 
 const char *kvs_get(const struct kvs *m, const char *key)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->keys[i], key) == 0)
-			return m->vals[i];
-	return NULL;
+	size_t slot;
+
+	if (!m->idx_cap)
+		return NULL;
+	slot = kvs_slot(m, key);
+	return m->idx[slot] ? m->vals[m->idx[slot] - 1] : NULL;
 }
 
 void kvs_copy(struct kvs *dst, const struct kvs *src)
@@ -55,6 +94,7 @@ void kvs_clear(struct kvs *m)
 	}
 	free(m->keys);
 	free(m->vals);
+	free(m->idx);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -80,9 +120,12 @@ static void strvec_remove(struct strvec *sv, const char *s)
 static void env_set_clear(struct cfg_env *e, const char *key, const char *val, int sensitive,
 			  int unavailable)
 {
+	/* a new key is in neither list: skip the linear removals */
+	if (kvs_get(&e->clear, key)) {
+		strvec_remove(&e->sensitive, key);
+		strvec_remove(&e->unavailable, key);
+	}
 	kvs_set(&e->clear, key, val);
-	strvec_remove(&e->sensitive, key);
-	strvec_remove(&e->unavailable, key);
 	if (sensitive)
 		strvec_push(&e->sensitive, key);
 	if (unavailable)
@@ -265,23 +308,49 @@ static char *overlay_path(const char *file, const char *dest)
 
 /* ---- model building ---- */
 
+/* Count bounds (Kamal has none): what reaches one container, and the fleet.
+ * A host's observation keeps at most OBS_MAX_VARS (4096) entries per
+ * container, so a config may not ask for more than that. */
+#define CONFIG_MAX_ENV_KEYS 4000
+#define CONFIG_MAX_LABELS 4000
+#define CONFIG_MAX_HOSTS 4096
+/* roles or tags naming an accessory's hosts (each is a walk over the fleet) */
+#define CONFIG_MAX_HOST_SPECS 100
+
+/* 0 if the hash or list n holds at most max entries; otherwise an error at
+ * the first entry over the bound, naming it, and -1. */
+static int count_ok(struct loader *l, const struct ynode *n, size_t max, const char *what)
+{
+	const struct ynode *at;
+
+	if (!n || (n->kind != Y_MAP && n->kind != Y_SEQ) || n->n <= max)
+		return 0;
+	at = n->kind == Y_MAP ? n->keys[max] : n->items[max];
+	if (at->kind == Y_MAP && at->n) /* a host with tags: name the host */
+		at = at->keys[0];
+	lerr(l, at, "more than %zu %s (at '%.100s')", max, what, at->str ? at->str : "");
+	return -1;
+}
+
 static void read_env(struct loader *l, const struct ynode *n, struct cfg_env *e)
 {
 	const struct ynode *clear, *secret;
 	int complex;
 
-	(void)l;
 	if (!n || n->kind != Y_MAP)
 		return;
 	complex = ynode_get(n, "clear") || ynode_get(n, "secret") || ynode_get(n, "tags");
 	clear = complex ? ynode_get(n, "clear") : n;
+	secret = complex ? ynode_get(n, "secret") : NULL;
+	if (count_ok(l, clear, CONFIG_MAX_ENV_KEYS, "env keys") < 0 ||
+	    count_ok(l, secret, CONFIG_MAX_ENV_KEYS, "secret env keys") < 0)
+		return;
 	if (clear && clear->kind == Y_MAP)
 		for (size_t i = 0; i < clear->n; i++)
 			if (ynode_is_scalar(clear->vals[i]))
 				env_set_clear(e, clear->keys[i]->str, clear->vals[i]->str,
 					      (clear->vals[i]->erb_flags & ERB_SENSITIVE) != 0,
 					      (clear->vals[i]->erb_flags & ERB_UNAVAILABLE) != 0);
-	secret = complex ? ynode_get(n, "secret") : NULL;
 	if (secret && secret->kind == Y_SEQ) {
 		for (size_t i = 0; i < secret->n; i++) {
 			const char *s = sval(secret->items[i]);
@@ -325,6 +394,12 @@ static void read_kvs(const struct ynode *n, struct kvs *out)
 					free(k);
 				}
 	}
+}
+
+static void read_labels(struct loader *l, const struct ynode *n, struct kvs *out)
+{
+	if (count_ok(l, n, CONFIG_MAX_LABELS, "labels") == 0)
+		read_kvs(n, out);
 }
 
 static void read_strlist(const struct ynode *n, struct strvec *out)
@@ -493,9 +568,10 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 		flatten_into(&p->run, "", v);
 }
 
-static void read_hosts(const struct ynode *n, struct cfg_host **hosts, size_t *nhosts)
+static void read_hosts(struct loader *l, const struct ynode *n, struct cfg_host **hosts,
+		       size_t *nhosts)
 {
-	if (!n || n->kind != Y_SEQ)
+	if (!n || n->kind != Y_SEQ || count_ok(l, n, CONFIG_MAX_HOSTS, "hosts") < 0)
 		return;
 	*hosts = xcalloc(n->n, sizeof(**hosts));
 	for (size_t i = 0; i < n->n; i++) {
@@ -530,7 +606,7 @@ static void read_roles(struct loader *l, const struct ynode *servers)
 		c->nroles = 1;
 		c->roles[0].name = xstrdup("web");
 		c->roles[0].line = servers->line;
-		read_hosts(servers, &c->roles[0].hosts, &c->roles[0].nhosts);
+		read_hosts(l, servers, &c->roles[0].hosts, &c->roles[0].nhosts);
 		c->roles[0].proxy_setting = -1;
 		proxy_init(&c->roles[0].proxy);
 		return;
@@ -548,15 +624,15 @@ static void read_roles(struct loader *l, const struct ynode *servers)
 		r->proxy_setting = -1;
 		proxy_init(&r->proxy);
 		if (rn->kind == Y_SEQ) {
-			read_hosts(rn, &r->hosts, &r->nhosts);
+			read_hosts(l, rn, &r->hosts, &r->nhosts);
 			continue;
 		}
 		if (rn->kind != Y_MAP)
 			continue;
-		read_hosts(ynode_get(rn, "hosts"), &r->hosts, &r->nhosts);
+		read_hosts(l, ynode_get(rn, "hosts"), &r->hosts, &r->nhosts);
 		r->cmd = sdup(ynode_get(rn, "cmd"));
 		read_env(l, ynode_get(rn, "env"), &r->env);
-		read_kvs(ynode_get(rn, "labels"), &r->labels);
+		read_labels(l, ynode_get(rn, "labels"), &r->labels);
 		read_kvs(ynode_get(rn, "options"), &r->options);
 		read_logging(ynode_get(rn, "logging"), &r->logging);
 		r->stop_timeout = ival(ynode_get(rn, "stop_timeout"), 0);
@@ -567,6 +643,15 @@ static void read_roles(struct loader *l, const struct ynode *servers)
 			else if (px->kind == Y_MAP)
 				r->proxy_setting = 1;
 		}
+	}
+	{
+		size_t total = 0;
+
+		for (size_t i = 0; i < c->nroles; i++)
+			total += c->roles[i].nhosts;
+		if (total > CONFIG_MAX_HOSTS)
+			lerr(l, servers, "servers: more than %d hosts in all roles (%zu)",
+			     CONFIG_MAX_HOSTS, total);
 	}
 	qsort(c->roles, c->nroles, sizeof(*c->roles), cmp_role);
 }
@@ -750,7 +835,7 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 			else
 				strvec_push_take(&a->ports, xasprintf("%s:%s", v->str, v->str));
 		}
-		read_kvs(ynode_get(an, "labels"), &a->labels);
+		read_labels(l, ynode_get(an, "labels"), &a->labels);
 		read_kvs(ynode_get(an, "options"), &a->options);
 		read_env(l, ynode_get(an, "env"), &a->env);
 		read_file_specs(ynode_get(an, "files"), &a->files, &a->nfiles);
@@ -779,7 +864,7 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 		if ((v = ynode_get(an, "hosts")) && v->kind == Y_SEQ) {
 			struct cfg_host *hs = NULL;
 			size_t nh = 0;
-			read_hosts(v, &hs, &nh);
+			read_hosts(l, v, &hs, &nh);
 			for (size_t j = 0; j < nh; j++) {
 				if (!strvec_contains(&a->hosts, hs[j].addr))
 					strvec_push(&a->hosts, hs[j].addr);
@@ -794,9 +879,10 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 			specs++;
 		}
 		if ((v = ynode_get(an, "roles")) && v->kind == Y_SEQ) {
-			for (size_t j = 0; j < v->n; j++)
-				if (sval(v->items[j]))
-					add_role_hosts(l, v->items[j], v->items[j]->str, &a->hosts);
+			if (count_ok(l, v, CONFIG_MAX_HOST_SPECS, "roles") == 0)
+				for (size_t j = 0; j < v->n; j++)
+					if (sval(v->items[j]))
+						add_role_hosts(l, v->items[j], v->items[j]->str, &a->hosts);
 			specs++;
 		}
 		if ((v = ynode_get(an, "tag")) && sval(v)) {
@@ -804,9 +890,10 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 			specs++;
 		}
 		if ((v = ynode_get(an, "tags")) && v->kind == Y_SEQ) {
-			for (size_t j = 0; j < v->n; j++)
-				if (sval(v->items[j]))
-					hosts_with_tag(c, v->items[j]->str, &a->hosts);
+			if (count_ok(l, v, CONFIG_MAX_HOST_SPECS, "tags") == 0)
+				for (size_t j = 0; j < v->n; j++)
+					if (sval(v->items[j]))
+						hosts_with_tag(c, v->items[j]->str, &a->hosts);
 			specs++;
 		}
 		if (specs != 1)
@@ -1094,7 +1181,7 @@ static void read_model(struct loader *l, const struct ynode *root)
 
 	c->service = sdup(ynode_get(root, "service"));
 	c->image = sdup(ynode_get(root, "image"));
-	read_kvs(ynode_get(root, "labels"), &c->labels);
+	read_labels(l, ynode_get(root, "labels"), &c->labels);
 	read_strlist(ynode_get(root, "volumes"), &c->volumes);
 	read_registry(l, ynode_get(root, "registry"));
 	c->primary_role = sdup(ynode_get(root, "primary_role"));

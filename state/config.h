@@ -27,14 +27,22 @@
 #include "state/trust.h"
 #include "state/util.h"
 
-/* An ordered string map; setting an existing key replaces its value in place. */
 /* The Kamal release whose behaviour plumb matches (minimum_version is checked against it). */
 #define PLUMB_KAMAL_COMPAT "2.12.0"
 
+/*
+ * An ordered string map: keys[0..n) and vals[0..n) in insertion order (Kamal's
+ * order: env and labels reach containers in it); setting an existing key
+ * replaces its value in place. A hash index makes kvs_set/kvs_get O(1), so
+ * read keys/vals freely but change them only through kvs_set. A zeroed kvs
+ * is empty; kvs_clear frees everything and leaves it empty again.
+ */
 struct kvs {
 	char **keys;
 	char **vals;
 	size_t n, cap;
+	size_t *idx;    /* open-addressing slots: position + 1, 0 = free */
+	size_t idx_cap; /* 0 or a power of two, at least twice n */
 };
 void kvs_set(struct kvs *m, const char *key, const char *val);
 const char *kvs_get(const struct kvs *m, const char *key);

@@ -37,49 +37,6 @@ const char *obs_env_hash(const struct obs_env *env, size_t n, const char *key)
 	return NULL;
 }
 
-/* qsort has no context argument: the keys being sorted, per thread (hosts are
- * observed in parallel). */
-static _Thread_local char *const *sort_keys;
-
-static int label_cmp(const void *a, const void *b)
-{
-	return strcmp(sort_keys[*(const size_t *)a], sort_keys[*(const size_t *)b]);
-}
-
-size_t *obs_labels_index(const struct kvs *m)
-{
-	size_t *idx;
-
-	if (!m->n)
-		return NULL;
-	idx = xcalloc(m->n, sizeof(*idx));
-	for (size_t i = 0; i < m->n; i++)
-		idx[i] = i;
-	sort_keys = m->keys;
-	qsort(idx, m->n, sizeof(*idx), label_cmp);
-	sort_keys = NULL;
-	return idx;
-}
-
-const char *obs_labels_get(const struct kvs *m, const size_t *idx, const char *key)
-{
-	size_t lo = 0, hi = m->n;
-
-	if (!idx)
-		return kvs_get(m, key);
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(m->keys[idx[mid]], key);
-		if (c == 0)
-			return m->vals[idx[mid]];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 static void env_free(struct obs_env *env, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -99,7 +56,6 @@ void obs_container_release(struct obs_container *c)
 	strvec_clear(&c->entrypoint);
 	env_free(c->env, c->nenv);
 	kvs_clear(&c->labels);
-	free(c->label_idx);
 	for (size_t i = 0; i < c->nmounts; i++) {
 		free(c->mounts[i].type);
 		free(c->mounts[i].source);
@@ -136,7 +92,6 @@ void obs_image_release(struct obs_image *i)
 	strvec_clear(&i->repo_digests);
 	env_free(i->env, i->nenv);
 	kvs_clear(&i->labels);
-	free(i->label_idx);
 	strvec_clear(&i->cmd);
 	strvec_clear(&i->entrypoint);
 	strvec_clear(&i->volumes);

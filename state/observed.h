@@ -60,7 +60,6 @@ struct obs_container {
 	struct obs_env *env;      /* Config.Env (includes the image's own Env) */
 	size_t nenv;
 	struct kvs labels;        /* Config.Labels (includes the image's own labels) */
-	size_t *label_idx;        /* NULL, or labels' indices in key order (obs_labels_index) */
 	struct obs_mount *mounts;
 	size_t nmounts;
 	struct obs_port *ports;   /* HostConfig.PortBindings */
@@ -89,7 +88,6 @@ struct obs_image {
 	struct obs_env *env;
 	size_t nenv;
 	struct kvs labels;
-	size_t *label_idx; /* NULL, or labels' indices in key order (obs_labels_index) */
 	struct strvec cmd;
 	struct strvec entrypoint;
 	struct strvec volumes;
@@ -145,17 +143,7 @@ const struct obs_host *obs_fleet_host(const struct obs_fleet *f, const char *hos
 const struct obs_image *obs_host_image(const struct obs_host *h, const char *id);
 const struct obs_env_file *obs_host_env_file(const struct obs_host *h, const char *path);
 const char *obs_env_hash(const struct obs_env *env, size_t n, const char *key); /* NULL if absent */
-/*
- * The label map: a host may report many labels, so lookups in observed labels
- * go through a sorted index (O(log n)) when there is one. obs_labels_index
- * returns a new array of m's indices in key order (caller frees; NULL when m
- * is empty); obs_labels_get looks key up through idx, or linearly when idx is
- * NULL (structs built by hand). Keys are unique (the JSON they come from
- * rejects duplicates). Whoever changes labels after indexing frees the
- * index and sets it to NULL.
- */
-size_t *obs_labels_index(const struct kvs *m);
-const char *obs_labels_get(const struct kvs *m, const size_t *idx, const char *key);
+/* Labels are a struct kvs (hashed: O(1) lookups, however many a host reports). */
 void obs_container_release(struct obs_container *c);
 void obs_image_release(struct obs_image *i);
 void obs_routes_free(struct obs_route *r, size_t n);

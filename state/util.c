@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "state/escape.h"
+
 static void oom(void)
 {
 	fputs("plumb: out of memory\n", stderr);
@@ -267,10 +269,17 @@ char *diags_to_string(const struct diags *d)
 	return sb.buf;
 }
 
+/* Messages quote the repository (keys, values, paths): escaped here, the one
+ * place every diagnostic is printed. */
 void diags_print(const struct diags *d, FILE *f)
 {
 	char *s = diags_to_string(d);
-	fputs(s, f);
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	esc_lines(&sb, s, strlen(s));
+	fputs(sb.buf, f);
+	sbuf_release(&sb);
 	free(s);
 }
 

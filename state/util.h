@@ -82,8 +82,9 @@ void diags_add(struct diags *d, enum diag_level level, const char *file, int lin
 #define diags_err(d, file, line, col, ...) diags_add((d), DIAG_ERROR, (file), (line), (col), __VA_ARGS__)
 #define diags_warn(d, file, line, col, ...) diags_add((d), DIAG_WARNING, (file), (line), (col), __VA_ARGS__)
 /* "file:line:col: error: msg" per entry, in the order added. */
+/* Writes every entry, with control bytes, C1 and invalid UTF-8 escaped (state/escape.h). */
 void diags_print(const struct diags *d, FILE *f);
-/* All entries as one string, as diags_print would write them (caller frees). */
+/* All entries as one string, unescaped (caller frees). */
 char *diags_to_string(const struct diags *d);
 void diags_clear(struct diags *d);
 

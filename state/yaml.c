@@ -751,14 +751,20 @@ static int charge(struct loader *l, size_t units, const struct ynode *at)
 	return 0;
 }
 
-static int frame_add_weight(struct loader *l, struct frame *f, size_t w)
+/* Adds w nodes to the open collection; `at` (may be NULL) is the key or item
+ * that brought them, named in the error. */
+static int frame_add_weight(struct loader *l, struct frame *f, size_t w, const struct ynode *at)
 {
 	f->weight += w;
-	if (f->weight > YDOC_MAX_NODES)
-		return lerr(l, f->node->n.line, f->node->n.col,
-			    "document expands to more than %u nodes (too many aliases?)",
-			    (unsigned)YDOC_MAX_NODES);
-	return 0;
+	if (f->weight <= YDOC_MAX_NODES)
+		return 0;
+	if (at && at->str)
+		return lerr(l, at->line, at->col,
+			    "document expands to more than %u nodes at '%.100s' (too many aliases?)",
+			    (unsigned)YDOC_MAX_NODES, at->str);
+	return lerr(l, f->node->n.line, f->node->n.col,
+		    "document expands to more than %u nodes (too many aliases?)",
+		    (unsigned)YDOC_MAX_NODES);
 }
 
 /* hash[key] = val as Ruby does it: an existing key keeps its place. */
@@ -773,14 +779,17 @@ static int map_set(struct loader *l, struct frame *f, struct ynode *k, struct yn
 
 		f->weight -= X(f->b[i])->weight;
 		f->b[i] = v;
-		rc = frame_add_weight(l, f, X(v)->weight);
+		rc = frame_add_weight(l, f, X(v)->weight, k);
+	} else if (f->n >= YDOC_MAX_MAP_KEYS) {
+		rc = lerr(l, k->line, k->col, "more than %u keys in one hash (at key '%.100s')",
+			  (unsigned)YDOC_MAX_MAP_KEYS, k->str ? k->str : "");
 	} else {
 		frame_push_slot(f, 1);
 		f->a[f->n] = k;
 		f->b[f->n] = v;
 		f->n++;
 		strmap_put(&f->index, id, f->n);
-		rc = frame_add_weight(l, f, X(k)->weight + X(v)->weight);
+		rc = frame_add_weight(l, f, X(k)->weight + X(v)->weight, k);
 	}
 	free(id);
 	return rc;
@@ -855,7 +864,7 @@ static int place(struct loader *l, struct ynode *n, int from_alias)
 	if (f->node->n.kind == Y_SEQ) {
 		frame_push_slot(f, 0);
 		f->a[f->n++] = n;
-		return frame_add_weight(l, f, X(n)->weight);
+		return frame_add_weight(l, f, X(n)->weight, NULL);
 	}
 	if (!f->key) {
 		if (!ynode_is_scalar(n))

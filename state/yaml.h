@@ -48,6 +48,8 @@ struct ydoc;
  * expanded, has more nodes or more levels than this is refused. */
 #define YDOC_MAX_NODES 1000000u
 #define YDOC_MAX_DEPTH 256
+/* Keys in one hash, merge keys included (no deploy.yml hash comes close). */
+#define YDOC_MAX_MAP_KEYS 10000u
 
 /* Parses text (len bytes) named `file` in messages. On a syntax error returns
  * -1 and adds "file:line:col: <libyaml's problem>" to d. An empty document

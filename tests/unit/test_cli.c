@@ -156,25 +156,46 @@ T_TEST(config_errors_golden)
 	run_free(&r);
 }
 
-T_TEST(config_text_escapes_terminal_controls)
+/* Runs `plumb config` on a fresh repository whose deploy.yml is yml. */
+static struct run run_config_on(const char *yml)
 {
 	char *dir = tu_tmpdir("cli-esc"), *args;
-	struct run r;
+	struct run r = { -1, NULL, NULL };
 
-	T_REQUIRE(dir != NULL);
-	tu_write_in(dir, "config/deploy.yml",
-		    "service: a\nimage: b\nregistry:\n  server: localhost:5000\nservers: [1.1.1.1]\n"
-		    "env:\n  clear:\n    TITLE: \"\\e]2;pwned\\a\\e[31mred \\u009b caf\\u00e9\"\n");
+	if (!dir)
+		return r;
+	tu_write_in(dir, "config/deploy.yml", yml);
 	args = xasprintf("config -c %s/config/deploy.yml", dir);
 	r = run_plumb(args, NULL);
-	T_INTEQ(r.status, 0);
-	T_CONTAINS(r.out, "TITLE=\\x1b]2;pwned\\x07\\x1b[31mred \\xc2\\x9b caf\xc3\xa9");
-	T_CHECK(strchr(r.out, 0x1b) == NULL);
-	run_free(&r);
 	free(args);
 	tu_rm_rf(dir);
 	free(dir);
+	return r;
 }
 
-T_MAIN(T_CASE(config_text_escapes_terminal_controls), T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
+/* Diagnostics quote the repository: escaped on stderr like stdout. */
+T_TEST(config_errors_escape_terminal_controls)
+{
+	struct run r = run_config_on("service: a\nimage: b\nregistry:\n  server: localhost:5000\nservers: [1.1.1.1]\n"
+				     "\"\\e[31mRED\\e]0;T\\a\\u009b\": 1\n");
+
+	T_INTEQ(r.status, 1);
+	T_CONTAINS(r.err, "unknown key '\\x1b[31mRED\\x1b]0;T\\x07\\xc2\\x9b'");
+	T_CHECK(r.err && strchr(r.err, 0x1b) == NULL && strchr(r.err, 0x07) == NULL &&
+		!strstr(r.err, "\xc2\x9b"));
+	run_free(&r);
+}
+
+T_TEST(config_text_escapes_terminal_controls)
+{
+	struct run r = run_config_on("service: a\nimage: b\nregistry:\n  server: localhost:5000\nservers: [1.1.1.1]\n"
+				     "env:\n  clear:\n    TITLE: \"\\e]2;pwned\\a\\e[31mred \\u009b caf\\u00e9\"\n");
+
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out, "TITLE=\\x1b]2;pwned\\x07\\x1b[31mred \\xc2\\x9b caf\xc3\xa9");
+	T_CHECK(r.out && strchr(r.out, 0x1b) == NULL);
+	run_free(&r);
+}
+
+T_MAIN(T_CASE(config_text_escapes_terminal_controls), T_CASE(config_errors_escape_terminal_controls), T_CASE(version_and_help), T_CASE(config_optimus_golden), T_CASE(config_json_is_valid_and_redacted),
        T_CASE(config_errors_golden), T_CASE(config_json_keeps_keys_of_invalid_utf8))

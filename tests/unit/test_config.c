@@ -861,6 +861,131 @@ T_TEST(registry_password_unavailable_is_no_value)
 	res_free(&r);
 }
 
+/* Kamal's order survives the hashed kvs: insertion order, replace in place. */
+T_TEST(kvs_keeps_order_and_is_fast)
+{
+	struct kvs m = { 0 }, copy = { 0 };
+	char k[32], v[32];
+
+	for (int i = 0; i < 250000; i++) {
+		snprintf(k, sizeof(k), "K%x", i);
+		snprintf(v, sizeof(v), "%d", i);
+		kvs_set(&m, k, v);
+	}
+	kvs_set(&m, "K10", "replaced");
+	T_INTEQ(m.n, 250000);
+	T_STREQ(m.keys[0], "K0");
+	T_STREQ(m.keys[249999], "K3d08f");
+	T_STREQ(kvs_get(&m, "K10"), "replaced");
+	T_STREQ(m.keys[16], "K10");
+	T_STREQ(kvs_get(&m, "K3d08f"), "249999");
+	T_CHECK(kvs_get(&m, "K3d090") == NULL);
+	kvs_set(&copy, "first", "1");
+	kvs_copy(&copy, &m);
+	T_INTEQ(copy.n, 250001);
+	T_STREQ(copy.keys[0], "first");
+	T_STREQ(kvs_get(&copy, "K3d08f"), "249999");
+	kvs_clear(&m);
+	T_CHECK(kvs_get(&m, "K0") == NULL);
+	kvs_clear(&copy);
+}
+
+/* Appends n "  <indent>Kxxx: 1" lines. */
+static void add_keys(struct sbuf *sb, const char *indent, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		sbuf_addf(sb, "%s%s%x: 1\n", indent, prefix, i);
+}
+
+/* 250k env keys (one env of 4000 aliased into 63 roles) and 120k labels
+ * (4000 aliased into 30 roles) load in linear time. */
+T_TEST(many_aliased_env_keys_and_labels_load)
+{
+	struct sbuf sb;
+	struct loadres r;
+	struct kvs labels = { 0 };
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, BASE "x-env: &env\n");
+	add_keys(&sb, "  ", "E", 4000);
+	sbuf_adds(&sb, "x-labels: &labels\n");
+	add_keys(&sb, "  ", "l", 4000);
+	sbuf_adds(&sb, "primary_role: r0\nservers:\n");
+	for (int i = 0; i < 63; i++)
+		sbuf_addf(&sb, "  r%d:\n    hosts: [10.0.0.%d]\n    env: *env\n%s", i, i,
+			  i < 30 ? "    labels: *labels\n" : "");
+	r = load(sb.buf);
+	sbuf_release(&sb);
+	REQ_OK(r);
+	T_INTEQ(r.c->nroles, 63);
+	T_INTEQ(r.c->roles[62].env.clear.n, 4000);
+	T_STREQ(r.c->roles[62].env.clear.keys[3999], "Ef9f");
+	T_INTEQ(r.c->roles[0].labels.n, 4000);
+	config_role_labels(r.c, &r.c->roles[0], &labels);
+	T_INTEQ(labels.n, 4003);
+	T_STREQ(labels.keys[0], "service");
+	T_STREQ(labels.keys[3], "l0");
+	kvs_clear(&labels);
+	res_free(&r);
+}
+
+/* Loads sb's text, expects a failure whose messages contain want, and empties sb. */
+static void load_fails_with(struct sbuf *sb, const char *want)
+{
+	struct loadres r = load(sb->buf);
+
+	T_CHECK(r.rc < 0);
+	T_CONTAINS(r.errors, want);
+	res_free(&r);
+	sbuf_reset(sb);
+	sbuf_adds(sb, BASE);
+}
+
+T_TEST(count_bounds_name_file_line_and_key)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_adds(&sb, BASE);
+	/* 250k keys in one hash: refused at the first key over the bound */
+	sbuf_adds(&sb, "servers: [1.1.1.1]\nenv:\n  clear:\n");
+	add_keys(&sb, "    ", "K", 250000);
+	load_fails_with(&sb, "config/deploy.yml:10009:5: error: more than 10000 keys in one hash (at key 'K2710')");
+	/* 120k labels merged from three aliased hashes */
+	sbuf_adds(&sb, "servers: [1.1.1.1]\n");
+	for (int a = 0; a < 3; a++) {
+		char prefix[16];
+
+		snprintf(prefix, sizeof(prefix), "l%d_", a);
+		sbuf_addf(&sb, "x-l%d: &l%d\n", a, a);
+		add_keys(&sb, "  ", prefix, 40000);
+	}
+	sbuf_adds(&sb, "labels:\n  <<: [*l0, *l1, *l2]\n");
+	load_fails_with(&sb, "more than 10000 keys in one hash (at key 'l0_2710')");
+	/* env keys per container, labels */
+	sbuf_adds(&sb, "servers: [1.1.1.1]\nenv:\n  clear:\n");
+	add_keys(&sb, "    ", "K", 4001);
+	load_fails_with(&sb, "config/deploy.yml:4009:5: error: more than 4000 env keys (at 'Kfa0')");
+	sbuf_adds(&sb, "servers: [1.1.1.1]\nlabels:\n");
+	add_keys(&sb, "  ", "l", 4001);
+	load_fails_with(&sb, "config/deploy.yml:4008:3: error: more than 4000 labels (at 'lfa0')");
+	/* hosts: one list, and all roles together */
+	sbuf_adds(&sb, "servers:\n  web:\n");
+	for (int i = 0; i < 4097; i++)
+		sbuf_addf(&sb, "    - 10.%d.%d.1\n", i / 256, i % 256);
+	load_fails_with(&sb, "config/deploy.yml:4104:7: error: more than 4096 hosts (at '10.16.0.1')");
+	sbuf_adds(&sb, "servers:\n  web:\n");
+	for (int i = 0; i < 4097; i++)
+		sbuf_addf(&sb, "%s    - 10.%d.%d.1\n", i == 2048 ? "  job:\n" : "", i / 256, i % 256);
+	load_fails_with(&sb, "config/deploy.yml:7:3: error: servers: more than 4096 hosts in all roles (4097)");
+	/* roles naming an accessory's hosts */
+	sbuf_adds(&sb, "servers: [1.1.1.1]\naccessories:\n  db:\n    image: pg\n    roles:\n");
+	for (int i = 0; i < 101; i++)
+		sbuf_adds(&sb, "      - web\n");
+	load_fails_with(&sb, "config/deploy.yml:111:9: error: more than 100 roles (at 'web')");
+	sbuf_release(&sb);
+}
+
 T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_options),
        T_CASE(env_merge_root_role_tags), T_CASE(scalars_convert_like_ruby),
        T_CASE(unknown_key_names_file_line_and_suggests), T_CASE(all_errors_at_once),
@@ -876,4 +1001,6 @@ T_MAIN(T_CASE(simple_servers_make_web_role), T_CASE(roles_hash_hosts_tags_cmd_op
        T_CASE(wrong_types_say_what_was_expected), T_CASE(reserved_labels_and_minimum_version),
        T_CASE(x_plumb_settings_validated), T_CASE(fixture_table_covers_directory),
        T_CASE(kamal_fixtures_conformance), T_CASE(kamal_fixtures_match_shared_copy), T_CASE(optimus_example_loads_both_ways),
-       T_CASE(registry_password_unavailable_is_no_value), T_CASE(x_plumb_typed))
+       T_CASE(registry_password_unavailable_is_no_value), T_CASE(x_plumb_typed),
+       T_CASE(kvs_keeps_order_and_is_fast), T_CASE(many_aliased_env_keys_and_labels_load),
+       T_CASE(count_bounds_name_file_line_and_key))

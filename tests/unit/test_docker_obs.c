@@ -401,10 +401,9 @@ T_TEST(many_labels_are_bounded)
 	T_INTEQ(parse_str(s, err, sizeof(err), &h), 0);
 	T_REQUIRE(h.ncontainers == 1);
 	T_INTEQ(h.containers[0].labels.n, 4003);
-	T_CHECK(h.containers[0].label_idx != NULL);
-	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l3999"), "9");
-	T_STREQ(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l0"), "0");
-	T_CHECK(obs_labels_get(&h.containers[0].labels, h.containers[0].label_idx, "l4000") == NULL);
+	T_STREQ(kvs_get(&h.containers[0].labels, "l3999"), "9");
+	T_STREQ(kvs_get(&h.containers[0].labels, "l0"), "0");
+	T_CHECK(kvs_get(&h.containers[0].labels, "l4000") == NULL);
 	T_STREQ(h.containers[0].role, "web");
 	T_INTEQ(h.containers[0].kind, OBS_APP);
 	obs_host_release(&h);

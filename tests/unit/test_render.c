@@ -372,7 +372,37 @@ T_TEST(escapers)
 	sbuf_release(&sb);
 }
 
+/* A C1 control (CSI, U+009B) or invalid UTF-8 from a host is escaped in the
+ * text and Markdown plans, as ESC is. */
+T_TEST(text_and_markdown_escape_c1_from_a_host)
+{
+	struct config *c = NULL;
+	struct desired *ds = NULL;
+	struct obs_fleet *obs = NULL;
+	struct diff_plan *p = changed_plan(&obs, &ds, &c);
+	struct render_opts o = { 0 };
+	struct sbuf sb;
+
+	T_REQUIRE(p);
+	free(p->hosts[0].error);
+	p->hosts[0].error = xstrdup("lost \xc2\x9b" "2J \xff");
+	p->hosts[0].status = DIFF_HOST_UNREACHABLE;
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_text(p, &o, &sb) == 0);
+	T_CONTAINS(sb.buf, "lost \\xc2\\x9b2J \\xff");
+	T_CHECK(strstr(sb.buf, "\xc2\x9b") == NULL && strchr(sb.buf, '\xff') == NULL);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_markdown(p, &o, &sb) == 0);
+	T_CONTAINS(sb.buf, "lost \\\\xc2\\\\x9b2J \\\\xff");
+	T_CHECK(strstr(sb.buf, "\xc2\x9b") == NULL && strchr(sb.buf, '\xff') == NULL);
+	sbuf_release(&sb);
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(ds);
+	config_free(c);
+}
+
 T_MAIN(T_CASE(golden_in_sync), T_CASE(golden_mixed_with_hostile_strings),
        T_CASE(golden_fleet_1000_hosts_and_cpu_time), T_CASE(escapers),
        T_CASE(no_changes_with_an_unreachable_host), T_CASE(bounded_output_fails_wherever_it_is_cut),
-       T_CASE(json_keeps_keys_with_invalid_utf8))
+       T_CASE(json_keeps_keys_with_invalid_utf8), T_CASE(text_and_markdown_escape_c1_from_a_host))

@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include "state/escape.h"
 #include "state/hash.h"
 #include "state/json_text.h"
 #include "state/util.h"
@@ -83,4 +86,73 @@ T_TEST(json_text_never_drops_a_key)
 	json_decref(o);
 }
 
-T_MAIN(T_CASE(json_text_never_drops_a_key), T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts))
+T_TEST(esc_text_escapes_c0_del_c1_and_invalid_utf8)
+{
+	static const struct {
+		const char *in;
+		int lines;
+		const char *want;
+	} cases[] = {
+		{ "\033[31mRED\033]0;T\a caf\xc3\xa9 \xc2\x9b\x7f \xff\xc3( \xe2\x82\n\t", 0,
+		  "\\x1b[31mRED\\x1b]0;T\\x07 caf\xc3\xa9 \\xc2\\x9b\\x7f \\xff\\xc3( \\xe2\\x82\\x0a\\x09" },
+		{ "a\tb\nc\r\xc2\x85 \xed\xa0\x80", 1, "a\tb\nc\\x0d\\xc2\\x85 \\xed\\xa0\\x80" },
+		{ NULL, 0, "" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct sbuf sb;
+
+		sbuf_init(&sb, 0);
+		if (cases[i].lines)
+			esc_lines(&sb, cases[i].in, strlen(cases[i].in));
+		else
+			esc_text(&sb, cases[i].in);
+		T_STREQ(sb.buf, cases[i].want);
+		sbuf_release(&sb);
+	}
+}
+
+/* Every diagnostic is printed escaped: an unknown key with ESC, BEL, a C1
+ * control and invalid UTF-8 reaches stderr as \xNN only. */
+T_TEST(diags_print_escapes_repository_strings)
+{
+	struct diags d = { 0 };
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	T_REQUIRE(f);
+	diags_err(&d, "config/deploy.yml", 3, 1, "unknown key '%s'", "\033[31mRED\033]0;T\a\xc2\x9b\xff");
+	diags_print(&d, f);
+	T_REQUIRE(fclose(f) == 0);
+	T_STREQ(out, "config/deploy.yml:3:1: error: unknown key '\\x1b[31mRED\\x1b]0;T\\x07\\xc2\\x9b\\xff'\n");
+	T_CHECK(strchr(out, '\033') == NULL && strchr(out, '\a') == NULL);
+	free(out);
+	diags_clear(&d);
+}
+
+/* esc_eprintf escapes what it formats (host and repository strings) on stderr. */
+T_TEST(esc_eprintf_escapes_stderr)
+{
+	char path[] = "/tmp/plumb-esc-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	char *got = NULL;
+	size_t len = 0;
+
+	T_REQUIRE(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	esc_eprintf("plumb hosts: %s\n", "h\033]0;T\a\xc2\x9b");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	T_CHECK(read_file(path, 4096, &got, &len) == 0);
+	T_STREQ(got, "plumb hosts: h\\x1b]0;T\\x07\\xc2\\x9b\n");
+	free(got);
+	unlink(path);
+}
+
+T_MAIN(T_CASE(json_text_never_drops_a_key), T_CASE(hashes_match_coreutils), T_CASE(sbuf_respects_max), T_CASE(sbuf_detach_then_reuse), T_CASE(diags_format_positions), T_CASE(edit_distance_counts),
+       T_CASE(esc_text_escapes_c0_del_c1_and_invalid_utf8), T_CASE(diags_print_escapes_repository_strings),
+       T_CASE(esc_eprintf_escapes_stderr))

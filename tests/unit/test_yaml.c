@@ -502,7 +502,23 @@ T_TEST(alias_bomb_refused_quickly)
 	t0 = now();
 	s = load_err(sb.buf);
 	T_CONTAINS(s, "error: document ");
+	T_CONTAINS(s, "config/deploy.yml:5100:1: error: document expands to more than 1000000 nodes at 'm98'");
 	T_CHECK(now() - t0 < 5.0);
+	free(s);
+	sbuf_release(&sb);
+}
+
+/* Count bounds name the key where they were hit. */
+T_TEST(key_and_node_bounds_name_the_key)
+{
+	struct sbuf sb;
+	char *s;
+
+	sbuf_init(&sb, 0);
+	for (int i = 0; i <= 10000; i++)
+		sbuf_addf(&sb, "k%d: v\n", i);
+	s = load_err(sb.buf);
+	T_STREQ(s, "config/deploy.yml:10001:1: error: more than 10000 keys in one hash (at key 'k10000')\n");
 	free(s);
 	sbuf_release(&sb);
 }
@@ -718,6 +734,6 @@ T_MAIN(T_CASE(plain_scalars_resolve_as_psych), T_CASE(quoted_block_and_tagged_sc
        T_CASE(merge_of_non_hash_is_an_error), T_CASE(duplicate_keys_last_wins),
        T_CASE(complex_keys_are_refused), T_CASE(empty_and_multi_document_streams),
        T_CASE(overlay_deep_merges_hashes), T_CASE(overlay_top_level_symbols_match_strings),
-       T_CASE(alias_bomb_refused_quickly), T_CASE(deep_nesting_refused),
+       T_CASE(alias_bomb_refused_quickly), T_CASE(key_and_node_bounds_name_the_key), T_CASE(deep_nesting_refused),
        T_CASE(oversized_input_refused), T_CASE(new_scalar_and_resolve_plain),
        T_CASE(kind_names), T_CASE(kamal_fixtures_load), T_CASE(erb_fixture_values_are_strings))
