@@ -727,18 +727,18 @@ int secrets_parse(struct secrets *s, const char *file, const char *text, size_t 
 static int load_one(struct secrets *s, struct source *src, const char *path, int outside,
 		    struct trust *t, struct diags *d)
 {
-	char *text = NULL, *err = NULL, *full = NULL;
+	char *text = NULL, *full = NULL;
+	struct plumb_err err = { 0 };
 	size_t len = 0;
 	int rc = 0;
 
 	if (!outside) {
 		int r = source_read(src, path, &text, &len, &err);
-		if (r == SOURCE_ENOTFOUND)
+		if (r == PLUMB_ENOTFOUND)
 			return 0;
 		if (r < 0) {
-			diags_err(d, path, 0, 0, "cannot read: %s", err ? err : "error");
-			free(err);
-			return -1;
+			diags_err(d, path, 0, 0, "cannot read: %s", plumb_err_msg(&err));
+			return r;
 		}
 	} else {
 		if (path[0] == '/')
