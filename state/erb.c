@@ -529,7 +529,7 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 			int r = trust_run(t, TRUST_OFF_ERB_CMD, e.str, cwd, ERB_MAX_CMD_OUTPUT, &output,
 					  &status);
 
-			if (r == TRUST_NOT_RUN) { /* untrusted, or no runner given */
+			if (r == PLUMB_EUNAVAILABLE) { /* untrusted, or no runner given */
 				*flags |= ERB_UNAVAILABLE;
 				*out = xstrdup(PLUMB_UNAVAILABLE);
 				rc = 0;
