@@ -275,8 +275,9 @@ static int load_token(struct git_src *g, const struct git_src_opts *o, struct pl
 	}
 	if (o->token_file) {
 		if (read_file(o->token_file, TOKEN_FILE_MAX, &buf, &len) < 0) {
-			put(err, PLUMB_ERROR, xasprintf("token file %s: %s", o->token_file,
-					 errno == EFBIG ? "file too large" : strerror(errno)));
+			put(err, PLUMB_ERROR,
+			    xasprintf("token file %s: %s", o->token_file,
+				      errno == EFBIG ? "file too large" : strerror(errno)));
 			return -1;
 		}
 		trim_line(buf);
@@ -443,8 +444,9 @@ int git_src_open(struct git_src **out, const struct git_src_opts *o, struct plum
 		goto out;
 	if ((o->ca_file || o->ca_path) &&
 	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, o->ca_path) < 0) {
-		put(err, PLUMB_ERROR, git_fail(g, "CA locations (file %s, directory %s)",
-				o->ca_file ? o->ca_file : "-", o->ca_path ? o->ca_path : "-"));
+		put(err, PLUMB_ERROR,
+		    git_fail(g, "CA locations (file %s, directory %s)", o->ca_file ? o->ca_file : "-",
+			     o->ca_path ? o->ca_path : "-"));
 		goto out;
 	}
 
@@ -903,14 +905,17 @@ int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], struct
 		rc = try_sha(g, ref, &oid, err);
 	if (rc == 0) {
 		if (!strcmp(ref, "HEAD") && g->url)
-			put(err, PLUMB_ENOTFOUND, scrub(g, xasprintf("%s: no HEAD in the cache (not fetched yet, or "
-						  "the remote is empty)", g->display)));
+			put(err, PLUMB_ENOTFOUND,
+			    scrub(g, xasprintf("%s: no HEAD in the cache (not fetched yet, or "
+					       "the remote is empty)",
+					       g->display)));
 		else if (!strcmp(ref, "HEAD"))
 			put(err, PLUMB_ENOTFOUND, scrub(g, xasprintf("%s: HEAD has no commit yet", g->display)));
 		else
-			put(err, PLUMB_ENOTFOUND, scrub(g, xasprintf("%s: no branch, tag or commit named '%s'%s",
-						  g->display, ref,
-						  g->url ? " (after the last fetch)" : "")));
+			put(err, PLUMB_ENOTFOUND,
+			    scrub(g, xasprintf("%s: no branch, tag or commit named '%s'%s",
+					       g->display, ref,
+					       g->url ? " (after the last fetch)" : "")));
 		rc = PLUMB_ENOTFOUND;
 	} else if (rc > 0) {
 		git_oid_tostr(sha_out, 41, &oid);
@@ -1109,7 +1114,7 @@ int git_src_source_at(struct git_src *g, const char *sha, struct source **out,
 	*out = NULL;
 	if (!sha || !is_hex(sha, 4, GIT_OID_HEXSZ)) {
 		put(err, PLUMB_ERROR, scrub(g, xasprintf("%s: '%s' is not a commit sha", g->display,
-					  sha ? sha : "(null)")));
+						       sha ? sha : "(null)")));
 		return -1;
 	}
 	n = strlen(sha);
