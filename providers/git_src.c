@@ -40,6 +40,7 @@ struct git_src {
 	time_t deadline;
 	size_t received;
 	char *cb_err; /* why a callback stopped the fetch */
+	int cb_code;  /* and its PLUMB_E* code */
 };
 
 struct tree_source {
@@ -57,16 +58,24 @@ static int init_rc;
  * moment are serialised so no other open runs without the check. */
 static pthread_mutex_t owner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Records msg (a heap string, freed here) with code in the caller's carrier; returns code. */
+static int put(struct plumb_err *err, int code, char *msg)
+{
+	plumb_err_set(err, code, "%s", msg ? msg : plumb_strerror(code));
+	free(msg);
+	return code;
+}
+
 static void lib_init(void)
 {
 	init_rc = git_libgit2_init() < 0 ? -1 : 0;
 }
 
-static int ensure_init(char **err)
+static int ensure_init(struct plumb_err *err)
 {
 	pthread_once(&init_once, lib_init);
 	if (init_rc < 0) {
-		*err = xstrdup("libgit2: initialisation failed");
+		put(err, PLUMB_ERROR, xstrdup("libgit2: initialisation failed"));
 		return -1;
 	}
 	return 0;
@@ -176,7 +185,7 @@ static char *url_identity(const char *url)
 	return git_src_redact(url, NULL);
 }
 
-static int mkdir_p(const char *path, char **err)
+static int mkdir_p(const char *path, struct plumb_err *err)
 {
 	char *p = xstrdup(path);
 	int rc = 0;
@@ -187,7 +196,7 @@ static int mkdir_p(const char *path, char **err)
 
 			*s = '\0';
 			if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-				*err = xasprintf("%s: cannot create directory: %s", p, strerror(errno));
+				put(err, PLUMB_ERROR, xasprintf("%s: cannot create directory: %s", p, strerror(errno)));
 				rc = -1;
 				goto out;
 			}
@@ -201,7 +210,7 @@ out:
 	return rc;
 }
 
-static char *default_cache_dir(char **err)
+static char *default_cache_dir(struct plumb_err *err)
 {
 	const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
 
@@ -209,7 +218,7 @@ static char *default_cache_dir(char **err)
 		return xasprintf("%s/plumb/repos", x);
 	if (h && *h)
 		return xasprintf("%s/.cache/plumb/repos", h);
-	*err = xstrdup("no cache directory: set XDG_CACHE_HOME or HOME, or give one");
+	put(err, PLUMB_ERROR, xstrdup("no cache directory: set XDG_CACHE_HOME or HOME, or give one"));
 	return NULL;
 }
 
@@ -253,7 +262,7 @@ static char *trim_line(char *s)
 	return s;
 }
 
-static int load_token(struct git_src *g, const struct git_src_opts *o, char **err)
+static int load_token(struct git_src *g, const struct git_src_opts *o, struct plumb_err *err)
 {
 	const char *v = o->token_env ? getenv(o->token_env) : NULL;
 	char *buf = NULL;
@@ -266,21 +275,22 @@ static int load_token(struct git_src *g, const struct git_src_opts *o, char **er
 	}
 	if (o->token_file) {
 		if (read_file(o->token_file, TOKEN_FILE_MAX, &buf, &len) < 0) {
-			*err = xasprintf("token file %s: %s", o->token_file,
-					 errno == EFBIG ? "file too large" : strerror(errno));
+			put(err, PLUMB_ERROR,
+			    xasprintf("token file %s: %s", o->token_file,
+				      errno == EFBIG ? "file too large" : strerror(errno)));
 			return -1;
 		}
 		trim_line(buf);
 		if (!*buf) {
 			free_secret(buf);
-			*err = xasprintf("token file %s: empty", o->token_file);
+			put(err, PLUMB_ERROR, xasprintf("token file %s: empty", o->token_file));
 			return -1;
 		}
 		g->token = buf;
 		return 0;
 	}
 	if (o->token_env) {
-		*err = xasprintf("HTTPS token: environment variable %s is not set", o->token_env);
+		put(err, PLUMB_ERROR, xasprintf("HTTPS token: environment variable %s is not set", o->token_env));
 		return -1;
 	}
 	return 0;
@@ -289,7 +299,7 @@ static int load_token(struct git_src *g, const struct git_src_opts *o, char **er
 /* Opens a repository at exactly path (no discovery upwards), turning owner
  * validation off for this open only when the caller allowed it. */
 static int open_repo(git_repository **out, const char *path, int allow_foreign,
-		     const struct git_src *g, char **err)
+		     const struct git_src *g, struct plumb_err *err)
 {
 	int rc, prev = 1;
 	struct stat st;
@@ -312,36 +322,36 @@ static int open_repo(git_repository **out, const char *path, int allow_foreign,
 	if (rc == GIT_EOWNER) {
 		unsigned owner = stat(path, &st) == 0 ? (unsigned)st.st_uid : 0;
 
-		*err = scrub(g, xasprintf(
+		return put(err, PLUMB_EOWNER, scrub(g, xasprintf(
 			"%s: the repository is owned by another user (uid %u; plumb runs as uid %u) "
 			"and git refuses such repositories (CVE-2022-24765). If you trust it, add "
 			"it to git's safe.directory for this user (git config --global --add "
 			"safe.directory %s) or pass --allow-foreign-owner",
-			path, owner, (unsigned)geteuid(), path));
-		return GIT_SRC_EOWNER;
+			path, owner, (unsigned)geteuid(), path)));
 	}
 	if (rc == GIT_ENOTFOUND) {
-		*err = scrub(g, xasprintf("%s: not a git repository (or not its top directory)", path));
-		return -1;
+		return put(err, PLUMB_ENOTFOUND,
+			   scrub(g, xasprintf("%s: not a git repository (or not its top directory)",
+					      path)));
 	}
 	if (rc < 0) {
-		*err = git_fail(g, "%s", path);
+		put(err, PLUMB_ERROR, git_fail(g, "%s", path));
 		return -1;
 	}
 	return 0;
 }
 
-static int lock_cache(const struct git_src *g, char **err)
+static int lock_cache(const struct git_src *g, struct plumb_err *err)
 {
 	int fd = open(g->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		*err = xasprintf("%s: %s", g->lock_path, strerror(errno));
+		put(err, PLUMB_ERROR, xasprintf("%s: %s", g->lock_path, strerror(errno)));
 		return -1;
 	}
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			*err = xasprintf("%s: lock: %s", g->lock_path, strerror(errno));
+			put(err, PLUMB_ERROR, xasprintf("%s: lock: %s", g->lock_path, strerror(errno)));
 			close(fd);
 			return -1;
 		}
@@ -357,7 +367,7 @@ static void unlock_cache(int fd)
 
 /* ---- open ------------------------------------------------------------- */
 
-static int open_cache(struct git_src *g, const char *cache_dir, char **err)
+static int open_cache(struct git_src *g, const char *cache_dir, struct plumb_err *err)
 {
 	char *dir = NULL, *name = NULL, *head = NULL;
 	struct stat st;
@@ -379,7 +389,7 @@ static int open_cache(struct git_src *g, const char *cache_dir, char **err)
 		if (open_repo(&g->repo, g->repo_path, 0, g, err) < 0)
 			goto out;
 	} else if (git_repository_init(&g->repo, g->repo_path, 1) < 0) {
-		*err = git_fail(g, "%s: cannot create the cache repository", g->repo_path);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: cannot create the cache repository", g->repo_path));
 		goto out;
 	}
 	rc = 0;
@@ -391,17 +401,16 @@ out:
 	return rc;
 }
 
-int git_src_open(struct git_src **out, const struct git_src_opts *o, char **err)
+int git_src_open(struct git_src **out, const struct git_src_opts *o, struct plumb_err *err)
 {
 	struct git_src *g = NULL;
 	int rc = -1;
 
 	*out = NULL;
-	*err = NULL;
 	if (ensure_init(err) < 0)
 		return -1;
 	if (!o || !o->location || !*o->location) {
-		*err = xstrdup("git source: no repository location given");
+		put(err, PLUMB_ERROR, xstrdup("git source: no repository location given"));
 		return -1;
 	}
 	g = xcalloc(1, sizeof(*g));
@@ -413,7 +422,7 @@ int git_src_open(struct git_src **out, const struct git_src_opts *o, char **err)
 	g->fetch_timeout_s = o->fetch_timeout_s ? o->fetch_timeout_s : DEFAULT_FETCH_TIMEOUT;
 	if (o->ssh_key) {
 		if (access(o->ssh_key, R_OK) < 0) {
-			*err = xasprintf("ssh key %s: %s", o->ssh_key, strerror(errno));
+			put(err, PLUMB_ERROR, xasprintf("ssh key %s: %s", o->ssh_key, strerror(errno)));
 			goto out;
 		}
 		g->ssh_key = xstrdup(o->ssh_key);
@@ -424,7 +433,7 @@ int git_src_open(struct git_src **out, const struct git_src_opts *o, char **err)
 		g->ssh_passphrase_env = xstrdup(o->ssh_passphrase_env);
 	if (o->ssh_known_hosts) {
 		if (access(o->ssh_known_hosts, R_OK) < 0) {
-			*err = xasprintf("known_hosts %s: %s", o->ssh_known_hosts, strerror(errno));
+			put(err, PLUMB_ERROR, xasprintf("known_hosts %s: %s", o->ssh_known_hosts, strerror(errno)));
 			goto out;
 		}
 		g->ssh_known_hosts = xstrdup(o->ssh_known_hosts);
@@ -435,8 +444,9 @@ int git_src_open(struct git_src **out, const struct git_src_opts *o, char **err)
 		goto out;
 	if ((o->ca_file || o->ca_path) &&
 	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, o->ca_path) < 0) {
-		*err = git_fail(g, "CA locations (file %s, directory %s)",
-				o->ca_file ? o->ca_file : "-", o->ca_path ? o->ca_path : "-");
+		put(err, PLUMB_ERROR,
+		    git_fail(g, "CA locations (file %s, directory %s)", o->ca_file ? o->ca_file : "-",
+			     o->ca_path ? o->ca_path : "-"));
 		goto out;
 	}
 
@@ -489,12 +499,14 @@ void git_src_free(struct git_src *g)
 
 /* ---- fetch ------------------------------------------------------------ */
 
-static void set_cb_err(struct git_src *g, char *msg)
+static void set_cb_err(struct git_src *g, int code, char *msg)
 {
-	if (!g->cb_err)
+	if (!g->cb_err) {
 		g->cb_err = msg;
-	else
+		g->cb_code = code;
+	} else {
 		free(msg);
+	}
 }
 
 static int cred_cb(git_credential **out, const char *url, const char *username_from_url,
@@ -508,8 +520,9 @@ static int cred_cb(git_credential **out, const char *url, const char *username_f
 		return git_credential_username_new(out, user ? user : "git");
 	/* libgit2 asks again after every refusal: one attempt, then stop. */
 	if (g->cred_calls++ > 0) {
-		set_cb_err(g, xasprintf("%s: authentication failed (credentials refused by the remote)",
-					g->display));
+		set_cb_err(g, PLUMB_EAUTH,
+			   xasprintf("%s: authentication failed (credentials refused by the remote)",
+				     g->display));
 		return GIT_EAUTH;
 	}
 	if ((allowed & GIT_CREDENTIAL_SSH_KEY) && g->ssh_key) {
@@ -523,23 +536,23 @@ static int cred_cb(git_credential **out, const char *url, const char *username_f
 
 		return git_credential_userpass_plaintext_new(out, u, g->token);
 	}
-	set_cb_err(g, xasprintf("%s: the remote asks for %s credentials and none are configured "
-				"(%s)", g->display,
-				(allowed & GIT_CREDENTIAL_SSH_KEY) ? "SSH" : "HTTPS",
-				(allowed & GIT_CREDENTIAL_SSH_KEY) ? "give an SSH key file"
-								   : "give a token env var or file"));
+	set_cb_err(g, PLUMB_EAUTH,
+		   xasprintf("%s: the remote asks for %s credentials and none are configured (%s)",
+			     g->display, (allowed & GIT_CREDENTIAL_SSH_KEY) ? "SSH" : "HTTPS",
+			     (allowed & GIT_CREDENTIAL_SSH_KEY) ? "give an SSH key file"
+								: "give a token env var or file"));
 	return GIT_EAUTH;
 }
 
 static int check_limits(struct git_src *g)
 {
 	if (g->deadline && time(NULL) > g->deadline) {
-		set_cb_err(g, xasprintf("%s: fetch took longer than %u s", g->display,
+		set_cb_err(g, PLUMB_ETIMEOUT, xasprintf("%s: fetch took longer than %u s", g->display,
 					g->fetch_timeout_s));
 		return -1;
 	}
 	if (g->received > g->max_fetch_bytes) {
-		set_cb_err(g, xasprintf("%s: fetch exceeded %zu bytes", g->display,
+		set_cb_err(g, PLUMB_ETOOBIG, xasprintf("%s: fetch exceeded %zu bytes", g->display,
 					g->max_fetch_bytes));
 		return -1;
 	}
@@ -624,12 +637,13 @@ static int cert_cb(git_cert *cert, int valid, const char *host, void *payload)
 	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2 || !g->ssh_known_hosts)
 		return GIT_PASSTHROUGH; /* TLS: libgit2's verification stands */
 	if (!(hk->type & GIT_CERT_SSH_RAW) || !hk->hostkey) {
-		set_cb_err(g, xasprintf("%s: the SSH library gave no raw host key to check",
+		set_cb_err(g, PLUMB_EHOSTKEY, xasprintf("%s: the SSH library gave no raw host key to check",
 					g->display));
 		return GIT_ECERTIFICATE;
 	}
 	if (read_file(g->ssh_known_hosts, KNOWN_HOSTS_MAX, &buf, &len) < 0) {
-		set_cb_err(g, xasprintf("known_hosts %s: %s", g->ssh_known_hosts, strerror(errno)));
+		set_cb_err(g, PLUMB_EHOSTKEY,
+			   xasprintf("known_hosts %s: %s", g->ssh_known_hosts, strerror(errno)));
 		return GIT_ECERTIFICATE;
 	}
 	ssh_url_port(g->url, &port);
@@ -664,7 +678,7 @@ static int cert_cb(git_cert *cert, int valid, const char *host, void *payload)
 	}
 	free(buf);
 	if (rc != 0)
-		set_cb_err(g, xasprintf(host_seen ? "%s: the host key of %s does not match %s "
+		set_cb_err(g, PLUMB_EHOSTKEY, xasprintf(host_seen ? "%s: the host key of %s does not match %s "
 						    "(someone may be intercepting the connection)"
 						  : "%s: %s is not in %s",
 					g->display, host, g->ssh_known_hosts));
@@ -704,7 +718,7 @@ static int record_default_branch(struct git_src *g, git_remote *remote)
 	return rc;
 }
 
-int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
+int git_src_fetch(struct git_src *g, size_t *fetched_bytes, struct plumb_err *err)
 {
 	git_remote *remote = NULL;
 	git_fetch_options fo;
@@ -714,7 +728,6 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
 	int fd = -1, rc = -1, grc;
 	int valid = 0;
 
-	*err = NULL;
 	if (fetched_bytes)
 		*fetched_bytes = 0;
 	if (!g->url)
@@ -728,7 +741,7 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
 
 		if (git_reference_name_is_valid(&valid, g->ref) < 0 || !valid ||
 		    strchr(g->ref, '*')) {
-			*err = xasprintf("%s: not a valid ref name", g->ref);
+			put(err, PLUMB_ERROR, xasprintf("%s: not a valid ref name", g->ref));
 			goto out;
 		}
 		local = other_ref_local(g->ref);
@@ -745,7 +758,7 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
 	co.repository = g->repo;
 	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if (git_remote_create_with_opts(&remote, g->url, &co) < 0) {
-		*err = git_fail(g, "%s", g->display);
+		put(err, PLUMB_ERROR, git_fail(g, "%s", g->display));
 		goto out;
 	}
 	fo.callbacks.credentials = cred_cb;
@@ -765,17 +778,17 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err)
 	if (fetched_bytes)
 		*fetched_bytes = git_remote_stats(remote)->received_bytes;
 	if (grc < 0) {
+		rc = grc == GIT_EAUTH ? PLUMB_EAUTH : PLUMB_ENETWORK;
 		if (g->cb_err) {
-			*err = scrub(g, g->cb_err);
+			rc = put(err, g->cb_code, scrub(g, g->cb_err));
 			g->cb_err = NULL;
 		} else {
-			*err = git_fail(g, "%s: fetch", g->display);
+			put(err, rc, git_fail(g, "%s: fetch", g->display));
 		}
-		rc = grc == GIT_EAUTH ? GIT_SRC_EAUTH : -1;
 		goto out;
 	}
 	if (record_default_branch(g, remote) < 0) {
-		*err = git_fail(g, "%s: recording the default branch", g->display);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: recording the default branch", g->display));
 		goto out;
 	}
 	rc = 0;
@@ -790,7 +803,7 @@ out:
 /* ---- resolve ---------------------------------------------------------- */
 
 /* 1 found (oid set), 0 not found, -1 error (*err set). */
-static int try_ref(struct git_src *g, const char *name, git_oid *oid, char **err)
+static int try_ref(struct git_src *g, const char *name, git_oid *oid, struct plumb_err *err)
 {
 	git_reference *ref = NULL;
 	git_object *obj = NULL;
@@ -802,7 +815,7 @@ static int try_ref(struct git_src *g, const char *name, git_oid *oid, char **err
 	if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
 		return 0;
 	if (rc < 0) {
-		*err = git_fail(g, "%s: %s", g->display, name);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: %s", g->display, name));
 		return -1;
 	}
 	rc = git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT);
@@ -810,7 +823,7 @@ static int try_ref(struct git_src *g, const char *name, git_oid *oid, char **err
 	if (rc == GIT_ENOTFOUND || rc == GIT_EUNBORNBRANCH)
 		return 0;
 	if (rc < 0) {
-		*err = git_fail(g, "%s: %s does not name a commit", g->display, name);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: %s does not name a commit", g->display, name));
 		return -1;
 	}
 	git_oid_cpy(oid, git_object_id(obj));
@@ -826,7 +839,7 @@ static int is_hex(const char *s, size_t min, size_t max)
 }
 
 /* 1 found, 0 not found, -1 error. */
-static int try_sha(struct git_src *g, const char *s, git_oid *oid, char **err)
+static int try_sha(struct git_src *g, const char *s, git_oid *oid, struct plumb_err *err)
 {
 	git_oid prefix;
 	git_object *obj = NULL, *peeled = NULL;
@@ -841,17 +854,18 @@ static int try_sha(struct git_src *g, const char *s, git_oid *oid, char **err)
 	if (rc == GIT_ENOTFOUND)
 		return 0;
 	if (rc == GIT_EAMBIGUOUS) {
-		*err = scrub(g, xasprintf("%s: %s is ambiguous; give more hex digits", g->display, s));
+		put(err, PLUMB_ERROR,
+		    scrub(g, xasprintf("%s: %s is ambiguous; give more hex digits", g->display, s)));
 		return -1;
 	}
 	if (rc < 0) {
-		*err = git_fail(g, "%s: %s", g->display, s);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: %s", g->display, s));
 		return -1;
 	}
 	rc = git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT);
 	git_object_free(obj);
 	if (rc < 0) {
-		*err = scrub(g, xasprintf("%s: %s is not a commit", g->display, s));
+		put(err, PLUMB_ERROR, scrub(g, xasprintf("%s: %s is not a commit", g->display, s)));
 		return -1;
 	}
 	git_oid_cpy(oid, git_object_id(peeled));
@@ -859,13 +873,12 @@ static int try_sha(struct git_src *g, const char *s, git_oid *oid, char **err)
 	return 1;
 }
 
-int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], char **err)
+int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], struct plumb_err *err)
 {
 	char *cand[3] = { NULL, NULL, NULL };
 	git_oid oid;
 	int rc = 0;
 
-	*err = NULL;
 	sha_out[0] = '\0';
 	if (!ref)
 		ref = g->ref ? g->ref : "HEAD";
@@ -892,15 +905,18 @@ int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], char *
 		rc = try_sha(g, ref, &oid, err);
 	if (rc == 0) {
 		if (!strcmp(ref, "HEAD") && g->url)
-			*err = scrub(g, xasprintf("%s: no HEAD in the cache (not fetched yet, or "
-						  "the remote is empty)", g->display));
+			put(err, PLUMB_ENOTFOUND,
+			    scrub(g, xasprintf("%s: no HEAD in the cache (not fetched yet, or "
+					       "the remote is empty)",
+					       g->display)));
 		else if (!strcmp(ref, "HEAD"))
-			*err = scrub(g, xasprintf("%s: HEAD has no commit yet", g->display));
+			put(err, PLUMB_ENOTFOUND, scrub(g, xasprintf("%s: HEAD has no commit yet", g->display)));
 		else
-			*err = scrub(g, xasprintf("%s: no branch, tag or commit named '%s'%s",
-						  g->display, ref,
-						  g->url ? " (after the last fetch)" : ""));
-		rc = GIT_SRC_ENOTFOUND;
+			put(err, PLUMB_ENOTFOUND,
+			    scrub(g, xasprintf("%s: no branch, tag or commit named '%s'%s",
+					       g->display, ref,
+					       g->url ? " (after the last fetch)" : "")));
+		rc = PLUMB_ENOTFOUND;
 	} else if (rc > 0) {
 		git_oid_tostr(sha_out, 41, &oid);
 		rc = 0;
@@ -954,7 +970,7 @@ static int tree_path_join(const char *base, const char *rel, struct sbuf *out)
 }
 
 static int read_blob(struct tree_source *t, const git_oid *id, size_t max, const char *path,
-		     char **out, size_t *len, char **err)
+		     char **out, size_t *len, struct plumb_err *err)
 {
 	git_odb *odb = NULL;
 	git_blob *blob = NULL;
@@ -964,16 +980,16 @@ static int read_blob(struct tree_source *t, const git_oid *id, size_t max, const
 
 	if (git_repository_odb(&odb, t->repo) < 0 ||
 	    git_odb_read_header(&size, &type, odb, id) < 0) {
-		*err = git_fail(NULL, "%s: %s", t->label, path);
+		put(err, PLUMB_ERROR, git_fail(NULL, "%s: %s", t->label, path));
 		goto out;
 	}
 	if (size > max) {
-		*err = xasprintf("%s: %s: file too large (%zu bytes, limit %zu)", t->label, path,
-				 size, max);
+		rc = put(err, PLUMB_ETOOBIG, xasprintf("%s: %s: file too large (%zu bytes, limit %zu)",
+						       t->label, path, size, max));
 		goto out;
 	}
 	if (git_blob_lookup(&blob, t->repo, id) < 0) {
-		*err = git_fail(NULL, "%s: %s", t->label, path);
+		put(err, PLUMB_ERROR, git_fail(NULL, "%s: %s", t->label, path));
 		goto out;
 	}
 	size = (size_t)git_blob_rawsize(blob);
@@ -988,7 +1004,8 @@ out:
 	return rc;
 }
 
-static int tree_read(struct source *s, const char *relpath, char **out, size_t *len, char **err)
+static int tree_read(struct source *s, const char *relpath, char **out, size_t *len,
+		     struct plumb_err *err)
 {
 	struct tree_source *t = (struct tree_source *)s;
 	git_tree_entry *e = NULL;
@@ -1001,7 +1018,8 @@ static int tree_read(struct source *s, const char *relpath, char **out, size_t *
 	sbuf_init(&path, 0);
 	sbuf_init(&next, 0);
 	if (!source_path_is_inside(relpath) || tree_path_join("", relpath, &path) < 0) {
-		*err = xasprintf("%s: %s: path is outside the repository", t->label, relpath);
+		rc = put(err, PLUMB_EOUTSIDE,
+			 xasprintf("%s: %s: path is outside the repository", t->label, relpath));
 		goto out;
 	}
 	for (int hops = 0;; hops++) {
@@ -1009,11 +1027,11 @@ static int tree_read(struct source *s, const char *relpath, char **out, size_t *
 		char *dir, *slash;
 
 		if (grc == GIT_ENOTFOUND) {
-			rc = SOURCE_ENOTFOUND;
+			rc = put(err, PLUMB_ENOTFOUND, xasprintf("%s: %s: no such file", t->label, relpath));
 			goto out;
 		}
 		if (grc < 0) {
-			*err = git_fail(NULL, "%s: %s", t->label, relpath);
+			put(err, PLUMB_ERROR, git_fail(NULL, "%s: %s", t->label, relpath));
 			goto out;
 		}
 		switch (git_tree_entry_filemode(e)) {
@@ -1022,20 +1040,21 @@ static int tree_read(struct source *s, const char *relpath, char **out, size_t *
 			rc = read_blob(t, git_tree_entry_id(e), SOURCE_MAX_FILE, relpath, out, len, err);
 			goto out;
 		case GIT_FILEMODE_TREE:
-			*err = xasprintf("%s: %s: is a directory", t->label, relpath);
+			rc = put(err, PLUMB_EOUTSIDE, xasprintf("%s: %s: is a directory", t->label, relpath));
 			goto out;
 		case GIT_FILEMODE_COMMIT:
-			*err = xasprintf("%s: %s: is a submodule (not read)", t->label, relpath);
+			rc = put(err, PLUMB_EOUTSIDE,
+				 xasprintf("%s: %s: is a submodule (not read)", t->label, relpath));
 			goto out;
 		case GIT_FILEMODE_LINK:
 			break;
 		default:
-			*err = xasprintf("%s: %s: unsupported tree entry", t->label, relpath);
+			put(err, PLUMB_ERROR, xasprintf("%s: %s: unsupported tree entry", t->label, relpath));
 			goto out;
 		}
 		/* A symbolic link: follow it while it stays inside the tree. */
 		if (hops >= SYMLINK_MAX_HOPS) {
-			*err = xasprintf("%s: %s: too many levels of symbolic links", t->label, relpath);
+			put(err, PLUMB_ERROR, xasprintf("%s: %s: too many levels of symbolic links", t->label, relpath));
 			goto out;
 		}
 		if (read_blob(t, git_tree_entry_id(e), SYMLINK_MAX_TARGET, relpath, &target, len,
@@ -1046,8 +1065,9 @@ static int tree_read(struct source *s, const char *relpath, char **out, size_t *
 		*(slash ? slash : dir) = '\0';
 		if (strlen(target) != *len || tree_path_join(dir, target, &next) < 0) {
 			free(dir);
-			*err = xasprintf("%s: %s: symbolic link points outside the repository",
-					 t->label, relpath);
+			rc = put(err, PLUMB_EOUTSIDE,
+				 xasprintf("%s: %s: symbolic link points outside the repository",
+					   t->label, relpath));
 			goto out;
 		}
 		free(dir);
@@ -1059,7 +1079,7 @@ static int tree_read(struct source *s, const char *relpath, char **out, size_t *
 		sbuf_add(&path, next.buf, next.len);
 	}
 out:
-	if (rc < 0 && rc != SOURCE_ENOTFOUND) {
+	if (rc < 0) {
 		free(*out);
 		*out = NULL;
 		*len = 0;
@@ -1081,7 +1101,8 @@ static void tree_free(struct source *s)
 	free(t);
 }
 
-int git_src_source_at(struct git_src *g, const char *sha, struct source **out, char **err)
+int git_src_source_at(struct git_src *g, const char *sha, struct source **out,
+		      struct plumb_err *err)
 {
 	struct tree_source *t = NULL;
 	git_commit *commit = NULL;
@@ -1091,10 +1112,9 @@ int git_src_source_at(struct git_src *g, const char *sha, struct source **out, c
 	int rc = -1;
 
 	*out = NULL;
-	*err = NULL;
 	if (!sha || !is_hex(sha, 4, GIT_OID_HEXSZ)) {
-		*err = scrub(g, xasprintf("%s: '%s' is not a commit sha", g->display,
-					  sha ? sha : "(null)"));
+		put(err, PLUMB_ERROR, scrub(g, xasprintf("%s: '%s' is not a commit sha", g->display,
+						       sha ? sha : "(null)")));
 		return -1;
 	}
 	n = strlen(sha);
@@ -1103,11 +1123,11 @@ int git_src_source_at(struct git_src *g, const char *sha, struct source **out, c
 		goto out;
 	if (git_oid_fromstrn(&prefix, sha, n) < 0 ||
 	    git_commit_lookup_prefix(&commit, t->repo, &prefix, n) < 0) {
-		*err = git_fail(g, "%s: commit %s", g->display, sha);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: commit %s", g->display, sha));
 		goto out;
 	}
 	if (git_commit_tree(&t->tree, commit) < 0) {
-		*err = git_fail(g, "%s: tree of %s", g->display, sha);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: tree of %s", g->display, sha));
 		goto out;
 	}
 	git_oid_tostr(hex, sizeof(hex), git_commit_id(commit));
@@ -1129,7 +1149,7 @@ out:
 /* ---- working tree ----------------------------------------------------- */
 
 int git_src_worktree(struct git_src *g, struct source **out, char head_sha[41], int *dirty,
-		     char **err)
+		     struct plumb_err *err)
 {
 	git_status_options so;
 	git_status_list *list = NULL;
@@ -1140,33 +1160,34 @@ int git_src_worktree(struct git_src *g, struct source **out, char head_sha[41], 
 	int rc = -1, grc;
 
 	*out = NULL;
-	*err = NULL;
 	*dirty = 0;
 	head_sha[0] = '\0';
 	if (g->url) {
-		*err = scrub(g, xasprintf("%s: working-tree mode needs a local checkout, not a URL",
-					  g->display));
+		put(err, PLUMB_ERROR,
+		    scrub(g, xasprintf("%s: working-tree mode needs a local checkout, not a URL",
+				       g->display)));
 		return -1;
 	}
 	wd = git_repository_workdir(g->repo);
 	if (!wd || git_repository_is_bare(g->repo)) {
-		*err = scrub(g, xasprintf("%s: a bare repository has no working tree", g->display));
+		put(err, PLUMB_ERROR,
+		    scrub(g, xasprintf("%s: a bare repository has no working tree", g->display)));
 		return -1;
 	}
 	grc = git_reference_name_to_id(&oid, g->repo, "HEAD");
 	if (grc == GIT_ENOTFOUND || grc == GIT_EUNBORNBRANCH) {
-		*err = scrub(g, xasprintf("%s: HEAD has no commit yet", g->display));
-		return GIT_SRC_ENOTFOUND;
+		return put(err, PLUMB_ENOTFOUND,
+			   scrub(g, xasprintf("%s: HEAD has no commit yet", g->display)));
 	}
 	if (grc < 0) {
-		*err = git_fail(g, "%s: HEAD", g->display);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: HEAD", g->display));
 		return -1;
 	}
 	git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
 	so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
 	so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED;
 	if (git_status_list_new(&list, g->repo, &so) < 0) {
-		*err = git_fail(g, "%s: status", g->display);
+		put(err, PLUMB_ERROR, git_fail(g, "%s: status", g->display));
 		goto out;
 	}
 	*dirty = git_status_list_entrycount(list) > 0;
@@ -1175,7 +1196,7 @@ int git_src_worktree(struct git_src *g, struct source **out, char head_sha[41], 
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = '\0';
 	if (source_dir_new(out, dir) < 0) {
-		*err = xasprintf("%s: cannot read the working tree", dir);
+		put(err, PLUMB_ERROR, xasprintf("%s: cannot read the working tree", dir));
 		goto out;
 	}
 	git_oid_tostr(head_sha, 41, &oid);

@@ -22,10 +22,16 @@
  * working tree, except in working-tree mode (git_src_worktree) which serves a
  * checkout's directory the way Kamal does (with a dirty flag).
  *
- * Errors: every function returns 0 or a negative code and, on error, sets
- * *err to a message the caller frees. Messages wrap libgit2's own message,
- * and are scrubbed: URL userinfo is replaced by "***" and the HTTPS token
- * value never appears.
+ * Errors: every function returns 0 or a negative PLUMB_E* code (state/err.h)
+ * and, on error, fills *err — a carrier the caller owns (may be NULL);
+ * nothing to free. Codes: PLUMB_EOWNER (a local repository owned by another
+ * user: see allow_foreign_owner), PLUMB_ENOTFOUND (no such repository, ref
+ * or file), PLUMB_EAUTH (the remote refused our credentials, or asked for
+ * some we do not have), PLUMB_EHOSTKEY, PLUMB_ETIMEOUT and PLUMB_ETOOBIG
+ * (fetch bounds), PLUMB_ENETWORK (any other fetch failure), PLUMB_EOUTSIDE
+ * (a path or link leaving the tree), else PLUMB_ERROR. Messages wrap
+ * libgit2's own message (git_error_last()), and are scrubbed: URL userinfo
+ * is replaced by "***" and the HTTPS token value never appears.
  *
  * Processes: opening and fetching a URL's cache hold an flock on
  * "<cache>.lock" beside it, so two plumb processes sharing a cache wait for
@@ -40,14 +46,8 @@
 
 #include <stddef.h>
 
+#include "state/err.h"
 #include "state/source.h"
-
-/* A local repository owned by another user (libgit2's GIT_EOWNER): see allow_foreign_owner. */
-#define GIT_SRC_EOWNER (-36)
-/* A ref that does not exist (after fetch, for URLs). */
-#define GIT_SRC_ENOTFOUND (-3)
-/* The remote refused our credentials, or asked for some we do not have. */
-#define GIT_SRC_EAUTH (-16)
 
 struct git_src_opts {
 	/* Path to a working tree or bare repository, or a URL. Required. */
@@ -102,7 +102,7 @@ struct git_src;
  * created if needed and git_src_fetch must run before anything is resolved.
  * opts and its strings are copied; the caller keeps ownership of them.
  */
-int git_src_open(struct git_src **out, const struct git_src_opts *opts, char **err);
+int git_src_open(struct git_src **out, const struct git_src_opts *opts, struct plumb_err *err);
 
 /* 1 if the source is a URL fetched into a cache, 0 for a local repository. */
 int git_src_is_remote(const struct git_src *g);
@@ -116,7 +116,7 @@ const char *git_src_repo_path(const struct git_src *g);
  * the remote, and records the remote's default branch. A no-op for a local
  * repository. *fetched_bytes (if not NULL) receives the bytes received.
  */
-int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err);
+int git_src_fetch(struct git_src *g, size_t *fetched_bytes, struct plumb_err *err);
 
 /*
  * Resolves ref (NULL = opts.ref, else HEAD) to a commit and writes its full
@@ -125,20 +125,21 @@ int git_src_fetch(struct git_src *g, size_t *fetched_bytes, char **err);
  * branch first, then a tag: a GitOps source follows branches), or a full or
  * abbreviated (>= 4 hex) commit sha; revision expressions (main~1, @{u}) are
  * not accepted. For a URL, names resolve in the cache (see the layout above).
- * Annotated tags are peeled to their commit. GIT_SRC_ENOTFOUND if there is no
+ * Annotated tags are peeled to their commit. PLUMB_ENOTFOUND if there is no
  * such ref.
  */
-int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], char **err);
+int git_src_resolve(struct git_src *g, const char *ref, char sha_out[41], struct plumb_err *err);
 
 /*
  * A struct source reading files from the tree of commit sha (full or
  * abbreviated): root_dir is NULL; label is "<location>@<7 hex>" with URL
  * userinfo redacted. Files larger than SOURCE_MAX_FILE are refused; a missing
- * path, or a path through a non-directory, is SOURCE_ENOTFOUND; symbolic links
+ * path, or a path through a non-directory, is PLUMB_ENOTFOUND; symbolic links
  * are followed only within the tree. Free with source_free; it does not
  * depend on g staying open.
  */
-int git_src_source_at(struct git_src *g, const char *sha, struct source **out, char **err);
+int git_src_source_at(struct git_src *g, const char *sha, struct source **out,
+		      struct plumb_err *err);
 
 /*
  * Working-tree mode (a local checkout only): *out is source_dir_new on the
@@ -149,7 +150,7 @@ int git_src_source_at(struct git_src *g, const char *sha, struct source **out, c
  * "<sha>_uncommitted_<16 hex>".
  */
 int git_src_worktree(struct git_src *g, struct source **out, char head_sha[41], int *dirty,
-		     char **err);
+		     struct plumb_err *err);
 
 /* Frees g; NULL is fine. Wipes the token. */
 void git_src_free(struct git_src *g);

@@ -19,6 +19,7 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	char token[PROV_TOKEN_LEN + 1];
 	struct sbuf line;
 	struct prov_child c = { 0 };
+	struct plumb_err e = { 0 };
 	const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 	int rc = PROV_ERROR, ran = 0;
 	double start = prov_now_ms();
@@ -38,23 +39,22 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	c.out_max = raw_max;
 	c.err_max = raw_max;
 	ran = 1;
-	switch (prov_child_run(&c)) {
+	switch (prov_child_run(&c, &e)) {
 	case 0: /* a shell killed by a signal has no exit status */
 		rc = prov_finish_framed(t, r, token, &c.out, &c.err, c.signal ? -1 : c.status);
 		break;
-	case PROV_ETIMEOUT:
+	case PLUMB_ETIMEOUT:
 		rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms", t->label,
 			       t->cmd_timeout_ms);
 		prov_keep_partial(r, token, &c.out, &c.err);
 		break;
-	case PROV_ETRUNC:
+	case PLUMB_ETRUNC:
 		rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 			       t->max_output);
 		prov_keep_partial(r, token, &c.out, &c.err);
 		break;
 	default:
-		rc = prov_fail(t, PROV_ERROR, "%s: cannot start /bin/sh: %s", t->label,
-			       strerror(errno));
+		rc = prov_fail(t, PROV_ERROR, "%s: %s", t->label, plumb_err_msg(&e));
 		break;
 	}
 out:

@@ -120,7 +120,13 @@ static int wait_until(pid_t pid, long long deadline, int *wst)
 	}
 }
 
-int prov_child_run(struct prov_child *c)
+/* Names the program only: its arguments may hold a secret. */
+static const char *prog(const struct prov_child *c)
+{
+	return c->argv && c->argv[0] ? c->argv[0] : "(no program)";
+}
+
+int prov_child_run(struct prov_child *c, struct plumb_err *e)
 {
 	/* fd[0]: stdin (a socket pair: the parent writes with MSG_NOSIGNAL, so a
 	 * child that exits without reading cannot SIGPIPE this process) */
@@ -129,7 +135,7 @@ int prov_child_run(struct prov_child *c)
 	size_t in_off = 0;
 	long long deadline;
 	pid_t pid = -1;
-	int rc = PROV_ERROR, wst = 0;
+	int rc = PLUMB_ERROR, wst = 0;
 
 	sbuf_init(&c->out, c->out_max);
 	sbuf_init(&c->err, c->err_max);
@@ -141,12 +147,16 @@ int prov_child_run(struct prov_child *c)
 	c->signal = 0;
 	deadline = now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : PROV_RUN_DEFAULT_TIMEOUT_MS);
 	if ((c->in && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) ||
-	    (c->out_max && pipe2(out, O_CLOEXEC) < 0) || (c->err_max && pipe2(err, O_CLOEXEC) < 0))
+	    (c->out_max && pipe2(out, O_CLOEXEC) < 0) || (c->err_max && pipe2(err, O_CLOEXEC) < 0)) {
+		plumb_err_set(e, rc, "cannot start %s: pipe: %s", prog(c), strerror(errno));
 		goto out;
+	}
 	envp = build_env(c->env_add);
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		plumb_err_set(e, rc, "cannot start %s: %s", prog(c), strerror(errno));
 		goto out;
+	}
 	if (pid == 0)
 		child_exec(c, envp, in[1], out[1], err[1]);
 	setpgid(pid, pid); /* also here, so a kill cannot race the child's own call */
@@ -177,7 +187,7 @@ int prov_child_run(struct prov_child *c)
 		char buf[16384];
 
 		if (left <= 0) {
-			rc = PROV_ETIMEOUT;
+			rc = plumb_err_set(e, PLUMB_ETIMEOUT, "%s: timed out", prog(c));
 			goto out;
 		}
 		if (in[0] >= 0) {
@@ -195,6 +205,7 @@ int prov_child_run(struct prov_child *c)
 		if (poll(pfd, (nfds_t)nfds, (int)(left > 1000 ? 1000 : left)) < 0) {
 			if (errno == EINTR)
 				continue;
+			plumb_err_set(e, rc, "%s: poll: %s", prog(c), strerror(errno));
 			goto out;
 		}
 		for (int i = 0; i < nfds; i++) {
@@ -225,7 +236,8 @@ int prov_child_run(struct prov_child *c)
 			}
 			if (sbuf_add(fdp[i] == &out[0] ? &c->out : &c->err, buf, (size_t)n) < 0) {
 				explicit_bzero(buf, sizeof(buf));
-				rc = PROV_ETRUNC;
+				rc = plumb_err_set(e, PLUMB_ETRUNC, "%s: output exceeds its bound",
+						   prog(c));
 				goto out;
 			}
 		}
@@ -234,7 +246,7 @@ int prov_child_run(struct prov_child *c)
 	/* Every stream is closed; the child may still run (it closed its stdout
 	 * early): the deadline holds for that wait too. */
 	if (wait_until(pid, deadline, &wst) < 0) {
-		rc = PROV_ETIMEOUT;
+		rc = plumb_err_set(e, PLUMB_ETIMEOUT, "%s: timed out", prog(c));
 		goto out;
 	}
 	pid = -1;
@@ -292,16 +304,18 @@ int prov_run_shell(const char *cmd, const char *cwd, size_t max, int timeout_ms,
 	c.timeout_ms = timeout_ms;
 	c.out_max = max;
 	c.secret = 1;
-	rc = prov_child_run(&c);
+	rc = prov_child_run(&c, NULL);
 	free_secret(text);
 	*status = rc == 0 ? c.status : -1;
 	if (rc == 0 && c.status == 0) {
 		if (c.out.len > 0 && c.out.buf[c.out.len - 1] == '\n')
 			c.out.buf[--c.out.len] = '\0';
 		*out = sbuf_detach(&c.out);
+	} else if (rc == 0) {
+		rc = PLUMB_ERROR; /* it ran and failed: *status says how */
 	}
 	prov_child_release(&c);
-	return *out ? 0 : -1;
+	return rc;
 }
 
 int prov_run_shell_fn(const char *cmd, const char *cwd, size_t max, char **out, int *status,

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "state/err.h"
 #include "state/util.h"
 
 #define PROV_RUN_DEFAULT_TIMEOUT_MS 30000
@@ -50,13 +51,15 @@ struct prov_child {
 
 /*
  * Runs c to the end. Returns 0 when the child exited by itself (whatever its
- * status), PROV_ETIMEOUT past the deadline, PROV_ETRUNC when an output
+ * status), PLUMB_ETIMEOUT past the deadline, PLUMB_ETRUNC when an output
  * exceeded its bound (the group is killed in both cases, status -1), or
- * PROV_ERROR when it could not be started (pipe/fork failed; an exec that
- * fails shows as status 127). c->out/err are initialised in every case: call
- * prov_child_release afterwards.
+ * PLUMB_ERROR when it could not be started (pipe/fork failed; an exec that
+ * fails shows as status 127). On failure e (the caller's carrier, may be
+ * NULL) says why, naming argv[0] only (arguments may hold secrets).
+ * c->out/err are initialised in every case: call prov_child_release
+ * afterwards.
  */
-int prov_child_run(struct prov_child *c);
+int prov_child_run(struct prov_child *c, struct plumb_err *e);
 /* Frees c->out and c->err (wiped first when c->secret). */
 void prov_child_release(struct prov_child *c);
 
@@ -68,9 +71,11 @@ void prov_child_release(struct prov_child *c);
  * stdout are kept, and one trailing newline is removed.
  *
  * Returns 0 when the command exited 0, with *out its output — a secret: the
- * caller frees it with free_secret. Otherwise -1, *out NULL, and *status
- * the exit status, 128+signal, or -1 when it could not be run, timed out
- * or printed more than max bytes (its process group is then killed).
+ * caller frees it with free_secret. Otherwise *out is NULL and the result is
+ * PLUMB_ETIMEOUT or PLUMB_ETRUNC (more than max bytes; its process group is
+ * killed in both cases; *status -1), or PLUMB_ERROR with *status the exit
+ * status, 128+signal, or -1 when it could not be started. No message: the
+ * status is the detail, and the command text may hold a secret.
  */
 int prov_run_shell(const char *cmd, const char *cwd, size_t max, int timeout_ms, char **out,
 		   int *status);

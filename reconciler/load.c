@@ -109,12 +109,12 @@ int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_
 			break;
 		default:
 			rec_print_usage(rec_find_command(cmd), stderr);
-			return -1;
+			return PLUMB_EINVAL;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "plumb %s: unexpected argument '%s'\n", cmd, argv[optind]);
-		return -1;
+		return PLUMB_EINVAL;
 	}
 	return 0;
 }
@@ -150,7 +150,7 @@ int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 		fprintf(log, "plumb: %zu error%s in the configuration; nothing was changed\n", d.errors,
 			d.errors == 1 ? "" : "s");
 	diags_clear(&d);
-	return rc;
+	return rc < 0 ? PLUMB_ECONFIG : 0;
 }
 
 void rec_loaded_release(struct rec_loaded *l)
@@ -193,7 +193,7 @@ int rec_require_computed(const struct config *c, const char *cmd, FILE *log)
 		esc_fprintf(log, "plumb %s: %s: its value comes from ERB ENV or a command, which an untrusted run does not evaluate\n",
 			cmd, c->unavailable_keys.v[i]);
 	fprintf(log, "plumb %s: pass --trusted if this repository is trusted (never for a pull request)\n", cmd);
-	return -1;
+	return PLUMB_EUNTRUSTED;
 }
 
 int rec_registry_insecure_key(const char *k)

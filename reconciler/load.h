@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "state/config.h"
+#include "state/err.h"
 
 struct rec_load_opts {
 	const char *config_path; /* as given with -c; default config/deploy.yml */
@@ -27,7 +28,7 @@ struct rec_loaded {
 /*
  * The options `config` and `hosts` share: -c/--config FILE, -d/--destination D,
  * --json, --trusted; no operands. Fills *o and *json; on a bad option prints
- * the command's usage (or what is wrong) to stderr and returns -1.
+ * the command's usage (or what is wrong) to stderr and returns PLUMB_EINVAL.
  */
 int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json);
 /*
@@ -46,7 +47,8 @@ void rec_split_config_path(const char *path, char **root, char **relfile);
  * (providers/run.h). Call it where config_opts are made.
  */
 void rec_config_opts_fill(struct config_opts *co);
-/* 0 on success; on failure prints the diagnostics and returns -1. */
+/* 0 on success; on failure prints the diagnostics and returns PLUMB_ECONFIG.
+ * *out is the caller's (rec_loaded_release, also after a failure). */
 int rec_load(struct rec_loaded *out, const struct rec_load_opts *o);
 void rec_loaded_release(struct rec_loaded *l);
 struct git_src_opts;
@@ -65,7 +67,8 @@ void rec_git_opts(struct git_src_opts *go, int allow_foreign_owner);
  * For commands that contact hosts: refuses a configuration where a key that
  * names something (a host, the image, a label, a cmd…) holds the placeholder of
  * an ERB ENV lookup or command that this untrusted run did not evaluate.
- * Prints why to log and returns -1; 0 when every such key was computed.
+ * Prints why to log and returns PLUMB_EUNTRUSTED; 0 when every such key was
+ * computed.
  */
 int rec_require_computed(const struct config *c, const char *cmd, FILE *log);
 struct registry_options;

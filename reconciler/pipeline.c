@@ -100,7 +100,7 @@ static int stage_source(struct pl_run *run)
 {
 	const struct rec_pipeline_opts *o = run->o;
 	struct pl_priv *p = run->p;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 	int rc = -1;
 
 	if (o->repo || o->ref || o->base) {
@@ -109,14 +109,14 @@ static int stage_source(struct pl_run *run)
 		go.location = o->repo ? o->repo : run->r->root;
 		go.ref = o->ref;
 		if (git_src_open(&p->g, &go, &err) != 0 || git_src_fetch(p->g, NULL, &err) != 0) {
-			say(run, "%s", err ? err : "cannot open the repository");
+			say(run, "%s", plumb_err_msg(&err));
 			goto out;
 		}
 	}
 	if (o->repo || o->ref) {
 		if (git_src_resolve(p->g, o->ref, run->sha, &err) != 0 ||
 		    git_src_source_at(p->g, run->sha, &p->src, &err) != 0) {
-			say(run, "%s", err ? err : "cannot read the revision");
+			say(run, "%s", plumb_err_msg(&err));
 			goto out;
 		}
 		if (load_from(&run->r->config, p->src, run) != 0)
@@ -138,17 +138,14 @@ static int stage_source(struct pl_run *run)
 				git_src_free(p->g);
 				p->g = NULL;
 			}
-			free(err);
-			err = NULL;
+			plumb_err_clear(&err);
 		}
 		if (p->g && git_src_resolve(p->g, NULL, run->sha, &err) != 0)
 			run->sha[0] = '\0';
-		free(err);
-		err = NULL;
+		plumb_err_clear(&err);
 	}
 	rc = 0;
 out:
-	free(err);
 	return rc;
 }
 
@@ -282,7 +279,8 @@ static int stage_plan(struct pl_run *run)
 	struct diff_opts dfo = { 0 };
 	struct diags d = { 0 };
 	enum des_image_status st = DES_IMAGE_UNKNOWN;
-	char *image_ref = NULL, *identity = NULL, *err = NULL;
+	char *image_ref = NULL, *identity = NULL;
+	struct plumb_err err = { 0 };
 	const char *version;
 	int rc = -1;
 
@@ -319,7 +317,7 @@ static int stage_plan(struct pl_run *run)
 		char bsha[41];
 		if (git_src_resolve(p->g, o->base, bsha, &err) != 0 ||
 		    git_src_source_at(p->g, bsha, &p->bsrc, &err) != 0) {
-			say(run, "--base: %s", err ? err : "cannot read the revision");
+			say(run, "--base: %s", plumb_err_msg(&err));
 			goto out;
 		}
 		if (load_from(&p->bc, p->bsrc, run) != 0) {
@@ -364,7 +362,6 @@ static int stage_plan(struct pl_run *run)
 	rc = 0;
 out:
 	diags_clear(&d);
-	free(err);
 	free(image_ref);
 	free(identity);
 	return rc;

@@ -264,20 +264,21 @@ static void erb_walk(struct loader *l, struct ynode *n, struct ynode **slot, con
 
 static int load_yaml_file(struct loader *l, const char *relpath, struct ydoc **out, int *missing)
 {
-	char *text = NULL, *pre = NULL, *err = NULL;
+	char *text = NULL, *pre = NULL;
+	struct plumb_err err = { 0 };
 	size_t len = 0, prelen = 0;
 	int rc;
 
 	*out = NULL;
 	*missing = 0;
 	rc = source_read(l->src, relpath, &text, &len, &err);
-	if (rc == SOURCE_ENOTFOUND) {
+	if (rc == PLUMB_ENOTFOUND) {
 		*missing = 1;
 		rc = -1;
 		goto out;
 	}
 	if (rc < 0) {
-		diags_err(l->d, relpath, 0, 0, "cannot read: %s", err ? err : "unknown error");
+		diags_err(l->d, relpath, 0, 0, "cannot read: %s", plumb_err_msg(&err));
 		goto out;
 	}
 	if (memchr(text, '\0', len)) {
@@ -292,7 +293,6 @@ static int load_yaml_file(struct loader *l, const char *relpath, struct ydoc **o
 out:
 	free(text);
 	free(pre);
-	free(err);
 	return rc;
 }
 

@@ -94,7 +94,7 @@ int erb_extract(const char *file, const char *text, size_t len, char **out_text,
 	struct sbuf sb;
 	uint32_t salt;
 	char saltstr[sizeof(MARKER_PREFIX) + 8];
-	int line = 1, col = 1, rc = -1;
+	int line = 1, col = 1, rc = PLUMB_ECONFIG;
 	size_t i = 0;
 
 	*out_text = NULL;
@@ -529,7 +529,7 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 			int r = trust_run(t, TRUST_OFF_ERB_CMD, e.str, cwd, ERB_MAX_CMD_OUTPUT, &output,
 					  &status);
 
-			if (r == TRUST_NOT_RUN) { /* untrusted, or no runner given */
+			if (r == PLUMB_EUNAVAILABLE) { /* untrusted, or no runner given */
 				*flags |= ERB_UNAVAILABLE;
 				*out = xstrdup(PLUMB_UNAVAILABLE);
 				rc = 0;
@@ -601,7 +601,7 @@ int erb_expand_flags(const struct erb_set *set, const char *s, const char *file,
 			continue;
 		}
 		if (eval_tag(&set->v[idx], file, keypath, t, cwd, &val, flags, d) < 0) {
-			rc = -1;
+			rc = PLUMB_ECONFIG;
 		} else if (sbuf_adds(&sb, val) < 0) {
 			free_secret(val);
 			goto toolong;
@@ -619,7 +619,7 @@ toolong:
 		  keypath, ERB_MAX_EXPANDED);
 	explicit_bzero(sb.buf, sb.len);
 	sbuf_release(&sb);
-	return -1;
+	return PLUMB_ECONFIG;
 }
 
 void erb_set_clear(struct erb_set *set)

@@ -45,7 +45,7 @@ struct erb_set {
  * Returns in *out_text a copy of text with every tag replaced by a marker made
  * only of [a-z0-9_] (safe inside plain and quoted YAML scalars). Comment tags
  * are replaced by nothing. An unterminated tag or a non-output, non-comment
- * tag is an error (file:line:col and the tag) and returns -1.
+ * tag is an error (file:line:col and the tag in d) and returns PLUMB_ECONFIG.
  */
 int erb_extract(const char *file, const char *text, size_t len, char **out_text,
 		size_t *out_len, struct erb_set *set, struct diags *d);
@@ -57,8 +57,8 @@ int erb_has_marker(const char *s);
  * Evaluates every marker in s and returns the substituted string in *out
  * (a copy of s when there is none). `keypath` (e.g. "registry.password")
  * and `file` are for messages. Commands run with `cwd` as their working
- * directory (NULL: the current one). Returns -1 and adds an error naming
- * file:line, the tag and the key for a refused or failed tag.
+ * directory (NULL: the current one). Returns PLUMB_ECONFIG and adds an error
+ * naming file:line, the tag and the key for a refused or failed tag.
  */
 int erb_expand(const struct erb_set *set, const char *s, const char *file,
 	       const char *keypath, struct trust *t, const char *cwd, char **out,

@@ -57,7 +57,13 @@ const char *plumb_strerror(int code);
 
 #define PLUMB_ERR_MSG_MAX 1024
 
-/* A failure's code and message. Zeroed = no error. Owned by the caller. */
+/*
+ * A failure's code and message. Zeroed = no error. Owned by the caller
+ * (usually on its stack) and passed down as `struct plumb_err *err`, which
+ * callees accept as NULL; the message lives inside the struct, so there is
+ * nothing to free, and a message longer than PLUMB_ERR_MSG_MAX - 1 bytes is
+ * cut, never overflowed.
+ */
 struct plumb_err {
 	int code;
 	char msg[PLUMB_ERR_MSG_MAX];

@@ -637,7 +637,7 @@ int secrets_parse(struct secrets *s, const char *file, const char *text, size_t 
 
 	if (memchr(text, '\0', len)) {
 		diags_err(d, file, 0, 0, "contains a NUL byte; not a secrets file");
-		return -1;
+		return PLUMB_ECONFIG;
 	}
 	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
 		text += 3;
@@ -684,7 +684,7 @@ int secrets_parse(struct secrets *s, const char *file, const char *text, size_t 
 			if (r == -1) {
 				diags_err(d, file, line, 0, "more than %d secrets", SECRETS_MAX_KEYS);
 				free(key);
-				rc = -1;
+				rc = PLUMB_ECONFIG;
 				break;
 			} else if (r == -2) {
 				diags_warn(d, file, line, 0,
@@ -713,7 +713,7 @@ int secrets_parse(struct secrets *s, const char *file, const char *text, size_t 
 			for (; from < unmatched[i]; from++)
 				line += buf[from] == '\n';
 			if (check_export(&c, buf, unmatched[i], unmatched[i + 1], line) < 0)
-				rc = -1;
+				rc = PLUMB_ECONFIG;
 		}
 	}
 	free(unmatched);
@@ -727,18 +727,18 @@ int secrets_parse(struct secrets *s, const char *file, const char *text, size_t 
 static int load_one(struct secrets *s, struct source *src, const char *path, int outside,
 		    struct trust *t, struct diags *d)
 {
-	char *text = NULL, *err = NULL, *full = NULL;
+	char *text = NULL, *full = NULL;
+	struct plumb_err err = { 0 };
 	size_t len = 0;
 	int rc = 0;
 
 	if (!outside) {
 		int r = source_read(src, path, &text, &len, &err);
-		if (r == SOURCE_ENOTFOUND)
+		if (r == PLUMB_ENOTFOUND)
 			return 0;
 		if (r < 0) {
-			diags_err(d, path, 0, 0, "cannot read: %s", err ? err : "error");
-			free(err);
-			return -1;
+			diags_err(d, path, 0, 0, "cannot read: %s", plumb_err_msg(&err));
+			return r;
 		}
 	} else {
 		if (path[0] == '/')
@@ -788,7 +788,7 @@ int secrets_load(struct secrets **out, struct source *src, const char *secrets_p
 			    strcmp(destination, "..") == 0 || strcmp(destination, ".") == 0)) {
 		diags_err(d, NULL, 0, 0, "invalid destination name for secrets files");
 		secrets_free(s);
-		return -1;
+		return PLUMB_ECONFIG;
 	}
 	files[0] = xasprintf("%s-common", secrets_path);
 	files[1] = destination ? xasprintf("%s.%s", secrets_path, destination)
@@ -811,7 +811,7 @@ done:
 	free(files[1]);
 	if (rc < 0) {
 		secrets_free(s);
-		return -1;
+		return PLUMB_ECONFIG;
 	}
 	*out = s;
 	return 0;

@@ -33,6 +33,8 @@
 
 struct secrets;
 
+/* Both return 0 or PLUMB_ECONFIG (state/err.h); what is wrong is in d, each
+ * message naming the file and line, never a value. */
 int secrets_load(struct secrets **out, struct source *src, const char *secrets_path,
 		 const char *destination, struct trust *t, struct diags *d);
 /* Parses one dotenv text into s (later keys override); used by secrets_load

@@ -40,66 +40,66 @@ int source_path_below(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-int source_open_inside(const char *root, const char *relpath, size_t max, int *fd, char **err)
+int source_open_inside(const char *root, const char *relpath, size_t max, int *fd,
+		       struct plumb_err *err)
 {
 	char *canon_root = NULL, *full = NULL, *canon = NULL;
 	struct stat st, fst;
-	int rc = -1, f = -1;
+	int rc = PLUMB_ERROR, f = -1;
 
 	*fd = -1;
-	*err = NULL;
-	if (!source_path_is_inside(relpath)) {
-		*err = xasprintf("%s: path is outside the repository", relpath ? relpath : "(null)");
-		return -1;
-	}
+	if (!source_path_is_inside(relpath))
+		return plumb_err_set(err, PLUMB_EOUTSIDE, "%s: path is outside the repository",
+				     relpath ? relpath : "(null)");
 	canon_root = realpath(root && *root ? root : ".", NULL);
 	if (!canon_root) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			rc = SOURCE_ENOTFOUND;
+			rc = plumb_err_set(err, PLUMB_ENOTFOUND, "%s: no repository directory", relpath);
 		else
-			*err = xasprintf("%s: repository directory: %s", relpath, strerror(errno));
+			plumb_err_set(err, rc, "%s: repository directory: %s", relpath, strerror(errno));
 		goto out;
 	}
 	full = xasprintf("%s/%s", canon_root, relpath);
 	canon = realpath(full, NULL);
 	if (!canon) {
-		if (errno == ENOENT || errno == ENOTDIR) {
-			rc = SOURCE_ENOTFOUND;
-		} else {
-			*err = xasprintf("%s: %s", relpath, strerror(errno));
-		}
+		if (errno == ENOENT || errno == ENOTDIR)
+			rc = plumb_err_set(err, PLUMB_ENOTFOUND, "%s: no such file", relpath);
+		else
+			plumb_err_set(err, rc, "%s: %s", relpath, strerror(errno));
 		goto out;
 	}
 	if (!source_path_below(canon, canon_root)) {
-		*err = xasprintf("%s: a symbolic link leads outside the repository; refused", relpath);
+		rc = plumb_err_set(err, PLUMB_EOUTSIDE,
+				   "%s: a symbolic link leads outside the repository; refused", relpath);
 		goto out;
 	}
 	/* lstat first: opening a device or FIFO can block or have side effects */
 	if (lstat(canon, &st) < 0) {
-		*err = xasprintf("%s: %s", relpath, strerror(errno));
+		plumb_err_set(err, rc, "%s: %s", relpath, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		*err = xasprintf("%s: not a regular file (%s); refused", relpath,
-				 S_ISDIR(st.st_mode)    ? "a directory"
-				 : S_ISFIFO(st.st_mode) ? "a FIFO"
-				 : S_ISSOCK(st.st_mode) ? "a socket"
-							: "a device");
+		rc = plumb_err_set(err, PLUMB_EOUTSIDE, "%s: not a regular file (%s); refused", relpath,
+				   S_ISDIR(st.st_mode)    ? "a directory"
+				   : S_ISFIFO(st.st_mode) ? "a FIFO"
+				   : S_ISSOCK(st.st_mode) ? "a socket"
+							  : "a device");
 		goto out;
 	}
 	f = open(canon, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (f < 0) {
-		*err = xasprintf("%s: %s", relpath, strerror(errno));
+		plumb_err_set(err, rc, "%s: %s", relpath, strerror(errno));
 		goto out;
 	}
 	/* the same regular file as checked (a swap in between is refused) */
 	if (fstat(f, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev ||
 	    fst.st_ino != st.st_ino) {
-		*err = xasprintf("%s: changed while being opened; refused", relpath);
+		plumb_err_set(err, rc, "%s: changed while being opened; refused", relpath);
 		goto out;
 	}
 	if ((unsigned long long)fst.st_size > max) {
-		*err = xasprintf("%s: file too large (more than %zu bytes)", relpath, max);
+		rc = plumb_err_set(err, PLUMB_ETOOBIG, "%s: file too large (more than %zu bytes)",
+				   relpath, max);
 		goto out;
 	}
 	*fd = f;
@@ -115,7 +115,7 @@ out:
 }
 
 int source_read_inside(const char *root, const char *relpath, size_t max, char **out, size_t *len,
-		       char **err)
+		       struct plumb_err *err)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -131,8 +131,7 @@ int source_read_inside(const char *root, const char *relpath, size_t max, char *
 	/* One buffer of the file's size (no reallocation leaves a copy of a
 	 * secret behind); a file that grows meanwhile is refused. */
 	if (fstat(fd, &st) < 0) {
-		*err = xasprintf("%s: %s", relpath, strerror(errno));
-		rc = -1;
+		rc = plumb_err_set(err, PLUMB_ERROR, "%s: %s", relpath, strerror(errno));
 		goto out;
 	}
 	size = (size_t)st.st_size;
@@ -143,8 +142,7 @@ int source_read_inside(const char *root, const char *relpath, size_t max, char *
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			*err = xasprintf("%s: %s", relpath, strerror(errno));
-			rc = -1;
+			rc = plumb_err_set(err, PLUMB_ERROR, "%s: %s", relpath, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -152,8 +150,7 @@ int source_read_inside(const char *root, const char *relpath, size_t max, char *
 		got += (size_t)n;
 	}
 	if (got > size) {
-		*err = xasprintf("%s: changed while being read; refused", relpath);
-		rc = -1;
+		rc = plumb_err_set(err, PLUMB_ERROR, "%s: changed while being read; refused", relpath);
 		goto out;
 	}
 	buf[got] = '\0';
@@ -170,7 +167,8 @@ out:
 	return rc;
 }
 
-static int dir_read(struct source *s, const char *relpath, char **out, size_t *len, char **err)
+static int dir_read(struct source *s, const char *relpath, char **out, size_t *len,
+		    struct plumb_err *err)
 {
 	struct dir_source *d = (struct dir_source *)s;
 
@@ -197,14 +195,13 @@ int source_dir_new(struct source **out, const char *dir)
 	return 0;
 }
 
-int source_read(struct source *s, const char *relpath, char **out, size_t *len, char **err)
+int source_read(struct source *s, const char *relpath, char **out, size_t *len,
+		struct plumb_err *err)
 {
 	*out = NULL;
-	*err = NULL;
-	if (!source_path_is_inside(relpath)) {
-		*err = xasprintf("%s: path is outside the repository", relpath);
-		return -1;
-	}
+	if (!source_path_is_inside(relpath))
+		return plumb_err_set(err, PLUMB_EOUTSIDE, "%s: path is outside the repository",
+				     relpath ? relpath : "(null)");
 	return s->read(s, relpath, out, len, err);
 }
 

@@ -17,17 +17,20 @@
 
 #include <stddef.h>
 
-#define SOURCE_ENOTFOUND (-3)
+#include "state/err.h"
+
 #define SOURCE_MAX_FILE (4u << 20) /* no config file is bigger than 4 MiB */
 
 struct source {
 	/*
 	 * 0 with *out (NUL-terminated, *len bytes not counting the NUL; the
-	 * caller frees it, with free_secret when it held secrets);
-	 * SOURCE_ENOTFOUND (*out NULL); or -1 with *err (caller frees; never
-	 * contains the file's contents) and *out NULL.
+	 * caller frees it, with free_secret when it held secrets); else a
+	 * negative PLUMB_E* code (PLUMB_ENOTFOUND: nothing there) with *out
+	 * NULL and the message in *err (the caller's carrier, may be NULL;
+	 * never contains the file's contents).
 	 */
-	int (*read)(struct source *s, const char *relpath, char **out, size_t *len, char **err);
+	int (*read)(struct source *s, const char *relpath, char **out, size_t *len,
+		    struct plumb_err *err);
 	void (*free)(struct source *s);
 	/* Directory on disk that relative paths resolve against, when there is one
 	 * (commands such as $(…) run there); NULL for a commit tree. Owned by the
@@ -46,7 +49,8 @@ int source_path_is_inside(const char *relpath);
 /* True if path is dir or below it; both canonical (realpath) paths. */
 int source_path_below(const char *path, const char *dir);
 /* source_read's contract is s->read's (above); relpath is checked first. */
-int source_read(struct source *s, const char *relpath, char **out, size_t *len, char **err);
+int source_read(struct source *s, const char *relpath, char **out, size_t *len,
+		struct plumb_err *err);
 void source_free(struct source *s);
 
 /*
@@ -62,13 +66,16 @@ void source_free(struct source *s);
  *
  * source_open_inside: 0 with *fd (the caller closes it) positioned at the
  * start. source_read_inside: 0 with *out (NUL-terminated, caller frees; use
- * free_secret for a secrets file) and *len. Both: SOURCE_ENOTFOUND when
- * nothing is there (also a dangling link), else -1 with *err (caller frees;
- * names relpath and the reason, never the contents or the link's target).
- * On failure *out / *fd are NULL / -1.
+ * free_secret for a secrets file) and *len. Both, on failure: PLUMB_ENOTFOUND
+ * when nothing is there (also a dangling link), PLUMB_EOUTSIDE for a path or
+ * link that leaves the repository or a file that is not regular,
+ * PLUMB_ETOOBIG over max, else PLUMB_ERROR; the message goes in *err (the
+ * caller's carrier, may be NULL; names relpath and the reason, never the
+ * contents or the link's target). On failure *out / *fd are NULL / -1.
  */
-int source_open_inside(const char *root, const char *relpath, size_t max, int *fd, char **err);
+int source_open_inside(const char *root, const char *relpath, size_t max, int *fd,
+		       struct plumb_err *err);
 int source_read_inside(const char *root, const char *relpath, size_t max, char **out, size_t *len,
-		       char **err);
+		       struct plumb_err *err);
 
 #endif

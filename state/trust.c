@@ -33,13 +33,19 @@ const char *trust_getenv(const struct trust *t, const char *name)
 int trust_run(struct trust *t, enum trust_off what, const char *cmd, const char *cwd, size_t max,
 	      char **out, int *status)
 {
+	int rc;
+
 	*out = NULL;
 	*status = -1;
 	if (!t->trusted || !t->run_fn) {
 		trust_note(t, what);
-		return TRUST_NOT_RUN;
+		return PLUMB_EUNAVAILABLE;
 	}
-	return t->run_fn(cmd, cwd, max, out, status, t->run_ctx) < 0 ? -1 : 0;
+	rc = t->run_fn(cmd, cwd, max, out, status, t->run_ctx);
+	if (rc >= 0)
+		return 0;
+	/* a runner's failure never reads as "not run" */
+	return rc < PLUMB_ECODE_MIN || rc == PLUMB_EUNAVAILABLE ? PLUMB_ERROR : rc;
 }
 
 const char *trust_off_describe(enum trust_off what)

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "state/err.h"
+
 enum trust_off {
 	TRUST_OFF_SECRET_CMD = 1 << 0,     /* $(…) in .kamal/secrets */
 	TRUST_OFF_ERB_CMD = 1 << 1,        /* <%= %x(…) %> and backticks in deploy.yml */
@@ -47,8 +49,9 @@ struct trust {
 	 * unavailable, noted as an untrusted run notes them. Contract: run cmd
 	 * with /bin/sh in cwd, keep at most max bytes of stdout less one trailing
 	 * newline; 0 on exit status 0 with *out — a secret the caller frees with
-	 * free_secret — else -1 with *out NULL and *status (exit status,
-	 * 128+signal, -1: not run, timed out or too much output).
+	 * free_secret — else a negative PLUMB_E* code (PLUMB_ETIMEOUT,
+	 * PLUMB_ETRUNC, else PLUMB_ERROR) with *out NULL and *status (exit
+	 * status, 128+signal, -1: not run, timed out or too much output).
 	 */
 	int (*run_fn)(const char *cmd, const char *cwd, size_t max, char **out, int *status,
 		      void *ctx);
@@ -60,11 +63,12 @@ void trust_note(struct trust *t, enum trust_off what);
 /* Looks a variable up through getenv_fn (or getenv); NULL when unset. */
 const char *trust_getenv(const struct trust *t, const char *name);
 /*
- * Runs a command through run_fn (contract above). When the run is untrusted
- * or run_fn is NULL nothing runs: `what` (TRUST_OFF_SECRET_CMD or
- * TRUST_OFF_ERB_CMD) is noted and TRUST_NOT_RUN returned (*out NULL).
+ * Runs a command through run_fn (contract above; its code is passed on).
+ * When the run is untrusted or run_fn is NULL nothing runs: `what`
+ * (TRUST_OFF_SECRET_CMD or TRUST_OFF_ERB_CMD) is noted and
+ * PLUMB_EUNAVAILABLE returned (*out NULL) — never returned for a command
+ * that ran.
  */
-#define TRUST_NOT_RUN (-2)
 int trust_run(struct trust *t, enum trust_off what, const char *cmd, const char *cwd, size_t max,
 	      char **out, int *status);
 /* A one-line human description of one bit, e.g. "$(…) command substitution in secrets". */

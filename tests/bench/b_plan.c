@@ -55,7 +55,7 @@ struct mem_source {
 	const char *deploy;
 };
 
-static int mem_read(struct source *s, const char *relpath, char **out, size_t *len, char **err)
+static int mem_read(struct source *s, const char *relpath, char **out, size_t *len, struct plumb_err *err)
 {
 	const struct mem_source *m = (const struct mem_source *)s;
 	const char *text = NULL;
@@ -66,7 +66,7 @@ static int mem_read(struct source *s, const char *relpath, char **out, size_t *l
 	else if (strcmp(relpath, ".kamal/secrets") == 0)
 		text = SECRETS;
 	if (!text)
-		return SOURCE_ENOTFOUND;
+		return PLUMB_ENOTFOUND;
 	*out = xstrdup(text);
 	*len = strlen(text);
 	return 0;

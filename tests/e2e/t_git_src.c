@@ -27,7 +27,8 @@ static char *tmp;
 static char *read_at(struct git_src *g, const char *sha, const char *path, int *rc_out)
 {
 	struct source *s = NULL;
-	char *out = NULL, *err = NULL;
+	char *out = NULL;
+	struct plumb_err err = { 0 };
 	size_t len = 0;
 	int rc = git_src_source_at(g, sha, &s, &err);
 
@@ -35,12 +36,11 @@ static char *read_at(struct git_src *g, const char *sha, const char *path, int *
 		rc = source_read(s, path, &out, &len, &err);
 	*rc_out = rc;
 	if (rc < 0) {
-		if (err)
-			fprintf(stderr, "  %s\n", err);
+		fprintf(stderr, "  %s\n", plumb_err_msg(&err));
 		free(out);
 		out = NULL;
 	}
-	free(err);
+	plumb_err_clear(&err);
 	source_free(s);
 	return out;
 }
@@ -68,7 +68,8 @@ static char *git_show(const char *sha, const char *path)
 
 T_TEST(clone_and_read_head)
 {
-	char *cache = xasprintf("%s/cache1", tmp), *err = NULL, *want_sha, *want, *got;
+	char *cache = xasprintf("%s/cache1", tmp), *want_sha, *want, *got;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = git_url };
 	struct git_src *g = NULL;
 	char sha[41];
@@ -86,7 +87,7 @@ T_TEST(clone_and_read_head)
 	rc = git_src_fetch(g, &bytes, &err);
 	printf("clone of %s: %.1f ms, %zu bytes\n", git_url, prov_now_ms() - t0, bytes);
 	if (rc < 0)
-		fprintf(stderr, "  %s\n", err);
+		fprintf(stderr, "  %s\n", plumb_err_msg(&err));
 	T_REQUIRE(rc == 0);
 	T_INTEQ(git_src_resolve(g, "HEAD", sha, &err), 0);
 	T_STREQ(sha, want_sha);
@@ -95,7 +96,7 @@ T_TEST(clone_and_read_head)
 	T_STREQ(got, want);
 	free(got);
 	got = read_at(g, sha, "config/deploy.nope.yml", &rc);
-	T_INTEQ(rc, SOURCE_ENOTFOUND);
+	T_INTEQ(rc, PLUMB_ENOTFOUND);
 	free(got);
 
 	/* a fetch with nothing new is cheap */
@@ -124,7 +125,8 @@ T_TEST(pushed_commit_seen_after_fetch)
 	char *cache = xasprintf("%s/cache2", tmp), *work = xasprintf("%s/work", tmp);
 	char *branch = xasprintf("e2e-git-src-%d", (int)getpid());
 	char *pull = xasprintf("refs/pull/%d/head", 9000 + (int)(getpid() % 1000));
-	char *err = NULL, *new_sha = NULL, *got;
+	char *new_sha = NULL, *got;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = git_url };
 	struct git_src *g = NULL;
 	char sha[41];
@@ -136,9 +138,8 @@ T_TEST(pushed_commit_seen_after_fetch)
 	o.ref = pull;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
-	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 
 	/* someone pushes a commit (and a forge-style pull ref) */
 	T_REQUIRE(tu_sh("git clone -q '%s' '%s' && cd '%s' && git checkout -qb '%s' && "
@@ -149,9 +150,8 @@ T_TEST(pushed_commit_seen_after_fetch)
 	new_sha = tu_sh_line("git -C '%s' rev-parse HEAD", work);
 
 	/* not before the fetch */
-	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	t0 = prov_now_ms();
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
 	printf("incremental fetch (1 commit): %.1f ms, %zu bytes\n", prov_now_ms() - t0, bytes);
@@ -172,9 +172,8 @@ T_TEST(pushed_commit_seen_after_fetch)
 	T_REQUIRE(tu_sh("git --git-dir='%s' update-ref -d 'refs/heads/%s' && "
 		     "git --git-dir='%s' update-ref -d '%s'", git_bare, branch, git_bare, pull) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
-	T_INTEQ(git_src_resolve(g, branch, sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	free(new_sha);
@@ -186,7 +185,8 @@ T_TEST(pushed_commit_seen_after_fetch)
 
 T_TEST(missing_repository_is_reported)
 {
-	char *cache = xasprintf("%s/cache3", tmp), *url, *err = NULL, *slash;
+	char *cache = xasprintf("%s/cache3", tmp), *url, *slash;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 
@@ -204,9 +204,9 @@ T_TEST(missing_repository_is_reported)
 	o.cache_dir = cache;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
-	T_CONTAINS(err, url);
-	fprintf(stderr, "  (expected) %s\n", err ? err : "");
-	free(err);
+	T_CONTAINS(err.msg, url);
+	fprintf(stderr, "  (expected) %s\n", plumb_err_msg(&err));
+	plumb_err_clear(&err);
 	git_src_free(g);
 	free(url);
 	free(cache);
@@ -220,7 +220,8 @@ T_TEST(missing_repository_is_reported)
 T_TEST(ssh_key_and_known_hosts)
 {
 	char *d = xasprintf("%s/ssh", tmp), *cache = xasprintf("%s/cache4", tmp);
-	char *url = NULL, *err = NULL, *key = NULL, *kh = NULL, *khbad = NULL, *pidfile = NULL;
+	char *url = NULL, *key = NULL, *kh = NULL, *khbad = NULL, *pidfile = NULL;
+	struct plumb_err err = { 0 };
 	char *want_sha = NULL, *pidstr = NULL;
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
@@ -269,7 +270,7 @@ T_TEST(ssh_key_and_known_hosts)
 	rc = git_src_fetch(g, NULL, &err);
 	printf("clone over ssh: %.1f ms\n", prov_now_ms() - t0);
 	if (rc < 0)
-		fprintf(stderr, "  %s\n", err);
+		fprintf(stderr, "  %s\n", plumb_err_msg(&err));
 	T_CHECK(rc == 0);
 	T_INTEQ(git_src_resolve(g, "main", sha, &err), 0);
 	T_STREQ(sha, want_sha);
@@ -279,23 +280,21 @@ T_TEST(ssh_key_and_known_hosts)
 	/* a host key that is not the one in known_hosts: refused, said plainly */
 	o.ssh_known_hosts = khbad;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
-	T_CONTAINS(err, "does not match");
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EHOSTKEY);
+	T_CONTAINS(err.msg, "does not match");
+	plumb_err_clear(&err);
 	git_src_free(g);
 	g = NULL;
 
-	/* a client key the server does not know: one attempt, GIT_SRC_EAUTH */
+	/* a client key the server does not know: one attempt, PLUMB_EAUTH */
 	free(key);
 	key = xasprintf("%s/other", d);
 	o.ssh_key = key;
 	o.ssh_known_hosts = kh;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	T_INTEQ(git_src_fetch(g, NULL, &err), GIT_SRC_EAUTH);
-	T_CONTAINS(err, "authentication failed");
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EAUTH);
+	T_CONTAINS(err.msg, "authentication failed");
+	plumb_err_clear(&err);
 	git_src_free(g);
 	g = NULL;
 	if (pid > 0)

@@ -20,7 +20,7 @@ struct mem_source {
 	size_t secrets_len;
 };
 
-static int mem_read(struct source *s, const char *relpath, char **out, size_t *len, char **err)
+static int mem_read(struct source *s, const char *relpath, char **out, size_t *len, struct plumb_err *err)
 {
 	struct mem_source *m = (struct mem_source *)s;
 	(void)err;
@@ -34,7 +34,7 @@ static int mem_read(struct source *s, const char *relpath, char **out, size_t *l
 		*len = m->secrets_len;
 		return 0;
 	}
-	return SOURCE_ENOTFOUND;
+	return PLUMB_ENOTFOUND;
 }
 
 static void mem_free(struct source *s)

@@ -196,7 +196,7 @@ T_TEST(forms_evaluated_trusted)
 				T_FAIL_AT("case %zu %s failed", i, cases[i].tag);
 			T_STREQ(out, cases[i].want);
 		} else {
-			T_INTEQ(rc, -1);
+			T_INTEQ(rc, PLUMB_ECONFIG);
 		}
 		T_INTEQ(t.turned_off, 0);
 		free(out);
@@ -294,7 +294,7 @@ T_TEST(refused_forms_exact_messages)
 		char *out = NULL, *msg;
 
 		trust_fake(&t, 1);
-		T_INTEQ(expand_one(cases[i].src, &t, &out, &d), -1);
+		T_INTEQ(expand_one(cases[i].src, &t, &out, &d), PLUMB_ECONFIG);
 		T_CHECK(out == NULL);
 		msg = diags_to_string(&d);
 		if (strchr(cases[i].msg, '\n'))
@@ -313,7 +313,7 @@ T_TEST(failed_command_names_tag_not_output)
 	char *out = NULL, *msg;
 
 	trust_fake(&t, 1);
-	T_INTEQ(expand_one("pw: <%= %x(echo s3cr3t-canary-value; exit 3) %>", &t, &out, &d), -1);
+	T_INTEQ(expand_one("pw: <%= %x(echo s3cr3t-canary-value; exit 3) %>", &t, &out, &d), PLUMB_ECONFIG);
 	msg = diags_to_string(&d);
 	T_STREQ(msg, "deploy.yml:1:5: error: `<%= %x(echo s3cr3t-canary-value; exit 3) %>` in "
 		     "registry.password: the command failed (exit status 3)\n");
@@ -322,7 +322,7 @@ T_TEST(failed_command_names_tag_not_output)
 
 	/* The output (not the command text) never appears. */
 	T_INTEQ(expand_one("pw: <%= %x(printf '%s' \"$0\" | tr a-z A-Z; exit 4) %>", &t, &out, &d),
-		-1);
+		PLUMB_ECONFIG);
 	msg = diags_to_string(&d);
 	T_NOT_CONTAINS(msg, "SH");
 	T_CONTAINS(msg, "exit status 4");

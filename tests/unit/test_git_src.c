@@ -79,7 +79,8 @@ static int make_repo(const char *dir, char **sha1, char **sha2)
 static char *read_at(struct git_src *g, const char *sha, const char *path, int *rc_out)
 {
 	struct source *s = NULL;
-	char *out = NULL, *err = NULL;
+	char *out = NULL;
+	struct plumb_err err = { 0 };
 	size_t len = 0;
 	int rc;
 
@@ -90,9 +91,7 @@ static char *read_at(struct git_src *g, const char *sha, const char *path, int *
 		*rc_out = rc;
 	if (rc < 0) {
 		free(out);
-		out = err ? err : xstrdup("(no message)");
-	} else {
-		free(err);
+		out = xstrdup(plumb_err_msg(&err));
 	}
 	source_free(s);
 	return out;
@@ -123,7 +122,8 @@ T_TEST(redact_urls_and_secret)
 
 T_TEST(resolve_refs_in_working_tree)
 {
-	char *dir = tdir("wt"), *sha1 = NULL, *sha2 = NULL, *err = NULL;
+	char *dir = tdir("wt"), *sha1 = NULL, *sha2 = NULL;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = dir };
 	struct git_src *g = NULL;
 	char sha[41], shortsha[8];
@@ -149,16 +149,15 @@ T_TEST(resolve_refs_in_working_tree)
 	T_INTEQ(git_src_resolve(g, NULL, sha, &err), 0); /* default: HEAD */
 	T_STREQ(sha, sha2);
 
-	T_INTEQ(git_src_resolve(g, "nope", sha, &err), GIT_SRC_ENOTFOUND);
-	T_CONTAINS(err, "no branch, tag or commit named 'nope'");
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, "nope", sha, &err), PLUMB_ENOTFOUND);
+	T_CONTAINS(err.msg, "no branch, tag or commit named 'nope'");
+	T_INTEQ(err.code, PLUMB_ENOTFOUND); /* the carrier holds the code returned */
+	plumb_err_clear(&err);
 	/* revision expressions are not refs */
-	T_INTEQ(git_src_resolve(g, "main~1", sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
-	T_INTEQ(git_src_resolve(g, "refs/heads/nope", sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
+	T_INTEQ(git_src_resolve(g, "main~1", sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
+	T_INTEQ(git_src_resolve(g, "refs/heads/nope", sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	/* opts.ref is the default for resolve */
@@ -174,7 +173,8 @@ T_TEST(resolve_refs_in_working_tree)
 
 T_TEST(read_config_at_commits)
 {
-	char *dir = tdir("rd"), *sha1 = NULL, *sha2 = NULL, *err = NULL, *s, *want;
+	char *dir = tdir("rd"), *sha1 = NULL, *sha2 = NULL, *s, *want;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = dir };
 	struct git_src *g = NULL;
 	struct source *src = NULL;
@@ -200,13 +200,13 @@ T_TEST(read_config_at_commits)
 	free(s);
 
 	s = read_at(g, sha2, "config/deploy.staging.yml", &rc);
-	T_INTEQ(rc, SOURCE_ENOTFOUND);
+	T_INTEQ(rc, PLUMB_ENOTFOUND);
 	free(s);
 	s = read_at(g, sha2, "config/deploy.yml/x", &rc);
-	T_INTEQ(rc, SOURCE_ENOTFOUND);
+	T_INTEQ(rc, PLUMB_ENOTFOUND);
 	free(s);
 	s = read_at(g, sha2, "config", &rc);
-	T_INTEQ(rc, -1);
+	T_INTEQ(rc, PLUMB_EOUTSIDE);
 	T_CONTAINS(s, "is a directory");
 	free(s);
 	s = read_at(g, sha2, "./config//deploy.yml", &rc);
@@ -219,18 +219,15 @@ T_TEST(read_config_at_commits)
 	T_STREQ(src->label, want);
 	free(want);
 	/* path traversal: refused by source_read and by the git source itself */
-	T_INTEQ(source_read(src, "../rd/config/deploy.yml", &s, &(size_t){ 0 }, &err), -1);
-	T_CONTAINS(err, "outside the repository");
-	free(err);
-	err = NULL;
+	T_INTEQ(source_read(src, "../rd/config/deploy.yml", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
+	T_CONTAINS(err.msg, "outside the repository");
+	plumb_err_clear(&err);
 	s = NULL;
-	T_INTEQ(src->read(src, "config/../../x", &s, &(size_t){ 0 }, &err), -1);
-	T_CONTAINS(err, "outside the repository");
-	free(err);
-	err = NULL;
-	T_INTEQ(src->read(src, "/etc/passwd", &s, &(size_t){ 0 }, &err), -1);
-	free(err);
-	err = NULL;
+	T_INTEQ(src->read(src, "config/../../x", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
+	T_CONTAINS(err.msg, "outside the repository");
+	plumb_err_clear(&err);
+	T_INTEQ(src->read(src, "/etc/passwd", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
+	plumb_err_clear(&err);
 	source_free(src);
 	src = NULL;
 
@@ -245,12 +242,11 @@ T_TEST(read_config_at_commits)
 
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_source_at(g, "zzzz", &src, &err) < 0);
-	T_CONTAINS(err, "is not a commit sha");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "is not a commit sha");
+	plumb_err_clear(&err);
 	T_CHECK(git_src_source_at(g, "0123456789012345678901234567890123456789", &src, &err) < 0);
-	T_CHECK(err != NULL);
-	free(err);
+	T_CHECK(err.code < 0 && err.msg[0]);
+	plumb_err_clear(&err);
 	git_src_free(g);
 	free(sha1);
 	free(sha2);
@@ -259,7 +255,8 @@ T_TEST(read_config_at_commits)
 
 T_TEST(symlinks_and_size_limit)
 {
-	char *dir = tdir("ln"), *sha1 = NULL, *sha2 = NULL, *err = NULL, *s, *head;
+	char *dir = tdir("ln"), *sha1 = NULL, *sha2 = NULL, *s, *head;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = dir };
 	struct git_src *g = NULL;
 	int rc;
@@ -283,15 +280,15 @@ T_TEST(symlinks_and_size_limit)
 	T_STREQ(s, "env: 1\n");
 	free(s);
 	s = read_at(g, head, "config/deploy.evil.yml", &rc);
-	T_INTEQ(rc, -1);
+	T_INTEQ(rc, PLUMB_EOUTSIDE);
 	T_CONTAINS(s, "symbolic link points outside the repository");
 	free(s);
 	s = read_at(g, head, "config/deploy.abs.yml", &rc);
-	T_INTEQ(rc, -1);
+	T_INTEQ(rc, PLUMB_EOUTSIDE);
 	T_CONTAINS(s, "outside the repository");
 	free(s);
 	s = read_at(g, head, "config/big.yml", &rc);
-	T_INTEQ(rc, -1);
+	T_INTEQ(rc, PLUMB_ETOOBIG);
 	T_CONTAINS(s, "file too large");
 	free(s);
 	s = read_at(g, head, "config/max.yml", &rc);
@@ -306,7 +303,8 @@ T_TEST(symlinks_and_size_limit)
 
 T_TEST(bare_repository)
 {
-	char *dir = tdir("bw"), *bare = tdir("bw.git"), *sha1 = NULL, *sha2 = NULL, *err = NULL;
+	char *dir = tdir("bw"), *bare = tdir("bw.git"), *sha1 = NULL, *sha2 = NULL;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 	struct source *src = NULL;
@@ -326,16 +324,15 @@ T_TEST(bare_repository)
 	T_STREQ(s, "service: a\n");
 	free(s);
 	T_CHECK(git_src_worktree(g, &src, sha, &dirty, &err) < 0);
-	T_CONTAINS(err, "bare repository has no working tree");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "bare repository has no working tree");
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	/* not a repository: a clear message, no discovery upwards */
 	o.location = T;
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "not a git repository");
-	free(err);
+	T_CONTAINS(err.msg, "not a git repository");
+	plumb_err_clear(&err);
 	free(sha1);
 	free(sha2);
 	free(dir);
@@ -344,7 +341,8 @@ T_TEST(bare_repository)
 
 T_TEST(working_tree_mode_and_dirty)
 {
-	char *dir = tdir("dt"), *sha1 = NULL, *sha2 = NULL, *err = NULL, *s = NULL;
+	char *dir = tdir("dt"), *sha1 = NULL, *sha2 = NULL, *s = NULL;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = dir };
 	struct git_src *g = NULL;
 	struct source *src = NULL;
@@ -402,12 +400,11 @@ T_TEST(working_tree_mode_and_dirty)
 	T_REQUIRE(tu_sh("git init -q '%s'", dir) == 0);
 	o.location = dir;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	T_INTEQ(git_src_worktree(g, &src, head, &dirty, &err), GIT_SRC_ENOTFOUND);
-	T_CONTAINS(err, "no commit yet");
-	free(err);
-	err = NULL;
-	T_INTEQ(git_src_resolve(g, NULL, head, &err), GIT_SRC_ENOTFOUND);
-	free(err);
+	T_INTEQ(git_src_worktree(g, &src, head, &dirty, &err), PLUMB_ENOTFOUND);
+	T_CONTAINS(err.msg, "no commit yet");
+	plumb_err_clear(&err);
+	T_INTEQ(git_src_resolve(g, NULL, head, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	git_src_free(g);
 	free(sha1);
 	free(sha2);
@@ -417,7 +414,8 @@ T_TEST(working_tree_mode_and_dirty)
 T_TEST(url_clone_fetch_sees_new_commit)
 {
 	char *dir = tdir("uw"), *bare = tdir("u.git"), *cache = tdir("cache"), *push = tdir("upush");
-	char *sha1 = NULL, *sha2 = NULL, *sha3 = NULL, *err = NULL, *s, *url;
+	char *sha1 = NULL, *sha2 = NULL, *sha3 = NULL, *s, *url;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 	char sha[41];
@@ -433,10 +431,9 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	T_CHECK(git_src_is_remote(g));
 	T_CHECK(strncmp(git_src_repo_path(g), cache, strlen(cache)) == 0);
 	/* nothing resolves before the first fetch */
-	T_INTEQ(git_src_resolve(g, NULL, sha, &err), GIT_SRC_ENOTFOUND);
-	T_CONTAINS(err, "not fetched yet");
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, NULL, sha, &err), PLUMB_ENOTFOUND);
+	T_CONTAINS(err.msg, "not fetched yet");
+	plumb_err_clear(&err);
 
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
 	T_CHECK(bytes > 0);
@@ -479,9 +476,8 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	T_STREQ(s, "service: c\n");
 	free(s);
 	/* a tag deleted on the remote is pruned */
-	T_INTEQ(git_src_resolve(g, "v1", sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, "v1", sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	/* reopening the same URL finds the cache: no fetch needed */
@@ -503,7 +499,8 @@ T_TEST(url_clone_fetch_sees_new_commit)
 T_TEST(url_pull_request_ref)
 {
 	char *dir = tdir("pw"), *bare = tdir("p.git"), *cache = tdir("pcache");
-	char *sha1 = NULL, *sha2 = NULL, *pr = NULL, *err = NULL, *s, *url;
+	char *sha1 = NULL, *sha2 = NULL, *pr = NULL, *s, *url;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 	char sha[41];
@@ -524,9 +521,8 @@ T_TEST(url_pull_request_ref)
 	/* without asking for it, the pull ref is not fetched */
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
-	T_INTEQ(git_src_resolve(g, "refs/pull/7/head", sha, &err), GIT_SRC_ENOTFOUND);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_resolve(g, "refs/pull/7/head", sha, &err), PLUMB_ENOTFOUND);
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	o.ref = "refs/pull/7/head";
@@ -548,8 +544,8 @@ T_TEST(url_pull_request_ref)
 	o.ref = "refs/pull/*/head";
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
-	T_CONTAINS(err, "not a valid ref name");
-	free(err);
+	T_CONTAINS(err.msg, "not a valid ref name");
+	plumb_err_clear(&err);
 	git_src_free(g);
 
 	free(sha1);
@@ -564,7 +560,8 @@ T_TEST(url_pull_request_ref)
 T_TEST(default_cache_dir_from_xdg)
 {
 	char *dir = tdir("xw"), *bare = tdir("x.git"), *xdg = tdir("xdg");
-	char *sha1 = NULL, *sha2 = NULL, *err = NULL, *url, *want;
+	char *sha1 = NULL, *sha2 = NULL, *url, *want;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 
@@ -593,15 +590,14 @@ T_TEST(token_options)
 	char *cache = tdir("tcache"), *tokfile = tdir("tok"), *empty = tdir("tokempty");
 	struct git_src_opts o = { .location = "https://example.invalid/x.git" };
 	struct git_src *g = NULL;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
 	o.cache_dir = cache;
 	o.token_env = "PLUMB_TEST_TOKEN_UNSET";
 	unsetenv("PLUMB_TEST_TOKEN_UNSET");
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "PLUMB_TEST_TOKEN_UNSET is not set");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "PLUMB_TEST_TOKEN_UNSET is not set");
+	plumb_err_clear(&err);
 
 	T_REQUIRE(tu_sh("printf 'filetok\\n' > '%s' && : > '%s'", tokfile, empty) == 0);
 	o.token_file = tokfile;
@@ -610,29 +606,26 @@ T_TEST(token_options)
 	g = NULL;
 	o.token_file = empty;
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "empty");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "empty");
+	plumb_err_clear(&err);
 
 	o.token_file = NULL;
 	o.token_env = NULL;
 	o.ssh_key = "/nonexistent/id_ed25519";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "ssh key /nonexistent/id_ed25519");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "ssh key /nonexistent/id_ed25519");
+	plumb_err_clear(&err);
 	o.ssh_key = NULL;
 	o.ssh_known_hosts = "/nonexistent/known_hosts";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "known_hosts /nonexistent/known_hosts");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "known_hosts /nonexistent/known_hosts");
+	plumb_err_clear(&err);
 	/* a CA file that cannot be loaded is an error at open, naming it */
 	o.ssh_known_hosts = NULL;
 	o.ca_file = "/nonexistent/ca.pem";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
-	T_CONTAINS(err, "CA locations (file /nonexistent/ca.pem");
-	free(err);
+	T_CONTAINS(err.msg, "CA locations (file /nonexistent/ca.pem");
+	plumb_err_clear(&err);
 	free(cache);
 	free(tokfile);
 	free(empty);
@@ -718,7 +711,8 @@ static void http401_stop(struct http401 *h)
 
 T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 {
-	char *cache = tdir("hcache"), *url, *err = NULL;
+	char *cache = tdir("hcache"), *url;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { 0 };
 	struct git_src *g = NULL;
 	struct http401 h;
@@ -732,15 +726,14 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	o.token_env = "PLUMB_TEST_TOKEN";
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	rc = git_src_fetch(g, NULL, &err);
-	T_INTEQ(rc, GIT_SRC_EAUTH);
-	T_CONTAINS(err, "authentication failed");
-	T_NOT_CONTAINS(err, "tok-SECRET-123");
+	T_INTEQ(rc, PLUMB_EAUTH);
+	T_CONTAINS(err.msg, "authentication failed");
+	T_NOT_CONTAINS(err.msg, "tok-SECRET-123");
 	/* one request without credentials, one with; then we stop */
 	T_CHECK(h.requests >= 1 && h.requests <= 2);
 	/* base64("x-access-token:tok-SECRET-123") */
 	T_STREQ(h.auth, "Authorization: Basic eC1hY2Nlc3MtdG9rZW46dG9rLVNFQ1JFVC0xMjM=");
-	free(err);
-	err = NULL;
+	plumb_err_clear(&err);
 	git_src_free(g);
 	free(url);
 
@@ -750,10 +743,9 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	o.token_env = NULL;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
-	T_NOT_CONTAINS(err, "tok-SECRET-123");
-	T_CONTAINS(err, "http://***@127.0.0.1");
-	free(err);
-	err = NULL;
+	T_NOT_CONTAINS(err.msg, "tok-SECRET-123");
+	T_CONTAINS(err.msg, "http://***@127.0.0.1");
+	plumb_err_clear(&err);
 	T_NOT_CONTAINS(git_src_repo_path(g), "SECRET");
 	git_src_free(g);
 	free(url);
@@ -762,9 +754,9 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	url = xasprintf("http://127.0.0.1:%d/x.git", h.port);
 	o.location = url;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
-	T_INTEQ(git_src_fetch(g, NULL, &err), GIT_SRC_EAUTH);
-	T_CONTAINS(err, "none are configured");
-	free(err);
+	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EAUTH);
+	T_CONTAINS(err.msg, "none are configured");
+	plumb_err_clear(&err);
 	git_src_free(g);
 	free(url);
 
@@ -775,7 +767,8 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 
 T_TEST(foreign_owner_is_explained)
 {
-	char *dir = tdir("fo"), *sha1 = NULL, *sha2 = NULL, *err = NULL, *s;
+	char *dir = tdir("fo"), *sha1 = NULL, *sha2 = NULL, *s;
+	struct plumb_err err = { 0 };
 	struct git_src_opts o = { .location = dir };
 	struct git_src *g = NULL;
 	char sha[41];
@@ -788,12 +781,11 @@ T_TEST(foreign_owner_is_explained)
 	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
 	T_REQUIRE(tu_sh("chown -R 65534:65534 '%s'", dir) == 0);
 	rc = git_src_open(&g, &o, &err);
-	T_INTEQ(rc, GIT_SRC_EOWNER);
-	T_CONTAINS(err, "owned by another user (uid 65534");
-	T_CONTAINS(err, "safe.directory");
-	T_CONTAINS(err, "--allow-foreign-owner");
-	free(err);
-	err = NULL;
+	T_INTEQ(rc, PLUMB_EOWNER);
+	T_CONTAINS(err.msg, "owned by another user (uid 65534");
+	T_CONTAINS(err.msg, "safe.directory");
+	T_CONTAINS(err.msg, "--allow-foreign-owner");
+	plumb_err_clear(&err);
 
 	o.allow_foreign_owner = 1;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
@@ -815,9 +807,8 @@ T_TEST(foreign_owner_is_explained)
 
 	/* allowing it once leaves the check on for everyone else */
 	o.allow_foreign_owner = 0;
-	T_INTEQ(git_src_open(&g, &o, &err), GIT_SRC_EOWNER);
-	free(err);
-	err = NULL;
+	T_INTEQ(git_src_open(&g, &o, &err), PLUMB_EOWNER);
+	plumb_err_clear(&err);
 
 	/* git's own safe.directory is honoured */
 	T_REQUIRE(tu_sh("git config --global --add safe.directory '%s'", dir) == 0);

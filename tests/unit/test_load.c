@@ -95,5 +95,39 @@ T_TEST(cli_config_absolute_file_loads)
 	free(base);
 }
 
+/* The front's failures are codes of the one space. */
+T_TEST(load_codes)
+{
+	char *base = tu_tmpdir("load-codes"), *path;
+	struct rec_load_opts lo = { 0 };
+	struct rec_loaded ld;
+	FILE *log = tmpfile();
+	char *argv[] = { "config", "stray", NULL };
+	int json = 0;
+
+	T_REQUIRE(base != NULL && log != NULL);
+	tu_write_in(base, "config/deploy.yml", "service: app\nimage: app\nservers: 7\n");
+	path = xasprintf("%s/config/deploy.yml", base);
+	lo.config_path = path;
+	lo.log = log;
+	T_INTEQ(rec_load(&ld, &lo), PLUMB_ECONFIG);
+	rec_loaded_release(&ld);
+	tu_write_in(base, "config/deploy.yml",
+		    "service: app\nimage: <%= ENV['IMG'] %>\nservers: [1.2.3.4]\n"
+		    "registry: {server: r.example, username: u, password: [PW]}\n"
+		    "builder: {arch: amd64}\n");
+	tu_write_in(base, ".kamal/secrets", "PW=abc\n");
+	T_INTEQ(rec_load(&ld, &lo), 0);
+	T_INTEQ(rec_require_computed(ld.config, "plan", log), PLUMB_EUNTRUSTED);
+	rec_loaded_release(&ld);
+	optind = 1;
+	T_INTEQ(rec_parse_load_args("config", 2, argv, &lo, &json), PLUMB_EINVAL);
+	optind = 1;
+	fclose(log);
+	free(path);
+	tu_rm_rf(base);
+	free(base);
+}
+
 T_MAIN(T_CASE(split_lexical_config_folder), T_CASE(split_follows_the_file),
-       T_CASE(cli_config_absolute_file_loads))
+       T_CASE(cli_config_absolute_file_loads), T_CASE(load_codes))

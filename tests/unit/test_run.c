@@ -39,21 +39,21 @@ T_TEST(shell_bounds_and_status)
 	T_INTEQ(prov_run_shell("pwd", "/tmp", 100, 0, &out, &status), 0);
 	T_STREQ(out, "/tmp");
 	free_secret(out);
-	T_INTEQ(prov_run_shell("echo err >&2; exit 5", NULL, 100, 0, &out, &status), -1);
+	T_INTEQ(prov_run_shell("echo err >&2; exit 5", NULL, 100, 0, &out, &status), PLUMB_ERROR);
 	T_INTEQ(status, 5);
 	T_CHECK(out == NULL);
-	T_INTEQ(prov_run_shell("kill -TERM $$", NULL, 100, 0, &out, &status), -1);
+	T_INTEQ(prov_run_shell("kill -TERM $$", NULL, 100, 0, &out, &status), PLUMB_ERROR);
 	T_INTEQ(status, 128 + 15);
 	/* Output past the bound kills the producer (yes never ends on its own). */
-	T_INTEQ(prov_run_shell("yes", NULL, 10000, 0, &out, &status), -1);
+	T_INTEQ(prov_run_shell("yes", NULL, 10000, 0, &out, &status), PLUMB_ETRUNC);
 	T_INTEQ(status, -1);
-	T_INTEQ(prov_run_shell("sleep 5", NULL, 100, 200, &out, &status), -1);
+	T_INTEQ(prov_run_shell("sleep 5", NULL, 100, 200, &out, &status), PLUMB_ETIMEOUT);
 	T_INTEQ(status, -1);
 	/* the command's stdin is /dev/null, not the pipe its text came through */
 	T_INTEQ(prov_run_shell("cat", NULL, 100, 0, &out, &status), 0);
 	T_STREQ(out, "");
 	free_secret(out);
-	T_INTEQ(prov_run_shell("true", "/nonexistent-dir", 100, 0, &out, &status), -1);
+	T_INTEQ(prov_run_shell("true", "/nonexistent-dir", 100, 0, &out, &status), PLUMB_ERROR);
 	T_INTEQ(status, 127);
 	/* several lines, quotes and a last line without a newline */
 	T_INTEQ(prov_run_shell("a='x y'\nprintf '%s|' \"$a\"\necho \"end\"", NULL, 100, 0, &out,
@@ -108,7 +108,7 @@ T_TEST(deadline_when_stdout_closed)
 	long long t0 = mono_ms(), took;
 	pid_t pg;
 
-	T_INTEQ(prov_run_shell(cmd, NULL, 100, 500, &out, &status), -1);
+	T_INTEQ(prov_run_shell(cmd, NULL, 100, 500, &out, &status), PLUMB_ETIMEOUT);
 	took = mono_ms() - t0;
 	T_INTEQ(status, -1);
 	T_CHECK(took < 3000);
@@ -175,6 +175,34 @@ T_TEST(secrets_command_argv_clean)
 	}
 }
 
+/* trust_run: "not run" (untrusted, no runner) is PLUMB_EUNAVAILABLE, and a
+ * command that ran and failed never reads as not run. */
+T_TEST(trust_run_codes)
+{
+	struct trust t;
+	char *out = NULL;
+	int status = 0;
+
+	trust_init(&t, 0);
+	t.run_fn = prov_run_shell_fn;
+	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "echo x", NULL, 100, &out, &status),
+		PLUMB_EUNAVAILABLE);
+	T_CHECK(out == NULL);
+	T_CHECK(t.turned_off & TRUST_OFF_ERB_CMD);
+	trust_init(&t, 1);
+	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "echo x", NULL, 100, &out, &status),
+		PLUMB_EUNAVAILABLE); /* no runner */
+	trust_init(&t, 1);
+	t.run_fn = prov_run_shell_fn;
+	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "exit 2", NULL, 100, &out, &status), PLUMB_ERROR);
+	T_INTEQ(status, 2);
+	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "yes", NULL, 100, &out, &status), PLUMB_ETRUNC);
+	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "echo x", NULL, 100, &out, &status), 0);
+	T_STREQ(out, "x");
+	free_secret(out);
+	T_INTEQ(t.turned_off, 0);
+}
+
 /* The child inherits no descriptor above 2, and gets stdin, env and cwd. */
 T_TEST(child_struct)
 {
@@ -182,6 +210,7 @@ T_TEST(child_struct)
 			       NULL };
 	const char *env[] = { "RUN_X=from-env", NULL };
 	struct prov_child c = { 0 };
+	struct plumb_err e = { 0 };
 	int leak = dup2(0, 77); /* no O_CLOEXEC */
 
 	c.argv = argv;
@@ -191,7 +220,7 @@ T_TEST(child_struct)
 	c.in_len = strlen(c.in);
 	c.out_max = 4096;
 	c.err_max = 100;
-	T_INTEQ(prov_child_run(&c), 0);
+	T_INTEQ(prov_child_run(&c, NULL), 0);
 	T_INTEQ(c.status, 0);
 	T_CHECK(leak == 77);
 	T_STREQ(c.out.buf, "stdin-bytes\nfrom-env\n/\n"); /* no LEAK */
@@ -199,12 +228,16 @@ T_TEST(child_struct)
 	prov_child_release(&c);
 	close(leak);
 
-	/* output past its bound: PROV_ETRUNC, what was read is kept */
+	/* output past its bound: PLUMB_ETRUNC, what was read is kept; the
+	 * message names the program, never its arguments */
 	memset(&c, 0, sizeof(c));
 	argv[2] = "yes";
 	c.argv = argv;
 	c.out_max = 1000;
-	T_INTEQ(prov_child_run(&c), PROV_ETRUNC);
+	T_INTEQ(prov_child_run(&c, &e), PLUMB_ETRUNC);
+	T_INTEQ(e.code, PLUMB_ETRUNC);
+	T_CONTAINS(e.msg, "/bin/sh");
+	T_NOT_CONTAINS(e.msg, "yes");
 	T_CHECK(c.out.len <= 1000);
 	prov_child_release(&c);
 
@@ -214,11 +247,11 @@ T_TEST(child_struct)
 	c.argv = argv;
 	c.in_len = 1 << 20;
 	c.in = xcalloc(1, c.in_len);
-	T_INTEQ(prov_child_run(&c), 0);
+	T_INTEQ(prov_child_run(&c, &e), 0);
 	T_INTEQ(c.status, 3);
 	free((char *)c.in);
 	prov_child_release(&c);
 }
 
-T_MAIN(T_CASE(shell_bounds_and_status), T_CASE(deadline_when_stdout_closed),
+T_MAIN(T_CASE(trust_run_codes), T_CASE(shell_bounds_and_status), T_CASE(deadline_when_stdout_closed),
        T_CASE(no_secret_in_argv), T_CASE(secrets_command_argv_clean), T_CASE(child_struct))

@@ -244,7 +244,7 @@ T_TEST(export_of_unset_is_an_error)
 
 	trust_fake(&t, 1);
 	T_INTEQ(secrets_parse(s, "f", ok, strlen(ok), NULL, &t, &d), 0);
-	T_INTEQ(secrets_parse(s, "f", bad, strlen(bad), NULL, &t, &d), -1);
+	T_INTEQ(secrets_parse(s, "f", bad, strlen(bad), NULL, &t, &d), PLUMB_ECONFIG);
 	msg = diags_to_string(&d);
 	T_STREQ(msg, "f:3: error: an `export` line names a variable that is not set in this file "
 		     "(dotenv refuses the file)\n");
@@ -325,7 +325,7 @@ T_TEST(file_order_and_destinations)
 	secrets_free(s);
 
 	/* A destination cannot climb out. */
-	T_INTEQ(secrets_load(&s, src, NULL, "../x", &t, &d), -1);
+	T_INTEQ(secrets_load(&s, src, NULL, "../x", &t, &d), PLUMB_ECONFIG);
 	T_CHECK(s == NULL);
 	diags_clear(&d);
 

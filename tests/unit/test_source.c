@@ -54,8 +54,8 @@ static void link_in(struct fx *f, const char *target, const char *rel)
 	free(p);
 }
 
-/* Reads rel with the rule; returns its code and leaves *err (or NULL). */
-static int rd(struct fx *f, const char *rel, size_t max, char **text, char **err)
+/* Reads rel with the rule; returns its code and leaves the message in *err. */
+static int rd(struct fx *f, const char *rel, size_t max, char **text, struct plumb_err *err)
 {
 	size_t len = 0;
 	int rc = source_read_inside(f->repo, rel, max, text, &len, err);
@@ -66,22 +66,24 @@ static int rd(struct fx *f, const char *rel, size_t max, char **text, char **err
 }
 
 
-/* rel is refused with -1 and a message naming it and saying `why`. */
-#define REFUSED(f, rel, max, why)                                              \
+/* rel is refused with code and a message naming it and saying `why`. */
+#define REFUSED(f, rel, max, want, why)                                        \
 	do {                                                                   \
-		char *t_text_ = NULL, *t_err_ = NULL;                          \
-		T_INTEQ(rd((f), (rel), (max), &t_text_, &t_err_), -1);         \
+		char *t_text_ = NULL;                                          \
+		struct plumb_err t_err_ = { 0 };                               \
+		T_INTEQ(rd((f), (rel), (max), &t_text_, &t_err_), (want));     \
+		T_INTEQ(t_err_.code, (want));                                  \
 		T_CHECK(t_text_ == NULL);                                      \
-		T_CONTAINS(t_err_, (rel));                                     \
-		T_CONTAINS(t_err_, (why));                                     \
-		T_NOT_CONTAINS(t_err_, (f)->outside);                          \
-		free(t_err_);                                                  \
+		T_CONTAINS(t_err_.msg, (rel));                                 \
+		T_CONTAINS(t_err_.msg, (why));                                 \
+		T_NOT_CONTAINS(t_err_.msg, (f)->outside);                      \
 	} while (0)
 
 T_TEST(plain_and_link_inside)
 {
 	struct fx f;
-	char *text = NULL, *err = NULL;
+	char *text = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_init(&f) == 0);
 	T_INTEQ(rd(&f, "config/real.yml", SOURCE_MAX_FILE, &text, &err), 0);
@@ -105,25 +107,26 @@ static const struct refusal {
 	const char *target, *link, *rel;
 	size_t max;
 	const char *why;
+	int code;
 } refusals[] = {
-	{ "@", "config/deploy.yml", "config/deploy.yml", SOURCE_MAX_FILE, "outside the repository" },
-	{ "../../outside/other.yml", "config/rel.yml", "config/rel.yml", SOURCE_MAX_FILE, "outside the repository" },
-	{ "..", "up", "up/outside/other.yml", SOURCE_MAX_FILE, "outside the repository" },
+	{ "@", "config/deploy.yml", "config/deploy.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ "../../outside/other.yml", "config/rel.yml", "config/rel.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ "..", "up", "up/outside/other.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
 	/* a chain: a -> b (inside) -> outside */
-	{ "@", "config/b.yml", "config/b.yml", SOURCE_MAX_FILE, "outside the repository" },
-	{ "b.yml", "config/a.yml", "config/a.yml", SOURCE_MAX_FILE, "outside the repository" },
+	{ "@", "config/b.yml", "config/b.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ "b.yml", "config/a.yml", "config/a.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
 	/* ".." components and absolute paths, lexically */
-	{ NULL, NULL, "../outside/other.yml", SOURCE_MAX_FILE, "outside the repository" },
-	{ NULL, NULL, "config/../../outside/other.yml", SOURCE_MAX_FILE, "outside the repository" },
-	{ NULL, NULL, "/etc/passwd", SOURCE_MAX_FILE, "outside the repository" },
+	{ NULL, NULL, "../outside/other.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ NULL, NULL, "config/../../outside/other.yml", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ NULL, NULL, "/etc/passwd", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
 	/* a FIFO, directly and through a link that stays inside (never blocks:
 	 * the test is killed by alarm if it does); a device outside */
-	{ NULL, NULL, "pipe", SOURCE_MAX_FILE, "not a regular file" },
-	{ "../pipe", "config/fifo.yml", "config/fifo.yml", SOURCE_MAX_FILE, "FIFO" },
-	{ "/dev/zero", "zero", "zero", SOURCE_MAX_FILE, "outside the repository" },
-	{ NULL, NULL, "config", SOURCE_MAX_FILE, "a directory" },
-	{ "config", "cfgdir", "cfgdir", SOURCE_MAX_FILE, "a directory" },
-	{ NULL, NULL, "config/real.yml", 4, "too large" },
+	{ NULL, NULL, "pipe", SOURCE_MAX_FILE, "not a regular file", PLUMB_EOUTSIDE },
+	{ "../pipe", "config/fifo.yml", "config/fifo.yml", SOURCE_MAX_FILE, "FIFO", PLUMB_EOUTSIDE },
+	{ "/dev/zero", "zero", "zero", SOURCE_MAX_FILE, "outside the repository", PLUMB_EOUTSIDE },
+	{ NULL, NULL, "config", SOURCE_MAX_FILE, "a directory", PLUMB_EOUTSIDE },
+	{ "config", "cfgdir", "cfgdir", SOURCE_MAX_FILE, "a directory", PLUMB_EOUTSIDE },
+	{ NULL, NULL, "config/real.yml", 4, "too large", PLUMB_ETOOBIG },
 };
 
 T_TEST(refused)
@@ -141,7 +144,7 @@ T_TEST(refused)
 
 		if (r->link)
 			link_in(&f, strcmp(r->target, "@") == 0 ? target : r->target, r->link);
-		REFUSED(&f, r->rel, r->max, r->why);
+		REFUSED(&f, r->rel, r->max, r->code, r->why);
 	}
 	alarm(0);
 	free(fifo);
@@ -152,20 +155,25 @@ T_TEST(refused)
 T_TEST(dir_and_missing)
 {
 	struct fx f;
-	char *text = NULL, *err = NULL;
+	char *text = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_init(&f) == 0);
-	T_INTEQ(rd(&f, "config/none.yml", SOURCE_MAX_FILE, &text, &err), SOURCE_ENOTFOUND);
-	T_CHECK(err == NULL);
+	T_INTEQ(rd(&f, "config/none.yml", SOURCE_MAX_FILE, &text, &err), PLUMB_ENOTFOUND);
+	T_INTEQ(err.code, PLUMB_ENOTFOUND);
+	T_CONTAINS(err.msg, "config/none.yml");
+	T_CHECK(text == NULL);
 	link_in(&f, "nowhere.yml", "config/dangling.yml");
-	T_INTEQ(rd(&f, "config/dangling.yml", SOURCE_MAX_FILE, &text, &err), SOURCE_ENOTFOUND);
+	T_INTEQ(rd(&f, "config/dangling.yml", SOURCE_MAX_FILE, &text, &err), PLUMB_ENOTFOUND);
+	T_NOT_CONTAINS(err.msg, "nowhere.yml");
 	fx_free(&f);
 }
 
 T_TEST(exact_size_read)
 {
 	struct fx f;
-	char *text = NULL, *err = NULL;
+	char *text = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_init(&f) == 0);
 	T_INTEQ(rd(&f, "config/real.yml", 16, &text, &err), 0); /* exactly 16 bytes */
@@ -177,7 +185,8 @@ T_TEST(exact_size_read)
 T_TEST(open_inside_gives_fd)
 {
 	struct fx f;
-	char *err = NULL, buf[8] = { 0 };
+	struct plumb_err err = { 0 };
+	char buf[8] = { 0 };
 	int fd = -1;
 
 	T_REQUIRE(fx_init(&f) == 0);
