@@ -1,6 +1,5 @@
 #include "reconciler/load.h"
 
-#include <ctype.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,19 +195,6 @@ int rec_require_computed(const struct config *c, const char *cmd, FILE *log)
 	return PLUMB_EUNTRUSTED;
 }
 
-int rec_registry_insecure_key(const char *k)
-{
-	const char *p = "registry.insecure[";
-	size_t n = strlen(p);
-
-	if (strncmp(k, p, n) != 0 || !isdigit((unsigned char)k[n]))
-		return 0;
-	k += n;
-	while (isdigit((unsigned char)*k))
-		k++;
-	return strcmp(k, "]") == 0;
-}
-
 int rec_registry_is_insecure(const struct config *c, const char *domain)
 {
 	size_t hostlen = strcspn(domain, ":");
@@ -218,10 +204,10 @@ int rec_registry_is_insecure(const struct config *c, const char *domain)
 		const char *rb = strchr(domain, ']');
 		hostlen = rb ? (size_t)(rb - domain) + 1 : strlen(domain);
 	}
-	for (size_t i = 0; i < c->x_plumb.n; i++) {
-		const char *v = c->x_plumb.vals[i];
+	for (size_t i = 0; i < c->xplumb.registry_insecure.n; i++) {
+		const char *v = c->xplumb.registry_insecure.v[i];
 
-		if (!rec_registry_insecure_key(c->x_plumb.keys[i]) || !*v)
+		if (!*v)
 			continue;
 		if (strcmp(v, domain) == 0 || (strlen(v) == hostlen && strncmp(v, domain, hostlen) == 0))
 			return 1;

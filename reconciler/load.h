@@ -74,11 +74,9 @@ int rec_require_computed(const struct config *c, const char *cmd, FILE *log);
 struct registry_options;
 /*
  * True if x-plumb lists domain ("host[:port]") as a plain-HTTP registry:
- * keys exactly registry.insecure[N]; an entry without a port covers every port.
+ * x-plumb registry.insecure (typed); an entry without a port covers every port.
  */
 int rec_registry_is_insecure(const struct config *c, const char *domain);
-/* True if an x-plumb key is exactly "registry.insecure[N]". */
-int rec_registry_insecure_key(const char *key);
 /*
  * Registry client settings for the app image of c:
  *   - platform "linux/<builder.arch>" (default linux/amd64) in *platform
