@@ -383,48 +383,32 @@ static int add_env(struct obs_env **env, size_t *n, const char *line, char *err,
 	return 0;
 }
 
-static int b64val(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
+#define OBS_LOCK_DETAILS_MAX 8192 /* bytes of decoded lock details kept */
 
-/* Decodes base64 (whitespace and padding ignored) into a string of printable text. */
+/* Decodes the lock's base64 details (whitespace ignored; util_base64_decode,
+ * the one decoder) into printable text: newlines and printable bytes kept,
+ * anything else '?', at most OBS_LOCK_DETAILS_MAX bytes. NULL if not base64. */
 static char *b64_text(const char *s)
 {
-	struct sbuf out;
-	unsigned acc = 0;
-	int bits = 0;
+	size_t n = 0, len = 0, cap = (OBS_LOCK_DETAILS_MAX / 3 + 1) * 4;
+	char *in = xmalloc(cap + 1);
+	unsigned char *raw = NULL;
 
-	sbuf_init(&out, 8192);
-	for (; *s; s++) {
-		int v = b64val((unsigned char)*s);
-		if (v < 0) {
-			if (*s == '=' || *s == ' ' || *s == '\r' || *s == '\n')
-				continue;
-			sbuf_release(&out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			unsigned char ch = (unsigned char)(acc >> (bits - 8));
-			bits -= 8;
-			/* keep newlines and printable text; anything else becomes '?' */
-			if (sbuf_addc(&out, (char)(ch == '\n' || (ch >= 0x20 && ch != 0x7f) ? ch : '?')) < 0)
-				break;
-		}
+	for (; *s && n < cap; s++)
+		if (*s != ' ' && *s != '\r' && *s != '\n' && *s != '\t')
+			in[n++] = *s;
+	if (util_base64_decode(in, n, 0, &raw, &len) != 0) {
+		free(in);
+		return NULL;
 	}
-	return sbuf_detach(&out);
+	free(in);
+	if (len > OBS_LOCK_DETAILS_MAX)
+		len = OBS_LOCK_DETAILS_MAX;
+	for (size_t i = 0; i < len; i++)
+		if (!(raw[i] == '\n' || (raw[i] >= 0x20 && raw[i] != 0x7f)))
+			raw[i] = '?';
+	raw[len] = '\0';
+	return (char *)raw;
 }
 
 /* A message from the host, reduced to printable ASCII and bounded. */
