@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread
 VERSION := 0.1.0
 
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
-DEFS    := -D_GNU_SOURCE -DPLUMB_HAVE_LIBCRYPTO -DPLUMB_VERSION='"$(VERSION)"'
+DEFS    := -D_GNU_SOURCE -DPLUMB_VERSION='"$(VERSION)"'
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(DEFS) -I. $(PKG_CFLAGS) $(CFLAGS)
 

@@ -202,14 +202,6 @@ static char *key_ident(const struct ynode *k, int loose)
 
 /* ---- Ruby number formatting ------------------------------------------ */
 
-static char *sbuf_detach_free(struct sbuf *sb)
-{
-	char *p = sbuf_detach(sb);
-
-	sbuf_release(sb);
-	return p;
-}
-
 /* Float#to_s: shortest round-trip digits, fixed notation for 1e-4 <= |v| < 1e16. */
 static char *ruby_float_to_s(double v)
 {
@@ -263,7 +255,7 @@ static char *ruby_float_to_s(double v)
 			 decpt - 1);
 		sbuf_adds(&sb, out);
 	}
-	return sbuf_detach_free(&sb);
+	return sbuf_detach(&sb);
 }
 
 static int digit_val(int c)
@@ -313,7 +305,7 @@ static char *digits_to_decimal(const char *s, size_t len, int base, int neg)
 		sbuf_adds(&sb, buf);
 	}
 	free(limb);
-	return sbuf_detach_free(&sb);
+	return sbuf_detach(&sb);
 }
 
 /* ---- scalar resolution (Psych::ScalarScanner#tokenize) ---------------- */
