@@ -13,11 +13,12 @@
  * identity with `.Image` of a container created on lab host 1 after
  * `docker pull` of the same tag.
  *
- * Prints "t_registry: N passed, N failed"; exits 1 on any failure.
+ * Prints "t_registry: N passed, N failed, 0 skipped" (e2e.h); exits 1 on any failure.
  */
 #include "providers/registry.h"
 #include "providers/transport.h" /* prov_now_ms */
 #include "state/util.h"
+#include "tests/e2e/e2e.h"
 #include "tests/unit/tutil.h"
 
 #include <curl/curl.h>
@@ -34,20 +35,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		if (cond) {                                               \
-			passed++;                                         \
-		} else {                                                  \
-			failed++;                                         \
-			fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                     \
-			fputc('\n', stderr);                              \
-		}                                                         \
-	} while (0)
 
 static const char *nz(const char *s)
 {
@@ -975,7 +962,7 @@ int main(void)
 		"openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.pem "
 		"-subj /CN=127.0.0.2 -addext subjectAltName=IP:127.0.0.2 -days 1 2>/dev/null",
 		dir) < 0) {
-		failed++;
+		e2e_failed++;
 		goto out;
 	}
 	{
@@ -1015,7 +1002,7 @@ int main(void)
 			pid = spawn(logp, argv);
 			if (pid < 0 || wait_ready(url, pid, 1, i == 4 ? tls_ca : NULL) < 0) {
 				fprintf(stderr, "t_registry: the %s registry did not start (log %s)\n", kinds[i], logp);
-				failed++;
+				e2e_failed++;
 				free(auth), free(text), free(url), free(yml), free(logp);
 				yml = logp = NULL;
 				goto out;
@@ -1027,7 +1014,7 @@ int main(void)
 	/* the token endpoint */
 	if (!script) {
 		fprintf(stderr, "t_registry: tests/e2e/token_server.sh not found\n");
-		failed++;
+		e2e_failed++;
 	} else {
 		char *home = xasprintf("%s/www", dir), *conf = xasprintf("%s/httpd.conf", dir);
 		char *listen = xasprintf("127.0.0.1:%d", port_http), *url;
@@ -1038,7 +1025,7 @@ int main(void)
 		url = xasprintf("http://%s/", listen);
 		if (pid < 0 || wait_ready(url, pid, 0, NULL) < 0) {
 			fprintf(stderr, "t_registry: the token endpoint did not start\n");
-			failed++;
+			e2e_failed++;
 		}
 		free(url), free(home), free(conf), free(listen), free(logp);
 		logp = NULL;
@@ -1047,7 +1034,7 @@ int main(void)
 	base = xasprintf("http://%s", reg_plain);
 	if (push_images(dir, base, &p) < 0) {
 		fprintf(stderr, "t_registry: pushing the test images failed\n");
-		failed++;
+		e2e_failed++;
 		goto out;
 	}
 	test_plain(reg_plain, &p);
@@ -1079,6 +1066,5 @@ out:
 	free(reg_tok);
 	free(tls_ca);
 	curl_global_cleanup();
-	printf("t_registry: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return e2e_finish("t_registry");
 }
