@@ -4,6 +4,22 @@
 #include <signal.h>
 #include <string.h>
 
+
+/* Help text that plan and hosts share. */
+#define HELP_TIMEOUT                                                                  \
+	"      --timeout D     deadline of the whole run (90s, 5m, 1500ms; default\n"   \
+	"                      5m): hosts not observed by then are unknown\n"
+#define HELP_SSH                                                                      \
+	"SSH: ssh.user/port/keys/proxy from deploy.yml; x-plumb.ssh.known_hosts (a\n"   \
+	"file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"     \
+	"PLUMB_SSH_KNOWN_HOSTS and PLUMB_SSH_KEY override them. Untrusted, the\n"       \
+	"repository reaches nothing outside itself: a known_hosts file outside it is\n" \
+	"refused, ssh.keys outside it are skipped (PLUMB_SSH_KEY and the SSH agent\n"   \
+	"are used), and accept_new_host_keys is ignored: only PLUMB_SSH_ACCEPT_NEW=1\n" \
+	"in the environment accepts (and records) a host key not yet known, never\n"   \
+	"through a repository's ssh.proxy. PLUMB_SSH_KEY_PASSPHRASE opens encrypted\n" \
+	"keys (never prompted for: without it they are skipped).\n"
+
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
@@ -36,18 +52,9 @@ static const struct rec_command commands[] = {
 	  "      --json          machine-readable output\n"
 	  "      --trusted       allow ssh key_data, proxy_command, keys and a\n"
 	  "                      known_hosts file outside the repository\n"
-	  "      --timeout D     deadline of the whole run (90s, 5m, 1500ms; default\n"
-	  "                      5m): hosts not observed by then are unknown\n"
+	  HELP_TIMEOUT
 	  "\n"
-	  "SSH: ssh.user/port/keys/proxy from deploy.yml; x-plumb.ssh.known_hosts (a\n"
-	  "file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"
-	  "PLUMB_SSH_KNOWN_HOSTS and PLUMB_SSH_KEY override them. Untrusted, the\n"
-	  "repository reaches nothing outside itself: a known_hosts file outside it is\n"
-	  "refused, ssh.keys outside it are skipped (PLUMB_SSH_KEY and the SSH agent\n"
-	  "are used), and accept_new_host_keys is ignored: only PLUMB_SSH_ACCEPT_NEW=1\n"
-	  "in the environment accepts (and records) a host key not yet known, never\n"
-	  "through a repository's ssh.proxy. PLUMB_SSH_KEY_PASSPHRASE opens encrypted\n"
-	  "keys (never prompted for: without it they are skipped).\n"
+	  HELP_SSH
 	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n" },
 	{ "plan", cmd_plan, "show what apply would change on every host, and why (read-only)",
 	  "usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
@@ -76,18 +83,9 @@ static const struct rec_command commands[] = {
 	  "                      from secrets, ssh key_data/proxy_command\n"
 	  "      --allow-foreign-owner\n"
 	  "                      read a checkout owned by another user (CI)\n"
-	  "      --timeout D     deadline of the whole run (90s, 5m, 1500ms; default\n"
-	  "                      5m): hosts not observed by then are unknown\n"
+	  HELP_TIMEOUT
 	  "\n"
-	  "SSH: ssh.user/port/keys/proxy from deploy.yml; x-plumb.ssh.known_hosts (a\n"
-	  "file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"
-	  "PLUMB_SSH_KNOWN_HOSTS and PLUMB_SSH_KEY override them. Untrusted, the\n"
-	  "repository reaches nothing outside itself: a known_hosts file outside it is\n"
-	  "refused, ssh.keys outside it are skipped (PLUMB_SSH_KEY and the SSH agent\n"
-	  "are used), and accept_new_host_keys is ignored: only PLUMB_SSH_ACCEPT_NEW=1\n"
-	  "in the environment accepts (and records) a host key not yet known, never\n"
-	  "through a repository's ssh.proxy. PLUMB_SSH_KEY_PASSPHRASE opens encrypted\n"
-	  "keys (never prompted for: without it they are skipped).\n"	  "\n"
+	  HELP_SSH	  "\n"
 	  "Registry: the app image is resolved for linux/<builder.arch> (default\n"
 	  "amd64) with the registry secrets when --trusted, else ~/.docker/config.json.\n"
 	  "x-plumb registry.insecure lists registries spoken to over plain HTTP; in an\n"
