@@ -189,7 +189,7 @@ static int cut_to_deadline(int ms, int dflt, double deadline)
 	return left < ms ? (int)left + 1 : ms;
 }
 
-/* Opens slot i's session if it is not open; 0 or a negative prov_error. */
+/* Opens slot i's session if it is not open; 0 or a negative PLUMB_E* code. */
 static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, size_t errlen)
 {
 	struct fleet_slot *s = &fl->slots[i];
@@ -201,7 +201,7 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, siz
 		return 0;
 	if (ctmo == 0) {
 		snprintf(err, errlen, "deadline reached");
-		return PROV_ETIMEOUT;
+		return PLUMB_ETIMEOUT;
 	}
 	if (is_local(s->host)) {
 		rc = transport_local_open(&s->t);
@@ -231,7 +231,7 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, siz
 	}
 	if (rc < 0) {
 		if (!err[0])
-			snprintf(err, errlen, "%s", prov_strerror(rc));
+			snprintf(err, errlen, "%s", plumb_strerror(rc));
 		return rc;
 	}
 	__atomic_add_fetch(&fl->connects, 1, __ATOMIC_RELAXED);
@@ -252,7 +252,7 @@ static int slot_get(struct fleet *fl, size_t i, int raw, struct transport **out,
 	*out = NULL;
 	if (i >= fl->n) {
 		snprintf(err, errlen, "no host %zu in the fleet", i);
-		return PROV_EINVAL;
+		return PLUMB_EINVAL;
 	}
 	rc = slot_open(fl, i, 0, err, errlen);
 	if (rc == 0)
@@ -272,7 +272,7 @@ int fleet_writer(struct fleet *fl, size_t i, struct transport **out, char *err, 
 		snprintf(err, errlen,
 			 "%s: this fleet was opened read-only; a command that may change the host "
 			 "needs a read-write open", i < fl->n ? fl->slots[i].host : "?");
-		return PROV_EREFUSED;
+		return PLUMB_EREFUSED;
 	}
 	return slot_get(fl, i, 1, out, err, errlen);
 }

@@ -102,7 +102,7 @@ bad:
 	*host = NULL;
 	free(*user);
 	*user = NULL;
-	return PROV_EINVAL;
+	return PLUMB_EINVAL;
 }
 
 /* TCP connect with a deadline; returns the fd or a negative code (message in err). */
@@ -116,7 +116,7 @@ static int dial(const char *host, int port, int timeout_ms, char *err, size_t er
 	rc = getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-		return PROV_EUNREACHABLE;
+		return PLUMB_EUNREACHABLE;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		struct pollfd pfd;
@@ -159,7 +159,7 @@ next:
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
 			 last_errno == ETIMEDOUT ? "connection timed out" : strerror(last_errno));
-		return PROV_EUNREACHABLE;
+		return PLUMB_EUNREACHABLE;
 	}
 	return fd;
 }
@@ -187,13 +187,13 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 	enum ssh_known_hosts_e st = ssh_session_is_known_server(s);
 	const char *kh = o->known_hosts ? o->known_hosts : "~/.ssh/known_hosts";
 	char *fp;
-	int rc = PROV_EHOSTKEY;
+	int rc = PLUMB_EHOSTKEY;
 
 	if (st == SSH_KNOWN_HOSTS_OK)
 		return 0;
 	if (st == SSH_KNOWN_HOSTS_ERROR) {
 		ssh_msg(err, errlen, "host key check failed", s);
-		return PROV_EHOSTKEY;
+		return PLUMB_EHOSTKEY;
 	}
 	fp = fingerprint(s);
 	switch (st) {
@@ -236,7 +236,7 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 }
 
 /*
- * Offers one private key (freed here): 0 when it is accepted, PROV_EAUTH on an
+ * Offers one private key (freed here): 0 when it is accepted, PLUMB_EAUTH on an
  * authentication error (err set), 1 when the server refuses it.
  */
 static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
@@ -248,7 +248,7 @@ static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
 		return 0;
 	if (rc == SSH_AUTH_ERROR) {
 		ssh_msg(err, errlen, "public key authentication", s);
-		return PROV_EAUTH;
+		return PLUMB_EAUTH;
 	}
 	return 1;
 }
@@ -312,7 +312,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 		return 0;
 	if (rc == SSH_AUTH_ERROR) {
 		ssh_msg(err, errlen, "authentication", s);
-		return PROV_EAUTH;
+		return PLUMB_EAUTH;
 	}
 	for (size_t i = 0; i < o->n_identity_files; i++) {
 		ssh_key key = NULL;
@@ -343,7 +343,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 	}
 	snprintf(err, errlen, "%s: no key was accepted (%d tried%s%s)", label, tried, why,
 		 o->use_agent && !getenv("SSH_AUTH_SOCK") ? "; no agent: SSH_AUTH_SOCK unset" : "");
-	return PROV_EAUTH;
+	return PLUMB_EAUTH;
 }
 
 /*
@@ -363,7 +363,7 @@ static int session_open(ssh_session *out, const char *host, int port, const char
 	*out = NULL;
 	if (!s) {
 		snprintf(err, errlen, "cannot create an SSH session");
-		return PROV_ERROR;
+		return PLUMB_ERROR;
 	}
 	snprintf(label, sizeof(label), "%s%s%s:%d", user ? user : "", user ? "@" : "", host, port);
 	if (tmo < 1)
@@ -378,19 +378,19 @@ static int session_open(ssh_session *out, const char *host, int port, const char
 	    (o->proxy_command && fd < 0 &&
 	     ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, o->proxy_command) < 0)) {
 		ssh_msg(err, errlen, "invalid SSH option", s);
-		rc = PROV_EINVAL;
+		rc = PLUMB_EINVAL;
 		goto fail;
 	}
 	if (fd >= 0 && ssh_options_set(s, SSH_OPTIONS_FD, &fd) < 0) {
 		ssh_msg(err, errlen, "invalid SSH option", s);
-		rc = PROV_EINVAL;
+		rc = PLUMB_EINVAL;
 		goto fail;
 	}
 	if (ssh_connect(s) != SSH_OK) {
 		char what[340];
 		snprintf(what, sizeof(what), "%s: SSH handshake failed", label);
 		ssh_msg(err, errlen, what, s);
-		rc = PROV_EUNREACHABLE;
+		rc = PLUMB_EUNREACHABLE;
 		goto fail;
 	}
 	rc = verify_host(s, host, port, o, err, errlen);
@@ -496,12 +496,12 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 		snprintf(sub, sizeof(sub), "jump host %s cannot open a channel to %s port %d", jhost,
 			 host, port);
 		ssh_msg(err, errlen, sub, j->session);
-		rc = PROV_EUNREACHABLE;
+		rc = PLUMB_EUNREACHABLE;
 		goto fail;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 		goto fail;
 	}
 	j->fd = sv[1];
@@ -510,7 +510,7 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	j->from_fd = ssh_connector_new(j->session);
 	if (!j->event || !j->to_fd || !j->from_fd) {
 		snprintf(err, errlen, "cannot set up the jump relay");
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 		goto fail;
 	}
 	ssh_connector_set_in_channel(j->to_fd, j->channel, SSH_CONNECTOR_STDOUT);
@@ -520,12 +520,12 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	if (ssh_event_add_connector(j->event, j->to_fd) != SSH_OK ||
 	    ssh_event_add_connector(j->event, j->from_fd) != SSH_OK) {
 		snprintf(err, errlen, "cannot set up the jump relay");
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 		goto fail;
 	}
 	if (pthread_create(&j->thread, NULL, jump_relay, j) != 0) {
 		snprintf(err, errlen, "cannot start the jump relay thread");
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 		goto fail;
 	}
 	j->running = 1;
@@ -560,7 +560,7 @@ static void ssh_transport_close(struct transport *t)
 
 static int ssh_err_code(struct ssh_transport *st)
 {
-	return ssh_is_connected(st->session) ? PROV_ERROR : PROV_EDISCONNECT;
+	return ssh_is_connected(st->session) ? PLUMB_ERROR : PLUMB_EDISCONNECT;
 }
 
 /* What the channel callbacks collect during one command. */
@@ -634,7 +634,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	ssh_channel ch = NULL;
 	ssh_event ev = NULL;
 	double start = prov_now_ms(), deadline = start + t->cmd_timeout_ms;
-	int rc = PROV_ERROR;
+	int rc = PLUMB_ERROR;
 	size_t raw_max = t->max_output + 4096;
 
 	ssh_callbacks_init(&cb);
@@ -644,11 +644,11 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	sbuf_init(&raw_err, raw_max);
 	t->stats.commands++;
 	if (!ssh_is_connected(st->session)) {
-		rc = prov_fail(t, PROV_EDISCONNECT, "%s: the SSH session is closed", t->label);
+		rc = prov_fail(t, PLUMB_EDISCONNECT, "%s: the SSH session is closed", t->label);
 		goto out;
 	}
 	if (prov_frame_build(&line, cmd, token) < 0) {
-		rc = prov_fail(t, PROV_EINVAL, "%s: cannot frame the command", t->label);
+		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot frame the command", t->label);
 		goto out;
 	}
 	ch = ssh_channel_new(st->session);
@@ -666,7 +666,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	ssh_channel_send_eof(ch);
 	ev = ssh_event_new();
 	if (!ev || ssh_event_add_session(ev, st->session) != SSH_OK) {
-		rc = prov_fail(t, PROV_ERROR, "%s: cannot poll the session", t->label);
+		rc = prov_fail(t, PLUMB_ERROR, "%s: cannot poll the session", t->label);
 		goto out;
 	}
 	/* Until EOF and an exit status (or signal, or close). */
@@ -675,13 +675,13 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 
 		if (rs.truncated) {
 			ssh_channel_request_send_signal(ch, "KILL");
-			rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+			rc = prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 				       t->max_output);
 			goto partial;
 		}
 		if (left <= 0) {
 			ssh_channel_request_send_signal(ch, "KILL");
-			rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms",
+			rc = prov_fail(t, PLUMB_ETIMEOUT, "%s: command timed out after %d ms",
 				       t->label, t->cmd_timeout_ms);
 			goto partial;
 		}
@@ -692,7 +692,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		}
 	}
 	if (rs.truncated) {
-		rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+		rc = prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 			       t->max_output);
 		goto partial;
 	}
@@ -740,12 +740,12 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o, c
 	*out = NULL;
 	if (prov_init() < 0) {
 		snprintf(err, sizeof(err), "libssh failed to initialise");
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 		goto fail;
 	}
 	if (!o->host || !*o->host) {
 		snprintf(err, sizeof(err), "no host given");
-		rc = PROV_EINVAL;
+		rc = PLUMB_EINVAL;
 		goto fail;
 	}
 	label = xasprintf("%s%s%s:%d", o->user ? o->user : "", o->user ? "@" : "", o->host, port);
@@ -763,7 +763,7 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o, c
 			free(h);
 			snprintf(err, sizeof(err), "invalid connect_to '%s' (want host:port)",
 				 o->connect_to);
-			rc = PROV_EINVAL;
+			rc = PLUMB_EINVAL;
 			goto fail;
 		}
 		fd = dial(h, p, ctmo, err, sizeof(err));

@@ -23,16 +23,16 @@
  * and exits with it. Only what lies between the markers is returned, so text
  * that a host's shell startup files print (a .bashrc banner, motd) never
  * reaches a parser. The status is the channel's exit status (missing ->
- * PROV_ENOSTATUS), cross-checked with the END marker's (mismatch or missing
- * marker -> PROV_ENOSTATUS).
+ * PLUMB_ENOSTATUS), cross-checked with the END marker's (mismatch or missing
+ * marker -> PLUMB_ENOSTATUS).
  *
  * Bounds: stdout and stderr are each bounded by max_output bytes; past that the
- * command is abandoned and run returns PROV_ETRUNC with what was read. A
+ * command is abandoned and run returns PLUMB_ETRUNC with what was read. A
  * command that runs longer than cmd_timeout_ms is abandoned with
- * PROV_ETIMEOUT (locally its process group is killed; over SSH the channel
+ * PLUMB_ETIMEOUT (locally its process group is killed; over SSH the channel
  * is sent SIGKILL, then closed). The session stays usable after either.
  *
- * Errors: every function returns 0 or a negative enum prov_error (quote.h).
+ * Errors: every function returns 0 or a negative PLUMB_E* code (state/err.h).
  * transport_errmsg(t) describes the last error in words that never contain
  * a secret (no key material, no command output).
  */
@@ -143,7 +143,7 @@ int transport_local_open(struct transport **out);
  *   - run parses the string with prov_cmd_parse_strict (only bare safe words,
  *     single-quoted words, ; && || | and 2>/dev/null; any other shell syntax
  *     -> refused), then checks the argv lists the same way.
- * Allowed argv shapes (anything else -> PROV_EREFUSED, nothing is run):
+ * Allowed argv shapes (anything else -> PLUMB_EREFUSED, nothing is run):
  *   docker ps|inspect|version|info|images [opts/args]
  *   docker image|container|network|volume inspect|ls [opts/args]
  *   docker exec kamal-proxy kamal-proxy list [--json]
@@ -159,7 +159,7 @@ int transport_local_open(struct transport **out);
  */
 int transport_readonly_wrap(struct transport **out, struct transport *inner);
 
-/* The guard's check on its own: 0 if allowed, PROV_EREFUSED (with why) if not. */
+/* The guard's check on its own: 0 if allowed, PLUMB_EREFUSED (with why) if not. */
 int prov_readonly_check(const struct prov_cmd *cmd, char *why, size_t why_len);
 
 /* Dispatch helpers; t may not be NULL. */
@@ -174,7 +174,7 @@ const char *transport_errmsg(const struct transport *t);
  * prov_frame_build writes "sh -c '<framed cmd>'" into out with a fresh random
  * token (token receives 32 hex chars + NUL). prov_frame_parse extracts the
  * bytes between the markers of raw (stdout or stderr as received) into dst
- * and the marker's status; it returns 0, or PROV_ENOSTATUS when a marker is
+ * and the marker's status; it returns 0, or PLUMB_ENOSTATUS when a marker is
  * missing (then *status = -1 and dst gets raw unframed).
  */
 #define PROV_TOKEN_LEN 32

@@ -98,14 +98,14 @@ T_TEST(empty_known_hosts_fails)
 	T_REQUIRE(f);
 	fclose(f);
 	o.known_hosts = kh;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
+	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PLUMB_EHOSTKEY);
 	T_CHECK(t == NULL);
 	T_CONTAINS(err, "is not in known_hosts");
 	T_CONTAINS(err, "SHA256:");
 	printf("  message: %s\n", err);
 	/* a missing file is the same refusal */
 	o.known_hosts = "/nonexistent/known_hosts";
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
+	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PLUMB_EHOSTKEY);
 	/* and accepting new keys explicitly records the key, then connects */
 	o.known_hosts = kh;
 	o.accept_new_host_keys = 1;
@@ -144,7 +144,7 @@ T_TEST(changed_host_key_fails)
 	T_REQUIRE(wrote > 0);
 	o.known_hosts = kh;
 	o.accept_new_host_keys = 1; /* a changed key is refused even then */
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
+	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PLUMB_EHOSTKEY);
 	T_CONTAINS(err, "CHANGED");
 	unlink(kh);
 	free(kh);
@@ -177,13 +177,13 @@ T_TEST(key_auth)
 	pem = NULL;
 	T_REQUIRE(read_file(other, 64 * 1024, &pem, &len) == 0);
 	o.key_data = pem;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EAUTH);
+	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PLUMB_EAUTH);
 	T_CONTAINS(err, "no key was accepted");
 	T_NOT_CONTAINS(err, "PRIVATE KEY");
 	T_NOT_CONTAINS(err, "AAAA");
 	/* no keys at all */
 	o.key_data = NULL;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EAUTH);
+	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PLUMB_EAUTH);
 	free_secret(pem);
 	unlink(other);
 	snprintf(cmd, sizeof(cmd), "%s.pub", other);
@@ -220,7 +220,7 @@ static int docker_version_on(size_t i, void *ctx)
 	rc = transport_run_cmd(ro, &c, &r);
 	prov_cmd_release(&c);
 	if (rc == 0 && r.status != 0)
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 	if (rc == 0)
 		snprintf(f->out[i], sizeof(f->out[i]), "%s", r.out.buf);
 	else
@@ -322,17 +322,17 @@ T_TEST(timeout_and_truncation_keep_the_session)
 	o.max_output = 4096;
 	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
 	T_REQUIRE(t);
-	T_INTEQ(transport_run(t, "sleep 5", &r), PROV_ETIMEOUT);
+	T_INTEQ(transport_run(t, "sleep 5", &r), PLUMB_ETIMEOUT);
 	T_CHECK(r.elapsed_ms < 2500);
 	cmd_result_release(&r);
-	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero", &r), PROV_ETRUNC);
+	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero", &r), PLUMB_ETRUNC);
 	T_CHECK(r.out.len <= 4096);
 	cmd_result_release(&r);
 	T_INTEQ(transport_run(t, "echo still here; exit 5", &r), 0);
 	T_INTEQ(r.status, 5);
 	T_STREQ(r.out.buf, "still here\n");
 	cmd_result_release(&r);
-	T_INTEQ(transport_run(t, "kill -9 $$", &r), PROV_ENOSTATUS);
+	T_INTEQ(transport_run(t, "kill -9 $$", &r), PLUMB_ENOSTATUS);
 	cmd_result_release(&r);
 	transport_close(t);
 }
@@ -444,7 +444,7 @@ T_TEST(one_host_down_others_fine)
 	T_INTEQ(prov_pool_run((size_t)n, 0, docker_version_on, &f, results), 0);
 	for (int i = 0; i < n; i++) {
 		if (i == n - 1) {
-			T_INTEQ(results[i], PROV_EUNREACHABLE);
+			T_INTEQ(results[i], PLUMB_EUNREACHABLE);
 			T_CONTAINS(f.err[i], "cannot connect");
 			printf("  host %d: %s\n", i + 1, f.err[i]);
 		} else {
@@ -489,7 +489,7 @@ T_TEST(fleet_sessions_outlive_observation)
 	T_INTEQ(fleet_connects(fl), (unsigned long)n);
 	for (int i = 0; b && i < n; i++)
 		T_INTEQ(b->hosts[i].status, OBS_OK);
-	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	obs_fleet_free(a);
 	obs_fleet_free(b);

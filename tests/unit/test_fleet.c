@@ -341,14 +341,14 @@ T_TEST(read_only_fleet_refuses_a_mutating_transport)
 	char err[512] = "";
 
 	local_fleet(&fl, FLEET_READ_ONLY);
-	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	T_CONTAINS(err, "read-only");
 	/* what it hands out is the guard: a mutating command is refused, nothing runs */
 	T_INTEQ(fleet_reader(fl, 0, &t, err, sizeof(err)), 0);
 	T_REQUIRE(t != NULL);
 	T_STREQ(t->ops->name, "readonly");
-	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PROV_EREFUSED);
+	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PLUMB_EREFUSED);
 	cmd_result_release(&r);
 	T_INTEQ(t->stats.commands, 0);
 	T_INTEQ(fleet_refused(fl), 1);

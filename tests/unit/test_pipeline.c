@@ -55,7 +55,7 @@ T_TEST(deadline_and_read_only_fleet)
 		T_CONTAINS(r.obs->hosts[i].error, "deadline reached");
 	}
 	T_INTEQ(fleet_mode(r.fleet), FLEET_READ_ONLY);
-	T_INTEQ(fleet_writer(r.fleet, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(r.fleet, 0, &t, err, sizeof(err)), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);
