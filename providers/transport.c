@@ -27,8 +27,9 @@ int prov_fail(struct transport *t, int code, const char *fmt, ...)
 {
 	va_list ap;
 
+	t->err.code = code;
 	va_start(ap, fmt);
-	vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
+	vsnprintf(t->err.msg, sizeof(t->err.msg), fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -59,11 +60,13 @@ void cmd_result_release(struct cmd_result *r)
 
 int transport_run(struct transport *t, const char *cmd, struct cmd_result *out)
 {
+	plumb_err_clear(&t->err);
 	return t->ops->run(t, cmd, out);
 }
 
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out)
 {
+	plumb_err_clear(&t->err);
 	return t->ops->run_cmd(t, cmd, out);
 }
 
@@ -73,9 +76,9 @@ void transport_close(struct transport *t)
 		t->ops->close(t);
 }
 
-const char *transport_errmsg(const struct transport *t)
+const struct plumb_err *transport_err(const struct transport *t)
 {
-	return t->errmsg;
+	return &t->err;
 }
 
 int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out)
@@ -246,7 +249,7 @@ static int ro_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cm
 	}
 	rc = transport_run_cmd(ro->inner, cmd, r);
 	if (rc < 0)
-		memcpy(t->errmsg, ro->inner->errmsg, sizeof(t->errmsg));
+		t->err = ro->inner->err;
 	refused = t->stats.refused;
 	t->stats = ro->inner->stats;
 	t->stats.refused = refused;

@@ -33,8 +33,9 @@
  * is sent SIGKILL, then closed). The session stays usable after either.
  *
  * Errors: every function returns 0 or a negative PLUMB_E* code (state/err.h).
- * transport_errmsg(t) describes the last error in words that never contain
- * a secret (no key material, no command output).
+ * A transport keeps its last error as a struct plumb_err (transport_err(t)):
+ * the same code and words that never contain a secret (no key material, no
+ * command output).
  */
 #ifndef PLUMB_PROV_TRANSPORT_H
 #define PLUMB_PROV_TRANSPORT_H
@@ -42,6 +43,7 @@
 #include <stddef.h>
 
 #include "providers/quote.h"
+#include "state/err.h"
 #include "state/util.h"
 
 /* Once per process, before any transport; safe to call again. Returns 0 or -1. */
@@ -117,7 +119,7 @@ struct transport_ops {
 struct transport {
 	const struct transport_ops *ops;
 	char *label;            /* owned; "user@host:port", "localhost", for messages */
-	char errmsg[512];       /* last error, "" if none; never a secret */
+	struct plumb_err err;   /* last error (code 0, "" if none); never a secret */
 	struct transport_stats stats;
 	int cmd_timeout_ms;
 	size_t max_output;
@@ -126,11 +128,11 @@ struct transport {
 /*
  * Opens an SSH session: connects (bounded by connect_timeout_ms), verifies the
  * host key strictly against known_hosts, authenticates with identity files,
- * key_data, then the agent. On failure *out is NULL, the code is returned and
- * (if errmsg is non-NULL) a message is written there (errmsg_len bytes).
+ * key_data, then the agent. On failure *out is NULL and the code is returned
+ * and recorded in err (if not NULL) with a message naming the host.
  */
 int transport_ssh_open(struct transport **out, const struct transport_opts *opts,
-		       char *errmsg, size_t errmsg_len);
+		       struct plumb_err *err);
 
 /* A transport running commands with /bin/sh here. */
 int transport_local_open(struct transport **out);
@@ -167,7 +169,10 @@ int transport_run(struct transport *t, const char *cmd, struct cmd_result *out);
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out);
 /* Closes and frees; NULL is fine. */
 void transport_close(struct transport *t);
-const char *transport_errmsg(const struct transport *t);
+/* t's last error (borrowed from t; code 0 when the last call succeeded or none failed). */
+const struct plumb_err *transport_err(const struct transport *t);
+/* Its message; kept until docker_obs is converted (use transport_err). */
+#define transport_errmsg(t) plumb_err_msg(transport_err(t))
 
 /*
  * Framing, shared by the ssh and local transports (exposed for tests).
@@ -182,7 +187,7 @@ int prov_frame_build(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LE
 int prov_frame_parse(const char *raw, size_t raw_len, const char *token, int want_status,
 		     struct sbuf *dst, int *status);
 
-/* Internal: set the transport's message (printf-style) and return code. */
+/* Internal: record code and a printf message as t's last error; returns code. */
 int prov_fail(struct transport *t, int code, const char *fmt, ...) PLUMB_PRINTF(3, 4);
 /* Internal: monotonic milliseconds. */
 double prov_now_ms(void);

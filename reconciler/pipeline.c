@@ -218,25 +218,20 @@ static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_
 		   struct docker_obs_query *q, struct fleet **fl, struct obs_fleet **obs,
 		   const char *what)
 {
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 	int rc;
 
-	if (rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, err,
-			       sizeof(err)) < 0) {
-		if (what)
-			say(run, "%s: %s", what, err);
-		else
-			say(run, "%s", err);
-		return -1;
+	rc = rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, &err);
+	if (rc == 0) {
+		fleet_open(fl, &set->fo, run->o->mode);
+		fleet_query(q, c);
+		rc = fleet_observe(*fl, obs, q, run->deadline, &err);
 	}
-	fleet_open(fl, &set->fo, run->o->mode);
-	fleet_query(q, c);
-	rc = fleet_observe(*fl, obs, q, run->deadline, err, sizeof(err));
 	if (rc < 0 && what)
-		say(run, "%s: %s", what, err);
+		say(run, "%s: %s", what, plumb_err_msg(&err));
 	else if (rc < 0)
-		say(run, "%s", err);
-	return rc;
+		say(run, "%s", plumb_err_msg(&err));
+	return rc < 0 ? -1 : rc;
 }
 
 /* Stage 4: observation, read-only; the base revision's extra hosts too. */

@@ -70,7 +70,7 @@ T_TEST(killed_by_signal_has_no_status)
 	/* The framing shell itself is killed: no END marker and no exit status. */
 	T_INTEQ(transport_run(t, "kill -9 $PPID; sleep 1", &r), PLUMB_ENOSTATUS);
 	T_INTEQ(r.status, -1);
-	T_CONTAINS(transport_errmsg(t), "without an exit status");
+	T_CONTAINS(transport_err(t)->msg, "without an exit status");
 	cmd_result_release(&r);
 	transport_close(t);
 }
@@ -83,7 +83,7 @@ T_TEST(truncation)
 	T_REQUIRE(t);
 	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero | tr '\\0' x", &r), PLUMB_ETRUNC);
 	T_CHECK(r.out.len <= 1000);
-	T_CONTAINS(transport_errmsg(t), "exceeds 1000 bytes");
+	T_CONTAINS(transport_err(t)->msg, "exceeds 1000 bytes");
 	cmd_result_release(&r);
 	/* stderr is bounded too */
 	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero >&2", &r), PLUMB_ETRUNC);
@@ -106,10 +106,13 @@ T_TEST(timeout)
 	took = prov_now_ms() - t0;
 	T_CHECK(took >= 900 && took < 3000);
 	T_STREQ(r.out.buf, "started\n");
-	T_CONTAINS(transport_errmsg(t), "timed out after 1000 ms");
+	T_CONTAINS(transport_err(t)->msg, "timed out after 1000 ms");
+	T_INTEQ(transport_err(t)->code, PLUMB_ETIMEOUT);
 	cmd_result_release(&r);
-	/* the transport is still usable */
+	/* the transport is still usable, and its last error is forgotten */
 	T_INTEQ(transport_run(t, "echo again", &r), 0);
+	T_INTEQ(transport_err(t)->code, 0);
+	T_STREQ(transport_err(t)->msg, "");
 	T_STREQ(r.out.buf, "again\n");
 	cmd_result_release(&r);
 	transport_close(t);
@@ -187,7 +190,8 @@ T_TEST(readonly_refuses_mutations)
 		cmd_result_release(&r);
 	}
 	T_INTEQ(t->stats.commands, 0); /* nothing reached the host */
-	T_CONTAINS(transport_errmsg(ro), "read-only guard");
+	T_CONTAINS(transport_err(ro)->msg, "read-only guard");
+	T_INTEQ(transport_err(ro)->code, PLUMB_EREFUSED);
 
 	/* a structured command with a mutating step is refused as a whole */
 	snprintf(canary, sizeof(canary), "/tmp/plumb-ro-canary-%ld", (long)getpid());
@@ -198,7 +202,7 @@ T_TEST(readonly_refuses_mutations)
 		prov_cmd_begin(&c, PROV_JOIN_SEQ);
 		prov_cmd_args(&c, "touch", canary, NULL);
 		T_INTEQ(transport_run_cmd(ro, &c, &r), PLUMB_EREFUSED);
-		T_CONTAINS(transport_errmsg(ro), "'touch' is not on the read-only allowlist");
+		T_CONTAINS(transport_err(ro)->msg, "'touch' is not on the read-only allowlist");
 		cmd_result_release(&r);
 		prov_cmd_release(&c);
 	}

@@ -43,7 +43,8 @@ T_TEST(deadline_and_read_only_fleet)
 {
 	struct rec_pipeline_result r;
 	struct transport *t = NULL;
-	char err[512] = "", *dir = NULL;
+	struct plumb_err err = { 0 };
+	char *dir = NULL;
 
 	if (run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2]\n", 1, &dir) != 0)
 		T_FAIL_AT("pipeline failed: %s", r.log);
@@ -55,7 +56,7 @@ T_TEST(deadline_and_read_only_fleet)
 		T_CONTAINS(r.obs->hosts[i].error, "deadline reached");
 	}
 	T_INTEQ(fleet_mode(r.fleet), FLEET_READ_ONLY);
-	T_INTEQ(fleet_writer(r.fleet, 0, &t, err, sizeof(err)), PLUMB_EREFUSED);
+	T_INTEQ(fleet_writer(r.fleet, 0, &t, &err), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);

@@ -218,7 +218,7 @@ T_TEST(quote_fuzz_through_sh)
 		batches++;
 		if (rc != 0 || r.status != 0) {
 			T_FAIL_AT("batch %zu: rc %d status %d: %s", batches, rc, r.status,
-				  transport_errmsg(t));
+				  transport_err(t)->msg);
 			cmd_result_release(&r);
 			break;
 		}
