@@ -189,20 +189,18 @@ static int cut_to_deadline(int ms, int dflt, double deadline)
 	return left < ms ? (int)left + 1 : ms;
 }
 
-/* Opens slot i's session if it is not open; 0 or a negative prov_error. */
-static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, size_t errlen)
+/* Opens slot i's session if it is not open; 0 or a negative PLUMB_E* code. */
+static int slot_open(struct fleet *fl, size_t i, double deadline, struct plumb_err *err)
 {
 	struct fleet_slot *s = &fl->slots[i];
 	int ctmo = cut_to_deadline(fl->connect_timeout_ms, PROV_DEFAULT_CONNECT_TIMEOUT_MS, deadline);
 	int rc;
 
-	err[0] = '\0';
+	plumb_err_clear(err);
 	if (s->t)
 		return 0;
-	if (ctmo == 0) {
-		snprintf(err, errlen, "deadline reached");
-		return PROV_ETIMEOUT;
-	}
+	if (ctmo == 0)
+		return plumb_err_set(err, PLUMB_ETIMEOUT, "deadline reached");
 	if (is_local(s->host)) {
 		rc = transport_local_open(&s->t);
 	} else {
@@ -226,12 +224,12 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, siz
 		to.connect_timeout_ms = ctmo;
 		to.cmd_timeout_ms = fl->cmd_timeout_ms;
 		to.max_output = fl->max_output;
-		rc = transport_ssh_open(&s->t, &to, err, errlen);
+		rc = transport_ssh_open(&s->t, &to, err);
 		free(relay);
 	}
 	if (rc < 0) {
-		if (!err[0])
-			snprintf(err, errlen, "%s", prov_strerror(rc));
+		if (err->code != rc)
+			plumb_err_set(err, rc, "%s", plumb_strerror(rc));
 		return rc;
 	}
 	__atomic_add_fetch(&fl->connects, 1, __ATOMIC_RELAXED);
@@ -244,37 +242,35 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, char *err, siz
 }
 
 /* Host i's guard (raw = 0) or raw transport (raw = 1), opened if needed. */
-static int slot_get(struct fleet *fl, size_t i, int raw, struct transport **out, char *err,
-		    size_t errlen)
+static int slot_get(struct fleet *fl, size_t i, int raw, struct transport **out,
+		    struct plumb_err *err)
 {
 	int rc;
 
 	*out = NULL;
-	if (i >= fl->n) {
-		snprintf(err, errlen, "no host %zu in the fleet", i);
-		return PROV_EINVAL;
-	}
-	rc = slot_open(fl, i, 0, err, errlen);
+	if (i >= fl->n)
+		return plumb_err_set(err, PLUMB_EINVAL, "no host %zu in the fleet", i);
+	rc = slot_open(fl, i, 0, err);
 	if (rc == 0)
 		*out = raw ? fl->slots[i].t : fl->slots[i].ro;
 	return rc;
 }
 
-int fleet_reader(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen)
+int fleet_reader(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err)
 {
-	return slot_get(fl, i, 0, out, err, errlen);
+	return slot_get(fl, i, 0, out, err);
 }
 
-int fleet_writer(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen)
+int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err)
 {
 	if (fl->mode != FLEET_READ_WRITE) {
 		*out = NULL;
-		snprintf(err, errlen,
-			 "%s: this fleet was opened read-only; a command that may change the host "
-			 "needs a read-write open", i < fl->n ? fl->slots[i].host : "?");
-		return PROV_EREFUSED;
+		return plumb_err_set(err, PLUMB_EREFUSED,
+				     "%s: this fleet was opened read-only; a command that may "
+				     "change the host needs a read-write open",
+				     i < fl->n ? fl->slots[i].host : "?");
 	}
-	return slot_get(fl, i, 1, out, err, errlen);
+	return slot_get(fl, i, 1, out, err);
 }
 
 static void set_deadline_reached(struct obs_host *h, const char *why)
@@ -293,18 +289,18 @@ static int observe_one(size_t i, void *ctx)
 	struct fleet *fl = ctx;
 	struct fleet_slot *s = &fl->slots[i];
 	struct obs_host *h = &fl->f->hosts[i];
-	char errmsg[512] = "";
+	struct plumb_err err = { 0 };
 	double t0 = prov_now_ms();
 	int rc, was_open = s->t != NULL, ctm;
 
-	rc = slot_open(fl, i, fl->deadline, errmsg, sizeof(errmsg));
+	rc = slot_open(fl, i, fl->deadline, &err);
 	h->connect_ms = was_open ? 0 : prov_now_ms() - t0;
 	if (rc < 0) {
 		if (fl->deadline > 0 && prov_now_ms() >= fl->deadline) {
-			set_deadline_reached(h, errmsg);
+			set_deadline_reached(h, plumb_err_msg(&err));
 		} else {
 			h->status = OBS_UNREACHABLE;
-			h->error = xstrdup(errmsg);
+			h->error = xstrdup(plumb_err_msg(&err));
 		}
 		return -1;
 	}
@@ -326,16 +322,14 @@ static int observe_one(size_t i, void *ctx)
 }
 
 int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_obs_query *q,
-		  double deadline_ms, char *err, size_t errlen)
+		  double deadline_ms, struct plumb_err *err)
 {
 	struct obs_fleet *f = NULL;
-	int *results = NULL, rc = -1;
+	int *results = NULL, rc = PLUMB_ERROR;
 
 	*out = NULL;
-	if (prov_init() < 0) {
-		snprintf(err, errlen, "cannot initialise the SSH library");
-		return -1;
-	}
+	if (prov_init() < 0)
+		return plumb_err_set(err, PLUMB_ERROR, "cannot initialise the SSH library");
 	f = xcalloc(1, sizeof(*f));
 	salt_new(f->salt);
 	f->nhosts = fl->n;
@@ -349,7 +343,7 @@ int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_
 	fl->deadline = deadline_ms;
 	results = fl->n ? xcalloc(fl->n, sizeof(*results)) : NULL;
 	if (prov_pool_run(fl->n, fl->concurrency, observe_one, fl, results) < 0) {
-		snprintf(err, errlen, "cannot start worker threads");
+		plumb_err_set(err, PLUMB_ERROR, "cannot start worker threads");
 		goto out;
 	}
 	rc = 0;

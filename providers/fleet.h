@@ -11,7 +11,7 @@
  * Modes, like tmux's command table flags: a handle records whether it may
  * mutate. A FLEET_READ_ONLY handle hands out only the read-only guard
  * (transport_readonly_wrap); asking it for the raw transport is refused
- * (PROV_EREFUSED). Only an explicit FLEET_READ_WRITE open (the coming
+ * (PLUMB_EREFUSED). Only an explicit FLEET_READ_WRITE open (the coming
  * executor; never plan or hosts) yields the raw transport.
  *
  * Hosts named exactly "localhost" or "127.0.0.1" use the local transport;
@@ -26,6 +26,7 @@
 
 #include "providers/docker_obs.h"
 #include "providers/transport.h"
+#include "state/err.h"
 #include "state/observed.h"
 
 struct config;
@@ -85,22 +86,23 @@ unsigned long fleet_refused(const struct fleet *fl);
  * deadline_ms: an absolute prov_now_ms() time, 0 = none; every wait (connect,
  * command) is cut to it, and a host not done by then is OBS_UNKNOWN with
  * "deadline reached". Returns 0 when every host is OBS_OK, 1 when some are
- * not, -1 when nothing could be attempted (then *out is NULL and err says why).
+ * not, a negative PLUMB_E* code when nothing could be attempted (then *out is
+ * NULL and err says why).
  */
 int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_obs_query *q,
-		  double deadline_ms, char *err, size_t errlen);
+		  double deadline_ms, struct plumb_err *err);
 
 /*
  * Host i's read-only guard, opening the session if needed (any mode). *out is
  * borrowed from the handle: valid until fleet_free or a failed observation of
- * that host. 0, or a negative enum prov_error with err set.
+ * that host. 0, or a negative PLUMB_E* code with err set.
  */
-int fleet_reader(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen);
+int fleet_reader(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
 /*
  * Host i's raw transport, which may mutate: only from a FLEET_READ_WRITE
- * handle; a read-only one returns PROV_EREFUSED and says so. Borrowed as above.
+ * handle; a read-only one returns PLUMB_EREFUSED and says so. Borrowed as above.
  */
-int fleet_writer(struct fleet *fl, size_t i, struct transport **out, char *err, size_t errlen);
+int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
 
 /* The query a config implies (service, destination, accessories); q borrows
  * from c and owns only names (free with fleet_query_release). */

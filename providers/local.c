@@ -21,7 +21,7 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	struct prov_child c = { 0 };
 	struct plumb_err e = { 0 };
 	const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
-	int rc = PROV_ERROR, ran = 0;
+	int rc = PLUMB_ERROR, ran = 0;
 	double start = prov_now_ms();
 	/* Room for the markers and the shell's own noise around the command's output. */
 	size_t raw_max = t->max_output + 4096;
@@ -30,7 +30,7 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	sbuf_init(&line, 0);
 	t->stats.commands++;
 	if (prov_frame_build(&line, cmd, token) < 0) {
-		rc = prov_fail(t, PROV_EINVAL, "%s: cannot frame the command", t->label);
+		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot frame the command", t->label);
 		goto out;
 	}
 	argv[2] = line.buf;
@@ -44,17 +44,17 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		rc = prov_finish_framed(t, r, token, &c.out, &c.err, c.signal ? -1 : c.status);
 		break;
 	case PLUMB_ETIMEOUT:
-		rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms", t->label,
+		rc = prov_fail(t, PLUMB_ETIMEOUT, "%s: command timed out after %d ms", t->label,
 			       t->cmd_timeout_ms);
 		prov_keep_partial(r, token, &c.out, &c.err);
 		break;
 	case PLUMB_ETRUNC:
-		rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+		rc = prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 			       t->max_output);
 		prov_keep_partial(r, token, &c.out, &c.err);
 		break;
 	default:
-		rc = prov_fail(t, PROV_ERROR, "%s: %s", t->label, plumb_err_msg(&e));
+		rc = prov_fail(t, PLUMB_ERROR, "%s: %s", t->label, plumb_err_msg(&e));
 		break;
 	}
 out:

@@ -9,23 +9,6 @@
 
 #include "providers/transport.h"
 
-const char *prov_strerror(int code)
-{
-	switch (code) {
-	case PROV_OK: return "ok";
-	case PROV_ETIMEOUT: return "timeout";
-	case PROV_ETRUNC: return "output truncated";
-	case PROV_EUNREACHABLE: return "unreachable";
-	case PROV_EHOSTKEY: return "host key verification failed";
-	case PROV_EAUTH: return "authentication failed";
-	case PROV_ENOSTATUS: return "no exit status";
-	case PROV_EDISCONNECT: return "disconnected";
-	case PROV_EREFUSED: return "refused by the read-only guard";
-	case PROV_EINVAL: return "invalid argument";
-	default: return "error";
-	}
-}
-
 static int is_safe(unsigned char ch)
 {
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -39,7 +22,7 @@ int shell_quote_mem(struct sbuf *out, const void *arg, size_t len)
 	int bare = len > 0;
 
 	if (memchr(p, '\0', len))
-		return PROV_EINVAL;
+		return PLUMB_EINVAL;
 	for (size_t i = 0; i < len && bare; i++)
 		if (!is_safe(p[i]))
 			bare = 0;
@@ -104,7 +87,7 @@ void prov_cmd_begin(struct prov_cmd *c, enum prov_join join)
 void prov_cmd_arg_mem(struct prov_cmd *c, const void *arg, size_t len)
 {
 	if (memchr(arg, '\0', len)) {
-		c->err = PROV_EINVAL;
+		c->err = PLUMB_EINVAL;
 		return;
 	}
 	if (c->n == 0)
@@ -152,12 +135,12 @@ int prov_cmd_render(const struct prov_cmd *c, struct sbuf *out)
 	if (c->err)
 		return c->err;
 	if (c->n == 0)
-		return PROV_EINVAL;
+		return PLUMB_EINVAL;
 	for (size_t i = 0; i < c->n; i++) {
 		const struct prov_simple *s = &c->v[i];
 
 		if (s->argv.n == 0) {
-			rc = PROV_EINVAL;
+			rc = PLUMB_EINVAL;
 			goto fail;
 		}
 		if (i && sbuf_adds(out, join_str(s->join)) < 0) {
@@ -192,7 +175,7 @@ int prov_cmd_parse_strict(struct prov_cmd *c, const char *cmd)
 {
 	const char *p = cmd;
 	struct sbuf word;
-	int in_word = 0, rc = PROV_EREFUSED;
+	int in_word = 0, rc = PLUMB_EREFUSED;
 	enum prov_join next = PROV_JOIN_SEQ;
 	int need_cmd = 1; /* at the start or right after an operator */
 	int bare_eq = 0;  /* the current word has an unquoted '=' */
@@ -317,7 +300,7 @@ static int in_list(const char *s, const char *const *list)
 #define REFUSE(...)                                  \
 	do {                                         \
 		snprintf(why, why_len, __VA_ARGS__); \
-		return PROV_EREFUSED;                \
+		return PLUMB_EREFUSED;                \
 	} while (0)
 
 static int check_docker(char **a, size_t n, char *why, size_t why_len)

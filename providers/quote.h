@@ -12,7 +12,7 @@
  * FOO=x as a first word is an assignment and ~ expands at a word's start).
  *
  * NUL cannot be passed through a shell command line: the (ptr,len) variants
- * refuse an embedded NUL with PROV_EINVAL instead of silently cutting the
+ * refuse an embedded NUL with PLUMB_EINVAL instead of silently cutting the
  * value short.
  *
  * struct prov_cmd is a command built from argv lists rather than a free
@@ -27,28 +27,30 @@
 
 #include <stddef.h>
 
+#include "state/err.h"
 #include "state/util.h"
 
-/* Error codes shared by every provider (0 = success). */
-enum prov_error {
-	PROV_OK = 0,
-	PROV_ERROR = -1,       /* anything else; see the message */
-	PROV_ETIMEOUT = -2,    /* the command or the connection timed out */
-	PROV_ETRUNC = -3,      /* output exceeded the size bound; what was read is kept */
-	PROV_EUNREACHABLE = -4, /* could not connect (refused, no route, connect timeout) */
-	PROV_EHOSTKEY = -5,    /* host key unknown, changed or unverifiable */
-	PROV_EAUTH = -6,       /* no offered key was accepted */
-	PROV_ENOSTATUS = -7,   /* the command ended without an exit status (or framing lost) */
-	PROV_EDISCONNECT = -8, /* the session broke during a command */
-	PROV_EREFUSED = -9,    /* the read-only guard refused the command */
-	PROV_EINVAL = -10,     /* invalid argument (NUL byte in an argument, bad option) */
-};
-
-/* A short name for an error code ("timeout", "truncated", ...). */
-const char *prov_strerror(int code);
+/*
+ * Providers return codes from plumb's one error space (state/err.h):
+ * PLUMB_EINVAL, PLUMB_ETIMEOUT, PLUMB_EREFUSED, ...; plumb_strerror names them.
+ * The PROV_* names below are aliases kept until registry/docker_obs (and
+ * run.c) are converted; new code uses the PLUMB_* names.
+ */
+#define PROV_OK PLUMB_OK
+#define PROV_ERROR PLUMB_ERROR
+#define PROV_ETIMEOUT PLUMB_ETIMEOUT
+#define PROV_ETRUNC PLUMB_ETRUNC
+#define PROV_EUNREACHABLE PLUMB_EUNREACHABLE
+#define PROV_EHOSTKEY PLUMB_EHOSTKEY
+#define PROV_EAUTH PLUMB_EAUTH
+#define PROV_ENOSTATUS PLUMB_ENOSTATUS
+#define PROV_EDISCONNECT PLUMB_EDISCONNECT
+#define PROV_EREFUSED PLUMB_EREFUSED
+#define PROV_EINVAL PLUMB_EINVAL
+#define prov_strerror plumb_strerror
 
 /*
- * Appends arg, quoted, to out. Returns 0, PROV_EINVAL for a NUL byte (mem
+ * Appends arg, quoted, to out. Returns 0, PLUMB_EINVAL for a NUL byte (mem
  * variant), or -1 when out's size bound is reached (out is then unchanged).
  */
 int shell_quote(struct sbuf *out, const char *arg);
@@ -91,7 +93,7 @@ void prov_cmd_arg_mem(struct prov_cmd *c, const void *arg, size_t len);
 void prov_cmd_args(struct prov_cmd *c, ...);
 /* Sends the current simple command's stderr to /dev/null. */
 void prov_cmd_quiet(struct prov_cmd *c);
-/* Renders the whole command into out (appending). PROV_EINVAL on a latched error or an empty command. */
+/* Renders the whole command into out (appending). PLUMB_EINVAL on a latched error or an empty command. */
 int prov_cmd_render(const struct prov_cmd *c, struct sbuf *out);
 void prov_cmd_release(struct prov_cmd *c);
 
@@ -102,7 +104,7 @@ void prov_cmd_release(struct prov_cmd *c);
  * the suffix 2>/dev/null; '=' is accepted inside words but not in a command's
  * first word (an assignment). Anything else (", $, `, \ outside '\'',
  * newline, redirection, globbing, ~, #, parentheses, braces) is refused with
- * PROV_EREFUSED. On error c is released.
+ * PLUMB_EREFUSED. On error c is released.
  */
 int prov_cmd_parse_strict(struct prov_cmd *c, const char *cmd);
 

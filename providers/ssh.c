@@ -63,10 +63,10 @@ struct ssh_transport {
 	struct jump *jump;
 };
 
-/* Writes "what: libssh's message" into buf. */
-static void ssh_msg(char *buf, size_t len, const char *what, ssh_session s)
+/* Records code with "what: libssh's message" in e; returns code. */
+static int ssh_msg(struct plumb_err *e, int code, const char *what, ssh_session s)
 {
-	snprintf(buf, len, "%s: %s", what, s ? ssh_get_error(s) : "unknown error");
+	return plumb_err_set(e, code, "%s: %s", what, s ? ssh_get_error(s) : "unknown error");
 }
 
 /* "[user@]host[:port]" or "[user@][v6addr]:port" */
@@ -102,11 +102,11 @@ bad:
 	*host = NULL;
 	free(*user);
 	*user = NULL;
-	return PROV_EINVAL;
+	return PLUMB_EINVAL;
 }
 
 /* TCP connect with a deadline; returns the fd or a negative code (message in err). */
-static int dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
+static int dial(const char *host, int port, int timeout_ms, struct plumb_err *e)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
 	char portstr[16];
@@ -115,8 +115,8 @@ static int dial(const char *host, int port, int timeout_ms, char *err, size_t er
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	rc = getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-		return PROV_EUNREACHABLE;
+		return plumb_err_set(e, PLUMB_EUNREACHABLE, "cannot resolve %s: %s", host,
+				     gai_strerror(rc));
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		struct pollfd pfd;
@@ -157,9 +157,9 @@ next:
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
-			 last_errno == ETIMEDOUT ? "connection timed out" : strerror(last_errno));
-		return PROV_EUNREACHABLE;
+		return plumb_err_set(e, PLUMB_EUNREACHABLE, "cannot connect to %s port %d: %s", host,
+				     port, last_errno == ETIMEDOUT ? "connection timed out"
+								   : strerror(last_errno));
 	}
 	return fd;
 }
@@ -182,37 +182,36 @@ static char *fingerprint(ssh_session s)
 }
 
 static int verify_host(ssh_session s, const char *name, int port, const struct transport_opts *o,
-		       char *err, size_t errlen)
+		       struct plumb_err *e)
 {
 	enum ssh_known_hosts_e st = ssh_session_is_known_server(s);
 	const char *kh = o->known_hosts ? o->known_hosts : "~/.ssh/known_hosts";
 	char *fp;
-	int rc = PROV_EHOSTKEY;
+	int rc = PLUMB_EHOSTKEY;
 
 	if (st == SSH_KNOWN_HOSTS_OK)
 		return 0;
 	if (st == SSH_KNOWN_HOSTS_ERROR) {
-		ssh_msg(err, errlen, "host key check failed", s);
-		return PROV_EHOSTKEY;
+		return ssh_msg(e, PLUMB_EHOSTKEY, "host key check failed", s);
 	}
 	fp = fingerprint(s);
 	switch (st) {
 	case SSH_KNOWN_HOSTS_CHANGED:
-		snprintf(err, errlen,
-			 "host key for %s port %d CHANGED (now %s); it does not match %s; "
+		plumb_err_set(e, PLUMB_EHOSTKEY,
+			      "host key for %s port %d CHANGED (now %s); it does not match %s; "
 			 "refusing to connect (possible man-in-the-middle)",
 			 name, port, fp, kh);
 		break;
 	case SSH_KNOWN_HOSTS_OTHER:
-		snprintf(err, errlen,
-			 "%s port %d offered a %s key but %s lists a different key type for it; "
+		plumb_err_set(e, PLUMB_EHOSTKEY,
+			      "%s port %d offered a %s key but %s lists a different key type for it; "
 			 "refusing to connect",
 			 name, port, fp, kh);
 		break;
 	default: /* UNKNOWN or NOT_FOUND (file missing) */
 		if (o->accept_new_host_keys && o->accept_new_refused) {
-			snprintf(err, errlen,
-				 "host %s port %d is not in known_hosts %s (its key: %s); its key was not "
+			plumb_err_set(e, PLUMB_EHOSTKEY,
+				      "host %s port %d is not in known_hosts %s (its key: %s); its key was not "
 				 "recorded: %s",
 				 name, port, kh, fp, o->accept_new_refused);
 			break;
@@ -222,11 +221,11 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 				rc = 0;
 				break;
 			}
-			ssh_msg(err, errlen, "cannot record the new host key", s);
+			ssh_msg(e, PLUMB_EHOSTKEY, "cannot record the new host key", s);
 			break;
 		}
-		snprintf(err, errlen,
-			 "host %s port %d is not in known_hosts %s (its key: %s); add it, or "
+		plumb_err_set(e, PLUMB_EHOSTKEY,
+			      "host %s port %d is not in known_hosts %s (its key: %s); add it, or "
 			 "allow new host keys explicitly",
 			 name, port, kh, fp);
 		break;
@@ -236,10 +235,10 @@ static int verify_host(ssh_session s, const char *name, int port, const struct t
 }
 
 /*
- * Offers one private key (freed here): 0 when it is accepted, PROV_EAUTH on an
+ * Offers one private key (freed here): 0 when it is accepted, PLUMB_EAUTH on an
  * authentication error (err set), 1 when the server refuses it.
  */
-static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
+static int offer_key(ssh_session s, ssh_key key, struct plumb_err *e)
 {
 	int rc = ssh_userauth_publickey(s, NULL, key);
 
@@ -247,8 +246,7 @@ static int offer_key(ssh_session s, ssh_key key, char *err, size_t errlen)
 	if (rc == SSH_AUTH_SUCCESS)
 		return 0;
 	if (rc == SSH_AUTH_ERROR) {
-		ssh_msg(err, errlen, "public key authentication", s);
-		return PROV_EAUTH;
+		return ssh_msg(e, PLUMB_EAUTH, "public key authentication", s);
 	}
 	return 1;
 }
@@ -302,7 +300,7 @@ static int import_key(const char *file, const char *b64, const char *passphrase,
 }
 
 static int authenticate(ssh_session s, const char *label, const struct transport_opts *o,
-			char *err, size_t errlen)
+			struct plumb_err *e)
 {
 	int tried = 0, rc;
 	char why[400] = "";
@@ -311,8 +309,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 	if (rc == SSH_AUTH_SUCCESS)
 		return 0;
 	if (rc == SSH_AUTH_ERROR) {
-		ssh_msg(err, errlen, "authentication", s);
-		return PROV_EAUTH;
+		return ssh_msg(e, PLUMB_EAUTH, "authentication", s);
 	}
 	for (size_t i = 0; i < o->n_identity_files; i++) {
 		ssh_key key = NULL;
@@ -320,7 +317,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 		if (import_key(o->identity_files[i], NULL, o->key_passphrase, &key, why, sizeof(why)) < 0)
 			continue;
 		tried++;
-		rc = offer_key(s, key, err, errlen);
+		rc = offer_key(s, key, e);
 		if (rc <= 0)
 			return rc;
 	}
@@ -330,7 +327,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 		/* The key text is never echoed: libssh's message is not used here. */
 		if (import_key(NULL, o->key_data, o->key_passphrase, &key, why, sizeof(why)) == 0) {
 			tried++;
-			rc = offer_key(s, key, err, errlen);
+			rc = offer_key(s, key, e);
 			if (rc <= 0)
 				return rc;
 		}
@@ -341,9 +338,9 @@ static int authenticate(ssh_session s, const char *label, const struct transport
 		if (rc == SSH_AUTH_SUCCESS)
 			return 0;
 	}
-	snprintf(err, errlen, "%s: no key was accepted (%d tried%s%s)", label, tried, why,
-		 o->use_agent && !getenv("SSH_AUTH_SOCK") ? "; no agent: SSH_AUTH_SOCK unset" : "");
-	return PROV_EAUTH;
+	return plumb_err_set(e, PLUMB_EAUTH, "%s: no key was accepted (%d tried%s%s)", label, tried,
+			     why, o->use_agent && !getenv("SSH_AUTH_SOCK")
+					  ? "; no agent: SSH_AUTH_SOCK unset" : "");
 }
 
 /*
@@ -352,7 +349,7 @@ static int authenticate(ssh_session s, const char *label, const struct transport
  * SSH_OPTIONS_FD, so the caller closes it after ssh_free.
  */
 static int session_open(ssh_session *out, const char *host, int port, const char *user,
-			int fd, const struct transport_opts *o, char *err, size_t errlen)
+			int fd, const struct transport_opts *o, struct plumb_err *e)
 {
 	ssh_session s = ssh_new();
 	long tmo = ((o->connect_timeout_ms > 0 ? o->connect_timeout_ms
@@ -362,8 +359,7 @@ static int session_open(ssh_session *out, const char *host, int port, const char
 
 	*out = NULL;
 	if (!s) {
-		snprintf(err, errlen, "cannot create an SSH session");
-		return PROV_ERROR;
+		return plumb_err_set(e, PLUMB_ERROR, "cannot create an SSH session");
 	}
 	snprintf(label, sizeof(label), "%s%s%s:%d", user ? user : "", user ? "@" : "", host, port);
 	if (tmo < 1)
@@ -377,26 +373,23 @@ static int session_open(ssh_session *out, const char *host, int port, const char
 	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &tmo) < 0 ||
 	    (o->proxy_command && fd < 0 &&
 	     ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, o->proxy_command) < 0)) {
-		ssh_msg(err, errlen, "invalid SSH option", s);
-		rc = PROV_EINVAL;
+		rc = ssh_msg(e, PLUMB_EINVAL, "invalid SSH option", s);
 		goto fail;
 	}
 	if (fd >= 0 && ssh_options_set(s, SSH_OPTIONS_FD, &fd) < 0) {
-		ssh_msg(err, errlen, "invalid SSH option", s);
-		rc = PROV_EINVAL;
+		rc = ssh_msg(e, PLUMB_EINVAL, "invalid SSH option", s);
 		goto fail;
 	}
 	if (ssh_connect(s) != SSH_OK) {
 		char what[340];
 		snprintf(what, sizeof(what), "%s: SSH handshake failed", label);
-		ssh_msg(err, errlen, what, s);
-		rc = PROV_EUNREACHABLE;
+		rc = ssh_msg(e, PLUMB_EUNREACHABLE, what, s);
 		goto fail;
 	}
-	rc = verify_host(s, host, port, o, err, errlen);
+	rc = verify_host(s, host, port, o, e);
 	if (rc < 0)
 		goto fail;
-	rc = authenticate(s, label, o, err, errlen);
+	rc = authenticate(s, label, o, e);
 	if (rc < 0)
 		goto fail;
 	*out = s;
@@ -460,7 +453,7 @@ static void jump_free(struct jump *j)
  * *fd_out receives the socket the target session should use.
  */
 static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
-		     const struct transport_opts *o, char *err, size_t errlen)
+		     const struct transport_opts *o, struct plumb_err *e)
 {
 	struct jump *j = xcalloc(1, sizeof(*j));
 	char *juser = NULL, *jhost = NULL;
@@ -471,23 +464,22 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	*fd_out = -1;
 	rc = parse_hostspec(o->jump, &juser, &jhost, &jport);
 	if (rc < 0) {
-		snprintf(err, errlen, "invalid jump host '%s' (want [user@]host[:port])", o->jump);
+		plumb_err_set(e, rc, "invalid jump host '%s' (want [user@]host[:port])", o->jump);
 		goto fail;
 	}
 	if (!juser && o->user)
 		juser = xstrdup(o->user);
 	fd = dial(jhost, jport, o->connect_timeout_ms > 0 ? o->connect_timeout_ms
 						      : PROV_DEFAULT_CONNECT_TIMEOUT_MS,
-		  sub, sizeof(sub));
+		  e);
 	if (fd < 0) {
-		snprintf(err, errlen, "jump host: %s", sub);
-		rc = fd;
+		rc = plumb_err_prefix(e, "jump host");
 		goto fail;
 	}
 	j->session_fd = fd;
-	rc = session_open(&j->session, jhost, jport, juser, fd, o, sub, sizeof(sub));
+	rc = session_open(&j->session, jhost, jport, juser, fd, o, e);
 	if (rc < 0) {
-		snprintf(err, errlen, "jump host: %s", sub);
+		plumb_err_prefix(e, "jump host");
 		goto fail;
 	}
 	j->channel = ssh_channel_new(j->session);
@@ -495,13 +487,11 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	    ssh_channel_open_forward(j->channel, host, port, "127.0.0.1", 22) != SSH_OK) {
 		snprintf(sub, sizeof(sub), "jump host %s cannot open a channel to %s port %d", jhost,
 			 host, port);
-		ssh_msg(err, errlen, sub, j->session);
-		rc = PROV_EUNREACHABLE;
+		rc = ssh_msg(e, PLUMB_EUNREACHABLE, sub, j->session);
 		goto fail;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		rc = PROV_ERROR;
+		rc = plumb_err_set(e, PLUMB_ERROR, "socketpair: %s", strerror(errno));
 		goto fail;
 	}
 	j->fd = sv[1];
@@ -509,8 +499,7 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	j->to_fd = ssh_connector_new(j->session);
 	j->from_fd = ssh_connector_new(j->session);
 	if (!j->event || !j->to_fd || !j->from_fd) {
-		snprintf(err, errlen, "cannot set up the jump relay");
-		rc = PROV_ERROR;
+		rc = plumb_err_set(e, PLUMB_ERROR, "cannot set up the jump relay");
 		goto fail;
 	}
 	ssh_connector_set_in_channel(j->to_fd, j->channel, SSH_CONNECTOR_STDOUT);
@@ -519,13 +508,11 @@ static int jump_open(struct jump **out, int *fd_out, const char *host, int port,
 	ssh_connector_set_out_channel(j->from_fd, j->channel, SSH_CONNECTOR_STDOUT);
 	if (ssh_event_add_connector(j->event, j->to_fd) != SSH_OK ||
 	    ssh_event_add_connector(j->event, j->from_fd) != SSH_OK) {
-		snprintf(err, errlen, "cannot set up the jump relay");
-		rc = PROV_ERROR;
+		rc = plumb_err_set(e, PLUMB_ERROR, "cannot set up the jump relay");
 		goto fail;
 	}
 	if (pthread_create(&j->thread, NULL, jump_relay, j) != 0) {
-		snprintf(err, errlen, "cannot start the jump relay thread");
-		rc = PROV_ERROR;
+		rc = plumb_err_set(e, PLUMB_ERROR, "cannot start the jump relay thread");
 		goto fail;
 	}
 	j->running = 1;
@@ -560,7 +547,7 @@ static void ssh_transport_close(struct transport *t)
 
 static int ssh_err_code(struct ssh_transport *st)
 {
-	return ssh_is_connected(st->session) ? PROV_ERROR : PROV_EDISCONNECT;
+	return ssh_is_connected(st->session) ? PLUMB_ERROR : PLUMB_EDISCONNECT;
 }
 
 /* What the channel callbacks collect during one command. */
@@ -634,7 +621,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	ssh_channel ch = NULL;
 	ssh_event ev = NULL;
 	double start = prov_now_ms(), deadline = start + t->cmd_timeout_ms;
-	int rc = PROV_ERROR;
+	int rc = PLUMB_ERROR;
 	size_t raw_max = t->max_output + 4096;
 
 	ssh_callbacks_init(&cb);
@@ -644,11 +631,11 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	sbuf_init(&raw_err, raw_max);
 	t->stats.commands++;
 	if (!ssh_is_connected(st->session)) {
-		rc = prov_fail(t, PROV_EDISCONNECT, "%s: the SSH session is closed", t->label);
+		rc = prov_fail(t, PLUMB_EDISCONNECT, "%s: the SSH session is closed", t->label);
 		goto out;
 	}
 	if (prov_frame_build(&line, cmd, token) < 0) {
-		rc = prov_fail(t, PROV_EINVAL, "%s: cannot frame the command", t->label);
+		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot frame the command", t->label);
 		goto out;
 	}
 	ch = ssh_channel_new(st->session);
@@ -666,7 +653,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	ssh_channel_send_eof(ch);
 	ev = ssh_event_new();
 	if (!ev || ssh_event_add_session(ev, st->session) != SSH_OK) {
-		rc = prov_fail(t, PROV_ERROR, "%s: cannot poll the session", t->label);
+		rc = prov_fail(t, PLUMB_ERROR, "%s: cannot poll the session", t->label);
 		goto out;
 	}
 	/* Until EOF and an exit status (or signal, or close). */
@@ -675,13 +662,13 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 
 		if (rs.truncated) {
 			ssh_channel_request_send_signal(ch, "KILL");
-			rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+			rc = prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 				       t->max_output);
 			goto partial;
 		}
 		if (left <= 0) {
 			ssh_channel_request_send_signal(ch, "KILL");
-			rc = prov_fail(t, PROV_ETIMEOUT, "%s: command timed out after %d ms",
+			rc = prov_fail(t, PLUMB_ETIMEOUT, "%s: command timed out after %d ms",
 				       t->label, t->cmd_timeout_ms);
 			goto partial;
 		}
@@ -692,7 +679,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		}
 	}
 	if (rs.truncated) {
-		rc = prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+		rc = prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 			       t->max_output);
 		goto partial;
 	}
@@ -726,11 +713,12 @@ static const struct transport_ops ssh_ops = {
 	.close = ssh_transport_close,
 };
 
-int transport_ssh_open(struct transport **out, const struct transport_opts *o, char *errmsg,
-		       size_t errmsg_len)
+int transport_ssh_open(struct transport **out, const struct transport_opts *o,
+		       struct plumb_err *errp)
 {
 	struct ssh_transport *st = NULL;
-	char err[512] = "", *label = NULL;
+	struct plumb_err e = { 0 };
+	char *label = NULL;
 	int port = o->port > 0 ? o->port : 22, rc, fd = -1, connects = 0;
 	int ctmo = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : PROV_DEFAULT_CONNECT_TIMEOUT_MS;
 	double t0 = prov_now_ms();
@@ -739,18 +727,16 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o, c
 
 	*out = NULL;
 	if (prov_init() < 0) {
-		snprintf(err, sizeof(err), "libssh failed to initialise");
-		rc = PROV_ERROR;
+		rc = plumb_err_set(&e, PLUMB_ERROR, "libssh failed to initialise");
 		goto fail;
 	}
 	if (!o->host || !*o->host) {
-		snprintf(err, sizeof(err), "no host given");
-		rc = PROV_EINVAL;
+		rc = plumb_err_set(&e, PLUMB_EINVAL, "no host given");
 		goto fail;
 	}
 	label = xasprintf("%s%s%s:%d", o->user ? o->user : "", o->user ? "@" : "", o->host, port);
 	if (o->jump) {
-		rc = jump_open(&jump, &fd, o->host, port, o, err, sizeof(err));
+		rc = jump_open(&jump, &fd, o->host, port, o, &e);
 		if (rc < 0)
 			goto fail;
 		connects++;
@@ -761,25 +747,24 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o, c
 		if (parse_hostspec(o->connect_to, &u, &h, &p) < 0 || u) {
 			free(u);
 			free(h);
-			snprintf(err, sizeof(err), "invalid connect_to '%s' (want host:port)",
-				 o->connect_to);
-			rc = PROV_EINVAL;
+			rc = plumb_err_set(&e, PLUMB_EINVAL, "invalid connect_to '%s' (want host:port)",
+					   o->connect_to);
 			goto fail;
 		}
-		fd = dial(h, p, ctmo, err, sizeof(err));
+		fd = dial(h, p, ctmo, &e);
 		free(h);
 		if (fd < 0) {
 			rc = fd;
 			goto fail;
 		}
 	} else if (!o->proxy_command) {
-		fd = dial(o->host, port, ctmo, err, sizeof(err));
+		fd = dial(o->host, port, ctmo, &e);
 		if (fd < 0) {
 			rc = fd;
 			goto fail;
 		}
 	}
-	rc = session_open(&s, o->host, port, o->user, fd, o, err, sizeof(err));
+	rc = session_open(&s, o->host, port, o->user, fd, o, &e);
 	if (rc < 0)
 		goto fail;
 	connects++;
@@ -797,19 +782,18 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o, c
 	st->base.stats.connect_ms = prov_now_ms() - t0;
 	*out = &st->base;
 	free(label);
-	if (errmsg && errmsg_len)
-		errmsg[0] = '\0';
+	if (errp)
+		plumb_err_clear(errp);
 	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
 	jump_free(jump);
-	if (errmsg && errmsg_len) {
-		if (label && strncmp(err, label, strlen(label)) != 0)
-			snprintf(errmsg, errmsg_len, "%s: %s", label, err);
-		else
-			snprintf(errmsg, errmsg_len, "%s", err);
-	}
+	e.code = rc;
+	if (label && strncmp(e.msg, label, strlen(label)) != 0)
+		plumb_err_prefix(&e, "%s", label);
+	if (errp)
+		*errp = e;
 	free(label);
 	return rc;
 }

@@ -27,8 +27,9 @@ int prov_fail(struct transport *t, int code, const char *fmt, ...)
 {
 	va_list ap;
 
+	t->err.code = code;
 	va_start(ap, fmt);
-	vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
+	vsnprintf(t->err.msg, sizeof(t->err.msg), fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -59,11 +60,13 @@ void cmd_result_release(struct cmd_result *r)
 
 int transport_run(struct transport *t, const char *cmd, struct cmd_result *out)
 {
+	plumb_err_clear(&t->err);
 	return t->ops->run(t, cmd, out);
 }
 
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out)
 {
+	plumb_err_clear(&t->err);
 	return t->ops->run_cmd(t, cmd, out);
 }
 
@@ -73,9 +76,9 @@ void transport_close(struct transport *t)
 		t->ops->close(t);
 }
 
-const char *transport_errmsg(const struct transport *t)
+const struct plumb_err *transport_err(const struct transport *t)
 {
-	return t->errmsg;
+	return &t->err;
 }
 
 int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out)
@@ -88,7 +91,7 @@ int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struc
 	if (rc < 0) {
 		cmd_result_init(out, t->max_output);
 		rc = prov_fail(t, rc, "%s: cannot build the command (%s)", t->label,
-			       prov_strerror(rc));
+			       plumb_strerror(rc));
 	} else {
 		rc = t->ops->run(t, s.buf, out);
 	}
@@ -153,7 +156,7 @@ int prov_frame_parse(const char *raw, size_t raw_len, const char *token, int wan
 	b = mem_find(raw, raw_len, begin, blen);
 	if (!b) {
 		sbuf_add(dst, raw, raw_len);
-		return PROV_ENOSTATUS;
+		return PLUMB_ENOSTATUS;
 	}
 	data = b + blen;
 	/* The last END marker after BEGIN that is followed by "<digits>\n". */
@@ -178,11 +181,11 @@ int prov_frame_parse(const char *raw, size_t raw_len, const char *token, int wan
 	}
 	if (!e) {
 		sbuf_add(dst, data, raw_len - (size_t)(data - raw));
-		return PROV_ENOSTATUS;
+		return PLUMB_ENOSTATUS;
 	}
 	dlen = (size_t)(e - data);
 	if (sbuf_add(dst, data, dlen) < 0)
-		return PROV_ETRUNC;
+		return PLUMB_ETRUNC;
 	*status = st;
 	return 0;
 }
@@ -194,20 +197,20 @@ int prov_finish_framed(struct transport *t, struct cmd_result *r, const char *to
 
 	rc_out = prov_frame_parse(raw_out->buf, raw_out->len, token, 1, &r->out, &so);
 	rc_err = prov_frame_parse(raw_err->buf, raw_err->len, token, 1, &r->err, &se);
-	if (rc_out == PROV_ETRUNC || rc_err == PROV_ETRUNC)
-		return prov_fail(t, PROV_ETRUNC, "%s: output exceeds %zu bytes", t->label,
+	if (rc_out == PLUMB_ETRUNC || rc_err == PLUMB_ETRUNC)
+		return prov_fail(t, PLUMB_ETRUNC, "%s: output exceeds %zu bytes", t->label,
 				 t->max_output);
 	if (channel_status < 0)
-		return prov_fail(t, PROV_ENOSTATUS,
+		return prov_fail(t, PLUMB_ENOSTATUS,
 				 "%s: the command ended without an exit status (killed by a signal?)",
 				 t->label);
 	r->status = channel_status;
 	if (rc_out < 0)
-		return prov_fail(t, PROV_ENOSTATUS,
+		return prov_fail(t, PLUMB_ENOSTATUS,
 				 "%s: output framing lost (exit status %d, no END marker on stdout)",
 				 t->label, channel_status);
 	if (so != channel_status)
-		return prov_fail(t, PROV_ENOSTATUS,
+		return prov_fail(t, PLUMB_ENOSTATUS,
 				 "%s: exit status %d disagrees with the framed status %d", t->label,
 				 channel_status, so);
 	(void)rc_err; /* stderr framing is best effort: a missing marker keeps it raw */
@@ -241,12 +244,12 @@ static int ro_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cm
 	if (prov_readonly_check(cmd, why, sizeof(why)) < 0) {
 		cmd_result_init(r, t->max_output);
 		t->stats.refused++;
-		return prov_fail(t, PROV_EREFUSED, "%s: refused by the read-only guard: %s",
+		return prov_fail(t, PLUMB_EREFUSED, "%s: refused by the read-only guard: %s",
 				 t->label, why);
 	}
 	rc = transport_run_cmd(ro->inner, cmd, r);
 	if (rc < 0)
-		memcpy(t->errmsg, ro->inner->errmsg, sizeof(t->errmsg));
+		t->err = ro->inner->err;
 	refused = t->stats.refused;
 	t->stats = ro->inner->stats;
 	t->stats.refused = refused;
@@ -261,7 +264,7 @@ static int ro_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	if (prov_cmd_parse_strict(&c, cmd) < 0) {
 		cmd_result_init(r, t->max_output);
 		t->stats.refused++;
-		return prov_fail(t, PROV_EREFUSED,
+		return prov_fail(t, PLUMB_EREFUSED,
 				 "%s: refused by the read-only guard: not a plain command list "
 				 "(only quoted words, ; && || | and 2>/dev/null are allowed)",
 				 t->label);

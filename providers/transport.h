@@ -23,18 +23,19 @@
  * and exits with it. Only what lies between the markers is returned, so text
  * that a host's shell startup files print (a .bashrc banner, motd) never
  * reaches a parser. The status is the channel's exit status (missing ->
- * PROV_ENOSTATUS), cross-checked with the END marker's (mismatch or missing
- * marker -> PROV_ENOSTATUS).
+ * PLUMB_ENOSTATUS), cross-checked with the END marker's (mismatch or missing
+ * marker -> PLUMB_ENOSTATUS).
  *
  * Bounds: stdout and stderr are each bounded by max_output bytes; past that the
- * command is abandoned and run returns PROV_ETRUNC with what was read. A
+ * command is abandoned and run returns PLUMB_ETRUNC with what was read. A
  * command that runs longer than cmd_timeout_ms is abandoned with
- * PROV_ETIMEOUT (locally its process group is killed; over SSH the channel
+ * PLUMB_ETIMEOUT (locally its process group is killed; over SSH the channel
  * is sent SIGKILL, then closed). The session stays usable after either.
  *
- * Errors: every function returns 0 or a negative enum prov_error (quote.h).
- * transport_errmsg(t) describes the last error in words that never contain
- * a secret (no key material, no command output).
+ * Errors: every function returns 0 or a negative PLUMB_E* code (state/err.h).
+ * A transport keeps its last error as a struct plumb_err (transport_err(t)):
+ * the same code and words that never contain a secret (no key material, no
+ * command output).
  */
 #ifndef PLUMB_PROV_TRANSPORT_H
 #define PLUMB_PROV_TRANSPORT_H
@@ -42,6 +43,7 @@
 #include <stddef.h>
 
 #include "providers/quote.h"
+#include "state/err.h"
 #include "state/util.h"
 
 /* Once per process, before any transport; safe to call again. Returns 0 or -1. */
@@ -117,7 +119,7 @@ struct transport_ops {
 struct transport {
 	const struct transport_ops *ops;
 	char *label;            /* owned; "user@host:port", "localhost", for messages */
-	char errmsg[512];       /* last error, "" if none; never a secret */
+	struct plumb_err err;   /* last error (code 0, "" if none); never a secret */
 	struct transport_stats stats;
 	int cmd_timeout_ms;
 	size_t max_output;
@@ -126,11 +128,11 @@ struct transport {
 /*
  * Opens an SSH session: connects (bounded by connect_timeout_ms), verifies the
  * host key strictly against known_hosts, authenticates with identity files,
- * key_data, then the agent. On failure *out is NULL, the code is returned and
- * (if errmsg is non-NULL) a message is written there (errmsg_len bytes).
+ * key_data, then the agent. On failure *out is NULL and the code is returned
+ * and recorded in err (if not NULL) with a message naming the host.
  */
 int transport_ssh_open(struct transport **out, const struct transport_opts *opts,
-		       char *errmsg, size_t errmsg_len);
+		       struct plumb_err *err);
 
 /* A transport running commands with /bin/sh here. */
 int transport_local_open(struct transport **out);
@@ -143,7 +145,7 @@ int transport_local_open(struct transport **out);
  *   - run parses the string with prov_cmd_parse_strict (only bare safe words,
  *     single-quoted words, ; && || | and 2>/dev/null; any other shell syntax
  *     -> refused), then checks the argv lists the same way.
- * Allowed argv shapes (anything else -> PROV_EREFUSED, nothing is run):
+ * Allowed argv shapes (anything else -> PLUMB_EREFUSED, nothing is run):
  *   docker ps|inspect|version|info|images [opts/args]
  *   docker image|container|network|volume inspect|ls [opts/args]
  *   docker exec kamal-proxy kamal-proxy list [--json]
@@ -159,7 +161,7 @@ int transport_local_open(struct transport **out);
  */
 int transport_readonly_wrap(struct transport **out, struct transport *inner);
 
-/* The guard's check on its own: 0 if allowed, PROV_EREFUSED (with why) if not. */
+/* The guard's check on its own: 0 if allowed, PLUMB_EREFUSED (with why) if not. */
 int prov_readonly_check(const struct prov_cmd *cmd, char *why, size_t why_len);
 
 /* Dispatch helpers; t may not be NULL. */
@@ -167,14 +169,17 @@ int transport_run(struct transport *t, const char *cmd, struct cmd_result *out);
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out);
 /* Closes and frees; NULL is fine. */
 void transport_close(struct transport *t);
-const char *transport_errmsg(const struct transport *t);
+/* t's last error (borrowed from t; code 0 when the last call succeeded or none failed). */
+const struct plumb_err *transport_err(const struct transport *t);
+/* Its message; kept until docker_obs is converted (use transport_err). */
+#define transport_errmsg(t) plumb_err_msg(transport_err(t))
 
 /*
  * Framing, shared by the ssh and local transports (exposed for tests).
  * prov_frame_build writes "sh -c '<framed cmd>'" into out with a fresh random
  * token (token receives 32 hex chars + NUL). prov_frame_parse extracts the
  * bytes between the markers of raw (stdout or stderr as received) into dst
- * and the marker's status; it returns 0, or PROV_ENOSTATUS when a marker is
+ * and the marker's status; it returns 0, or PLUMB_ENOSTATUS when a marker is
  * missing (then *status = -1 and dst gets raw unframed).
  */
 #define PROV_TOKEN_LEN 32
@@ -182,7 +187,7 @@ int prov_frame_build(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LE
 int prov_frame_parse(const char *raw, size_t raw_len, const char *token, int want_status,
 		     struct sbuf *dst, int *status);
 
-/* Internal: set the transport's message (printf-style) and return code. */
+/* Internal: record code and a printf message as t's last error; returns code. */
 int prov_fail(struct transport *t, int code, const char *fmt, ...) PLUMB_PRINTF(3, 4);
 /* Internal: monotonic milliseconds. */
 double prov_now_ms(void);

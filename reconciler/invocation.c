@@ -64,10 +64,10 @@ static char *expand_path(const char *p, const char *root)
 	return xstrdup(p);
 }
 
-/* known_hosts and keys under trust; 0 or -1 with err. */
+/* known_hosts and keys under trust; 0 or PLUMB_EOUTSIDE with err. */
 static int trust_paths(struct rec_fleet_settings *s, const struct config *c,
-		       const struct rec_invocation *inv, const char *root, int trusted, char *err,
-		       size_t errlen)
+		       const struct rec_invocation *inv, const char *root, int trusted,
+		       struct plumb_err *err)
 {
 	const char *kh = kvs_get(&c->x_plumb, "ssh.known_hosts");
 
@@ -77,12 +77,11 @@ static int trust_paths(struct rec_fleet_settings *s, const struct config *c,
 		s->known_hosts = expand_path(kh, root);
 	} else if (kh) {
 		s->known_hosts = trust_resolve_inside(root, kh);
-		if (!s->known_hosts) {
-			snprintf(err, errlen,
-				 "x-plumb.ssh.known_hosts '%s' is outside the repository; an untrusted run "
-				 "uses only a known_hosts file inside it (or PLUMB_SSH_KNOWN_HOSTS)", kh);
-			return -1;
-		}
+		if (!s->known_hosts)
+			return plumb_err_set(err, PLUMB_EOUTSIDE,
+					     "x-plumb.ssh.known_hosts '%s' is outside the repository; an "
+					     "untrusted run uses only a known_hosts file inside it (or "
+					     "PLUMB_SSH_KNOWN_HOSTS)", kh);
 	}
 	if (inv->ssh_key)
 		strvec_push(&s->keys, inv->ssh_key);
@@ -97,12 +96,11 @@ static int trust_paths(struct rec_fleet_settings *s, const struct config *c,
 		if (!trust_path_is_inside(k))
 			continue;
 		p = trust_resolve_inside(root, k);
-		if (!p) {
-			snprintf(err, errlen,
-				 "ssh.keys '%s' leads outside the repository (a symbolic link?); an untrusted "
-				 "run uses only keys inside it, PLUMB_SSH_KEY and the SSH agent", k);
-			return -1;
-		}
+		if (!p)
+			return plumb_err_set(err, PLUMB_EOUTSIDE,
+					     "ssh.keys '%s' leads outside the repository (a symbolic "
+					     "link?); an untrusted run uses only keys inside it, "
+					     "PLUMB_SSH_KEY and the SSH agent", k);
 		strvec_push_take(&s->keys, p);
 	}
 	return 0;
@@ -125,11 +123,12 @@ static const char *key_data(const struct config *c)
 }
 
 int rec_fleet_settings(struct rec_fleet_settings *s, const struct config *c,
-		       const struct rec_invocation *inv, const char *root, int trusted, char *err,
-		       size_t errlen)
+		       const struct rec_invocation *inv, const char *root, int trusted,
+		       struct plumb_err *err)
 {
 	struct fleet_opts *fo = &s->fo;
 	const char *v;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
 	if (!root)
@@ -139,16 +138,16 @@ int rec_fleet_settings(struct rec_fleet_settings *s, const struct config *c,
 	 * check) observe the runner itself: only the invocation may allow it. */
 	if (!trusted && !inv->allow_local) {
 		for (size_t i = 0; i < s->hosts.n; i++)
-			if (rec_host_is_this_machine(s->hosts.v[i])) {
-				snprintf(err, errlen,
-					 "host '%s' is this machine: an untrusted run does not observe it because "
-					 "the repository says so (pass --trusted, or set PLUMB_ALLOW_LOCAL=1)",
-					 s->hosts.v[i]);
-				return -1;
-			}
+			if (rec_host_is_this_machine(s->hosts.v[i]))
+				return plumb_err_set(err, PLUMB_EUNTRUSTED,
+						     "host '%s' is this machine: an untrusted run does "
+						     "not observe it because the repository says so (pass "
+						     "--trusted, or set PLUMB_ALLOW_LOCAL=1)",
+						     s->hosts.v[i]);
 	}
-	if (trust_paths(s, c, inv, root, trusted, err, errlen) < 0)
-		return -1;
+	rc = trust_paths(s, c, inv, root, trusted, err);
+	if (rc < 0)
+		return rc;
 	fo->accept_new = inv->ssh_accept_new;
 	if (!fo->accept_new && trusted)
 		fo->accept_new = (v = kvs_get(&c->x_plumb, "ssh.accept_new_host_keys")) && strcmp(v, "true") == 0;

@@ -61,10 +61,14 @@ struct rec_fleet_settings {
 	struct fleet_opts fo; /* points into the fields above, c and the invocation */
 };
 
-/* 0, or -1 with err saying what was refused (nothing was contacted). */
+/*
+ * 0, or PLUMB_EOUTSIDE (a key or known_hosts path leaving the repository) or
+ * PLUMB_EUNTRUSTED (this machine named in an untrusted run) with err saying
+ * what was refused (nothing was contacted).
+ */
 int rec_fleet_settings(struct rec_fleet_settings *out, const struct config *c,
-		       const struct rec_invocation *inv, const char *root, int trusted, char *err,
-		       size_t errlen);
+		       const struct rec_invocation *inv, const char *root, int trusted,
+		       struct plumb_err *err);
 void rec_fleet_settings_release(struct rec_fleet_settings *s);
 
 /*

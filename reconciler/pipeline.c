@@ -52,6 +52,23 @@ static void say(struct pl_run *run, const char *fmt, ...)
 	fputc('\n', run->log);
 }
 
+/* Says why a stage failed and records it as the run's error (the first one wins). */
+static int fail(struct pl_run *run, int code, const char *fmt, ...) PLUMB_PRINTF(3, 4);
+static int fail(struct pl_run *run, int code, const char *fmt, ...)
+{
+	struct plumb_err *e = &run->r->err;
+	va_list ap;
+
+	if (e->code)
+		return code;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	say(run, "%s", e->msg);
+	return code;
+}
+
 int rec_parse_duration(const char *s, int *out)
 {
 	char *end = NULL;
@@ -215,25 +232,20 @@ static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_
 		   struct docker_obs_query *q, struct fleet **fl, struct obs_fleet **obs,
 		   const char *what)
 {
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 	int rc;
 
-	if (rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, err,
-			       sizeof(err)) < 0) {
-		if (what)
-			say(run, "%s: %s", what, err);
-		else
-			say(run, "%s", err);
-		return -1;
+	rc = rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, &err);
+	if (rc == 0) {
+		fleet_open(fl, &set->fo, run->o->mode);
+		fleet_query(q, c);
+		rc = fleet_observe(*fl, obs, q, run->deadline, &err);
 	}
-	fleet_open(fl, &set->fo, run->o->mode);
-	fleet_query(q, c);
-	rc = fleet_observe(*fl, obs, q, run->deadline, err, sizeof(err));
 	if (rc < 0 && what)
-		say(run, "%s: %s", what, err);
+		fail(run, rc, "%s: %s", what, plumb_err_msg(&err));
 	else if (rc < 0)
-		say(run, "%s", err);
-	return rc;
+		fail(run, rc, "%s", plumb_err_msg(&err));
+	return rc < 0 ? -1 : rc;
 }
 
 /* Stage 4: observation, read-only; the base revision's extra hosts too. */
@@ -293,7 +305,7 @@ static int stage_plan(struct pl_run *run)
 	if (!version || !*version)
 		version = run->sha[0] ? run->sha : NULL;
 	if (!version) {
-		say(run, "no version: not a git checkout; pass --version");
+		fail(run, PLUMB_EINVAL, "no version: not a git checkout; pass --version");
 		goto out;
 	}
 	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)
@@ -302,7 +314,7 @@ static int stage_plan(struct pl_run *run)
 		/* the registry's waits are cut to the run's deadline too (per request) */
 		long left = (long)(run->deadline - prov_now_ms());
 		if (left < 1) {
-			say(run, "deadline reached before the image lookup");
+			fail(run, PLUMB_EDEADLINE, "deadline reached before the image lookup");
 			goto out;
 		}
 		if (!p->ropt.timeout_ms || p->ropt.timeout_ms > left)
@@ -356,7 +368,7 @@ static int stage_plan(struct pl_run *run)
 	dfo.base = r->base_desired;
 	dfo.extra_hosts = &p->extra;
 	if (diff_plan_build(&r->plan, r->desired, r->obs, &dfo) != 0) {
-		say(run, "planning failed");
+		fail(run, PLUMB_ERROR, "planning failed");
 		goto out;
 	}
 	rc = 0;
@@ -399,9 +411,14 @@ int rec_pipeline_run(struct rec_pipeline_result *r, const struct rec_pipeline_op
 	else
 		rc = stage_plan(&run);
 out:
+	/* a stage that said why only in the log (diagnostics, a library's message) */
+	if (rc < 0 && !r->err.code)
+		plumb_err_set(&r->err, r->config ? PLUMB_ERROR : PLUMB_ECONFIG, "%s",
+			      r->config ? "a stage failed (see the log)"
+					: "no configuration was loaded (see the log)");
 	fclose(run.log);
 	r->log = buf ? buf : xstrdup("");
-	return rc;
+	return rc < 0 ? r->err.code : 0;
 }
 
 void rec_pipeline_result_release(struct rec_pipeline_result *r)

@@ -19,6 +19,7 @@
 #include "reconciler/invocation.h"
 #include "state/config.h"
 #include "state/desired.h"
+#include "state/err.h"
 
 #define REC_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
 
@@ -54,11 +55,14 @@ struct rec_pipeline_result {
 	struct desired *desired, *base_desired;
 	struct diff_plan *plan; /* REC_STAGE_DIFF only */
 	char *log;              /* what the run has to say, as printed to stderr; never NULL */
+	struct plumb_err err;   /* why the run stopped (code 0 when every stage ran); its
+				 * message is also in the log */
 	void *priv;             /* sources, git handle, settings */
 };
 
 /* 0 when every stage up to o->until ran (hosts may still be unobserved:
- * observe_rc), -1 when a stage failed (log says which and why). */
+ * observe_rc), else out->err.code, a negative PLUMB_E* code, when a stage
+ * failed (out->err and the log say which and why). */
 int rec_pipeline_run(struct rec_pipeline_result *out, const struct rec_pipeline_opts *o);
 void rec_pipeline_result_release(struct rec_pipeline_result *r);
 

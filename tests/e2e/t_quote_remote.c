@@ -50,7 +50,8 @@ int main(void)
 	const char *keys[1];
 	struct transport_opts o = { 0 };
 	struct transport *t = NULL;
-	char err[512], canary[96];
+	struct plumb_err err = { 0 };
+	char canary[96];
 	size_t mismatches = 0, total = 0;
 
 	if (!host || !key || !kh) {
@@ -64,8 +65,8 @@ int main(void)
 	o.n_identity_files = 1;
 	o.known_hosts = kh;
 	snprintf(canary, sizeof(canary), "/tmp/plumb-remote-canary-%ld", (long)getpid());
-	if (prov_init() < 0 || transport_ssh_open(&t, &o, err, sizeof(err)) < 0) {
-		fprintf(stderr, "t_quote_remote: cannot connect to %s: %s\n", host, err);
+	if (prov_init() < 0 || transport_ssh_open(&t, &o, &err) < 0) {
+		fprintf(stderr, "t_quote_remote: cannot connect to %s: %s\n", host, err.msg);
 		return 1;
 	}
 	/* batches of printf '%s\0' ARG... so one round trip checks many strings */
@@ -96,7 +97,7 @@ int main(void)
 			}
 		} else {
 			mismatches++;
-			fprintf(stderr, "batch %d failed: %s\n", batch, transport_errmsg(t));
+			fprintf(stderr, "batch %d failed: %s\n", batch, transport_err(t)->msg);
 		}
 		cmd_result_release(&r);
 		sbuf_release(&cmd);

@@ -71,12 +71,12 @@ T_TEST(strict_host_key_ok)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512];
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(o.host && o.known_hosts && o.identity_files[0]);
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	if (!t) {
-		T_FAIL_AT("open: %s", err);
+		T_FAIL_AT("open: %s", err.msg);
 		return;
 	}
 	T_INTEQ(transport_run(t, "id -u; hostname -I", &r), 0);
@@ -92,24 +92,26 @@ T_TEST(empty_known_hosts_fails)
 {
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
-	char err[512], *kh = tmp_path("empty_known_hosts");
+	struct plumb_err err = { 0 };
+	char *kh = tmp_path("empty_known_hosts");
 	FILE *f = fopen(kh, "w");
 
 	T_REQUIRE(f);
 	fclose(f);
 	o.known_hosts = kh;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EHOSTKEY);
 	T_CHECK(t == NULL);
-	T_CONTAINS(err, "is not in known_hosts");
-	T_CONTAINS(err, "SHA256:");
-	printf("  message: %s\n", err);
+	T_INTEQ(err.code, PLUMB_EHOSTKEY);
+	T_CONTAINS(err.msg, "is not in known_hosts");
+	T_CONTAINS(err.msg, "SHA256:");
+	printf("  message: %s\n", err.msg);
 	/* a missing file is the same refusal */
 	o.known_hosts = "/nonexistent/known_hosts";
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EHOSTKEY);
 	/* and accepting new keys explicitly records the key, then connects */
 	o.known_hosts = kh;
 	o.accept_new_host_keys = 1;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	transport_close(t);
 	{
 		struct stat st;
@@ -123,7 +125,8 @@ T_TEST(changed_host_key_fails)
 {
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
-	char err[512], line[4096], *kh = tmp_path("swapped_known_hosts");
+	struct plumb_err err = { 0 };
+	char line[4096], *kh = tmp_path("swapped_known_hosts");
 	FILE *in, *out;
 	int wrote = 0;
 
@@ -144,8 +147,8 @@ T_TEST(changed_host_key_fails)
 	T_REQUIRE(wrote > 0);
 	o.known_hosts = kh;
 	o.accept_new_host_keys = 1; /* a changed key is refused even then */
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EHOSTKEY);
-	T_CONTAINS(err, "CHANGED");
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EHOSTKEY);
+	T_CONTAINS(err.msg, "CHANGED");
 	unlink(kh);
 	free(kh);
 }
@@ -155,7 +158,8 @@ T_TEST(key_auth)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512], *pem = NULL, *other = tmp_path("other_key"), cmd[256];
+	struct plumb_err err = { 0 };
+	char *pem = NULL, *other = tmp_path("other_key"), cmd[256];
 	size_t len;
 	const char *none[1] = { 0 };
 
@@ -164,7 +168,7 @@ T_TEST(key_auth)
 	o.identity_files = none;
 	o.n_identity_files = 0;
 	o.key_data = pem;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	if (t) {
 		T_INTEQ(transport_run(t, "true", &r), 0);
 		cmd_result_release(&r);
@@ -177,13 +181,14 @@ T_TEST(key_auth)
 	pem = NULL;
 	T_REQUIRE(read_file(other, 64 * 1024, &pem, &len) == 0);
 	o.key_data = pem;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EAUTH);
-	T_CONTAINS(err, "no key was accepted");
-	T_NOT_CONTAINS(err, "PRIVATE KEY");
-	T_NOT_CONTAINS(err, "AAAA");
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EAUTH);
+	T_INTEQ(err.code, PLUMB_EAUTH);
+	T_CONTAINS(err.msg, "no key was accepted");
+	T_NOT_CONTAINS(err.msg, "PRIVATE KEY");
+	T_NOT_CONTAINS(err.msg, "AAAA");
 	/* no keys at all */
 	o.key_data = NULL;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), PROV_EAUTH);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EAUTH);
 	free_secret(pem);
 	unlink(other);
 	snprintf(cmd, sizeof(cmd), "%s.pub", other);
@@ -196,7 +201,7 @@ T_TEST(key_auth)
 struct fleet {
 	int n;
 	char out[16][128];
-	char err[16][512];
+	char err[16][PLUMB_ERR_MSG_MAX];
 	double connect_ms[16];
 	unsigned long connects[16];
 };
@@ -208,11 +213,14 @@ static int docker_version_on(size_t i, void *ctx)
 	struct transport *t = NULL, *ro = NULL;
 	struct cmd_result r;
 	struct prov_cmd c;
+	struct plumb_err e = { 0 };
 	int rc;
 
-	rc = transport_ssh_open(&t, &o, f->err[i], sizeof(f->err[i]));
-	if (rc < 0)
-		return rc;
+	rc = transport_ssh_open(&t, &o, &e);
+	if (rc < 0) {
+		snprintf(f->err[i], sizeof(f->err[i]), "%s", e.msg);
+		return e.code;
+	}
 	f->connect_ms[i] = t->stats.connect_ms;
 	transport_readonly_wrap(&ro, t);
 	prov_cmd_init(&c);
@@ -220,12 +228,12 @@ static int docker_version_on(size_t i, void *ctx)
 	rc = transport_run_cmd(ro, &c, &r);
 	prov_cmd_release(&c);
 	if (rc == 0 && r.status != 0)
-		rc = PROV_ERROR;
+		rc = PLUMB_ERROR;
 	if (rc == 0)
 		snprintf(f->out[i], sizeof(f->out[i]), "%s", r.out.buf);
 	else
-		snprintf(f->err[i], sizeof(f->err[i]), "%s (stderr: %.200s)", transport_errmsg(ro),
-			 r.err.buf);
+		snprintf(f->err[i], sizeof(f->err[i]), "%.700s (stderr: %.200s)",
+			 transport_err(ro)->msg, r.err.buf);
 	cmd_result_release(&r);
 	f->connects[i] = t->stats.connects;
 	transport_close(ro);
@@ -279,12 +287,12 @@ T_TEST(session_reuse_and_round_trips)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512];
+	struct plumb_err err = { 0 };
 	int before = sshd_accepts(1), after;
 	double t0;
 	enum { N = 20 };
 
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	T_REQUIRE(t);
 	t0 = prov_now_ms();
 	for (int i = 0; i < N; i++) {
@@ -316,23 +324,23 @@ T_TEST(timeout_and_truncation_keep_the_session)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512];
+	struct plumb_err err = { 0 };
 
 	o.cmd_timeout_ms = 1000;
 	o.max_output = 4096;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	T_REQUIRE(t);
-	T_INTEQ(transport_run(t, "sleep 5", &r), PROV_ETIMEOUT);
+	T_INTEQ(transport_run(t, "sleep 5", &r), PLUMB_ETIMEOUT);
 	T_CHECK(r.elapsed_ms < 2500);
 	cmd_result_release(&r);
-	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero", &r), PROV_ETRUNC);
+	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero", &r), PLUMB_ETRUNC);
 	T_CHECK(r.out.len <= 4096);
 	cmd_result_release(&r);
 	T_INTEQ(transport_run(t, "echo still here; exit 5", &r), 0);
 	T_INTEQ(r.status, 5);
 	T_STREQ(r.out.buf, "still here\n");
 	cmd_result_release(&r);
-	T_INTEQ(transport_run(t, "kill -9 $$", &r), PROV_ENOSTATUS);
+	T_INTEQ(transport_run(t, "kill -9 $$", &r), PLUMB_ENOSTATUS);
 	cmd_result_release(&r);
 	transport_close(t);
 }
@@ -343,7 +351,8 @@ T_TEST(framing_against_a_noisy_bashrc)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512], path[512];
+	struct plumb_err err = { 0 };
+	char path[512];
 	const char *dir = tu_env("LAB_DIR");
 	struct stat st;
 	FILE *f;
@@ -357,7 +366,7 @@ T_TEST(framing_against_a_noisy_bashrc)
 	T_REQUIRE(f != NULL); /* the lab's host homes are ours to write */
 	fputs("echo 'Welcome to host 1'; echo 'END-0 0'; echo 'startup warning' >&2\n", f);
 	fclose(f);
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	if (t) {
 		T_INTEQ(transport_run(t, "echo payload; echo oops >&2; exit 2", &r), 0);
 		T_INTEQ(r.status, 2);
@@ -374,14 +383,14 @@ T_TEST(through_the_relay)
 	struct transport_opts o = lab_opts(1);
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512];
+	struct plumb_err err = { 0 };
 	double t0;
 
 	o.connect_to = tu_env("LAB_RELAY_1");
 	T_REQUIRE(o.connect_to);
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	if (!t) {
-		T_FAIL_AT("open via relay: %s", err);
+		T_FAIL_AT("open via relay: %s", err.msg);
 		return;
 	}
 	t0 = prov_now_ms();
@@ -401,16 +410,17 @@ T_TEST(jump_host)
 	struct transport_opts o;
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512], jump[128];
+	struct plumb_err err = { 0 };
+	char jump[128];
 	double t0;
 
 	T_REQUIRE(tu_lab_n() >= 2);
 	o = lab_opts(2);
 	snprintf(jump, sizeof(jump), "%s@%s:%d", o.user, tu_lab_host(1), o.port);
 	o.jump = jump;
-	T_INTEQ(transport_ssh_open(&t, &o, err, sizeof(err)), 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
 	if (!t) {
-		T_FAIL_AT("open via jump: %s", err);
+		T_FAIL_AT("open via jump: %s", err.msg);
 		return;
 	}
 	T_INTEQ(t->stats.connects, 2);
@@ -428,7 +438,9 @@ T_TEST(jump_host)
 	/* a jump to an address nothing listens on is unreachable, not a hang */
 	o.host = "127.0.0.1";
 	o.port = 1;
-	T_CHECK(transport_ssh_open(&t, &o, err, sizeof(err)) < 0);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EUNREACHABLE);
+	T_INTEQ(err.code, PLUMB_EUNREACHABLE);
+	T_CONTAINS(err.msg, "jump host");
 	T_CHECK(t == NULL);
 }
 
@@ -444,7 +456,7 @@ T_TEST(one_host_down_others_fine)
 	T_INTEQ(prov_pool_run((size_t)n, 0, docker_version_on, &f, results), 0);
 	for (int i = 0; i < n; i++) {
 		if (i == n - 1) {
-			T_INTEQ(results[i], PROV_EUNREACHABLE);
+			T_INTEQ(results[i], PLUMB_EUNREACHABLE);
 			T_CONTAINS(f.err[i], "cannot connect");
 			printf("  host %d: %s\n", i + 1, f.err[i]);
 		} else {
@@ -467,7 +479,7 @@ T_TEST(fleet_sessions_outlive_observation)
 	struct obs_fleet *a = NULL, *b = NULL;
 	struct docker_obs_query q = { 0 };
 	struct transport *t = NULL;
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(n > 0 && n <= 16);
 	for (int i = 0; i < n; i++)
@@ -483,13 +495,13 @@ T_TEST(fleet_sessions_outlive_observation)
 	q.service = "optimus";
 	q.destination = "";
 	fleet_open(&fl, &o, FLEET_READ_ONLY);
-	T_INTEQ(fleet_observe(fl, &a, &q, 0, err, sizeof(err)), 0);
+	T_INTEQ(fleet_observe(fl, &a, &q, 0, &err), 0);
 	T_INTEQ(fleet_connects(fl), (unsigned long)n);
-	T_INTEQ(fleet_observe(fl, &b, &q, prov_now_ms() + 20000, err, sizeof(err)), 0);
+	T_INTEQ(fleet_observe(fl, &b, &q, prov_now_ms() + 20000, &err), 0);
 	T_INTEQ(fleet_connects(fl), (unsigned long)n);
 	for (int i = 0; b && i < n; i++)
 		T_INTEQ(b->hosts[i].status, OBS_OK);
-	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(fl, 0, &t, &err), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	obs_fleet_free(a);
 	obs_fleet_free(b);

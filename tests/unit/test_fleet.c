@@ -69,13 +69,14 @@ static void fx_free(struct fx *f)
 }
 
 /* The invocation read from the (test-set) environment, then the trust policy. */
-static int settings(struct rec_fleet_settings *conn, const struct fx *f, int trusted, char *err, size_t n)
+static int settings(struct rec_fleet_settings *conn, const struct fx *f, int trusted,
+		    struct plumb_err *err)
 {
 	struct rec_invocation inv;
 
 	rec_invocation_read(&inv, NULL, NULL);
-	err[0] = '\0';
-	return rec_fleet_settings(conn, f->c, &inv, f->dir, trusted, err, n);
+	plumb_err_clear(err);
+	return rec_fleet_settings(conn, f->c, &inv, f->dir, trusted, err);
 }
 
 T_TEST(untrusted_known_hosts_outside_refused)
@@ -85,23 +86,23 @@ T_TEST(untrusted_known_hosts_outside_refused)
 	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
 		struct fx f;
 		struct rec_fleet_settings conn;
-		char err[512];
+		struct plumb_err err = { 0 };
 		char *extra = xasprintf("x-plumb:\n  ssh:\n    known_hosts: \"%s\"\n", outside[i]);
 
 		T_REQUIRE(fx_load(&f, extra, 0) == 0);
-		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
-		T_CONTAINS(err, "x-plumb.ssh.known_hosts");
-		T_CONTAINS(err, "outside the repository");
+		T_INTEQ(settings(&conn, &f, 0, &err), PLUMB_EOUTSIDE);
+		T_CONTAINS(err.msg, "x-plumb.ssh.known_hosts");
+		T_CONTAINS(err.msg, "outside the repository");
 		T_CHECK(conn.known_hosts == NULL);
 		rec_fleet_settings_release(&conn);
 		/* the invocation's own file wins and is not checked */
 		setenv("PLUMB_SSH_KNOWN_HOSTS", "/tmp/plumb-kh-ci", 1);
-		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+		T_INTEQ(settings(&conn, &f, 0, &err), 0);
 		T_STREQ(conn.known_hosts, "/tmp/plumb-kh-ci");
 		rec_fleet_settings_release(&conn);
 		unsetenv("PLUMB_SSH_KNOWN_HOSTS");
 		/* trusted: the repository's path is used as written */
-		T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+		T_INTEQ(settings(&conn, &f, 1, &err), 0);
 		T_CHECK(conn.known_hosts != NULL);
 		rec_fleet_settings_release(&conn);
 		fx_free(&f);
@@ -113,10 +114,11 @@ T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 {
 	struct fx f;
 	struct rec_fleet_settings conn;
-	char err[512], *want, *link;
+	struct plumb_err err = { 0 };
+	char *want, *link;
 
 	T_REQUIRE(fx_load(&f, "x-plumb:\n  ssh:\n    known_hosts: config/known_hosts\n", 0) == 0);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	want = realpath(f.dir, NULL);
 	T_REQUIRE(want != NULL);
 	T_CHECK(conn.known_hosts && strncmp(conn.known_hosts, want, strlen(want)) == 0);
@@ -127,12 +129,12 @@ T_TEST(untrusted_known_hosts_inside_used_links_out_refused)
 	link = xasprintf("%s/config/known_hosts", f.dir);
 	unlink(link);
 	T_REQUIRE(symlink("/etc/passwd", link) == 0);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
-	T_CONTAINS(err, "outside the repository");
+	T_INTEQ(settings(&conn, &f, 0, &err), PLUMB_EOUTSIDE);
+	T_CONTAINS(err.msg, "outside the repository");
 	rec_fleet_settings_release(&conn);
 	unlink(link);
 	T_REQUIRE(symlink("/tmp/plumb-kh-does-not-exist/x", link) == 0);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
+	T_INTEQ(settings(&conn, &f, 0, &err), PLUMB_EOUTSIDE);
 	rec_fleet_settings_release(&conn);
 	free(link);
 	fx_free(&f);
@@ -142,24 +144,24 @@ T_TEST(accept_new_host_keys_only_from_the_invocation)
 {
 	struct fx f;
 	struct rec_fleet_settings conn;
-	char err[512];
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_load(&f, "x-plumb:\n  ssh:\n    accept_new_host_keys: true\n", 0) == 0);
 	T_CHECK(f.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.accept_new, 0);
 	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.accept_new, 1);
 	rec_fleet_settings_release(&conn);
 	unsetenv("PLUMB_SSH_ACCEPT_NEW");
-	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 1, &err), 0);
 	T_INTEQ(conn.fo.accept_new, 1);
 	rec_fleet_settings_release(&conn);
 	fx_free(&f);
 	T_REQUIRE(fx_load(&f, "", 0) == 0);
-	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 1, &err), 0);
 	T_INTEQ(conn.fo.accept_new, 0);
 	rec_fleet_settings_release(&conn);
 	fx_free(&f);
@@ -169,13 +171,14 @@ T_TEST(untrusted_keys_only_inside_the_repository)
 {
 	struct fx f;
 	struct rec_fleet_settings conn;
-	char err[512], *link;
+	struct plumb_err err = { 0 };
+	char *link;
 
 	T_REQUIRE(fx_load(&f, "ssh:\n  keys: [\"~/.ssh/id_deploy\", /root/.ssh/id_rsa, ../k, config/deploy_key]\n",
 			  0) == 0);
 	T_CHECK(f.c->trust.turned_off & TRUST_OFF_SSH_KEYS);
 	setenv("PLUMB_SSH_KEY", "/ci/key", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.keys.n, 2);
 	if (conn.keys.n == 2) {
 		T_STREQ(conn.keys.v[0], "/ci/key");
@@ -184,15 +187,15 @@ T_TEST(untrusted_keys_only_inside_the_repository)
 	rec_fleet_settings_release(&conn);
 	unsetenv("PLUMB_SSH_KEY");
 	/* trusted: every key, ~ expanded */
-	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 1, &err), 0);
 	T_INTEQ(conn.keys.n, 4);
 	rec_fleet_settings_release(&conn);
 	/* a key inside that links to the runner's own key is refused */
 	link = xasprintf("%s/config/deploy_key", f.dir);
 	unlink(link);
 	T_REQUIRE(symlink("/root/.ssh/id_deploy", link) == 0);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
-	T_CONTAINS(err, "ssh.keys 'config/deploy_key'");
+	T_INTEQ(settings(&conn, &f, 0, &err), PLUMB_EOUTSIDE);
+	T_CONTAINS(err.msg, "ssh.keys 'config/deploy_key'");
 	rec_fleet_settings_release(&conn);
 	free(link);
 	fx_free(&f);
@@ -206,22 +209,22 @@ T_TEST(max_output_only_lowered)
 {
 	struct fx f;
 	struct rec_fleet_settings conn;
-	char err[512];
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_load(&f, "", 0) == 0);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.max_output, 0);
 	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "1000", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.max_output, 1000);
 	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "99999999999", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.max_output, PROV_DEFAULT_MAX_OUTPUT);
 	rec_fleet_settings_release(&conn);
 	setenv("PLUMB_OBS_MAX_OUTPUT", "-1", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.max_output, PROV_DEFAULT_MAX_OUTPUT);
 	rec_fleet_settings_release(&conn);
 	fx_free(&f);
@@ -235,18 +238,19 @@ T_TEST(untrusted_run_does_not_observe_this_machine)
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
 		struct fx f;
 		struct rec_fleet_settings conn;
-		char err[512] = "", *extra = xasprintf("servers: [\"%s\"]\n", local[i]);
+		struct plumb_err err = { 0 };
+		char *extra = xasprintf("servers: [\"%s\"]\n", local[i]);
 
 		T_REQUIRE(fx_load(&f, extra, 0) == 0);
-		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), -1);
-		T_CONTAINS(err, "is this machine");
+		T_INTEQ(settings(&conn, &f, 0, &err), PLUMB_EUNTRUSTED);
+		T_CONTAINS(err.msg, "is this machine");
 		rec_fleet_settings_release(&conn);
 		/* the invocation may allow it; a trusted run decides for itself */
 		setenv("PLUMB_ALLOW_LOCAL", "1", 1);
-		T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+		T_INTEQ(settings(&conn, &f, 0, &err), 0);
 		rec_fleet_settings_release(&conn);
 		unsetenv("PLUMB_ALLOW_LOCAL");
-		T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+		T_INTEQ(settings(&conn, &f, 1, &err), 0);
 		rec_fleet_settings_release(&conn);
 		fx_free(&f);
 		free(extra);
@@ -297,24 +301,24 @@ T_TEST(accept_new_never_for_a_route_the_repository_chose)
 {
 	struct fx f;
 	struct rec_fleet_settings conn;
-	char err[512];
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(fx_load(&f, "ssh:\n  proxy: jump@203.0.113.9\n", 0) == 0);
 	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_CHECK(conn.fo.accept_new_refused != NULL);
 	if (conn.fo.accept_new_refused)
 		T_CONTAINS(conn.fo.accept_new_refused, "ssh.proxy");
 	rec_fleet_settings_release(&conn);
 	/* trusted: the route is the operator's */
-	T_INTEQ(settings(&conn, &f, 1, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 1, &err), 0);
 	T_CHECK(conn.fo.accept_new_refused == NULL);
 	rec_fleet_settings_release(&conn);
 	fx_free(&f);
 	/* no route chosen: accept-new applies */
 	T_REQUIRE(fx_load(&f, "", 0) == 0);
 	setenv("PLUMB_SSH_ACCEPT_NEW", "1", 1);
-	T_INTEQ(settings(&conn, &f, 0, err, sizeof(err)), 0);
+	T_INTEQ(settings(&conn, &f, 0, &err), 0);
 	T_INTEQ(conn.fo.accept_new, 1);
 	T_CHECK(conn.fo.accept_new_refused == NULL);
 	rec_fleet_settings_release(&conn);
@@ -338,17 +342,17 @@ T_TEST(read_only_fleet_refuses_a_mutating_transport)
 	struct fleet *fl = NULL;
 	struct transport *t = NULL;
 	struct cmd_result r;
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 
 	local_fleet(&fl, FLEET_READ_ONLY);
-	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(fl, 0, &t, &err), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
-	T_CONTAINS(err, "read-only");
+	T_CONTAINS(err.msg, "read-only");
 	/* what it hands out is the guard: a mutating command is refused, nothing runs */
-	T_INTEQ(fleet_reader(fl, 0, &t, err, sizeof(err)), 0);
+	T_INTEQ(fleet_reader(fl, 0, &t, &err), 0);
 	T_REQUIRE(t != NULL);
 	T_STREQ(t->ops->name, "readonly");
-	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PROV_EREFUSED);
+	T_INTEQ(transport_run(t, "docker rm -f app-web-1", &r), PLUMB_EREFUSED);
 	cmd_result_release(&r);
 	T_INTEQ(t->stats.commands, 0);
 	T_INTEQ(fleet_refused(fl), 1);
@@ -356,7 +360,7 @@ T_TEST(read_only_fleet_refuses_a_mutating_transport)
 	fleet_free(fl);
 	/* read-write: the raw transport */
 	local_fleet(&fl, FLEET_READ_WRITE);
-	T_INTEQ(fleet_writer(fl, 0, &t, err, sizeof(err)), 0);
+	T_INTEQ(fleet_writer(fl, 0, &t, &err), 0);
 	T_REQUIRE(t != NULL);
 	T_STREQ(t->ops->name, "local");
 	fleet_free(fl);
@@ -368,23 +372,23 @@ T_TEST(observing_twice_reuses_the_session)
 	struct obs_fleet *a = NULL, *b = NULL;
 	struct docker_obs_query q = { 0 };
 	struct transport *t1 = NULL, *t2 = NULL;
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 
 	q.service = "app";
 	q.destination = "";
 	local_fleet(&fl, FLEET_READ_ONLY);
-	T_INTEQ(fleet_reader(fl, 0, &t1, err, sizeof(err)), 0);
+	T_INTEQ(fleet_reader(fl, 0, &t1, &err), 0);
 	T_INTEQ(fleet_connects(fl), 1);
 	/* asking again hands out the same session */
-	T_INTEQ(fleet_reader(fl, 0, &t2, err, sizeof(err)), 0);
+	T_INTEQ(fleet_reader(fl, 0, &t2, &err), 0);
 	T_CHECK(t1 == t2);
 	T_INTEQ(fleet_connects(fl), 1);
-	T_CHECK(fleet_observe(fl, &a, &q, 0, err, sizeof(err)) >= 0);
+	T_CHECK(fleet_observe(fl, &a, &q, 0, &err) >= 0);
 	T_REQUIRE(a != NULL);
 	if (a->hosts[0].status == OBS_OK) {
-		T_CHECK(fleet_observe(fl, &b, &q, 0, err, sizeof(err)) >= 0);
+		T_CHECK(fleet_observe(fl, &b, &q, 0, &err) >= 0);
 		T_INTEQ(fleet_connects(fl), 1);
-		T_INTEQ(fleet_reader(fl, 0, &t2, err, sizeof(err)), 0);
+		T_INTEQ(fleet_reader(fl, 0, &t2, &err), 0);
 		T_CHECK(t1 == t2);
 	}
 	/* (without docker here the observation fails and the session is dropped:
@@ -401,7 +405,7 @@ T_TEST(deadline_passed_marks_hosts_unknown)
 	struct fleet *fl = NULL;
 	struct obs_fleet *obs = NULL;
 	struct docker_obs_query q = { 0 };
-	char err[512] = "";
+	struct plumb_err err = { 0 };
 	double t0 = prov_now_ms();
 
 	q.service = "app";
@@ -409,7 +413,7 @@ T_TEST(deadline_passed_marks_hosts_unknown)
 	o.hosts = hosts;
 	o.nhosts = 2;
 	fleet_open(&fl, &o, FLEET_READ_ONLY);
-	T_INTEQ(fleet_observe(fl, &obs, &q, t0 - 1, err, sizeof(err)), 1);
+	T_INTEQ(fleet_observe(fl, &obs, &q, t0 - 1, &err), 1);
 	T_REQUIRE(obs != NULL);
 	for (size_t i = 0; i < 2; i++) {
 		T_INTEQ(obs->hosts[i].status, OBS_UNKNOWN);

@@ -68,9 +68,9 @@ T_TEST(killed_by_signal_has_no_status)
 
 	T_REQUIRE(t);
 	/* The framing shell itself is killed: no END marker and no exit status. */
-	T_INTEQ(transport_run(t, "kill -9 $PPID; sleep 1", &r), PROV_ENOSTATUS);
+	T_INTEQ(transport_run(t, "kill -9 $PPID; sleep 1", &r), PLUMB_ENOSTATUS);
 	T_INTEQ(r.status, -1);
-	T_CONTAINS(transport_errmsg(t), "without an exit status");
+	T_CONTAINS(transport_err(t)->msg, "without an exit status");
 	cmd_result_release(&r);
 	transport_close(t);
 }
@@ -81,12 +81,12 @@ T_TEST(truncation)
 	struct cmd_result r;
 
 	T_REQUIRE(t);
-	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero | tr '\\0' x", &r), PROV_ETRUNC);
+	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero | tr '\\0' x", &r), PLUMB_ETRUNC);
 	T_CHECK(r.out.len <= 1000);
-	T_CONTAINS(transport_errmsg(t), "exceeds 1000 bytes");
+	T_CONTAINS(transport_err(t)->msg, "exceeds 1000 bytes");
 	cmd_result_release(&r);
 	/* stderr is bounded too */
-	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero >&2", &r), PROV_ETRUNC);
+	T_INTEQ(transport_run(t, "head -c 100000 /dev/zero >&2", &r), PLUMB_ETRUNC);
 	cmd_result_release(&r);
 	/* exactly at the bound is fine */
 	T_INTEQ(transport_run(t, "head -c 1000 /dev/zero | tr '\\0' y", &r), 0);
@@ -102,14 +102,17 @@ T_TEST(timeout)
 	double t0 = prov_now_ms(), took;
 
 	T_REQUIRE(t);
-	T_INTEQ(transport_run(t, "echo started; sleep 5", &r), PROV_ETIMEOUT);
+	T_INTEQ(transport_run(t, "echo started; sleep 5", &r), PLUMB_ETIMEOUT);
 	took = prov_now_ms() - t0;
 	T_CHECK(took >= 900 && took < 3000);
 	T_STREQ(r.out.buf, "started\n");
-	T_CONTAINS(transport_errmsg(t), "timed out after 1000 ms");
+	T_CONTAINS(transport_err(t)->msg, "timed out after 1000 ms");
+	T_INTEQ(transport_err(t)->code, PLUMB_ETIMEOUT);
 	cmd_result_release(&r);
-	/* the transport is still usable */
+	/* the transport is still usable, and its last error is forgotten */
 	T_INTEQ(transport_run(t, "echo again", &r), 0);
+	T_INTEQ(transport_err(t)->code, 0);
+	T_STREQ(transport_err(t)->msg, "");
 	T_STREQ(r.out.buf, "again\n");
 	cmd_result_release(&r);
 	transport_close(t);
@@ -136,7 +139,7 @@ T_TEST(framing_ignores_noise)
 	sbuf_reset(&raw);
 	sbuf_reset(&dst);
 	sbuf_addf(&raw, "BEGIN-%s\npartial", tok);
-	T_INTEQ(prov_frame_parse(raw.buf, raw.len, tok, 1, &dst, &st), PROV_ENOSTATUS);
+	T_INTEQ(prov_frame_parse(raw.buf, raw.len, tok, 1, &dst, &st), PLUMB_ENOSTATUS);
 	T_INTEQ(st, -1);
 	T_STREQ(dst.buf, "partial");
 	sbuf_release(&raw);
@@ -182,12 +185,13 @@ T_TEST(readonly_refuses_mutations)
 	T_REQUIRE(transport_readonly_wrap(&ro, t) == 0);
 	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
 		int rc = transport_run(ro, refused[i], &r);
-		if (rc != PROV_EREFUSED)
+		if (rc != PLUMB_EREFUSED)
 			T_FAIL_AT("not refused (%d): %s", rc, refused[i]);
 		cmd_result_release(&r);
 	}
 	T_INTEQ(t->stats.commands, 0); /* nothing reached the host */
-	T_CONTAINS(transport_errmsg(ro), "read-only guard");
+	T_CONTAINS(transport_err(ro)->msg, "read-only guard");
+	T_INTEQ(transport_err(ro)->code, PLUMB_EREFUSED);
 
 	/* a structured command with a mutating step is refused as a whole */
 	snprintf(canary, sizeof(canary), "/tmp/plumb-ro-canary-%ld", (long)getpid());
@@ -197,8 +201,8 @@ T_TEST(readonly_refuses_mutations)
 		prov_cmd_args(&c, "echo", "hi", NULL);
 		prov_cmd_begin(&c, PROV_JOIN_SEQ);
 		prov_cmd_args(&c, "touch", canary, NULL);
-		T_INTEQ(transport_run_cmd(ro, &c, &r), PROV_EREFUSED);
-		T_CONTAINS(transport_errmsg(ro), "'touch' is not on the read-only allowlist");
+		T_INTEQ(transport_run_cmd(ro, &c, &r), PLUMB_EREFUSED);
+		T_CONTAINS(transport_err(ro)->msg, "'touch' is not on the read-only allowlist");
 		cmd_result_release(&r);
 		prov_cmd_release(&c);
 	}
@@ -279,7 +283,7 @@ static int pool_item(size_t i, void *arg)
 	snprintf(cmd, sizeof(cmd), "sleep 0.05; exit %zu", i % 3);
 	rc = transport_run(t, cmd, &r);
 	if (rc == 0)
-		rc = r.status == 2 ? PROV_EUNREACHABLE : r.status; /* item i%3==2 "fails" */
+		rc = r.status == 2 ? PLUMB_EUNREACHABLE : r.status; /* item i%3==2 "fails" */
 	cmd_result_release(&r);
 	transport_close(t);
 	pthread_mutex_lock(&p->lock);
@@ -300,7 +304,7 @@ T_TEST(pool_bounded_and_per_host_results)
 	T_INTEQ(p.max_active, 4);
 	T_CHECK(took >= 5 * 50 * 0.9); /* 20 items / 4 at a time, 50 ms each */
 	for (int i = 0; i < 20; i++) {
-		int want = i % 3 == 2 ? PROV_EUNREACHABLE : i % 3;
+		int want = i % 3 == 2 ? PLUMB_EUNREACHABLE : i % 3;
 		if (results[i] != want)
 			T_FAIL_AT("item %d: %d, want %d", i, results[i], want);
 	}

@@ -43,7 +43,8 @@ T_TEST(deadline_and_read_only_fleet)
 {
 	struct rec_pipeline_result r;
 	struct transport *t = NULL;
-	char err[512] = "", *dir = NULL;
+	struct plumb_err err = { 0 };
+	char *dir = NULL;
 
 	if (run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2]\n", 1, &dir) != 0)
 		T_FAIL_AT("pipeline failed: %s", r.log);
@@ -55,7 +56,7 @@ T_TEST(deadline_and_read_only_fleet)
 		T_CONTAINS(r.obs->hosts[i].error, "deadline reached");
 	}
 	T_INTEQ(fleet_mode(r.fleet), FLEET_READ_ONLY);
-	T_INTEQ(fleet_writer(r.fleet, 0, &t, err, sizeof(err)), PROV_EREFUSED);
+	T_INTEQ(fleet_writer(r.fleet, 0, &t, &err), PLUMB_EREFUSED);
 	T_CHECK(t == NULL);
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);
@@ -67,15 +68,19 @@ T_TEST(refusals_in_the_log)
 	struct rec_pipeline_result r;
 	char *dir = NULL;
 
-	T_INTEQ(run_hosts(&r, "servers: [\"127.1\"]\n", 0, &dir), -1);
+	T_INTEQ(run_hosts(&r, "servers: [\"127.1\"]\n", 0, &dir), PLUMB_EUNTRUSTED);
 	T_CONTAINS(r.log, "plumb hosts: host '127.1' is this machine");
+	/* the result carries the same failure as a code and a message */
+	T_INTEQ(r.err.code, PLUMB_EUNTRUSTED);
+	T_CONTAINS(r.err.msg, "host '127.1' is this machine");
 	T_CHECK(r.obs == NULL);
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);
 	free(dir);
 	/* a config error: the diagnostics, not printed but kept */
-	T_INTEQ(run_hosts(&r, "servers: [10.0.0.1]\nhostz: 1\n", 0, &dir), -1);
+	T_INTEQ(run_hosts(&r, "servers: [10.0.0.1]\nhostz: 1\n", 0, &dir), PLUMB_ECONFIG);
 	T_CONTAINS(r.log, "hostz");
+	T_INTEQ(r.err.code, PLUMB_ECONFIG);
 	T_CHECK(r.config == NULL);
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);

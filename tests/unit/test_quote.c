@@ -53,7 +53,7 @@ T_TEST(quote_refuses_nul_and_respects_bound)
 
 	sbuf_init(&sb, 8);
 	sbuf_adds(&sb, "x");
-	T_INTEQ(shell_quote_mem(&sb, "a\0b", 3), PROV_EINVAL);
+	T_INTEQ(shell_quote_mem(&sb, "a\0b", 3), PLUMB_EINVAL);
 	T_STREQ(sb.buf, "x");
 	T_INTEQ(shell_quote(&sb, "a long value that does not fit"), -1);
 	T_STREQ(sb.buf, "x");
@@ -94,7 +94,7 @@ T_TEST(join_and_cmd_render)
 	prov_cmd_args(&c, "echo", NULL);
 	prov_cmd_arg_mem(&c, "a\0b", 3);
 	sbuf_reset(&sb);
-	T_INTEQ(prov_cmd_render(&c, &sb), PROV_EINVAL);
+	T_INTEQ(prov_cmd_render(&c, &sb), PLUMB_EINVAL);
 	T_STREQ(sb.buf, "");
 	prov_cmd_release(&c);
 	sbuf_release(&sb);
@@ -124,7 +124,7 @@ T_TEST(parse_strict_accepts_only_plain_lists)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		int rc = prov_cmd_parse_strict(&c, bad[i]);
-		if (rc != PROV_EREFUSED) {
+		if (rc != PLUMB_EREFUSED) {
 			T_FAIL_AT("accepted: %s", bad[i]);
 			if (rc == 0)
 				prov_cmd_release(&c);
@@ -218,7 +218,7 @@ T_TEST(quote_fuzz_through_sh)
 		batches++;
 		if (rc != 0 || r.status != 0) {
 			T_FAIL_AT("batch %zu: rc %d status %d: %s", batches, rc, r.status,
-				  transport_errmsg(t));
+				  transport_err(t)->msg);
 			cmd_result_release(&r);
 			break;
 		}
