@@ -676,7 +676,7 @@ static void test_untrusted_realm(const char *reg, int port_badrealm, int port_ht
 
 	c = registry_client_new(&o);
 	rc = resolve(c, bad, &r, &err);
-	CHECK(rc == PLUMB_EUNTRUSTED && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EINVAL && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
 	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
 	      registry_client_http_requests(c));
 	free(err);

@@ -8,6 +8,7 @@
  * tricky values and that no value leaves the "host".
  */
 #include "providers/docker_obs.h"
+#include "providers/kamal_proxy.h"
 #include "tests/unit/t.h"
 
 #include <stdlib.h>
@@ -370,6 +371,22 @@ T_TEST(parse_codes_for_arguments_and_bounds)
 	T_INTEQ(h.ncontainers, 0);
 	obs_host_release(&h);
 	free(s);
+}
+
+/* kamal-proxy's route list: unknown shapes are PLUMB_EPROTOCOL, no JSON is PLUMB_EINVAL. */
+T_TEST(proxy_routes_codes)
+{
+	struct obs_route *r = NULL;
+	size_t n = 7;
+
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, "\"just a string\""), PLUMB_EPROTOCOL);
+	T_CHECK(r == NULL && n == 0);
+	n = 7;
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, NULL), PLUMB_EINVAL);
+	T_CHECK(r == NULL && n == 0);
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, "{\"a-web\":{\"target\":\"x:80\"}}"), 0);
+	T_INTEQ(n, 1);
+	obs_routes_free(r, n);
 }
 
 /* The script is a real file: valid shell for sh (and bash when present),
@@ -933,6 +950,7 @@ T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classi
        T_CASE(script_file_is_the_embedded_script),
        T_CASE(many_labels_are_bounded),
        T_CASE(parse_codes_for_arguments_and_bounds),
+       T_CASE(proxy_routes_codes),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host), T_CASE(script_unreadable_env_file_is_unknown),
        T_CASE(script_proxy_list_only_in_kamal_proxy_image),
