@@ -253,8 +253,8 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, struct plumb_e
 	}
 	if (!valid_path(r.path)) {
 		rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': invalid repository name '%s' "
-				 "(lowercase letters, digits and . _ - separators, '/' between components)",
-				 ref, r.path);
+				   "(lowercase letters, digits and . _ - separators, '/' between components)",
+				   ref, r.path);
 		goto out;
 	}
 	if (strlen(r.domain) + 1 + strlen(r.path) > 255) {
@@ -492,7 +492,7 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root || !json_is_object(root)) {
 		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "manifest is not a JSON object (%s at line %d)",
-				 root ? "not an object" : jerr.text, jerr.line);
+				   root ? "not an object" : jerr.text, jerr.line);
 		goto out;
 	}
 	body_mt = json_str(root, "mediaType");
@@ -534,7 +534,7 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 		m.config_digest = xstrdup(cd);
 	} else {
 		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "unsupported manifest media type '%.100s' "
-				 "(schema 1 manifests are not supported; push with a current docker)", mt);
+				   "(schema 1 manifests are not supported; push with a current docker)", mt);
 		goto out;
 	}
 	*out = m;
@@ -584,7 +584,7 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 	root = json_loadb(json, len, 0, &jerr);
 	if (!json_is_object(root)) {
 		rc = plumb_err_set(err, PLUMB_EINVAL, "docker config: not a JSON object (line %d: %s)", jerr.line,
-				 root ? "not an object" : jerr.text);
+				   root ? "not an object" : jerr.text);
 		goto out;
 	}
 	auths = json_object_get(root, "auths");
@@ -1294,7 +1294,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	}
 	if (!realm_allowed(c, ch->realm)) {
 		rc = plumb_err_set(err, PLUMB_EINVAL, "registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for localhost, 127.0.0.1, [::1] and hosts listed as insecure)",
-				 r->domain, ch->realm);
+				   r->domain, ch->realm);
 		goto out;
 	}
 	if (!realm_host_ok(c, r, ch->realm, &why)) {
@@ -1302,8 +1302,8 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		const char *p = strstr(ch->realm, "://") + 3;
 		snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/?#"), p);
 		rc = plumb_err_set(err, PLUMB_EUNTRUSTED, "registry %s: token realm host '%.200s' refused: %s (this run does not "
-				 "trust the repository; allow a realm host with PLUMB_REGISTRY_REALM_HOSTS)",
-				 r->domain, hostport, why);
+				   "trust the repository; allow a realm host with PLUMB_REGISTRY_REALM_HOSTS)",
+				   r->domain, hostport, why);
 		goto out;
 	}
 	scope_dflt = xasprintf("repository:%s:pull", r->path);
@@ -1318,7 +1318,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	esc = curl_easy_escape(c->curl, scope, 0);
 	if (sbuf_addf(&url, "scope=%s", esc ? esc : "") < 0) {
 		curl_free(esc);
-		rc = plumb_err_set(err, PLUMB_ERROR, "registry %s: token URL too long", r->domain);
+		rc = plumb_err_set(err, PLUMB_ETOOBIG, "registry %s: token URL too long", r->domain);
 		goto out;
 	}
 	curl_free(esc);
@@ -1338,11 +1338,11 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		goto out;
 	if (resp.status == 401 || resp.status == 403) {
 		rc = plumb_err_set(err, PLUMB_EAUTH, "%s: %s (HTTP %ld)", what,
-				 user ? "credentials refused"
-				 : withheld ? "anonymous access refused; no credentials sent: the docker config's "
+				   user ? "credentials refused"
+				   : withheld ? "anonymous access refused; no credentials sent: the docker config's "
 					      "credentials are not sent over plain HTTP to a host that is not loopback"
 					    : "anonymous access refused; no credentials configured",
-				 resp.status);
+				   resp.status);
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -1456,13 +1456,13 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 			if (!strcasecmp(ch.scheme, "Basic")) {
 				if (!have_creds) {
 					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry requires credentials and none are configured for %s%s%s%s",
-							 what, r->domain, note ? " (" : "", note ? note : "",
-							 note ? ")" : "");
+							   what, r->domain, note ? " (" : "", note ? note : "",
+							   note ? ")" : "");
 					goto out;
 				}
 				if (sent_basic) {
 					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry refused the credentials for %s (HTTP 401)",
-							 what, r->domain);
+							   what, r->domain);
 					goto out;
 				}
 				hs->auth = HOST_AUTH_BASIC;
@@ -1475,8 +1475,8 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 				if (sent_fresh_token) {
 					/* Docker Hub answers so for a repository that does not exist, too */
 					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry refused the token (HTTP 401%s%s): the repository "
-							 "does not exist or the credentials for %s do not grant pull",
-							 what, ch.error ? ", " : "", ch.error ? ch.error : "", r->domain);
+							   "does not exist or the credentials for %s do not grant pull",
+							   what, ch.error ? ", " : "", ch.error ? ch.error : "", r->domain);
 					goto out;
 				}
 				rc = fetch_token(c, r, &ch, have_creds ? user : NULL, password, from_file, &tok,
@@ -1580,7 +1580,7 @@ static int resolve_uncached(struct registry_client *c, const struct registry_ref
 		goto out;
 	if (resp.status == 404) {
 		rc = plumb_err_set(err, PLUMB_ENOTFOUND, "registry %s: %s:%s: the index names %s for %s, but the registry does not have it",
-				 r->domain, r->path, reference, m.platform_digest, c->platform);
+				   r->domain, r->path, reference, m.platform_digest, c->platform);
 		goto out;
 	}
 	rc = manifest_digest(r, &resp, m.platform_digest, &res->platform_digest, err);

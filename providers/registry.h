@@ -41,7 +41,8 @@
  *                     realm that is not HTTPS
  *   PLUMB_EAUTH       credentials missing, unavailable or refused (401/403)
  *   PLUMB_ENETWORK    unreachable, timeout, TLS failure (curl's own words)
- *   PLUMB_ETOOBIG     a manifest or token response over its bound
+ *   PLUMB_ETOOBIG     a manifest or token response over its bound, a token
+ *                     URL over its bound
  *   PLUMB_EPROTOCOL   a manifest or answer we do not accept, digest mismatch
  *   PLUMB_ENOTFOUND   the index has no manifest for the platform, or names
  *                     one the registry does not have
