@@ -121,9 +121,9 @@ static void jstrvec(struct strvec *sv, json_t *arr)
  * An object of strings into m, which must be empty. The JSON was loaded with
  * JSON_REJECT_DUPLICATES, so keys are unique and are appended without
  * kvs_set's scan (linear per key: quadratic for a host reporting thousands).
- * -1 (err set) when the object has more than OBS_MAX_LABELS entries.
+ * PLUMB_ETOOBIG (err set) when the object has more than OBS_MAX_LABELS entries.
  */
-static int jkvs(struct kvs *m, json_t *obj, const char *what, char *err, size_t errlen)
+static int jkvs(struct kvs *m, json_t *obj, const char *what, struct plumb_err *err)
 {
 	const char *k;
 	json_t *v;
@@ -132,9 +132,8 @@ static int jkvs(struct kvs *m, json_t *obj, const char *what, char *err, size_t 
 	if (!json_is_object(obj))
 		return 0;
 	if (n > OBS_MAX_LABELS) {
-		snprintf(err, errlen, "host output too large: %zu %s (at most %u)", n, what,
-			 OBS_MAX_LABELS);
-		return -1;
+		return plumb_err_set(err, PLUMB_ETOOBIG, "host output too large: %zu %s (at most %u)", n,
+				     what, OBS_MAX_LABELS);
 	}
 	/* kvs is hashed (O(1) set): the bound above keeps a host's map small */
 	json_object_foreach(obj, k, v)
@@ -212,7 +211,7 @@ static char *label_dup(const struct obs_container *c, const char *key)
 	return v ? xstrdup(v) : NULL;
 }
 
-static int parse_container(struct obs_container *c, const char *text, char *err, size_t errlen)
+static int parse_container(struct obs_container *c, const char *text, struct plumb_err *err)
 {
 	json_error_t je;
 	json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je), *st, *cfg, *hc, *v, *arr;
@@ -220,15 +219,13 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	size_t i;
 
 	if (!json_is_object(o)) {
-		snprintf(err, errlen, "container JSON: %s (line %d)", je.text, je.line);
 		json_decref(o);
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "container JSON: %s (line %d)", je.text, je.line);
 	}
 	c->id = jdup(o, "Id");
 	if (!c->id) {
-		snprintf(err, errlen, "container JSON without an Id");
 		json_decref(o);
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "container JSON without an Id");
 	}
 	c->name = jdup_or_empty(o, "Name");
 	if (c->name[0] == '/')
@@ -247,7 +244,7 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->image_ref = jdup(cfg, "Image");
 	jstrvec(&c->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&c->entrypoint, json_object_get(cfg, "Entrypoint"));
-	if (jkvs(&c->labels, json_object_get(cfg, "Labels"), "labels on a container", err, errlen) < 0)
+	if (jkvs(&c->labels, json_object_get(cfg, "Labels"), "labels on a container", err) < 0)
 		goto fail;
 	c->hostname = jdup(cfg, "Hostname");
 
@@ -262,7 +259,7 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	c->restart_max_retries = json_is_integer(v) ? (int)json_integer_value(v) : 0;
 	v = json_object_get(hc, "LogConfig");
 	c->log_driver = jdup(v, "Type");
-	if (jkvs(&c->log_opts, json_object_get(v, "Config"), "log options", err, errlen) < 0)
+	if (jkvs(&c->log_opts, json_object_get(v, "Config"), "log options", err) < 0)
 		goto fail;
 	c->network_mode = jdup(hc, "NetworkMode");
 	host_options(&c->options, hc);
@@ -311,33 +308,31 @@ static int parse_container(struct obs_container *c, const char *text, char *err,
 	return 0;
 fail:
 	json_decref(o);
-	return -1;
+	return err->code;
 }
 
-static int parse_image(struct obs_image *im, const char *text, char *err, size_t errlen)
+static int parse_image(struct obs_image *im, const char *text, struct plumb_err *err)
 {
 	json_error_t je;
 	json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je), *cfg, *v;
 
 	if (!json_is_object(o)) {
-		snprintf(err, errlen, "image JSON: %s (line %d)", je.text, je.line);
 		json_decref(o);
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "image JSON: %s (line %d)", je.text, je.line);
 	}
 	im->id = jdup(o, "Id");
 	if (!im->id) {
-		snprintf(err, errlen, "image JSON without an Id");
 		json_decref(o);
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "image JSON without an Id");
 	}
 	jstrvec(&im->repo_tags, json_object_get(o, "RepoTags"));
 	jstrvec(&im->repo_digests, json_object_get(o, "RepoDigests"));
 	cfg = json_object_get(o, "Config");
 	jstrvec(&im->cmd, json_object_get(cfg, "Cmd"));
 	jstrvec(&im->entrypoint, json_object_get(cfg, "Entrypoint"));
-	if (jkvs(&im->labels, json_object_get(cfg, "Labels"), "labels on an image", err, errlen) < 0) {
+	if (jkvs(&im->labels, json_object_get(cfg, "Labels"), "labels on an image", err) < 0) {
 		json_decref(o);
-		return -1;
+		return err->code;
 	}
 	v = json_object_get(cfg, "Volumes");
 	if (json_is_object(v)) {
@@ -363,18 +358,17 @@ static int is_hash(const char *s)
 }
 
 /* "KEY<TAB>HASH" -> a new entry of *env. */
-static int add_env(struct obs_env **env, size_t *n, const char *line, char *err, size_t errlen)
+static int add_env(struct obs_env **env, size_t *n, const char *line, struct plumb_err *err)
 {
 	const char *tab = strrchr(line, '\t');
 	struct obs_env *e;
 
 	if (!tab || tab == line || !is_hash(tab + 1)) {
-		snprintf(err, errlen, "malformed hash line");
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "malformed hash line");
 	}
 	if (*n >= OBS_MAX_VARS) {
-		snprintf(err, errlen, "host output too large: more than %u env entries", OBS_MAX_VARS);
-		return -1;
+		return plumb_err_set(err, PLUMB_ETOOBIG, "host output too large: more than %u env entries",
+				     OBS_MAX_VARS);
 	}
 	*env = xrealloc(*env, (*n + 1) * sizeof(**env));
 	e = &(*env)[(*n)++];
@@ -412,7 +406,7 @@ static char *b64_text(const char *s)
 }
 
 /* A message from the host, reduced to printable ASCII and bounded. */
-static void host_message(char *dst, size_t dstlen, const char *what, const char *msg)
+static int host_message(struct plumb_err *err, int code, const char *what, const char *msg)
 {
 	char clean[201];
 	size_t j = 0;
@@ -420,7 +414,7 @@ static void host_message(char *dst, size_t dstlen, const char *what, const char 
 	for (size_t i = 0; msg[i] && j < sizeof(clean) - 1; i++)
 		clean[j++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : ' ';
 	clean[j] = '\0';
-	snprintf(dst, dstlen, "%s%s", what, clean);
+	return plumb_err_set(err, code, "%s%s", what, clean);
 }
 
 enum cur { CUR_NONE, CUR_CONTAINER, CUR_IMAGE, CUR_FILE };
@@ -467,8 +461,7 @@ struct pstate {
 	const struct docker_obs_query *q;
 	enum cur cur;
 	int saw_cstatus, saw_istatus;
-	char *err;
-	size_t errlen;
+	struct plumb_err *err; /* never NULL */
 };
 
 enum arg_rule {
@@ -489,8 +482,7 @@ struct line_tag {
 
 static int perr(struct pstate *ps, const char *what)
 {
-	snprintf(ps->err, ps->errlen, "%s", what);
-	return -1;
+	return plumb_err_set(ps->err, PLUMB_EPROTOCOL, "%s", what);
 }
 
 static int is_decimal(const char *s)
@@ -509,8 +501,8 @@ static void *obj_add(struct pstate *ps, void **arr, size_t *n, size_t size, cons
 	char *e;
 
 	if (*n >= OBS_MAX_OBJECTS) {
-		snprintf(ps->err, ps->errlen, "host output too large: more than %u %s",
-			 OBS_MAX_OBJECTS, what);
+		plumb_err_set(ps->err, PLUMB_ETOOBIG, "host output too large: more than %u %s",
+			      OBS_MAX_OBJECTS, what);
 		return NULL;
 	}
 	*arr = xrealloc(*arr, (*n + 1) * size);
@@ -532,8 +524,7 @@ static int line_version(struct pstate *ps, char *arg)
 
 static int line_failure(struct pstate *ps, char *arg)
 {
-	host_message(ps->err, ps->errlen, "observation failed on the host: ", arg);
-	return -1;
+	return host_message(ps->err, PLUMB_ERROR, "observation failed on the host: ", arg);
 }
 
 static int line_container(struct pstate *ps, char *arg)
@@ -543,9 +534,9 @@ static int line_container(struct pstate *ps, char *arg)
 					  sizeof(*c), "containers");
 
 	if (!c)
-		return -1;
-	if (parse_container(c, arg, ps->err, ps->errlen) < 0)
-		return -1;
+		return ps->err->code;
+	if (parse_container(c, arg, ps->err) < 0)
+		return ps->err->code;
 	docker_obs_classify(c, ps->q);
 	ps->cur = CUR_CONTAINER;
 	return 0;
@@ -557,9 +548,9 @@ static int line_image(struct pstate *ps, char *arg)
 	struct obs_image *im = obj_add(ps, (void **)&h->images, &h->nimages, sizeof(*im), "images");
 
 	if (!im)
-		return -1;
-	if (parse_image(im, arg, ps->err, ps->errlen) < 0)
-		return -1;
+		return ps->err->code;
+	if (parse_image(im, arg, ps->err) < 0)
+		return ps->err->code;
 	ps->cur = CUR_IMAGE;
 	return 0;
 }
@@ -578,11 +569,11 @@ static int line_env(struct pstate *ps, char *arg)
 
 	if (ps->cur == CUR_CONTAINER) {
 		struct obs_container *c = &h->containers[h->ncontainers - 1];
-		return add_env(&c->env, &c->nenv, arg, ps->err, ps->errlen);
+		return add_env(&c->env, &c->nenv, arg, ps->err);
 	}
 	if (ps->cur == CUR_IMAGE) {
 		struct obs_image *im = &h->images[h->nimages - 1];
-		return add_env(&im->env, &im->nenv, arg, ps->err, ps->errlen);
+		return add_env(&im->env, &im->nenv, arg, ps->err);
 	}
 	return perr(ps, "env line outside a container or image");
 }
@@ -616,9 +607,8 @@ static int line_status(struct pstate *ps, char *arg)
 	else
 		ps->saw_cstatus = 1;
 	if (strcmp(w, "0") != 0) {
-		snprintf(ps->err, ps->errlen, "docker %sinspect failed on the host (exit %d)",
-			 images ? "image " : "", atoi(w));
-		return -1;
+		return plumb_err_set(ps->err, PLUMB_ERROR, "docker %sinspect failed on the host (exit %d)",
+				     images ? "image " : "", atoi(w));
 	}
 	ps->cur = CUR_NONE;
 	return 0;
@@ -645,7 +635,7 @@ static int line_env_file(struct pstate *ps, char *arg)
 		return perr(ps, "malformed env file line");
 	f = obj_add(ps, (void **)&h->env_files, &h->nenv_files, sizeof(*f), "env files");
 	if (!f)
-		return -1;
+		return ps->err->code;
 	f->mode = (int)strtol(arg, NULL, 8);
 	memcpy(f->content_hash, sp1 + 1, HASH_HEX_LEN + 1);
 	f->path = xstrdup(sp2 + 1);
@@ -660,7 +650,7 @@ static int line_env_file_var(struct pstate *ps, char *arg)
 	if (ps->cur != CUR_FILE)
 		return perr(ps, "env file line outside a file");
 	f = &ps->h->env_files[ps->h->nenv_files - 1];
-	return add_env(&f->vars, &f->nvars, arg, ps->err, ps->errlen);
+	return add_env(&f->vars, &f->nvars, arg, ps->err);
 }
 
 static int line_lock(struct pstate *ps, char *arg)
@@ -723,16 +713,20 @@ static const struct line_tag *line_shape(char *line, size_t n, char **arg)
 }
 
 int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
-		     const struct docker_obs_query *q, char *err, size_t errlen)
+		     const struct docker_obs_query *q, struct plumb_err *err)
 {
-	struct pstate ps = { h, q, CUR_NONE, 0, 0, err, errlen };
+	struct plumb_err local = { 0 };
+	struct pstate ps = { h, q, CUR_NONE, 0, 0, err ? err : &local };
 	const char *p = out, *end = out + len;
 	int first = 1, ended = 0;
 	char *line = NULL;
 
-	err[0] = '\0';
+	err = ps.err;
+	plumb_err_clear(err);
+	if (!h || !q || (!out && len))
+		return plumb_err_set(err, PLUMB_EINVAL, "docker_obs_parse: missing host, query or output");
 	if (memchr(out, '\0', len)) {
-		snprintf(err, errlen, "observation output contains a NUL byte");
+		plumb_err_set(err, PLUMB_EPROTOCOL, "observation output contains a NUL byte");
 		goto fail;
 	}
 	while (p < end && !ended) {
@@ -742,13 +736,13 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 		size_t n;
 
 		if (!nl) {
-			snprintf(err, errlen, "observation output cut short (no END)");
+			plumb_err_set(err, PLUMB_EPROTOCOL, "observation output cut short (no END)");
 			goto fail;
 		}
 		n = (size_t)(nl - p);
 		if (n > OBS_MAX_LINE + 2) {
-			snprintf(err, errlen, "host output too large: a line longer than %u bytes",
-				 OBS_MAX_LINE);
+			plumb_err_set(err, PLUMB_ETOOBIG, "host output too large: a line longer than %u bytes",
+				      OBS_MAX_LINE);
 			goto fail;
 		}
 		free(line);
@@ -756,7 +750,7 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 		p = nl + 1;
 		if (first) {
 			if (strcmp(line, "PLUMB-OBS 1") != 0) {
-				snprintf(err, errlen, "observation output does not start with its header");
+				plumb_err_set(err, PLUMB_EPROTOCOL, "observation output does not start with its header");
 				goto fail;
 			}
 			first = 0;
@@ -768,18 +762,18 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 		}
 		t = line_shape(line, n, &arg);
 		if (!t) {
-			snprintf(err, errlen, "unexpected line in the observation output");
+			plumb_err_set(err, PLUMB_EPROTOCOL, "unexpected line in the observation output");
 			goto fail;
 		}
 		if (t->fn(&ps, arg) < 0)
 			goto fail;
 	}
 	if (first || !ended) {
-		snprintf(err, errlen, "observation output cut short (no END)");
+		plumb_err_set(err, PLUMB_EPROTOCOL, "observation output cut short (no END)");
 		goto fail;
 	}
 	if (h->ncontainers && (!ps.saw_cstatus || (h->nimages && !ps.saw_istatus))) {
-		snprintf(err, errlen, "observation output incomplete (missing status)");
+		plumb_err_set(err, PLUMB_EPROTOCOL, "observation output incomplete (missing status)");
 		goto fail;
 	}
 	free(line);
@@ -787,7 +781,7 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 fail:
 	free(line);
 	host_clear_observed(h);
-	return -1;
+	return err->code ? err->code : PLUMB_EPROTOCOL;
 }
 
 /* ---- one host ---- */
@@ -821,7 +815,7 @@ int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 	struct prov_cmd cmd;
 	struct cmd_result r;
 	unsigned long before = t->stats.commands;
-	char err[512];
+	struct plumb_err err = { 0 };
 	int rc;
 
 	cmd_result_init(&r, t->max_output);
@@ -841,8 +835,8 @@ int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 		h->error = xasprintf("observation %s: %s", prov_strerror(rc), transport_errmsg(t));
 		goto unknown;
 	}
-	if (docker_obs_parse(h, r.out.buf, r.out.len, q, err, sizeof(err)) < 0) {
-		h->error = xstrdup(err);
+	if (docker_obs_parse(h, r.out.buf, r.out.len, q, &err) < 0) {
+		h->error = xstrdup(plumb_err_msg(&err));
 		goto unknown;
 	}
 	if (r.status != 0) {

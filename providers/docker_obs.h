@@ -48,6 +48,7 @@
 
 #include "providers/observe_script.h"
 #include "providers/transport.h"
+#include "state/err.h"
 #include "state/observed.h"
 
 /* What to look for on a host. Strings are borrowed. */
@@ -66,12 +67,18 @@ int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker
 /*
  * Parses the script's stdout into h (containers, images, env files, lock,
  * docker version), classifying each container for q. Returns 0 when the
- * output is complete and well formed. Otherwise returns -1, writes why into
- * err (never a secret), and leaves h without any container, image or env
- * file, so it cannot be mistaken for an empty host; the caller sets status.
+ * output is complete and well formed. Otherwise returns a negative code,
+ * with why in err (may be NULL; never a secret):
+ *   PLUMB_EPROTOCOL  malformed or incomplete host output
+ *   PLUMB_ETOOBIG    a line, object count or map over its bound
+ *   PLUMB_ERROR      the script reported a failure on the host (docker
+ *                    inspect failed, the host's own message)
+ *   PLUMB_EINVAL     h, q or out missing
+ * and leaves h without any container, image or env file, so it cannot be
+ * mistaken for an empty host; the caller sets status.
  */
 int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
-		     const struct docker_obs_query *q, char *err, size_t errlen);
+		     const struct docker_obs_query *q, struct plumb_err *err);
 
 /* Sets c->kind from its labels and name (see the header comment). */
 void docker_obs_classify(struct obs_container *c, const struct docker_obs_query *q);

@@ -43,13 +43,16 @@ static void route_add(struct obs_route **r, size_t *n, const char *service, json
 
 int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *json)
 {
-	json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, NULL), *map = NULL, *v;
+	json_t *root, *map = NULL, *v;
 	const char *k;
 	size_t i;
 	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
+	if (!json)
+		return PLUMB_EINVAL;
+	root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
 	if (json_is_object(root)) {
 		static const char *const keys[] = { "services", "Services", "Targets", "targets" };
 		for (size_t j = 0; j < ARRAY_SIZE(keys) && !map; j++)
@@ -68,7 +71,7 @@ int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *json
 				route_add(out, n, json_string_value(s), v);
 		}
 	} else {
-		rc = -1;
+		rc = PLUMB_EPROTOCOL;
 	}
 	json_decref(root);
 	return rc;

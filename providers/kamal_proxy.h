@@ -15,14 +15,16 @@
 
 #include <stddef.h>
 
+#include "state/err.h"
 #include "state/observed.h"
 
 #define KAMAL_PROXY_MAX_ROUTES 1024
 
 /*
  * Parses json (NUL-terminated) into *out (a new array the caller frees with
- * obs_routes_free) and *n. Returns 0, or -1 when json is not JSON of a known
- * shape (then *out is NULL and *n 0: no routes known).
+ * obs_routes_free) and *n. Returns 0, PLUMB_EPROTOCOL when json is not JSON
+ * of a known shape, PLUMB_EINVAL when json is NULL (then *out is NULL and *n
+ * 0: no routes known).
  */
 int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *json);
 

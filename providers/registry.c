@@ -184,19 +184,18 @@ char *registry_ref_string(const struct registry_ref *r)
 			 r->digest ? r->digest : "");
 }
 
-int registry_ref_parse(struct registry_ref *out, const char *ref, char **err)
+int registry_ref_parse(struct registry_ref *out, const char *ref, struct plumb_err *err)
 {
 	struct registry_ref r = { 0 };
 	char *name = NULL, *at, *colon, *slash;
-	int rc = -1;
+	int rc = PLUMB_EINVAL;
 
-	*err = NULL;
 	if (!ref || !*ref) {
-		*err = xstrdup("empty image reference");
+		rc = plumb_err_set(err, PLUMB_EINVAL, "empty image reference");
 		goto out;
 	}
 	if (strlen(ref) > 512) {
-		*err = xstrdup("image reference is longer than 512 characters");
+		rc = plumb_err_set(err, PLUMB_EINVAL, "image reference is longer than 512 characters");
 		goto out;
 	}
 	name = xstrdup(ref);
@@ -204,7 +203,7 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, char **err)
 	if (at) {
 		*at = '\0';
 		if (!valid_digest(at + 1)) {
-			*err = xasprintf("image reference '%s': digest must be sha256:<64 lowercase hex digits>", ref);
+			rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': digest must be sha256:<64 lowercase hex digits>", ref);
 			goto out;
 		}
 		r.digest = xstrdup(at + 1);
@@ -214,7 +213,7 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, char **err)
 	if (colon && (!slash || colon > slash)) {
 		*colon = '\0';
 		if (!valid_tag(colon + 1, strlen(colon + 1))) {
-			*err = xasprintf("image reference '%s': invalid tag '%s'", ref, colon + 1);
+			rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': invalid tag '%s'", ref, colon + 1);
 			goto out;
 		}
 		r.tag = xstrdup(colon + 1);
@@ -244,7 +243,7 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, char **err)
 		r.domain = xstrdup("docker.io");
 	}
 	if (!valid_domain(r.domain)) {
-		*err = xasprintf("image reference '%s': invalid registry '%s'", ref, r.domain);
+		rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': invalid registry '%s'", ref, r.domain);
 		goto out;
 	}
 	if (strcmp(r.domain, "docker.io") == 0 && !strchr(r.path, '/')) {
@@ -253,13 +252,13 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, char **err)
 		r.path = p;
 	}
 	if (!valid_path(r.path)) {
-		*err = xasprintf("image reference '%s': invalid repository name '%s' "
-				 "(lowercase letters, digits and . _ - separators, '/' between components)",
-				 ref, r.path);
+		rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': invalid repository name '%s' "
+				   "(lowercase letters, digits and . _ - separators, '/' between components)",
+				   ref, r.path);
 		goto out;
 	}
 	if (strlen(r.domain) + 1 + strlen(r.path) > 255) {
-		*err = xasprintf("image reference '%s': repository name is longer than 255 characters", ref);
+		rc = plumb_err_set(err, PLUMB_EINVAL, "image reference '%s': repository name is longer than 255 characters", ref);
 		goto out;
 	}
 	r.host = xstrdup(strcmp(r.domain, "docker.io") == 0 ? "registry-1.docker.io" : r.domain);
@@ -417,7 +416,7 @@ static void split_platform(const char *platform, char *os, char *arch, char *var
 }
 
 static int pick_platform(json_t *manifests, const char *platform, struct registry_manifest *m,
-			 char **err)
+			 struct plumb_err *err)
 {
 	char os[64], arch[64], variant[64];
 	struct sbuf seen;
@@ -457,22 +456,23 @@ static int pick_platform(json_t *manifests, const char *platform, struct registr
 		}
 	}
 	if (!best) {
-		*err = xasprintf("the image index has no manifest for platform %s (it has: %s)",
-				 platform, seen.len ? seen.buf : "none");
+		int rc = plumb_err_set(err, PLUMB_ENOTFOUND,
+				       "the image index has no manifest for platform %s (it has: %s)",
+				       platform, seen.len ? seen.buf : "none");
 		sbuf_release(&seen);
-		return -1;
+		return rc;
 	}
 	sbuf_release(&seen);
 	if (!valid_digest(best)) {
-		*err = xasprintf("the image index lists an unsupported digest for %s", platform);
-		return -1;
+		return plumb_err_set(err, PLUMB_EPROTOCOL, "the image index lists an unsupported digest for %s",
+				     platform);
 	}
 	m->platform_digest = xstrdup(best);
 	return 0;
 }
 
 int registry_manifest_parse(struct registry_manifest *out, const char *body, size_t len,
-			    const char *content_type, const char *platform, char **err)
+			    const char *content_type, const char *platform, struct plumb_err *err)
 {
 	struct registry_manifest m = { 0 };
 	json_t *root = NULL, *manifests;
@@ -481,7 +481,6 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 	char ct[128] = "";
 	int rc = -1;
 
-	*err = NULL;
 	memset(out, 0, sizeof(*out));
 	if (!platform)
 		platform = DEFAULT_PLATFORM;
@@ -492,8 +491,8 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root || !json_is_object(root)) {
-		*err = xasprintf("manifest is not a JSON object (%s at line %d)",
-				 root ? "not an object" : jerr.text, jerr.line);
+		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "manifest is not a JSON object (%s at line %d)",
+				   root ? "not an object" : jerr.text, jerr.line);
 		goto out;
 	}
 	body_mt = json_str(root, "mediaType");
@@ -507,7 +506,7 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 	else if (json_is_object(json_object_get(root, "config")))
 		mt = MT_OCI_MANIFEST;
 	else {
-		*err = xasprintf("manifest has no media type (Content-Type '%s')", ct);
+		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "manifest has no media type (Content-Type '%s')", ct);
 		goto out;
 	}
 	m.media_type = xstrdup(mt);
@@ -515,26 +514,27 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 		m.kind = REGISTRY_MANIFEST_INDEX;
 		manifests = json_object_get(root, "manifests");
 		if (!json_is_array(manifests)) {
-			*err = xstrdup("image index has no 'manifests' list");
+			rc = plumb_err_set(err, PLUMB_EPROTOCOL, "image index has no 'manifests' list");
 			goto out;
 		}
-		if (pick_platform(manifests, platform, &m, err) < 0)
+		rc = pick_platform(manifests, platform, &m, err);
+		if (rc < 0)
 			goto out;
 	} else if (!strcmp(mt, MT_DOCKER_V2) || !strcmp(mt, MT_OCI_MANIFEST)) {
 		const char *cd = json_str(json_object_get(root, "config"), "digest");
 		m.kind = REGISTRY_MANIFEST_IMAGE;
 		if (!cd) {
-			*err = xstrdup("image manifest has no config.digest");
+			rc = plumb_err_set(err, PLUMB_EPROTOCOL, "image manifest has no config.digest");
 			goto out;
 		}
 		if (!valid_digest(cd)) {
-			*err = xstrdup("image manifest's config.digest is not a sha256 digest");
+			rc = plumb_err_set(err, PLUMB_EPROTOCOL, "image manifest's config.digest is not a sha256 digest");
 			goto out;
 		}
 		m.config_digest = xstrdup(cd);
 	} else {
-		*err = xasprintf("unsupported manifest media type '%.100s' "
-				 "(schema 1 manifests are not supported; push with a current docker)", mt);
+		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "unsupported manifest media type '%.100s' "
+				   "(schema 1 manifests are not supported; push with a current docker)", mt);
 		goto out;
 	}
 	*out = m;
@@ -571,7 +571,7 @@ static int auth_key_matches(const char *key, const char *domain)
 }
 
 int registry_docker_config_auth(const char *json, size_t len, const char *domain,
-				char **user, char **password, char **note, char **err)
+				char **user, char **password, char **note, struct plumb_err *err)
 {
 	json_t *root = NULL, *auths, *helpers, *v;
 	json_error_t jerr;
@@ -579,14 +579,12 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 	int rc = 0, had_identity = 0;
 
 	*user = *password = NULL;
-	*err = NULL;
 	if (note)
 		*note = NULL;
 	root = json_loadb(json, len, 0, &jerr);
 	if (!json_is_object(root)) {
-		*err = xasprintf("docker config: not a JSON object (line %d: %s)", jerr.line,
-				 root ? "not an object" : jerr.text);
-		rc = -1;
+		rc = plumb_err_set(err, PLUMB_EINVAL, "docker config: not a JSON object (line %d: %s)", jerr.line,
+				   root ? "not an object" : jerr.text);
 		goto out;
 	}
 	auths = json_object_get(root, "auths");
@@ -604,8 +602,7 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 				if (dec)
 					explicit_bzero(dec, dlen);
 				free(dec);
-				*err = xasprintf("docker config: auths.%s.auth is not base64 of user:password", key);
-				rc = -1;
+				rc = plumb_err_set(err, PLUMB_EINVAL, "docker config: auths.%s.auth is not base64 of user:password", key);
 				goto out;
 			}
 			*colon = '\0';
@@ -959,7 +956,8 @@ static int creds_for(struct registry_client *c, const char *domain, char **user,
 		     char **password, char **note, int *from_file)
 {
 	const char *path;
-	char *home_path = NULL, *err = NULL;
+	char *home_path = NULL;
+	struct plumb_err err = { 0 };
 	int rc;
 
 	*note = NULL;
@@ -992,10 +990,9 @@ static int creds_for(struct registry_client *c, const char *domain, char **user,
 					 user, password, note, &err);
 	if (rc < 0) {
 		free(*note);
-		*note = err; /* names the key, never the value */
+		*note = xstrdup(plumb_err_msg(&err)); /* names the key, never the value */
 		return 0;
 	}
-	free(err);
 	*from_file = rc == 1;
 	return rc;
 }
@@ -1107,7 +1104,7 @@ static int is_network_error(CURLcode cc)
  */
 static int http_get(struct registry_client *c, const char *url, const char *accept,
 		    const struct auth *auth, size_t max, struct http_resp *resp,
-		    const char *what, char **err)
+		    const char *what, struct plumb_err *err)
 {
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL;
@@ -1152,11 +1149,10 @@ static int http_get(struct registry_client *c, const char *url, const char *acce
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		if (resp->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-			*err = xasprintf("%s: response larger than %zu bytes", what, max);
-			rc = REGISTRY_ERROR;
+			rc = plumb_err_set(err, PLUMB_ETOOBIG, "%s: response larger than %zu bytes", what, max);
 		} else {
-			*err = xasprintf("%s: %s", what, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-			rc = is_network_error(cc) ? REGISTRY_ENETWORK : REGISTRY_ERROR;
+			rc = plumb_err_set(err, is_network_error(cc) ? PLUMB_ENETWORK : PLUMB_ERROR, "%s: %s",
+					   what, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		}
 		goto out;
 	}
@@ -1277,7 +1273,7 @@ static int docker_config_creds_may_go(struct registry_client *c, const char *url
 static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 		       const struct registry_challenge *ch, const char *user,
 		       const char *password, int creds_from_file, char **token, time_t *expires,
-		       char **err)
+		       struct plumb_err *err)
 {
 	struct http_resp resp = { 0 };
 	struct auth a = { .kind = AUTH_NONE };
@@ -1288,26 +1284,26 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	const char *tok;
 	json_int_t expires_in = 60;
 	const char *why = NULL;
-	int rc = REGISTRY_ERROR, withheld = 0;
+	int rc = PLUMB_ERROR, withheld = 0;
 
 	*token = NULL;
 	sbuf_init(&url, 4096);
 	if (!ch->realm || !*ch->realm) {
-		*err = xasprintf("registry %s: Bearer challenge without a realm", r->domain);
+		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "registry %s: Bearer challenge without a realm", r->domain);
 		goto out;
 	}
 	if (!realm_allowed(c, ch->realm)) {
-		*err = xasprintf("registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for localhost, 127.0.0.1, [::1] and hosts listed as insecure)",
-				 r->domain, ch->realm);
+		rc = plumb_err_set(err, PLUMB_EINVAL, "registry %s: token realm '%.200s' is not HTTPS (plain HTTP is allowed only for localhost, 127.0.0.1, [::1] and hosts listed as insecure)",
+				   r->domain, ch->realm);
 		goto out;
 	}
 	if (!realm_host_ok(c, r, ch->realm, &why)) {
 		char hostport[300];
 		const char *p = strstr(ch->realm, "://") + 3;
 		snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/?#"), p);
-		*err = xasprintf("registry %s: token realm host '%.200s' refused: %s (this run does not "
-				 "trust the repository; allow a realm host with PLUMB_REGISTRY_REALM_HOSTS)",
-				 r->domain, hostport, why);
+		rc = plumb_err_set(err, PLUMB_EUNTRUSTED, "registry %s: token realm host '%.200s' refused: %s (this run does not "
+				   "trust the repository; allow a realm host with PLUMB_REGISTRY_REALM_HOSTS)",
+				   r->domain, hostport, why);
 		goto out;
 	}
 	scope_dflt = xasprintf("repository:%s:pull", r->path);
@@ -1322,7 +1318,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	esc = curl_easy_escape(c->curl, scope, 0);
 	if (sbuf_addf(&url, "scope=%s", esc ? esc : "") < 0) {
 		curl_free(esc);
-		*err = xasprintf("registry %s: token URL too long", r->domain);
+		rc = plumb_err_set(err, PLUMB_ETOOBIG, "registry %s: token URL too long", r->domain);
 		goto out;
 	}
 	curl_free(esc);
@@ -1341,18 +1337,16 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	if (rc < 0)
 		goto out;
 	if (resp.status == 401 || resp.status == 403) {
-		*err = xasprintf("%s: %s (HTTP %ld)", what,
-				 user ? "credentials refused"
-				 : withheld ? "anonymous access refused; no credentials sent: the docker config's "
+		rc = plumb_err_set(err, PLUMB_EAUTH, "%s: %s (HTTP %ld)", what,
+				   user ? "credentials refused"
+				   : withheld ? "anonymous access refused; no credentials sent: the docker config's "
 					      "credentials are not sent over plain HTTP to a host that is not loopback"
 					    : "anonymous access refused; no credentials configured",
-				 resp.status);
-		rc = REGISTRY_EAUTH;
+				   resp.status);
 		goto out;
 	}
 	if (resp.status != 200) {
-		*err = xasprintf("%s: HTTP %ld", what, resp.status);
-		rc = REGISTRY_ERROR;
+		rc = plumb_err_set(err, PLUMB_ERROR, "%s: HTTP %ld", what, resp.status);
 		goto out;
 	}
 	root = json_loadb(resp.body.buf, resp.body.len, 0, NULL);
@@ -1360,8 +1354,7 @@ static int fetch_token(struct registry_client *c, const struct registry_ref *r,
 	if (!tok || !*tok)
 		tok = json_str(root, "access_token");
 	if (!tok || !*tok) {
-		*err = xasprintf("%s: the response has no token", what);
-		rc = REGISTRY_ERROR;
+		rc = plumb_err_set(err, PLUMB_EPROTOCOL, "%s: the response has no token", what);
 		goto out;
 	}
 	if (json_is_integer(json_object_get(root, "expires_in")))
@@ -1396,13 +1389,13 @@ out:
  * for. 0 with resp (status 200 or 404), or a negative code with *err.
  */
 static int get_manifest(struct registry_client *c, const struct registry_ref *r,
-			const char *reference, struct http_resp *resp, char **err)
+			const char *reference, struct http_resp *resp, struct plumb_err *err)
 {
 	struct host_state *hs = host_state(c, r->host);
 	struct registry_challenge ch = { 0 };
 	char *url = NULL, *what = NULL, *user = NULL, *password = NULL, *note = NULL;
 	char *tkey = NULL, *regerr = NULL;
-	int have_creds, from_file = 0, rc = REGISTRY_ERROR, attempt, unavailable = 0;
+	int have_creds, from_file = 0, rc = PLUMB_ERROR, attempt, unavailable = 0;
 	int sent_basic = 0, sent_fresh_token = 0;
 
 	memset(resp, 0, sizeof(*resp));
@@ -1453,27 +1446,23 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 		if (resp->status == 401) {
 			registry_challenge_dispose(&ch);
 			if (!resp->www_auth || registry_challenge_parse(&ch, resp->www_auth) < 0) {
-				*err = xasprintf("%s: HTTP 401 without a usable WWW-Authenticate challenge", what);
-				rc = REGISTRY_EAUTH;
+				rc = plumb_err_set(err, PLUMB_EAUTH, "%s: HTTP 401 without a usable WWW-Authenticate challenge", what);
 				goto out;
 			}
 			if (unavailable) {
-				*err = xasprintf("%s: the registry requires credentials and %s", what, note);
-				rc = REGISTRY_EAUTH;
+				rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry requires credentials and %s", what, note);
 				goto out;
 			}
 			if (!strcasecmp(ch.scheme, "Basic")) {
 				if (!have_creds) {
-					*err = xasprintf("%s: the registry requires credentials and none are configured for %s%s%s%s",
-							 what, r->domain, note ? " (" : "", note ? note : "",
-							 note ? ")" : "");
-					rc = REGISTRY_EAUTH;
+					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry requires credentials and none are configured for %s%s%s%s",
+							   what, r->domain, note ? " (" : "", note ? note : "",
+							   note ? ")" : "");
 					goto out;
 				}
 				if (sent_basic) {
-					*err = xasprintf("%s: the registry refused the credentials for %s (HTTP 401)",
-							 what, r->domain);
-					rc = REGISTRY_EAUTH;
+					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry refused the credentials for %s (HTTP 401)",
+							   what, r->domain);
 					goto out;
 				}
 				hs->auth = HOST_AUTH_BASIC;
@@ -1485,10 +1474,9 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 
 				if (sent_fresh_token) {
 					/* Docker Hub answers so for a repository that does not exist, too */
-					*err = xasprintf("%s: the registry refused the token (HTTP 401%s%s): the repository "
-							 "does not exist or the credentials for %s do not grant pull",
-							 what, ch.error ? ", " : "", ch.error ? ch.error : "", r->domain);
-					rc = REGISTRY_EAUTH;
+					rc = plumb_err_set(err, PLUMB_EAUTH, "%s: the registry refused the token (HTTP 401%s%s): the repository "
+							   "does not exist or the credentials for %s do not grant pull",
+							   what, ch.error ? ", " : "", ch.error ? ch.error : "", r->domain);
 					goto out;
 				}
 				rc = fetch_token(c, r, &ch, have_creds ? user : NULL, password, from_file, &tok,
@@ -1500,22 +1488,18 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 				sent_fresh_token = 1;
 				continue;
 			}
-			*err = xasprintf("%s: unsupported authentication scheme '%.40s'", what, ch.scheme);
-			rc = REGISTRY_EAUTH;
+			rc = plumb_err_set(err, PLUMB_EAUTH, "%s: unsupported authentication scheme '%.40s'", what, ch.scheme);
 			goto out;
 		}
 		regerr = registry_error_text(resp);
 		if (resp->status == 403) {
-			*err = xasprintf("%s: access denied (HTTP 403%s)", what, regerr);
-			rc = REGISTRY_EAUTH;
+			rc = plumb_err_set(err, PLUMB_EAUTH, "%s: access denied (HTTP 403%s)", what, regerr);
 		} else {
-			*err = xasprintf("%s: HTTP %ld%s", what, resp->status, regerr);
-			rc = REGISTRY_ERROR;
+			rc = plumb_err_set(err, PLUMB_ERROR, "%s: HTTP %ld%s", what, resp->status, regerr);
 		}
 		goto out;
 	}
-	*err = xasprintf("%s: authentication did not settle after %d attempts", what, attempt);
-	rc = REGISTRY_EAUTH;
+	rc = plumb_err_set(err, PLUMB_EAUTH, "%s: authentication did not settle after %d attempts", what, attempt);
 out:
 	if (rc < 0)
 		http_resp_release(resp);
@@ -1535,7 +1519,7 @@ out:
  * Docker-Content-Digest header when there is one, and `expect`.
  */
 static int manifest_digest(const struct registry_ref *r, const struct http_resp *resp,
-			   const char *expect, char **out, char **err)
+			   const char *expect, char **out, struct plumb_err *err)
 {
 	char computed[7 + HASH_HEX_LEN + 1];
 	const char *hdr = resp->digest;
@@ -1543,26 +1527,26 @@ static int manifest_digest(const struct registry_ref *r, const struct http_resp 
 	memcpy(computed, "sha256:", 7);
 	sha256_hex(resp->body.buf, resp->body.len, computed + 7);
 	if (hdr && valid_digest(hdr) && strcmp(hdr, computed) != 0) {
-		*err = xasprintf("registry %s: %s: Docker-Content-Digest %s does not match the manifest's sha256 %s",
-				 r->domain, r->path, hdr, computed);
-		return REGISTRY_ERROR;
+		return plumb_err_set(err, PLUMB_EPROTOCOL,
+				     "registry %s: %s: Docker-Content-Digest %s does not match the manifest's sha256 %s",
+				     r->domain, r->path, hdr, computed);
 	}
 	hdr = computed;
 	if (expect && strcmp(expect, hdr) != 0) {
-		*err = xasprintf("registry %s: %s: asked for %s, got a manifest with digest %s",
-				 r->domain, r->path, expect, hdr);
-		return REGISTRY_ERROR;
+		return plumb_err_set(err, PLUMB_EPROTOCOL,
+				     "registry %s: %s: asked for %s, got a manifest with digest %s",
+				     r->domain, r->path, expect, hdr);
 	}
 	*out = xstrdup(hdr);
 	return 0;
 }
 
 static int resolve_uncached(struct registry_client *c, const struct registry_ref *r,
-			    struct registry_result *res, char **err)
+			    struct registry_result *res, struct plumb_err *err)
 {
 	struct http_resp resp = { 0 };
 	struct registry_manifest m = { 0 }, pm = { 0 };
-	char *perr = NULL;
+	struct plumb_err perr = { 0 };
 	const char *reference = r->digest ? r->digest : r->tag;
 	int rc;
 
@@ -1579,8 +1563,8 @@ static int resolve_uncached(struct registry_client *c, const struct registry_ref
 	rc = registry_manifest_parse(&m, resp.body.buf, resp.body.len, resp.content_type,
 				     c->platform, &perr);
 	if (rc < 0) {
-		*err = xasprintf("registry %s: %s:%s: %s", r->domain, r->path, reference, perr);
-		rc = REGISTRY_ERROR;
+		rc = plumb_err_set(err, perr.code, "registry %s: %s:%s: %s", r->domain, r->path, reference,
+				   plumb_err_msg(&perr));
 		goto out;
 	}
 	res->media_type = xstrdup(m.media_type);
@@ -1595,9 +1579,8 @@ static int resolve_uncached(struct registry_client *c, const struct registry_ref
 	if (rc < 0)
 		goto out;
 	if (resp.status == 404) {
-		*err = xasprintf("registry %s: %s:%s: the index names %s for %s, but the registry does not have it",
-				 r->domain, r->path, reference, m.platform_digest, c->platform);
-		rc = REGISTRY_ERROR;
+		rc = plumb_err_set(err, PLUMB_ENOTFOUND, "registry %s: %s:%s: the index names %s for %s, but the registry does not have it",
+				   r->domain, r->path, reference, m.platform_digest, c->platform);
 		goto out;
 	}
 	rc = manifest_digest(r, &resp, m.platform_digest, &res->platform_digest, err);
@@ -1606,34 +1589,32 @@ static int resolve_uncached(struct registry_client *c, const struct registry_ref
 	rc = registry_manifest_parse(&pm, resp.body.buf, resp.body.len, resp.content_type,
 				     c->platform, &perr);
 	if (rc < 0 || pm.kind != REGISTRY_MANIFEST_IMAGE) {
-		*err = xasprintf("registry %s: %s@%s: %s", r->domain, r->path, m.platform_digest,
-				 perr ? perr : "an index entry is itself an index");
-		rc = REGISTRY_ERROR;
+		rc = plumb_err_set(err, rc < 0 ? perr.code : PLUMB_EPROTOCOL, "registry %s: %s@%s: %s",
+				   r->domain, r->path, m.platform_digest,
+				   rc < 0 ? plumb_err_msg(&perr) : "an index entry is itself an index");
 		goto out;
 	}
 	res->config_digest = xstrdup(pm.config_digest);
 	res->status = REGISTRY_FOUND;
 out:
-	free(perr);
 	registry_manifest_dispose(&m);
 	registry_manifest_dispose(&pm);
 	http_resp_release(&resp);
 	return rc;
 }
 
-int registry_resolve(struct registry_client *c, const char *image_ref,
-		     struct registry_result *out, char **err)
+int registry_lookup(struct registry_client *c, const char *image_ref,
+		    struct registry_result *out, struct plumb_err *err)
 {
 	struct registry_ref r = { 0 };
 	struct registry_result res = { 0 };
 	char *key = NULL;
 	int rc;
 
-	*err = NULL;
 	memset(out, 0, sizeof(*out));
 	rc = registry_ref_parse(&r, image_ref, err);
 	if (rc < 0)
-		return REGISTRY_ERROR;
+		return rc;
 	key = registry_ref_string(&r);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->ncache; i++) {
@@ -1665,11 +1646,10 @@ int registry_pin(const char *image_ref, const char **digest, const char **identi
 {
 	struct registry_client *c = ctx;
 	struct registry_result res = { 0 };
-	char *err = NULL;
 	int rc = -1;
 
 	*digest = *identity = NULL;
-	if (registry_resolve(c, image_ref, &res, &err) != 0 || res.status != REGISTRY_FOUND)
+	if (registry_lookup(c, image_ref, &res, NULL) != 0 || res.status != REGISTRY_FOUND)
 		goto out;
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->ncache; i++) {
@@ -1683,7 +1663,16 @@ int registry_pin(const char *image_ref, const char **digest, const char **identi
 	}
 	pthread_mutex_unlock(&c->lock);
 out:
-	free(err);
 	registry_result_dispose(&res);
+	return rc;
+}
+
+int registry_resolve(struct registry_client *c, const char *image_ref,
+		     struct registry_result *out, char **err)
+{
+	struct plumb_err e = { 0 };
+	int rc = registry_lookup(c, image_ref, out, &e);
+
+	*err = rc < 0 ? xstrdup(plumb_err_msg(&e)) : NULL;
 	return rc;
 }

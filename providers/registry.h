@@ -23,7 +23,7 @@
  * One lookup per image per run: results (found and not found) are cached in the
  * client, keyed by the normalised reference; errors are not cached.
  *
- * Thread safety: a client may be shared between threads; registry_resolve
+ * Thread safety: a client may be shared between threads; registry_lookup
  * serialises on a mutex inside the client (one easy handle, reused, so
  * connections are kept alive across lookups).
  */
@@ -32,10 +32,23 @@
 
 #include <stddef.h>
 
-/* Error codes (negative). Anything else is REGISTRY_ERROR (-1). */
-#define REGISTRY_ERROR -1
-#define REGISTRY_EAUTH -2	/* credentials missing or refused (401/403) */
-#define REGISTRY_ENETWORK -3	/* unreachable, timeout, TLS failure */
+#include "state/err.h"
+
+/*
+ * Failures are codes of the one error space (state/err.h) with the message in
+ * the caller's struct plumb_err (never a credential or token):
+ *   PLUMB_EINVAL      a malformed image reference or docker config, a token
+ *                     realm that is not HTTPS
+ *   PLUMB_EAUTH       credentials missing, unavailable or refused (401/403)
+ *   PLUMB_ENETWORK    unreachable, timeout, TLS failure (curl's own words)
+ *   PLUMB_ETOOBIG     a manifest or token response over its bound, a token
+ *                     URL over its bound
+ *   PLUMB_EPROTOCOL   a manifest or answer we do not accept, digest mismatch
+ *   PLUMB_ENOTFOUND   the index has no manifest for the platform, or names
+ *                     one the registry does not have
+ *   PLUMB_EUNTRUSTED  a token realm host refused by restrict_token_realm
+ *   PLUMB_ERROR       anything else (an unexpected HTTP status)
+ */
 
 #define REGISTRY_MANIFEST_MAX (4u << 20)
 #define REGISTRY_TOKEN_MAX (64u << 10)
@@ -57,8 +70,8 @@ struct registry_ref {
 	char *digest;
 };
 
-/* 0, or -1 with *err (caller frees) saying what is wrong with the reference. */
-int registry_ref_parse(struct registry_ref *out, const char *ref, char **err);
+/* 0, or PLUMB_EINVAL with err saying what is wrong with the reference. */
+int registry_ref_parse(struct registry_ref *out, const char *ref, struct plumb_err *err);
 /* "domain/path:tag[@digest]", normalised (caller frees). */
 char *registry_ref_string(const struct registry_ref *r);
 void registry_ref_dispose(struct registry_ref *r);
@@ -92,10 +105,11 @@ struct registry_manifest {
 /*
  * content_type: the response's Content-Type (may be NULL; then mediaType in
  * the body decides). platform: "os/arch[/variant]".
- * 0, or -1 with *err (caller frees).
+ * 0, or PLUMB_EPROTOCOL (PLUMB_ENOTFOUND: the index has no entry for the
+ * platform) with err.
  */
 int registry_manifest_parse(struct registry_manifest *out, const char *body, size_t len,
-			    const char *content_type, const char *platform, char **err);
+			    const char *content_type, const char *platform, struct plumb_err *err);
 void registry_manifest_dispose(struct registry_manifest *m);
 
 /*
@@ -103,12 +117,12 @@ void registry_manifest_dispose(struct registry_manifest *m);
  * (`auths.<server>.auth` = base64 "user:password"; keys may be written as
  * "host", "https://host" or "https://host/v1/"; docker.io matches the Docker
  * Hub aliases). Returns 1 and sets *user, *password (free *password with
- * free_secret), 0 if there are none, -1 if the JSON is malformed (with *err).
+ * free_secret), 0 if there are none, PLUMB_EINVAL if the JSON is malformed (with err).
  * *note (may be NULL) is set when the file names a credential helper that is
  * not run ("credsStore 'desktop' is not used; ..."); caller frees.
  */
 int registry_docker_config_auth(const char *json, size_t len, const char *domain,
-				char **user, char **password, char **note, char **err);
+				char **user, char **password, char **note, struct plumb_err *err);
 
 enum registry_status { REGISTRY_FOUND = 0, REGISTRY_NOT_FOUND = 1 };
 
@@ -159,7 +173,7 @@ struct registry_options {
 	 *   - a host named in allowed_realm_hosts (then the usual rule holds:
 	 *     HTTPS, or plain HTTP to loopback and insecure hosts);
 	 * never to a realm carrying user info, and the token request follows no
-	 * redirect. Otherwise registry_resolve fails, without any request to the
+	 * redirect. Otherwise registry_lookup fails (PLUMB_EUNTRUSTED), without any request to the
 	 * realm, and the message names the realm host and why.
 	 */
 	int restrict_token_realm;
@@ -191,7 +205,7 @@ void registry_client_set_credentials(struct registry_client *c, const char *doma
  * The config names credentials for `domain`, but they have no value (a secret
  * could not be resolved; `why` names it, never a value). There is no value to
  * send: a registry that asks for credentials fails the lookup with
- * REGISTRY_EAUTH saying they are unavailable, nothing is sent in their place
+ * PLUMB_EAUTH saying they are unavailable, nothing is sent in their place
  * and the docker config file is not consulted for that domain.
  */
 void registry_client_set_credentials_unavailable(struct registry_client *c, const char *domain,
@@ -200,8 +214,15 @@ void registry_client_set_credentials_unavailable(struct registry_client *c, cons
 /*
  * Resolves `image_ref` (see registry_ref_parse). Returns 0 with out->status
  * FOUND or NOT_FOUND ("not in registry yet": the tag or repository does not
- * exist), or a negative REGISTRY_* code with *err (caller frees; never contains
- * a credential or token). *out is filled only on 0; dispose it afterwards.
+ * exist), or a negative PLUMB_E* code (see above) with err (may be NULL).
+ * *out is filled only on 0; dispose it afterwards.
+ */
+int registry_lookup(struct registry_client *c, const char *image_ref,
+		    struct registry_result *out, struct plumb_err *err);
+/*
+ * registry_lookup with the message as a string in *err (caller frees; NULL
+ * on 0). A compatibility wrapper until callers (reconciler/pipeline.c) are
+ * converted to registry_lookup.
  */
 int registry_resolve(struct registry_client *c, const char *image_ref,
 		     struct registry_result *out, char **err);

@@ -477,7 +477,7 @@ static void test_plain_refused_for_remote_hosts(void)
 	char *err = NULL;
 	int rc = registry_resolve(c, "127.0.0.2:9/optimus:v1", &r, &err);
 
-	CHECK(rc == REGISTRY_ENETWORK, "rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_ENETWORK, "rc %d: %s", rc, nz(err));
 	free(err);
 	registry_client_free(c);
 }
@@ -548,7 +548,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 	c = registry_client_new(&o);
 	registry_client_set_credentials(c, reg, "alice", "wrong-pass-xyzzy");
 	rc = resolve(c, ref, &r, &err);
-	CHECK(rc == REGISTRY_EAUTH, "wrong password rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EAUTH, "wrong password rc %d: %s", rc, nz(err));
 	CHECK(err && !strstr(err, "xyzzy"), "error shows the password: %s", nz(err));
 	free(err);
 	err = NULL;
@@ -557,7 +557,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 	/* no credentials at all */
 	c = registry_client_new(&o);
 	rc = resolve(c, ref, &r, &err);
-	CHECK(rc == REGISTRY_EAUTH, "no credentials rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EAUTH, "no credentials rc %d: %s", rc, nz(err));
 	CHECK(err && strstr(err, "none are configured"), "message: %s", nz(err));
 	free(err);
 	err = NULL;
@@ -608,7 +608,7 @@ static void test_tls(int port, const char *ca, const struct pushed *p)
 	registry_result_dispose(&r);
 	/* a certificate the client cannot verify: a network-class error, no fallback to HTTP */
 	rc = resolve(n, ref, &r, &err);
-	CHECK(rc == REGISTRY_ENETWORK, "unverifiable certificate rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_ENETWORK, "unverifiable certificate rc %d: %s", rc, nz(err));
 	CHECK(registry_client_http_requests(n) == 1, "no retry over HTTP (%lu requests)",
 	      registry_client_http_requests(n));
 	free(err);
@@ -632,7 +632,7 @@ static void test_bad_realm(int port, const char *dir)
 	registry_client_set_credentials(c, domain, "tuser", "tpass-s3cret");
 	free(domain);
 	rc = resolve(c, ref, &r, &err);
-	CHECK(rc < 0 && err && strstr(err, "is not HTTPS"), "plain-HTTP realm rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EINVAL && err && strstr(err, "is not HTTPS"), "plain-HTTP realm rc %d: %s", rc, nz(err));
 	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
 	      registry_client_http_requests(c));
 	CHECK(count_lines(log) == before, "no token request");
@@ -664,7 +664,7 @@ static void test_untrusted_realm(const char *reg, int port_badrealm, int port_ht
 	c = registry_client_new(&o);
 	registry_client_set_credentials(c, reg, "tuser", "tpass-s3cret");
 	rc = resolve(c, ref, &r, &err);
-	CHECK(rc < 0 && err && strstr(err, want) && strstr(err, "plain HTTP"),
+	CHECK(rc == PLUMB_EUNTRUSTED && err && strstr(err, want) && strstr(err, "plain HTTP"),
 	      "untrusted plain-HTTP realm rc %d: %s", rc, nz(err));
 	CHECK(err && !strstr(err, "s3cret"), "no password in the message");
 	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
@@ -676,7 +676,7 @@ static void test_untrusted_realm(const char *reg, int port_badrealm, int port_ht
 
 	c = registry_client_new(&o);
 	rc = resolve(c, bad, &r, &err);
-	CHECK(rc < 0 && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EINVAL && err && strstr(err, "127.0.0.2"), "untrusted realm on another host rc %d: %s", rc, nz(err));
 	CHECK(registry_client_http_requests(c) == 1, "only the manifest request went out (%lu)",
 	      registry_client_http_requests(c));
 	free(err);
@@ -747,7 +747,7 @@ static void test_bearer(const char *reg, const char *dir, const struct pushed *p
 	c = registry_client_new(&o);
 	registry_client_set_credentials(c, reg, "tuser", "wrong-xyzzy");
 	rc = resolve(c, ref, &r, &err);
-	CHECK(rc == REGISTRY_EAUTH, "bearer wrong password rc %d: %s", rc, nz(err));
+	CHECK(rc == PLUMB_EAUTH, "bearer wrong password rc %d: %s", rc, nz(err));
 	CHECK(err && !strstr(err, "xyzzy") && strstr(err, "token request"), "message: %s", nz(err));
 	free(err);
 	err = NULL;
@@ -860,7 +860,7 @@ static void test_lab(const char *dir)
 			d = registry_client_new(&guarded);
 			registry_client_add_insecure(d, authreg);
 			rc = resolve(d, ref, &r, &err);
-			CHECK(rc == REGISTRY_EAUTH, "lab guarded docker config rc %d: %s", rc, nz(err));
+			CHECK(rc == PLUMB_EAUTH, "lab guarded docker config rc %d: %s", rc, nz(err));
 			CHECK(err && strstr(err, "no credentials sent") && !strstr(err, pw), "guarded message: %s", nz(err));
 			free(err);
 			err = NULL;
@@ -875,7 +875,7 @@ static void test_lab(const char *dir)
 		registry_client_set_credentials(bad, authreg, user, "definitely-wrong");
 		ref = xasprintf("%s/optimus:v1", authreg);
 		rc = resolve(bad, ref, &r, &err);
-		CHECK(rc == REGISTRY_EAUTH, "lab wrong password rc %d: %s", rc, nz(err));
+		CHECK(rc == PLUMB_EAUTH, "lab wrong password rc %d: %s", rc, nz(err));
 		CHECK(err && !strstr(err, "definitely-wrong"), "password in message");
 		free(err);
 		err = NULL;

@@ -76,7 +76,7 @@ static int obs_plan_run(const char *data, size_t size)
 	struct diff_plan *p = NULL;
 	struct render_opts ro = { 0 };
 	struct sbuf out;
-	char err[512];
+	struct plumb_err err = { 0 };
 	int rc = -1;
 
 	memcpy(f->salt, OBS_PLAN_SALT, sizeof(f->salt));
@@ -85,11 +85,11 @@ static int obs_plan_run(const char *data, size_t size)
 	for (size_t i = 0; i < 2; i++) {
 		struct obs_host *h = &f->hosts[i];
 		h->host = xstrdup(hosts[i]);
-		if (docker_obs_parse(h, data, size, &q, err, sizeof(err)) == 0) {
+		if (docker_obs_parse(h, data, size, &q, &err) == 0) {
 			h->status = OBS_OK;
 		} else {
 			h->status = OBS_UNKNOWN;
-			h->error = xstrdup(err);
+			h->error = xstrdup(plumb_err_msg(&err));
 		}
 	}
 	o.prune = 1;

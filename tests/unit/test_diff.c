@@ -491,7 +491,7 @@ T_TEST(traffic_switch_shows_the_current_proxy_target)
 	h1->routes = NULL;
 	h1->nroutes = 0;
 	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
-	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, "not json {"), -1);
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, "not json {"), PLUMB_EPROTOCOL);
 	T_INTEQ(h1->nroutes, 0);
 	T_CHECK(diff_proxy_target(h1, "optimus-web") == NULL);
 	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, "{\"blog-web\":{\"target\":\"abc:80\"}}"), 0);

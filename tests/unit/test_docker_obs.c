@@ -8,6 +8,7 @@
  * tricky values and that no value leaves the "host".
  */
 #include "providers/docker_obs.h"
+#include "providers/kamal_proxy.h"
 #include "tests/unit/t.h"
 
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static int hash_is(const char *hash, const char *salt, const char *value)
 T_TEST(parses_the_recording)
 {
 	struct obs_host h = { 0 };
-	char err[256];
+	struct plumb_err err = { 0 };
 	size_t len;
 	char *text = fixture(&len);
 	const struct obs_container *web, *old, *job, *staging, *oneoff, *db, *proxy;
@@ -60,8 +61,9 @@ T_TEST(parses_the_recording)
 	const struct obs_env_file *ef;
 
 	T_REQUIRE(text);
-	T_INTEQ(docker_obs_parse(&h, text, len, &q_optimus, err, sizeof(err)), 0);
-	T_STREQ(err, "");
+	T_INTEQ(docker_obs_parse(&h, text, len, &q_optimus, &err), 0);
+	T_STREQ(err.msg, "");
+	T_INTEQ(err.code, 0);
 	T_STREQ(h.docker_version, "20.10.24+dfsg1");
 	T_INTEQ(h.ncontainers, 7);
 	web = by_name(&h, "optimus-web-v2");
@@ -170,14 +172,14 @@ T_TEST(parses_the_recording)
 T_TEST(destination_is_exact)
 {
 	struct obs_host h = { 0 };
-	char err[256];
+	struct plumb_err err = { 0 };
 	size_t len;
 	char *text = fixture(&len);
 	struct docker_obs_query q = q_optimus;
 
 	T_REQUIRE(text);
 	q.destination = "staging";
-	T_INTEQ(docker_obs_parse(&h, text, len, &q, err, sizeof(err)), 0);
+	T_INTEQ(docker_obs_parse(&h, text, len, &q, &err), 0);
 	T_INTEQ(by_name(&h, "optimus-web-staging-v2")->kind, OBS_APP);
 	T_INTEQ(by_name(&h, "optimus-web-v2")->kind, OBS_OTHER); /* destination "" != "staging" */
 	T_INTEQ(by_name(&h, "optimus-db")->kind, OBS_ACCESSORY);
@@ -228,15 +230,16 @@ T_TEST(truncation_is_never_an_empty_host)
 	T_REQUIRE(end);
 	for (size_t cut = 0; cut <= (size_t)(end - text) + 4; cut += (cut < 200 ? 1 : 13)) {
 		struct obs_host h = { 0 };
-		char err[256];
+		struct plumb_err err = { 0 };
 
-		if (docker_obs_parse(&h, text, cut, &q_optimus, err, sizeof(err)) == 0) {
+		if (docker_obs_parse(&h, text, cut, &q_optimus, &err) == 0) {
 			T_FAIL_AT("output cut at %zu of %zu parsed as complete", cut, len);
 			obs_host_release(&h);
 			break;
 		}
 		T_CHECK(h.ncontainers == 0 && h.nimages == 0 && h.nenv_files == 0);
-		T_CHECK(err[0] != '\0');
+		T_INTEQ(err.code, PLUMB_EPROTOCOL);
+		T_CHECK(err.msg[0] != '\0');
 		tried++;
 		obs_host_release(&h);
 	}
@@ -244,13 +247,17 @@ T_TEST(truncation_is_never_an_empty_host)
 	free(text);
 }
 
-static int parse_str(const char *s, char *err, size_t errlen, struct obs_host *h)
+static int parse_str(const char *s, struct plumb_err *err, struct obs_host *h)
 {
-	return docker_obs_parse(h, s, strlen(s), &q_optimus, err, errlen);
+	return docker_obs_parse(h, s, strlen(s), &q_optimus, err);
 }
 
 T_TEST(failures_are_unknown)
 {
+	static const int code[] = {
+		PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, PLUMB_ERROR, PLUMB_ERROR,
+		PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, PLUMB_EPROTOCOL, 0,
+	};
 	static const char *const bad[] = {
 		"", "END\n", "garbage\nEND\n",
 		"PLUMB-OBS 1\nX docker Cannot connect to the Docker daemon\n",
@@ -262,29 +269,28 @@ T_TEST(failures_are_unknown)
 		"PLUMB-OBS 1\nQ what\nEND\n",
 		"PLUMB-OBS 1\nV 20\nEND\ntrailing", /* fine: END ends it */
 	};
-	char err[256];
+	struct plumb_err err = { 0 };
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct obs_host h = { 0 };
-		int rc = parse_str(bad[i], err, sizeof(err), &h);
+		int rc = parse_str(bad[i], &err, &h);
 
-		if (i == ARRAY_SIZE(bad) - 1)
-			T_INTEQ(rc, 0);
-		else if (rc == 0)
-			T_FAIL_AT("case %zu parsed", i);
+		if (rc != code[i])
+			T_FAIL_AT("case %zu: %d, want %d (%s)", i, rc, code[i], err.msg);
+		T_INTEQ(err.code, code[i]);
 		T_CHECK(h.ncontainers == 0);
 		obs_host_release(&h);
 	}
 	{
 		struct obs_host h = { 0 };
-		T_CHECK(parse_str(bad[3], err, sizeof(err), &h) < 0);
-		T_CONTAINS(err, "Cannot connect to the Docker daemon");
+		T_INTEQ(parse_str(bad[3], &err, &h), PLUMB_ERROR);
+		T_CONTAINS(err.msg, "Cannot connect to the Docker daemon");
 		obs_host_release(&h);
 	}
 	{
 		struct obs_host h = { 0 };
 		/* an empty host, observed completely, is OK with no containers */
-		T_INTEQ(parse_str("PLUMB-OBS 1\nV 20.10\nEND\n", err, sizeof(err), &h), 0);
+		T_INTEQ(parse_str("PLUMB-OBS 1\nV 20.10\nEND\n", &err, &h), 0);
 		T_INTEQ(h.ncontainers, 0);
 		obs_host_release(&h);
 	}
@@ -303,19 +309,19 @@ T_TEST(one_letter_and_truncated_lines)
 		"E \t" HEX64, "E K\t" HEX64 "0", "C", "C ", "C {", "I", "I [1]", "M", "V", "V ",
 		"V 20\x01", "Z ", "Zz", "L K\t" HEX64, "R", "K",
 	};
-	char err[256];
+	struct plumb_err err = { 0 };
 
 	for (const char *t = tags; *t; t++) {
 		for (int form = 0; form < 2; form++) {
 			struct obs_host h = { 0 };
 			char *s = xasprintf("PLUMB-OBS 1\n%c%s\nEND\n", *t, form ? " " : "");
-			int rc = parse_str(s, err, sizeof(err), &h);
+			int rc = parse_str(s, &err, &h);
 			int ok = (*t == 'Z' && !form) || ((*t == 'K' || *t == 'R') && form);
 
 			if (ok ? rc != 0 : rc == 0)
-				T_FAIL_AT("line \"%c%s\": %d (%s)", *t, form ? " " : "", rc, err);
+				T_FAIL_AT("line \"%c%s\": %d (%s)", *t, form ? " " : "", rc, err.msg);
 			if (rc < 0)
-				T_CHECK(err[0] != '\0');
+				T_CHECK(err.msg[0] != '\0');
 			T_CHECK(h.docker_version == NULL && h.ncontainers == 0);
 			obs_host_release(&h);
 			free(s);
@@ -325,7 +331,7 @@ T_TEST(one_letter_and_truncated_lines)
 		struct obs_host h = { 0 };
 		char *s = xasprintf("PLUMB-OBS 1\nC {\"Id\":\"a\"}\n%s\nZ\nS containers 0\nEND\n",
 				    truncated[i]);
-		if (parse_str(s, err, sizeof(err), &h) == 0)
+		if (parse_str(s, &err, &h) == 0)
 			T_FAIL_AT("truncated line \"%s\" parsed", truncated[i]);
 		T_CHECK(h.ncontainers == 0 && h.docker_version == NULL);
 		obs_host_release(&h);
@@ -334,10 +340,53 @@ T_TEST(one_letter_and_truncated_lines)
 	{
 		/* a failed parse keeps nothing it read, not even the version */
 		struct obs_host h = { 0 };
-		T_CHECK(parse_str("PLUMB-OBS 1\nV 20.10\nQ\nEND\n", err, sizeof(err), &h) < 0);
+		T_INTEQ(parse_str("PLUMB-OBS 1\nV 20.10\nQ\nEND\n", &err, &h), PLUMB_EPROTOCOL);
 		T_CHECK(h.docker_version == NULL);
 		obs_host_release(&h);
 	}
+}
+
+/* Missing arguments are PLUMB_EINVAL; a line over its bound is PLUMB_ETOOBIG
+ * (not a malformed line); a NULL carrier is allowed. */
+T_TEST(parse_codes_for_arguments_and_bounds)
+{
+	struct plumb_err err = { 0 };
+	struct obs_host h = { 0 };
+	struct sbuf sb;
+	char *s;
+
+	T_INTEQ(docker_obs_parse(&h, NULL, 5, &q_optimus, &err), PLUMB_EINVAL);
+	T_INTEQ(err.code, PLUMB_EINVAL);
+	T_INTEQ(docker_obs_parse(&h, "x", 1, NULL, &err), PLUMB_EINVAL);
+	T_INTEQ(docker_obs_parse(NULL, "x", 1, &q_optimus, NULL), PLUMB_EINVAL);
+	sbuf_init(&sb, 4u << 20);
+	sbuf_adds(&sb, "PLUMB-OBS 1\nC ");
+	for (size_t i = 0; i < (1u << 20) + 8; i++) /* OBS_MAX_LINE (1 MiB) + 8 */
+		sbuf_addc(&sb, 'x');
+	sbuf_adds(&sb, "\nEND\n");
+	s = sbuf_detach(&sb);
+	T_INTEQ(parse_str(s, &err, &h), PLUMB_ETOOBIG);
+	T_CONTAINS(err.msg, "a line longer than");
+	T_INTEQ(parse_str(s, NULL, &h), PLUMB_ETOOBIG);
+	T_INTEQ(h.ncontainers, 0);
+	obs_host_release(&h);
+	free(s);
+}
+
+/* kamal-proxy's route list: unknown shapes are PLUMB_EPROTOCOL, no JSON is PLUMB_EINVAL. */
+T_TEST(proxy_routes_codes)
+{
+	struct obs_route *r = NULL;
+	size_t n = 7;
+
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, "\"just a string\""), PLUMB_EPROTOCOL);
+	T_CHECK(r == NULL && n == 0);
+	n = 7;
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, NULL), PLUMB_EINVAL);
+	T_CHECK(r == NULL && n == 0);
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, "{\"a-web\":{\"target\":\"x:80\"}}"), 0);
+	T_INTEQ(n, 1);
+	obs_routes_free(r, n);
 }
 
 /* The script is a real file: valid shell for sh (and bash when present),
@@ -386,19 +435,20 @@ static char *many_labels(size_t n)
  * quadratic parse); thousands are handled, with lookups by binary search. */
 T_TEST(many_labels_are_bounded)
 {
-	char err[256];
+	struct plumb_err err = { 0 };
 	struct obs_host h = { 0 };
 	char *s = many_labels(70000);
 
-	T_CHECK(parse_str(s, err, sizeof(err), &h) < 0);
-	T_CONTAINS(err, "host output too large");
-	T_CONTAINS(err, "labels");
+	T_INTEQ(parse_str(s, &err, &h), PLUMB_ETOOBIG);
+	T_INTEQ(err.code, PLUMB_ETOOBIG);
+	T_CONTAINS(err.msg, "host output too large");
+	T_CONTAINS(err.msg, "labels");
 	T_INTEQ(h.ncontainers, 0);
 	obs_host_release(&h);
 	free(s);
 
 	s = many_labels(4000);
-	T_INTEQ(parse_str(s, err, sizeof(err), &h), 0);
+	T_INTEQ(parse_str(s, &err, &h), 0);
 	T_REQUIRE(h.ncontainers == 1);
 	T_INTEQ(h.containers[0].labels.n, 4003);
 	T_STREQ(kvs_get(&h.containers[0].labels, "l3999"), "9");
@@ -899,6 +949,8 @@ T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classi
        T_CASE(one_letter_and_truncated_lines),
        T_CASE(script_file_is_the_embedded_script),
        T_CASE(many_labels_are_bounded),
+       T_CASE(parse_codes_for_arguments_and_bounds),
+       T_CASE(proxy_routes_codes),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host), T_CASE(script_unreadable_env_file_is_unknown),
        T_CASE(script_proxy_list_only_in_kamal_proxy_image),

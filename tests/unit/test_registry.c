@@ -68,20 +68,18 @@ T_TEST(ref_parse_table)
 	for (size_t i = 0; i < ARRAY_SIZE(ref_cases); i++) {
 		const struct ref_case *tc = &ref_cases[i];
 		struct registry_ref r = { 0 };
-		char *err = NULL;
+		struct plumb_err err = { 0 };
 		int rc = registry_ref_parse(&r, tc->in, &err);
 
 		if (!tc->domain) {
-			T_INTEQ(rc, -1);
+			T_INTEQ(rc, PLUMB_EINVAL);
 			if (rc == 0)
 				fprintf(stderr, "  case '%s' parsed but should fail\n", tc->in);
-			T_CONTAINS(err, tc->err_part);
-			free(err);
+			T_CONTAINS(err.msg, tc->err_part);
 			continue;
 		}
 		if (rc != 0) {
-			T_FAIL_AT("case '%s' failed: %s", tc->in, err ? err : "?");
-			free(err);
+			T_FAIL_AT("case '%s' failed: %s", tc->in, err.msg);
 			continue;
 		}
 		T_STREQ(r.domain, tc->domain);
@@ -89,7 +87,7 @@ T_TEST(ref_parse_table)
 		T_STREQ(r.path, tc->path);
 		T_STREQ(r.tag, tc->tag);
 		T_STREQ(r.digest, tc->digest);
-		T_CHECK(err == NULL);
+		T_INTEQ(err.code, 0);
 		registry_ref_dispose(&r);
 	}
 }
@@ -97,7 +95,8 @@ T_TEST(ref_parse_table)
 T_TEST(ref_string_normalises)
 {
 	struct registry_ref r = { 0 };
-	char *err = NULL, *s;
+	struct plumb_err err = { 0 };
+	char *s;
 
 	T_REQUIRE(registry_ref_parse(&r, "postgres", &err) == 0);
 	s = registry_ref_string(&r);
@@ -179,7 +178,7 @@ static const char index_json[] =
 T_TEST(manifest_index_picks_platform)
 {
 	struct registry_manifest m;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json),
 					  "application/vnd.oci.image.index.v1+json", NULL, &err) == 0);
@@ -196,11 +195,11 @@ T_TEST(manifest_index_picks_platform)
 	T_STREQ(m.platform_digest, DA);
 	registry_manifest_dispose(&m);
 
-	T_CHECK(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/s390x", &err) < 0);
-	T_CONTAINS(err, "no manifest for platform linux/s390x");
-	T_CONTAINS(err, "linux/amd64");
-	T_NOT_CONTAINS(err, "unknown");
-	free(err);
+	T_INTEQ(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/s390x", &err),
+		PLUMB_ENOTFOUND);
+	T_CONTAINS(err.msg, "no manifest for platform linux/s390x");
+	T_CONTAINS(err.msg, "linux/amd64");
+	T_NOT_CONTAINS(err.msg, "unknown");
 }
 
 T_TEST(manifest_docker_list_by_content_type)
@@ -209,7 +208,7 @@ T_TEST(manifest_docker_list_by_content_type)
 		"{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"" DA "\","
 		"\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
 	struct registry_manifest m;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(registry_manifest_parse(&m, list, strlen(list),
 					  "application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8",
@@ -229,7 +228,7 @@ T_TEST(manifest_image_gives_config_digest)
 	static const char oci_nomt[] =
 		"{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" DA "\"},\"layers\":[]}";
 	struct registry_manifest m;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
 	T_REQUIRE(registry_manifest_parse(&m, v2, strlen(v2), "application/json", NULL, &err) == 0);
 	T_INTEQ(m.kind, REGISTRY_MANIFEST_IMAGE);
@@ -258,10 +257,10 @@ T_TEST(manifest_rejects_bad_input)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct registry_manifest m;
-		char *err = NULL;
-		T_CHECK(registry_manifest_parse(&m, bad[i][0], strlen(bad[i][0]), NULL, NULL, &err) < 0);
-		T_CONTAINS(err, bad[i][1]);
-		free(err);
+		struct plumb_err err = { 0 };
+		T_INTEQ(registry_manifest_parse(&m, bad[i][0], strlen(bad[i][0]), NULL, NULL, &err), PLUMB_EPROTOCOL);
+		T_INTEQ(err.code, PLUMB_EPROTOCOL);
+		T_CONTAINS(err.msg, bad[i][1]);
 	}
 }
 
@@ -275,7 +274,8 @@ T_TEST(docker_config_auth_extraction)
 		"\"https://ghcr.io\":{\"username\":\"carol\",\"password\":\"pw2\"},"
 		"\"quay.io\":{}"
 		"},\"credsStore\":\"desktop\"}";
-	char *user, *pass, *note, *err;
+	char *user, *pass, *note;
+	struct plumb_err err = { 0 };
 
 	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "localhost:5555", &user, &pass, &note, &err), 1);
 	T_STREQ(user, "alice");
@@ -309,32 +309,30 @@ T_TEST(docker_config_errors_never_show_values)
 	static const char bad_b64[] = "{\"auths\":{\"r.example\":{\"auth\":\"!!hunter2!!\"}}}";
 	static const char no_colon[] = "{\"auths\":{\"r.example\":{\"auth\":\"aHVudGVyMg==\"}}}"; /* "hunter2" */
 	static const char helper[] = "{\"credHelpers\":{\"r.example\":\"ecr-login\"}}";
-	char *user, *pass, *note, *err;
+	char *user, *pass, *note;
+	struct plumb_err err = { 0 };
 
-	T_INTEQ(registry_docker_config_auth(bad_b64, strlen(bad_b64), "r.example", &user, &pass, &note, &err), -1);
-	T_CONTAINS(err, "auths.r.example.auth");
-	T_NOT_CONTAINS(err, "hunter2");
-	free(err);
-	T_INTEQ(registry_docker_config_auth(no_colon, strlen(no_colon), "r.example", &user, &pass, &note, &err), -1);
-	T_NOT_CONTAINS(err, "hunter2");
-	T_NOT_CONTAINS(err, "aHVudGVyMg");
-	free(err);
+	T_INTEQ(registry_docker_config_auth(bad_b64, strlen(bad_b64), "r.example", &user, &pass, &note, &err), PLUMB_EINVAL);
+	T_CONTAINS(err.msg, "auths.r.example.auth");
+	T_NOT_CONTAINS(err.msg, "hunter2");
+	T_INTEQ(registry_docker_config_auth(no_colon, strlen(no_colon), "r.example", &user, &pass, &note, &err), PLUMB_EINVAL);
+	T_NOT_CONTAINS(err.msg, "hunter2");
+	T_NOT_CONTAINS(err.msg, "aHVudGVyMg");
 	T_INTEQ(registry_docker_config_auth(helper, strlen(helper), "r.example", &user, &pass, &note, &err), 0);
 	T_CONTAINS(note, "ecr-login");
 	free(note);
-	T_INTEQ(registry_docker_config_auth("nope", 4, "r.example", &user, &pass, &note, &err), -1);
-	free(err);
+	T_INTEQ(registry_docker_config_auth("nope", 4, "r.example", &user, &pass, &note, &err), PLUMB_EINVAL);
 }
 
 T_TEST(resolve_rejects_bad_reference_without_network)
 {
 	struct registry_client *c = registry_client_new(NULL);
 	struct registry_result res;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
-	T_INTEQ(registry_resolve(c, "Bad:Ref:x", &res, &err), REGISTRY_ERROR);
-	T_CHECK(err != NULL);
-	free(err);
+	T_INTEQ(registry_lookup(c, "Bad:Ref:x", &res, &err), PLUMB_EINVAL);
+	T_INTEQ(err.code, PLUMB_EINVAL);
+	T_CONTAINS(err.msg, "Bad:Ref:x");
 	T_INTEQ(registry_client_http_requests(c), 0);
 	registry_client_free(c);
 }
@@ -345,13 +343,12 @@ T_TEST(resolve_unreachable_is_network_error)
 	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000 };
 	struct registry_client *c = registry_client_new(&o);
 	struct registry_result res;
-	char *err = NULL;
+	struct plumb_err err = { 0 };
 
 	registry_client_set_credentials(c, "127.0.0.1:9", "u", "topsecretpw");
-	T_INTEQ(registry_resolve(c, "127.0.0.1:9/optimus:v1", &res, &err), REGISTRY_ENETWORK);
-	T_CONTAINS(err, "127.0.0.1:9");
-	T_NOT_CONTAINS(err, "topsecretpw");
-	free(err);
+	T_INTEQ(registry_lookup(c, "127.0.0.1:9/optimus:v1", &res, &err), PLUMB_ENETWORK);
+	T_CONTAINS(err.msg, "127.0.0.1:9");
+	T_NOT_CONTAINS(err.msg, "topsecretpw");
 	registry_client_free(c);
 }
 
@@ -439,7 +436,7 @@ static void rec_srv_stop(struct rec_srv *s)
 
 /* Resolves `ref` with a docker config holding credentials for `domain`; returns the rc. */
 static int resolve_with_docker_config(int guard, const char *insecure, const char *domain,
-				      const char *ref, char **err)
+				      const char *ref, struct plumb_err *err)
 {
 	char *dir = tu_tmpdir("reg"), *path = xasprintf("%s/config.json", dir);
 	/* base64("runner:runner-secret") */
@@ -454,7 +451,7 @@ static int resolve_with_docker_config(int guard, const char *insecure, const cha
 	c = registry_client_new(&o);
 	if (insecure)
 		registry_client_add_insecure(c, insecure);
-	rc = registry_resolve(c, ref, &res, err);
+	rc = registry_lookup(c, ref, &res, err);
 	if (rc == 0)
 		registry_result_dispose(&res);
 	registry_client_free(c);
@@ -468,7 +465,8 @@ static int resolve_with_docker_config(int guard, const char *insecure, const cha
 T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
 {
 	struct rec_srv s;
-	char *proxy, *err = NULL;
+	char *proxy;
+	struct plumb_err err = { 0 };
 	const char *old = getenv("http_proxy");
 	char *saved = old ? xstrdup(old) : NULL;
 
@@ -481,24 +479,22 @@ T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
 	/* without the option: sent (what an untrusted plan did) */
 	T_INTEQ(resolve_with_docker_config(0, "reg.plumb-test.invalid:5999", "reg.plumb-test.invalid:5999",
 					   "reg.plumb-test.invalid:5999/optimus:v1", &err),
-		REGISTRY_EAUTH);
+		PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET http://reg.plumb-test.invalid:5999/v2/optimus/manifests/v1");
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	free(err);
-	err = NULL;
+	plumb_err_clear(&err);
 	s.log.len = 0;
 	s.log.buf[0] = '\0';
 
 	/* with it: the request goes out, anonymously, and the refusal says why */
 	T_INTEQ(resolve_with_docker_config(1, "reg.plumb-test.invalid:5999", "reg.plumb-test.invalid:5999",
 					   "reg.plumb-test.invalid:5999/optimus:v1", &err),
-		REGISTRY_EAUTH);
+		PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET http://reg.plumb-test.invalid:5999/v2/optimus/manifests/v1");
 	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
-	T_CONTAINS(err, "no credentials sent");
-	T_NOT_CONTAINS(err, "runner-secret");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "no credentials sent");
+	T_NOT_CONTAINS(err.msg, "runner-secret");
+	plumb_err_clear(&err);
 
 	if (saved)
 		setenv("http_proxy", saved, 1);
@@ -512,16 +508,16 @@ T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
 T_TEST(docker_config_creds_still_go_to_loopback_over_plain_http)
 {
 	struct rec_srv s;
-	char *dom, *ref, *err = NULL;
+	char *dom, *ref;
+	struct plumb_err err = { 0 };
 
 	unsetenv("http_proxy");
 	rec_srv_start(&s, "Basic realm=\"r\"");
 	dom = xasprintf("127.0.0.1:%d", s.port);
 	ref = xasprintf("%s/optimus:v1", dom);
-	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), REGISTRY_EAUTH);
+	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	T_CONTAINS(err, "refused the credentials");
-	free(err);
+	T_CONTAINS(err.msg, "refused the credentials");
 	free(dom);
 	free(ref);
 	rec_srv_stop(&s);
@@ -530,7 +526,8 @@ T_TEST(docker_config_creds_still_go_to_loopback_over_plain_http)
 T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 {
 	struct rec_srv s;
-	char *dom, *ref, *chal, *proxy, *err = NULL;
+	char *dom, *ref, *chal, *proxy;
+	struct plumb_err err = { 0 };
 
 	unsetenv("no_proxy");
 	unsetenv("NO_PROXY");
@@ -543,19 +540,17 @@ T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 	chal = xasprintf("Bearer realm=\"http://auth.plumb-test.invalid/token\",service=\"r\"");
 	s.challenge = chal;
 	setenv("http_proxy", proxy, 1);
-	T_INTEQ(resolve_with_docker_config(1, "auth.plumb-test.invalid", dom, ref, &err), REGISTRY_EAUTH);
+	T_INTEQ(resolve_with_docker_config(1, "auth.plumb-test.invalid", dom, ref, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET http://auth.plumb-test.invalid/token?");
 	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
-	T_CONTAINS(err, "no credentials sent");
-	free(err);
-	err = NULL;
+	T_CONTAINS(err.msg, "no credentials sent");
+	plumb_err_clear(&err);
 	s.log.len = 0;
 	s.log.buf[0] = '\0';
 	/* without the option the realm got them: the check above can fail */
-	T_INTEQ(resolve_with_docker_config(0, "auth.plumb-test.invalid", dom, ref, &err), REGISTRY_EAUTH);
+	T_INTEQ(resolve_with_docker_config(0, "auth.plumb-test.invalid", dom, ref, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	free(err);
-	err = NULL;
+	plumb_err_clear(&err);
 	unsetenv("http_proxy");
 
 	/* a realm on loopback gets them, with the option */
@@ -564,10 +559,9 @@ T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 	free(chal);
 	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", s.port);
 	s.challenge = chal;
-	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), REGISTRY_EAUTH);
+	T_INTEQ(resolve_with_docker_config(1, NULL, dom, ref, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET /token?");
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	free(err);
 	free(chal);
 	free(proxy);
 	free(dom);
@@ -576,7 +570,7 @@ T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 }
 
 /* Resolves `ref` anonymously with restrict_token_realm; the rc, *err and the requests sent. */
-static int resolve_restricted(int restrict_realm, const char *allowed, const char *ref, char **err,
+static int resolve_restricted(int restrict_realm, const char *allowed, const char *ref, struct plumb_err *err,
 			      unsigned long *requests)
 {
 	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000, .timeout_ms = 5000,
@@ -585,10 +579,9 @@ static int resolve_restricted(int restrict_realm, const char *allowed, const cha
 	struct registry_result res;
 	int rc;
 
-	free(*err);
-	*err = NULL;
+	plumb_err_clear(err);
 	registry_client_set_credentials(c, "127.0.0.1", "u", "pw");
-	rc = registry_resolve(c, ref, &res, err);
+	rc = registry_lookup(c, ref, &res, err);
 	if (rc == 0)
 		registry_result_dispose(&res);
 	*requests = registry_client_http_requests(c);
@@ -607,7 +600,8 @@ static void srv_log_clear(struct rec_srv *s)
 T_TEST(token_realm_restricted_in_untrusted_runs)
 {
 	struct rec_srv reg, realm;
-	char *ref, *chal, *err = NULL, *want, *allow;
+	char *ref, *chal, *want, *allow;
+	struct plumb_err err = { 0 };
 	unsigned long n = 0;
 
 	unsetenv("http_proxy");
@@ -618,28 +612,28 @@ T_TEST(token_realm_restricted_in_untrusted_runs)
 	/* a plain-HTTP loopback realm that is not the registry's origin: refused, no request */
 	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", realm.port);
 	reg.challenge = chal;
-	T_CHECK(resolve_restricted(1, NULL, ref, &err, &n) < 0);
+	T_INTEQ(resolve_restricted(1, NULL, ref, &err, &n), PLUMB_EUNTRUSTED);
 	want = xasprintf("token realm host '127.0.0.1:%d' refused: plain HTTP", realm.port);
-	T_CONTAINS(err, want);
-	T_CONTAINS(err, "PLUMB_REGISTRY_REALM_HOSTS");
+	T_CONTAINS(err.msg, want);
+	T_CONTAINS(err.msg, "PLUMB_REGISTRY_REALM_HOSTS");
 	T_CHECK(n == 1);
 	T_NOT_CONTAINS(realm.log.buf, "GET");
 	free(want);
 
 	/* without the restriction (a trusted run) the realm is asked: the check above can fail */
-	T_INTEQ(resolve_restricted(0, NULL, ref, &err, &n), REGISTRY_EAUTH);
+	T_INTEQ(resolve_restricted(0, NULL, ref, &err, &n), PLUMB_EAUTH);
 	T_CONTAINS(realm.log.buf, "GET /token?");
 	srv_log_clear(&realm);
 
 	/* the invocation allows that realm host: asked */
 	allow = xasprintf("ghcr.io, 127.0.0.1:%d", realm.port);
-	T_INTEQ(resolve_restricted(1, allow, ref, &err, &n), REGISTRY_EAUTH);
+	T_INTEQ(resolve_restricted(1, allow, ref, &err, &n), PLUMB_EAUTH);
 	T_CONTAINS(realm.log.buf, "GET /token?");
 	srv_log_clear(&realm);
 	free(allow);
 	/* another port on that host is not allowed by a host:port entry */
 	allow = xasprintf("127.0.0.1:%d", reg.port == 1 ? 2 : 1);
-	T_CHECK(resolve_restricted(1, allow, ref, &err, &n) < 0);
+	T_INTEQ(resolve_restricted(1, allow, ref, &err, &n), PLUMB_EUNTRUSTED);
 	T_NOT_CONTAINS(realm.log.buf, "GET");
 	free(allow);
 
@@ -648,26 +642,25 @@ T_TEST(token_realm_restricted_in_untrusted_runs)
 	chal = xasprintf("Bearer realm=\"http://127.0.0.1:%d/token\",service=\"r\"", reg.port);
 	reg.challenge = chal;
 	srv_log_clear(&reg);
-	T_INTEQ(resolve_restricted(1, NULL, ref, &err, &n), REGISTRY_EAUTH);
+	T_INTEQ(resolve_restricted(1, NULL, ref, &err, &n), PLUMB_EAUTH);
 	T_CONTAINS(reg.log.buf, "GET /token?");
 
 	/* HTTPS, but on another host: refused before any request */
 	free(chal);
 	chal = xstrdup("Bearer realm=\"https://auth.plumb-test.invalid/token\"");
 	reg.challenge = chal;
-	T_CHECK(resolve_restricted(1, NULL, ref, &err, &n) < 0);
-	T_CONTAINS(err, "token realm host 'auth.plumb-test.invalid' refused: it is not the registry's host");
+	T_INTEQ(resolve_restricted(1, NULL, ref, &err, &n), PLUMB_EUNTRUSTED);
+	T_CONTAINS(err.msg, "token realm host 'auth.plumb-test.invalid' refused: it is not the registry's host");
 	T_CHECK(n == 1);
 
 	/* user info in the realm: refused */
 	free(chal);
 	chal = xasprintf("Bearer realm=\"https://127.0.0.1@auth.plumb-test.invalid/token\"");
 	reg.challenge = chal;
-	T_CHECK(resolve_restricted(1, "127.0.0.1", ref, &err, &n) < 0);
-	T_CONTAINS(err, "user info");
+	T_INTEQ(resolve_restricted(1, "127.0.0.1", ref, &err, &n), PLUMB_EUNTRUSTED);
+	T_CONTAINS(err.msg, "user info");
 	T_CHECK(n == 1);
 
-	free(err);
 	free(chal);
 	free(ref);
 	rec_srv_stop(&reg);
@@ -680,7 +673,8 @@ T_TEST(unavailable_credentials_are_never_sent)
 	struct registry_options o = { .docker_config = "", .connect_timeout_ms = 2000, .timeout_ms = 5000 };
 	struct registry_client *c;
 	struct registry_result res;
-	char *dom, *ref, *chal, *err = NULL;
+	char *dom, *ref, *chal;
+	struct plumb_err err = { 0 };
 
 	unsetenv("http_proxy");
 	rec_srv_start(&s, "Basic realm=\"r\"");
@@ -693,25 +687,23 @@ T_TEST(unavailable_credentials_are_never_sent)
 		srv_log_clear(&s);
 		c = registry_client_new(&o);
 		registry_client_set_credentials_unavailable(c, dom, "registry.password: secret PW could not be resolved");
-		T_INTEQ(registry_resolve(c, ref, &res, &err), REGISTRY_EAUTH);
-		T_CONTAINS(err, "unavailable (registry.password: secret PW could not be resolved); none sent");
+		T_INTEQ(registry_lookup(c, ref, &res, &err), PLUMB_EAUTH);
+		T_CONTAINS(err.msg, "unavailable (registry.password: secret PW could not be resolved); none sent");
 		T_CONTAINS(s.log.buf, "auth=-");
 		T_NOT_CONTAINS(s.log.buf, "auth=Basic");
 		T_NOT_CONTAINS(s.log.buf, "GET /token");
 		registry_client_free(c);
-		free(err);
-		err = NULL;
+		plumb_err_clear(&err);
 	}
 	/* later credentials for the domain replace the unavailable mark */
 	c = registry_client_new(&o);
 	registry_client_set_credentials_unavailable(c, dom, NULL);
 	registry_client_set_credentials(c, dom, "u", "pw");
 	srv_log_clear(&s);
-	T_INTEQ(registry_resolve(c, ref, &res, &err), REGISTRY_EAUTH);
+	T_INTEQ(registry_lookup(c, ref, &res, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET /token?");
 	T_CONTAINS(s.log.buf, "auth=Basic dTpwdw==");
 	registry_client_free(c);
-	free(err);
 	free(chal);
 	free(dom);
 	free(ref);
