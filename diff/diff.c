@@ -1248,7 +1248,7 @@ int diff_plan_build(struct diff_plan **out, const struct desired *ds, const stru
 	}
 	p->changes = p->add + p->change + p->destroy;
 	canon = diff_plan_canonical(p);
-	sha256_hex(canon, strlen(canon), p->hash);
+	hash_sha256_hex(canon, strlen(canon), p->hash);
 	free(canon);
 	*out = p;
 	return 0;

@@ -10,7 +10,7 @@
  * instead of json_string failing and the key being dropped silently. */
 static json_t *jstr(const char *s)
 {
-	return json_text(s);
+	return jtext(s);
 }
 
 static const char *target_name(enum diff_target t)

@@ -52,7 +52,7 @@ int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker
 		prov_cmd_arg(out, w);
 		free(w);
 	}
-	return out->err ? PROV_EINVAL : 0;
+	return out->err ? PLUMB_EINVAL : 0;
 }
 
 void docker_obs_classify(struct obs_container *c, const struct docker_obs_query *q)
@@ -722,7 +722,7 @@ int docker_obs_parse(struct obs_host *h, const char *out, size_t len,
 	char *line = NULL;
 
 	err = ps.err;
-	plumb_err_clear(err);
+	plumb_err_reset(err);
 	if (!h || !q || (!out && len))
 		return plumb_err_set(err, PLUMB_EINVAL, "docker_obs_parse: missing host, query or output");
 	if (memchr(out, '\0', len)) {
@@ -832,7 +832,7 @@ int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 	free(h->error);
 	h->error = NULL;
 	if (rc < 0) {
-		h->error = xasprintf("observation %s: %s", prov_strerror(rc), transport_errmsg(t));
+		h->error = xasprintf("observation %s: %s", plumb_strerror(rc), transport_errmsg(t));
 		goto unknown;
 	}
 	if (docker_obs_parse(h, r.out.buf, r.out.len, q, &err) < 0) {

@@ -61,7 +61,7 @@ struct docker_obs_query {
 	size_t nproxies;
 };
 
-/* Builds the observation command for q with salt (32 hex). 0 or PROV_EINVAL. */
+/* Builds the observation command for q with salt (32 hex). 0 or PLUMB_EINVAL. */
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q);
 
 /*

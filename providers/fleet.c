@@ -116,7 +116,7 @@ void fleet_free(struct fleet *fl)
 	free(fl->proxy_command);
 	free(fl->connect_to);
 	free(fl->dump);
-	strvec_clear(&fl->keys);
+	strvec_release(&fl->keys);
 	free(fl);
 }
 
@@ -196,7 +196,7 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, struct plumb_e
 	int ctmo = cut_to_deadline(fl->connect_timeout_ms, PROV_DEFAULT_CONNECT_TIMEOUT_MS, deadline);
 	int rc;
 
-	plumb_err_clear(err);
+	plumb_err_reset(err);
 	if (s->t)
 		return 0;
 	if (ctmo == 0)
@@ -331,7 +331,7 @@ int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_
 	if (prov_init() < 0)
 		return plumb_err_set(err, PLUMB_ERROR, "cannot initialise the SSH library");
 	f = xcalloc(1, sizeof(*f));
-	salt_new(f->salt);
+	hash_salt_new(f->salt);
 	f->nhosts = fl->n;
 	f->hosts = fl->n ? xcalloc(fl->n, sizeof(*f->hosts)) : NULL;
 	for (size_t i = 0; i < fl->n; i++) {

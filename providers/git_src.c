@@ -274,7 +274,7 @@ static int load_token(struct git_src *g, const struct git_src_opts *o, struct pl
 		return 0;
 	}
 	if (o->token_file) {
-		if (read_file(o->token_file, TOKEN_FILE_MAX, &buf, &len) < 0) {
+		if (util_read_file(o->token_file, TOKEN_FILE_MAX, &buf, &len) < 0) {
 			put(err, PLUMB_ERROR,
 			    xasprintf("token file %s: %s", o->token_file,
 				      errno == EFBIG ? "file too large" : strerror(errno)));
@@ -282,7 +282,7 @@ static int load_token(struct git_src *g, const struct git_src_opts *o, struct pl
 		}
 		trim_line(buf);
 		if (!*buf) {
-			free_secret(buf);
+			util_free_secret(buf);
 			put(err, PLUMB_ERROR, xasprintf("token file %s: empty", o->token_file));
 			return -1;
 		}
@@ -492,7 +492,7 @@ void git_src_free(struct git_src *g)
 	free(g->ssh_passphrase_env);
 	free(g->ssh_known_hosts);
 	free(g->https_user);
-	free_secret(g->token);
+	util_free_secret(g->token);
 	free(g->cb_err);
 	free(g);
 }
@@ -641,7 +641,7 @@ static int cert_cb(git_cert *cert, int valid, const char *host, void *payload)
 					g->display));
 		return GIT_ECERTIFICATE;
 	}
-	if (read_file(g->ssh_known_hosts, KNOWN_HOSTS_MAX, &buf, &len) < 0) {
+	if (util_read_file(g->ssh_known_hosts, KNOWN_HOSTS_MAX, &buf, &len) < 0) {
 		set_cb_err(g, PLUMB_EHOSTKEY,
 			   xasprintf("known_hosts %s: %s", g->ssh_known_hosts, strerror(errno)));
 		return GIT_ECERTIFICATE;

@@ -165,7 +165,7 @@ fail:
 void prov_cmd_release(struct prov_cmd *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		strvec_clear(&c->v[i].argv);
+		strvec_release(&c->v[i].argv);
 	free(c->v);
 	prov_cmd_init(c);
 }

@@ -33,21 +33,7 @@
 /*
  * Providers return codes from plumb's one error space (state/err.h):
  * PLUMB_EINVAL, PLUMB_ETIMEOUT, PLUMB_EREFUSED, ...; plumb_strerror names them.
- * The PROV_* names below are aliases kept until registry/docker_obs (and
- * run.c) are converted; new code uses the PLUMB_* names.
  */
-#define PROV_OK PLUMB_OK
-#define PROV_ERROR PLUMB_ERROR
-#define PROV_ETIMEOUT PLUMB_ETIMEOUT
-#define PROV_ETRUNC PLUMB_ETRUNC
-#define PROV_EUNREACHABLE PLUMB_EUNREACHABLE
-#define PROV_EHOSTKEY PLUMB_EHOSTKEY
-#define PROV_EAUTH PLUMB_EAUTH
-#define PROV_ENOSTATUS PLUMB_ENOSTATUS
-#define PROV_EDISCONNECT PLUMB_EDISCONNECT
-#define PROV_EREFUSED PLUMB_EREFUSED
-#define PROV_EINVAL PLUMB_EINVAL
-#define prov_strerror plumb_strerror
 
 /*
  * Appends arg, quoted, to out. Returns 0, PLUMB_EINVAL for a NUL byte (mem

@@ -165,7 +165,7 @@ static int valid_domain(const char *s)
 /* ------------------------------------------------------------------ */
 /* References                                                          */
 
-void registry_ref_dispose(struct registry_ref *r)
+void registry_ref_release(struct registry_ref *r)
 {
 	if (!r)
 		return;
@@ -266,7 +266,7 @@ int registry_ref_parse(struct registry_ref *out, const char *ref, struct plumb_e
 	memset(&r, 0, sizeof(r));
 	rc = 0;
 out:
-	registry_ref_dispose(&r);
+	registry_ref_release(&r);
 	free(name);
 	return rc;
 }
@@ -274,7 +274,7 @@ out:
 /* ------------------------------------------------------------------ */
 /* WWW-Authenticate                                                    */
 
-void registry_challenge_dispose(struct registry_challenge *ch)
+void registry_challenge_release(struct registry_challenge *ch)
 {
 	if (!ch)
 		return;
@@ -377,7 +377,7 @@ int registry_challenge_parse(struct registry_challenge *out, const char *header)
 #define MT_DOCKER_V2 "application/vnd.docker.distribution.manifest.v2+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 
-void registry_manifest_dispose(struct registry_manifest *m)
+void registry_manifest_release(struct registry_manifest *m)
 {
 	if (!m)
 		return;
@@ -541,7 +541,7 @@ int registry_manifest_parse(struct registry_manifest *out, const char *body, siz
 	memset(&m, 0, sizeof(m));
 	rc = 0;
 out:
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 	json_decref(root);
 	return rc;
 }
@@ -608,7 +608,7 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 			*colon = '\0';
 			*user = xstrdup(dec);
 			*password = xstrdup(colon + 1);
-			free_secret(dec);
+			util_free_secret(dec);
 			rc = 1;
 			goto out;
 		}
@@ -735,7 +735,7 @@ struct registry_client *registry_client_new(const struct registry_options *opts)
 	return c;
 }
 
-void registry_result_dispose(struct registry_result *r)
+void registry_result_release(struct registry_result *r)
 {
 	if (!r)
 		return;
@@ -772,29 +772,29 @@ void registry_client_free(struct registry_client *c)
 	free(c->platform);
 	free(c->docker_config);
 	free(c->ca_path);
-	strvec_clear(&c->insecure);
-	strvec_clear(&c->realm_hosts);
+	strvec_release(&c->insecure);
+	strvec_release(&c->realm_hosts);
 	for (i = 0; i < c->ncreds; i++) {
 		free(c->creds[i].domain);
 		free(c->creds[i].user);
-		free_secret(c->creds[i].password);
+		util_free_secret(c->creds[i].password);
 		free(c->creds[i].unavailable);
 	}
 	free(c->creds);
 	for (i = 0; i < c->ntokens; i++) {
 		free(c->tokens[i].key);
-		free_secret(c->tokens[i].value);
+		util_free_secret(c->tokens[i].value);
 	}
 	free(c->tokens);
 	for (i = 0; i < c->ncache; i++) {
 		free(c->cache[i].key);
-		registry_result_dispose(&c->cache[i].res);
+		registry_result_release(&c->cache[i].res);
 	}
 	free(c->cache);
 	for (i = 0; i < c->nhosts; i++)
 		free(c->hosts[i].host);
 	free(c->hosts);
-	free_secret(c->docker_config_text);
+	util_free_secret(c->docker_config_text);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -821,7 +821,7 @@ static struct cred *cred_slot(struct registry_client *c, const char *domain)
 		cr->domain = xstrdup(domain);
 	} else {
 		free(cr->user);
-		free_secret(cr->password);
+		util_free_secret(cr->password);
 		free(cr->unavailable);
 	}
 	cr->user = cr->password = cr->unavailable = NULL;
@@ -938,7 +938,7 @@ static void token_store(struct registry_client *c, const char *key, char *value,
 		t = &c->tokens[c->ntokens++];
 		t->key = xstrdup(key);
 	} else {
-		free_secret(t->value);
+		util_free_secret(t->value);
 	}
 	t->value = value;
 	t->expires = expires;
@@ -947,7 +947,7 @@ static void token_store(struct registry_client *c, const char *key, char *value,
 /*
  * Credentials for a domain: explicit ones first, then the docker config (read
  * once per client). Returns 1 with copies in *user and *password (the caller
- * frees *password with free_secret), 0 if there are none, -1 when the
+ * frees *password with util_free_secret), 0 if there are none, -1 when the
  * configured ones are unavailable (*note says why; nothing else is tried).
  * *note (caller frees) may explain why there are none (a credential helper, a
  * malformed file).
@@ -980,7 +980,7 @@ static int creds_for(struct registry_client *c, const char *domain, char **user,
 		if (!path && getenv("HOME"))
 			path = home_path = xasprintf("%s/.docker/config.json", getenv("HOME"));
 		if (path && *path &&
-		    read_file(path, DOCKER_CONFIG_MAX, &c->docker_config_text, &c->docker_config_len) < 0)
+		    util_read_file(path, DOCKER_CONFIG_MAX, &c->docker_config_text, &c->docker_config_len) < 0)
 			c->docker_config_text = NULL;
 		free(home_path);
 	}
@@ -1267,7 +1267,7 @@ static int docker_config_creds_may_go(struct registry_client *c, const char *url
 }
 
 /*
- * Fetches a Bearer token for the challenge. 0 with *token (free_secret), or
+ * Fetches a Bearer token for the challenge. 0 with *token (util_free_secret), or
  * a negative code with *err.
  */
 static int fetch_token(struct registry_client *c, const struct registry_ref *r,
@@ -1411,7 +1411,7 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 	if (have_creds && from_file && !docker_config_creds_may_go(c, url)) {
 		have_creds = 0;
 		free(user);
-		free_secret(password);
+		util_free_secret(password);
 		user = password = NULL;
 		free(note);
 		note = xasprintf("no credentials sent: the docker config's credentials for %s are not sent "
@@ -1444,7 +1444,7 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 			goto out;
 		}
 		if (resp->status == 401) {
-			registry_challenge_dispose(&ch);
+			registry_challenge_release(&ch);
 			if (!resp->www_auth || registry_challenge_parse(&ch, resp->www_auth) < 0) {
 				rc = plumb_err_set(err, PLUMB_EAUTH, "%s: HTTP 401 without a usable WWW-Authenticate challenge", what);
 				goto out;
@@ -1503,14 +1503,14 @@ static int get_manifest(struct registry_client *c, const struct registry_ref *r,
 out:
 	if (rc < 0)
 		http_resp_release(resp);
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 	free(url);
 	free(what);
 	free(tkey);
 	free(regerr);
 	free(note);
 	free(user);
-	free_secret(password);
+	util_free_secret(password);
 	return rc;
 }
 
@@ -1525,7 +1525,7 @@ static int manifest_digest(const struct registry_ref *r, const struct http_resp 
 	const char *hdr = resp->digest;
 
 	memcpy(computed, "sha256:", 7);
-	sha256_hex(resp->body.buf, resp->body.len, computed + 7);
+	hash_sha256_hex(resp->body.buf, resp->body.len, computed + 7);
 	if (hdr && valid_digest(hdr) && strcmp(hdr, computed) != 0) {
 		return plumb_err_set(err, PLUMB_EPROTOCOL,
 				     "registry %s: %s: Docker-Content-Digest %s does not match the manifest's sha256 %s",
@@ -1597,8 +1597,8 @@ static int resolve_uncached(struct registry_client *c, const struct registry_ref
 	res->config_digest = xstrdup(pm.config_digest);
 	res->status = REGISTRY_FOUND;
 out:
-	registry_manifest_dispose(&m);
-	registry_manifest_dispose(&pm);
+	registry_manifest_release(&m);
+	registry_manifest_release(&pm);
 	http_resp_release(&resp);
 	return rc;
 }
@@ -1626,7 +1626,7 @@ int registry_lookup(struct registry_client *c, const char *image_ref,
 	}
 	rc = resolve_uncached(c, &r, &res, err);
 	if (rc < 0) {
-		registry_result_dispose(&res);
+		registry_result_release(&res);
 		goto out;
 	}
 	res.ref = xstrdup(key);
@@ -1638,7 +1638,7 @@ int registry_lookup(struct registry_client *c, const char *image_ref,
 out:
 	pthread_mutex_unlock(&c->lock);
 	free(key);
-	registry_ref_dispose(&r);
+	registry_ref_release(&r);
 	return rc;
 }
 
@@ -1663,7 +1663,7 @@ int registry_pin(const char *image_ref, const char **digest, const char **identi
 	}
 	pthread_mutex_unlock(&c->lock);
 out:
-	registry_result_dispose(&res);
+	registry_result_release(&res);
 	return rc;
 }
 

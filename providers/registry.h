@@ -55,7 +55,7 @@
 
 /*
  * A parsed image reference, as Docker parses `[registry[:port]/]repo[:tag][@digest]`.
- * All strings owned by the struct; release with registry_ref_dispose.
+ * All strings owned by the struct; release with registry_ref_release.
  *   domain: registry as Docker names it ("docker.io", "localhost:5555", "ghcr.io")
  *   host:   where the API lives ("registry-1.docker.io" for docker.io, else domain)
  *   path:   repository path ("library/postgres" for "postgres")
@@ -74,7 +74,7 @@ struct registry_ref {
 int registry_ref_parse(struct registry_ref *out, const char *ref, struct plumb_err *err);
 /* "domain/path:tag[@digest]", normalised (caller frees). */
 char *registry_ref_string(const struct registry_ref *r);
-void registry_ref_dispose(struct registry_ref *r);
+void registry_ref_release(struct registry_ref *r);
 
 /*
  * A parsed WWW-Authenticate challenge (the first one in the header).
@@ -88,7 +88,7 @@ struct registry_challenge {
 	char *error;
 };
 int registry_challenge_parse(struct registry_challenge *out, const char *header);
-void registry_challenge_dispose(struct registry_challenge *ch);
+void registry_challenge_release(struct registry_challenge *ch);
 
 /*
  * A parsed manifest body. For an index/list, `platform_digest` is the digest of
@@ -110,14 +110,14 @@ struct registry_manifest {
  */
 int registry_manifest_parse(struct registry_manifest *out, const char *body, size_t len,
 			    const char *content_type, const char *platform, struct plumb_err *err);
-void registry_manifest_dispose(struct registry_manifest *m);
+void registry_manifest_release(struct registry_manifest *m);
 
 /*
  * Looks up the credentials for `domain` in a docker config.json text
  * (`auths.<server>.auth` = base64 "user:password"; keys may be written as
  * "host", "https://host" or "https://host/v1/"; docker.io matches the Docker
  * Hub aliases). Returns 1 and sets *user, *password (free *password with
- * free_secret), 0 if there are none, PLUMB_EINVAL if the JSON is malformed (with err).
+ * util_free_secret), 0 if there are none, PLUMB_EINVAL if the JSON is malformed (with err).
  * *note (may be NULL) is set when the file names a credential helper that is
  * not run ("credsStore 'desktop' is not used; ..."); caller frees.
  */
@@ -127,7 +127,7 @@ int registry_docker_config_auth(const char *json, size_t len, const char *domain
 enum registry_status { REGISTRY_FOUND = 0, REGISTRY_NOT_FOUND = 1 };
 
 /*
- * The result of a lookup; strings owned by the struct (registry_result_dispose).
+ * The result of a lookup; strings owned by the struct (registry_result_release).
  * When NOT_FOUND, only `ref` is set.
  *   digest:          the manifest digest the tag points to (Docker-Content-Digest;
  *                    an index digest for multi-platform images) — what
@@ -146,7 +146,7 @@ struct registry_result {
 	char *config_digest;
 	char *media_type;
 };
-void registry_result_dispose(struct registry_result *r);
+void registry_result_release(struct registry_result *r);
 
 struct registry_options {
 	const char *platform;	   /* "os/arch[/variant]"; NULL = "linux/amd64" */

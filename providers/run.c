@@ -305,7 +305,7 @@ int prov_run_shell(const char *cmd, const char *cwd, size_t max, int timeout_ms,
 	c.out_max = max;
 	c.secret = 1;
 	rc = prov_child_run(&c, NULL);
-	free_secret(text);
+	util_free_secret(text);
 	*status = rc == 0 ? c.status : -1;
 	if (rc == 0 && c.status == 0) {
 		if (c.out.len > 0 && c.out.buf[c.out.len - 1] == '\n')

@@ -71,7 +71,7 @@ void prov_child_release(struct prov_child *c);
  * stdout are kept, and one trailing newline is removed.
  *
  * Returns 0 when the command exited 0, with *out its output — a secret: the
- * caller frees it with free_secret. Otherwise *out is NULL and the result is
+ * caller frees it with util_free_secret. Otherwise *out is NULL and the result is
  * PLUMB_ETIMEOUT or PLUMB_ETRUNC (more than max bytes; its process group is
  * killed in both cases; *status -1), or PLUMB_ERROR with *status the exit
  * status, 128+signal, or -1 when it could not be started. No message: the

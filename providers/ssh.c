@@ -783,7 +783,7 @@ int transport_ssh_open(struct transport **out, const struct transport_opts *o,
 	*out = &st->base;
 	free(label);
 	if (errp)
-		plumb_err_clear(errp);
+		plumb_err_reset(errp);
 	return 0;
 fail:
 	if (fd >= 0)

@@ -60,13 +60,13 @@ void cmd_result_release(struct cmd_result *r)
 
 int transport_run(struct transport *t, const char *cmd, struct cmd_result *out)
 {
-	plumb_err_clear(&t->err);
+	plumb_err_reset(&t->err);
 	return t->ops->run(t, cmd, out);
 }
 
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out)
 {
-	plumb_err_clear(&t->err);
+	plumb_err_reset(&t->err);
 	return t->ops->run_cmd(t, cmd, out);
 }
 

@@ -125,7 +125,7 @@ static void print_text(FILE *f, const struct config *c)
 			config_role_env(c, ro, ro->hosts[j].addr, &henv);
 			fprintf(f, "    env on %s:\n", ro->hosts[j].addr);
 			print_env(f, c, &henv, "      ");
-			cfg_env_clear(&henv);
+			cfg_env_release(&henv);
 		}
 		config_role_labels(c, ro, &labels);
 		print_kvs_line(f, "labels", &labels, "    ");
@@ -141,9 +141,9 @@ static void print_text(FILE *f, const struct config *c)
 			print_proxy(f, &ro->proxy, "    ");
 		else
 			fprintf(f, "    proxy: off\n");
-		cfg_env_clear(&env);
-		kvs_clear(&labels);
-		cfg_logging_clear(&lg);
+		cfg_env_release(&env);
+		kvs_release(&labels);
+		cfg_logging_release(&lg);
 	}
 	if (c->volumes.n) {
 		fprintf(f, "\nVolumes:\n");
@@ -230,12 +230,12 @@ static json_t *env_json(const struct config *c, const struct cfg_env *e)
 	json_t *o = json_object(), *clear = json_object(), *sec = json_object();
 
 	for (size_t i = 0; i < e->clear.n; i++)
-		json_text_set(clear, e->clear.keys[i], json_text(clear_shown(e, i)));
+		jtext_set(clear, e->clear.keys[i], jtext(clear_shown(e, i)));
 	for (size_t i = 0; i < e->secret.n; i++) {
 		json_t *s = json_object();
-		json_object_set_new(s, "secret", json_text(e->secret.vals[i]));
-		json_object_set_new(s, "state", json_text(secret_state(c, e->secret.vals[i])));
-		json_text_set(sec, e->secret.keys[i], s);
+		json_object_set_new(s, "secret", jtext(e->secret.vals[i]));
+		json_object_set_new(s, "state", jtext(secret_state(c, e->secret.vals[i])));
+		jtext_set(sec, e->secret.keys[i], s);
 	}
 	json_object_set_new(o, "clear", clear);
 	json_object_set_new(o, "secret", sec);
@@ -245,13 +245,13 @@ static json_t *env_json(const struct config *c, const struct cfg_env *e)
 static json_t *proxy_json(const struct cfg_proxy *p)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "hosts", json_text_strvec(&p->hosts));
+	json_object_set_new(o, "hosts", jtext_strvec(&p->hosts));
 	json_object_set_new(o, "ssl", json_boolean(p->ssl == 1));
 	json_object_set_new(o, "custom_certificate", json_boolean(p->ssl_certificate_secret != NULL));
 	json_object_set_new(o, "app_port", json_integer(p->app_port ? p->app_port : 80));
-	json_object_set_new(o, "healthcheck_path", json_text(p->healthcheck_path ? p->healthcheck_path : "/up"));
-	json_object_set_new(o, "path_prefixes", json_text_strvec(&p->path_prefixes));
-	json_object_set_new(o, "run", json_text_kvs(&p->run));
+	json_object_set_new(o, "healthcheck_path", jtext(p->healthcheck_path ? p->healthcheck_path : "/up"));
+	json_object_set_new(o, "path_prefixes", jtext_strvec(&p->path_prefixes));
+	json_object_set_new(o, "run", jtext_kvs(&p->run));
 	return o;
 }
 
@@ -260,17 +260,17 @@ static json_t *config_json(const struct config *c)
 	json_t *o = json_object(), *roles = json_array(), *accs = json_array(), *reg = json_object();
 	json_t *off = json_array();
 
-	json_object_set_new(o, "file", json_text(c->file));
-	json_object_set_new(o, "destination", json_text(c->destination));
-	json_object_set_new(o, "service", json_text(c->service));
-	json_object_set_new(o, "image", json_text(c->image));
-	json_object_set_new(reg, "server", json_text(c->registry.server));
+	json_object_set_new(o, "file", jtext(c->file));
+	json_object_set_new(o, "destination", jtext(c->destination));
+	json_object_set_new(o, "service", jtext(c->service));
+	json_object_set_new(o, "image", jtext(c->image));
+	json_object_set_new(reg, "server", jtext(c->registry.server));
 	json_object_set_new(reg, "local", json_boolean(c->registry.local));
-	json_object_set_new(reg, "username", json_text(c->registry.username));
-	json_object_set_new(reg, "password", json_text(c->registry.password_secret ?
+	json_object_set_new(reg, "username", jtext(c->registry.username));
+	json_object_set_new(reg, "password", jtext(c->registry.password_secret ?
 		secret_state(c, c->registry.password_secret) : c->registry.password ? "hidden" : "none"));
 	json_object_set_new(o, "registry", reg);
-	json_object_set_new(o, "primary_role", json_text(c->primary_role));
+	json_object_set_new(o, "primary_role", jtext(c->primary_role));
 	for (size_t i = 0; i < c->nroles; i++) {
 		const struct cfg_role *r = &c->roles[i];
 		json_t *ro = json_object(), *hosts = json_array();
@@ -280,58 +280,58 @@ static json_t *config_json(const struct config *c)
 		for (size_t j = 0; j < r->nhosts; j++) {
 			json_t *h = json_object();
 			struct cfg_env henv = { 0 };
-			json_object_set_new(h, "host", json_text(r->hosts[j].addr));
-			json_object_set_new(h, "tags", json_text_strvec(&r->hosts[j].tags));
+			json_object_set_new(h, "host", jtext(r->hosts[j].addr));
+			json_object_set_new(h, "tags", jtext_strvec(&r->hosts[j].tags));
 			config_role_env(c, r, r->hosts[j].addr, &henv);
 			json_object_set_new(h, "env", env_json(c, &henv));
-			cfg_env_clear(&henv);
+			cfg_env_release(&henv);
 			json_array_append_new(hosts, h);
 		}
-		json_object_set_new(ro, "name", json_text(r->name));
+		json_object_set_new(ro, "name", jtext(r->name));
 		json_object_set_new(ro, "hosts", hosts);
-		json_object_set_new(ro, "cmd", json_text(r->cmd));
+		json_object_set_new(ro, "cmd", jtext(r->cmd));
 		config_role_env(c, r, NULL, &env);
 		json_object_set_new(ro, "env", env_json(c, &env));
 		config_role_labels(c, r, &labels);
-		json_object_set_new(ro, "labels", json_text_kvs(&labels));
-		json_object_set_new(ro, "options", json_text_kvs(&r->options));
+		json_object_set_new(ro, "labels", jtext_kvs(&labels));
+		json_object_set_new(ro, "options", jtext_kvs(&r->options));
 		json_object_set_new(ro, "proxy", r->running_proxy ? proxy_json(&r->proxy) : json_false());
-		cfg_env_clear(&env);
-		kvs_clear(&labels);
+		cfg_env_release(&env);
+		kvs_release(&labels);
 		json_array_append_new(roles, ro);
 	}
 	json_object_set_new(o, "roles", roles);
-	json_object_set_new(o, "volumes", json_text_strvec(&c->volumes));
+	json_object_set_new(o, "volumes", jtext_strvec(&c->volumes));
 	for (size_t i = 0; i < c->naccessories; i++) {
 		const struct cfg_accessory *a = &c->accessories[i];
 		json_t *ao = json_object(), *dirs = json_array();
-		json_object_set_new(ao, "name", json_text(a->name));
-		json_object_set_new(ao, "service", json_text(a->service));
-		json_object_set_new(ao, "image", json_text(a->image));
-		json_object_set_new(ao, "hosts", json_text_strvec(&a->hosts));
-		json_object_set_new(ao, "ports", json_text_strvec(&a->ports));
-		json_object_set_new(ao, "cmd", json_text(a->cmd));
+		json_object_set_new(ao, "name", jtext(a->name));
+		json_object_set_new(ao, "service", jtext(a->service));
+		json_object_set_new(ao, "image", jtext(a->image));
+		json_object_set_new(ao, "hosts", jtext_strvec(&a->hosts));
+		json_object_set_new(ao, "ports", jtext_strvec(&a->ports));
+		json_object_set_new(ao, "cmd", jtext(a->cmd));
 		json_object_set_new(ao, "env", env_json(c, &a->env));
 		for (size_t j = 0; j < a->ndirectories; j++) {
 			json_t *d = json_object();
-			json_object_set_new(d, "local", json_text(a->directories[j].local));
-			json_object_set_new(d, "remote", json_text(a->directories[j].remote));
+			json_object_set_new(d, "local", jtext(a->directories[j].local));
+			json_object_set_new(d, "remote", jtext(a->directories[j].remote));
 			json_array_append_new(dirs, d);
 		}
 		json_object_set_new(ao, "directories", dirs);
-		json_object_set_new(ao, "volumes", json_text_strvec(&a->volumes));
-		json_object_set_new(ao, "labels", json_text_kvs(&a->labels));
-		json_object_set_new(ao, "options", json_text_kvs(&a->options));
-		json_object_set_new(ao, "network", json_text(a->network));
+		json_object_set_new(ao, "volumes", jtext_strvec(&a->volumes));
+		json_object_set_new(ao, "labels", jtext_kvs(&a->labels));
+		json_object_set_new(ao, "options", jtext_kvs(&a->options));
+		json_object_set_new(ao, "network", jtext(a->network));
 		json_array_append_new(accs, ao);
 	}
 	json_object_set_new(o, "accessories", accs);
 	{
 		/* built key by key: json_pack would fail as a whole on one bad string */
 		json_t *ssh = json_object();
-		json_object_set_new(ssh, "user", json_text(c->ssh.user));
+		json_object_set_new(ssh, "user", jtext(c->ssh.user));
 		json_object_set_new(ssh, "port", json_integer(c->ssh.port));
-		json_object_set_new(ssh, "proxy", json_text(c->ssh.proxy));
+		json_object_set_new(ssh, "proxy", jtext(c->ssh.proxy));
 		json_object_set_new(o, "ssh", ssh);
 	}
 	json_object_set_new(o, "boot", json_pack("{s:i, s:b, s:i}", "limit", c->boot.limit, "limit_percent",
@@ -340,7 +340,7 @@ static json_t *config_json(const struct config *c)
 	json_object_set_new(o, "trusted", json_boolean(c->trust.trusted));
 	for (int b = 0; b < TRUST_OFF_COUNT; b++)
 		if (c->trust.turned_off & (1u << b))
-			json_array_append_new(off, json_text(trust_off_describe((enum trust_off)(1u << b))));
+			json_array_append_new(off, jtext(trust_off_describe((enum trust_off)(1u << b))));
 	json_object_set_new(o, "turned_off", off);
 	return o;
 }

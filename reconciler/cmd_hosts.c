@@ -256,7 +256,7 @@ static json_t *env_json(const struct obs_env *env, size_t n)
 	json_t *o = json_object();
 
 	for (size_t i = 0; i < n; i++)
-		json_text_set(o, env[i].key, json_text("(value hidden)"));
+		jtext_set(o, env[i].key, jtext("(value hidden)"));
 	return o;
 }
 
@@ -264,48 +264,48 @@ static json_t *container_json(const struct config *c, const struct obs_container
 {
 	json_t *o = json_object(), *a;
 
-	json_object_set_new(o, "kind", json_text(kind_name(ct->kind)));
-	json_object_set_new(o, "name", json_text(ct->name));
-	json_object_set_new(o, "id", json_text(ct->id));
+	json_object_set_new(o, "kind", jtext(kind_name(ct->kind)));
+	json_object_set_new(o, "name", jtext(ct->name));
+	json_object_set_new(o, "id", jtext(ct->id));
 	if (ct->kind == OBS_APP) {
-		json_object_set_new(o, "role", json_text(ct->role));
-		json_object_set_new(o, "version", json_text(app_version(c, ct)));
+		json_object_set_new(o, "role", jtext(ct->role));
+		json_object_set_new(o, "version", jtext(app_version(c, ct)));
 	}
 	if (ct->kind == OBS_ACCESSORY)
-		json_object_set_new(o, "accessory", json_text(accessory_name(c, ct)));
-	json_object_set_new(o, "state", json_text(ct->state));
-	json_object_set_new(o, "health", json_text(ct->health));
+		json_object_set_new(o, "accessory", jtext(accessory_name(c, ct)));
+	json_object_set_new(o, "state", jtext(ct->state));
+	json_object_set_new(o, "health", jtext(ct->health));
 	json_object_set_new(o, "exit_code", json_integer(ct->exit_code));
-	json_object_set_new(o, "image", json_text(ct->image_ref));
-	json_object_set_new(o, "image_id", json_text(ct->image_id));
-	json_object_set_new(o, "created", json_text(ct->created));
-	json_object_set_new(o, "cmd", json_text_strvec(&ct->cmd));
-	json_object_set_new(o, "labels", json_text_kvs(&ct->labels));
+	json_object_set_new(o, "image", jtext(ct->image_ref));
+	json_object_set_new(o, "image_id", jtext(ct->image_id));
+	json_object_set_new(o, "created", jtext(ct->created));
+	json_object_set_new(o, "cmd", jtext_strvec(&ct->cmd));
+	json_object_set_new(o, "labels", jtext_kvs(&ct->labels));
 	json_object_set_new(o, "env", env_json(ct->env, ct->nenv));
 	a = json_array();
 	for (size_t i = 0; i < ct->nports; i++) {
 		json_t *p = json_object();
-		json_object_set_new(p, "container_port", json_text(ct->ports[i].container_port));
-		json_object_set_new(p, "host_ip", json_text(ct->ports[i].host_ip));
-		json_object_set_new(p, "host_port", json_text(ct->ports[i].host_port));
+		json_object_set_new(p, "container_port", jtext(ct->ports[i].container_port));
+		json_object_set_new(p, "host_ip", jtext(ct->ports[i].host_ip));
+		json_object_set_new(p, "host_port", jtext(ct->ports[i].host_port));
 		json_array_append_new(a, p);
 	}
 	json_object_set_new(o, "ports", a);
 	a = json_array();
 	for (size_t i = 0; i < ct->nmounts; i++) {
 		json_t *m = json_object();
-		json_object_set_new(m, "type", json_text(ct->mounts[i].type));
-		json_object_set_new(m, "source", json_text(ct->mounts[i].source));
-		json_object_set_new(m, "destination", json_text(ct->mounts[i].destination));
+		json_object_set_new(m, "type", jtext(ct->mounts[i].type));
+		json_object_set_new(m, "source", jtext(ct->mounts[i].source));
+		json_object_set_new(m, "destination", jtext(ct->mounts[i].destination));
 		json_object_set_new(m, "rw", json_boolean(ct->mounts[i].rw));
 		json_array_append_new(a, m);
 	}
 	json_object_set_new(o, "mounts", a);
-	json_object_set_new(o, "restart", json_text(ct->restart_policy));
-	json_object_set_new(o, "log_driver", json_text(ct->log_driver));
-	json_object_set_new(o, "log_opts", json_text_kvs(&ct->log_opts));
-	json_object_set_new(o, "networks", json_text_strvec(&ct->networks));
-	json_object_set_new(o, "options", json_text_kvs(&ct->options));
+	json_object_set_new(o, "restart", jtext(ct->restart_policy));
+	json_object_set_new(o, "log_driver", jtext(ct->log_driver));
+	json_object_set_new(o, "log_opts", jtext_kvs(&ct->log_opts));
+	json_object_set_new(o, "networks", jtext_strvec(&ct->networks));
+	json_object_set_new(o, "options", jtext_kvs(&ct->options));
 	return o;
 }
 
@@ -313,20 +313,20 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 {
 	json_t *root = json_object(), *hosts = json_array();
 
-	json_object_set_new(root, "service", json_text(c->service));
-	json_object_set_new(root, "destination", json_text(c->destination));
+	json_object_set_new(root, "service", jtext(c->service));
+	json_object_set_new(root, "destination", jtext(c->destination));
 	for (size_t i = 0; i < f->nhosts; i++) {
 		const struct obs_host *h = &f->hosts[i];
 		json_t *o = json_object(), *cs = json_array(), *efs = json_array();
 
-		json_object_set_new(o, "host", json_text(h->host));
-		json_object_set_new(o, "status", json_text(status_name(h->status)));
-		json_object_set_new(o, "error", json_text(h->error));
+		json_object_set_new(o, "host", jtext(h->host));
+		json_object_set_new(o, "status", jtext(status_name(h->status)));
+		json_object_set_new(o, "error", jtext(h->error));
 		json_object_set_new(o, "round_trips", json_integer(h->round_trips));
 		json_object_set_new(o, "connect_ms", json_real(h->connect_ms));
 		json_object_set_new(o, "observe_ms", json_real(h->observe_ms));
-		json_object_set_new(o, "docker_version", json_text(h->docker_version));
-		json_object_set_new(o, "lock", json_text(h->lock_holder));
+		json_object_set_new(o, "docker_version", jtext(h->docker_version));
+		json_object_set_new(o, "lock", jtext(h->lock_holder));
 		for (size_t j = 0; j < h->ncontainers; j++)
 			if (h->containers[j].kind != OBS_OTHER)
 				json_array_append_new(cs, container_json(c, &h->containers[j]));
@@ -343,8 +343,8 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 			char mode[8];
 
 			snprintf(mode, sizeof(mode), "%04o", (unsigned)ef->mode);
-			json_object_set_new(e, "path", json_text(ef->path));
-			json_object_set_new(e, "mode", json_text(mode));
+			json_object_set_new(e, "path", jtext(ef->path));
+			json_object_set_new(e, "mode", jtext(mode));
 			json_object_set_new(e, "env", env_json(ef->vars, ef->nvars));
 			json_array_append_new(efs, e);
 		}

@@ -179,8 +179,8 @@ int rec_fleet_settings(struct rec_fleet_settings *s, const struct config *c,
 
 void rec_fleet_settings_release(struct rec_fleet_settings *s)
 {
-	strvec_clear(&s->hosts);
-	strvec_clear(&s->keys);
+	strvec_release(&s->hosts);
+	strvec_release(&s->keys);
 	free(s->known_hosts);
 	free(s->accept_new_refused);
 	memset(s, 0, sizeof(*s));

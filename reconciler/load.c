@@ -148,7 +148,7 @@ int rec_load(struct rec_loaded *out, const struct rec_load_opts *o)
 	if (rc < 0)
 		fprintf(log, "plumb: %zu error%s in the configuration; nothing was changed\n", d.errors,
 			d.errors == 1 ? "" : "s");
-	diags_clear(&d);
+	diags_release(&d);
 	return rc < 0 ? PLUMB_ECONFIG : 0;
 }
 

@@ -108,7 +108,7 @@ static int load_from(struct config **out, struct source *src, struct pl_run *run
 	rec_config_opts_fill(&co);
 	rc = config_load(out, src, &co, &d);
 	diags_print(&d, run->log);
-	diags_clear(&d);
+	diags_release(&d);
 	return rc;
 }
 
@@ -155,11 +155,11 @@ static int stage_source(struct pl_run *run)
 				git_src_free(p->g);
 				p->g = NULL;
 			}
-			plumb_err_clear(&err);
+			plumb_err_reset(&err);
 		}
 		if (p->g && git_src_resolve(p->g, NULL, run->sha, &err) != 0)
 			run->sha[0] = '\0';
-		plumb_err_clear(&err);
+		plumb_err_reset(&err);
 	}
 	rc = 0;
 out:
@@ -208,7 +208,7 @@ static int resolve_image(struct pl_run *run, const char *ref, const struct regis
 	ret = 0;
 out:
 	free(err);
-	registry_result_dispose(&res);
+	registry_result_release(&res);
 	registry_client_free(rc);
 	return ret;
 }
@@ -268,8 +268,8 @@ static int stage_observe(struct pl_run *run)
 	for (size_t i = 0; i < bh.n; i++)
 		if (!strvec_contains(&cur, bh.v[i]))
 			strvec_push(&p->extra, bh.v[i]);
-	strvec_clear(&bh);
-	strvec_clear(&cur);
+	strvec_release(&bh);
+	strvec_release(&cur);
 	if (!p->extra.n)
 		return 0;
 	rc = observe(run, p->bc, &p->bset, &p->bq, &p->bfleet, &p->bobs,
@@ -357,7 +357,7 @@ static int stage_plan(struct pl_run *run)
 		bo.app_image.status = DES_IMAGE_UNKNOWN;
 		bo.app_image.identity = NULL;
 		bo.app_image.ref = NULL;
-		diags_clear(&d);
+		diags_release(&d);
 		if (desired_build(&r->base_desired, p->bc, &bo, &d) != 0) {
 			diags_print(&d, run->log);
 			say(run, "--base %s: its desired state cannot be built", o->base);
@@ -373,7 +373,7 @@ static int stage_plan(struct pl_run *run)
 	}
 	rc = 0;
 out:
-	diags_clear(&d);
+	diags_release(&d);
 	free(image_ref);
 	free(identity);
 	return rc;
@@ -442,7 +442,7 @@ void rec_pipeline_result_release(struct rec_pipeline_result *r)
 		source_free(p->bsrc);
 		git_src_free(p->g);
 		registry_client_free(p->pin_rc);
-		strvec_clear(&p->extra);
+		strvec_release(&p->extra);
 		rec_fleet_settings_release(&p->set);
 		rec_fleet_settings_release(&p->bset);
 		fleet_query_release(&p->q);

@@ -86,7 +86,7 @@ void kvs_copy(struct kvs *dst, const struct kvs *src)
 		kvs_set(dst, src->keys[i], src->vals[i]);
 }
 
-void kvs_clear(struct kvs *m)
+void kvs_release(struct kvs *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->keys[i]);
@@ -98,12 +98,12 @@ void kvs_clear(struct kvs *m)
 	memset(m, 0, sizeof(*m));
 }
 
-void cfg_env_clear(struct cfg_env *e)
+void cfg_env_release(struct cfg_env *e)
 {
-	kvs_clear(&e->clear);
-	kvs_clear(&e->secret);
-	strvec_clear(&e->sensitive);
-	strvec_clear(&e->unavailable);
+	kvs_release(&e->clear);
+	kvs_release(&e->secret);
+	strvec_release(&e->sensitive);
+	strvec_release(&e->unavailable);
 }
 
 static void strvec_remove(struct strvec *sv, const char *s)
@@ -132,11 +132,11 @@ static void env_set_clear(struct cfg_env *e, const char *key, const char *val, i
 		strvec_push(&e->unavailable, key);
 }
 
-void cfg_logging_clear(struct cfg_logging *l)
+void cfg_logging_release(struct cfg_logging *l)
 {
 	free(l->driver);
 	l->driver = NULL;
-	kvs_clear(&l->options);
+	kvs_release(&l->options);
 	l->set = 0;
 }
 
@@ -236,7 +236,7 @@ static void erb_walk(struct loader *l, struct ynode *n, struct ynode **slot, con
 		if ((flags & ERB_UNAVAILABLE) && !env_value_path(path))
 			strvec_push(&l->c->unavailable_keys, path);
 		*slot = nn;
-		free_secret(out);
+		util_free_secret(out);
 		return;
 	}
 	if (n->kind == Y_SEQ) {
@@ -437,17 +437,17 @@ static void proxy_init(struct cfg_proxy *p)
 
 static void proxy_clear(struct cfg_proxy *p)
 {
-	strvec_clear(&p->hosts);
+	strvec_release(&p->hosts);
 	free(p->ssl_certificate_secret);
 	free(p->ssl_private_key_secret);
-	strvec_clear(&p->path_prefixes);
+	strvec_release(&p->path_prefixes);
 	free(p->healthcheck_path);
 	free(p->max_request_body);
 	free(p->max_response_body);
 	free(p->buffer_memory);
-	strvec_clear(&p->log_request_headers);
-	strvec_clear(&p->log_response_headers);
-	kvs_clear(&p->run);
+	strvec_release(&p->log_request_headers);
+	strvec_release(&p->log_response_headers);
+	kvs_release(&p->run);
 	proxy_init(p);
 }
 
@@ -491,7 +491,7 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 		return;
 	p->set = 1;
 	if ((v = ynode_get(n, "host")) && sval(v)) {
-		strvec_clear(&p->hosts);
+		strvec_release(&p->hosts);
 		/* Kamal splits host: "a.com,b.com" on commas */
 		const char *s = v->str;
 		while (*s) {
@@ -509,7 +509,7 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 		}
 	}
 	if ((v = ynode_get(n, "hosts")) && v->kind == Y_SEQ) {
-		strvec_clear(&p->hosts);
+		strvec_release(&p->hosts);
 		read_strlist(v, &p->hosts);
 	}
 	if ((ssl = ynode_get(n, "ssl"))) {
@@ -526,7 +526,7 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 	p->forward_headers = bval(ynode_get(n, "forward_headers"), p->forward_headers);
 	p->response_timeout = ival(ynode_get(n, "response_timeout"), p->response_timeout);
 	if ((v = ynode_get(n, "path_prefix")) && sval(v)) {
-		strvec_clear(&p->path_prefixes);
+		strvec_release(&p->path_prefixes);
 		const char *s = v->str;
 		while (*s) {
 			size_t len = strcspn(s, ",");
@@ -538,7 +538,7 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 		}
 	}
 	if ((v = ynode_get(n, "path_prefixes")) && v->kind == Y_SEQ) {
-		strvec_clear(&p->path_prefixes);
+		strvec_release(&p->path_prefixes);
 		read_strlist(v, &p->path_prefixes);
 	}
 	p->strip_path_prefix = bval(ynode_get(n, "strip_path_prefix"), p->strip_path_prefix);
@@ -556,11 +556,11 @@ static void read_proxy(const struct ynode *n, struct cfg_proxy *p)
 	}
 	if ((lg = ynode_get(n, "logging")) && lg->kind == Y_MAP) {
 		if ((v = ynode_get(lg, "request_headers"))) {
-			strvec_clear(&p->log_request_headers);
+			strvec_release(&p->log_request_headers);
 			read_strlist(v, &p->log_request_headers);
 		}
 		if ((v = ynode_get(lg, "response_headers"))) {
-			strvec_clear(&p->log_response_headers);
+			strvec_release(&p->log_response_headers);
 			read_strlist(v, &p->log_response_headers);
 		}
 	}
@@ -869,7 +869,7 @@ static void read_accessories(struct loader *l, const struct ynode *acc)
 				if (!strvec_contains(&a->hosts, hs[j].addr))
 					strvec_push(&a->hosts, hs[j].addr);
 				free(hs[j].addr);
-				strvec_clear(&hs[j].tags);
+				strvec_release(&hs[j].tags);
 			}
 			free(hs);
 			specs++;
@@ -1161,7 +1161,7 @@ static void check_rules(struct loader *l, const struct ynode *root)
 					     hosts.v[h], first_name, a->name);
 			}
 		}
-		strvec_clear(&hosts);
+		strvec_release(&hosts);
 	}
 	/* trust: paths outside the repository */
 	if (!c->trust.trusted) {
@@ -1305,12 +1305,12 @@ int config_load(struct config **out, struct source *src, const struct config_opt
 	if (d->errors > errors_before)
 		goto fail;
 	ydoc_free(l.doc);
-	erb_set_clear(&l.erb);
+	erb_set_release(&l.erb);
 	*out = c;
 	return 0;
 fail:
 	ydoc_free(l.doc);
-	erb_set_clear(&l.erb);
+	erb_set_release(&l.erb);
 	config_free(c);
 	return -1;
 }
@@ -1467,35 +1467,35 @@ void config_free(struct config *c)
 	free(c->destination);
 	free(c->service);
 	free(c->image);
-	kvs_clear(&c->labels);
-	strvec_clear(&c->volumes);
+	kvs_release(&c->labels);
+	strvec_release(&c->volumes);
 	free(c->registry.server);
 	free(c->registry.username);
 	free(c->registry.username_secret);
-	free_secret(c->registry.password);
+	util_free_secret(c->registry.password);
 	free(c->registry.password_secret);
 	for (size_t i = 0; i < c->nroles; i++) {
 		struct cfg_role *r = &c->roles[i];
 		free(r->name);
 		for (size_t j = 0; j < r->nhosts; j++) {
 			free(r->hosts[j].addr);
-			strvec_clear(&r->hosts[j].tags);
+			strvec_release(&r->hosts[j].tags);
 		}
 		free(r->hosts);
 		free(r->cmd);
-		cfg_env_clear(&r->env);
-		kvs_clear(&r->labels);
-		kvs_clear(&r->options);
+		cfg_env_release(&r->env);
+		kvs_release(&r->labels);
+		kvs_release(&r->options);
 		proxy_clear(&r->proxy);
-		cfg_logging_clear(&r->logging);
+		cfg_logging_release(&r->logging);
 		free(r->asset_path);
 	}
 	free(c->roles);
 	free(c->primary_role);
-	cfg_env_clear(&c->env);
+	cfg_env_release(&c->env);
 	for (size_t i = 0; i < c->nenv_tags; i++) {
 		free(c->env_tags[i].tag);
-		cfg_env_clear(&c->env_tags[i].env);
+		cfg_env_release(&c->env_tags[i].env);
 	}
 	free(c->env_tags);
 	proxy_clear(&c->proxy);
@@ -1504,15 +1504,15 @@ void config_free(struct config *c)
 		free(a->name);
 		free(a->service);
 		free(a->image);
-		strvec_clear(&a->hosts);
+		strvec_release(&a->hosts);
 		free(a->cmd);
-		strvec_clear(&a->ports);
-		kvs_clear(&a->labels);
-		kvs_clear(&a->options);
-		cfg_env_clear(&a->env);
+		strvec_release(&a->ports);
+		kvs_release(&a->labels);
+		kvs_release(&a->options);
+		cfg_env_release(&a->env);
 		file_specs_free(a->files, a->nfiles);
 		file_specs_free(a->directories, a->ndirectories);
-		strvec_clear(&a->volumes);
+		strvec_release(&a->volumes);
 		free(a->network);
 		free(a->registry_server);
 		free(a->registry_username);
@@ -1523,27 +1523,27 @@ void config_free(struct config *c)
 	free(c->ssh.user);
 	free(c->ssh.proxy);
 	free(c->ssh.proxy_command);
-	strvec_clear(&c->ssh.keys);
-	strvec_clear(&c->ssh.key_data);
-	strvec_clear(&c->ssh.config);
+	strvec_release(&c->ssh.keys);
+	strvec_release(&c->ssh.key_data);
+	strvec_release(&c->ssh.config);
 	free(c->ssh.log_level);
-	cfg_logging_clear(&c->logging);
-	kvs_clear(&c->aliases);
+	cfg_logging_release(&c->logging);
+	kvs_release(&c->aliases);
 	free(c->hooks_path);
 	free(c->secrets_path);
 	free(c->asset_path);
 	free(c->error_pages_path);
 	free(c->minimum_version);
 	free(c->builder_arch);
-	kvs_clear(&c->sshkit);
-	kvs_clear(&c->x_plumb);
+	kvs_release(&c->sshkit);
+	kvs_release(&c->x_plumb);
 	free(c->xplumb.version);
 	free(c->xplumb.ssh_known_hosts);
-	strvec_clear(&c->xplumb.registry_insecure);
+	strvec_release(&c->xplumb.registry_insecure);
 	for (size_t i = 0; i < c->xplumb.naccessories; i++)
 		free(c->xplumb.accessories[i].name);
 	free(c->xplumb.accessories);
-	strvec_clear(&c->unavailable_keys);
+	strvec_release(&c->unavailable_keys);
 	secrets_free(c->secrets);
 	free(c);
 }

@@ -35,7 +35,7 @@
  * order: env and labels reach containers in it); setting an existing key
  * replaces its value in place. A hash index makes kvs_set/kvs_get O(1), so
  * read keys/vals freely but change them only through kvs_set. A zeroed kvs
- * is empty; kvs_clear frees everything and leaves it empty again.
+ * is empty; kvs_release frees everything and leaves it empty again.
  */
 struct kvs {
 	char **keys;
@@ -47,7 +47,7 @@ struct kvs {
 void kvs_set(struct kvs *m, const char *key, const char *val);
 const char *kvs_get(const struct kvs *m, const char *key);
 void kvs_copy(struct kvs *dst, const struct kvs *src); /* dst gets src's pairs set over it */
-void kvs_clear(struct kvs *m);
+void kvs_release(struct kvs *m);
 
 /* env: clear values, and secret env names with the secret each reads
  * ("DB_PASSWORD:MAIN_DB_PASSWORD" → env DB_PASSWORD from secret MAIN_DB_PASSWORD). */
@@ -276,8 +276,8 @@ void config_role_env(const struct config *c, const struct cfg_role *r, const cha
 void config_role_labels(const struct config *c, const struct cfg_role *r, struct kvs *out);
 /* Logging of a role: root logging overridden by the role's. */
 void config_role_logging(const struct config *c, const struct cfg_role *r, struct cfg_logging *out);
-void cfg_env_clear(struct cfg_env *e);
-void cfg_logging_clear(struct cfg_logging *l);
+void cfg_env_release(struct cfg_env *e);
+void cfg_logging_release(struct cfg_logging *l);
 
 /* A secret's value: NULL when not defined; *available = 0 when defined but
  * unresolvable (untrusted, command failed). Never print the result. */

@@ -274,7 +274,7 @@ static const char *suggest(const char *key, const struct skey *keys)
 	size_t bestd = (size_t)-1, len = strlen(key);
 
 	for (const struct skey *k = keys; k->name; k++) {
-		size_t dist = edit_distance(key, k->name);
+		size_t dist = util_edit_distance(key, k->name);
 		if (dist < bestd) {
 			bestd = dist;
 			best = k->name;

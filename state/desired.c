@@ -193,7 +193,7 @@ static void env_clear_value(struct builder *b, struct des_container *c, const ch
 		e = env_push(c);
 		e->key = xstrdup(key);
 	} else {
-		free_secret(e->value);
+		util_free_secret(e->value);
 		free(e->secret);
 		e->secret = NULL;
 		e->value = NULL;
@@ -214,8 +214,8 @@ static void env_clear_value(struct builder *b, struct des_container *c, const ch
 		e->value = xstrdup(val);
 	{
 		char *held = desired_env_held(val);
-		salted_hash(b->o->salt, held, strlen(held), e->hash);
-		free_secret(held);
+		hash_salted(b->o->salt, held, strlen(held), e->hash);
+		util_free_secret(held);
 	}
 }
 
@@ -252,7 +252,7 @@ static void add_secrets(struct builder *b, struct des_container *c, struct des_e
 		esc[i] = desired_env_escape(val);
 		len += strlen(esc[i]);
 		e->kind = fv->kind = DES_ENV_SECRET;
-		salted_hash(b->o->salt, esc[i], strlen(esc[i]), e->hash);
+		hash_salted(b->o->salt, esc[i], strlen(esc[i]), e->hash);
 		memcpy(fv->hash, e->hash, sizeof(fv->hash));
 	}
 	if (!f->unavailable) {
@@ -269,12 +269,12 @@ static void add_secrets(struct builder *b, struct des_container *c, struct des_e
 		if (secret->n == 0)
 			content[pos++] = '\n'; /* Kamal's empty env file */
 		content[pos] = '\0';
-		salted_hash(b->o->salt, content, pos, f->content_hash);
+		hash_salted(b->o->salt, content, pos, f->content_hash);
 		explicit_bzero(content, pos);
 		free(content);
 	}
 	for (size_t i = 0; i < secret->n; i++)
-		free_secret(esc[i]);
+		util_free_secret(esc[i]);
 	free(esc);
 }
 
@@ -462,7 +462,7 @@ static void spec_hash(struct des_container *c)
 	for (size_t i = 0; i < c->log_opts.n; i++)
 		sbuf_addf(&sb, "logopt %s=%s\n", c->log_opts.keys[i], c->log_opts.vals[i]);
 	sbuf_addf(&sb, "network=%s\n", c->network);
-	sha256_hex(sb.buf, sb.len, c->spec_hash);
+	hash_sha256_hex(sb.buf, sb.len, c->spec_hash);
 	sbuf_release(&sb);
 }
 
@@ -535,8 +535,8 @@ static void build_app(struct builder *b, struct des_host *h, const struct cfg_ro
 	spec_hash(dc);
 
 	free(dir);
-	cfg_env_clear(&env);
-	cfg_logging_clear(&lg);
+	cfg_env_release(&env);
+	cfg_logging_release(&lg);
 }
 
 /* "sha256:" and 64 lowercase hex digits? */
@@ -791,7 +791,7 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 			config_all_hosts(c, &all);
 			n = all.n * (size_t)c->boot.limit / 100;
 			ds->boot_limit = n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
-			strvec_clear(&all);
+			strvec_release(&all);
 		} else
 			ds->boot_limit = c->boot.limit;
 		if (ds->boot_limit < 0)
@@ -820,7 +820,7 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 		if (proxy)
 			build_proxy(h);
 	}
-	strvec_clear(&hosts);
+	strvec_release(&hosts);
 	*out = ds;
 	return 0;
 }
@@ -843,9 +843,9 @@ static void container_release(struct des_container *c)
 	free(c->image_ref);
 	free(c->image_id);
 	free(c->cmd);
-	strvec_clear(&c->cmd_argv);
+	strvec_release(&c->cmd_argv);
 	env_free(c->env, c->nenv);
-	kvs_clear(&c->labels);
+	kvs_release(&c->labels);
 	for (size_t i = 0; i < c->nmounts; i++) {
 		free(c->mounts[i].source);
 		free(c->mounts[i].destination);
@@ -858,10 +858,10 @@ static void container_release(struct des_container *c)
 		free(c->ports[i].host_port);
 	}
 	free(c->ports);
-	kvs_clear(&c->options);
+	kvs_release(&c->options);
 	free(c->restart);
 	free(c->log_driver);
-	kvs_clear(&c->log_opts);
+	kvs_release(&c->log_opts);
 	free(c->network);
 	free(c->env_file);
 }
@@ -883,8 +883,8 @@ void desired_free(struct desired *ds)
 		free(h->host);
 	}
 	free(ds->hosts);
-	strvec_clear(&ds->primary_hosts);
-	strvec_clear(&ds->accessories);
+	strvec_release(&ds->primary_hosts);
+	strvec_release(&ds->accessories);
 	free(ds->service);
 	free(ds->destination);
 	free(ds->version);

@@ -11,7 +11,7 @@
  * .../env/accessories/<name>.env), with their content hashed line by line.
  *
  * Secrets: no secret value is kept. A secret env value is held only as
- * salted_hash(salt, <value as Kamal writes it to the env file>), the same
+ * hash_salted(salt, <value as Kamal writes it to the env file>), the same
  * hash the observation computes on the host (docker reads env files
  * literally, so the container holds the escaped form too). A secret that
  * the config names but could not read (untrusted run, failed command) is

@@ -547,7 +547,7 @@ static int eval_tag(const struct erb_tag *tag, const char *file, const char *key
 						  "`%s` in %s: the command failed (exit status %d)",
 						  shown, keypath, status);
 				free(shown);
-				free_secret(output);
+				util_free_secret(output);
 				break;
 			}
 			*out = output;
@@ -603,10 +603,10 @@ int erb_expand_flags(const struct erb_set *set, const char *s, const char *file,
 		if (eval_tag(&set->v[idx], file, keypath, t, cwd, &val, flags, d) < 0) {
 			rc = PLUMB_ECONFIG;
 		} else if (sbuf_adds(&sb, val) < 0) {
-			free_secret(val);
+			util_free_secret(val);
 			goto toolong;
 		}
-		free_secret(val);
+		util_free_secret(val);
 		p = m + n;
 	}
 	if (rc == 0)
@@ -622,7 +622,7 @@ toolong:
 	return PLUMB_ECONFIG;
 }
 
-void erb_set_clear(struct erb_set *set)
+void erb_set_release(struct erb_set *set)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		free(set->v[i].text);

@@ -74,6 +74,6 @@ int erb_expand_flags(const struct erb_set *set, const char *s, const char *file,
 		     const char *keypath, struct trust *t, const char *cwd, char **out,
 		     unsigned *flags, struct diags *d);
 
-void erb_set_clear(struct erb_set *set);
+void erb_set_release(struct erb_set *set);
 
 #endif

@@ -70,7 +70,7 @@ const char *plumb_err_msg(const struct plumb_err *e)
 	return e->msg[0] ? e->msg : plumb_strerror(e->code);
 }
 
-void plumb_err_clear(struct plumb_err *e)
+void plumb_err_reset(struct plumb_err *e)
 {
 	e->code = 0;
 	e->msg[0] = '\0';

@@ -76,6 +76,6 @@ int plumb_err_prefix(struct plumb_err *e, const char *fmt, ...) PLUMB_PRINTF(2, 
 /* e's message, or plumb_strerror(e->code) when it has none. */
 const char *plumb_err_msg(const struct plumb_err *e);
 /* Forget a previous error. */
-void plumb_err_clear(struct plumb_err *e);
+void plumb_err_reset(struct plumb_err *e);
 
 #endif

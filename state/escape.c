@@ -11,7 +11,7 @@ static void esc_bytes(struct sbuf *out, const unsigned char *p, size_t len, int 
 	size_t i = 0;
 
 	while (i < len) {
-		size_t k = utf8_valid_len(p + i, len - i);
+		size_t k = util_utf8_valid_len(p + i, len - i);
 		int c1 = k == 2 && p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f;
 		int plain = k == 1 && p[i] >= 0x20 && p[i] != 0x7f;
 

@@ -16,7 +16,7 @@ static void to_hex(const unsigned char *md, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void sha256_hex(const void *data, size_t len, char out[HASH_HEX_LEN + 1])
+void hash_sha256_hex(const void *data, size_t len, char out[HASH_HEX_LEN + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -28,7 +28,7 @@ void sha256_hex(const void *data, size_t len, char out[HASH_HEX_LEN + 1])
 	to_hex(md, 32, out);
 }
 
-void salted_hash(const char *salt, const char *value, size_t value_len, char out[HASH_HEX_LEN + 1])
+void hash_salted(const char *salt, const char *value, size_t value_len, char out[HASH_HEX_LEN + 1])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -44,7 +44,7 @@ void salted_hash(const char *salt, const char *value, size_t value_len, char out
 	to_hex(md, 32, out);
 }
 
-void salt_new(char out[33])
+void hash_salt_new(char out[33])
 {
 	unsigned char raw[16];
 	size_t got = 0;

@@ -13,10 +13,10 @@
 #define HASH_HEX_LEN 64
 
 /* Lowercase hex SHA-256 of data into out (65 bytes with the NUL). */
-void sha256_hex(const void *data, size_t len, char out[HASH_HEX_LEN + 1]);
-/* sha256_hex(salt ‖ value) — what the host computes with `printf '%s%s' "$salt" "$value" | sha256sum`. */
-void salted_hash(const char *salt, const char *value, size_t value_len, char out[HASH_HEX_LEN + 1]);
+void hash_sha256_hex(const void *data, size_t len, char out[HASH_HEX_LEN + 1]);
+/* hash_sha256_hex(salt ‖ value) — what the host computes with `printf '%s%s' "$salt" "$value" | sha256sum`. */
+void hash_salted(const char *salt, const char *value, size_t value_len, char out[HASH_HEX_LEN + 1]);
 /* A fresh random salt: 32 lowercase hex characters from getrandom(2). */
-void salt_new(char out[33]);
+void hash_salt_new(char out[33]);
 
 #endif

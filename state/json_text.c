@@ -15,7 +15,7 @@ static char *utf8_repair(const char *s)
 
 	sbuf_init(&sb, 0);
 	while (n) {
-		size_t k = utf8_valid_len(p, n);
+		size_t k = util_utf8_valid_len(p, n);
 		if (k) {
 			sbuf_add(&sb, p, k);
 		} else {
@@ -28,7 +28,7 @@ static char *utf8_repair(const char *s)
 	return sbuf_detach(&sb);
 }
 
-json_t *json_text(const char *s)
+json_t *jtext(const char *s)
 {
 	json_t *j;
 	char *fixed;
@@ -50,7 +50,7 @@ static int utf8_valid(const char *s)
 	size_t n = strlen(s);
 
 	while (n) {
-		size_t k = utf8_valid_len(p, n);
+		size_t k = util_utf8_valid_len(p, n);
 		if (!k)
 			return 0;
 		p += k;
@@ -59,7 +59,7 @@ static int utf8_valid(const char *s)
 	return 1;
 }
 
-int json_text_set(json_t *obj, const char *key, json_t *val)
+int jtext_set(json_t *obj, const char *key, json_t *val)
 {
 	char *fixed;
 	int rc;
@@ -74,20 +74,20 @@ int json_text_set(json_t *obj, const char *key, json_t *val)
 	return rc;
 }
 
-json_t *json_text_kvs(const struct kvs *m)
+json_t *jtext_kvs(const struct kvs *m)
 {
 	json_t *o = json_object();
 
 	for (size_t i = 0; i < m->n; i++)
-		json_text_set(o, m->keys[i], json_text(m->vals[i]));
+		jtext_set(o, m->keys[i], jtext(m->vals[i]));
 	return o;
 }
 
-json_t *json_text_strvec(const struct strvec *v)
+json_t *jtext_strvec(const struct strvec *v)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < v->n; i++)
-		json_array_append_new(a, json_text(v->v[i]));
+		json_array_append_new(a, jtext(v->v[i]));
 	return a;
 }

@@ -52,10 +52,10 @@ void obs_container_release(struct obs_container *c)
 	free(c->image_id);
 	free(c->state);
 	free(c->health);
-	strvec_clear(&c->cmd);
-	strvec_clear(&c->entrypoint);
+	strvec_release(&c->cmd);
+	strvec_release(&c->entrypoint);
 	env_free(c->env, c->nenv);
-	kvs_clear(&c->labels);
+	kvs_release(&c->labels);
 	for (size_t i = 0; i < c->nmounts; i++) {
 		free(c->mounts[i].type);
 		free(c->mounts[i].source);
@@ -71,11 +71,11 @@ void obs_container_release(struct obs_container *c)
 	free(c->ports);
 	free(c->restart_policy);
 	free(c->log_driver);
-	kvs_clear(&c->log_opts);
-	strvec_clear(&c->networks);
+	kvs_release(&c->log_opts);
+	strvec_release(&c->networks);
 	free(c->network_mode);
 	free(c->hostname);
-	kvs_clear(&c->options);
+	kvs_release(&c->options);
 	free(c->created);
 	free(c->started_at);
 	free(c->finished_at);
@@ -88,13 +88,13 @@ void obs_container_release(struct obs_container *c)
 void obs_image_release(struct obs_image *i)
 {
 	free(i->id);
-	strvec_clear(&i->repo_tags);
-	strvec_clear(&i->repo_digests);
+	strvec_release(&i->repo_tags);
+	strvec_release(&i->repo_digests);
 	env_free(i->env, i->nenv);
-	kvs_clear(&i->labels);
-	strvec_clear(&i->cmd);
-	strvec_clear(&i->entrypoint);
-	strvec_clear(&i->volumes);
+	kvs_release(&i->labels);
+	strvec_release(&i->cmd);
+	strvec_release(&i->entrypoint);
+	strvec_release(&i->volumes);
 	memset(i, 0, sizeof(*i));
 }
 

@@ -4,7 +4,7 @@
  * the diff (diff/) compares it with the desired state.
  *
  * No secret is ever held here: every env value (container Env, image Env) and
- * every env-file line is reduced *on the host* to salted_hash(salt, value)
+ * every env-file line is reduced *on the host* to hash_salted(salt, value)
  * (state/hash.h) with the fleet's per-run salt, so only keys and hashes
  * cross the wire. Unit tests build these structs by hand (a fake fleet).
  *

@@ -144,13 +144,13 @@ static int set_secret(struct secrets *s, const char *name, char *value, unsigned
 	size_t vlen = value ? strlen(value) : 0;
 
 	if (!e && s->n >= SECRETS_MAX_KEYS) {
-		free_secret(value);
+		util_free_secret(value);
 		return -1;
 	}
 	if (e && e->value)
 		s->total -= strlen(e->value);
 	if (vlen > SECRETS_MAX_TOTAL - s->total) {
-		free_secret(value);
+		util_free_secret(value);
 		return -2;
 	}
 	s->total += vlen;
@@ -163,7 +163,7 @@ static int set_secret(struct secrets *s, const char *name, char *value, unsigned
 		e->name = xstrdup(name);
 		e->value = NULL;
 	}
-	free_secret(e->value);
+	util_free_secret(e->value);
 	e->value = value;
 	e->gen = gen;
 	return 0;
@@ -201,7 +201,7 @@ void secrets_free(struct secrets *s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->v[i].name);
-		free_secret(s->v[i].value);
+		util_free_secret(s->v[i].value);
 	}
 	free(s->v);
 	free(s);
@@ -499,7 +499,7 @@ static void run_command(struct pctx *c, const char *cmd, struct wbuf *out)
 	if (res[0] && res[strlen(res) - 1] == '\r')
 		res[strlen(res) - 1] = '\0';
 	wb_add(out, res, strlen(res));
-	free_secret(res);
+	util_free_secret(res);
 }
 
 /* Substitutions::Command (Kamal's InlineCommandSubstitution) */
@@ -751,7 +751,7 @@ static int load_one(struct secrets *s, struct source *src, const char *path, int
 			s->skipped = 1;
 			return 0;
 		}
-		if (read_file(full, SECRETS_MAX_FILE, &text, &len) < 0) {
+		if (util_read_file(full, SECRETS_MAX_FILE, &text, &len) < 0) {
 			if (errno != ENOENT && errno != ENOTDIR) {
 				diags_err(d, path, 0, 0, "cannot read: %s",
 					  errno == EFBIG ? "file too large" : strerror(errno));

@@ -24,7 +24,7 @@
 struct source {
 	/*
 	 * 0 with *out (NUL-terminated, *len bytes not counting the NUL; the
-	 * caller frees it, with free_secret when it held secrets); else a
+	 * caller frees it, with util_free_secret when it held secrets); else a
 	 * negative PLUMB_E* code (PLUMB_ENOTFOUND: nothing there) with *out
 	 * NULL and the message in *err (the caller's carrier, may be NULL;
 	 * never contains the file's contents).
@@ -66,7 +66,7 @@ void source_free(struct source *s);
  *
  * source_open_inside: 0 with *fd (the caller closes it) positioned at the
  * start. source_read_inside: 0 with *out (NUL-terminated, caller frees; use
- * free_secret for a secrets file) and *len. Both, on failure: PLUMB_ENOTFOUND
+ * util_free_secret for a secrets file) and *len. Both, on failure: PLUMB_ENOTFOUND
  * when nothing is there (also a dangling link), PLUMB_EOUTSIDE for a path or
  * link that leaves the repository or a file that is not regular,
  * PLUMB_ETOOBIG over max, else PLUMB_ERROR; the message goes in *err (the

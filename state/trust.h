@@ -49,7 +49,7 @@ struct trust {
 	 * unavailable, noted as an untrusted run notes them. Contract: run cmd
 	 * with /bin/sh in cwd, keep at most max bytes of stdout less one trailing
 	 * newline; 0 on exit status 0 with *out — a secret the caller frees with
-	 * free_secret — else a negative PLUMB_E* code (PLUMB_ETIMEOUT,
+	 * util_free_secret — else a negative PLUMB_E* code (PLUMB_ETIMEOUT,
 	 * PLUMB_ETRUNC, else PLUMB_ERROR) with *out NULL and *status (exit
 	 * status, 128+signal, -1: not run, timed out or too much output).
 	 */

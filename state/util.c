@@ -78,7 +78,7 @@ char *xasprintf(const char *fmt, ...)
 	return p;
 }
 
-void free_secret(char *s)
+void util_free_secret(char *s)
 {
 	if (!s)
 		return;
@@ -204,7 +204,7 @@ int strvec_contains(const struct strvec *sv, const char *s)
 	return 0;
 }
 
-void strvec_clear(struct strvec *sv)
+void strvec_release(struct strvec *sv)
 {
 	for (size_t i = 0; i < sv->n; i++)
 		free(sv->v[i]);
@@ -283,7 +283,7 @@ void diags_print(const struct diags *d, FILE *f)
 	free(s);
 }
 
-void diags_clear(struct diags *d)
+void diags_release(struct diags *d)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		free(d->v[i].file);
@@ -294,7 +294,7 @@ void diags_clear(struct diags *d)
 	d->n = d->cap = d->errors = 0;
 }
 
-int read_file(const char *path, size_t max, char **out, size_t *len)
+int util_read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	FILE *f = NULL;
 	struct sbuf sb;
@@ -328,7 +328,7 @@ out:
 	return rc;
 }
 
-size_t edit_distance(const char *a, const char *b)
+size_t util_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	size_t *row = xcalloc(lb + 1, sizeof(*row));
@@ -356,7 +356,7 @@ size_t edit_distance(const char *a, const char *b)
 }
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-size_t utf8_valid_len(const unsigned char *p, size_t n)
+size_t util_utf8_valid_len(const unsigned char *p, size_t n)
 {
 	size_t need;
 	unsigned cp;

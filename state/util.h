@@ -31,7 +31,7 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap);
 /* Frees a buffer that held a secret after wiping it; NULL is fine. */
-void free_secret(char *s);
+void util_free_secret(char *s);
 
 struct sbuf {
 	char *buf;
@@ -58,7 +58,7 @@ struct strvec {
 void strvec_push(struct strvec *sv, const char *s);
 void strvec_push_take(struct strvec *sv, char *s);
 int strvec_contains(const struct strvec *sv, const char *s);
-void strvec_clear(struct strvec *sv);
+void strvec_release(struct strvec *sv);
 
 /*
  * Diagnostics: every error found while loading is collected (so the user sees
@@ -86,24 +86,24 @@ void diags_add(struct diags *d, enum diag_level level, const char *file, int lin
 void diags_print(const struct diags *d, FILE *f);
 /* All entries as one string, unescaped (caller frees). */
 char *diags_to_string(const struct diags *d);
-void diags_clear(struct diags *d);
+void diags_release(struct diags *d);
 
 /*
  * Reads a whole file, at most max bytes. 0 with *out NUL-terminated and
- * owned by the caller (free; free_secret when it held a secret) and *len its
+ * owned by the caller (free; util_free_secret when it held a secret) and *len its
  * length without the NUL (len may be NULL); or -1 with errno set (EFBIG past
  * max) and *out NULL. It follows links and opens whatever is there: use it
  * for paths the operator gave (flags, environment); a file a repository
  * names goes through source_read_inside (state/source.h).
  */
-int read_file(const char *path, size_t max, char **out, size_t *len);
+int util_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes; overlong forms,
  * surrogates and code points past U+10FFFF are invalid), or 0. */
-size_t utf8_valid_len(const unsigned char *p, size_t n);
+size_t util_utf8_valid_len(const unsigned char *p, size_t n);
 
 /* Damerau-free Levenshtein distance, for "did you mean" suggestions. */
-size_t edit_distance(const char *a, const char *b);
+size_t util_edit_distance(const char *a, const char *b);
 
 /*
  * Base64 (RFC 4648) of in[0..n). '=' padding is optional, but when present it

@@ -110,7 +110,7 @@ static int load_config(struct config **out, const char *yml)
 		fprintf(stderr, "b_plan: config: %s", e);
 		free(e);
 	}
-	diags_clear(&d);
+	diags_release(&d);
 	return rc;
 }
 
@@ -127,7 +127,7 @@ static int build_desired(struct desired **out, const struct config *c, const cha
 	rc = desired_build(out, c, &o, &d);
 	if (rc != 0)
 		fprintf(stderr, "b_plan: desired_build failed\n");
-	diags_clear(&d);
+	diags_release(&d);
 	return rc;
 }
 

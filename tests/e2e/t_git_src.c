@@ -40,7 +40,7 @@ static char *read_at(struct git_src *g, const char *sha, const char *path, int *
 		free(out);
 		out = NULL;
 	}
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	source_free(s);
 	return out;
 }
@@ -139,7 +139,7 @@ T_TEST(pushed_commit_seen_after_fetch)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	/* someone pushes a commit (and a forge-style pull ref) */
 	T_REQUIRE(tu_sh("git clone -q '%s' '%s' && cd '%s' && git checkout -qb '%s' && "
@@ -151,7 +151,7 @@ T_TEST(pushed_commit_seen_after_fetch)
 
 	/* not before the fetch */
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	t0 = prov_now_ms();
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
 	printf("incremental fetch (1 commit): %.1f ms, %zu bytes\n", prov_now_ms() - t0, bytes);
@@ -173,7 +173,7 @@ T_TEST(pushed_commit_seen_after_fetch)
 		     "git --git-dir='%s' update-ref -d '%s'", git_bare, branch, git_bare, pull) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
 	T_INTEQ(git_src_resolve(g, branch, sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	free(new_sha);
@@ -206,7 +206,7 @@ T_TEST(missing_repository_is_reported)
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
 	T_CONTAINS(err.msg, url);
 	fprintf(stderr, "  (expected) %s\n", plumb_err_msg(&err));
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	free(url);
 	free(cache);
@@ -282,7 +282,7 @@ T_TEST(ssh_key_and_known_hosts)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EHOSTKEY);
 	T_CONTAINS(err.msg, "does not match");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	g = NULL;
 
@@ -294,7 +294,7 @@ T_TEST(ssh_key_and_known_hosts)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EAUTH);
 	T_CONTAINS(err.msg, "authentication failed");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	g = NULL;
 	if (pid > 0)

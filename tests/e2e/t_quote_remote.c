@@ -101,7 +101,7 @@ int main(void)
 		}
 		cmd_result_release(&r);
 		sbuf_release(&cmd);
-		strvec_clear(&in);
+		strvec_release(&in);
 	}
 	CHECK(mismatches == 0 && total == 2000, "%zu of %zu hostile strings did not round-trip", mismatches, total);
 	{

@@ -342,7 +342,7 @@ static void test_plain(const char *reg, const struct pushed *p)
 	CHECK(r.platform_digest && !strcmp(r.platform_digest, p->man_v1), "platform digest");
 	CHECK(r.media_type && !strcmp(r.media_type, "application/vnd.docker.distribution.manifest.v2+json"),
 	      "media type %s", nz(r.media_type));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 
 	/* cache: the same image again costs no request */
 	before = registry_client_manifest_requests(c);
@@ -351,14 +351,14 @@ static void test_plain(const char *reg, const struct pushed *p)
 	CHECK(registry_client_manifest_requests(c) == before, "cached lookup sent %lu manifest requests",
 	      registry_client_manifest_requests(c) - before);
 	CHECK(before == 1, "first lookup of an image manifest took %lu requests, want 1", before);
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 
 	ref = xasprintf("%s/optimus:v2", reg);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "v2: %s", nz(err));
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_b), "v2 config %s", nz(r.config_digest));
 	CHECK(!strcmp(nz(r.media_type), "application/vnd.oci.image.manifest.v1+json"), "v2 media type");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 
 	/* an index: the amd64 entry by default, arm64 when configured */
@@ -370,11 +370,11 @@ static void test_plain(const char *reg, const struct pushed *p)
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "amd64 config %s", nz(r.config_digest));
 	CHECK(registry_client_manifest_requests(c) - before == 2, "index lookup took %lu requests",
 	      registry_client_manifest_requests(c) - before);
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	CHECK(resolve(ca, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "multi arm64: %s", nz(err));
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_c), "arm64 config %s", nz(r.config_digest));
 	CHECK(!strcmp(nz(r.platform_digest), p->man_arm), "arm64 entry");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 	/* v1 has no arm64 variant: an image manifest is taken as is */
 
@@ -382,26 +382,26 @@ static void test_plain(const char *reg, const struct pushed *p)
 	ref = xasprintf("%s/optimus@%s", reg, p->man_v1);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "by digest: %s", nz(err));
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "by digest config");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 
 	/* not in registry yet: unknown tag, unknown repository, unknown digest */
 	ref = xasprintf("%s/optimus:not-pushed-yet", reg);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing tag: %s", nz(err));
 	CHECK(r.config_digest == NULL && r.digest == NULL, "nothing set for a missing tag");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	before = registry_client_manifest_requests(c);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing tag cached");
 	CHECK(registry_client_manifest_requests(c) == before, "not-found is cached too");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 	ref = xasprintf("%s/nobody/here:v1", reg);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing repo: %s", nz(err));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 	ref = xasprintf("%s/optimus@sha256:%064d", reg, 0);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "missing digest: %s", nz(err));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 
 	registry_client_free(c);
@@ -440,7 +440,7 @@ static void *thr_run(void *arg)
 		char *err = NULL;
 		int rc = registry_resolve(t->c, t->ref, &r, &err);
 		t->ok += rc == 0 && r.status == REGISTRY_FOUND && !strcmp(nz(r.config_digest), t->want);
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(err);
 	}
 	return NULL;
@@ -498,17 +498,17 @@ static void test_timing(const char *reg, const struct pushed *p)
 		t0 = prov_now_ms();
 		registry_resolve(c, r1, &r, &err);
 		cold += prov_now_ms() - t0;
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(err);
 		t0 = prov_now_ms();
 		registry_resolve(c, r2, &r, &err);
 		warm += prov_now_ms() - t0;
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(err);
 		t0 = prov_now_ms();
 		registry_resolve(c, r2, &r, &err);
 		cached += prov_now_ms() - t0;
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(err);
 		registry_client_free(c);
 	}
@@ -531,7 +531,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 	registry_client_set_credentials(c, reg, "alice", "correct horse");
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "basic: %s", nz(err));
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "basic config %s", nz(r.config_digest));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	/* once Basic is known for the host, no more 401 round trips */
 	{
 		char *ref2 = xasprintf("%s/optimus:v2", reg);
@@ -539,7 +539,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 		CHECK(resolve(c, ref2, &r, &err) == 0 && r.status == REGISTRY_FOUND, "basic v2: %s", nz(err));
 		CHECK(registry_client_manifest_requests(c) - before == 1, "basic second image took %lu requests",
 		      registry_client_manifest_requests(c) - before);
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(ref2);
 	}
 	registry_client_free(c);
@@ -572,7 +572,7 @@ static void test_basic(const char *reg, const char *dir, const struct pushed *p)
 		c = registry_client_new(&od);
 		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "docker config creds: %s", nz(err));
 		CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "docker config config digest");
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		registry_client_free(c);
 	}
 	free(cfgtext);
@@ -605,7 +605,7 @@ static void test_tls(int port, const char *ca, const struct pushed *p)
 
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "https: %s", nz(err));
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "https config %s", nz(r.config_digest));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	/* a certificate the client cannot verify: a network-class error, no fallback to HTTP */
 	rc = resolve(n, ref, &r, &err);
 	CHECK(rc == PLUMB_ENETWORK, "unverifiable certificate rc %d: %s", rc, nz(err));
@@ -691,7 +691,7 @@ static void test_untrusted_realm(const char *reg, int port_badrealm, int port_ht
 	CHECK(rc == 0 && r.status == REGISTRY_FOUND, "allowed realm: %s", nz(err));
 	if (rc == 0) {
 		CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "allowed realm config %s", nz(r.config_digest));
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 	}
 	CHECK(count_lines(log) - before == 1, "one token request, got %d", count_lines(log) - before);
 	free(err);
@@ -720,7 +720,7 @@ static void test_bearer(const char *reg, const char *dir, const struct pushed *p
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "bearer config %s", nz(r.config_digest));
 	CHECK(registry_client_manifest_requests(c) == 2, "challenge + retry = 2 manifest requests, got %lu",
 	      registry_client_manifest_requests(c));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	CHECK(count_lines(log) - tokens0 == 1, "one token request, got %d", count_lines(log) - tokens0);
 
 	/* the same repository again: the token is reused; cached image: no request */
@@ -729,16 +729,16 @@ static void test_bearer(const char *reg, const char *dir, const struct pushed *p
 	CHECK(!strcmp(nz(r.config_digest), p->cfg_a), "bearer index config");
 	CHECK(registry_client_manifest_requests(c) - before == 2, "index + entry with a cached token, got %lu",
 	      registry_client_manifest_requests(c) - before);
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "bearer cached");
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	CHECK(count_lines(log) - tokens0 == 1, "token reused, got %d token requests", count_lines(log) - tokens0);
 
 	/* missing tag through the token flow */
 	{
 		char *missing = xasprintf("%s/optimus:nope", reg);
 		CHECK(resolve(c, missing, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "bearer missing: %s", nz(err));
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(missing);
 	}
 	registry_client_free(c);
@@ -809,7 +809,7 @@ static void test_lab(const char *dir)
 
 	ref = xasprintf("%s/optimus:no-such-tag-%d", plain, (int)getpid());
 	CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "lab missing tag: %s", nz(err));
-	registry_result_dispose(&r);
+	registry_result_release(&r);
 	free(ref);
 
 	if (authreg && user && pw) {
@@ -820,7 +820,7 @@ static void test_lab(const char *dir)
 		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab auth v1: %s", nz(err));
 		CHECK(!strcmp(nz(r.config_digest), nz(r1.config_digest)), "auth registry identity %s vs %s",
 		      nz(r.config_digest), nz(r1.config_digest));
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		/* and a pull from the auth registry on host 1, with a throwaway docker config */
 		if (getenv("LAB_HOST_1") && getenv("LAB_SSH_KEY")) {
 			script = xasprintf("set -e\nd=$(mktemp -d)\ntrap 'rm -rf \"$d\"' EXIT\nimg='%s'\n"
@@ -836,7 +836,7 @@ static void test_lab(const char *dir)
 		free(ref);
 		ref = xasprintf("%s/optimus:no-such-tag", authreg);
 		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_NOT_FOUND, "lab auth missing: %s", nz(err));
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(ref);
 
 		/* docker config credentials over plain HTTP to a host that is not
@@ -855,7 +855,7 @@ static void test_lab(const char *dir)
 			d = registry_client_new(&dc);
 			registry_client_add_insecure(d, authreg);
 			CHECK(resolve(d, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab docker config creds: %s", nz(err));
-			registry_result_dispose(&r);
+			registry_result_release(&r);
 			registry_client_free(d);
 			d = registry_client_new(&guarded);
 			registry_client_add_insecure(d, authreg);
@@ -894,7 +894,7 @@ static void test_lab(const char *dir)
 			ref = xasprintf("%s/%s", plain, imgs[i][0]);
 			CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab %s: %s", ref, nz(err));
 			CHECK(!strcmp(nz(r.config_digest), want), "lab %s: %s, want %s", ref, nz(r.config_digest), want);
-			registry_result_dispose(&r);
+			registry_result_release(&r);
 			free(ref);
 		}
 	}
@@ -908,7 +908,7 @@ static void test_lab(const char *dir)
 			t0 = prov_now_ms();
 			CHECK(registry_resolve(f, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "timing v3: %s", nz(err));
 			sum += prov_now_ms() - t0;
-			registry_result_dispose(&r);
+			registry_result_release(&r);
 			registry_client_free(f);
 		}
 		printf("timing (lab registry %s, new client each time, mean of 10): %.2f ms\n", plain, sum / 10);
@@ -918,10 +918,10 @@ static void test_lab(const char *dir)
 		ref = xasprintf("%s/optimus:v1", local);
 		CHECK(resolve(c, ref, &r, &err) == 0 && r.status == REGISTRY_FOUND, "lab local v1: %s", nz(err));
 		CHECK(!strcmp(nz(r.config_digest), nz(r1.config_digest)), "local registry identity");
-		registry_result_dispose(&r);
+		registry_result_release(&r);
 		free(ref);
 	}
-	registry_result_dispose(&r1);
+	registry_result_release(&r1);
 	free(err);
 	registry_client_free(c);
 }

@@ -164,7 +164,7 @@ T_TEST(key_auth)
 	const char *none[1] = { 0 };
 
 	/* key_data (the key's text) instead of a file */
-	T_REQUIRE(read_file(o.identity_files[0], 64 * 1024, &pem, &len) == 0);
+	T_REQUIRE(util_read_file(o.identity_files[0], 64 * 1024, &pem, &len) == 0);
 	o.identity_files = none;
 	o.n_identity_files = 0;
 	o.key_data = pem;
@@ -177,9 +177,9 @@ T_TEST(key_auth)
 	/* an unknown key is refused, and the message holds no key material */
 	snprintf(cmd, sizeof(cmd), "ssh-keygen -q -t ed25519 -N '' -f %s >/dev/null", other);
 	T_REQUIRE(system(cmd) == 0);
-	free_secret(pem);
+	util_free_secret(pem);
 	pem = NULL;
-	T_REQUIRE(read_file(other, 64 * 1024, &pem, &len) == 0);
+	T_REQUIRE(util_read_file(other, 64 * 1024, &pem, &len) == 0);
 	o.key_data = pem;
 	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EAUTH);
 	T_INTEQ(err.code, PLUMB_EAUTH);
@@ -189,7 +189,7 @@ T_TEST(key_auth)
 	/* no keys at all */
 	o.key_data = NULL;
 	T_INTEQ(transport_ssh_open(&t, &o, &err), PLUMB_EAUTH);
-	free_secret(pem);
+	util_free_secret(pem);
 	unlink(other);
 	snprintf(cmd, sizeof(cmd), "%s.pub", other);
 	unlink(cmd);

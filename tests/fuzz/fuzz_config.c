@@ -26,12 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < c->nroles; i++) {
 			struct cfg_env env = { 0 };
 			config_role_env(c, &c->roles[i], c->roles[i].nhosts ? c->roles[i].hosts[0].addr : NULL, &env);
-			cfg_env_clear(&env);
+			cfg_env_release(&env);
 		}
-		strvec_clear(&hosts);
+		strvec_release(&hosts);
 	}
 	free(diags_to_string(&d));
-	diags_clear(&d);
+	diags_release(&d);
 	config_free(c);
 	source_free(src);
 	return 0;

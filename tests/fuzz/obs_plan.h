@@ -57,7 +57,7 @@ static const struct desired *obs_plan_desired(void)
 	dopts.app_image.status = DES_IMAGE_FOUND;
 	if (desired_build(&ds, c, &dopts, &d) != 0)
 		abort();
-	diags_clear(&d);
+	diags_release(&d);
 	config_free(c);
 	source_free(src);
 	return ds;

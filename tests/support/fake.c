@@ -17,7 +17,7 @@ static void env_add_value(struct obs_env **env, size_t *n, const char *salt, con
 {
 	char h[HASH_HEX_LEN + 1];
 
-	salted_hash(salt, value, strlen(value), h);
+	hash_salted(salt, value, strlen(value), h);
 	env_add(env, n, key, h);
 }
 
@@ -35,7 +35,7 @@ void diff_fake_set_env(struct obs_container *c, const char *salt, const char *ke
 {
 	for (size_t i = 0; i < c->nenv; i++)
 		if (strcmp(c->env[i].key, key) == 0) {
-			salted_hash(salt, value, strlen(value), c->env[i].hash);
+			hash_salted(salt, value, strlen(value), c->env[i].hash);
 			return;
 		}
 	env_add_value(&c->env, &c->nenv, salt, key, value);

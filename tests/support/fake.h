@@ -28,7 +28,7 @@ void diff_fake_fleet(struct obs_fleet **out, const struct desired *ds, const cha
 /* Adds a container to h (a copy of src with a new name, for tests). Returns it. */
 struct obs_container *diff_fake_add(struct obs_host *h, const struct obs_container *src,
 				    const char *name);
-/* Sets (or adds) an env hash on a container: salted_hash(salt, value). */
+/* Sets (or adds) an env hash on a container: hash_salted(salt, value). */
 void diff_fake_set_env(struct obs_container *c, const char *salt, const char *key, const char *value);
 /* Finds a container by name prefix on a host (NULL if none). */
 struct obs_container *diff_fake_find(struct obs_host *h, const char *name_prefix);

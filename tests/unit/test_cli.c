@@ -32,8 +32,8 @@ static struct run run_plumb(const char *args, const char *envs)
 			envs ? envs : "", bin, args, outp, errp);
 	st = system(cmd);
 	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	read_file(outp, 1 << 20, &r.out, NULL);
-	read_file(errp, 1 << 20, &r.err, NULL);
+	util_read_file(outp, 1 << 20, &r.out, NULL);
+	util_read_file(errp, 1 << 20, &r.err, NULL);
 	unlink(outp);
 	unlink(errp);
 	free(cmd);

@@ -58,7 +58,7 @@ static struct loadres load3(const char *yml, const char *dest, const char *dest_
 	o.getenv_fn = fake_env;
 	r.rc = config_load(&r.c, src, &o, &d);
 	r.errors = diags_to_string(&d);
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 	tu_rm_rf(dir);
 	free(dir);
@@ -146,9 +146,9 @@ T_TEST(env_merge_root_role_tags)
 	T_STREQ(kvs_get(&ej.clear, "ROLE"), "job");
 	T_STREQ(kvs_get(&ej.secret, "DB_PASSWORD"), "JOB_DB_PASSWORD");
 	T_STREQ(kvs_get(&ej.secret, "RAILS_MASTER_KEY"), "RAILS_MASTER_KEY");
-	cfg_env_clear(&e1);
-	cfg_env_clear(&e2);
-	cfg_env_clear(&ej);
+	cfg_env_release(&e1);
+	cfg_env_release(&e2);
+	cfg_env_release(&ej);
 	res_free(&r);
 }
 
@@ -328,7 +328,7 @@ T_TEST(erb_env_values_are_sensitive_and_placeholders_flagged)
 	T_CHECK(!strvec_contains(&e.sensitive, "PLAIN"));
 	T_INTEQ(e.unavailable.n, 0);
 	T_INTEQ(r.c->unavailable_keys.n, 0);
-	cfg_env_clear(&e);
+	cfg_env_release(&e);
 	res_free(&r);
 	/* untrusted: the env value is a flagged placeholder; the host key is listed as not computed */
 	r = load3(BASE "servers:\n  - <%= ENV[\"DEPLOY_HOST\"] %>\n"
@@ -338,7 +338,7 @@ T_TEST(erb_env_values_are_sensitive_and_placeholders_flagged)
 	T_CHECK(strvec_contains(&e.unavailable, "DB"));
 	T_INTEQ(r.c->unavailable_keys.n, 1);
 	T_STREQ(r.c->unavailable_keys.v[0], "servers[0]");
-	cfg_env_clear(&e);
+	cfg_env_release(&e);
 	res_free(&r);
 }
 
@@ -660,8 +660,8 @@ static void same_fixture_files(const char *a, const char *b, int depth)
 
 		if (depth == 0 && stat(pa, &st) == 0 && S_ISDIR(st.st_mode)) {
 			same_fixture_files(pa, pb, 1);
-		} else if (read_file(pa, SOURCE_MAX_FILE, &ta, &la) < 0 ||
-			   read_file(pb, SOURCE_MAX_FILE, &tb, &lb) < 0) {
+		} else if (util_read_file(pa, SOURCE_MAX_FILE, &ta, &la) < 0 ||
+			   util_read_file(pb, SOURCE_MAX_FILE, &tb, &lb) < 0) {
 			T_FAIL_AT("cannot read %s or %s", pa, pb);
 		} else {
 			t_checks++;
@@ -674,8 +674,8 @@ static void same_fixture_files(const char *a, const char *b, int depth)
 		free(pb);
 	}
 out:
-	strvec_clear(&na);
-	strvec_clear(&nb);
+	strvec_release(&na);
+	strvec_release(&nb);
 }
 
 /* The in-tree copy is Kamal's: equal to the reference copy beside the checkout, when there is one. */
@@ -764,7 +764,7 @@ T_TEST(kamal_fixtures_conformance)
 		t_checks++;
 		free(errs);
 		free(p);
-		diags_clear(&d);
+		diags_release(&d);
 		config_free(c);
 		source_free(src);
 		tu_rm_rf(dir);
@@ -794,7 +794,7 @@ T_TEST(optimus_example_loads_both_ways)
 	}
 	config_free(c);
 	c = NULL;
-	diags_clear(&d);
+	diags_release(&d);
 	o.destination = "production";
 	T_CHECK(config_load(&c, src, &o, &d) == 0);
 	errs = diags_to_string(&d);
@@ -807,7 +807,7 @@ T_TEST(optimus_example_loads_both_ways)
 		T_STREQ(c->accessories[0].hosts.v[0], "10.0.1.31");
 	}
 	config_free(c);
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 }
 
@@ -879,9 +879,9 @@ T_TEST(kvs_keeps_order_and_is_fast)
 	T_INTEQ(copy.n, 250001);
 	T_STREQ(copy.keys[0], "first");
 	T_STREQ(kvs_get(&copy, "K3d08f"), "249999");
-	kvs_clear(&m);
+	kvs_release(&m);
 	T_CHECK(kvs_get(&m, "K0") == NULL);
-	kvs_clear(&copy);
+	kvs_release(&copy);
 }
 
 /* Appends n "  <indent>Kxxx: 1" lines. */
@@ -919,7 +919,7 @@ T_TEST(many_aliased_env_keys_and_labels_load)
 	T_INTEQ(labels.n, 4003);
 	T_STREQ(labels.keys[0], "service");
 	T_STREQ(labels.keys[3], "l0");
-	kvs_clear(&labels);
+	kvs_release(&labels);
 	res_free(&r);
 }
 

@@ -88,15 +88,15 @@ T_TEST(clear_env_as_the_container_holds_it)
 	e = des_container_env(job, "PEM");
 	T_REQUIRE(e && e->kind == DES_ENV_CLEAR);
 	T_STREQ(e->value, "line1\nline2\n");
-	salted_hash(FX_SALT, "line1\\nline2\\n", strlen("line1\\nline2\\n"), want);
+	hash_salted(FX_SALT, "line1\\nline2\\n", strlen("line1\\nline2\\n"), want);
 	T_STREQ(e->hash, want);
 	e = des_container_env(job, "TABBED");
 	T_REQUIRE(e);
-	salted_hash(FX_SALT, "a\\tb", 4, want);
+	hash_salted(FX_SALT, "a\\tb", 4, want);
 	T_STREQ(e->hash, want);
 	e = des_container_env(job, "TPL");
 	T_REQUIRE(e);
-	salted_hash(FX_SALT, "\\#{x}", 5, want);
+	hash_salted(FX_SALT, "\\#{x}", 5, want);
 	T_STREQ(e->hash, want);
 	desired_free(ds);
 	config_free(c);
@@ -166,7 +166,7 @@ T_TEST(split_words_like_a_shell)
 	T_STREQ(v.v[2], "default low");
 	T_STREQ(v.v[3], "a b");
 	T_STREQ(v.v[4], "c d");
-	strvec_clear(&v);
+	strvec_release(&v);
 	T_INTEQ(desired_parse_size("2g"), 2LL << 30);
 	T_INTEQ(desired_parse_size("512m"), 512LL << 20);
 	T_INTEQ(desired_parse_size("x"), -1);
@@ -228,7 +228,7 @@ T_TEST(containers_per_host_as_kamal_runs_them)
 		T_REQUIRE(e);
 		T_INTEQ(e->kind, DES_ENV_SECRET);
 		T_CHECK(e->value == NULL);
-		salted_hash(FX_SALT, "master-key-value-1", strlen("master-key-value-1"), want);
+		hash_salted(FX_SALT, "master-key-value-1", strlen("master-key-value-1"), want);
 		T_STREQ(e->hash, want);
 	}
 	T_INTEQ(web->nmounts, 2);
@@ -281,10 +281,10 @@ T_TEST(env_file_content_hash_matches_kamal_bytes)
 	h = desired_host(ds, "10.0.0.1");
 	T_REQUIRE(h && h->nenv_files == 2);
 	T_STREQ(h->env_files[1].path, ".kamal/apps/optimus/env/roles/web.env");
-	salted_hash(FX_SALT, content, strlen(content), want);
+	hash_salted(FX_SALT, content, strlen(content), want);
 	T_STREQ(h->env_files[1].content_hash, want);
 	T_REQUIRE(h->env_files[1].nvars == 1);
-	salted_hash(FX_SALT, "a\"b#c\\\\d", strlen("a\"b#c\\\\d"), want);
+	hash_salted(FX_SALT, "a\"b#c\\\\d", strlen("a\"b#c\\\\d"), want);
 	T_STREQ(h->env_files[1].vars[0].hash, want);
 	desired_free(ds);
 	config_free(c);
@@ -327,7 +327,7 @@ T_TEST(env_file_with_long_secrets_is_exact)
 			f = &h->env_files[i];
 	T_REQUIRE(f);
 	T_INTEQ(f->nvars, 8);
-	salted_hash(FX_SALT, want_content.buf, want_content.len, want);
+	hash_salted(FX_SALT, want_content.buf, want_content.len, want);
 	T_STREQ(f->content_hash, want);
 	desired_free(ds);
 	config_free(c);
@@ -400,7 +400,7 @@ T_TEST(bad_port_and_volume_specs_are_reported)
 			T_INTEQ(d.errors, 0);
 		}
 		free(errs);
-		diags_clear(&d);
+		diags_release(&d);
 		desired_free(ds);
 		config_free(c);
 	}
@@ -416,7 +416,7 @@ T_TEST(empty_env_file_is_one_newline)
 	T_REQUIRE(c);
 	ds = fx_desired(c, "v1", NULL, DES_IMAGE_NOT_FOUND);
 	T_REQUIRE(ds && ds->nhosts == 1 && ds->hosts[0].nenv_files == 1);
-	salted_hash(FX_SALT, "\n", 1, want);
+	hash_salted(FX_SALT, "\n", 1, want);
 	T_STREQ(ds->hosts[0].env_files[0].content_hash, want);
 	T_INTEQ(ds->hosts[0].containers[0].image_status, DES_IMAGE_NOT_FOUND);
 	T_CHECK(ds->hosts[0].containers[0].image_id == NULL);
@@ -472,7 +472,7 @@ T_TEST(destination_names_and_labels)
 		T_INTEQ(web->image_status, DES_IMAGE_UNKNOWN);
 	}
 	desired_free(ds);
-	diags_clear(&d);
+	diags_release(&d);
 	config_free(c);
 }
 

@@ -325,7 +325,7 @@ T_TEST(removed_host_orphans_with_base)
 	scen_plan(&s, 1, &extra);
 	T_INTEQ(s.p->destroy, 2);
 	T_CHECK(pstep(s.p, "10.0.0.2", "web")->counted);
-	strvec_clear(&extra);
+	strvec_release(&extra);
 	scen_free(&s);
 }
 

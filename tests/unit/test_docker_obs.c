@@ -29,7 +29,7 @@ static char *fixture(size_t *len)
 {
 	char *buf = NULL;
 
-	if (read_file(FIXTURE, 1 << 20, &buf, len) < 0)
+	if (util_read_file(FIXTURE, 1 << 20, &buf, len) < 0)
 		return NULL;
 	return buf;
 }
@@ -46,7 +46,7 @@ static int hash_is(const char *hash, const char *salt, const char *value)
 {
 	char want[HASH_HEX_LEN + 1];
 
-	salted_hash(salt, value, strlen(value), want);
+	hash_salted(salt, value, strlen(value), want);
 	return hash && strcmp(hash, want) == 0;
 }
 
@@ -400,7 +400,7 @@ T_TEST(script_file_is_the_embedded_script)
 	T_INTEQ(system("sh -n providers/observe.sh"), 0);
 	if (system("command -v bash >/dev/null 2>&1") == 0)
 		T_INTEQ(system("bash -n providers/observe.sh"), 0);
-	T_REQUIRE(read_file("providers/observe.sh", 1 << 20, &text, &len) == 0);
+	T_REQUIRE(util_read_file("providers/observe.sh", 1 << 20, &text, &len) == 0);
 	sbuf_init(&want, 0);
 	for (const char *p = text; p < text + len;) {
 		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
@@ -511,7 +511,7 @@ T_TEST(guard_allows_only_the_exact_script)
 		prov_cmd_init(&c);
 		prov_cmd_begin(&c, PROV_JOIN_SEQ);
 		prov_cmd_args(&c, "sh", "-c", script, DOCKER_OBS_ARGV0, FIXTURE_SALT, NULL);
-		T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+		T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PLUMB_EREFUSED);
 		T_CONTAINS(why, "observation script");
 		prov_cmd_release(&c);
 		free(script);
@@ -520,18 +520,18 @@ T_TEST(guard_allows_only_the_exact_script)
 	prov_cmd_init(&c);
 	prov_cmd_begin(&c, PROV_JOIN_SEQ);
 	prov_cmd_args(&c, "sh", "-c", docker_obs_script, "other", NULL);
-	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PLUMB_EREFUSED);
 	prov_cmd_release(&c);
 	prov_cmd_init(&c);
 	prov_cmd_begin(&c, PROV_JOIN_SEQ);
 	prov_cmd_args(&c, "sh", "-c", "docker rm -f optimus-web-v1", NULL);
-	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PLUMB_EREFUSED);
 	prov_cmd_release(&c);
 	/* and the exact script followed by a mutating command: refused as a whole */
 	T_INTEQ(docker_obs_build(&c, FIXTURE_SALT, &q_optimus), 0);
 	prov_cmd_begin(&c, PROV_JOIN_SEQ);
 	prov_cmd_args(&c, "docker", "rm", "-f", "x", NULL);
-	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PROV_EREFUSED);
+	T_INTEQ(prov_readonly_check(&c, why, sizeof(why)), PLUMB_EREFUSED);
 	prov_cmd_release(&c);
 	free(modified);
 }
@@ -639,7 +639,7 @@ static int count_lines(const char *path)
 	size_t len = 0;
 	int n = 0;
 
-	if (read_file(path, 1 << 16, &text, &len) < 0)
+	if (util_read_file(path, 1 << 16, &text, &len) < 0)
 		return -1;
 	for (size_t i = 0; i < len; i++)
 		n += text[i] == '\n';
@@ -784,7 +784,7 @@ static void observe_stub(int nofd, int *runs)
 	/* base64 of "Locked by: Bob" as Kamal writes it (with a trailing newline) */
 	T_CHECK(write_text(sh.home, ".kamal/lock-optimus/details", "TG9ja2VkIGJ5OiBCb2I=\n", 0600) == 0);
 
-	salt_new(salt);
+	hash_salt_new(salt);
 	T_INTEQ(stub_observe(&sh, &h, salt), 0);
 	if (h.error)
 		fprintf(stderr, "  error: %s\n", h.error);
@@ -831,7 +831,7 @@ static void observe_stub(int nofd, int *runs)
 
 	/* one inspect for our containers and the image by its reference; the
 	 * malformed ids and the bare reference were not passed */
-	T_CHECK(read_file(cmd = xasprintf("%s/args.inspect", tmp), 4096, &args, &rawlen) == 0);
+	T_CHECK(util_read_file(cmd = xasprintf("%s/args.inspect", tmp), 4096, &args, &rawlen) == 0);
 	free(cmd);
 	T_CONTAINS(args, ID_A);
 	T_CONTAINS(args, ID_C);
@@ -843,7 +843,7 @@ static void observe_stub(int nofd, int *runs)
 	free(args);
 	args = NULL;
 	/* the image named by a bare reference: inspected by id, alone */
-	T_CHECK(read_file(cmd = xasprintf("%s/args.image", tmp), 4096, &args, &rawlen) == 0);
+	T_CHECK(util_read_file(cmd = xasprintf("%s/args.image", tmp), 4096, &args, &rawlen) == 0);
 	free(cmd);
 	T_CONTAINS(args, IMG2);
 	T_NOT_CONTAINS(args, IMG "\n");
@@ -851,7 +851,7 @@ static void observe_stub(int nofd, int *runs)
 	T_CHECK(access(cmd = xasprintf("%s/args.version", tmp), F_OK) != 0);
 	free(cmd);
 	/* nothing the "host" sent contains a value, and nothing was executed */
-	T_CHECK(read_file(sh.dump, 1 << 20, &raw, &rawlen) == 0);
+	T_CHECK(util_read_file(sh.dump, 1 << 20, &raw, &rawlen) == 0);
 	T_CONTAINS(raw, "=== localhost stdout ===");
 	T_NOT_CONTAINS(raw, "CANARY-");
 	T_NOT_CONTAINS(raw, "/bin\n");
@@ -898,7 +898,7 @@ T_TEST(script_unreadable_env_file_is_unknown)
 	stub_setup(&sh, 0, stub_ps);
 	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env", "A=1\n", 0600) == 0);
 	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/unreadable.env", "B=2\n", 0) == 0);
-	salt_new(salt);
+	hash_salt_new(salt);
 	T_CHECK(stub_observe(&sh, &h, salt) < 0);
 	T_INTEQ(h.status, OBS_UNKNOWN);
 	T_REQUIRE(h.error);
@@ -925,7 +925,7 @@ T_TEST(script_proxy_list_only_in_kamal_proxy_image)
 
 		ps = xasprintf("%s" ID_D " running %s kamal-proxy kamal-proxy\n", stub_ps, images[i]);
 		stub_setup(&sh, 0, ps);
-		salt_new(salt);
+		hash_salt_new(salt);
 		if (stub_observe(&sh, &h, salt) != 0)
 			T_FAIL_AT("image %s: %s", images[i], h.error ? h.error : "?");
 		exec_args = xasprintf("%s/args.exec", tmp);

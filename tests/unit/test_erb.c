@@ -36,7 +36,7 @@ static int expand_one(const char *tagged, struct trust *t, char **out, struct di
 	if (rc == 0)
 		rc = erb_expand(&set, text, "deploy.yml", "registry.password", t, NULL, out, d);
 	free(text);
-	erb_set_clear(&set);
+	erb_set_release(&set);
 	return rc;
 }
 
@@ -80,8 +80,8 @@ T_TEST(extract_positions_and_markers)
 	T_INTEQ(d.n, 0);
 	free(want);
 	free(out);
-	erb_set_clear(&set);
-	diags_clear(&d);
+	erb_set_release(&set);
+	diags_release(&d);
 }
 
 T_TEST(marker_avoids_text_collisions)
@@ -101,9 +101,9 @@ T_TEST(marker_avoids_text_collisions)
 	free(out2);
 	free(src2);
 	free(prefix);
-	erb_set_clear(&set);
-	erb_set_clear(&set2);
-	diags_clear(&d);
+	erb_set_release(&set);
+	erb_set_release(&set2);
+	diags_release(&d);
 }
 
 /* Scalars of a flat YAML mapping, in order, as libyaml reads them. */
@@ -151,10 +151,10 @@ T_TEST(markers_survive_yaml_scalars)
 		free(val);
 	}
 	T_INTEQ(t.turned_off, 0); /* literals need no trust */
-	strvec_clear(&sv);
+	strvec_release(&sv);
 	free(out);
-	erb_set_clear(&set);
-	diags_clear(&d);
+	erb_set_release(&set);
+	diags_release(&d);
 }
 
 struct form_case {
@@ -200,7 +200,7 @@ T_TEST(forms_evaluated_trusted)
 		}
 		T_INTEQ(t.turned_off, 0);
 		free(out);
-		diags_clear(&d);
+		diags_release(&d);
 	}
 }
 
@@ -254,7 +254,7 @@ T_TEST(untrusted_env_and_commands_unavailable)
 	unlink(marker);
 	free(out);
 	free(tag);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 struct refused_case {
@@ -302,7 +302,7 @@ T_TEST(refused_forms_exact_messages)
 		else
 			T_CONTAINS(msg, cases[i].msg);
 		free(msg);
-		diags_clear(&d);
+		diags_release(&d);
 	}
 }
 
@@ -318,7 +318,7 @@ T_TEST(failed_command_names_tag_not_output)
 	T_STREQ(msg, "deploy.yml:1:5: error: `<%= %x(echo s3cr3t-canary-value; exit 3) %>` in "
 		     "registry.password: the command failed (exit status 3)\n");
 	free(msg);
-	diags_clear(&d);
+	diags_release(&d);
 
 	/* The output (not the command text) never appears. */
 	T_INTEQ(expand_one("pw: <%= %x(printf '%s' \"$0\" | tr a-z A-Z; exit 4) %>", &t, &out, &d),
@@ -327,7 +327,7 @@ T_TEST(failed_command_names_tag_not_output)
 	T_NOT_CONTAINS(msg, "SH");
 	T_CONTAINS(msg, "exit status 4");
 	free(msg);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(foreign_marker_text_left_alone)
@@ -342,7 +342,7 @@ T_TEST(foreign_marker_text_left_alone)
 		  0);
 	T_STREQ(out, "plumberb0000abcdx0x and more");
 	free(out);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_MAIN(T_CASE(extract_positions_and_markers), T_CASE(marker_avoids_text_collisions),

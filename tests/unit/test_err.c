@@ -39,7 +39,7 @@ T_TEST(set_prefix_clear)
 	T_INTEQ(plumb_err_prefix(&e, "reading %s", "repo"), PLUMB_ENOTFOUND);
 	T_STREQ(plumb_err_msg(&e), "reading repo: a.yml: no such file");
 	T_INTEQ(e.code, PLUMB_ENOTFOUND);
-	plumb_err_clear(&e);
+	plumb_err_reset(&e);
 	T_INTEQ(e.code, 0);
 	T_STREQ(e.msg, "");
 	/* a code without a message reads as the code's words, also prefixed */

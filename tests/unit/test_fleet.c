@@ -54,7 +54,7 @@ static int fx_load(struct fx *f, const char *extra, int trusted)
 	rc = config_load(&f->c, src, &o, &d);
 	if (rc < 0)
 		diags_print(&d, stderr);
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 	free(yml);
 	return rc;
@@ -75,7 +75,7 @@ static int settings(struct rec_fleet_settings *conn, const struct fx *f, int tru
 	struct rec_invocation inv;
 
 	rec_invocation_read(&inv, NULL, NULL);
-	plumb_err_clear(err);
+	plumb_err_reset(err);
 	return rec_fleet_settings(conn, f->c, &inv, f->dir, trusted, err);
 }
 

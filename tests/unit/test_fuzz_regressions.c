@@ -31,7 +31,7 @@ static int each_file(const char *dir, void (*fn)(const char *path, const char *t
 			continue;
 		path = xasprintf("%s/%s", dir, e->d_name);
 		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    read_file(path, 1 << 22, &text, &len) == 0) {
+		    util_read_file(path, 1 << 22, &text, &len) == 0) {
 			fn(path, text, len);
 			n++;
 		}
@@ -61,7 +61,7 @@ static void replay_config(const char *path, const char *text, size_t len)
 		T_FAIL_AT("%s refused without an error message", path);
 	t_checks++;
 	config_free(c);
-	diags_clear(&dg);
+	diags_release(&dg);
 	source_free(src);
 }
 
@@ -102,7 +102,7 @@ T_TEST(hostile_inputs)
 		src = mem_source_new(inputs[i], len);
 		config_load(&c, src, &o, &dg);
 		config_free(c);
-		diags_clear(&dg);
+		diags_release(&dg);
 		source_free(src);
 	}
 	T_CHECK(access("/tmp/plumb-fuzz-pwned", F_OK) != 0);

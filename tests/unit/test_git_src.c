@@ -152,12 +152,12 @@ T_TEST(resolve_refs_in_working_tree)
 	T_INTEQ(git_src_resolve(g, "nope", sha, &err), PLUMB_ENOTFOUND);
 	T_CONTAINS(err.msg, "no branch, tag or commit named 'nope'");
 	T_INTEQ(err.code, PLUMB_ENOTFOUND); /* the carrier holds the code returned */
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	/* revision expressions are not refs */
 	T_INTEQ(git_src_resolve(g, "main~1", sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	T_INTEQ(git_src_resolve(g, "refs/heads/nope", sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	/* opts.ref is the default for resolve */
@@ -221,13 +221,13 @@ T_TEST(read_config_at_commits)
 	/* path traversal: refused by source_read and by the git source itself */
 	T_INTEQ(source_read(src, "../rd/config/deploy.yml", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
 	T_CONTAINS(err.msg, "outside the repository");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	s = NULL;
 	T_INTEQ(src->read(src, "config/../../x", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
 	T_CONTAINS(err.msg, "outside the repository");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	T_INTEQ(src->read(src, "/etc/passwd", &s, &(size_t){ 0 }, &err), PLUMB_EOUTSIDE);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	source_free(src);
 	src = NULL;
 
@@ -243,10 +243,10 @@ T_TEST(read_config_at_commits)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_source_at(g, "zzzz", &src, &err) < 0);
 	T_CONTAINS(err.msg, "is not a commit sha");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	T_CHECK(git_src_source_at(g, "0123456789012345678901234567890123456789", &src, &err) < 0);
 	T_CHECK(err.code < 0 && err.msg[0]);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	free(sha1);
 	free(sha2);
@@ -325,14 +325,14 @@ T_TEST(bare_repository)
 	free(s);
 	T_CHECK(git_src_worktree(g, &src, sha, &dirty, &err) < 0);
 	T_CONTAINS(err.msg, "bare repository has no working tree");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	/* not a repository: a clear message, no discovery upwards */
 	o.location = T;
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "not a git repository");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	free(sha1);
 	free(sha2);
 	free(dir);
@@ -402,9 +402,9 @@ T_TEST(working_tree_mode_and_dirty)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_worktree(g, &src, head, &dirty, &err), PLUMB_ENOTFOUND);
 	T_CONTAINS(err.msg, "no commit yet");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	T_INTEQ(git_src_resolve(g, NULL, head, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	free(sha1);
 	free(sha2);
@@ -433,7 +433,7 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	/* nothing resolves before the first fetch */
 	T_INTEQ(git_src_resolve(g, NULL, sha, &err), PLUMB_ENOTFOUND);
 	T_CONTAINS(err.msg, "not fetched yet");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	T_REQUIRE(git_src_fetch(g, &bytes, &err) == 0);
 	T_CHECK(bytes > 0);
@@ -477,7 +477,7 @@ T_TEST(url_clone_fetch_sees_new_commit)
 	free(s);
 	/* a tag deleted on the remote is pruned */
 	T_INTEQ(git_src_resolve(g, "v1", sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	/* reopening the same URL finds the cache: no fetch needed */
@@ -522,7 +522,7 @@ T_TEST(url_pull_request_ref)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_REQUIRE(git_src_fetch(g, NULL, &err) == 0);
 	T_INTEQ(git_src_resolve(g, "refs/pull/7/head", sha, &err), PLUMB_ENOTFOUND);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	o.ref = "refs/pull/7/head";
@@ -545,7 +545,7 @@ T_TEST(url_pull_request_ref)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
 	T_CONTAINS(err.msg, "not a valid ref name");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 
 	free(sha1);
@@ -597,7 +597,7 @@ T_TEST(token_options)
 	unsetenv("PLUMB_TEST_TOKEN_UNSET");
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "PLUMB_TEST_TOKEN_UNSET is not set");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	T_REQUIRE(tu_sh("printf 'filetok\\n' > '%s' && : > '%s'", tokfile, empty) == 0);
 	o.token_file = tokfile;
@@ -607,25 +607,25 @@ T_TEST(token_options)
 	o.token_file = empty;
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "empty");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	o.token_file = NULL;
 	o.token_env = NULL;
 	o.ssh_key = "/nonexistent/id_ed25519";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "ssh key /nonexistent/id_ed25519");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	o.ssh_key = NULL;
 	o.ssh_known_hosts = "/nonexistent/known_hosts";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "known_hosts /nonexistent/known_hosts");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	/* a CA file that cannot be loaded is an error at open, naming it */
 	o.ssh_known_hosts = NULL;
 	o.ca_file = "/nonexistent/ca.pem";
 	T_CHECK(git_src_open(&g, &o, &err) < 0);
 	T_CONTAINS(err.msg, "CA locations (file /nonexistent/ca.pem");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	free(cache);
 	free(tokfile);
 	free(empty);
@@ -733,7 +733,7 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	T_CHECK(h.requests >= 1 && h.requests <= 2);
 	/* base64("x-access-token:tok-SECRET-123") */
 	T_STREQ(h.auth, "Authorization: Basic eC1hY2Nlc3MtdG9rZW46dG9rLVNFQ1JFVC0xMjM=");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	free(url);
 
@@ -745,7 +745,7 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	T_CHECK(git_src_fetch(g, NULL, &err) < 0);
 	T_NOT_CONTAINS(err.msg, "tok-SECRET-123");
 	T_CONTAINS(err.msg, "http://***@127.0.0.1");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	T_NOT_CONTAINS(git_src_repo_path(g), "SECRET");
 	git_src_free(g);
 	free(url);
@@ -756,7 +756,7 @@ T_TEST(https_auth_one_attempt_and_no_token_in_errors)
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
 	T_INTEQ(git_src_fetch(g, NULL, &err), PLUMB_EAUTH);
 	T_CONTAINS(err.msg, "none are configured");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	git_src_free(g);
 	free(url);
 
@@ -785,7 +785,7 @@ T_TEST(foreign_owner_is_explained)
 	T_CONTAINS(err.msg, "owned by another user (uid 65534");
 	T_CONTAINS(err.msg, "safe.directory");
 	T_CONTAINS(err.msg, "--allow-foreign-owner");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	o.allow_foreign_owner = 1;
 	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
@@ -808,7 +808,7 @@ T_TEST(foreign_owner_is_explained)
 	/* allowing it once leaves the check on for everyone else */
 	o.allow_foreign_owner = 0;
 	T_INTEQ(git_src_open(&g, &o, &err), PLUMB_EOWNER);
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	/* git's own safe.directory is honoured */
 	T_REQUIRE(tu_sh("git config --global --add safe.directory '%s'", dir) == 0);

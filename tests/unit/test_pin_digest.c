@@ -55,7 +55,7 @@ static struct config *load_cfg(void)
 		diags_print(&d, stderr);
 		c = NULL;
 	}
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 	tu_rm_rf(dir);
 	free(dir);
@@ -85,7 +85,7 @@ static struct desired *build(struct config *c, struct pins *p)
 	}
 	if (desired_build(&ds, c, &o, &d) != 0)
 		ds = NULL;
-	diags_clear(&d);
+	diags_release(&d);
 	return ds;
 }
 
@@ -110,7 +110,7 @@ T_TEST(pinned_accessory_runs_by_digest)
 	T_CHECK(strvec_contains(&p.asked, "postgres:17"));
 	T_CHECK(!strvec_contains(&p.asked, "opensearch:2"));
 	desired_free(ds);
-	strvec_clear(&p.asked);
+	strvec_release(&p.asked);
 
 	/* unresolved: the reference as configured, identity unknown */
 	p.fail = 1;
@@ -119,7 +119,7 @@ T_TEST(pinned_accessory_runs_by_digest)
 	T_STREQ(acc(ds, "db")->image_ref, "postgres:17");
 	T_INTEQ(acc(ds, "db")->image_status, DES_IMAGE_UNKNOWN);
 	desired_free(ds);
-	strvec_clear(&p.asked);
+	strvec_release(&p.asked);
 
 	/* no hook: the same */
 	ds = build(c, NULL);

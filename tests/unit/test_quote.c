@@ -243,7 +243,7 @@ T_TEST(quote_fuzz_through_sh)
 	unlink(canary);
 	sbuf_release(&cmd);
 	sbuf_release(&s);
-	strvec_clear(&inputs);
+	strvec_release(&inputs);
 	transport_close(t);
 }
 

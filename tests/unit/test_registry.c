@@ -88,7 +88,7 @@ T_TEST(ref_parse_table)
 		T_STREQ(r.tag, tc->tag);
 		T_STREQ(r.digest, tc->digest);
 		T_INTEQ(err.code, 0);
-		registry_ref_dispose(&r);
+		registry_ref_release(&r);
 	}
 }
 
@@ -102,12 +102,12 @@ T_TEST(ref_string_normalises)
 	s = registry_ref_string(&r);
 	T_STREQ(s, "docker.io/library/postgres:latest");
 	free(s);
-	registry_ref_dispose(&r);
+	registry_ref_release(&r);
 	T_REQUIRE(registry_ref_parse(&r, "ghcr.io/a/b@" DA, &err) == 0);
 	s = registry_ref_string(&r);
 	T_STREQ(s, "ghcr.io/a/b@" DA);
 	free(s);
-	registry_ref_dispose(&r);
+	registry_ref_release(&r);
 }
 
 T_TEST(challenge_bearer_with_commas_in_scope)
@@ -122,7 +122,7 @@ T_TEST(challenge_bearer_with_commas_in_scope)
 	T_STREQ(ch.service, "registry.docker.io");
 	T_STREQ(ch.scope, "repository:library/postgres:pull,push");
 	T_CHECK(ch.error == NULL);
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 }
 
 T_TEST(challenge_spacing_escapes_tokens_and_error)
@@ -137,7 +137,7 @@ T_TEST(challenge_spacing_escapes_tokens_and_error)
 	T_STREQ(ch.service, "reg");
 	T_STREQ(ch.error, "insufficient_scope");
 	T_STREQ(ch.scope, "repository:a/b:pull");
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 }
 
 T_TEST(challenge_basic_and_next_challenge)
@@ -148,19 +148,19 @@ T_TEST(challenge_basic_and_next_challenge)
 	T_STREQ(ch.scheme, "Basic");
 	T_STREQ(ch.realm, "Registry Realm");
 	T_CHECK(ch.scope == NULL);
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 
 	T_REQUIRE(registry_challenge_parse(&ch, "Basic") == 0);
 	T_STREQ(ch.scheme, "Basic");
 	T_CHECK(ch.realm == NULL);
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 
 	T_CHECK(registry_challenge_parse(&ch, "") < 0);
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 	/* unterminated quote: no crash, value up to the end */
 	T_REQUIRE(registry_challenge_parse(&ch, "Bearer realm=\"https://a") == 0);
 	T_STREQ(ch.realm, "https://a");
-	registry_challenge_dispose(&ch);
+	registry_challenge_release(&ch);
 }
 
 static const char index_json[] =
@@ -186,14 +186,14 @@ T_TEST(manifest_index_picks_platform)
 	T_STREQ(m.platform_digest, DB);
 	T_STREQ(m.media_type, "application/vnd.oci.image.index.v1+json");
 	T_CHECK(m.config_digest == NULL);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 
 	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/arm64", &err) == 0);
 	T_STREQ(m.platform_digest, DC);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 	T_REQUIRE(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/arm/v7", &err) == 0);
 	T_STREQ(m.platform_digest, DA);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 
 	T_INTEQ(registry_manifest_parse(&m, index_json, strlen(index_json), NULL, "linux/s390x", &err),
 		PLUMB_ENOTFOUND);
@@ -216,7 +216,7 @@ T_TEST(manifest_docker_list_by_content_type)
 	T_INTEQ(m.kind, REGISTRY_MANIFEST_INDEX);
 	T_STREQ(m.media_type, "application/vnd.docker.distribution.manifest.list.v2+json");
 	T_STREQ(m.platform_digest, DA);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 }
 
 T_TEST(manifest_image_gives_config_digest)
@@ -235,12 +235,12 @@ T_TEST(manifest_image_gives_config_digest)
 	T_STREQ(m.config_digest, DC);
 	T_STREQ(m.media_type, "application/vnd.docker.distribution.manifest.v2+json");
 	T_CHECK(m.platform_digest == NULL);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 
 	T_REQUIRE(registry_manifest_parse(&m, oci_nomt, strlen(oci_nomt),
 					  "application/vnd.oci.image.manifest.v1+json", NULL, &err) == 0);
 	T_STREQ(m.config_digest, DA);
-	registry_manifest_dispose(&m);
+	registry_manifest_release(&m);
 }
 
 T_TEST(manifest_rejects_bad_input)
@@ -282,18 +282,18 @@ T_TEST(docker_config_auth_extraction)
 	T_STREQ(pass, "s3cr:et");
 	T_CHECK(note == NULL);
 	free(user);
-	free_secret(pass);
+	util_free_secret(pass);
 
 	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "docker.io", &user, &pass, &note, &err), 1);
 	T_STREQ(user, "bob");
 	T_STREQ(pass, "pw");
 	free(user);
-	free_secret(pass);
+	util_free_secret(pass);
 
 	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "ghcr.io", &user, &pass, &note, &err), 1);
 	T_STREQ(user, "carol");
 	free(user);
-	free_secret(pass);
+	util_free_secret(pass);
 
 	T_INTEQ(registry_docker_config_auth(cfg, strlen(cfg), "quay.io", &user, &pass, &note, &err), 0);
 	T_CHECK(user == NULL && pass == NULL);
@@ -453,7 +453,7 @@ static int resolve_with_docker_config(int guard, const char *insecure, const cha
 		registry_client_add_insecure(c, insecure);
 	rc = registry_lookup(c, ref, &res, err);
 	if (rc == 0)
-		registry_result_dispose(&res);
+		registry_result_release(&res);
 	registry_client_free(c);
 	tu_rm_rf(dir);
 	free(dir);
@@ -482,7 +482,7 @@ T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
 		PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "GET http://reg.plumb-test.invalid:5999/v2/optimus/manifests/v1");
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	s.log.len = 0;
 	s.log.buf[0] = '\0';
 
@@ -494,7 +494,7 @@ T_TEST(docker_config_creds_not_sent_over_plain_http_to_remote_host)
 	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
 	T_CONTAINS(err.msg, "no credentials sent");
 	T_NOT_CONTAINS(err.msg, "runner-secret");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 
 	if (saved)
 		setenv("http_proxy", saved, 1);
@@ -544,13 +544,13 @@ T_TEST(docker_config_creds_not_sent_to_plain_http_token_realm)
 	T_CONTAINS(s.log.buf, "GET http://auth.plumb-test.invalid/token?");
 	T_NOT_CONTAINS(s.log.buf, "auth=Basic");
 	T_CONTAINS(err.msg, "no credentials sent");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	s.log.len = 0;
 	s.log.buf[0] = '\0';
 	/* without the option the realm got them: the check above can fail */
 	T_INTEQ(resolve_with_docker_config(0, "auth.plumb-test.invalid", dom, ref, &err), PLUMB_EAUTH);
 	T_CONTAINS(s.log.buf, "auth=Basic cnVubmVyOnJ1bm5lci1zZWNyZXQ=");
-	plumb_err_clear(&err);
+	plumb_err_reset(&err);
 	unsetenv("http_proxy");
 
 	/* a realm on loopback gets them, with the option */
@@ -579,11 +579,11 @@ static int resolve_restricted(int restrict_realm, const char *allowed, const cha
 	struct registry_result res;
 	int rc;
 
-	plumb_err_clear(err);
+	plumb_err_reset(err);
 	registry_client_set_credentials(c, "127.0.0.1", "u", "pw");
 	rc = registry_lookup(c, ref, &res, err);
 	if (rc == 0)
-		registry_result_dispose(&res);
+		registry_result_release(&res);
 	*requests = registry_client_http_requests(c);
 	registry_client_free(c);
 	return rc;
@@ -693,7 +693,7 @@ T_TEST(unavailable_credentials_are_never_sent)
 		T_NOT_CONTAINS(s.log.buf, "auth=Basic");
 		T_NOT_CONTAINS(s.log.buf, "GET /token");
 		registry_client_free(c);
-		plumb_err_clear(&err);
+		plumb_err_reset(&err);
 	}
 	/* later credentials for the domain replace the unavailable mark */
 	c = registry_client_new(&o);

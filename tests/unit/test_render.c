@@ -150,7 +150,7 @@ T_TEST(golden_mixed_with_hostile_strings)
 	T_NOT_CONTAINS(sb.buf, " `rm");
 	T_CONTAINS(sb.buf, "\\`rm");
 	sbuf_release(&sb);
-	strvec_clear(&extra);
+	strvec_release(&extra);
 	diff_plan_free(p);
 	obs_fleet_free(obs);
 	desired_free(ds);

@@ -35,10 +35,10 @@ T_TEST(shell_bounds_and_status)
 	T_INTEQ(prov_run_shell("printf 'a\\n\\n'", NULL, 100, 0, &out, &status), 0);
 	T_STREQ(out, "a\n");
 	T_INTEQ(status, 0);
-	free_secret(out);
+	util_free_secret(out);
 	T_INTEQ(prov_run_shell("pwd", "/tmp", 100, 0, &out, &status), 0);
 	T_STREQ(out, "/tmp");
-	free_secret(out);
+	util_free_secret(out);
 	T_INTEQ(prov_run_shell("echo err >&2; exit 5", NULL, 100, 0, &out, &status), PLUMB_ERROR);
 	T_INTEQ(status, 5);
 	T_CHECK(out == NULL);
@@ -52,7 +52,7 @@ T_TEST(shell_bounds_and_status)
 	/* the command's stdin is /dev/null, not the pipe its text came through */
 	T_INTEQ(prov_run_shell("cat", NULL, 100, 0, &out, &status), 0);
 	T_STREQ(out, "");
-	free_secret(out);
+	util_free_secret(out);
 	T_INTEQ(prov_run_shell("true", "/nonexistent-dir", 100, 0, &out, &status), PLUMB_ERROR);
 	T_INTEQ(status, 127);
 	/* several lines, quotes and a last line without a newline */
@@ -60,7 +60,7 @@ T_TEST(shell_bounds_and_status)
 			       &status),
 		0);
 	T_STREQ(out, "x y|end");
-	free_secret(out);
+	util_free_secret(out);
 }
 
 /* True while a process other than a zombie is in process group pgid. */
@@ -112,7 +112,7 @@ T_TEST(deadline_when_stdout_closed)
 	took = mono_ms() - t0;
 	T_INTEQ(status, -1);
 	T_CHECK(took < 3000);
-	T_REQUIRE(read_file(pidfile, 64, &pidtext, NULL) == 0);
+	T_REQUIRE(util_read_file(pidfile, 64, &pidtext, NULL) == 0);
 	pg = (pid_t)atoi(pidtext);
 	T_CHECK(pg > 1);
 	for (int i = 0; i < 100 && group_alive(pg); i++)
@@ -137,7 +137,7 @@ T_TEST(no_secret_in_argv)
 		0);
 	T_CHECK(out && strstr(out, "/bin/sh") != NULL);
 	T_NOT_CONTAINS(out, CANARY);
-	free_secret(out);
+	util_free_secret(out);
 }
 
 /* secrets: DERIVED=$(echo "pre-$CANARY") — the value reaches the command,
@@ -171,7 +171,7 @@ T_TEST(secrets_command_argv_clean)
 			T_NOT_CONTAINS(v, CANARY);
 		}
 		secrets_free(s);
-		diags_clear(&d);
+		diags_release(&d);
 	}
 }
 
@@ -199,7 +199,7 @@ T_TEST(trust_run_codes)
 	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "yes", NULL, 100, &out, &status), PLUMB_ETRUNC);
 	T_INTEQ(trust_run(&t, TRUST_OFF_ERB_CMD, "echo x", NULL, 100, &out, &status), 0);
 	T_STREQ(out, "x");
-	free_secret(out);
+	util_free_secret(out);
 	T_INTEQ(t.turned_off, 0);
 }
 

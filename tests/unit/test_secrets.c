@@ -96,7 +96,7 @@ T_TEST(dotenv_forms_trusted)
 			T_INTEQ(avail, 1);
 		T_INTEQ(d.errors, 0);
 		secrets_free(s);
-		diags_clear(&d);
+		diags_release(&d);
 	}
 }
 
@@ -117,7 +117,7 @@ T_TEST(missing_env_var_is_empty_with_warning)
 	T_NOT_CONTAINS(msg, CANARY);
 	free(msg);
 	secrets_free(s);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(untrusted_turns_off_env_and_commands)
@@ -172,7 +172,7 @@ T_TEST(untrusted_turns_off_env_and_commands)
 	unlink(marker);
 	secrets_free(s);
 	free(text);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(kamal_secrets_not_run)
@@ -201,7 +201,7 @@ T_TEST(kamal_secrets_not_run)
 		"write TOKEN=$TOKEN\n");
 	free(msg);
 	secrets_free(s);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(failed_command_never_leaks)
@@ -230,7 +230,7 @@ T_TEST(failed_command_never_leaks)
 	T_NOT_CONTAINS(msg, "echo");
 	free(msg);
 	secrets_free(s);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(export_of_unset_is_an_error)
@@ -250,7 +250,7 @@ T_TEST(export_of_unset_is_an_error)
 		     "(dotenv refuses the file)\n");
 	free(msg);
 	secrets_free(s);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 /* ---- files: order, destinations, paths ---- */
@@ -315,7 +315,7 @@ T_TEST(file_order_and_destinations)
 	T_STREQ(msg, ".kamal/secrets.staging:2: warning: D: $B is not set in the environment; it "
 		     "expands to an empty string (as dotenv does)\n");
 	free(msg);
-	diags_clear(&d);
+	diags_release(&d);
 	secrets_free(s);
 
 	/* Missing files are fine. */
@@ -327,7 +327,7 @@ T_TEST(file_order_and_destinations)
 	/* A destination cannot climb out. */
 	T_INTEQ(secrets_load(&s, src, NULL, "../x", &t, &d), PLUMB_ECONFIG);
 	T_CHECK(s == NULL);
-	diags_clear(&d);
+	diags_release(&d);
 
 	source_free(src);
 	tmp_cleanup(&tp);
@@ -354,7 +354,7 @@ T_TEST(outside_path_needs_trust)
 	T_STREQ(msg, "warning: secrets_path '../outside/s' is outside the repository; its secrets "
 		     "are not read (untrusted)\n");
 	free(msg);
-	diags_clear(&d);
+	diags_release(&d);
 	secrets_free(s);
 
 	trust_fake(&t, 1);
@@ -374,7 +374,7 @@ T_TEST(outside_path_needs_trust)
 	T_STREQ(secrets_get(s, "O", NULL), "outside");
 	secrets_free(s);
 	free(abs);
-	diags_clear(&d);
+	diags_release(&d);
 
 	source_free(src);
 	tmp_cleanup(&tp);

@@ -217,7 +217,7 @@ static void load_refused(struct fx *f, int trusted, const char *file, const char
 	T_CONTAINS(msgs, "outside the repository");
 	T_NOT_CONTAINS(msgs, OUTSIDE_CANARY);
 	free(msgs);
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 	free(target);
 }

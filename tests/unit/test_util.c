@@ -47,27 +47,27 @@ T_TEST(diags_format_positions)
 	T_STREQ(s, "config/deploy.yml:12:5: error: unknown key 'hostz'\nwarning: plain\n");
 	T_INTEQ(d.errors, 1);
 	free(s);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(edit_distance_counts)
 {
-	T_INTEQ(edit_distance("hostz", "hosts"), 1);
-	T_INTEQ(edit_distance("", "abc"), 3);
-	T_INTEQ(edit_distance("kitten", "sitting"), 3);
+	T_INTEQ(util_edit_distance("hostz", "hosts"), 1);
+	T_INTEQ(util_edit_distance("", "abc"), 3);
+	T_INTEQ(util_edit_distance("kitten", "sitting"), 3);
 }
 
 T_TEST(hashes_match_coreutils)
 {
 	char h[HASH_HEX_LEN + 1], s1[33], s2[33];
 
-	sha256_hex("abc", 3, h);
+	hash_sha256_hex("abc", 3, h);
 	T_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	/* printf '%s%s' salt value | sha256sum */
-	salted_hash("ab", "c", 1, h);
+	hash_salted("ab", "c", 1, h);
 	T_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	salt_new(s1);
-	salt_new(s2);
+	hash_salt_new(s1);
+	hash_salt_new(s2);
 	T_INTEQ(strlen(s1), 32);
 	T_CHECK(strcmp(s1, s2) != 0);
 }
@@ -77,9 +77,9 @@ T_TEST(json_text_never_drops_a_key)
 	json_t *o = json_object();
 	char *dump;
 
-	json_object_set_new(o, "bad", json_text("Ren\xe9 \xc0\xaf ok"));
-	json_object_set_new(o, "good", json_text("caf\xc3\xa9"));
-	json_object_set_new(o, "none", json_text(NULL));
+	json_object_set_new(o, "bad", jtext("Ren\xe9 \xc0\xaf ok"));
+	json_object_set_new(o, "good", jtext("caf\xc3\xa9"));
+	json_object_set_new(o, "none", jtext(NULL));
 	dump = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 	T_STREQ(dump, "{\"bad\":\"Ren\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd ok\",\"good\":\"caf\xc3\xa9\",\"none\":null}");
 	free(dump);
@@ -128,7 +128,7 @@ T_TEST(diags_print_escapes_repository_strings)
 	T_STREQ(out, "config/deploy.yml:3:1: error: unknown key '\\x1b[31mRED\\x1b]0;T\\x07\\xc2\\x9b\\xff'\n");
 	T_CHECK(strchr(out, '\033') == NULL && strchr(out, '\a') == NULL);
 	free(out);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 /* esc_eprintf escapes what it formats (host and repository strings) on stderr. */
@@ -147,7 +147,7 @@ T_TEST(esc_eprintf_escapes_stderr)
 	dup2(saved, 2);
 	close(saved);
 	close(fd);
-	T_CHECK(read_file(path, 4096, &got, &len) == 0);
+	T_CHECK(util_read_file(path, 4096, &got, &len) == 0);
 	T_STREQ(got, "plumb hosts: h\\x1b]0;T\\x07\\xc2\\x9b\n");
 	free(got);
 	unlink(path);

@@ -34,7 +34,7 @@ static char *load_err(const char *text)
 		free(s);
 		s = t;
 	}
-	diags_clear(&d);
+	diags_release(&d);
 	return s;
 }
 
@@ -150,7 +150,7 @@ T_TEST(plain_scalars_resolve_as_psych)
 		}
 		t_checks++;
 		ydoc_free(doc);
-		diags_clear(&d);
+		diags_release(&d);
 		free(text);
 	}
 }
@@ -194,7 +194,7 @@ T_TEST(quoted_block_and_tagged_scalars)
 	T_INTEQ(ynode_get(r, "k")->kind, Y_STR);
 	T_STREQ(ynode_get(r, "k")->str, "on\noff");
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(invalid_numbers_fail_like_psych)
@@ -229,7 +229,7 @@ T_TEST(keys_are_ruby_to_s)
 	T_INTEQ(r->keys[4]->is_symbol, 1);
 	T_STREQ(ynode_get(r, "16")->str, "f");
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(positions_are_one_based)
@@ -257,7 +257,7 @@ T_TEST(positions_are_one_based)
 	T_INTEQ(b->items[1]->col, 5);
 	T_INTEQ(ynode_get(b->items[1], "c")->col, 9);
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(syntax_errors_name_the_place)
@@ -292,7 +292,7 @@ T_TEST(aliases_share_the_node)
 	T_CHECK(ynode_get(r, "s") == ynode_get(r, "t"));
 	T_STREQ(ynode_get(r, "t")->str, "hi");
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 
 	{
 		char *s = load_err("a: *nope\n");
@@ -354,7 +354,7 @@ T_TEST(merge_keys_follow_psych_order)
 	T_REQUIRE(m && m->n == 3);
 	T_STREQ(ynode_get(m, "q")->str, "1");
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(merge_of_non_hash_is_an_error)
@@ -387,7 +387,7 @@ T_TEST(duplicate_keys_last_wins)
 	T_STREQ(r->keys[1]->str, "b");
 	T_STREQ(ynode_get(r, "1")->str, "str");
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(complex_keys_are_refused)
@@ -417,7 +417,7 @@ T_TEST(empty_and_multi_document_streams)
 	T_CHECK(ynode_get(ydoc_root(doc), "b") == NULL);
 	ydoc_free(doc);
 	T_INTEQ(d.errors, 0);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 static struct ynode *seq_at(struct ynode *n, size_t i)
@@ -454,7 +454,7 @@ T_TEST(overlay_deep_merges_hashes)
 	T_STREQ(ynode_get(ynode_get(r, "b"), "k")->str, "v");
 	T_STREQ(ynode_get(r, "c")->str, "3");
 	ydoc_free(base);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(overlay_top_level_symbols_match_strings)
@@ -470,7 +470,7 @@ T_TEST(overlay_top_level_symbols_match_strings)
 	T_INTEQ(r->n, 1);
 	T_STREQ(ynode_get(r, "service")->str, "b");
 	ydoc_free(base);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(alias_bomb_refused_quickly)
@@ -564,7 +564,7 @@ T_TEST(deep_nesting_refused)
 	T_CONTAINS(s, "error: nesting deeper than 256 levels");
 	free(s);
 	sbuf_release(&sb);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(oversized_input_refused)
@@ -583,7 +583,7 @@ T_TEST(oversized_input_refused)
 	T_CONTAINS(s, "larger than 4194304 bytes");
 	free(s);
 	free(big);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(new_scalar_and_resolve_plain)
@@ -625,7 +625,7 @@ T_TEST(new_scalar_and_resolve_plain)
 	ydoc_set_root(doc, n);
 	T_CHECK(ydoc_root(doc) == n);
 	ydoc_free(doc);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_TEST(kind_names)
@@ -677,14 +677,14 @@ T_TEST(kamal_fixtures_load)
 		char *text = NULL;
 		size_t len = 0;
 
-		if (read_file(g.gl_pathv[i], SOURCE_MAX_FILE, &text, &len) < 0) {
+		if (util_read_file(g.gl_pathv[i], SOURCE_MAX_FILE, &text, &len) < 0) {
 			T_FAIL_AT("cannot read %s", g.gl_pathv[i]);
 			continue;
 		}
 		if (ydoc_load_string(&doc, g.gl_pathv[i], text, len, &d) < 0 && strstr(text, "<%")) {
 			char *plain = strip_erb(text);
 
-			diags_clear(&d);
+			diags_release(&d);
 			ydoc_load_string(&doc, g.gl_pathv[i], plain, strlen(plain), &d);
 			free(plain);
 		}
@@ -700,7 +700,7 @@ T_TEST(kamal_fixtures_load)
 		}
 		ydoc_free(doc);
 		free(text);
-		diags_clear(&d);
+		diags_release(&d);
 	}
 	T_CHECK(loaded >= 40);
 	T_CHECK(loaded == g.gl_pathc);
@@ -715,7 +715,7 @@ T_TEST(erb_fixture_values_are_strings)
 	struct ydoc *doc = NULL;
 	struct ynode *u;
 
-	T_REQUIRE(read_file("tests/fixtures/kamal/deploy.erb.yml", SOURCE_MAX_FILE, &text,
+	T_REQUIRE(util_read_file("tests/fixtures/kamal/deploy.erb.yml", SOURCE_MAX_FILE, &text,
 			    &len) == 0);
 	T_REQUIRE(ydoc_load_string(&doc, "deploy.erb.yml", text, len, &d) == 0);
 	u = ynode_get(ynode_get(ydoc_root(doc), "registry"), "username");
@@ -724,7 +724,7 @@ T_TEST(erb_fixture_values_are_strings)
 	T_STREQ(u->str, "<%= \"my-user\" %>");
 	ydoc_free(doc);
 	free(text);
-	diags_clear(&d);
+	diags_release(&d);
 }
 
 T_MAIN(T_CASE(plain_scalars_resolve_as_psych), T_CASE(quoted_block_and_tagged_scalars),

@@ -81,7 +81,7 @@ static inline struct config *fx_config_with(const char *yml, const char *secrets
 		fprintf(stderr, "fixture config failed:\n%s", errs);
 		free(errs);
 	}
-	diags_clear(&d);
+	diags_release(&d);
 	source_free(src);
 	cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
@@ -108,7 +108,7 @@ static inline struct desired *fx_desired(const struct config *c, const char *ver
 	o.app_image.status = st;
 	if (desired_build(&ds, c, &o, &d) != 0)
 		fprintf(stderr, "desired_build failed\n");
-	diags_clear(&d);
+	diags_release(&d);
 	return ds;
 }
 
