@@ -365,6 +365,7 @@ static int stage_plan(struct pl_run *run)
 		}
 	}
 	dfo.prune = o->prune || c->xplumb.prune;
+	dfo.no_renames = !c->xplumb.renames;
 	dfo.base = r->base_desired;
 	dfo.extra_hosts = &p->extra;
 	if (diff_plan_build(&r->plan, r->desired, r->obs, &dfo) != 0) {
