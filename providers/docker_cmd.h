@@ -32,7 +32,10 @@ struct dcmd_ctx {
 	const char *host;              /* the host as named in the config (KAMAL_HOST, hostname) */
 	const char *home;              /* the SSH user's home on that host (absolute), for
 					* home-relative bind mounts (accessory directories) */
-	const char *version;           /* the version the container runs (rollback: an older one) */
+	const char *version;           /* the version the container runs (rollback: an older one);
+					* NULL = ds->version */
+	const char *hostname_suffix;   /* app --hostname's 12 hex digits; NULL = random (as
+					* Kamal: SecureRandom.hex(6)); tests fix it */
 };
 
 /* docker run … for an app role, an accessory or kamal-proxy, exactly as
@@ -40,12 +43,19 @@ struct dcmd_ctx {
 int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 	     const char *name, const struct dcmd_ctx *x, struct plumb_err *err);
 
-/* docker start|stop [-t N]|rm -f|rename OLD NEW|logs --tail N NAME (2>&1) */
+/* docker start|stop [-t N]|rm -f|rename OLD NEW|logs --tail N NAME. stop
+ * passes -t only for stop_timeout > 0. The logs arrive on the command's
+ * stdout and stderr both (no 2>&1: the caller reads the two). */
 void dcmd_start(struct prov_cmd *c, enum prov_join join, const char *name);
 void dcmd_stop(struct prov_cmd *c, enum prov_join join, const char *name, int stop_timeout);
 void dcmd_remove(struct prov_cmd *c, enum prov_join join, const char *name);
 void dcmd_rename(struct prov_cmd *c, enum prov_join join, const char *from, const char *to);
 void dcmd_logs_tail(struct prov_cmd *c, enum prov_join join, const char *name, int lines);
+
+/* The -t Kamal gives `docker stop` for a role's container (Role#stop_args):
+ * stop_timeout (role, else root), else drain_timeout for a role without the
+ * proxy (kamal-proxy has drained a proxied one already), else 0 = none. */
+int dcmd_stop_timeout(const struct config *c, const char *role);
 
 /* docker pull REF; docker image inspect --format {{.Id}} REF; docker tag REF
  * <repo>:latest (or :latest-<dest>), as Kamal tags after a boot. */

@@ -1,0 +1,567 @@
+/*
+ * The docker commands the executor sends (docker_cmd.h), built as argv.
+ *
+ * Kamal builds shell text: `--env KEY="<String#dump>"`, `--label k="v"`,
+ * `--option "v"`, and the host's shell turns that into argv. Here each word
+ * is what the host's shell would have handed docker after parsing Kamal's
+ * text (desired_env_held: \" \\ \$ \` undone, every other escape kept), so
+ * the container docker creates is the one Kamal would have created, while
+ * prov_cmd quotes every word and no host shell sees syntax from a value.
+ */
+#include "providers/docker_cmd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/hash.h"
+#include "state/trust.h"
+
+#define PROXY_NAME "kamal-proxy"
+#define PROXY_APPS_DIR ".kamal/proxy/apps-config"
+#define PROXY_APPS_CONTAINER_DIR "/home/kamal-proxy/.apps-config"
+
+/* ---- words as the host's shell would have made them from Kamal's text ---- */
+
+/* Ruby's String#present?: not empty and not only whitespace. */
+static int present(const char *v)
+{
+	for (; v && *v; v++)
+		if (!isspace((unsigned char)*v))
+			return 1;
+	return 0;
+}
+
+/* "${…}" somewhere in v: Kamal leaves it for the host's shell to expand
+ * (Kamal::Utils::DOLLAR_SIGN_WITHOUT_SHELL_EXPANSION_REGEX). */
+static int shell_expanded(const char *v)
+{
+	const char *p = v;
+
+	while ((p = strstr(p, "${")) != NULL) {
+		if (strchr(p + 2, '}'))
+			return 1;
+		p += 2;
+	}
+	return 0;
+}
+
+/* A value Kamal passed through escape_shell_value, as docker receives it.
+ * PLUMB_EINVAL (named by what) when the host's shell would expand it. */
+static int held_word(struct prov_cmd *c, const char *prefix, const char *val, const char *what,
+		     struct plumb_err *err)
+{
+	char *held, *w;
+
+	if (shell_expanded(val))
+		return plumb_err_set(err, PLUMB_EINVAL,
+				     "%s: the value holds ${...}, which Kamal leaves to the host's shell to expand; "
+				     "plumb passes values literally and cannot reproduce that (write the value itself)",
+				     what);
+	held = desired_env_held(val);
+	w = xasprintf("%s%s", prefix, held);
+	prov_cmd_arg(c, w);
+	util_free_secret(w);
+	util_free_secret(held);
+	return 0;
+}
+
+/* Kamal's argumentize(flag, {key => value}): `flag key="v"`, or `flag key`
+ * for a blank value (docker then reads the key alone). */
+static int argumentize(struct prov_cmd *c, const char *flag, const char *key, const char *val,
+		       const char *what, struct plumb_err *err)
+{
+	char *prefix;
+	int rc;
+
+	prov_cmd_arg(c, flag);
+	if (!present(val)) {
+		prov_cmd_arg(c, key);
+		return 0;
+	}
+	prefix = xasprintf("%s=", key);
+	rc = held_word(c, prefix, val, what, err);
+	free(prefix);
+	return rc;
+}
+
+/* An options key as config.c flattens it: "add-host[1]" → "add-host". */
+static char *option_key(const char *k)
+{
+	return xstrndup(k, strcspn(k, "["));
+}
+
+/* Kamal's optionize(options): `--key "v"`, or `--key` for true. */
+static int optionize(struct prov_cmd *c, const struct kvs *opts, const char *ctx, struct plumb_err *err)
+{
+	for (size_t i = 0; i < opts->n; i++) {
+		char *k = option_key(opts->keys[i]), *flag = xasprintf("--%s", k), *what;
+		int rc = 0;
+
+		prov_cmd_arg(c, flag);
+		if (strcmp(opts->vals[i], "true") != 0) {
+			what = xasprintf("%s.options.%s", ctx, k);
+			rc = held_word(c, "", opts->vals[i], what, err);
+			free(what);
+		}
+		free(flag);
+		free(k);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- env ---- */
+
+static const struct cfg_accessory *find_accessory(const struct config *cf, const struct des_container *dc)
+{
+	for (size_t i = 0; cf && i < cf->naccessories; i++)
+		if (strcmp(cf->accessories[i].name, dc->role) == 0)
+			return &cf->accessories[i];
+	return NULL;
+}
+
+/* A sensitive clear value (ERB ENV or a command): the desired state keeps
+ * only its hash, so it is read again from the config. *val is owned by the
+ * config (or by env, which the caller releases). */
+static int sensitive_value(const struct des_container *dc, const struct des_env *e,
+			   const struct dcmd_ctx *x, struct cfg_env *env, const char **val,
+			   struct plumb_err *err)
+{
+	const struct cfg_env *src = NULL;
+
+	*val = NULL;
+	if (dc->kind == DES_APP) {
+		const struct cfg_role *r = x->config ? config_role(x->config, dc->role) : NULL;
+		if (r) {
+			config_role_env(x->config, r, x->host, env);
+			src = env;
+		}
+	} else {
+		const struct cfg_accessory *a = find_accessory(x->config, dc);
+		if (a)
+			src = &a->env;
+	}
+	if (!src || !(*val = kvs_get(&src->clear, e->key)))
+		return plumb_err_set(err, PLUMB_EINVAL, "%s: env %s: no value in the config", dc->name, e->key);
+	if (strvec_contains(&src->unavailable, e->key) || strcmp(*val, PLUMB_UNAVAILABLE) == 0)
+		return plumb_err_set(err, PLUMB_EUNTRUSTED,
+				     "%s: env %s comes from ERB ENV or a command, which this untrusted run did not compute",
+				     dc->name, e->key);
+	return 0;
+}
+
+/* The --env words of dc, in its order; secrets stay in the env file. */
+static int env_args(struct prov_cmd *c, const struct des_container *dc, const struct dcmd_ctx *x,
+		    struct plumb_err *err)
+{
+	struct cfg_env env = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < dc->nenv && rc == 0; i++) {
+		const struct des_env *e = &dc->env[i];
+		const char *val = NULL;
+		char *what;
+
+		switch (e->kind) {
+		case DES_ENV_SECRET:
+		case DES_ENV_UNAVAILABLE:
+			continue; /* the env file's business */
+		case DES_ENV_NOT_COMPUTED:
+			rc = plumb_err_set(err, PLUMB_EUNTRUSTED,
+					   "%s: env %s comes from ERB ENV or a command, which this untrusted run did not compute",
+					   dc->name, e->key);
+			continue;
+		case DES_ENV_EXPANDED:
+			rc = plumb_err_set(err, PLUMB_EINVAL,
+					   "%s: env %s holds ${...}, which Kamal leaves to the host's shell to expand; "
+					   "plumb passes values literally and cannot reproduce that (write the value itself)",
+					   dc->name, e->key);
+			continue;
+		case DES_ENV_SENSITIVE:
+			cfg_env_release(&env);
+			rc = sensitive_value(dc, e, x, &env, &val, err);
+			break;
+		case DES_ENV_CLEAR:
+			val = e->value;
+			break;
+		}
+		if (rc < 0)
+			break;
+		what = xasprintf("%s: env %s", dc->name, e->key);
+		rc = argumentize(c, "--env", e->key, val ? val : "", what, err);
+		free(what);
+	}
+	cfg_env_release(&env);
+	return rc;
+}
+
+/* ---- volumes, logging, labels ---- */
+
+static void volume_arg(struct prov_cmd *c, const struct des_mount *m, const struct dcmd_ctx *x)
+{
+	char *w;
+
+	prov_cmd_arg(c, "--volume");
+	if (m->kind == DES_MOUNT_VOLUME && !*m->source) {
+		prov_cmd_arg(c, m->destination); /* an anonymous volume */
+		return;
+	}
+	w = xasprintf("%s%s%s:%s%s%s", m->kind == DES_MOUNT_HOME ? x->home : "",
+		      m->kind == DES_MOUNT_HOME ? "/" : "", m->source, m->destination,
+		      *m->mode ? ":" : "", m->mode);
+	prov_cmd_arg(c, w);
+	free(w);
+}
+
+static int logging_args(struct prov_cmd *c, const struct des_container *dc, struct plumb_err *err)
+{
+	char *what;
+	int rc = 0;
+
+	if (dc->log_driver) {
+		prov_cmd_arg(c, "--log-driver");
+		what = xasprintf("%s: logging.driver", dc->name);
+		rc = held_word(c, "", dc->log_driver, what, err);
+		free(what);
+	}
+	for (size_t i = 0; i < dc->log_opts.n && rc == 0; i++) {
+		what = xasprintf("%s: logging.options.%s", dc->name, dc->log_opts.keys[i]);
+		rc = argumentize(c, "--log-opt", dc->log_opts.keys[i], dc->log_opts.vals[i], what, err);
+		free(what);
+	}
+	return rc;
+}
+
+static int label_args(struct prov_cmd *c, const struct des_container *dc, struct plumb_err *err)
+{
+	for (size_t i = 0; i < dc->labels.n; i++) {
+		char *what = xasprintf("%s: label %s", dc->name, dc->labels.keys[i]);
+		int rc = argumentize(c, "--label", dc->labels.keys[i], dc->labels.vals[i], what, err);
+		free(what);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Every run ends alike: labels, options (ctx names them in a message), image, cmd. */
+static int run_tail(struct prov_cmd *c, const struct des_container *dc, const char *ctx,
+		    struct plumb_err *err)
+{
+	int rc;
+
+	if ((rc = label_args(c, dc, err)) < 0 || (rc = optionize(c, &dc->options, ctx, err)) < 0)
+		return rc;
+	prov_cmd_arg(c, dc->image_ref);
+	for (size_t i = 0; i < dc->cmd_argv.n; i++)
+		prov_cmd_arg(c, dc->cmd_argv.v[i]);
+	return 0;
+}
+
+/* ---- docker run ---- */
+
+/* --hostname: Kamal's "#{host[0...51].chomp(".")}-#{SecureRandom.hex(6)}". */
+static char *app_hostname(const struct dcmd_ctx *x)
+{
+	char salt[33];
+	size_t n = strnlen(x->host, 51);
+	const char *sfx = x->hostname_suffix;
+
+	if (n && x->host[n - 1] == '.')
+		n--;
+	if (!sfx) {
+		hash_salt_new(salt);
+		salt[12] = '\0';
+		sfx = salt;
+	}
+	return xasprintf("%.*s-%s", (int)n, x->host, sfx);
+}
+
+static int run_app(struct prov_cmd *c, const struct des_container *dc, const char *name,
+		   const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const char *version = x->version ? x->version : x->ds->version;
+	char *w;
+	int rc;
+
+	prov_cmd_args(c, "docker", "run", "--detach", "--restart", dc->restart, "--name", name,
+		      "--network", "kamal", "--hostname", NULL);
+	w = app_hostname(x);
+	prov_cmd_arg(c, w);
+	free(w);
+	/* container name, version and host: Kamal double-quotes them without
+	 * escaping (names and versions carry no shell syntax) */
+	w = xasprintf("KAMAL_CONTAINER_NAME=%s", dc->name);
+	prov_cmd_args(c, "--env", w, NULL);
+	free(w);
+	w = xasprintf("KAMAL_VERSION=%s", version);
+	prov_cmd_args(c, "--env", w, NULL);
+	free(w);
+	/* KAMAL_HOST, KAMAL_DESTINATION, then the clear env: the desired order */
+	if ((rc = env_args(c, dc, x, err)) < 0)
+		return rc;
+	prov_cmd_args(c, "--env-file", dc->env_file, NULL);
+	if ((rc = logging_args(c, dc, err)) < 0)
+		return rc;
+	/* config volumes, then the asset volume (the versioned one) */
+	for (size_t i = 0; i < dc->nmounts; i++)
+		if (!dc->mounts[i].versioned)
+			volume_arg(c, &dc->mounts[i], x);
+	for (size_t i = 0; i < dc->nmounts; i++)
+		if (dc->mounts[i].versioned)
+			volume_arg(c, &dc->mounts[i], x);
+	w = xasprintf("servers.%s", dc->role);
+	rc = run_tail(c, dc, w, err);
+	free(w);
+	return rc;
+}
+
+/*
+ * Kamal's accessory run: --name --detach --restart --network, the root
+ * logging, --publish, KAMAL_HOST and the clear env, --env-file, volumes
+ * (volumes:, then files:, then directories:), labels, options, image, cmd.
+ */
+static int run_accessory(struct prov_cmd *c, const struct des_container *dc, const char *name,
+			 const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const struct cfg_accessory *a = find_accessory(x->config, dc);
+	size_t nvol = a ? a->volumes.n : 0;
+	char *w;
+	int rc;
+
+	if (!a)
+		return plumb_err_set(err, PLUMB_EINVAL, "%s: accessory %s is not in the config", dc->name, dc->role);
+	prov_cmd_args(c, "docker", "run", "--name", name, "--detach", "--restart", dc->restart,
+		      "--network", dc->network, NULL);
+	if ((rc = logging_args(c, dc, err)) < 0)
+		return rc;
+	/* port: "N" means "N:N" (as written; desired ports are normalised) */
+	for (size_t i = 0; i < a->ports.n; i++) {
+		const char *p = a->ports.v[i];
+		w = strchr(p, ':') ? xstrdup(p) : xasprintf("%s:%s", p, p);
+		prov_cmd_args(c, "--publish", w, NULL);
+		free(w);
+	}
+	if ((rc = env_args(c, dc, x, err)) < 0)
+		return rc;
+	prov_cmd_args(c, "--env-file", dc->env_file, NULL);
+	/* the desired state lists files and directories first, volumes: last */
+	if (nvol > dc->nmounts)
+		nvol = 0;
+	for (size_t i = dc->nmounts - nvol; i < dc->nmounts; i++)
+		volume_arg(c, &dc->mounts[i], x);
+	for (size_t i = 0; i < dc->nmounts - nvol; i++)
+		volume_arg(c, &dc->mounts[i], x);
+	w = xasprintf("accessories.%s", dc->role);
+	rc = run_tail(c, dc, w, err);
+	free(w);
+	return rc;
+}
+
+/* --publish as Kamal writes it: [ip:]host:container, IPv6 in brackets, no /tcp. */
+static void publish_arg(struct prov_cmd *c, const struct des_port *p)
+{
+	int v6 = strchr(p->host_ip, ':') != NULL;
+	size_t cl = strlen(p->container_port);
+	char *w;
+
+	if (cl > 4 && strcmp(p->container_port + cl - 4, "/tcp") == 0)
+		cl -= 4;
+	w = xasprintf("%s%s%s%s%s:%.*s", v6 ? "[" : "", p->host_ip, v6 ? "]" : "", *p->host_ip ? ":" : "",
+		      p->host_port, (int)cl, p->container_port);
+	prov_cmd_args(c, "--publish", w, NULL);
+	free(w);
+}
+
+/*
+ * kamal-proxy, as Kamal 2.12 boots it (Kamal::Commands::Proxy#run): its
+ * config volume, the apps-config directory, ports, log size, --expose for a
+ * metrics port, options, image and run command — all as build_proxy in
+ * state/desired.c derived them from proxy.run. Without a proxy.run section
+ * Kamal reads them from the host's boot_config files; plumb uses those
+ * files' defaults (a host where `kamal proxy boot_config set` was run keeps
+ * what it says only until plumb replaces the proxy).
+ */
+static int run_proxy(struct prov_cmd *c, const struct des_container *dc, const char *name,
+		     const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const struct kvs *run = desired_proxy_run(x->config, x->host);
+	const char *metrics = run ? kvs_get(run, "metrics_port") : NULL;
+	int rc;
+
+	prov_cmd_args(c, "docker", "run", "--name", name, "--network", dc->network, "--detach", "--restart",
+		      dc->restart, NULL);
+	for (size_t i = 0; i < dc->nmounts; i++)
+		volume_arg(c, &dc->mounts[i], x);
+	for (size_t i = 0; i < dc->nports; i++)
+		publish_arg(c, &dc->ports[i]);
+	if ((rc = logging_args(c, dc, err)) < 0)
+		return rc;
+	if (present(metrics)) {
+		char *w = xasprintf("--expose=%s", metrics);
+		prov_cmd_arg(c, w);
+		free(w);
+	}
+	return run_tail(c, dc, "proxy.run", err);
+}
+
+int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+	     const char *name, const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	struct prov_cmd tmp;
+	int rc;
+
+	if (!name)
+		name = dc->name;
+	if (!x || !x->host || !x->home || !x->ds || (dc->kind != DES_APP && !x->config))
+		return plumb_err_set(err, PLUMB_EINVAL, "%s: docker run needs the host, its home and the config",
+				     dc->name);
+	/* built aside, so a refused value leaves *c as it was */
+	prov_cmd_init(&tmp);
+	prov_cmd_begin(&tmp, join);
+	switch (dc->kind) {
+	case DES_APP: rc = run_app(&tmp, dc, name, x, err); break;
+	case DES_ACCESSORY: rc = run_accessory(&tmp, dc, name, x, err); break;
+	default: rc = run_proxy(&tmp, dc, name, x, err); break;
+	}
+	if (rc == 0 && tmp.err)
+		rc = plumb_err_set(err, tmp.err, "%s: a value holds a NUL byte", dc->name);
+	if (rc == 0) { /* hand the words over */
+		prov_cmd_begin(c, join);
+		c->v[c->n - 1].argv = tmp.v[0].argv;
+		memset(&tmp.v[0].argv, 0, sizeof(tmp.v[0].argv));
+	}
+	prov_cmd_release(&tmp);
+	return rc;
+}
+
+/* ---- lifecycle ---- */
+
+void dcmd_start(struct prov_cmd *c, enum prov_join join, const char *name)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "start", name, NULL);
+}
+
+void dcmd_stop(struct prov_cmd *c, enum prov_join join, const char *name, int stop_timeout)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "stop", NULL);
+	if (stop_timeout > 0) {
+		char t[16];
+		snprintf(t, sizeof(t), "%d", stop_timeout);
+		prov_cmd_args(c, "-t", t, NULL);
+	}
+	prov_cmd_arg(c, name);
+}
+
+int dcmd_stop_timeout(const struct config *c, const char *role)
+{
+	const struct cfg_role *r = role ? config_role(c, role) : NULL;
+
+	if (r && r->stop_timeout > 0)
+		return r->stop_timeout;
+	if (c->stop_timeout > 0)
+		return c->stop_timeout;
+	/* kamal-proxy drains a proxied role before it is stopped */
+	return r && r->running_proxy ? 0 : c->drain_timeout;
+}
+
+void dcmd_remove(struct prov_cmd *c, enum prov_join join, const char *name)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "rm", "-f", name, NULL);
+}
+
+void dcmd_rename(struct prov_cmd *c, enum prov_join join, const char *from, const char *to)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "rename", from, to, NULL);
+}
+
+void dcmd_logs_tail(struct prov_cmd *c, enum prov_join join, const char *name, int lines)
+{
+	char n[16];
+
+	snprintf(n, sizeof(n), "%d", lines > 0 ? lines : 0);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "logs", "--tail", n, name, NULL);
+}
+
+/* ---- images and registry ---- */
+
+void dcmd_pull(struct prov_cmd *c, enum prov_join join, const char *ref)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "pull", ref, NULL);
+}
+
+void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "image", "inspect", "--format", "{{.Id}}", ref, NULL);
+}
+
+/* "reg:5000/app:tag" / "app@sha256:…" → "reg:5000/app" (Kamal's repository). */
+static char *ref_repository(const char *ref)
+{
+	const char *slash = strrchr(ref, '/'), *name = slash ? slash + 1 : ref;
+	size_t n = strcspn(name, ":@");
+
+	return xstrndup(ref, (size_t)(name - ref) + n);
+}
+
+void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desired *ds,
+		     const char *ref)
+{
+	char *repo = ref_repository(ref);
+	char *latest = ds->destination ? xasprintf("%s:latest-%s", repo, ds->destination)
+				       : xasprintf("%s:latest", repo);
+
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "tag", ref, latest, NULL);
+	free(latest);
+	free(repo);
+}
+
+void dcmd_login(struct prov_cmd *c, enum prov_join join, const char *server, const char *user)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "login", NULL);
+	if (server)
+		prov_cmd_arg(c, server);
+	prov_cmd_args(c, "-u", user, "--password-stdin", NULL);
+}
+
+/* ---- readiness ---- */
+
+void dcmd_state(struct prov_cmd *c, enum prov_join join, const char *name)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "inspect", "--format",
+		      "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+		      name, NULL);
+}
+
+/*
+ * Kamal's poller waits for "healthy", or "running" without a health check,
+ * until deploy_timeout, and keeps waiting through "starting" and
+ * "unhealthy" (a health check may recover). A container that exited or died
+ * will not become ready by waiting: FAILED at once.
+ */
+enum dcmd_ready dcmd_parse_state(const char *out)
+{
+	char status[32] = "", health[32] = "";
+
+	if (!out || sscanf(out, "%31s %31s", status, health) != 2)
+		return DCMD_FAILED;
+	if (strcmp(status, "running") == 0)
+		return strcmp(health, "healthy") == 0 || strcmp(health, "none") == 0 ? DCMD_READY
+										     : DCMD_STARTING;
+	if (strcmp(status, "created") == 0 || strcmp(status, "restarting") == 0)
+		return DCMD_STARTING;
+	return DCMD_FAILED;
+}

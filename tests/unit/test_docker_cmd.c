@@ -1,0 +1,415 @@
+/*
+ * The docker command builder against Kamal 2.12's own expectations.
+ *
+ * Golden strings are Kamal's test strings (test/commands/{app,accessory,
+ * proxy}_test.rb of the 2.12 line): shell text. Ours is argv, rendered with
+ * the one quoting function. Both are compared as the word lists a POSIX
+ * shell makes of them: Kamal's with a small splitter ("…" with \" \\ \$ \`,
+ * '…', $PWD → the SSH user's home), ours with prov_cmd_parse_strict (which
+ * also proves the rendering holds no shell syntax but the operators).
+ * Where Kamal's test calls `run` without a hostname, boot.rb always passes
+ * one (<host>-<12 hex>): it is added to the expectation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "providers/docker_cmd.h"
+#include "state/config.h"
+#include "state/desired.h"
+#include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
+
+#define HOME "/home/deploy"
+#define SFX "0123456789ab"
+#define SALT "0123456789abcdef0123456789abcdef"
+
+/* ---- word lists ---- */
+
+/* Kamal's shell text as words (operators are words of their own). */
+static void kamal_words(const char *s, struct strvec *out)
+{
+	struct sbuf w;
+	int in = 0;
+
+	sbuf_init(&w, 0);
+	for (const char *p = s;; p++) {
+		if (*p == '\0' || *p == ' ') {
+			if (in)
+				strvec_push(out, w.buf);
+			sbuf_reset(&w);
+			in = 0;
+			if (!*p)
+				break;
+			continue;
+		}
+		in = 1;
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
+					p++;
+				sbuf_addc(&w, *p);
+			}
+		} else if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				sbuf_addc(&w, *p);
+		} else if (strncmp(p, "$PWD", 4) == 0) {
+			sbuf_adds(&w, HOME);
+			p += 3;
+		} else if (*p == '\\' && p[1]) {
+			sbuf_addc(&w, *++p);
+		} else {
+			sbuf_addc(&w, *p);
+		}
+	}
+	sbuf_release(&w);
+}
+
+/* Our command, rendered and parsed back strictly, as words. NULL words on failure. */
+static int our_words(const struct prov_cmd *c, struct strvec *out, char **rendered)
+{
+	static const char *const ops[] = { ";", "&&", "||", "|" };
+	struct prov_cmd back;
+	struct sbuf s;
+	int rc;
+
+	sbuf_init(&s, 0);
+	rc = prov_cmd_render(c, &s);
+	if (rc == 0)
+		rc = prov_cmd_parse_strict(&back, s.buf);
+	if (rc == 0) {
+		for (size_t i = 0; i < back.n; i++) {
+			if (i)
+				strvec_push(out, ops[back.v[i].join]);
+			for (size_t k = 0; k < back.v[i].argv.n; k++)
+				strvec_push(out, back.v[i].argv.v[k]);
+			if (back.v[i].quiet)
+				strvec_push(out, "2>/dev/null");
+		}
+		prov_cmd_release(&back);
+	}
+	*rendered = sbuf_detach(&s);
+	return rc;
+}
+
+#define T_SAME_WORDS(cmd, kamal) t_same_words((cmd), (kamal), __LINE__)
+
+static void t_same_words(const struct prov_cmd *c, const char *kamal, int line)
+{
+	struct strvec got = { 0 }, want = { 0 };
+	char *r = NULL;
+	int rc = our_words(c, &got, &r);
+
+	kamal_words(kamal, &want);
+	t_checks++;
+	if (rc != 0) {
+		fprintf(stderr, "  FAIL line %d: render/parse failed (%d): %s\n", line, rc, r);
+		t_failed_now = 1;
+	} else {
+		size_t i = 0;
+		while (i < got.n && i < want.n && strcmp(got.v[i], want.v[i]) == 0)
+			i++;
+		if (i != got.n || i != want.n) {
+			fprintf(stderr, "  FAIL line %d: word %zu: got \"%s\", want \"%s\"\n  ours:  %s\n  kamal: %s\n",
+				line, i, i < got.n ? got.v[i] : "(end)", i < want.n ? want.v[i] : "(end)", r,
+				kamal);
+			t_failed_now = 1;
+		}
+	}
+	free(r);
+	strvec_release(&got);
+	strvec_release(&want);
+}
+
+/* ---- fixtures ---- */
+
+/* Kamal's app_test.rb setup. */
+#define APP_YML                                                                 \
+	"service: app\nimage: dhh/app\n"                                        \
+	"registry:\n  username: dhh\n  password: secret\n"                      \
+	"builder:\n  arch: amd64\n"                                             \
+	"env:\n  secret:\n    - RAILS_MASTER_KEY\n"
+#define APP_SERVERS "servers:\n  web:\n    - 1.1.1.1\n  workers:\n    - 1.1.1.2\n"
+#define APP_SECRETS "RAILS_MASTER_KEY=456\n"
+
+/* A config from yml (+ config/deploy.<dest>.yml) and its desired state at version 999. */
+struct fx {
+	struct config *c;
+	struct desired *ds;
+};
+
+static int fx_load(struct fx *f, const char *yml, const char *dest, const char *dest_yml,
+		   const char *secrets)
+{
+	char *dir = tu_tmpdir("dcmd");
+	struct source *src = NULL;
+	struct diags d = { 0 };
+	struct config_opts o = { .destination = dest, .trusted = 1 };
+	struct desired_opts dopt = { .version = "999", .salt = SALT };
+	int rc = -1;
+
+	memset(f, 0, sizeof(*f));
+	if (!dir)
+		return -1;
+	tu_write_in(dir, "config/deploy.yml", yml);
+	if (dest) {
+		char *rel = xasprintf("config/deploy.%s.yml", dest);
+		tu_write_in(dir, rel, dest_yml ? dest_yml : "\n");
+		free(rel);
+	}
+	if (secrets)
+		tu_write_in(dir, dest ? ".kamal/secrets-common" : ".kamal/secrets", secrets);
+	source_dir_new(&src, dir);
+	if (config_load(&f->c, src, &o, &d) == 0 && desired_build(&f->ds, f->c, &dopt, &d) == 0)
+		rc = 0;
+	else
+		diags_print(&d, stderr);
+	diags_release(&d);
+	source_free(src);
+	tu_rm_rf(dir);
+	free(dir);
+	return rc;
+}
+
+static void fx_release(struct fx *f)
+{
+	desired_free(f->ds);
+	config_free(f->c);
+}
+
+static const struct des_container *fx_find(const struct fx *f, const char *host, const char *role)
+{
+	const struct des_host *h = desired_host(f->ds, host);
+	for (size_t i = 0; h && i < h->ncontainers; i++)
+		if (strcmp(h->containers[i].role, role) == 0)
+			return &h->containers[i];
+	return NULL;
+}
+
+static struct dcmd_ctx fx_ctx(const struct fx *f, const char *host)
+{
+	struct dcmd_ctx x = { 0 };
+	x.config = f->c;
+	x.ds = f->ds;
+	x.host = host;
+	x.home = HOME;
+	x.hostname_suffix = SFX;
+	return x;
+}
+
+/* Builds `docker run` for role on host and compares it with Kamal's words. */
+#define T_RUN_LIKE_KAMAL(f, host, role, kamal) t_run_like_kamal((f), (host), (role), (kamal), __LINE__)
+
+static void t_run_like_kamal(const struct fx *f, const char *host, const char *role, const char *kamal,
+			     int line)
+{
+	const struct des_container *dc = fx_find(f, host, role);
+	struct dcmd_ctx x = fx_ctx(f, host);
+	struct plumb_err err = { 0 };
+	struct prov_cmd c;
+
+	t_checks++;
+	if (!dc) {
+		fprintf(stderr, "  FAIL line %d: no %s on %s\n", line, role, host);
+		t_failed_now = 1;
+		return;
+	}
+	prov_cmd_init(&c);
+	if (dcmd_run(&c, PROV_JOIN_SEQ, dc, NULL, &x, &err) != 0) {
+		fprintf(stderr, "  FAIL line %d: dcmd_run: %s\n", line, plumb_err_msg(&err));
+		t_failed_now = 1;
+	} else {
+		t_same_words(&c, kamal, line);
+	}
+	prov_cmd_release(&c);
+}
+
+/* ---- app run (app_test.rb) ---- */
+
+/* How every run of app-web-999 on 1.1.1.1 starts (boot.rb adds the hostname). */
+#define WEB_RUN_HEAD                                                                           \
+	"docker run --detach --restart unless-stopped --name app-web-999 --network kamal "     \
+	"--hostname 1.1.1.1-" SFX " --env KAMAL_CONTAINER_NAME=\"app-web-999\" "               \
+	"--env KAMAL_VERSION=\"999\" --env KAMAL_HOST=\"1.1.1.1\" "
+
+T_TEST(app_run_as_kamal)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS, NULL, NULL, APP_SECRETS) == 0);
+	/* "run" / "run with hostname" */
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD
+			 "--env-file .kamal/apps/app/env/roles/web.env "
+			 "--log-opt max-size=\"10m\" --label service=\"app\" --label role=\"web\" "
+			 "--label destination dhh/app:999");
+	fx_release(&f);
+}
+
+T_TEST(app_run_with_destination)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS, "staging", NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 "docker run --detach --restart unless-stopped --name app-web-staging-999 --network kamal "
+			 "--hostname 1.1.1.1-" SFX " "
+			 "--env KAMAL_CONTAINER_NAME=\"app-web-staging-999\" --env KAMAL_VERSION=\"999\" "
+			 "--env KAMAL_HOST=\"1.1.1.1\" --env KAMAL_DESTINATION=\"staging\" "
+			 "--env-file .kamal/apps/app-staging/env/roles/web.env --log-opt max-size=\"10m\" "
+			 "--label service=\"app\" --label role=\"web\" --label destination=\"staging\" dhh/app:999");
+	fx_release(&f);
+}
+
+T_TEST(app_run_with_volumes)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "volumes:\n  - /local/path:/container/path\n", NULL, NULL,
+			  APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD
+			 "--env-file .kamal/apps/app/env/roles/web.env "
+			 "--log-opt max-size=\"10m\" --volume /local/path:/container/path --label service=\"app\" "
+			 "--label role=\"web\" --label destination dhh/app:999");
+	fx_release(&f);
+}
+
+T_TEST(app_run_with_custom_options)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - 1.1.1.1\n  jobs:\n    hosts:\n      - 1.1.1.2\n"
+			  "    cmd: bin/jobs\n    options:\n      mount: somewhere\n      cap-add: true\n",
+			  NULL, NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.2", "jobs",
+			 "docker run --detach --restart unless-stopped --name app-jobs-999 --network kamal "
+			 "--hostname 1.1.1.2-" SFX " "
+			 "--env KAMAL_CONTAINER_NAME=\"app-jobs-999\" --env KAMAL_VERSION=\"999\" "
+			 "--env KAMAL_HOST=\"1.1.1.2\" --env-file .kamal/apps/app/env/roles/jobs.env "
+			 "--log-opt max-size=\"10m\" --label service=\"app\" --label role=\"jobs\" "
+			 "--label destination --mount \"somewhere\" --cap-add dhh/app:999 bin/jobs");
+	fx_release(&f);
+}
+
+T_TEST(app_run_with_logging)
+{
+	/* "run with logging config" and "run with role logging config" expect the same */
+#define LOGGING_RUN                                                                                   \
+	WEB_RUN_HEAD "--env-file .kamal/apps/app/env/roles/web.env "                  \
+	"--log-driver \"local\" --log-opt max-size=\"100m\" --log-opt max-file=\"3\" "                \
+	"--label service=\"app\" --label role=\"web\" --label destination dhh/app:999"
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "logging:\n  driver: local\n  options:\n    max-size: 100m\n"
+			  "    max-file: 3\n", NULL, NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+LOGGING_RUN);
+	fx_release(&f);
+	/* "run with role logging config": the role's options merge over the root's */
+	T_REQUIRE(fx_load(&f, APP_YML "logging:\n  driver: local\n  options:\n    max-size: 10m\n    max-file: 3\n"
+			  "servers:\n  web:\n    hosts:\n      - 1.1.1.1\n    logging:\n      driver: local\n"
+			  "      options:\n        max-size: 100m\n", NULL, NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+LOGGING_RUN);
+	fx_release(&f);
+}
+
+T_TEST(app_run_with_tags_env_and_assets)
+{
+	struct fx f;
+
+	/* "run with tags" */
+	T_REQUIRE(fx_load(&f, "service: app\nimage: dhh/app\nregistry:\n  username: dhh\n  password: secret\n"
+			  "servers:\n  - 1.1.1.1: tag1\n"
+			  "env:\n  secret:\n    - RAILS_MASTER_KEY\n  tags:\n    tag1:\n      ENV1: value1\n",
+			  NULL, NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD
+			 "--env ENV1=\"value1\" "
+			 "--env-file .kamal/apps/app/env/roles/web.env --log-opt max-size=\"10m\" "
+			 "--label service=\"app\" --label role=\"web\" --label destination dhh/app:999");
+	fx_release(&f);
+	/* clear env escaped as escape_shell_value writes it; labels; an asset
+	 * volume after the config volumes (Role#asset_volume_args, host path
+	 * relative: $PWD/…); list options; a cmd split by the shell */
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    hosts:\n      - 1.1.1.1\n"
+			  "    cmd: bin/web --name \"a b\"\n    options:\n"
+			  "      add-host:\n        - a:1.2.3.4\n        - b:1.2.3.5\n"
+			  "    labels:\n      team: \"it's $x\"\n"
+			  "  workers:\n    - 1.1.1.2\n"
+			  "asset_path: /public/assets\n"
+			  "volumes:\n  - data:/data\n  - /etc/app:/etc/app:ro\n"
+			  "labels:\n  owner: ops\n"
+			  "env:\n  clear:\n    MSG: \"line1\\nsaid \\\"hi\\\" #{x} $HOME `id` caf\xc3\xa9\"\n"
+			  "    EMPTY: \"\"\n  secret:\n    - RAILS_MASTER_KEY\n",
+			  NULL, NULL, APP_SECRETS) == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD
+			 "--env MSG=\"line1\\nsaid \\\"hi\\\" \\#{x} \\$HOME \\`id\\` caf\xc3\xa9\" --env EMPTY "
+			 "--env-file .kamal/apps/app/env/roles/web.env --log-opt max-size=\"10m\" "
+			 "--volume data:/data --volume /etc/app:/etc/app:ro "
+			 "--volume $PWD/.kamal/apps/app/assets/volumes/web-999:/public/assets "
+			 "--label service=\"app\" --label role=\"web\" --label destination "
+			 "--label owner=\"ops\" --label team=\"it's \\$x\" "
+			 "--add-host \"a:1.2.3.4\" --add-host \"b:1.2.3.5\" dhh/app:999 bin/web --name \"a b\"");
+	fx_release(&f);
+}
+
+T_TEST(app_run_refuses_what_it_cannot_reproduce)
+{
+	struct fx f;
+	const struct des_container *dc;
+	struct dcmd_ctx x;
+	struct plumb_err err = { 0 };
+	struct prov_cmd c;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "env:\n  clear:\n    PATHX: \"${HOME}/bin\"\n"
+			  "  secret:\n    - RAILS_MASTER_KEY\n", NULL, NULL, APP_SECRETS) == 0);
+	dc = fx_find(&f, "1.1.1.1", "web");
+	T_REQUIRE(dc);
+	x = fx_ctx(&f, "1.1.1.1");
+	prov_cmd_init(&c);
+	prov_cmd_args(&c, "true", NULL);
+	T_INTEQ(dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err), PLUMB_EINVAL);
+	T_CHECK(strstr(err.msg, "PATHX") != NULL);
+	T_INTEQ(c.n, 1); /* nothing appended */
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+/* The hostname: the host's first 51 characters (a trailing dot dropped), 12 random hex. */
+T_TEST(app_run_hostname)
+{
+	struct fx f;
+	const struct des_container *dc;
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	const char *h = NULL;
+	char *want;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - a-very-long-host-name-of-more-than-fifty-one-chars.example.com\n",
+			  NULL, NULL, APP_SECRETS) == 0);
+	dc = fx_find(&f, "a-very-long-host-name-of-more-than-fifty-one-chars.example.com", "web");
+	T_REQUIRE(dc);
+	x = fx_ctx(&f, "a-very-long-host-name-of-more-than-fifty-one-chars.example.com");
+	x.hostname_suffix = NULL;
+	prov_cmd_init(&c);
+	T_REQUIRE(dcmd_run(&c, PROV_JOIN_SEQ, dc, NULL, &x, NULL) == 0);
+	for (size_t i = 0; i + 1 < c.v[0].argv.n; i++)
+		if (strcmp(c.v[0].argv.v[i], "--hostname") == 0)
+			h = c.v[0].argv.v[i + 1];
+	T_REQUIRE(h);
+	/* its first 51 characters end in "chars.": the dot goes */
+	want = xasprintf("%.50s-", x.host);
+	T_CHECK(strncmp(h, want, strlen(want)) == 0);
+	T_INTEQ(strlen(h), strlen(want) + 12);
+	T_CHECK(strspn(h + strlen(want), "0123456789abcdef") == 12);
+	free(want);
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
+       T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
+       T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
+       T_CASE(app_run_hostname))
