@@ -409,7 +409,118 @@ T_TEST(app_run_hostname)
 	fx_release(&f);
 }
 
+
+/* ---- accessory run (accessory_test.rb; boot passes the host: KAMAL_HOST) ---- */
+
+#define ACC_YML                                                                         \
+	"service: app\nimage: dhh/app\n"                                                \
+	"registry:\n  server: private.registry\n  username: dhh\n  password: secret\n"    \
+	"servers:\n  web:\n    - 1.1.1.1\n    - 1.1.1.2\n  workers:\n    - 1.1.1.3\n"     \
+	"builder:\n  arch: amd64\n"                                                      \
+	"accessories:\n"                                                                 \
+	"  mysql:\n    image: private.registry/mysql:8.0\n    host: 1.1.1.5\n"            \
+	"    port: \"3306\"\n    env:\n      clear:\n        MYSQL_ROOT_HOST: \"%\"\n"       \
+	"      secret:\n        - MYSQL_ROOT_PASSWORD\n"                                  \
+	"    directories:\n      - data:/var/lib/mysql\n      - /srv/conf:/etc/mysql/conf.d:ro\n" \
+	"    volumes:\n      - mysql-logs:/var/log/mysql\n"                              \
+	"    options:\n      cpus: 4\n      memory: 2GB\n"                               \
+	"  redis:\n    image: redis:latest\n    host: 1.1.1.6\n    port: \"6379:6379\"\n"    \
+	"    labels:\n      cache: \"true\"\n    env:\n      SOMETHING: else\n"              \
+	"    volumes:\n      - /var/lib/redis:/data\n    cmd: redis-server --appendonly yes\n" \
+	"  busybox:\n    service: custom-busybox\n    image: busybox:latest\n    host: 1.1.1.7\n"
+
+T_TEST(accessory_run_as_kamal)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, ACC_YML, NULL, NULL, "MYSQL_ROOT_PASSWORD=secret123\n") == 0);
+	/* volumes:, then directories: ($PWD/<service>/<dir>, or absolute) */
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.5", "mysql",
+			 "docker run --name app-mysql --detach --restart unless-stopped --network kamal "
+			 "--log-opt max-size=\"10m\" --publish 3306:3306 --env KAMAL_HOST=\"1.1.1.5\" "
+			 "--env MYSQL_ROOT_HOST=\"%\" --env-file .kamal/apps/app/env/accessories/mysql.env "
+			 "--volume mysql-logs:/var/log/mysql --volume $PWD/app-mysql/data:/var/lib/mysql "
+			 "--volume /srv/conf:/etc/mysql/conf.d:ro "
+			 "--label service=\"app-mysql\" --cpus \"4\" --memory \"2GB\" private.registry/mysql:8.0");
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.6", "redis",
+			 "docker run --name app-redis --detach --restart unless-stopped --network kamal "
+			 "--log-opt max-size=\"10m\" --publish 6379:6379 --env KAMAL_HOST=\"1.1.1.6\" "
+			 "--env SOMETHING=\"else\" --env-file .kamal/apps/app/env/accessories/redis.env "
+			 "--volume /var/lib/redis:/data --label service=\"app-redis\" --label cache=\"true\" "
+			 "redis:latest redis-server --appendonly yes");
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.7", "busybox",
+			 "docker run --name custom-busybox --detach --restart unless-stopped --network kamal "
+			 "--log-opt max-size=\"10m\" --env KAMAL_HOST=\"1.1.1.7\" "
+			 "--env-file .kamal/apps/app/env/accessories/busybox.env "
+			 "--label service=\"custom-busybox\" busybox:latest");
+	fx_release(&f);
+}
+
+/* ---- kamal-proxy run (proxy_test.rb) ---- */
+
+#define PROXY_YML                                                                      \
+	"service: app\nimage: dhh/app\nregistry:\n  username: dhh\n  password: secret\n" \
+	"servers:\n  - 1.1.1.1\nbuilder:\n  arch: amd64\n"
+#define PROXY_HEAD                                                                     \
+	"docker run --name kamal-proxy --network kamal --detach --restart unless-stopped "  \
+	"--volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy "                \
+	"--volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config "
+
+T_TEST(proxy_run_as_kamal)
+{
+	static const struct { const char *run, *kamal; } cases[] = {
+		/* "run" without a run config: the boot_config pipeline on a host
+		 * without boot_config files (echo … | xargs docker run …) */
+		{ NULL, PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m "
+			"basecamp/kamal-proxy:v0.9.2" },
+		{ "    registry: registry:4443\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m "
+		  "registry:4443/basecamp/kamal-proxy:v0.9.2 kamal-proxy run" },
+		{ "    repository: custom/repo\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m custom/repo:v0.9.2 kamal-proxy run" },
+		{ "    version: v1.2.3\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m "
+		  "basecamp/kamal-proxy:v1.2.3 kamal-proxy run" },
+		{ "    bind_ips:\n      - 0.0.0.0\n      - 127.0.0.1\n",
+		  PROXY_HEAD "--publish 0.0.0.0:80:80 --publish 0.0.0.0:443:443 --publish 127.0.0.1:80:80 "
+		  "--publish 127.0.0.1:443:443 --log-opt max-size=10m basecamp/kamal-proxy:v0.9.2 kamal-proxy run" },
+		{ "    log_max_size: 50m\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=50m "
+		  "basecamp/kamal-proxy:v0.9.2 kamal-proxy run" },
+		{ "    debug: true\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m "
+		  "basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug" },
+		{ "    metrics_port: 9090\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m --expose=9090 "
+		  "basecamp/kamal-proxy:v0.9.2 kamal-proxy run --metrics-port \"9090\"" },
+		{ "    publish: false\n",
+		  PROXY_HEAD "--log-opt max-size=10m basecamp/kamal-proxy:v0.9.2 kamal-proxy run" },
+		/* cli/proxy_test.rb "boot with run config" */
+		{ "    registry: registry:4443\n    metrics_port: 9090\n    debug: true\n"
+		  "    options:\n      cpus: 1.5\n",
+		  PROXY_HEAD "--publish 80:80 --publish 443:443 --log-opt max-size=10m --expose=9090 "
+		  "--cpus \"1.5\" registry:4443/basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug "
+		  "--metrics-port \"9090\"" },
+		/* ports and an IPv6 bind address */
+		{ "    http_port: 8080\n    https_port: 8443\n    bind_ips:\n      - \"::1\"\n",
+		  PROXY_HEAD "--publish [::1]:8080:80 --publish [::1]:8443:443 --log-opt max-size=10m "
+		  "basecamp/kamal-proxy:v0.9.2 kamal-proxy run" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fx f;
+		char *yml = cases[i].run ? xasprintf("%sproxy:\n  run:\n%s", PROXY_YML, cases[i].run)
+					 : xstrdup(PROXY_YML);
+		int rc = fx_load(&f, yml, NULL, NULL, NULL);
+
+		free(yml);
+		T_REQUIRE(rc == 0);
+		T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "kamal-proxy", cases[i].kamal);
+		fx_release(&f);
+	}
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
-       T_CASE(app_run_hostname))
+       T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal))
