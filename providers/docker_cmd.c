@@ -408,6 +408,25 @@ static int run_proxy(struct prov_cmd *c, const struct des_container *dc, const c
 	return run_tail(c, dc, "proxy.run", err);
 }
 
+/*
+ * Builders with values that may be refused build into tmp first, so a
+ * refusal leaves *c as it was: on success tmp's one simple command moves to
+ * c. Releases tmp; returns rc (or the NUL byte tmp latched).
+ */
+static int adopt(struct prov_cmd *c, enum prov_join join, struct prov_cmd *tmp, int rc, const char *name,
+		 struct plumb_err *err)
+{
+	if (rc == 0 && tmp->err)
+		rc = plumb_err_set(err, tmp->err, "%s: a value holds a NUL byte", name);
+	if (rc == 0) {
+		prov_cmd_begin(c, join);
+		c->v[c->n - 1].argv = tmp->v[0].argv;
+		memset(&tmp->v[0].argv, 0, sizeof(tmp->v[0].argv));
+	}
+	prov_cmd_release(tmp);
+	return rc;
+}
+
 int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 	     const char *name, const struct dcmd_ctx *x, struct plumb_err *err)
 {
@@ -419,7 +438,6 @@ int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container
 	if (!x || !x->host || !x->home || !x->ds || (dc->kind != DES_APP && !x->config))
 		return plumb_err_set(err, PLUMB_EINVAL, "%s: docker run needs the host, its home and the config",
 				     dc->name);
-	/* built aside, so a refused value leaves *c as it was */
 	prov_cmd_init(&tmp);
 	prov_cmd_begin(&tmp, join);
 	switch (dc->kind) {
@@ -427,15 +445,7 @@ int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container
 	case DES_ACCESSORY: rc = run_accessory(&tmp, dc, name, x, err); break;
 	default: rc = run_proxy(&tmp, dc, name, x, err); break;
 	}
-	if (rc == 0 && tmp.err)
-		rc = plumb_err_set(err, tmp.err, "%s: a value holds a NUL byte", dc->name);
-	if (rc == 0) { /* hand the words over */
-		prov_cmd_begin(c, join);
-		c->v[c->n - 1].argv = tmp.v[0].argv;
-		memset(&tmp.v[0].argv, 0, sizeof(tmp.v[0].argv));
-	}
-	prov_cmd_release(&tmp);
-	return rc;
+	return adopt(c, join, &tmp, rc, dc->name, err);
 }
 
 /* ---- lifecycle ---- */
@@ -564,4 +574,403 @@ enum dcmd_ready dcmd_parse_state(const char *out)
 	if (strcmp(status, "created") == 0 || strcmp(status, "restarting") == 0)
 		return DCMD_STARTING;
 	return DCMD_FAILED;
+}
+
+/* ---- kamal-proxy deploy ---- */
+
+/* optionize(…, with: "="): --key="v" as the shell leaves it: --key=v */
+static int opt_eq(struct prov_cmd *c, const char *key, const char *val, struct plumb_err *err)
+{
+	char *prefix = xasprintf("--%s=", key), *what = xasprintf("proxy %s", key);
+	int rc = held_word(c, prefix, val, what, err);
+
+	free(what);
+	free(prefix);
+	return rc;
+}
+
+static int opt_secs(struct prov_cmd *c, const char *key, int secs, struct plumb_err *err)
+{
+	char v[24];
+
+	if (secs <= 0)
+		return 0;
+	snprintf(v, sizeof(v), "%ds", secs);
+	return opt_eq(c, key, v, err);
+}
+
+/* A tri-state boolean: true → --key, false → --key=false, unset → def (-1: nothing). */
+static int opt_bool(struct prov_cmd *c, const char *key, int v, int def, struct plumb_err *err)
+{
+	if (v < 0)
+		v = def;
+	if (v < 0)
+		return 0;
+	if (v) {
+		char *w = xasprintf("--%s", key);
+		prov_cmd_arg(c, w);
+		free(w);
+		return 0;
+	}
+	return opt_eq(c, key, "false", err);
+}
+
+static int opt_list(struct prov_cmd *c, const char *key, const struct strvec *v, struct plumb_err *err)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		int rc = opt_eq(c, key, v->v[i], err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int opt_str(struct prov_cmd *c, const char *key, const char *v, struct plumb_err *err)
+{
+	return v ? opt_eq(c, key, v, err) : 0;
+}
+
+/* "<service>[-<dest>]" */
+static char *service_and_destination(const struct desired *ds)
+{
+	return ds->destination ? xasprintf("%s-%s", ds->service, ds->destination) : xstrdup(ds->service);
+}
+
+/* The proxy settings of dc (a role's, merged over the root's; an accessory's),
+ * and the role name its TLS paths carry (NULL for an accessory). */
+static const struct cfg_proxy *proxy_of(const struct des_container *dc, const struct config *cf,
+					const char **role_name)
+{
+	*role_name = NULL;
+	if (dc->kind == DES_APP) {
+		const struct cfg_role *r = config_role(cf, dc->role);
+		*role_name = dc->role;
+		return r && r->running_proxy ? &r->proxy : NULL;
+	}
+	if (dc->kind == DES_ACCESSORY) {
+		const struct cfg_accessory *a = find_accessory(cf, dc);
+		return a && a->proxy.set ? &a->proxy : NULL;
+	}
+	return NULL;
+}
+
+/* ".kamal/proxy/apps-config/<svc>/tls[/<role>]/<file>" or its path in the container. */
+static char *tls_path(const struct desired *ds, const char *role, const char *file, int in_container)
+{
+	char *sd = service_and_destination(ds);
+	char *p = xasprintf("%s/%s/tls%s%s/%s", in_container ? PROXY_APPS_CONTAINER_DIR : PROXY_APPS_DIR, sd,
+			    role ? "/" : "", role ? role : "", file);
+
+	free(sd);
+	return p;
+}
+
+/*
+ * Kamal::Configuration::Proxy#deploy_options, in its order: target, hosts,
+ * tls (+ custom certificate paths), deploy/drain timeouts, health check,
+ * target timeout, buffering, path prefixes, strip-path-prefix,
+ * forward-headers, tls-redirect, logged headers, error pages.
+ */
+static int deploy_options(struct prov_cmd *c, const struct cfg_proxy *p, const char *role,
+			  const char *target, const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const struct config *cf = x->config;
+	static const struct strvec no_headers = { 0 };
+	static const char *const def_headers[] = { "Cache-Control", "Last-Modified", "User-Agent" };
+	struct strvec def = { (char **)def_headers, 3, 0 };
+	char *t = xasprintf("%s:%d", target, p->app_port > 0 ? p->app_port : 80);
+	int custom = p->ssl_certificate_secret && p->ssl_private_key_secret, rc;
+
+	rc = opt_eq(c, "target", t, err);
+	free(t);
+	if (rc == 0)
+		rc = opt_list(c, "host", &p->hosts, err);
+	if (rc == 0 && p->ssl == 1)
+		prov_cmd_arg(c, "--tls");
+	if (rc == 0 && custom) {
+		char *cert = tls_path(x->ds, role, "cert.pem", 1), *key = tls_path(x->ds, role, "key.pem", 1);
+		rc = opt_eq(c, "tls-certificate-path", cert, err);
+		if (rc == 0)
+			rc = opt_eq(c, "tls-private-key-path", key, err);
+		free(cert);
+		free(key);
+	}
+	if (rc == 0)
+		rc = opt_secs(c, "deploy-timeout", cf->deploy_timeout, err);
+	if (rc == 0)
+		rc = opt_secs(c, "drain-timeout", cf->drain_timeout, err);
+	if (rc == 0)
+		rc = opt_secs(c, "health-check-interval", p->healthcheck_interval, err);
+	if (rc == 0)
+		rc = opt_secs(c, "health-check-timeout", p->healthcheck_timeout, err);
+	if (rc == 0)
+		rc = opt_str(c, "health-check-path", p->healthcheck_path, err);
+	if (rc == 0)
+		rc = opt_secs(c, "target-timeout", p->response_timeout, err);
+	if (rc == 0)
+		rc = opt_bool(c, "buffer-requests", p->buffering_requests, 1, err);
+	if (rc == 0)
+		rc = opt_bool(c, "buffer-responses", p->buffering_responses, 1, err);
+	if (rc == 0)
+		rc = opt_str(c, "buffer-memory", p->buffer_memory, err);
+	if (rc == 0)
+		rc = opt_str(c, "max-request-body", p->max_request_body, err);
+	if (rc == 0)
+		rc = opt_str(c, "max-response-body", p->max_response_body, err);
+	if (rc == 0)
+		rc = opt_list(c, "path-prefix", &p->path_prefixes, err);
+	if (rc == 0)
+		rc = opt_bool(c, "strip-path-prefix", p->strip_path_prefix, -1, err);
+	if (rc == 0)
+		rc = opt_bool(c, "forward-headers", p->forward_headers, -1, err);
+	if (rc == 0)
+		rc = opt_bool(c, "tls-redirect", p->ssl_redirect, -1, err);
+	/* an empty list cannot be told from an absent one here: Kamal's defaults */
+	if (rc == 0)
+		rc = opt_list(c, "log-request-header", p->log_request_headers.n ? &p->log_request_headers : &def, err);
+	if (rc == 0)
+		rc = opt_list(c, "log-response-header", p->log_response_headers.n ? &p->log_response_headers : &no_headers, err);
+	if (rc == 0 && cf->error_pages_path) {
+		char *sd = service_and_destination(x->ds);
+		char *ep = xasprintf("%s/%s/error_pages/%s", PROXY_APPS_CONTAINER_DIR, sd,
+				     x->version ? x->version : x->ds->version);
+		rc = opt_eq(c, "error-pages", ep, err);
+		free(ep);
+		free(sd);
+	}
+	return rc;
+}
+
+int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+		      const char *target, const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const char *role;
+	const struct cfg_proxy *p = x && x->config ? proxy_of(dc, x->config, &role) : NULL;
+	struct prov_cmd tmp;
+	int rc;
+
+	if (!p || !x->ds)
+		return plumb_err_set(err, PLUMB_EINVAL, "%s: does not run behind kamal-proxy", dc->name);
+	prov_cmd_init(&tmp);
+	prov_cmd_begin(&tmp, join);
+	prov_cmd_args(&tmp, "docker", "exec", PROXY_NAME, "kamal-proxy", "deploy",
+		      dc->kind == DES_APP ? dc->prefix : dc->name, NULL);
+	rc = deploy_options(&tmp, p, role, target, x, err);
+	return adopt(c, join, &tmp, rc, dc->name, err);
+}
+
+/* ---- files written from stdin ---- */
+
+/*
+ * Installs the command's stdin at path (relative to the home, or absolute):
+ * the directory made, the bytes written under umask 077 to a temporary file
+ * beside it, given mode, renamed over path (atomic); the temporary file is
+ * removed when a step fails. The script is a constant: every value reaches
+ * it as a positional parameter, never as shell text.
+ */
+static const char install_script[] =
+	"umask 077 && mkdir -p -- \"$1\" || exit 1; "
+	"if cat > \"$2\" && chmod \"$4\" -- \"$2\" && mv -f -- \"$2\" \"$3\"; then exit 0; fi; "
+	"rm -f -- \"$2\"; exit 1";
+
+void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("."), salt[33], *tmp;
+
+	if (!*dir) {
+		free(dir);
+		dir = xstrdup("/");
+	}
+	hash_salt_new(salt);
+	salt[16] = '\0';
+	tmp = xasprintf("%s.tmp.%s", path, salt);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", install_script, "sh", dir, tmp, path, mode, NULL);
+	free(tmp);
+	free(dir);
+}
+
+int dcmd_env_file_write(struct prov_cmd *cmd, char **content, const struct des_env_file *f,
+			const struct config *c, struct plumb_err *err)
+{
+	char **esc = xcalloc(f->nvars ? f->nvars : 1, sizeof(*esc));
+	size_t len = 1, pos = 0;
+	int rc = 0;
+
+	*content = NULL;
+	for (size_t i = 0; i < f->nvars; i++) {
+		int available = 0;
+		const char *v = f->vars[i].secret ? config_secret_value(c, f->vars[i].secret, &available) : NULL;
+
+		if (!v || !available) {
+			rc = plumb_err_set(err, PLUMB_EUNAVAILABLE, "%s: secret %s (env %s) has no value in this run",
+					   f->path, f->vars[i].secret ? f->vars[i].secret : "?", f->vars[i].key);
+			goto out;
+		}
+		esc[i] = desired_env_escape(v);
+		len += strlen(f->vars[i].key) + 1 + strlen(esc[i]) + 1;
+	}
+	/* one buffer sized up front: a growing one would leave copies behind */
+	*content = xmalloc(len + 1);
+	for (size_t i = 0; i < f->nvars; i++) {
+		size_t kl = strlen(f->vars[i].key), vl = strlen(esc[i]);
+		memcpy(*content + pos, f->vars[i].key, kl);
+		(*content)[pos + kl] = '=';
+		memcpy(*content + pos + kl + 1, esc[i], vl);
+		pos += kl + 1 + vl;
+		(*content)[pos++] = '\n';
+	}
+	if (f->nvars == 0)
+		(*content)[pos++] = '\n'; /* Kamal's empty env file */
+	(*content)[pos] = '\0';
+	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, f->path, "600");
+out:
+	for (size_t i = 0; i < f->nvars; i++)
+		util_free_secret(esc[i]);
+	free(esc);
+	return rc;
+}
+
+int dcmd_proxy_tls_write(struct prov_cmd *cmd, char **content, const struct des_container *dc,
+			 enum dcmd_tls_file which, const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	const char *role, *secret, *v;
+	const struct cfg_proxy *p = x && x->config ? proxy_of(dc, x->config, &role) : NULL;
+	char *path;
+	int available = 0;
+
+	*content = NULL;
+	if (!p || !p->ssl_certificate_secret || !p->ssl_private_key_secret)
+		return 0;
+	secret = which == DCMD_TLS_CERT ? p->ssl_certificate_secret : p->ssl_private_key_secret;
+	v = config_secret_value(x->config, secret, &available);
+	if (!v || !available)
+		return plumb_err_set(err, PLUMB_EUNAVAILABLE, "%s: proxy ssl secret %s has no value in this run",
+				     dc->name, secret);
+	*content = xstrdup(v);
+	path = tls_path(x->ds, role, which == DCMD_TLS_CERT ? "cert.pem" : "key.pem", 0);
+	/* 0644 as Kamal uploads them: kamal-proxy reads them as its own user */
+	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, path, "644");
+	free(path);
+	return 1;
+}
+
+/* ---- directories, network, prune ---- */
+
+static void mkdir_p(struct prov_cmd *c, enum prov_join join, const char *dir)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "mkdir", "-p", dir, NULL);
+}
+
+/* Kamal's `accessory directories`: mkdir -p each, then chmod/chown if set. */
+static void accessory_dirs(struct prov_cmd *c, enum prov_join join, const struct cfg_accessory *a,
+			   const struct dcmd_ctx *x)
+{
+	for (size_t i = 0; i < a->ndirectories; i++) {
+		const struct cfg_file_spec *d = &a->directories[i];
+		char *p = d->local[0] == '/' ? xstrdup(d->local) : xasprintf("%s/%s/%s", x->home, a->service, d->local);
+
+		mkdir_p(c, join, p);
+		if (d->mode) {
+			prov_cmd_begin(c, PROV_JOIN_AND);
+			prov_cmd_args(c, "chmod", d->mode, p, NULL);
+		}
+		if (d->owner) {
+			prov_cmd_begin(c, PROV_JOIN_AND);
+			prov_cmd_args(c, "chown", d->owner, p, NULL);
+		}
+		join = PROV_JOIN_AND;
+		free(p);
+	}
+	/* files: their directories (the upload is dcmd_install_stdin's) */
+	for (size_t i = 0; i < a->nfiles; i++) {
+		const char *r = a->files[i].remote, *slash = strrchr(r, '/');
+		char *p = xasprintf("%s/%s%s%.*s", x->home, a->service, r[0] == '/' ? "" : "/",
+				    slash ? (int)(slash - r) : 0, r);
+		mkdir_p(c, join, p);
+		join = PROV_JOIN_AND;
+		free(p);
+	}
+}
+
+void dcmd_prepare_dirs(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+		       const struct dcmd_ctx *x)
+{
+	if (dc->kind == DES_PROXY) {
+		mkdir_p(c, join, PROXY_APPS_DIR); /* Kamal's ensure_apps_config_directory */
+		return;
+	}
+	if (dc->env_file) {
+		const char *slash = strrchr(dc->env_file, '/');
+		char *dir = xstrndup(dc->env_file, slash ? (size_t)(slash - dc->env_file) : 0);
+		mkdir_p(c, join, *dir ? dir : ".");
+		free(dir);
+		join = PROV_JOIN_AND;
+	}
+	if (dc->kind == DES_ACCESSORY) {
+		const struct cfg_accessory *a = find_accessory(x->config, dc);
+		if (a)
+			accessory_dirs(c, join, a, x);
+	}
+}
+
+void dcmd_network_create(struct prov_cmd *c, enum prov_join join)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "network", "inspect", "kamal", NULL);
+	prov_cmd_quiet(c);
+	prov_cmd_begin(c, PROV_JOIN_OR);
+	prov_cmd_args(c, "docker", "network", "create", "kamal", NULL);
+}
+
+/*
+ * Kamal's prune.rb tagged_images: every image labelled service=<service>
+ * that no container of the service uses is removed by tag, except
+ * <repository>:latest[-dest] and untagged ones (dangling: image prune).
+ * $1 service, $2 the latest tag, $3 the repository. A constant script.
+ */
+static const char prune_tagged_script[] =
+	"keep=$(docker container ls -a --format '{{.Image}}' --filter \"label=service=$1\"; "
+	"printf '%s\\n' \"$2\" \"$3:<none>\"); "
+	"docker image ls --filter \"label=service=$1\" --format '{{.ID}} {{.Repository}}:{{.Tag}}' | "
+	"while read -r id tag; do "
+	"printf '%s\\n' \"$keep\" | grep -qxF -e \"$tag\" -e \"$id\" || docker rmi -- \"$tag\"; "
+	"done";
+
+void dcmd_prune(struct prov_cmd *c, enum prov_join join, const struct desired *ds, int retain)
+{
+	char *filter = xasprintf("label=service=%s", ds->service), tail[32];
+	const char *ref = NULL;
+
+	if (retain < 1)
+		retain = 1;
+	/* stopped containers beyond the newest `retain` (docker ps lists newest first) */
+	snprintf(tail, sizeof(tail), "+%d", retain + 1);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "docker", "ps", "-q", "-a", "--filter", filter, "--filter", "status=created",
+		      "--filter", "status=exited", "--filter", "status=dead", NULL);
+	prov_cmd_begin(c, PROV_JOIN_PIPE);
+	prov_cmd_args(c, "tail", "-n", tail, NULL);
+	prov_cmd_begin(c, PROV_JOIN_PIPE);
+	prov_cmd_args(c, "xargs", "-r", "docker", "rm", NULL);
+	/* dangling images of the service */
+	prov_cmd_begin(c, PROV_JOIN_SEQ);
+	prov_cmd_args(c, "docker", "image", "prune", "--force", "--filter", filter, NULL);
+	/* tagged images no container uses */
+	for (size_t h = 0; h < ds->nhosts && !ref; h++)
+		for (size_t i = 0; i < ds->hosts[h].ncontainers && !ref; i++)
+			if (ds->hosts[h].containers[i].kind == DES_APP)
+				ref = ds->hosts[h].containers[i].image_ref;
+	if (ref) {
+		char *repo = ref_repository(ref);
+		char *latest = ds->destination ? xasprintf("%s:latest-%s", repo, ds->destination)
+					       : xasprintf("%s:latest", repo);
+		prov_cmd_begin(c, PROV_JOIN_SEQ);
+		prov_cmd_args(c, "sh", "-c", prune_tagged_script, "sh", ds->service, latest, repo, NULL);
+		free(latest);
+		free(repo);
+	}
+	free(filter);
 }

@@ -81,23 +81,63 @@ enum dcmd_ready dcmd_parse_state(const char *out);
 int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 		      const char *target, const struct dcmd_ctx *x, struct plumb_err *err);
 
-/* mkdir -p for the directories a container needs before it runs
- * (.kamal/apps/<service>/env/roles, accessory directories under home). */
+/* mkdir -p for the directories a container needs before it runs: an app's
+ * env directory (.kamal/apps/<service[-dest]>/env/roles); an accessory's env
+ * directory, its directories (<home>/<service>/<dir>, chmod/chown when the
+ * config says, as `kamal accessory directories`) and its files' parents;
+ * kamal-proxy's .kamal/proxy/apps-config. */
 void dcmd_prepare_dirs(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 		       const struct dcmd_ctx *x);
 
+/* The kamal network, made when missing (Kamal: `docker network create kamal`
+ * on every host, "already exists" tolerated):
+ * docker network inspect kamal 2>/dev/null || docker network create kamal */
+void dcmd_network_create(struct prov_cmd *c, enum prov_join join);
+
 /*
  * An env file: *content receives the exact bytes Kamal writes (secrets
- * included: the caller wipes it with util_free_secret), and *cmd the command
- * that installs it from stdin: umask 077, a temporary file beside it, mode
- * 0600, rename over the path (atomic). PLUMB_EUNAVAILABLE when a secret it
- * holds could not be read (nothing is written then).
+ * included: the caller wipes it with util_free_secret), and *cmd one simple
+ * command that installs it from stdin (dcmd_install_stdin, mode 0600).
+ * PLUMB_EUNAVAILABLE when a secret it holds could not be read: nothing is
+ * built then and *content is NULL.
  */
 int dcmd_env_file_write(struct prov_cmd *cmd, char **content, const struct des_env_file *f,
 			const struct config *c, struct plumb_err *err);
 
-/* Stopped containers of the service beyond `retain` (newest kept), and
- * dangling images labelled service=<service>, as Kamal's prune does. */
+/*
+ * Appends one simple command that installs its stdin at path (home-relative
+ * or absolute) atomically: `sh -c '<constant script>' sh DIR TMP PATH MODE`
+ * — the directory made (mkdir -p), the bytes written under umask 077 to
+ * PATH.tmp.<16 random hex> beside it, chmod MODE ("600"), renamed over PATH;
+ * the temporary file removed if a step fails. The script is a constant and
+ * every value is a quoted argument, so no value is ever shell text. The
+ * content travels on stdin only (transport_run_input), never in argv.
+ * Also for accessory files (Kamal uploads them, then chmods them).
+ */
+void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode);
+
+/*
+ * A custom TLS certificate of a role behind kamal-proxy (proxy.ssl:
+ * certificate_pem / private_key_pem, secrets), written where Kamal writes it
+ * (.kamal/proxy/apps-config/<service[-dest]>/tls/<role>/{cert,key}.pem, mode
+ * 0644 as Kamal uploads it, so kamal-proxy's user can read it) and where
+ * dcmd_proxy_deploy points --tls-certificate-path / --tls-private-key-path.
+ * Returns 1 with *content (the PEM: wipe it with util_free_secret) and the
+ * install command appended to *cmd; 0 with nothing built when the role has
+ * no custom certificate; PLUMB_EUNAVAILABLE when the secret has no value.
+ */
+enum dcmd_tls_file { DCMD_TLS_CERT, DCMD_TLS_KEY };
+int dcmd_proxy_tls_write(struct prov_cmd *cmd, char **content, const struct des_container *dc,
+			 enum dcmd_tls_file which, const struct dcmd_ctx *x, struct plumb_err *err);
+
+/* Kamal's prune (prune.rb), as three simple commands joined by ;:
+ * stopped containers labelled service=<service> beyond the newest `retain`
+ * (`docker ps -q -a … | tail -n +<retain+1> | xargs -r docker rm`; every
+ * destination's, and <name>_replaced_<hex> leftovers, as Kamal's filter
+ * has it), dangling images of the service (docker image prune), then tagged
+ * images of the service no container uses, never <repository>:latest[-dest]
+ * (a constant `sh -c` script; the service, tag and repository are its
+ * arguments). Images without the label (not built by Kamal) are never touched. */
 void dcmd_prune(struct prov_cmd *c, enum prov_join join, const struct desired *ds, int retain);
 
 #endif

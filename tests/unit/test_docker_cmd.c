@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "providers/docker_cmd.h"
 #include "state/config.h"
@@ -196,16 +197,16 @@ static struct dcmd_ctx fx_ctx(const struct fx *f, const char *host)
 	return x;
 }
 
-/* Builds `docker run` for role on host and compares it with Kamal's words. */
-#define T_RUN_LIKE_KAMAL(f, host, role, kamal) t_run_like_kamal((f), (host), (role), (kamal), __LINE__)
-
-static void t_run_like_kamal(const struct fx *f, const char *host, const char *role, const char *kamal,
-			     int line)
+/* Builds `docker run` (target NULL) or kamal-proxy's deploy to target for
+ * role on host, and compares it with Kamal's words. */
+static void t_like_kamal(const struct fx *f, const char *host, const char *role, const char *target,
+			 const char *kamal, int line)
 {
 	const struct des_container *dc = fx_find(f, host, role);
 	struct dcmd_ctx x = fx_ctx(f, host);
 	struct plumb_err err = { 0 };
 	struct prov_cmd c;
+	int rc;
 
 	t_checks++;
 	if (!dc) {
@@ -214,14 +215,19 @@ static void t_run_like_kamal(const struct fx *f, const char *host, const char *r
 		return;
 	}
 	prov_cmd_init(&c);
-	if (dcmd_run(&c, PROV_JOIN_SEQ, dc, NULL, &x, &err) != 0) {
-		fprintf(stderr, "  FAIL line %d: dcmd_run: %s\n", line, plumb_err_msg(&err));
+	rc = target ? dcmd_proxy_deploy(&c, PROV_JOIN_SEQ, dc, target, &x, &err)
+		    : dcmd_run(&c, PROV_JOIN_SEQ, dc, NULL, &x, &err);
+	if (rc != 0) {
+		fprintf(stderr, "  FAIL line %d: %s\n", line, plumb_err_msg(&err));
 		t_failed_now = 1;
 	} else {
 		t_same_words(&c, kamal, line);
 	}
 	prov_cmd_release(&c);
 }
+#define T_RUN_LIKE_KAMAL(f, host, role, kamal) t_like_kamal((f), (host), (role), NULL, (kamal), __LINE__)
+#define T_DEPLOY_LIKE_KAMAL(f, host, role, target, kamal) \
+	t_like_kamal((f), (host), (role), (target), (kamal), __LINE__)
 
 /* ---- app run (app_test.rb) ---- */
 
@@ -520,7 +526,333 @@ T_TEST(proxy_run_as_kamal)
 	}
 }
 
+/* ---- kamal-proxy deploy (app_test.rb "deploy …"; configuration/proxy.rb) ---- */
+
+#define DEPLOY_TAIL                                                                              \
+	"--deploy-timeout=\"30s\" --drain-timeout=\"30s\" --buffer-requests --buffer-responses " \
+	"--log-request-header=\"Cache-Control\" --log-request-header=\"Last-Modified\" "         \
+	"--log-request-header=\"User-Agent\""
+
+T_TEST(proxy_deploy_as_kamal)
+{
+	static const struct { const char *proxy, *kamal; } cases[] = {
+		{ "", "docker exec kamal-proxy kamal-proxy deploy app-web --target=\"172.1.0.2:80\" " DEPLOY_TAIL },
+		{ "proxy:\n  ssl: true\n  host: example.com\n",
+		  "docker exec kamal-proxy kamal-proxy deploy app-web --target=\"172.1.0.2:80\" --host=\"example.com\" "
+		  "--tls " DEPLOY_TAIL },
+		{ "proxy:\n  ssl: true\n  hosts:\n    - example.com\n    - anotherexample.com\n",
+		  "docker exec kamal-proxy kamal-proxy deploy app-web --target=\"172.1.0.2:80\" --host=\"example.com\" "
+		  "--host=\"anotherexample.com\" --tls " DEPLOY_TAIL },
+		{ "proxy:\n  ssl: false\n",
+		  "docker exec kamal-proxy kamal-proxy deploy app-web --target=\"172.1.0.2:80\" " DEPLOY_TAIL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fx f;
+		char *yml = xasprintf("%s%s%s", APP_YML, APP_SERVERS, cases[i].proxy);
+		int rc = fx_load(&f, yml, NULL, NULL, APP_SECRETS);
+		free(yml);
+		T_REQUIRE(rc == 0);
+		T_DEPLOY_LIKE_KAMAL(&f, "1.1.1.1", "web", "172.1.0.2", cases[i].kamal);
+		fx_release(&f);
+	}
+}
+
+/* Every deploy option, in deploy_options' order, from a role's proxy merged over the root's. */
+T_TEST(proxy_deploy_every_option)
+{
+	struct fx f;
+	struct dcmd_ctx x;
+	const struct des_container *dc;
+	struct prov_cmd c;
+	char *pem = NULL;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    hosts:\n      - 1.1.1.1\n      - 1.1.1.3\n"
+			  "    proxy:\n      app_port: 3000\n      response_timeout: 40\n"
+			  "      healthcheck:\n        path: /health\n        interval: 2\n        timeout: 3\n"
+			  "  workers:\n    - 1.1.1.2\n"
+			  "proxy:\n  host: a.example.com\n"
+			  "  ssl:\n    certificate_pem: CERT_PEM\n    private_key_pem: KEY_PEM\n"
+			  "  buffering:\n    requests: false\n    memory: 1000\n    max_request_body: 2000\n"
+			  "    max_response_body: 3000\n"
+			  "  path_prefix: /api,/v2\n  strip_path_prefix: false\n  forward_headers: true\n"
+			  "  ssl_redirect: false\n"
+			  "  logging:\n    request_headers:\n      - X-Req\n    response_headers:\n      - X-Res\n"
+			  "deploy_timeout: 20\ndrain_timeout: 10\n",
+			  "staging", NULL, APP_SECRETS "CERT_PEM=-----BEGIN CERTIFICATE-----\nKEY_PEM=k3y\n") == 0);
+	T_DEPLOY_LIKE_KAMAL(&f, "1.1.1.3", "web", "abc123",
+			    "docker exec kamal-proxy kamal-proxy deploy app-web-staging --target=\"abc123:3000\" "
+			    "--host=\"a.example.com\" --tls "
+			    "--tls-certificate-path=\"/home/kamal-proxy/.apps-config/app-staging/tls/web/cert.pem\" "
+			    "--tls-private-key-path=\"/home/kamal-proxy/.apps-config/app-staging/tls/web/key.pem\" "
+			    "--deploy-timeout=\"20s\" --drain-timeout=\"10s\" --health-check-interval=\"2s\" "
+			    "--health-check-timeout=\"3s\" --health-check-path=\"/health\" --target-timeout=\"40s\" "
+			    "--buffer-requests=\"false\" --buffer-responses --buffer-memory=\"1000\" "
+			    "--max-request-body=\"2000\" --max-response-body=\"3000\" --path-prefix=\"/api\" "
+			    "--path-prefix=\"/v2\" --strip-path-prefix=\"false\" --forward-headers "
+			    "--tls-redirect=\"false\" --log-request-header=\"X-Req\" --log-response-header=\"X-Res\"");
+	/* the PEM files go where those paths point, mode 0644 as Kamal uploads them */
+	dc = fx_find(&f, "1.1.1.3", "web");
+	T_REQUIRE(dc);
+	x = fx_ctx(&f, "1.1.1.3");
+	prov_cmd_init(&c);
+	T_INTEQ(dcmd_proxy_tls_write(&c, &pem, dc, DCMD_TLS_KEY, &x, NULL), 1);
+	T_STREQ(pem, "k3y");
+	T_REQUIRE(c.n == 1 && c.v[0].argv.n == 8);
+	T_STREQ(c.v[0].argv.v[6], ".kamal/proxy/apps-config/app-staging/tls/web/key.pem");
+	T_CHECK(strncmp(c.v[0].argv.v[5], ".kamal/proxy/apps-config/app-staging/tls/web/key.pem.tmp.", 57) == 0);
+	T_INTEQ(strlen(c.v[0].argv.v[5]), 57 + 16);
+	T_STREQ(c.v[0].argv.v[4], ".kamal/proxy/apps-config/app-staging/tls/web");
+	T_STREQ(c.v[0].argv.v[7], "644");
+	util_free_secret(pem);
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+/* ---- env files ---- */
+
+/* Runs cmd (rendered) in dir with stdin; 0 when it exited 0. */
+static int run_in(const char *dir, const struct prov_cmd *cmd, const char *stdin_text)
+{
+	struct sbuf s;
+	char *line;
+	FILE *p;
+	int rc;
+
+	sbuf_init(&s, 0);
+	if (prov_cmd_render(cmd, &s) != 0) {
+		sbuf_release(&s);
+		return -1;
+	}
+	line = xasprintf("cd '%s' && %s", dir, s.buf);
+	p = popen(line, "w");
+	free(line);
+	sbuf_release(&s);
+	if (!p)
+		return -1;
+	fputs(stdin_text, p);
+	rc = pclose(p);
+	return rc == 0 ? 0 : -1;
+}
+
+T_TEST(env_file_as_kamal_writes_it)
+{
+	struct fx f;
+	const struct des_host *h;
+	const struct des_env_file *ef = NULL;
+	struct prov_cmd c;
+	char *content = NULL, *dir, *got = NULL, *path;
+	size_t len = 0;
+	struct stat st;
+
+	/* \n, \\, ", #, non-ASCII */
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - 1.1.1.1\n"
+			  "  workers:\n    hosts:\n      - 1.1.1.2\n    env:\n      secret:\n        - B:OTHER\n",
+			  NULL, NULL, "RAILS_MASTER_KEY=\"line1\nline2 \\\\ \\\" #{x} caf\xc3\xa9\"\nOTHER=plain\n") == 0);
+	h = desired_host(f.ds, "1.1.1.2");
+	T_REQUIRE(h);
+	for (size_t i = 0; i < h->nenv_files; i++)
+		if (strstr(h->env_files[i].path, "workers"))
+			ef = &h->env_files[i];
+	T_REQUIRE(ef);
+	prov_cmd_init(&c);
+	T_REQUIRE(dcmd_env_file_write(&c, &content, ef, f.c, NULL) == 0);
+	T_STREQ(content, "RAILS_MASTER_KEY=line1\\nline2 \\\\ \" #{x} caf\xc3\xa9\nB=plain\n");
+	/* installed by sh: mode 0600, the exact bytes, no temporary file left */
+	dir = tu_tmpdir("dcmd-env");
+	T_REQUIRE(dir);
+	T_CHECK(run_in(dir, &c, content) == 0);
+	path = xasprintf("%s/%s", dir, ef->path);
+	T_CHECK(util_read_file(path, 1 << 20, &got, &len) == 0);
+	T_STREQ(got, content);
+	T_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	{
+		char *ls = tu_sh_line("ls -a '%s/.kamal/apps/app/env/roles' | grep -c tmp", dir);
+		T_STREQ(ls, "0");
+		free(ls);
+	}
+	free(got);
+	free(path);
+	tu_rm_rf(dir);
+	free(dir);
+	util_free_secret(content);
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+T_TEST(env_file_empty_and_unavailable)
+{
+	struct fx f;
+	const struct des_host *h;
+	struct prov_cmd c;
+	char *content = NULL;
+	struct plumb_err err = { 0 };
+
+	T_REQUIRE(fx_load(&f, "service: app\nimage: dhh/app\nregistry:\n  server: localhost:5555\n"
+			  "servers:\n  - 1.1.1.1\naccessories:\n  db:\n    image: postgres\n    host: 1.1.1.1\n"
+			  "    env:\n      secret:\n        - NOPE\n", NULL, NULL, NULL) == 0);
+	h = desired_host(f.ds, "1.1.1.1");
+	T_REQUIRE(h && h->nenv_files == 2);
+	prov_cmd_init(&c);
+	for (size_t i = 0; i < h->nenv_files; i++) {
+		const struct des_env_file *ef = &h->env_files[i];
+		if (strstr(ef->path, "roles")) {
+			T_REQUIRE(dcmd_env_file_write(&c, &content, ef, f.c, NULL) == 0);
+			T_STREQ(content, "\n"); /* Kamal's empty env file */
+			util_free_secret(content);
+		} else {
+			size_t n = c.n;
+			T_INTEQ(dcmd_env_file_write(&c, &content, ef, f.c, &err), PLUMB_EUNAVAILABLE);
+			T_CHECK(content == NULL);
+			T_INTEQ(c.n, n); /* nothing built */
+			T_CHECK(strstr(err.msg, "NOPE") != NULL);
+		}
+	}
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+/* ---- registry, images, state, stop, prune ---- */
+
+T_TEST(login_pull_tag_state)
+{
+	struct prov_cmd c;
+	struct desired ds = { .service = "app", .destination = "staging" };
+
+	prov_cmd_init(&c);
+	dcmd_login(&c, PROV_JOIN_SEQ, "registry.example.com:5000", "dhh");
+	T_SAME_WORDS(&c, "docker login registry.example.com:5000 -u dhh --password-stdin");
+	prov_cmd_release(&c);
+	dcmd_pull(&c, PROV_JOIN_SEQ, "localhost:5555/app:999");
+	dcmd_image_id(&c, PROV_JOIN_AND, "localhost:5555/app:999");
+	dcmd_tag_latest(&c, PROV_JOIN_AND, &ds, "localhost:5555/app:999");
+	T_SAME_WORDS(&c, "docker pull localhost:5555/app:999 && docker image inspect --format '{{.Id}}' "
+			 "localhost:5555/app:999 && docker tag localhost:5555/app:999 localhost:5555/app:latest-staging");
+	prov_cmd_release(&c);
+	ds.destination = NULL;
+	dcmd_tag_latest(&c, PROV_JOIN_SEQ, &ds, "dhh/app@sha256:abc");
+	dcmd_stop(&c, PROV_JOIN_SEQ, "app-web-999", 30);
+	dcmd_stop(&c, PROV_JOIN_SEQ, "app-web-998", 0);
+	dcmd_rename(&c, PROV_JOIN_SEQ, "app-web-999", "app-web-999_replaced_0123456789abcdef");
+	dcmd_start(&c, PROV_JOIN_SEQ, "app-web-999");
+	dcmd_remove(&c, PROV_JOIN_SEQ, "app-web-999");
+	dcmd_logs_tail(&c, PROV_JOIN_SEQ, "app-web-999", 50);
+	dcmd_state(&c, PROV_JOIN_SEQ, "app-web-999");
+	T_SAME_WORDS(&c, "docker tag dhh/app@sha256:abc dhh/app:latest ; docker stop -t 30 app-web-999 ; "
+			 "docker stop app-web-998 ; docker rename app-web-999 app-web-999_replaced_0123456789abcdef ; "
+			 "docker start app-web-999 ; docker rm -f app-web-999 ; docker logs --tail 50 app-web-999 ; "
+			 "docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
+			 "{{else}}none{{end}}' app-web-999");
+	prov_cmd_release(&c);
+	T_INTEQ(dcmd_parse_state("running healthy\n"), DCMD_READY);
+	T_INTEQ(dcmd_parse_state("running none"), DCMD_READY);
+	T_INTEQ(dcmd_parse_state("running starting"), DCMD_STARTING);
+	T_INTEQ(dcmd_parse_state("running unhealthy"), DCMD_STARTING);
+	T_INTEQ(dcmd_parse_state("restarting none"), DCMD_STARTING);
+	T_INTEQ(dcmd_parse_state("exited none"), DCMD_FAILED);
+	T_INTEQ(dcmd_parse_state(""), DCMD_FAILED);
+}
+
+/* Role#stop_args: stop_timeout, else drain_timeout for a role without the proxy. */
+T_TEST(stop_timeout_as_kamal)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "drain_timeout: 20\n", NULL, NULL, APP_SECRETS) == 0);
+	T_INTEQ(dcmd_stop_timeout(f.c, "web"), 0);
+	T_INTEQ(dcmd_stop_timeout(f.c, "workers"), 20);
+	fx_release(&f);
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    hosts:\n      - 1.1.1.1\n    stop_timeout: 7\n"
+			  "  workers:\n    - 1.1.1.2\nstop_timeout: 9\n", NULL, NULL, APP_SECRETS) == 0);
+	T_INTEQ(dcmd_stop_timeout(f.c, "web"), 7);
+	T_INTEQ(dcmd_stop_timeout(f.c, "workers"), 9);
+	fx_release(&f);
+}
+
+T_TEST(prune_and_dirs)
+{
+	struct fx f;
+	struct prov_cmd c;
+	struct dcmd_ctx x;
+
+	T_REQUIRE(fx_load(&f, ACC_YML, NULL, NULL, "MYSQL_ROOT_PASSWORD=secret123\n") == 0);
+	x = fx_ctx(&f, "1.1.1.5");
+	prov_cmd_init(&c);
+	dcmd_prune(&c, PROV_JOIN_SEQ, f.ds, 5);
+	T_REQUIRE(c.n == 5);
+	c.n = 4; /* the tagged-images script is checked apart */
+	T_SAME_WORDS(&c, "docker ps -q -a --filter label=service=app --filter status=created --filter status=exited "
+			 "--filter status=dead | tail -n +6 | xargs -r docker rm ; "
+			 "docker image prune --force --filter label=service=app");
+	c.n = 5;
+	T_STREQ(c.v[4].argv.v[0], "sh");
+	T_STREQ(c.v[4].argv.v[4], "app");
+	T_STREQ(c.v[4].argv.v[5], "private.registry/dhh/app:latest");
+	T_STREQ(c.v[4].argv.v[6], "private.registry/dhh/app");
+	prov_cmd_release(&c);
+	dcmd_prepare_dirs(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.5", "mysql"), &x);
+	dcmd_prepare_dirs(&c, PROV_JOIN_AND, fx_find(&f, "1.1.1.1", "kamal-proxy"), &x);
+	dcmd_prepare_dirs(&c, PROV_JOIN_AND, fx_find(&f, "1.1.1.1", "web"), &x);
+	dcmd_network_create(&c, PROV_JOIN_AND);
+	T_SAME_WORDS(&c, "mkdir -p .kamal/apps/app/env/accessories && mkdir -p $PWD/app-mysql/data && "
+			 "mkdir -p /srv/conf && mkdir -p .kamal/proxy/apps-config && "
+			 "mkdir -p .kamal/apps/app/env/roles && docker network inspect kamal 2>/dev/null || "
+			 "docker network create kamal");
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
+/* A secret value never reaches a command line: run, deploy, env file, login, prune. */
+T_TEST(secret_canary_never_in_argv)
+{
+	static const char canary[] = "CANARY-s3cr3t-9f8e7d";
+	struct fx f;
+	struct prov_cmd c;
+	struct sbuf s;
+	char *content = NULL;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - 1.1.1.1\n  workers:\n    - 1.1.1.2\n"
+			  "proxy:\n  host: a.example.com\n  ssl:\n    certificate_pem: CERT\n    private_key_pem: RAILS_MASTER_KEY\n"
+			  "accessories:\n  db:\n    image: postgres\n    host: 1.1.1.1\n"
+			  "    env:\n      secret:\n        - PGPASS:RAILS_MASTER_KEY\n",
+			  NULL, NULL, "RAILS_MASTER_KEY=" "CANARY-s3cr3t-9f8e7d" "\nCERT=CANARY-s3cr3t-9f8e7d\n") == 0);
+	prov_cmd_init(&c);
+	for (size_t h = 0; h < f.ds->nhosts; h++) {
+		const struct des_host *dh = &f.ds->hosts[h];
+		struct dcmd_ctx x = fx_ctx(&f, dh->host);
+		for (size_t i = 0; i < dh->ncontainers; i++) {
+			const struct des_container *dc = &dh->containers[i];
+			T_CHECK(dcmd_run(&c, PROV_JOIN_SEQ, dc, NULL, &x, NULL) == 0);
+			dcmd_prepare_dirs(&c, PROV_JOIN_SEQ, dc, &x);
+			if (dc->proxied) {
+				T_CHECK(dcmd_proxy_deploy(&c, PROV_JOIN_SEQ, dc, "abc", &x, NULL) == 0);
+				T_INTEQ(dcmd_proxy_tls_write(&c, &content, dc, DCMD_TLS_KEY, &x, NULL), 1);
+				T_STREQ(content, canary);
+				util_free_secret(content);
+			}
+		}
+		for (size_t i = 0; i < dh->nenv_files; i++) {
+			T_CHECK(dcmd_env_file_write(&c, &content, &dh->env_files[i], f.c, NULL) == 0);
+			util_free_secret(content);
+		}
+	}
+	dcmd_login(&c, PROV_JOIN_SEQ, NULL, "dhh");
+	dcmd_prune(&c, PROV_JOIN_SEQ, f.ds, 5);
+	sbuf_init(&s, 0);
+	T_REQUIRE(prov_cmd_render(&c, &s) == 0);
+	T_CHECK(s.len > 1000);
+	T_CHECK(strstr(s.buf, "CANARY") == NULL);
+	T_CHECK(strstr(s.buf, "secret") == NULL); /* the registry password */
+	T_CHECK(strstr(s.buf, "--password-stdin") != NULL);
+	sbuf_release(&s);
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
-       T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal))
+       T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal),
+       T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
+       T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
+       T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv))
