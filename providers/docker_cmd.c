@@ -974,3 +974,70 @@ void dcmd_prune(struct prov_cmd *c, enum prov_join join, const struct desired *d
 	}
 	free(filter);
 }
+
+/* ---- assets (app/assets.rb) ---- */
+
+/* .kamal/apps/<svc>/assets/<kind>/<role>-<version> */
+static char *asset_dir(const struct desired *ds, const char *kind, const char *role, const char *version)
+{
+	char *sd = service_and_destination(ds);
+	char *p = xasprintf(".kamal/apps/%s/assets/%s/%s-%s", sd, kind, role, version);
+
+	free(sd);
+	return p;
+}
+
+int dcmd_assets_prepare(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+			const struct dcmd_ctx *x, const char *old_version)
+{
+	const struct cfg_role *r = dc->kind == DES_APP && x->config ? config_role(x->config, dc->role) : NULL;
+	const char *asset = r ? (r->asset_path ? r->asset_path : x->config->asset_path) : NULL;
+	const char *version = x->version ? x->version : x->ds->version;
+	char *path, *from, *ext, *vol, *tmpname;
+
+	if (!r || !asset || !r->running_proxy)
+		return 0;
+	path = xasprintf("%.*s/.", (int)strcspn(asset, ":"), asset);
+	tmpname = xasprintf("%s-assets", dc->prefix);
+	from = xasprintf("%s:%s", tmpname, path);
+	ext = asset_dir(x->ds, "extracted", dc->role, version);
+	vol = asset_dir(x->ds, "volumes", dc->role, version);
+	/* extract_assets: the image's asset directory, copied out of a created container */
+	mkdir_p(c, join, ext);
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "docker", "container", "rm", tmpname, NULL);
+	prov_cmd_quiet(c);
+	prov_cmd_begin(c, PROV_JOIN_OR);
+	prov_cmd_arg(c, "true");
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "docker", "container", "create", "--name", tmpname, dc->image_ref, NULL);
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "docker", "container", "cp", "-L", from, ext, NULL);
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "docker", "container", "rm", tmpname, NULL);
+	/* sync_asset_volumes (its own command in Kamal, run once extraction
+	 * succeeded; chained by ;): the new volume, old and new assets in both */
+	mkdir_p(c, PROV_JOIN_AND, vol);
+	prov_cmd_begin(c, PROV_JOIN_SEQ);
+	prov_cmd_args(c, "cp", "-rnT", ext, vol, NULL);
+	if (old_version && *old_version) {
+		char *oext = asset_dir(x->ds, "extracted", dc->role, old_version);
+		char *ovol = asset_dir(x->ds, "volumes", dc->role, old_version);
+		prov_cmd_begin(c, PROV_JOIN_SEQ);
+		prov_cmd_args(c, "cp", "-rnT", ext, ovol, NULL);
+		prov_cmd_begin(c, PROV_JOIN_OR);
+		prov_cmd_arg(c, "true");
+		prov_cmd_begin(c, PROV_JOIN_SEQ);
+		prov_cmd_args(c, "cp", "-rnT", oext, vol, NULL);
+		prov_cmd_begin(c, PROV_JOIN_OR);
+		prov_cmd_arg(c, "true");
+		free(oext);
+		free(ovol);
+	}
+	free(vol);
+	free(ext);
+	free(from);
+	free(tmpname);
+	free(path);
+	return 1;
+}

@@ -89,6 +89,20 @@ int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_
 void dcmd_prepare_dirs(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 		       const struct dcmd_ctx *x);
 
+/*
+ * A proxied role with asset_path: what Kamal does before its docker run
+ * (App::Assets#extract_assets, then #sync_asset_volumes): the image's asset
+ * directory copied out of a created <prefix>-assets container into
+ * .kamal/apps/<svc>/assets/extracted/<role>-<version>, then into the
+ * versioned volume directory the container mounts, and — when old_version
+ * (the running one) is given — old and new assets into each other's volume
+ * (`cp -rnT`, failures tolerated), so both versions serve both during the
+ * switch. Returns 1 when it appended commands, 0 when the role has no
+ * assets (nothing appended). Kamal's clean_up_assets is not done.
+ */
+int dcmd_assets_prepare(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+			const struct dcmd_ctx *x, const char *old_version);
+
 /* The kamal network, made when missing (Kamal: `docker network create kamal`
  * on every host, "already exists" tolerated):
  * docker network inspect kamal 2>/dev/null || docker network create kamal */

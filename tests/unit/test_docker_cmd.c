@@ -849,10 +849,37 @@ T_TEST(secret_canary_never_in_argv)
 	fx_release(&f);
 }
 
+/* app_test.rb "extract assets" and "sync asset volumes" (one command here: the sync runs once extraction succeeded) */
+T_TEST(assets_as_kamal)
+{
+	struct fx f;
+	struct prov_cmd c;
+	struct dcmd_ctx x;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "asset_path: /public/assets\n", NULL, NULL, APP_SECRETS) == 0);
+	x = fx_ctx(&f, "1.1.1.1");
+	prov_cmd_init(&c);
+	T_INTEQ(dcmd_assets_prepare(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.1", "web"), &x, "123"), 1);
+	T_SAME_WORDS(&c, "mkdir -p .kamal/apps/app/assets/extracted/web-999 && "
+			 "docker container rm app-web-assets 2>/dev/null || true && "
+			 "docker container create --name app-web-assets dhh/app:999 && "
+			 "docker container cp -L app-web-assets:/public/assets/. .kamal/apps/app/assets/extracted/web-999 && "
+			 "docker container rm app-web-assets && "
+			 "mkdir -p .kamal/apps/app/assets/volumes/web-999 ; "
+			 "cp -rnT .kamal/apps/app/assets/extracted/web-999 .kamal/apps/app/assets/volumes/web-999 ; "
+			 "cp -rnT .kamal/apps/app/assets/extracted/web-999 .kamal/apps/app/assets/volumes/web-123 || true ; "
+			 "cp -rnT .kamal/apps/app/assets/extracted/web-123 .kamal/apps/app/assets/volumes/web-999 || true");
+	prov_cmd_release(&c);
+	/* no proxy, no assets */
+	T_INTEQ(dcmd_assets_prepare(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.2", "workers"), &x, NULL), 0);
+	T_INTEQ(c.n, 0);
+	fx_release(&f);
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
        T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal),
        T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
        T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
-       T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv))
+       T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal))
