@@ -175,6 +175,10 @@ static int env_args(struct prov_cmd *c, const struct des_container *dc, const st
 					   dc->name, e->key);
 			continue;
 		case DES_ENV_EXPANDED:
+			if (e->value && !shell_expanded(e->value)) {
+				val = e->value; /* "${" without "}": Kamal escapes the $ */
+				break;
+			}
 			rc = plumb_err_set(err, PLUMB_EINVAL,
 					   "%s: env %s holds ${...}, which Kamal leaves to the host's shell to expand; "
 					   "plumb passes values literally and cannot reproduce that (write the value itself)",
@@ -284,19 +288,20 @@ static int run_app(struct prov_cmd *c, const struct des_container *dc, const cha
 		   const struct dcmd_ctx *x, struct plumb_err *err)
 {
 	const char *version = x->version ? x->version : x->ds->version;
-	char *w;
+	char *cname = xasprintf("%s-%s", dc->prefix, version), *w;
 	int rc;
 
-	prov_cmd_args(c, "docker", "run", "--detach", "--restart", dc->restart, "--name", name,
+	prov_cmd_args(c, "docker", "run", "--detach", "--restart", dc->restart, "--name", name ? name : cname,
 		      "--network", "kamal", "--hostname", NULL);
 	w = app_hostname(x);
 	prov_cmd_arg(c, w);
 	free(w);
 	/* container name, version and host: Kamal double-quotes them without
 	 * escaping (names and versions carry no shell syntax) */
-	w = xasprintf("KAMAL_CONTAINER_NAME=%s", dc->name);
+	w = xasprintf("KAMAL_CONTAINER_NAME=%s", cname);
 	prov_cmd_args(c, "--env", w, NULL);
 	free(w);
+	free(cname);
 	w = xasprintf("KAMAL_VERSION=%s", version);
 	prov_cmd_args(c, "--env", w, NULL);
 	free(w);
@@ -433,8 +438,6 @@ int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container
 	struct prov_cmd tmp;
 	int rc;
 
-	if (!name)
-		name = dc->name;
 	if (!x || !x->host || !x->home || !x->ds || (dc->kind != DES_APP && !x->config))
 		return plumb_err_set(err, PLUMB_EINVAL, "%s: docker run needs the host, its home and the config",
 				     dc->name);
@@ -442,8 +445,8 @@ int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container
 	prov_cmd_begin(&tmp, join);
 	switch (dc->kind) {
 	case DES_APP: rc = run_app(&tmp, dc, name, x, err); break;
-	case DES_ACCESSORY: rc = run_accessory(&tmp, dc, name, x, err); break;
-	default: rc = run_proxy(&tmp, dc, name, x, err); break;
+	case DES_ACCESSORY: rc = run_accessory(&tmp, dc, name ? name : dc->name, x, err); break;
+	default: rc = run_proxy(&tmp, dc, name ? name : dc->name, x, err); break;
 	}
 	return adopt(c, join, &tmp, rc, dc->name, err);
 }

@@ -38,8 +38,19 @@ struct dcmd_ctx {
 					* Kamal: SecureRandom.hex(6)); tests fix it */
 };
 
-/* docker run … for an app role, an accessory or kamal-proxy, exactly as
- * Kamal runs it; name overrides dc->name when not NULL (a temporary name). */
+/*
+ * docker run … for an app role, an accessory or kamal-proxy, exactly as
+ * Kamal runs it; name overrides the container's name when not NULL (a
+ * temporary name; KAMAL_CONTAINER_NAME keeps the real one). An app runs
+ * x->version when set (its name and KAMAL_VERSION; the image is
+ * dc->image_ref). --hostname is <host's first 51 chars>-<12 hex>, as
+ * Kamal's boot gives it. Values are passed as Kamal's shell text leaves them
+ * (desired_env_held); secrets stay in the env file (--env-file).
+ * PLUMB_EINVAL naming the key for a value holding ${...} (Kamal lets the
+ * host's shell expand it; plumb passes values literally and cannot),
+ * PLUMB_EUNTRUSTED for an env value this untrusted run did not compute.
+ * On error nothing is appended to *c.
+ */
 int dcmd_run(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 	     const char *name, const struct dcmd_ctx *x, struct plumb_err *err);
 

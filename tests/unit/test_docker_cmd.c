@@ -876,10 +876,34 @@ T_TEST(assets_as_kamal)
 	fx_release(&f);
 }
 
+/* Another version (x->version) is its name and KAMAL_VERSION; a temporary
+ * name changes --name only; "${" without "}" is escaped by Kamal, not expanded. */
+T_TEST(app_run_other_version_and_name)
+{
+	struct fx f;
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+
+	T_REQUIRE(fx_load(&f, APP_YML APP_SERVERS "env:\n  clear:\n    ODD: \"a${b\"\n  secret:\n    - RAILS_MASTER_KEY\n",
+			  NULL, NULL, APP_SECRETS) == 0);
+	x = fx_ctx(&f, "1.1.1.2");
+	x.version = "998";
+	prov_cmd_init(&c);
+	T_REQUIRE(dcmd_run(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.2", "workers"), "tmp-name", &x, NULL) == 0);
+	T_SAME_WORDS(&c, "docker run --detach --restart unless-stopped --name tmp-name --network kamal "
+			 "--hostname 1.1.1.2-" SFX " --env KAMAL_CONTAINER_NAME=\"app-workers-998\" "
+			 "--env KAMAL_VERSION=\"998\" --env KAMAL_HOST=\"1.1.1.2\" --env ODD=\"a\\${b\" "
+			 "--env-file .kamal/apps/app/env/roles/workers.env --log-opt max-size=\"10m\" "
+			 "--label service=\"app\" --label role=\"workers\" --label destination dhh/app:999");
+	prov_cmd_release(&c);
+	fx_release(&f);
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
        T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal),
        T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
        T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
-       T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal))
+       T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal),
+       T_CASE(app_run_other_version_and_name))
