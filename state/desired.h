@@ -193,6 +193,16 @@ char *desired_env_escape(const char *value);
  */
 char *desired_env_held(const char *value);
 
+/*
+ * The proxy.run settings kamal-proxy boots with on host (flattened as in
+ * struct cfg_proxy.run), as Kamal's Configuration#proxy_run picks them: the
+ * first role on the host that runs the proxy (role order), then accessories
+ * with a proxy, whose proxy has a non-empty run section; NULL when none has
+ * one (Kamal then boots it from the host's boot_config files, whose defaults
+ * plumb uses). Borrowed from c.
+ */
+const struct kvs *desired_proxy_run(const struct config *c, const char *host);
+
 /* Splits a cmd as a POSIX shell splits an unquoted word list ('…', "…", \). */
 void desired_split_words(const char *s, struct strvec *out);
 
