@@ -75,8 +75,10 @@ void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref);
 void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desired *ds,
 		     const char *ref);
 
-/* docker login SERVER -u USER --password-stdin: the password is the command's
- * stdin (the caller sends it with transport_run_input), never an argv word. */
+/* docker login SERVER -u USER --password-stdin (SERVER NULL = Docker Hub):
+ * the password is the command's stdin (the caller sends it with
+ * transport_run_input), never an argv word. Kamal logs in nowhere for a
+ * local registry (cfg_registry.local): callers skip it likewise. */
 void dcmd_login(struct prov_cmd *c, enum prov_join join, const char *server, const char *user);
 
 /* docker inspect --format '<status> <health>' NAME: the caller parses
