@@ -935,6 +935,34 @@ T_TEST(app_run_sensitive_env)
 	unsetenv("PLUMB_TEST_DCMD");
 }
 
+/* Found while matching Kamal: an accessory with its own registry runs
+ * <server>/<image> (Accessory#image); `logging: {}` keeps Kamal's default
+ * --log-opt max-size=10m (Logging#args: no driver and no options); an
+ * accessory with a proxy brings kamal-proxy to its host (proxy_hosts). */
+T_TEST(kamal_details_in_the_desired_state)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - 1.1.1.1\nlogging: {}\n"
+			  "accessories:\n  busybox:\n    service: custom-busybox\n    image: busybox:latest\n"
+			  "    host: 1.1.1.7\n    registry:\n      server: other.registry\n      username: user\n"
+			  "      password:\n        - OTHER_PW\n    proxy:\n      host: busybox.example.com\n",
+			  NULL, NULL, APP_SECRETS "OTHER_PW=pw\n") == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.7", "busybox",
+			 "docker run --name custom-busybox --detach --restart unless-stopped --network kamal "
+			 "--log-opt max-size=\"10m\" --env KAMAL_HOST=\"1.1.1.7\" "
+			 "--env-file .kamal/apps/app/env/accessories/busybox.env "
+			 "--label service=\"custom-busybox\" other.registry/busybox:latest");
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD "--env-file .kamal/apps/app/env/roles/web.env --log-opt max-size=\"10m\" "
+			 "--label service=\"app\" --label role=\"web\" --label destination dhh/app:999");
+	T_CHECK(fx_find(&f, "1.1.1.7", "kamal-proxy") != NULL);
+	T_DEPLOY_LIKE_KAMAL(&f, "1.1.1.7", "busybox", "c0ffee",
+			    "docker exec kamal-proxy kamal-proxy deploy custom-busybox --target=\"c0ffee:80\" "
+			    "--host=\"busybox.example.com\" " DEPLOY_TAIL);
+	fx_release(&f);
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
@@ -942,4 +970,5 @@ T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_ru
        T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
        T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
        T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal),
-       T_CASE(app_run_other_version_and_name), T_CASE(app_run_sensitive_env))
+       T_CASE(app_run_other_version_and_name), T_CASE(app_run_sensitive_env),
+       T_CASE(kamal_details_in_the_desired_state))
