@@ -68,6 +68,9 @@ for c in (kc, pc):
     c.pop("Hostname", None)
     c["Env"] = sorted(c.get("Env") or [])
 walk(kc, pc, "Config")
+# docker's CLI gathers --volume through a map: Binds come in any order
+for c in (k["HostConfig"], p["HostConfig"]):
+    c["Binds"] = sorted(c.get("Binds") or [])
 walk(k["HostConfig"], p["HostConfig"], "HostConfig")
 walk({m["Destination"]: m for m in k["Mounts"]}, {m["Destination"]: m for m in p["Mounts"]}, "Mounts")
 walk(sorted(k["NetworkSettings"]["Networks"]), sorted(p["NetworkSettings"]["Networks"]), "Networks")
