@@ -22,32 +22,6 @@
 #define TAIL_ERR 600              /* bytes of the hook's stderr / stdout in a message */
 #define TAIL_OUT 300
 
-void rec_hook_env_init(struct rec_hook_env *e, const struct config *c, const struct desired *ds)
-{
-	struct sbuf sb;
-
-	memset(e, 0, sizeof(*e));
-	e->hooks_path = c->hooks_path;
-	e->service = ds->service;
-	e->destination = ds->destination;
-	e->version = ds->version;
-	e->secrets = c->secrets;
-	sbuf_init(&sb, 0);
-	for (size_t i = 0; i < ds->nhosts; i++) {
-		if (i)
-			sbuf_addc(&sb, ',');
-		sbuf_adds(&sb, ds->hosts[i].host);
-	}
-	e->hosts = sbuf_detach(&sb);
-	sbuf_release(&sb);
-}
-
-void rec_hook_env_release(struct rec_hook_env *e)
-{
-	free((char *)e->hosts);
-	memset(e, 0, sizeof(*e));
-}
-
 int rec_hook_gets_secrets(const char *name)
 {
 	return strcmp(name, "pre-connect") == 0 || strcmp(name, "pre-deploy") == 0 ||
@@ -60,10 +34,18 @@ static void add(struct strvec *v, const char *key, const char *value)
 		strvec_push_take(v, xasprintf("%s=%s", key, value));
 }
 
+/* A field of env, else its default from env->ds / env->config. */
+#define PICK(f, ds_f, cfg_f)                                                          \
+	(env->f ? env->f : env->ds && env->ds->ds_f ? env->ds->ds_f : env->config ? env->config->cfg_f : NULL)
+
 char **rec_hook_env_build(const char *name, const struct rec_hook_env *env)
 {
 	struct strvec v = { 0 };
-	char when[32], *performer = NULL, *sv = NULL;
+	char when[32], *performer = NULL, *sv = NULL, *hosts = NULL;
+	const char *service = PICK(service, service, service);
+	const char *dest = PICK(destination, destination, destination);
+	const char *version = PICK(version, version, xplumb.version);
+	const struct secrets *secrets = env->secrets ? env->secrets : env->config ? env->config->secrets : NULL;
 	char **out;
 
 	if (!env->recorded_at) {
@@ -75,35 +57,48 @@ char **rec_hook_env_build(const char *name, const struct rec_hook_env *env)
 	}
 	if (!env->performer)
 		performer = rec_performer();
-	if (env->service && env->version)
-		sv = strchr(env->version, '_') ? xasprintf("%s@%s", env->service, env->version)
-					       : xasprintf("%s@%.7s", env->service, env->version);
-	else if (env->service)
-		sv = xstrdup(env->service);
+	if (!env->hosts && env->ds) {
+		struct sbuf sb;
+
+		sbuf_init(&sb, 0);
+		for (size_t i = 0; i < env->ds->nhosts; i++) {
+			if (i)
+				sbuf_addc(&sb, ',');
+			sbuf_adds(&sb, env->ds->hosts[i].host);
+		}
+		hosts = sbuf_detach(&sb);
+		sbuf_release(&sb);
+	}
+	if (service && version)
+		sv = strchr(version, '_') ? xasprintf("%s@%s", service, version)
+					  : xasprintf("%s@%.7s", service, version);
+	else if (service)
+		sv = xstrdup(service);
 	/* Kamal's Tags order, then run_hook's details */
 	add(&v, "KAMAL_RECORDED_AT", env->recorded_at ? env->recorded_at : when);
 	add(&v, "KAMAL_PERFORMER", env->performer ? env->performer : performer);
-	add(&v, "KAMAL_DESTINATION", env->destination && *env->destination ? env->destination : NULL);
-	add(&v, "KAMAL_VERSION", env->version);
+	add(&v, "KAMAL_DESTINATION", dest && *dest ? dest : NULL);
+	add(&v, "KAMAL_VERSION", version);
 	add(&v, "KAMAL_SERVICE_VERSION", sv);
-	add(&v, "KAMAL_SERVICE", env->service);
-	add(&v, "KAMAL_HOSTS", env->hosts);
+	add(&v, "KAMAL_SERVICE", service);
+	add(&v, "KAMAL_HOSTS", env->hosts ? env->hosts : hosts);
 	add(&v, "KAMAL_ROLES", env->roles);
 	add(&v, "KAMAL_LOCK", env->lock ? "true" : "false");
 	add(&v, "KAMAL_COMMAND", env->command);
 	add(&v, "KAMAL_SUBCOMMAND", env->subcommand);
 	add(&v, "KAMAL_RUNTIME", env->runtime);
-	if (env->secrets && rec_hook_gets_secrets(name)) {
-		for (size_t i = 0; i < secrets_count(env->secrets); i++) {
-			const char *k = secrets_name_at(env->secrets, i), *val;
+	if (secrets && rec_hook_gets_secrets(name)) {
+		for (size_t i = 0; i < secrets_count(secrets); i++) {
+			const char *k = secrets_name_at(secrets, i), *val;
 			int available = 0;
 
-			val = secrets_get(env->secrets, k, &available);
+			val = secrets_get(secrets, k, &available);
 			/* an unavailable secret has no value to give: left unset */
 			if (val && available)
 				add(&v, k, val);
 		}
 	}
+	free(hosts);
 	free(sv);
 	free(performer);
 	out = xcalloc(v.n + 1, sizeof(*out));
@@ -129,13 +124,13 @@ static int valid_name(const char *name)
 }
 
 /* Replaces every occurrence of a secret's value (4 bytes or more) in s. */
-static void redact(struct sbuf *s, const struct rec_hook_env *env, const char *name)
+static void redact(struct sbuf *s, const struct secrets *secrets, const char *name)
 {
-	if (!env->secrets || !rec_hook_gets_secrets(name))
+	if (!secrets || !rec_hook_gets_secrets(name))
 		return;
-	for (size_t i = 0; i < secrets_count(env->secrets); i++) {
+	for (size_t i = 0; i < secrets_count(secrets); i++) {
 		int available = 0;
-		const char *val = secrets_get(env->secrets, secrets_name_at(env->secrets, i), &available);
+		const char *val = secrets_get(secrets, secrets_name_at(secrets, i), &available);
 		size_t vl = val && available ? strlen(val) : 0;
 		struct sbuf r;
 		const char *p, *hit;
@@ -168,7 +163,9 @@ static void tail(struct sbuf *m, const char *label, const struct sbuf *b, size_t
 int rec_hook_run(const char *root, const char *name, const struct rec_hook_env *env, int trusted,
 		 struct plumb_err *err)
 {
-	const char *hooks = env && env->hooks_path && *env->hooks_path ? env->hooks_path : ".kamal/hooks";
+	const struct rec_hook_env none = { 0 };
+	const struct secrets *secrets;
+	const char *hooks;
 	struct prov_child c = { 0 };
 	struct plumb_err e = { 0 };
 	struct stat fst, pst;
@@ -178,6 +175,12 @@ int rec_hook_run(const char *root, const char *name, const struct rec_hook_env *
 	const char *argv[2];
 	int fd = -1, rc, ran = 0;
 
+	if (!env)
+		env = &none;
+	hooks = env->hooks_path ? env->hooks_path : env->config ? env->config->hooks_path : NULL;
+	if (!hooks || !*hooks)
+		hooks = ".kamal/hooks";
+	secrets = env->secrets ? env->secrets : env->config ? env->config->secrets : NULL;
 	sbuf_init(&msg, 0);
 	if (!root || !valid_name(name)) {
 		rc = plumb_err_set(err, PLUMB_EINVAL, "hook: invalid hook name or no repository directory");
@@ -217,19 +220,19 @@ int rec_hook_run(const char *root, const char *name, const struct rec_hook_env *
 	}
 	close(fd);
 	fd = -1;
-	envv = rec_hook_env_build(name, env ? env : &(struct rec_hook_env){ 0 });
+	envv = rec_hook_env_build(name, env);
 	argv[0] = resolved, argv[1] = NULL;
 	c.argv = argv;
 	c.env_add = (const char *const *)envv;
 	c.cwd = root;
-	c.timeout_ms = env && env->timeout_ms > 0 ? env->timeout_ms : REC_HOOK_DEFAULT_TIMEOUT_MS;
+	c.timeout_ms = env->timeout_ms > 0 ? env->timeout_ms : REC_HOOK_DEFAULT_TIMEOUT_MS;
 	c.out_max = REC_HOOK_OUTPUT_MAX;
 	c.err_max = REC_HOOK_OUTPUT_MAX;
-	c.secret = env && env->secrets && rec_hook_gets_secrets(name);
+	c.secret = secrets && rec_hook_gets_secrets(name);
 	ran = 1;
 	rc = prov_child_run(&c, &e);
-	if (env)
-		redact(&c.out, env, name), redact(&c.err, env, name);
+	redact(&c.out, secrets, name);
+	redact(&c.err, secrets, name);
 	if (rc == PLUMB_ETIMEOUT) {
 		sbuf_addf(&msg, "hook '%s' did not finish within %d s (killed)", name, c.timeout_ms / 1000);
 	} else if (rc == PLUMB_ETRUNC) {

@@ -32,10 +32,15 @@
 /*
  * What a hook is told, as KAMAL_* variables (Kamal's Tags + run_hook
  * details). Every pointer is borrowed; NULL leaves the variable unset (as
- * Kamal leaves out a nil tag), except where a default is noted.
+ * Kamal leaves out a nil tag), except where a default is noted. config and
+ * ds, when given, fill what is left NULL: hooks_path (config), service,
+ * destination, version (ds, else config), hosts (every host of ds, in
+ * order), secrets (config).
  */
 struct rec_hook_env {
-	const char *hooks_path;   /* the hooks' directory, relative to root; NULL -> ".kamal/hooks" */
+	const struct config *config; /* optional: defaults (above) */
+	const struct desired *ds;    /* optional: defaults (above) */
+	const char *hooks_path;   /* the hooks' directory, relative to root; else ".kamal/hooks" */
 	const char *recorded_at;  /* KAMAL_RECORDED_AT; NULL -> now, UTC ISO 8601 */
 	const char *performer;    /* KAMAL_PERFORMER; NULL -> rec_performer() */
 	const char *destination;  /* KAMAL_DESTINATION */
@@ -45,24 +50,16 @@ struct rec_hook_env {
 	const char *hosts;        /* KAMAL_HOSTS: comma-separated (all hosts; a boot group's for
 				   * pre/post-app-boot) */
 	const char *roles;        /* KAMAL_ROLES: only when the run was limited to roles */
-	int lock;                 /* KAMAL_LOCK: "true" when the deploy lock is held, else "false" */
+	int lock;                 /* KAMAL_LOCK: "true" when the deploy lock is held (Kamal holds
+				   * it for pre-deploy and the app-boot hooks), else "false" */
 	const char *command;      /* KAMAL_COMMAND: Kamal's word ("deploy", "rollback") */
 	const char *subcommand;   /* KAMAL_SUBCOMMAND */
 	const char *runtime;      /* KAMAL_RUNTIME (post-deploy: whole seconds) */
 	/* every available secret, as NAME=value, for pre-connect, pre-deploy and
-	 * post-deploy only (Kamal's secrets: true); NULL = none */
+	 * post-deploy only (Kamal's secrets: true); NULL = none (or config's) */
 	const struct secrets *secrets;
 	int timeout_ms;           /* <= 0 -> REC_HOOK_DEFAULT_TIMEOUT_MS */
 };
-
-/*
- * Fills e from a loaded config and its desired state (hooks_path, service,
- * destination, version, hosts = every host in config order, secrets);
- * everything else zero. e borrows from c and ds, except hosts, which
- * rec_hook_env_release frees.
- */
-void rec_hook_env_init(struct rec_hook_env *e, const struct config *c, const struct desired *ds);
-void rec_hook_env_release(struct rec_hook_env *e);
 
 /* True for the hooks Kamal gives the secrets to. */
 int rec_hook_gets_secrets(const char *name);

@@ -125,6 +125,40 @@ T_TEST(env_is_kamals)
 	repo_free(repo);
 }
 
+/* config and ds fill what the caller leaves NULL; secrets only for the three hooks */
+T_TEST(env_defaults_from_config_and_desired)
+{
+	struct secrets *s = test_secrets();
+	struct des_host hs[2] = { { .host = "10.0.0.1" }, { .host = "10.0.0.2" } };
+	struct desired ds = { .service = "optimus", .destination = "staging", .version = "feedfacecafe",
+			      .hosts = hs, .nhosts = 2 };
+	struct config cfg = { .service = "optimus", .hooks_path = "ci", .secrets = s };
+	struct rec_hook_env e = { .config = &cfg, .ds = &ds, .performer = "p", .recorded_at = "t",
+				  .command = "deploy" };
+	struct sbuf got;
+	char **v;
+
+	sbuf_init(&got, 0);
+	v = rec_hook_env_build("pre-deploy", &e);
+	for (char **p = v; *p; p++)
+		sbuf_addf(&got, "%s\n", *p);
+	rec_hook_env_free(v);
+	T_STREQ(got.buf, "KAMAL_RECORDED_AT=t\nKAMAL_PERFORMER=p\nKAMAL_DESTINATION=staging\n"
+			 "KAMAL_VERSION=feedfacecafe\nKAMAL_SERVICE_VERSION=optimus@feedfac\nKAMAL_SERVICE=optimus\n"
+			 "KAMAL_HOSTS=10.0.0.1,10.0.0.2\nKAMAL_LOCK=false\nKAMAL_COMMAND=deploy\n"
+			 "DB_PASSWORD=s3cret-pw\nKAMAL_REGISTRY_PASSWORD=reg-pw-123\n");
+	sbuf_reset(&got);
+	e.hosts = "10.0.0.2";
+	v = rec_hook_env_build("pre-app-boot", &e);
+	for (char **p = v; *p; p++)
+		sbuf_addf(&got, "%s\n", *p);
+	rec_hook_env_free(v);
+	T_CONTAINS(got.buf, "KAMAL_HOSTS=10.0.0.2\n");
+	T_NOT_CONTAINS(got.buf, "s3cret-pw");
+	sbuf_release(&got);
+	secrets_free(s);
+}
+
 T_TEST(failing_hook_stops_with_its_output)
 {
 	char *repo = repo_new();
@@ -221,8 +255,12 @@ T_TEST(hook_path_rules)
 	T_REQUIRE(mkdir(got, 0755) == 0);
 	free(got);
 	put_file(repo, "ci/pre-deploy", "#!/bin/sh\ntouch ran-ci\n", 0755);
-	e.hooks_path = "./ci";
-	T_INTEQ(rec_hook_run(repo, "pre-deploy", &e, 1, &err), 0);
+	{
+		struct config cfg = { .hooks_path = "./ci" };
+		e.config = &cfg;
+		T_INTEQ(rec_hook_run(repo, "pre-deploy", &e, 1, &err), 0);
+		e.config = NULL;
+	}
 	got = get_file(repo, "ran-ci");
 	T_CHECK(got != NULL);
 	free(got);
@@ -292,5 +330,5 @@ T_TEST(optimus_ci_gate_works_as_written)
 	repo_free(bin);
 }
 
-T_MAIN(T_CASE(env_is_kamals), T_CASE(failing_hook_stops_with_its_output), T_CASE(untrusted_is_not_run),
+T_MAIN(T_CASE(env_is_kamals), T_CASE(env_defaults_from_config_and_desired), T_CASE(failing_hook_stops_with_its_output), T_CASE(untrusted_is_not_run),
        T_CASE(hook_path_rules), T_CASE(optimus_ci_gate_works_as_written))
