@@ -41,6 +41,7 @@ struct ex_host {
 	unsigned long commands;
 	int failed;
 	int booted_app;         /* an app container was booted: tag :latest, prune */
+	int finished;           /* … done already (chained into the host's last step) */
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -109,14 +110,17 @@ static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, s
 	return rc;
 }
 
-/* What a failed command said: its own words (escaped later), else the transport's. */
-static const char *cmd_said(struct ex_host *h, const struct cmd_result *r, int rc)
+/* What a failed command said: its own words (escaped later; trailing blanks
+ * dropped in place), else the transport's. */
+static const char *cmd_said(struct ex_host *h, struct cmd_result *r, int rc)
 {
-	const char *s = r->err.len ? r->err.buf : r->out.len ? r->out.buf : NULL;
+	struct sbuf *b = r->err.len ? &r->err : r->out.len ? &r->out : NULL;
 
-	if (rc != PLUMB_ERROR || !s)
+	if (rc != PLUMB_ERROR || !b)
 		return plumb_err_msg(transport_err(h->t));
-	return s;
+	while (b->len && isspace((unsigned char)b->buf[b->len - 1]))
+		b->buf[--b->len] = '\0';
+	return b->buf;
 }
 
 /* The last line of s (len bytes) that is exactly 64 hex digits (docker run -d's id). */
@@ -141,6 +145,44 @@ static char *last_container_id(const char *s, size_t len)
 		i = e + 1;
 	}
 	return id;
+}
+
+/*
+ * Appends sub to c, joined by join, as one unit of an && chain: directly
+ * when sub is itself an && chain, else as `sh -c '<sub rendered>'` (a ; or
+ * || inside would otherwise bind to the whole chain: `a && b ; c` runs c
+ * whatever a did, and its status is c's). tolerate: the unit succeeds
+ * whatever sub's status (`…; true`: housekeeping).
+ */
+static void append_unit(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *sub,
+			int tolerate)
+{
+	int plain = !tolerate && !sub->err;
+	struct sbuf r;
+
+	for (size_t i = 1; i < sub->n && plain; i++)
+		plain = sub->v[i].join == PROV_JOIN_AND;
+	if (plain) {
+		for (size_t i = 0; i < sub->n; i++) {
+			prov_cmd_begin(c, i == 0 ? join : PROV_JOIN_AND);
+			for (size_t k = 0; k < sub->v[i].argv.n; k++)
+				prov_cmd_arg(c, sub->v[i].argv.v[k]);
+			if (sub->v[i].quiet)
+				prov_cmd_quiet(c);
+		}
+		return;
+	}
+	sbuf_init(&r, 0);
+	if (prov_cmd_render(sub, &r) != 0) {
+		c->err = PLUMB_EINVAL; /* latched: reported when c is rendered */
+		sbuf_release(&r);
+		return;
+	}
+	if (tolerate)
+		sbuf_adds(&r, "; true");
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", r.buf, NULL);
+	sbuf_release(&r);
 }
 
 static void audit(struct ex_host *h, struct prov_cmd *c, const char *fmt, ...) PLUMB_PRINTF(3, 4);
@@ -249,11 +291,21 @@ static void boot_failed(struct ex_host *h, const char *name, int keep)
 		dcmd_remove(&c, PROV_JOIN_SEQ, name);
 	prov_cmd_quiet(&c);
 	ex_cmd(h, &c, NULL, 0, &r);
+	{
+		/* docker rm/stop echo the name last: not part of the logs */
+		size_t nl = strlen(name);
+		if (r.out.len > nl && r.out.buf[r.out.len - 1] == '\n' &&
+		    memcmp(r.out.buf + r.out.len - 1 - nl, name, nl) == 0 &&
+		    (r.out.len == nl + 1 || r.out.buf[r.out.len - 2 - nl] == '\n'))
+			r.out.len -= nl + 1;
+		else if (r.out.len == nl + 1 && memcmp(r.out.buf, name, nl) == 0)
+			r.out.len = 0;
+	}
 	sbuf_init(&tail, 0);
 	esc_lines(&tail, r.out.buf, r.out.len);
 	esc_lines(&tail, r.err.buf, r.err.len);
-	say(h->run, "%s: %s %s; the last %d lines of its logs:", h->dh->host, name,
-	    keep ? "stopped again" : "removed", EX_LOG_LINES);
+	say(h->run, "%s: %s %s; the last %d lines of its logs:%s", h->dh->host, name,
+	    keep ? "stopped again" : "removed", EX_LOG_LINES, tail.len ? "" : " (none)");
 	pthread_mutex_lock(&h->run->mu);
 	fputs(tail.buf, h->run->out);
 	if (tail.len && tail.buf[tail.len - 1] != '\n')
@@ -265,6 +317,14 @@ static void boot_failed(struct ex_host *h, const char *name, int keep)
 }
 
 /* ---- steps ---- */
+
+static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join);
+
+/* s is the host's last step: nothing after it in the plan. */
+static int last_step(const struct ex_host *h, const struct diff_step *s)
+{
+	return s == &h->dh->steps[h->dh->nsteps - 1];
+}
 
 /*
  * An app role: boot (or start) the new container and wait until it is ready;
@@ -296,7 +356,11 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 			const struct obs_container *cur = old ? observed(h, old) : NULL;
 			const char *ov = cur && strlen(cur->name) > strlen(dc->prefix) + 1
 						 ? cur->name + strlen(dc->prefix) + 1 : NULL;
-			dcmd_assets_prepare(&c, PROV_JOIN_AND, dc, &x, ov);
+			struct prov_cmd a;
+			prov_cmd_init(&a);
+			if (dcmd_assets_prepare(&a, PROV_JOIN_AND, dc, &x, ov) > 0)
+				append_unit(&c, PROV_JOIN_AND, &a, 0);
+			prov_cmd_release(&a);
 		}
 		if (have) {
 			/* a container with the new name exists (a same-version redeploy, an
@@ -337,6 +401,11 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	if (old) {
 		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
 		audit(h, &c, "Stopped app container %s", old);
+	}
+	if (last_step(h, s)) {
+		/* tag :latest and prune in the same round trip */
+		finish_cmd(h, &c, PROV_JOIN_AND);
+		h->finished = 1;
 	}
 	if (c.n) {
 		rc = ex_cmd(h, &c, NULL, 0, &r);
@@ -714,12 +783,18 @@ static int host_prepare(size_t i, void *ctx)
 			}
 		}
 	}
+	{
+		struct prov_cmd n;
+		prov_cmd_init(&n);
+		dcmd_network_create(&n, PROV_JOIN_AND);
+		append_unit(&c, PROV_JOIN_AND, &n, 0);
+		prov_cmd_release(&n);
+	}
 	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0) {
 		dcmd_login(&c, PROV_JOIN_AND, o->config->registry.server, user.value);
 		prov_cmd_quiet(&c);
 		in = pw.value;
 	}
-	dcmd_network_create(&c, PROV_JOIN_AND);
 	for (size_t k = 0; k < refs.n; k++) {
 		dcmd_pull(&c, PROV_JOIN_AND, refs.v[k]);
 		dcmd_image_id(&c, PROV_JOIN_AND, refs.v[k]);
@@ -760,26 +835,37 @@ out:
 	return rc;
 }
 
+/* Kamal's end of a deploy on a host: the app image tagged :latest, then prune. */
+static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	const char *ref = NULL;
+	struct prov_cmd p;
+
+	for (size_t k = 0; k < h->dh->nsteps && !ref; k++)
+		if (h->dh->steps[k].target == DIFF_T_APP && h->dh->steps[k].image_ref)
+			ref = h->dh->steps[k].image_ref;
+	prov_cmd_init(&p);
+	if (ref)
+		dcmd_tag_latest(&p, PROV_JOIN_SEQ, o->ds, ref);
+	dcmd_prune(&p, PROV_JOIN_SEQ, o->ds, o->ds->retain_containers);
+	append_unit(c, join, &p, 1);
+	prov_cmd_release(&p);
+}
+
 /* After every wave: tag :latest and prune, where an app container was booted. */
 static int host_finish(size_t i, void *ctx)
 {
 	struct ex_run *run = ctx;
 	struct ex_host *h = &run->h[i];
-	const struct rec_exec_opts *o = run->o;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	const char *ref = NULL;
 	int rc;
 
-	if (!h->booted_app)
+	if (!h->booted_app || h->finished)
 		return 0;
-	for (size_t k = 0; k < h->dh->nsteps && !ref; k++)
-		if (h->dh->steps[k].target == DIFF_T_APP && h->dh->steps[k].image_ref)
-			ref = h->dh->steps[k].image_ref;
 	prov_cmd_init(&c);
-	if (ref)
-		dcmd_tag_latest(&c, PROV_JOIN_SEQ, o->ds, ref);
-	dcmd_prune(&c, PROV_JOIN_SEQ, o->ds, o->ds->retain_containers);
+	finish_cmd(h, &c, PROV_JOIN_SEQ);
 	rc = ex_cmd(h, &c, NULL, 0, &r);
 	if (rc < 0)
 		say(run, "%s: pruning failed (not an error): %s", h->dh->host, cmd_said(h, &r, rc));
@@ -887,9 +973,11 @@ static int run_waves(struct ex_run *run)
 	int *res = xcalloc(run->nh ? run->nh : 1, sizeof(int));
 	int rc = -1;
 
-	say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
-	if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
-		goto out;
+	if (!run->o->no_pull) {
+		say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
+		if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
+			goto out;
+	}
 	for (size_t i = 0; i < run->nh; i++)
 		if (run->h[i].failed) {
 			say(run, "%s: %s", run->h[i].dh->host, run->h[i].why);

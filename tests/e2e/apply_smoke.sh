@@ -12,7 +12,7 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/plan_lib.sh"
-trap 'plan_clean; rm -rf "$T"' EXIT
+trap 'plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
 plan_clean
 if ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
 	"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
