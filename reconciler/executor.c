@@ -1064,7 +1064,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	}
 	for (size_t i = 0; i < run.nh; i++) {
 		struct ex_host *h = &run.h[i];
-		rc = fleet_writer(o->fleet, h->fi, &h->t, err);
+		rc = (o->writer ? o->writer : fleet_writer)(o->fleet, h->fi, &h->t, err);
 		if (rc < 0)
 			goto out;
 		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;

@@ -58,6 +58,9 @@ struct rec_exec_opts {
 	/* non-zero: stop before the next step (SIGINT/SIGTERM) */
 	int (*interrupted)(void);
 	void *ctx;
+	/* How host i's transport is obtained; NULL = fleet_writer (tests give a
+	 * fake). Only asked once fleet is known to be FLEET_READ_WRITE. */
+	int (*writer)(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
 };
 
 struct rec_exec_report {
