@@ -75,8 +75,10 @@ void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref);
 void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desired *ds,
 		     const char *ref);
 
-/* docker login SERVER -u USER --password-stdin: the password is the command's
- * stdin (the caller sends it with transport_run_input), never an argv word. */
+/* docker login SERVER -u USER --password-stdin (SERVER NULL = Docker Hub):
+ * the password is the command's stdin (the caller sends it with
+ * transport_run_input), never an argv word. Kamal logs in nowhere for a
+ * local registry (cfg_registry.local): callers skip it likewise. */
 void dcmd_login(struct prov_cmd *c, enum prov_join join, const char *server, const char *user);
 
 /* docker inspect --format '<status> <health>' NAME: the caller parses
@@ -85,10 +87,21 @@ void dcmd_state(struct prov_cmd *c, enum prov_join join, const char *name);
 enum dcmd_ready { DCMD_STARTING, DCMD_READY, DCMD_FAILED };
 enum dcmd_ready dcmd_parse_state(const char *out);
 
-/* docker exec kamal-proxy kamal-proxy deploy <service>-<role>[-<dest>]
- * --target=<container>:<app_port> + every flag the role's proxy config
- * implies (hosts, TLS, health check, timeouts, buffering, headers, path
- * prefix), as Kamal's proxy commands build it. */
+/*
+ * docker exec kamal-proxy kamal-proxy deploy <service>-<role>[-<dest>]
+ * --target=<target>:<app_port> + every flag of Kamal's
+ * Configuration::Proxy#deploy_options, in its order: --host (each), --tls,
+ * --tls-certificate-path/--tls-private-key-path (custom certificate),
+ * --deploy-timeout/--drain-timeout (Ns), --health-check-interval/-timeout/
+ * -path, --target-timeout, --buffer-requests/--buffer-responses (=false when
+ * off), --buffer-memory, --max-request-body, --max-response-body,
+ * --path-prefix (each), --strip-path-prefix, --forward-headers,
+ * --tls-redirect, --log-request-header (Kamal's three by default),
+ * --log-response-header, --error-pages. Kamal's target is the new
+ * container's id; the role's proxy is the root's merged with its own (an
+ * accessory with a proxy deploys under its service name). PLUMB_EINVAL for
+ * a container not behind the proxy; on error nothing is appended.
+ */
 int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 		      const char *target, const struct dcmd_ctx *x, struct plumb_err *err);
 
@@ -122,7 +135,8 @@ void dcmd_network_create(struct prov_cmd *c, enum prov_join join);
 /*
  * An env file: *content receives the exact bytes Kamal writes (secrets
  * included: the caller wipes it with util_free_secret), and *cmd one simple
- * command that installs it from stdin (dcmd_install_stdin, mode 0600).
+ * command (joined by ;) that installs it from stdin (dcmd_install_stdin,
+ * mode 0600): run it on its own, with the content as its stdin.
  * PLUMB_EUNAVAILABLE when a secret it holds could not be read: nothing is
  * built then and *content is NULL.
  */

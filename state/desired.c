@@ -406,11 +406,12 @@ static void add_port_spec(struct des_container *c, const char *spec)
 	free(s);
 }
 
-/* Kamal's logging_args: the configured driver and options, else --log-opt max-size=10m. */
+/* Kamal's logging_args: the configured driver and options, else (none of
+ * either, `logging: {}` included) --log-opt max-size=10m. */
 static void set_logging(struct des_container *dc, const struct cfg_logging *lg)
 {
-	if (lg->set) {
-		if (lg->driver)
+	if ((lg->driver && *lg->driver) || lg->options.n) {
+		if (lg->driver && *lg->driver)
 			dc->log_driver = xstrdup(lg->driver);
 		kvs_copy(&dc->log_opts, &lg->options);
 	} else {
@@ -580,7 +581,9 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 	dc->role = xstrdup(a->name);
 	dc->name = xstrdup(a->service);
 	dc->prefix = xstrdup(a->service);
-	dc->image_ref = xstrdup(a->image ? a->image : "");
+	/* Kamal's Accessory#image: its own registry's server first */
+	dc->image_ref = a->registry_server ? xasprintf("%s/%s", a->registry_server, a->image ? a->image : "")
+					   : xstrdup(a->image ? a->image : "");
 	dc->image_status = DES_IMAGE_UNKNOWN;
 	pin_accessory_image(b, dc, a);
 	if (a->cmd) {
@@ -895,8 +898,10 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 
 		h->host = xstrdup(hosts.v[i]);
 		for (size_t k = 0; k < c->naccessories; k++)
-			if (strvec_contains(&c->accessories[k].hosts, h->host))
+			if (strvec_contains(&c->accessories[k].hosts, h->host)) {
 				build_accessory(&b, h, &c->accessories[k]);
+				proxy |= c->accessories[k].proxy.set; /* Kamal's proxy_hosts */
+			}
 		for (size_t k = 0; k < c->nroles; k++) {
 			if (!role_on_host(&c->roles[k], h->host))
 				continue;

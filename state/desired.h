@@ -6,7 +6,8 @@
  *
  * Per host: one container per role on that host (name
  * <service>-<role>[-<dest>]-<version>), one per accessory on that host, and
- * kamal-proxy when a role on the host runs the proxy; the env files Kamal
+ * kamal-proxy when a role or an accessory on the host runs the proxy (Kamal's
+ * proxy_hosts); the env files Kamal
  * writes (.kamal/apps/<service[-dest]>/env/roles/<role>.env and
  * .../env/accessories/<name>.env), with their content hashed line by line.
  *

@@ -7,10 +7,10 @@ set -euo pipefail
 SELF=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 . "$(dirname "$0")/plan_lib.sh"
 plan_find_kamal || { rm -rf "$T"; echo "SKIP: $KAMAL_WHY"; exit 77; }
-trap 'plan_clean; rm -rf "$T" /tmp/plumb-identity-abs' EXIT
+trap 'plan_clean; rm -rf "$T" /tmp/plumb-identity-$LAB_ID' EXIT
 plan_clean
 
-mkdir -p /tmp/plumb-identity-abs
+mkdir -p /tmp/plumb-identity-$LAB_ID
 ACC="cache:
   image: $LAB_REGISTRY/optimus:v1
   host: $H1
@@ -20,7 +20,7 @@ ACC="cache:
     - cache_vol:/cache
   directories:
     - cdata:/cdata
-    - /tmp/plumb-identity-abs:/absdir:ro
+    - /tmp/plumb-identity-$LAB_ID:/absdir:ro
   options:
     add-host:
       - a.example:1.2.3.4
@@ -68,6 +68,9 @@ for c in (kc, pc):
     c.pop("Hostname", None)
     c["Env"] = sorted(c.get("Env") or [])
 walk(kc, pc, "Config")
+# docker's CLI gathers --volume through a map: Binds come in any order
+for c in (k["HostConfig"], p["HostConfig"]):
+    c["Binds"] = sorted(c.get("Binds") or [])
 walk(k["HostConfig"], p["HostConfig"], "HostConfig")
 walk({m["Destination"]: m for m in k["Mounts"]}, {m["Destination"]: m for m in p["Mounts"]}, "Mounts")
 walk(sorted(k["NetworkSettings"]["Networks"]), sorted(p["NetworkSettings"]["Networks"]), "Networks")

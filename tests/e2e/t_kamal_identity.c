@@ -7,8 +7,9 @@
  * host, `dcmd_run` builds a twin under another name (kamal-proxy and the
  * accessories while the original is stopped: same ports and data), and
  * `docker inspect` of both must agree on Config (env as a set: docker does
- * not keep its order), HostConfig, Mounts and networks — all but the
- * hostname, which is random in both.
+ * not keep its order), HostConfig (binds as a set, likewise), Mounts and
+ * networks — all but the hostname, which is random in both. (The order of
+ * the words themselves is Kamal's: test_docker_cmd checks it.)
  *
  * The work is done by kamal_identity_helper.sh (the lab and Kamal are shell
  * tools); it calls this binary back as `t_kamal_identity print REPO VERSION

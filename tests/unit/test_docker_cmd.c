@@ -138,13 +138,15 @@ struct fx {
 	struct desired *ds;
 };
 
+static int fx_untrusted; /* load the next configs as an untrusted run */
+
 static int fx_load(struct fx *f, const char *yml, const char *dest, const char *dest_yml,
 		   const char *secrets)
 {
 	char *dir = tu_tmpdir("dcmd");
 	struct source *src = NULL;
 	struct diags d = { 0 };
-	struct config_opts o = { .destination = dest, .trusted = 1 };
+	struct config_opts o = { .destination = dest, .trusted = !fx_untrusted };
 	struct desired_opts dopt = { .version = "999", .salt = SALT };
 	int rc = -1;
 
@@ -899,6 +901,68 @@ T_TEST(app_run_other_version_and_name)
 	fx_release(&f);
 }
 
+/* A clear value from ERB ENV is read again from the config (the desired
+ * state keeps its hash only); an untrusted run did not compute it: refused. */
+T_TEST(app_run_sensitive_env)
+{
+	struct fx f;
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	struct plumb_err err = { 0 };
+	const char *yml = APP_YML "servers:\n  web:\n    - 1.1.1.1\n"
+			  "env:\n  clear:\n    FROM_ENV: <%= ENV[\"PLUMB_TEST_DCMD\"] %>\n  secret:\n    - RAILS_MASTER_KEY\n";
+
+	setenv("PLUMB_TEST_DCMD", "v \"1\"", 1);
+	T_REQUIRE(fx_load(&f, yml, NULL, NULL, APP_SECRETS) == 0);
+	T_REQUIRE(des_container_env(fx_find(&f, "1.1.1.1", "web"), "FROM_ENV")->kind == DES_ENV_SENSITIVE);
+	x = fx_ctx(&f, "1.1.1.1");
+	prov_cmd_init(&c);
+	T_REQUIRE(dcmd_run(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.1", "web"), NULL, &x, NULL) == 0);
+	T_SAME_WORDS(&c, WEB_RUN_HEAD "--env FROM_ENV=\"v \\\"1\\\"\" --env-file .kamal/apps/app/env/roles/web.env "
+			 "--log-opt max-size=\"10m\" --label service=\"app\" --label role=\"web\" --label destination "
+			 "dhh/app:999");
+	prov_cmd_release(&c);
+	fx_release(&f);
+	fx_untrusted = 1;
+	T_REQUIRE(fx_load(&f, yml, NULL, NULL, APP_SECRETS) == 0);
+	fx_untrusted = 0;
+	T_REQUIRE(des_container_env(fx_find(&f, "1.1.1.1", "web"), "FROM_ENV")->kind == DES_ENV_NOT_COMPUTED);
+	x = fx_ctx(&f, "1.1.1.1");
+	T_INTEQ(dcmd_run(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.1", "web"), NULL, &x, &err), PLUMB_EUNTRUSTED);
+	T_CHECK(strstr(err.msg, "FROM_ENV") != NULL);
+	T_INTEQ(c.n, 0);
+	fx_release(&f);
+	unsetenv("PLUMB_TEST_DCMD");
+}
+
+/* Found while matching Kamal: an accessory with its own registry runs
+ * <server>/<image> (Accessory#image); `logging: {}` keeps Kamal's default
+ * --log-opt max-size=10m (Logging#args: no driver and no options); an
+ * accessory with a proxy brings kamal-proxy to its host (proxy_hosts). */
+T_TEST(kamal_details_in_the_desired_state)
+{
+	struct fx f;
+
+	T_REQUIRE(fx_load(&f, APP_YML "servers:\n  web:\n    - 1.1.1.1\nlogging: {}\n"
+			  "accessories:\n  busybox:\n    service: custom-busybox\n    image: busybox:latest\n"
+			  "    host: 1.1.1.7\n    registry:\n      server: other.registry\n      username: user\n"
+			  "      password:\n        - OTHER_PW\n    proxy:\n      host: busybox.example.com\n",
+			  NULL, NULL, APP_SECRETS "OTHER_PW=pw\n") == 0);
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.7", "busybox",
+			 "docker run --name custom-busybox --detach --restart unless-stopped --network kamal "
+			 "--log-opt max-size=\"10m\" --env KAMAL_HOST=\"1.1.1.7\" "
+			 "--env-file .kamal/apps/app/env/accessories/busybox.env "
+			 "--label service=\"custom-busybox\" other.registry/busybox:latest");
+	T_RUN_LIKE_KAMAL(&f, "1.1.1.1", "web",
+			 WEB_RUN_HEAD "--env-file .kamal/apps/app/env/roles/web.env --log-opt max-size=\"10m\" "
+			 "--label service=\"app\" --label role=\"web\" --label destination dhh/app:999");
+	T_CHECK(fx_find(&f, "1.1.1.7", "kamal-proxy") != NULL);
+	T_DEPLOY_LIKE_KAMAL(&f, "1.1.1.7", "busybox", "c0ffee",
+			    "docker exec kamal-proxy kamal-proxy deploy custom-busybox --target=\"c0ffee:80\" "
+			    "--host=\"busybox.example.com\" " DEPLOY_TAIL);
+	fx_release(&f);
+}
+
 T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_run_with_volumes),
        T_CASE(app_run_with_custom_options), T_CASE(app_run_with_logging),
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
@@ -906,4 +970,5 @@ T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_ru
        T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
        T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
        T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal),
-       T_CASE(app_run_other_version_and_name))
+       T_CASE(app_run_other_version_and_name), T_CASE(app_run_sensitive_env),
+       T_CASE(kamal_details_in_the_desired_state))
