@@ -62,6 +62,7 @@ PC_DB_PASSWORD=${PC_DB_PASSWORD:-lab-db-password}
 
 # Knobs of plan_write_config (all optional):
 #   PC_WEB_HOSTS   web hosts, space-separated (default hosts 1..N-1)
+#   PC_WEB_PROXY   the web role's proxy: setting (e.g. false), default none
 #   PC_JOB_ENV     extra clear env of the job role, "KEY: value" lines
 #   PC_DB_IMAGE    the accessory's image (default $LAB_REGISTRY/postgres:17)
 #   PC_DB_ENV      extra clear env of the accessory, "KEY: value" lines
@@ -80,7 +81,13 @@ plan_write_config() {
 		echo "image: optimus"
 		echo "servers:"
 		echo "  web:"
-		for h in $web; do echo "    - $h"; done
+		if [ -n "${PC_WEB_PROXY:-}" ]; then
+			echo "    proxy: $PC_WEB_PROXY"
+			echo "    hosts:"
+			for h in $web; do echo "      - $h"; done
+		else
+			for h in $web; do echo "    - $h"; done
+		fi
 		echo "  job:"
 		echo "    hosts:"
 		echo "      - $HN"
