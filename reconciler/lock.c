@@ -137,7 +137,7 @@ char *rec_performer(void)
 	return r;
 }
 
-char *rec_lock_who(void)
+char *rec_lock_who(int by_hand)
 {
 	char host[256] = "";
 	char *user = git_config_value("user.name"), *r, *u;
@@ -148,7 +148,8 @@ char *rec_lock_who(void)
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
 	u = one_line(user);
-	r = xasprintf("plumb (pid %ld on %s) %s", (long)getpid(), host, u);
+	r = by_hand ? xasprintf("plumb (by hand on %s) %s", host, u)
+		    : xasprintf("plumb (pid %ld on %s) %s", (long)getpid(), host, u);
 	free(u);
 	free(user);
 	return r;
@@ -315,14 +316,23 @@ static int run_script(struct transport *t, const char *script, const char *const
 int rec_lock_acquire(struct transport *t, const char *lock_name, const char *version,
 		     const char *message, struct plumb_err *err)
 {
+	char *who = rec_lock_who(0);
+	int rc = rec_lock_acquire_as(t, lock_name, who, version, message, err);
+
+	free(who);
+	return rc;
+}
+
+int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
+			const char *version, const char *message, struct plumb_err *err)
+{
 	struct cmd_result r = { 0 };
-	char *who = NULL, *text = NULL, *b64 = NULL, *dir = NULL;
+	char *text = NULL, *b64 = NULL, *dir = NULL;
 	const char *args[2];
 	int rc;
 
 	if ((rc = check_name(lock_name, err)) < 0)
 		return rc;
-	who = rec_lock_who();
 	text = rec_lock_details_text(who, (long long)time(NULL), version, message);
 	b64 = rec_lock_encode64(text, strlen(text));
 	/* Kamal writes `echo "<encode64>"`: the lines (each ending in a newline),
@@ -351,7 +361,6 @@ out:
 	free(dir);
 	free(b64);
 	free(text);
-	free(who);
 	return rc;
 }
 

@@ -12,9 +12,12 @@
  *     Message: <message>
  * followed by a newline, exactly as `kamal lock acquire` writes it, so
  * `kamal lock status` decodes plumb's lock and plumb decodes Kamal's. plumb's
- * <who> is "plumb (pid <pid> on <this machine's hostname>) <user>", which is
- * what lets a later run tell a lock left by a plumb that died (kill -9) on
- * this machine: see rec_lock_status.
+ * <who> is "plumb (pid <pid> on <this machine's hostname>) <user>" for a
+ * lock a run holds while it works (rec_lock_acquire), which is what lets a
+ * later run tell a lock left by a plumb that died (kill -9) on this machine:
+ * see rec_lock_status. A lock taken by hand (`plumb lock acquire`) outlives
+ * its process by design: it says "plumb (by hand on <hostname>) <user>" and
+ * is never stale.
  *
  * Every function takes the transport of the primary host (fleet_writer for
  * acquire and release; status also runs through the read-only guard) and
@@ -56,6 +59,9 @@ char *rec_lock_name_for(const char *service, const char *destination);
  */
 int rec_lock_acquire(struct transport *t, const char *lock_name, const char *version,
 		     const char *message, struct plumb_err *err);
+/* The same, naming who as given (rec_lock_who(1) for a lock taken by hand). */
+int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
+			const char *version, const char *message, struct plumb_err *err);
 
 /*
  * Releases the lock as Kamal does: removes `details`, then the directory
@@ -88,8 +94,10 @@ int rec_lock_status(struct transport *t, const char *lock_name, struct rec_lock_
 
 /* ---- the parts, exposed for tests ---- */
 
-/* Who holds a lock plumb takes: "plumb (pid <pid> on <hostname>) <user>"; caller frees. */
-char *rec_lock_who(void);
+/* Who holds a lock plumb takes: "plumb (pid <pid> on <hostname>) <user>", or
+ * by_hand: "plumb (by hand on <hostname>) <user>"; caller frees. <user> is
+ * `git config user.name` (as Kamal's), else the local user. */
+char *rec_lock_who(int by_hand);
 /* The details text (before base64) for who at time t (UTC); caller frees. */
 char *rec_lock_details_text(const char *who, long long t, const char *version, const char *message);
 /* Ruby's Base64.encode64: 60 characters per line, every line ends in "\n"; caller frees. */

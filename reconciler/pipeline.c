@@ -361,11 +361,11 @@ static int stage_plan(struct pl_run *run)
 	char *rb_version = NULL;
 	int rc = -1;
 
-	if (o->before_connect && o->before_connect(c, r->root, o->ctx) != 0) {
-		fail(run, PLUMB_ERROR, "stopped before connecting");
-		goto out;
-	}
 	if (o->rollback) {
+		if (o->before_connect && o->before_connect(c, r->root, o->version, o->ctx) != 0) {
+			fail(run, PLUMB_ERROR, "stopped before connecting");
+			goto out;
+		}
 		/* the hosts first: they say which versions are there to return to */
 		if (stage_observe(run) < 0)
 			goto out;
@@ -399,6 +399,10 @@ static int stage_plan(struct pl_run *run)
 		version = run->sha[0] ? run->sha : NULL;
 	if (!version) {
 		fail(run, PLUMB_EINVAL, "no version: not a git checkout; pass --version");
+		goto out;
+	}
+	if (o->before_connect && o->before_connect(c, r->root, version, o->ctx) != 0) {
+		fail(run, PLUMB_ERROR, "stopped before connecting");
 		goto out;
 	}
 	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)

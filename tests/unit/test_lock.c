@@ -76,7 +76,7 @@ T_TEST(details_text_and_who)
 {
 	char host[256] = "", want[400];
 	char *d = rec_lock_details_text("plumb (pid 42 on ci) alice", 1796411760LL, "abc123", "Automatic deploy lock");
-	char *who = rec_lock_who();
+	char *who = rec_lock_who(0), *hand = rec_lock_who(1);
 
 	T_STREQ(d, "Locked by: plumb (pid 42 on ci) alice at 2026-12-04T19:16:00Z\nVersion: abc123\n"
 		   "Message: Automatic deploy lock");
@@ -89,6 +89,9 @@ T_TEST(details_text_and_who)
 	snprintf(want, sizeof(want), "plumb (pid %ld on %s) ", (long)getpid(), host);
 	T_CHECKF(strncmp(who, want, strlen(want)) == 0 && strlen(who) > strlen(want), "who: %s", who);
 	free(who);
+	snprintf(want, sizeof(want), "plumb (by hand on %s) ", host);
+	T_CHECKF(strncmp(hand, want, strlen(want)) == 0, "by hand: %s", hand);
+	free(hand);
 }
 
 T_TEST(decode_details_is_printable_and_bounded)
@@ -150,6 +153,12 @@ T_TEST(stale_only_for_a_dead_plumb_here)
 	s.details = xasprintf("Locked by: plumb (pid %ld on %s-other) alice at t", (long)dead, host);
 	rec_lock_parse_holder(&s);
 	T_INTEQ(s.plumb, 1);
+	T_INTEQ(s.stale, 0);
+	rec_lock_status_release(&s);
+
+	/* taken by hand (plumb lock acquire): it outlives its process, never stale */
+	s.details = xasprintf("Locked by: plumb (by hand on %s) alice at t", host);
+	rec_lock_parse_holder(&s);
 	T_INTEQ(s.stale, 0);
 	rec_lock_status_release(&s);
 
@@ -375,7 +384,7 @@ T_TEST(performer_from_git_config_or_user)
 	setenv("HOME", dir, 1);
 	setenv("XDG_CONFIG_HOME", dir, 1);
 	p = rec_performer();
-	who = rec_lock_who();
+	who = rec_lock_who(0);
 	T_STREQ(p, "alice@example.com");
 	T_CHECKF(strlen(who) > 11 && strcmp(who + strlen(who) - 11, ") Alice Doe") == 0, "who: %s", who);
 	free(p);

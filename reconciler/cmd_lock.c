@@ -1,0 +1,239 @@
+/*
+ * plumb lock status|acquire|release: Kamal's deploy lock on the primary host
+ * (reconciler/lock.h), as `kamal lock` does it. The source and the hosts come
+ * from the pipeline (reconciler/pipeline.h, up to the observation); status
+ * reads through the read-only guard, acquire and release take the primary
+ * host's raw transport from a read-write fleet. Release does what Kamal's
+ * does: it releases whoever holds the lock.
+ * Exit 0 done (also "there is no deploy lock"), 1 error or lock held (acquire).
+ */
+#include <getopt.h>
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/cli.h"
+#include "reconciler/lock.h"
+#include "reconciler/pipeline.h"
+#include "state/escape.h"
+
+struct lock_args {
+	const char *verb;
+	const char *config;
+	const char *dest;
+	const char *repo;
+	const char *ref;
+	const char *version;
+	const char *message;
+	int trusted;
+	int allow_foreign_owner;
+	int timeout_ms;
+};
+
+static int parse_args(struct lock_args *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "destination", required_argument, NULL, 'd' },
+		{ "repo", required_argument, NULL, 'R' },
+		{ "ref", required_argument, NULL, 'r' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "message", required_argument, NULL, 'm' },
+		{ "trusted", no_argument, NULL, 'T' },
+		{ "allow-foreign-owner", no_argument, NULL, 'F' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(a, 0, sizeof(*a));
+	if (argc < 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "acquire") && strcmp(argv[1], "release"))) {
+		fprintf(stderr, "plumb lock: want status, acquire or release\n");
+		return -1;
+	}
+	a->verb = argv[1];
+	optind = 1;
+	while ((ch = getopt_long(argc - 1, argv + 1, "c:d:m:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': a->config = optarg; break;
+		case 'd': a->dest = optarg; break;
+		case 'R': a->repo = optarg; break;
+		case 'r': a->ref = optarg; break;
+		case 'V': a->version = optarg; break;
+		case 'm': a->message = optarg; break;
+		case 'T': a->trusted = 1; break;
+		case 'F': a->allow_foreign_owner = 1; break;
+		case 't':
+			if (rec_parse_duration(optarg, &a->timeout_ms) < 0) {
+				fprintf(stderr, "plumb lock: --timeout '%s': want a duration like 90s, 5m, 1500ms\n", optarg);
+				return -1;
+			}
+			break;
+		default: return -1;
+		}
+	}
+	if (optind < argc - 1) {
+		fprintf(stderr, "plumb lock: unexpected argument '%s'\n", argv[optind + 1]);
+		return -1;
+	}
+	if (a->message && strcmp(a->verb, "acquire") != 0) {
+		fprintf(stderr, "plumb lock: -m is for acquire\n");
+		return -1;
+	}
+	if (!a->message && strcmp(a->verb, "acquire") == 0) {
+		/* Kamal requires one too: a manual lock says why it is there */
+		fprintf(stderr, "plumb lock acquire: -m MESSAGE is required\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* The checkout's HEAD commit (Kamal's version when none is given), or NULL. */
+static char *head_commit(const char *root)
+{
+	git_repository *repo = NULL;
+	git_oid oid;
+	char *r = NULL;
+
+	if (!root || git_libgit2_init() < 0)
+		return NULL;
+	if (git_repository_open_ext(&repo, root, 0, NULL) == 0 &&
+	    git_reference_name_to_id(&oid, repo, "HEAD") == 0) {
+		r = xmalloc(GIT_OID_HEXSZ + 1);
+		git_oid_tostr(r, GIT_OID_HEXSZ + 1, &oid);
+	}
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return r;
+}
+
+/* The primary host (first host of the primary role) as an index of the fleet. */
+static int primary_index(const struct config *c, const struct obs_fleet *f, size_t *out)
+{
+	const struct cfg_role *r = config_primary_role(c);
+
+	if (!r || !r->nhosts)
+		return -1;
+	for (size_t i = 0; f && i < f->nhosts; i++)
+		if (strcmp(f->hosts[i].host, r->hosts[0].addr) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+static void print_details(const char *details)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	esc_lines(&sb, details, strlen(details));
+	fputs(sb.buf, stdout);
+	fputc('\n', stdout);
+	sbuf_release(&sb);
+}
+
+static int do_status(struct transport *t, const char *name)
+{
+	struct rec_lock_status s;
+	struct plumb_err err = { 0 };
+
+	if (rec_lock_status(t, name, &s, &err) < 0) {
+		esc_eprintf("plumb lock status: %s\n", plumb_err_msg(&err));
+		return REC_EXIT_ERROR;
+	}
+	if (!s.held) {
+		puts("There is no deploy lock");
+	} else {
+		print_details(s.details);
+		if (s.stale)
+			printf("stale: plumb (pid %ld) on this machine is no longer running; "
+			       "`plumb lock release` clears it\n", s.pid);
+	}
+	rec_lock_status_release(&s);
+	return REC_EXIT_OK;
+}
+
+int cmd_lock(int argc, char **argv)
+{
+	struct lock_args a;
+	struct rec_pipeline_opts po = { 0 };
+	struct rec_pipeline_result res = { 0 };
+	struct plumb_err err = { 0 };
+	struct transport *t = NULL;
+	char *name = NULL, *head = NULL, *who = NULL;
+	const char *version;
+	size_t pi = 0;
+	int rc = REC_EXIT_ERROR, prc;
+
+	if (parse_args(&a, argc, argv) != 0) {
+		rec_print_usage(rec_find_command("lock"), stderr);
+		return REC_EXIT_ERROR;
+	}
+	po.cmd = "lock";
+	po.until = REC_STAGE_OBSERVE;
+	po.mode = strcmp(a.verb, "status") == 0 ? FLEET_READ_ONLY : FLEET_READ_WRITE;
+	po.config_path = a.config;
+	po.destination = a.dest;
+	po.repo = a.repo;
+	po.ref = a.ref;
+	po.trusted = a.trusted;
+	po.allow_foreign_owner = a.allow_foreign_owner;
+	po.timeout_ms = a.timeout_ms;
+	prc = rec_pipeline_run(&res, &po);
+	if (prc < 0) {
+		esc_fputs(res.log, stderr);
+		goto out;
+	}
+	if (primary_index(res.config, res.obs, &pi) < 0) {
+		fprintf(stderr, "plumb lock: the primary role has no host\n");
+		goto out;
+	}
+	name = rec_lock_name_for(res.config->service, res.config->destination);
+	prc = po.mode == FLEET_READ_ONLY ? fleet_reader(res.fleet, pi, &t, &err)
+					 : fleet_writer(res.fleet, pi, &t, &err);
+	if (prc < 0) {
+		esc_eprintf("plumb lock: %s\n", plumb_err_msg(&err));
+		goto out;
+	}
+	if (strcmp(a.verb, "status") == 0) {
+		rc = do_status(t, name);
+	} else if (strcmp(a.verb, "release") == 0) {
+		prc = rec_lock_release(t, name, &err);
+		if (prc == 0 || prc == PLUMB_ENOTFOUND) {
+			puts(prc == 0 ? "Released the deploy lock" : "There is no deploy lock");
+			rc = REC_EXIT_OK;
+		} else {
+			esc_eprintf("plumb lock release: %s\n", plumb_err_msg(&err));
+		}
+	} else {
+		/* Kamal's version: --version, else the config's, $VERSION, the commit */
+		version = a.version;
+		if (!version)
+			version = res.config->xplumb.version;
+		if (!version || !*version)
+			version = getenv("VERSION");
+		if (!version || !*version)
+			version = head = head_commit(res.root);
+		/* taken by hand: it outlives this process, so it names no pid */
+		who = rec_lock_who(1);
+		prc = rec_lock_acquire_as(t, name, who, version, a.message, &err);
+		if (prc == 0) {
+			puts("Acquired the deploy lock");
+			rc = REC_EXIT_OK;
+		} else if (prc == PLUMB_ELOCKED) {
+			esc_eprintf("plumb lock acquire: deploy lock already in place!\n%s\n", plumb_err_msg(&err));
+		} else {
+			esc_eprintf("plumb lock acquire: %s\n", plumb_err_msg(&err));
+		}
+	}
+	/* what an untrusted run turned off, after the output as for hosts */
+	esc_fputs(res.log, stderr);
+out:
+	free(who);
+	free(head);
+	free(name);
+	rec_pipeline_result_release(&res);
+	return rc;
+}
