@@ -289,10 +289,19 @@ static char *primary_prefix(const struct config *c)
 			      : xasprintf("%s-%s", c->service, role);
 }
 
+/* When a container stopped (else when it was made), for ordering; never NULL. */
+static const char *stopped_at(const struct obs_container *oc)
+{
+	if (oc->finished_at && strncmp(oc->finished_at, "0001-", 5) != 0)
+		return oc->finished_at;
+	return oc->created ? oc->created : "";
+}
+
 /*
- * rollback: the version to return to, from the observation: the newest
- * stopped container of the primary role whose version no host runs. NULL
- * when there is none. Caller frees.
+ * rollback: the version to return to, from the observation: the stopped
+ * container of the primary role whose version no host runs that stopped
+ * last (the one that ran before the current one). NULL when there is none.
+ * Caller frees.
  */
 static char *rollback_version(const struct config *c, const struct obs_fleet *obs)
 {
@@ -312,8 +321,7 @@ static char *rollback_version(const struct config *c, const struct obs_fleet *ob
 				if (pass == 0 && run)
 					strvec_push(&running, oc->name + pl + 1);
 				else if (pass == 1 && !run && !strvec_contains(&running, oc->name + pl + 1) &&
-					 (!pick || (oc->created && pick->created &&
-						    strcmp(oc->created, pick->created) > 0)))
+					 (!pick || strcmp(stopped_at(oc), stopped_at(pick)) > 0))
 					pick = oc;
 			}
 	if (pick)

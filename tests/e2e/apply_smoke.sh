@@ -152,4 +152,35 @@ apply_run rollback rollback "$A" --trusted --yes
 expect_rc rollback 0
 answers v1
 if grep -q "pulled" "$T/rollback.out"; then fail "rollback pulled an image"; fi
+
+# ---- the lock held: refused, nothing changed ----
+D=$(PC_DB_ENV="PGTZ: UTC" plan_commit "apply_smoke: a Postgres option")
+lab_tag v2 "$D"
+(cd "$LAB_GIT_WORK" && "$PLUMB" lock acquire -m "held by apply_smoke" --trusted) >/dev/null 2>&1 || fail "plumb lock acquire failed"
+DB1=$(db_id)
+apply_run locked apply --trusted --yes
+expect_rc locked 1
+grep -q "held by apply_smoke" "$T/locked.err" || { show locked; fail "locked: the holder is not named"; }
+[ "$(db_id)" = "$DB1" ] || fail "locked: the Postgres container changed"
+answers v1
+(cd "$LAB_GIT_WORK" && "$PLUMB" lock release --trusted) >/dev/null 2>&1 || fail "plumb lock release failed"
+
+# ---- a changed Postgres option: stop-first, snapshot, the data kept ----
+psql_db() { PGPASSWORD=$PC_DB_PASSWORD psql -h "$H1" -U postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
+for _ in $(seq 1 50); do psql_db 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
+psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+apply_run acc apply --trusted --yes
+expect_rc acc 0
+grep -q "snapshot: .*/.kamal/snapshots/optimus-db/" "$T/acc.out" || { show acc; fail "acc: no snapshot path printed"; }
+[ "$(db_id)" != "$DB1" ] || fail "acc: Postgres was not replaced"
+got=""
+for _ in $(seq 1 50); do got=$(psql_db 'select v from kept' 2>/dev/null) && break; sleep 0.2; done
+[ "$got" = survives ] || fail "acc: the row is gone ('$got')"
+lab_on_host 1 'ls -d .kamal/snapshots/optimus-db/*/1-data/PG_VERSION' >/dev/null || fail "acc: the snapshot holds no data"
+answers v2
+
+# ---- rollback without a version: the one that ran before ----
+apply_run rollback2 rollback --trusted --yes
+expect_rc rollback2 0
+answers v1
 echo "apply_smoke: ok"
