@@ -990,10 +990,13 @@ static int open_tunnels(struct ex_run *run)
 			pulls |= image_wanted(&h->dh->steps[k]) && h->dh->steps[k].target == DIFF_T_APP;
 		if (!pulls)
 			continue;
+		if (run->o->tunnel)
+			rc = run->o->tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
+		else
 #ifdef EX_HAVE_TUNNEL
-		rc = fleet_tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
+			rc = fleet_tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
 #else
-		rc = plumb_err_set(&err, PLUMB_ERROR, "this build has no reverse tunnel");
+			rc = plumb_err_set(&err, PLUMB_ERROR, "this build has no reverse tunnel");
 #endif
 		if (rc < 0) {
 			host_fail(h, rc, "the registry %s cannot be reached from the host: %s",
