@@ -98,15 +98,6 @@ static const struct rec_command commands[] = {
 	  "\n"
 	  "Exit status: 0 nothing to change, 2 changes pending, 1 error (a host that\n"
 	  "could not be observed is shown and makes the exit status 1).\n" },
-	{ "lock", cmd_lock, "show, take or release Kamal's deploy lock on the primary host",
-	  "usage: plumb lock status|release|acquire -m MESSAGE [-c FILE] [-d DEST]\n"
-	  "                  [--repo PATH|URL] [--ref REF] [--version V] [--trusted] [--timeout D]\n"
-	  "\n"
-	  "Kamal's lock: the directory .kamal/lock-<service>[-<dest>] on the first host\n"
-	  "of the primary role, with its details file; Kamal and plumb respect each\n"
-	  "other's. status prints the holder (and \"stale\" for a plumb of this machine\n"
-	  "that is no longer running); release removes it, whoever holds it (as Kamal).\n"
-	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n" },
 	{ "apply", cmd_apply, "make the hosts what plan shows (lock, hooks, health-gated rollout)",
 	  "usage: plumb apply [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--version V]\n"
 	  "                   [--trusted] [--prune] [--allow-foreign-owner] [--yes]\n"
@@ -141,6 +132,15 @@ static const struct rec_command commands[] = {
 	  "rollout, without a pull. The image identity is the retained container's.\n"
 	  "\n"
 	  "Exit status: 0 rolled back, 1 failed or refused.\n" },
+	{ "lock", cmd_lock, "show, take or release Kamal's deploy lock on the primary host",
+	  "usage: plumb lock status|release|acquire -m MESSAGE [-c FILE] [-d DEST]\n"
+	  "                  [--repo PATH|URL] [--ref REF] [--version V] [--trusted] [--timeout D]\n"
+	  "\n"
+	  "Kamal's lock: the directory .kamal/lock-<service>[-<dest>] on the first host\n"
+	  "of the primary role, with its details file; Kamal and plumb respect each\n"
+	  "other's. status prints the holder (and \"stale\" for a plumb of this machine\n"
+	  "that is no longer running); release removes it, whoever holds it (as Kamal).\n"
+	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n" },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
 	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
 };

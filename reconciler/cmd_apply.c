@@ -21,10 +21,7 @@
 #include "reconciler/pipeline.h"
 #include "state/escape.h"
 
-#if __has_include("reconciler/hooks.h")
 #include "reconciler/hooks.h"
-#define HAVE_HOOKS 1
-#endif
 
 struct apply_args {
 	const char *cmd;     /* "apply" or "rollback" */
@@ -100,40 +97,45 @@ struct apply_ctx {
 	const struct desired *ds;
 	const char *root;
 	char *performer;
+	const char *version; /* before the desired state exists (pre-connect) */
+	int locked;  /* the deploy lock is held (KAMAL_LOCK) */
+	double t0;   /* for KAMAL_RUNTIME */
 };
 
 /* A hook of .kamal/hooks by name; 0 when absent, skipped or passed. */
 static int run_hook(struct apply_ctx *x, const struct config *c, const char *root, const char *name)
 {
+	struct rec_hook_env env = { 0 };
+	struct plumb_err err = { 0 };
+	char runtime[32];
+
 	if (x->a->skip_hooks)
 		return 0;
-#ifdef HAVE_HOOKS
-	{
-		struct rec_hook_env env = { 0 };
-		struct plumb_err err = { 0 };
-		env.config = c;
-		env.ds = x->ds;
-		env.command = x->a->cmd;
-		env.performer = x->performer;
-		if (rec_hook_run(root, name, &env, x->a->trusted, &err) != 0) {
-			esc_eprintf("plumb %s: hook %s: %s\n", x->a->cmd, name, plumb_err_msg(&err));
-			return -1;
-		}
+	env.config = c;
+	env.ds = x->ds;
+	env.performer = x->performer;
+	if (!x->ds)
+		env.version = x->version;
+	env.command = strcmp(x->a->cmd, "apply") == 0 ? "deploy" : x->a->cmd;
+	env.lock = x->locked;
+	if (strcmp(name, "post-deploy") == 0) {
+		snprintf(runtime, sizeof(runtime), "%.0f", (prov_now_ms() - x->t0) / 1000.0);
+		env.runtime = runtime;
 	}
-#else
-	(void)c;
-	(void)root;
-	(void)name;
-#endif
+	if (rec_hook_run(root, name, &env, x->a->trusted, &err) != 0) {
+		esc_eprintf("plumb %s: %s\n", x->a->cmd, plumb_err_msg(&err));
+		return -1;
+	}
 	return 0;
 }
 
-static int before_connect(const struct config *c, const char *root, void *ctx)
+static int before_connect(const struct config *c, const char *root, const char *version, void *ctx)
 {
 	struct apply_ctx *x = ctx;
 
 	x->config = c;
 	x->root = root;
+	x->version = version;
 	return run_hook(x, c, root, "pre-connect");
 }
 
@@ -206,6 +208,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	sbuf_init(&out, 0);
 	x.a = a;
 	x.performer = rec_performer();
+	x.t0 = prov_now_ms();
 	po.cmd = a->cmd;
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_WRITE;
@@ -266,7 +269,7 @@ static int apply_run(struct apply_args *a, int rollback)
 		esc_eprintf("plumb %s: %s: nothing done\n", a->cmd, plumb_err_msg(&err));
 		goto out;
 	}
-	locked = 1;
+	locked = x.locked = 1;
 	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0) {
 		fprintf(stderr, "plumb %s: the pre-deploy hook failed: nothing done\n", a->cmd);
 		goto out;

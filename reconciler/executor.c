@@ -19,6 +19,13 @@
 #include "state/escape.h"
 #include "state/hash.h"
 
+/* The reverse tunnel a localhost:PORT registry needs (h-tunnel): used when
+ * this build has it. */
+#if __has_include("providers/tunnel.h")
+#include "providers/tunnel.h"
+#define EX_HAVE_TUNNEL 1
+#endif
+
 
 #define EX_LOG_LINES 30
 #define EX_SNAPSHOT_KEEP 3
@@ -966,6 +973,41 @@ static int max_group(struct ex_run *run)
 	return g;
 }
 
+/* A registry on this machine's localhost:PORT: every host that pulls reaches
+ * it through a reverse tunnel (libssh), as Kamal does, before the pulls. */
+static int open_tunnels(struct ex_run *run)
+{
+	const struct config *c = run->o->config;
+	int rc = 0;
+
+	if (!c->registry.local)
+		return 0;
+	for (size_t i = 0; i < run->nh && rc == 0; i++) {
+		struct ex_host *h = &run->h[i];
+		struct plumb_err err = { 0 };
+		int pulls = 0;
+		for (size_t k = 0; k < h->dh->nsteps; k++)
+			pulls |= image_wanted(&h->dh->steps[k]) && h->dh->steps[k].target == DIFF_T_APP;
+		if (!pulls)
+			continue;
+		if (run->o->tunnel)
+			rc = run->o->tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
+		else
+#ifdef EX_HAVE_TUNNEL
+			rc = fleet_tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
+#else
+			rc = plumb_err_set(&err, PLUMB_ERROR, "this build has no reverse tunnel");
+#endif
+		if (rc < 0) {
+			host_fail(h, rc, "the registry %s cannot be reached from the host: %s",
+				  c->registry.server, plumb_err_msg(&err));
+			say(run, "%s: %s", h->dh->host, h->why);
+			say(run, "nothing was stopped or replaced");
+		}
+	}
+	return rc;
+}
+
 static int run_waves(struct ex_run *run)
 {
 	const struct config *c = run->o->config;
@@ -974,6 +1016,8 @@ static int run_waves(struct ex_run *run)
 	int rc = -1;
 
 	if (!run->o->no_pull) {
+		if (open_tunnels(run) != 0)
+			goto out;
 		say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
 		if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
 			goto out;

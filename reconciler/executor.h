@@ -61,6 +61,9 @@ struct rec_exec_opts {
 	/* How host i's transport is obtained; NULL = fleet_writer (tests give a
 	 * fake). Only asked once fleet is known to be FLEET_READ_WRITE. */
 	int (*writer)(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
+	/* How host i is given a reverse tunnel to this machine's 127.0.0.1:port
+	 * (a localhost:PORT registry); NULL = fleet_tunnel (tests give a fake). */
+	int (*tunnel)(struct fleet *fl, size_t i, int port, struct plumb_err *err);
 };
 
 struct rec_exec_report {

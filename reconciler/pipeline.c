@@ -289,10 +289,19 @@ static char *primary_prefix(const struct config *c)
 			      : xasprintf("%s-%s", c->service, role);
 }
 
+/* When a container stopped (else when it was made), for ordering; never NULL. */
+static const char *stopped_at(const struct obs_container *oc)
+{
+	if (oc->finished_at && strncmp(oc->finished_at, "0001-", 5) != 0)
+		return oc->finished_at;
+	return oc->created ? oc->created : "";
+}
+
 /*
- * rollback: the version to return to, from the observation: the newest
- * stopped container of the primary role whose version no host runs. NULL
- * when there is none. Caller frees.
+ * rollback: the version to return to, from the observation: the stopped
+ * container of the primary role whose version no host runs that stopped
+ * last (the one that ran before the current one). NULL when there is none.
+ * Caller frees.
  */
 static char *rollback_version(const struct config *c, const struct obs_fleet *obs)
 {
@@ -312,8 +321,7 @@ static char *rollback_version(const struct config *c, const struct obs_fleet *ob
 				if (pass == 0 && run)
 					strvec_push(&running, oc->name + pl + 1);
 				else if (pass == 1 && !run && !strvec_contains(&running, oc->name + pl + 1) &&
-					 (!pick || (oc->created && pick->created &&
-						    strcmp(oc->created, pick->created) > 0)))
+					 (!pick || strcmp(stopped_at(oc), stopped_at(pick)) > 0))
 					pick = oc;
 			}
 	if (pick)
@@ -361,11 +369,11 @@ static int stage_plan(struct pl_run *run)
 	char *rb_version = NULL;
 	int rc = -1;
 
-	if (o->before_connect && o->before_connect(c, r->root, o->ctx) != 0) {
-		fail(run, PLUMB_ERROR, "stopped before connecting");
-		goto out;
-	}
 	if (o->rollback) {
+		if (o->before_connect && o->before_connect(c, r->root, o->version, o->ctx) != 0) {
+			fail(run, PLUMB_ERROR, "stopped before connecting");
+			goto out;
+		}
 		/* the hosts first: they say which versions are there to return to */
 		if (stage_observe(run) < 0)
 			goto out;
@@ -399,6 +407,10 @@ static int stage_plan(struct pl_run *run)
 		version = run->sha[0] ? run->sha : NULL;
 	if (!version) {
 		fail(run, PLUMB_EINVAL, "no version: not a git checkout; pass --version");
+		goto out;
+	}
+	if (o->before_connect && o->before_connect(c, r->root, version, o->ctx) != 0) {
+		fail(run, PLUMB_ERROR, "stopped before connecting");
 		goto out;
 	}
 	image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)

@@ -47,9 +47,11 @@ struct rec_pipeline_opts {
 	 * running one; the app image's identity is the observed container's
 	 * (no registry lookup) */
 	int rollback;
-	/* Called once the configuration is loaded, before any host is contacted
-	 * (apply's pre-connect hook); non-zero stops the run. NULL = none. */
-	int (*before_connect)(const struct config *c, const char *root, void *ctx);
+	/* Called once the configuration and the version (NULL: not known yet, a
+	 * rollback's default) are, before any host is contacted (apply's
+	 * pre-connect hook); non-zero stops the run. NULL = none. */
+	int (*before_connect)(const struct config *c, const char *root, const char *version,
+			      void *ctx);
 	void *ctx;
 	const struct rec_invocation *inv; /* NULL -> read from the environment */
 };

@@ -52,6 +52,7 @@ no_lock() {
 }
 
 # ---- from empty hosts ----
+lab_commit "apply_smoke: no hooks yet" "rm -rf .kamal/hooks" >/dev/null
 A=$(plan_commit "apply_smoke: v1")
 lab_tag v1 "$A"
 apply_run first apply --trusted --yes
@@ -77,14 +78,60 @@ grep -q "^Nothing to do" "$T/noop.out" || { show noop; fail "noop: not 'Nothing 
 # ---- without a terminal and without --yes: refused ----
 B=$(PC_CLEAR_EXTRA="FEATURE: two" plan_commit "apply_smoke: v2")
 lab_tag v2 "$B"
+export PC_CLEAR_EXTRA="FEATURE: two"
 apply_run noyes apply --trusted </dev/null
 expect_rc noyes 1
 answers v1
 
-# ---- v1 -> v2 ----
+# ---- a failing pre-deploy hook: nothing changed, the lock released ----
+printf '#!/bin/sh\necho gate closed >&2\nexit 1\n' >"$T/gate.sh"
+B=$(lab_commit "apply_smoke: a failing hook" bash -c 'mkdir -p .kamal/hooks && cp "$0" .kamal/hooks/pre-deploy && chmod +x .kamal/hooks/pre-deploy' "$T/gate.sh")
+lab_tag v2 "$B"
+apply_run hookfail apply --trusted --yes
+expect_rc hookfail 1
+grep -q "gate closed" "$T/hookfail.err" || { show hookfail; fail "hookfail: the hook's output is not shown"; }
+answers v1
+no_lock hookfail
+# untrusted: a hook is there, so apply refuses (unless --skip-hooks)
+apply_run untrusted apply --yes
+expect_rc untrusted 1
+answers v1
+
+# ---- v1 -> v2 under load, the hooks recording what Kamal gives them ----
+cat >"$T/hook.sh" <<EOF
+#!/bin/sh
+echo "\$0 \$KAMAL_COMMAND \$KAMAL_VERSION \$KAMAL_LOCK" >>$T/hooks.log
+EOF
+B=$(lab_commit "apply_smoke: recording hooks" bash -c 'for h in pre-connect pre-deploy pre-app-boot post-app-boot post-deploy; do cp "$0" .kamal/hooks/$h && chmod +x .kamal/hooks/$h; done' "$T/hook.sh")
+lab_tag v2 "$B"
+: >"$T/load.log"
+touch "$T/load.on"
+(
+	end=$(($(date +%s) + 60))
+	while [ -f "$T/load.on" ] && [ "$(date +%s)" -lt "$end" ]; do
+		for ((i = 1; i < N; i++)); do
+			# the page is the version and a newline
+			r=$(curl -s --max-time 2 "http://$(lab__host_ip "$i")/" 2>&1) || r="FAILED host $i: $r"
+			printf '%s\n' "$r" >>"$T/load.log"
+		done
+	done
+) &
+LOAD=$!
+sleep 0.5
 apply_run roll apply --trusted --yes
+rm -f "$T/load.on"
+wait "$LOAD"
 expect_rc roll 0
 answers v2
+reqs=$(wc -l <"$T/load.log")
+bad=$(grep -vc '^v[12]$' "$T/load.log" || true)
+echo "roll under load: $reqs requests, $bad failed"
+[ "$bad" -eq 0 ] || { grep -v '^v[12]$' "$T/load.log" | sort | uniq -c >&2; fail "roll: $bad failed requests"; }
+grep -q "^v2$" "$T/load.log" || fail "roll: the load never saw v2"
+for h in pre-connect pre-deploy pre-app-boot post-app-boot post-deploy; do
+	grep -q "/$h deploy $B" "$T/hooks.log" || { cat "$T/hooks.log" >&2; fail "hook $h did not run with KAMAL_VERSION"; }
+done
+grep -q "/pre-deploy deploy $B true" "$T/hooks.log" || fail "pre-deploy: KAMAL_LOCK is not true"
 [ "$(db_id)" = "$DB1" ] || fail "roll: the Postgres container changed"
 plan_run after_roll
 plan_expect_rc after_roll 0
@@ -105,4 +152,35 @@ apply_run rollback rollback "$A" --trusted --yes
 expect_rc rollback 0
 answers v1
 if grep -q "pulled" "$T/rollback.out"; then fail "rollback pulled an image"; fi
+
+# ---- the lock held: refused, nothing changed ----
+D=$(PC_DB_ENV="PGTZ: UTC" plan_commit "apply_smoke: a Postgres option")
+lab_tag v2 "$D"
+(cd "$LAB_GIT_WORK" && "$PLUMB" lock acquire -m "held by apply_smoke" --trusted) >/dev/null 2>&1 || fail "plumb lock acquire failed"
+DB1=$(db_id)
+apply_run locked apply --trusted --yes
+expect_rc locked 1
+grep -q "held by apply_smoke" "$T/locked.err" || { show locked; fail "locked: the holder is not named"; }
+[ "$(db_id)" = "$DB1" ] || fail "locked: the Postgres container changed"
+answers v1
+(cd "$LAB_GIT_WORK" && "$PLUMB" lock release --trusted) >/dev/null 2>&1 || fail "plumb lock release failed"
+
+# ---- a changed Postgres option: stop-first, snapshot, the data kept ----
+psql_db() { PGPASSWORD=$PC_DB_PASSWORD psql -h "$H1" -U postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
+for _ in $(seq 1 50); do psql_db 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
+psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+apply_run acc apply --trusted --yes
+expect_rc acc 0
+grep -q "snapshot: .*/.kamal/snapshots/optimus-db/" "$T/acc.out" || { show acc; fail "acc: no snapshot path printed"; }
+[ "$(db_id)" != "$DB1" ] || fail "acc: Postgres was not replaced"
+got=""
+for _ in $(seq 1 50); do got=$(psql_db 'select v from kept' 2>/dev/null) && break; sleep 0.2; done
+[ "$got" = survives ] || fail "acc: the row is gone ('$got')"
+lab_on_host 1 'ls -d .kamal/snapshots/optimus-db/*/1-data/PG_VERSION' >/dev/null || fail "acc: the snapshot holds no data"
+answers v2
+
+# ---- rollback without a version: the one that ran before ----
+apply_run rollback2 rollback --trusted --yes
+expect_rc rollback2 0
+answers v1
 echo "apply_smoke: ok"

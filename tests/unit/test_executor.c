@@ -81,6 +81,18 @@ static int fake_writer(struct fleet *fl, size_t i, struct transport **out, struc
 	return 0;
 }
 
+static int tunnels[4];
+
+static int fake_tunnel(struct fleet *fl, size_t i, int port, struct plumb_err *err)
+{
+	(void)fl;
+	(void)err;
+	/* before any command on that host: the pull needs it */
+	if (port == 5555 && i < 4 && hosts[i].log.n == 0)
+		tunnels[i]++;
+	return 0;
+}
+
 /* ---- a scenario: the fixture's fleet at V1, the plan to V2 ---- */
 
 struct scen {
@@ -96,17 +108,32 @@ struct scen {
 	size_t outlen;
 };
 
+static int scen_init_yml(struct scen *s, const char *yml, const char *version, const char *id,
+			 enum fleet_mode mode);
+
 static int scen_init(struct scen *s, const char *version, const char *id, enum fleet_mode mode)
 {
+	return scen_init_yml(s, FX_YML, version, id, mode);
+}
+
+/* The fleet deployed from FX_YML at V1; the plan to yml at version. */
+static int scen_init_yml(struct scen *s, const char *yml, const char *version, const char *id,
+			 enum fleet_mode mode)
+{
+	struct config *c1;
 	struct diff_opts dopt = { 0 };
 	struct fleet_opts fo = { 0 };
 	const char *names[4];
 
 	memset(s, 0, sizeof(*s));
-	s->c = fx_config(FX_YML, FX_SECRETS);
-	if (!s->c)
+	c1 = fx_config(FX_YML, FX_SECRETS);
+	s->c = fx_config(yml, FX_SECRETS);
+	if (!s->c || !c1) {
+		config_free(c1);
 		return -1;
-	s->base = fx_desired(s->c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	}
+	s->base = fx_desired(c1, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	config_free(c1);
 	s->ds = fx_desired(s->c, version, id, DES_IMAGE_FOUND);
 	if (!s->base || !s->ds)
 		return -1;
@@ -134,6 +161,8 @@ static int scen_init(struct scen *s, const char *version, const char *id, enum f
 	s->o.fleet = s->fl;
 	s->o.out = s->out;
 	s->o.writer = fake_writer;
+	s->o.tunnel = fake_tunnel;
+	memset(tunnels, 0, sizeof(tunnels));
 	return 0;
 }
 
@@ -172,13 +201,18 @@ static int host_of(const struct scen *s, const char *name)
 	return -1;
 }
 
-/* Index of the first command of host i holding every word given, or -1. */
-static int find_cmd(int i, const char *a, const char *b)
+/* Index of the first command of host i after `from` holding every word given, or -1. */
+static int find_cmd_after(int i, int from, const char *a, const char *b)
 {
-	for (size_t k = 0; k < hosts[i].log.n; k++)
+	for (size_t k = (size_t)(from + 1); k < hosts[i].log.n; k++)
 		if (strstr(hosts[i].log.v[k], a) && (!b || strstr(hosts[i].log.v[k], b)))
 			return (int)k;
 	return -1;
+}
+
+static int find_cmd(int i, const char *a, const char *b)
+{
+	return find_cmd_after(i, -1, a, b);
 }
 
 static size_t total_cmds(const struct scen *s)
@@ -226,6 +260,8 @@ T_TEST(roll_runs_waves_in_order)
 				!strstr(hosts[i].log.v[k], "pg-pass-1"));
 	/* a roll: pull, boot, switch (+ tag and prune) on a web-only host */
 	T_CHECKF(hosts[h1].log.n == 3, "host 1 ran %zu commands", hosts[h1].log.n);
+	/* localhost:5555: each host reached it through a tunnel opened before its pull */
+	T_CHECK(tunnels[h1] == 1 && tunnels[h2] == 1);
 	T_CHECK(s.rep.done == 3 && s.rep.failed == 0 && s.rep.not_done == 0);
 	scen_free(&s);
 }
@@ -300,6 +336,55 @@ T_TEST(read_only_fleet_never_writes)
 	scen_free(&s);
 }
 
-T_MAIN(T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
+static int stop_now(void)
+{
+	return 1;
+}
+
+T_TEST(an_interruption_stops_before_any_step)
+{
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.interrupted = stop_now;
+	T_CHECK(scen_run(&s) < 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		T_CHECK(find_cmd((int)i, "docker run", NULL) < 0);
+	T_CHECK(s.rep.done == 0 && s.rep.not_done == 3);
+	scen_free(&s);
+}
+
+/* An accessory that does not come back: the new one removed, the old one
+ * renamed back and started, on its data; the app waves never start. */
+T_TEST(failed_stop_first_restores_the_old_accessory)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "POSTGRES_USER: optimus");
+	int h1, run, back;
+
+	T_REQUIRE(p != NULL);
+	memcpy(p, "POSTGRES_USER: optimuX", strlen("POSTGRES_USER: optimuX"));
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	hosts[h1].fail_ready = "optimus-db";
+	T_CHECK(scen_run(&s) < 0);
+	run = find_cmd(h1, "docker run", "optimus-db");
+	T_REQUIRE(run >= 0);
+	/* stopped and renamed aside before the new one ran, in that command */
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker stop") != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker rename optimus-db optimus-db_replaced_") != NULL);
+	/* then: the new one removed, the old one back under its name and started */
+	T_CHECK(find_cmd_after(h1, run, "docker rm", "optimus-db") > run);
+	back = find_cmd(h1, "docker start optimus-db", "rename optimus-db_replaced_");
+	T_CHECK(back > run);
+	T_CHECK(find_cmd(h1, "kamal-proxy deploy", NULL) < 0);
+	scen_free(&s);
+	free(yml);
+}
+
+T_MAIN(T_CASE(an_interruption_stops_before_any_step),
+       T_CASE(failed_stop_first_restores_the_old_accessory),
+       T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
        T_CASE(read_only_fleet_never_writes))
