@@ -818,12 +818,16 @@ static struct diff_step *plan_running(struct hctx *x, const struct des_container
 
 	if (run->health && strcmp(run->health, "unhealthy") == 0)
 		note_add(x->out, NOTE_UNHEALTHY, run->name, NULL, NULL);
-	if (dc->kind != DES_PROXY)
+	if (dc->kind != DES_PROXY || dc->proxy_managed)
 		compare_spec(x, dc, run, &cs);
 	if (cs.s.ncauses) {
-		s = step_for(x, dc->kind == DES_ACCESSORY ? DIFF_REPLACE_STOP_FIRST : DIFF_REPLACE, dc);
+		/* an accessory or kamal-proxy cannot run twice side by side (one
+		 * name, one data directory, ports 80/443): stop-first, disruptive */
+		int stop_first = dc->kind != DES_APP;
+
+		s = step_for(x, stop_first ? DIFF_REPLACE_STOP_FIRST : DIFF_REPLACE, dc);
 		s->old_name = xstrdup(run->name);
-		s->disruptive = dc->kind == DES_ACCESSORY;
+		s->disruptive = stop_first;
 		set_traffic(x, s, dc);
 		causes_move(s, &cs);
 		*replaced = 1;

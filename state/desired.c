@@ -718,6 +718,7 @@ static void build_proxy(struct builder *b, struct des_host *h)
 	v = run_val(run, "log_max_size", "10m");
 	if (*v)
 		kvs_set(&dc->log_opts, "max-size", v);
+	dc->proxy_managed = run != NULL;
 	if (run) {
 		struct kvs opts = { 0 };
 		for (size_t i = 0; i < run->n; i++)

@@ -124,6 +124,10 @@ struct des_container {
 	char *env_file;         /* path of its env file (home-relative), NULL for the proxy */
 	int proxied;            /* app role behind the proxy: a new container takes traffic by a switch */
 	int primary;            /* the primary role */
+	int proxy_managed;      /* kamal-proxy with proxy.run in the config: its spec is the
+				 * config's, compared and replaced when it drifted; without
+				 * proxy.run its options live on the host (Kamal's boot_config)
+				 * and only its presence is planned */
 	char spec_hash[HASH_HEX_LEN + 1]; /* sha256 over the spec without secret hashes (plan hash input) */
 };
 

@@ -239,6 +239,17 @@ plan_expect_in_sync() {
 plan_clean() {
 	local i
 	for ((i = 1; i <= N; i++)); do $SIM clean "$i" >/dev/null 2>&1 || true; done
+	plan_reset_hooks
+}
+
+# plan_reset_hooks: the repository's .kamal/hooks back to the example's (a
+# test that commits hooks of its own must not hand them to the next test).
+plan_reset_hooks() {
+	local ex="$ROOT/deploy-examples/optimus/.kamal/hooks"
+	if ! diff -r "$ex" "$LAB_GIT_WORK/.kamal/hooks" >/dev/null 2>&1; then
+		lab_commit "hooks: back to the example's" \
+			bash -c 'rm -rf .kamal/hooks && mkdir -p .kamal && cp -a "$0" .kamal/hooks' "$ex" >/dev/null
+	fi
 }
 
 # plan_snapshot FILE: what a plan must not change: every container (id, name,

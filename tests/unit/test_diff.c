@@ -249,6 +249,38 @@ T_TEST(no_renames_replaces)
 	scen_free(&s);
 }
 
+/* kamal-proxy: without proxy.run its options live on the host (Kamal's
+ * boot_config) and an existing proxy is kept whatever it runs; with
+ * proxy.run they are the config's, and a drifted proxy is replaced
+ * stop-first (disruptive: ports 80/443 cannot be shared). */
+T_TEST(proxy_drift_only_when_configured)
+{
+	static const char plain[] = "proxy:\n  host: app.example.com\n";
+	const char *at = strstr(FX_YML, plain);
+	const struct diff_step *p = NULL;
+	struct scen s;
+	char *yml;
+
+	T_REQUIRE(at);
+	/* FX_YML with a proxy.run section */
+	yml = xasprintf("%.*sproxy:\n  host: app.example.com\n  run:\n    version: v0.9.2\n%s",
+			(int)(at - FX_YML), FX_YML, at + strlen(plain));
+	T_REQUIRE(scen_init(&s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	free(yml);
+	scen_plan(&s, 0, NULL);
+	for (size_t h = 0; h < s.p->nhosts; h++)
+		for (size_t i = 0; i < s.p->hosts[h].nsteps; i++)
+			if (s.p->hosts[h].steps[i].target == DIFF_T_PROXY)
+				p = &s.p->hosts[h].steps[i];
+	T_REQUIRE(p);
+	T_INTEQ(p->action, DIFF_REPLACE_STOP_FIRST);
+	T_CHECK(p->disruptive);
+	/* the fake fleet's proxy has neither the config volume nor published ports */
+	T_CHECK(has_cause(p, CAUSE_VOLUME, "/home/kamal-proxy/.config/kamal-proxy"));
+	T_CHECK(has_cause(p, CAUSE_PORT, NULL));
+	scen_free(&s);
+}
+
 T_TEST(secret_change_is_sensitive)
 {
 	struct scen s;
@@ -967,7 +999,7 @@ T_TEST(env_file_step_in_its_roles_wave)
 }
 
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
-       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces),
+       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces), T_CASE(proxy_drift_only_when_configured),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
        T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
        T_CASE(tag_not_in_registry_counts_as_change), T_CASE(prune_is_housekeeping),
