@@ -37,7 +37,8 @@ static const struct rec_command commands[] = {
 	  "      --json          machine-readable output\n"
 	  "      --trusted       allow $(...) in secrets, ERB ENV and command output,\n"
 	  "                      paths outside the repository (off by default: a pull\n"
-	  "                      request must not run code on the machine checking it)\n" },
+	  "                      request must not run code on the machine checking it)\n",
+	  REC_CMD_READ_ONLY },
 	{ "hosts", cmd_hosts, "show what plumb observes on every host (read-only)",
 	  "usage: plumb hosts [-c FILE] [-d DEST] [--json] [--trusted] [--timeout D]\n"
 	  "\n"
@@ -55,7 +56,8 @@ static const struct rec_command commands[] = {
 	  HELP_TIMEOUT
 	  "\n"
 	  HELP_SSH
-	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n" },
+	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n",
+	  REC_CMD_READ_ONLY },
 	{ "plan", cmd_plan, "show what apply would change on every host, and why (read-only)",
 	  "usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
 	  "                  [--version V] [--format text|markdown|json] [--out FILE]\n"
@@ -97,7 +99,8 @@ static const struct rec_command commands[] = {
 	  "https URLs.\n"
 	  "\n"
 	  "Exit status: 0 nothing to change, 2 changes pending, 1 error (a host that\n"
-	  "could not be observed is shown and makes the exit status 1).\n" },
+	  "could not be observed is shown and makes the exit status 1).\n",
+	  REC_CMD_READ_ONLY },
 	{ "apply", cmd_apply, "make the hosts what plan shows (lock, hooks, health-gated rollout)",
 	  "usage: plumb apply [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--version V]\n"
 	  "                   [--trusted] [--prune] [--allow-foreign-owner] [--yes]\n"
@@ -121,7 +124,8 @@ static const struct rec_command commands[] = {
 	  "  other options as plan's\n"
 	  HELP_TIMEOUT
 	  "\n"
-	  "Exit status: 0 converged (or nothing to do), 1 failed or refused.\n" },
+	  "Exit status: 0 converged (or nothing to do), 1 failed or refused.\n",
+	  REC_CMD_MUTATES },
 	{ "rollback", cmd_rollback, "return the app roles to a retained previous version",
 	  "usage: plumb rollback [VERSION] [-c FILE] [-d DEST] [--trusted] [--yes]\n"
 	  "                      [--skip-hooks] [--timeout D]\n"
@@ -131,7 +135,8 @@ static const struct rec_command commands[] = {
 	  "ready, switches traffic to it and stops the current one: apply's health-gated\n"
 	  "rollout, without a pull. The image identity is the retained container's.\n"
 	  "\n"
-	  "Exit status: 0 rolled back, 1 failed or refused.\n" },
+	  "Exit status: 0 rolled back, 1 failed or refused.\n",
+	  REC_CMD_MUTATES },
 	{ "lock", cmd_lock, "show, take or release Kamal's deploy lock on the primary host",
 	  "usage: plumb lock status|release|acquire -m MESSAGE [-c FILE] [-d DEST]\n"
 	  "                  [--repo PATH|URL] [--ref REF] [--version V] [--trusted] [--timeout D]\n"
@@ -140,9 +145,11 @@ static const struct rec_command commands[] = {
 	  "of the primary role, with its details file; Kamal and plumb respect each\n"
 	  "other's. status prints the holder (and \"stale\" for a plumb of this machine\n"
 	  "that is no longer running); release removes it, whoever holds it (as Kamal).\n"
-	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n" },
-	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
-	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
+	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n",
+	  REC_CMD_MUTATES },
+	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n",
+	  REC_CMD_READ_ONLY },
+	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n", REC_CMD_READ_ONLY },
 };
 
 const struct rec_command *rec_find_command(const char *name)
@@ -242,5 +249,18 @@ int rec_main(int argc, char **argv)
 		rec_print_usage(c, stdout);
 		return rec_finish_stdout(REC_EXIT_OK);
 	}
+	rec_set_may_mutate((c->flags & REC_CMD_MUTATES) != 0);
 	return rec_finish_stdout(c->fn(argc - 1, argv + 1));
+}
+
+static int may_mutate;
+
+int rec_may_mutate(void)
+{
+	return may_mutate;
+}
+
+void rec_set_may_mutate(int may)
+{
+	may_mutate = may;
 }

@@ -13,12 +13,27 @@
 #define REC_EXIT_ERROR 1
 #define REC_EXIT_CHANGES 2
 
+/*
+ * Like tmux's command table, each entry says whether it may mutate a host.
+ * rec_main records it for the run (rec_may_mutate) before calling fn, and the
+ * pipeline refuses a read-write fleet to a command without REC_CMD_MUTATES:
+ * plan, hosts and config cannot reach the executor, whatever their code does.
+ */
+#define REC_CMD_READ_ONLY 0x0
+#define REC_CMD_MUTATES 0x1
+
 struct rec_command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 	const char *usage; /* full help text printed by `plumb <cmd> --help` */
+	int flags;         /* REC_CMD_MUTATES */
 };
+
+/* Whether the running command may mutate (its entry's REC_CMD_MUTATES);
+ * 0 until rec_main (or rec_set_may_mutate, for tests) says otherwise. */
+int rec_may_mutate(void);
+void rec_set_may_mutate(int may);
 
 int rec_main(int argc, char **argv);
 const struct rec_command *rec_find_command(const char *name);

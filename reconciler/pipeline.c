@@ -12,6 +12,7 @@
 
 #include "providers/git_src.h"
 #include "providers/registry.h"
+#include "reconciler/cli.h"
 #include "reconciler/load.h"
 
 struct pl_priv {
@@ -236,6 +237,10 @@ static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_
 	int rc;
 
 	rc = rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, &err);
+	if (rc == 0 && run->o->mode == FLEET_READ_WRITE && !rec_may_mutate())
+		rc = plumb_err_set(&err, PLUMB_EREFUSED,
+				   "plumb %s may not change hosts: a read-write fleet is refused",
+				   run->o->cmd ? run->o->cmd : "(command)");
 	if (rc == 0) {
 		fleet_open(fl, &set->fo, run->o->mode);
 		fleet_query(q, c);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reconciler/cli.h"
 #include "reconciler/pipeline.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
@@ -15,6 +16,8 @@
 #define YML "service: app\nimage: dhh/app\nregistry:\n  username: u\n  password: p\n"
 
 /* Runs the observe pipeline on a repository whose deploy.yml is YML + servers. */
+static enum fleet_mode run_mode = FLEET_READ_ONLY;
+
 static int run_hosts(struct rec_pipeline_result *r, const char *servers, int timeout_ms, char **dir)
 {
 	struct rec_pipeline_opts o = { 0 };
@@ -29,7 +32,7 @@ static int run_hosts(struct rec_pipeline_result *r, const char *servers, int tim
 	cfg = xasprintf("%s/config/deploy.yml", *dir);
 	o.cmd = "hosts";
 	o.until = REC_STAGE_OBSERVE;
-	o.mode = FLEET_READ_ONLY;
+	o.mode = run_mode;
 	o.config_path = cfg;
 	o.timeout_ms = timeout_ms;
 	o.inv = &inv;
@@ -61,6 +64,36 @@ T_TEST(deadline_and_read_only_fleet)
 	rec_pipeline_result_release(&r);
 	tu_rm_rf(dir);
 	free(dir);
+}
+
+/* The command table's flag decides: a command not marked REC_CMD_MUTATES
+ * (plan, hosts) cannot get a read-write fleet from the pipeline, whatever
+ * mode its code asks for; one marked so can. */
+T_TEST(read_write_only_for_mutating_commands)
+{
+	struct rec_pipeline_result r;
+	char *dir = NULL;
+
+	T_CHECK(rec_find_command("plan") && !(rec_find_command("plan")->flags & REC_CMD_MUTATES));
+	T_CHECK(rec_find_command("hosts") && !(rec_find_command("hosts")->flags & REC_CMD_MUTATES));
+	T_CHECK(rec_find_command("apply") && (rec_find_command("apply")->flags & REC_CMD_MUTATES));
+	run_mode = FLEET_READ_WRITE;
+	rec_set_may_mutate(0);
+	T_INTEQ(run_hosts(&r, "servers: [198.51.100.1]\n", 1, &dir), PLUMB_EREFUSED);
+	T_CONTAINS(r.log, "may not change hosts");
+	T_CHECK(r.fleet == NULL || fleet_mode(r.fleet) == FLEET_READ_ONLY);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	rec_set_may_mutate(1);
+	run_hosts(&r, "servers: [198.51.100.1]\n", 1, &dir);
+	T_REQUIRE(r.fleet != NULL);
+	T_INTEQ(fleet_mode(r.fleet), FLEET_READ_WRITE);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	rec_set_may_mutate(0);
+	run_mode = FLEET_READ_ONLY;
 }
 
 T_TEST(refusals_in_the_log)
@@ -131,5 +164,5 @@ T_TEST(durations)
 	}
 }
 
-T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(refusals_in_the_log), T_CASE(durations),
+T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(read_write_only_for_mutating_commands), T_CASE(refusals_in_the_log), T_CASE(durations),
        T_CASE(observation_sends_nothing_the_guard_refuses))
