@@ -137,6 +137,18 @@ plan_run after_roll
 plan_expect_rc after_roll 0
 grep "commands" "$T/roll.out" | sed 's/^/  /'
 
+# ---- the same image at a new version: renamed, not restarted ----
+E=$(lab_commit "apply_smoke: the same image, a new version")
+lab_tag v2 "$E"
+WEB1=$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$B")
+apply_run rename apply --trusted --yes
+expect_rc rename 0
+grep -q "rename optimus-web-$B -> optimus-web-$E done" "$T/rename.out" || { show rename; fail "rename: no rename step"; }
+[ "$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$E")" = "$WEB1" ] || fail "rename: the web container changed"
+answers v2
+plan_run after_rename
+plan_expect_rc after_rename 0
+
 # ---- a broken image ----
 C=$(PC_CLEAR_EXTRA="FEATURE: three" plan_commit "apply_smoke: bad")
 lab_tag bad "$C"
