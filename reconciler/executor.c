@@ -791,6 +791,13 @@ static int host_prepare(size_t i, void *ctx)
 		}
 	}
 	{
+		int runs = 0; /* a container will be run: the kamal network must exist */
+		for (size_t k = 0; k < h->dh->nsteps; k++)
+			runs |= image_wanted(&h->dh->steps[k]);
+		if (!runs)
+			goto out; /* renames, starts, env files: nothing to prepare */
+	}
+	{
 		struct prov_cmd n;
 		prov_cmd_init(&n);
 		dcmd_network_create(&n, PROV_JOIN_AND);

@@ -336,6 +336,22 @@ T_TEST(read_only_fleet_never_writes)
 	scen_free(&s);
 }
 
+/* The same image at a new version: one rename per container, nothing else sent. */
+T_TEST(a_rename_is_one_command)
+{
+	struct scen s;
+	int h1;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID1, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	T_CHECKF(hosts[h1].log.n == 1, "host 1 ran %zu commands", hosts[h1].log.n);
+	T_CHECK(find_cmd(h1, "docker rename optimus-web-" FX_V1 " optimus-web-" FX_V2, NULL) == 0);
+	T_CHECK(find_cmd(h1, "docker run", NULL) < 0 && find_cmd(h1, "docker stop", NULL) < 0);
+	scen_free(&s);
+}
+
 static int stop_now(void)
 {
 	return 1;
@@ -383,7 +399,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
