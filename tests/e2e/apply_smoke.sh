@@ -159,6 +159,22 @@ if lab_on_host 1 "docker ps --format '{{.Names}}' | grep -qx optimus-web-$C"; th
 grep -qi "not done\|FAILED" "$T/broken.out" || { show broken; fail "broken: no summary"; }
 no_lock broken
 
+# ---- SIGINT in the middle of a rollout: it stops, the lock is released ----
+(cd "$LAB_GIT_WORK" && exec "$PLUMB" apply --trusted --yes) >"$T/sigint.out" 2>"$T/sigint.err" &
+P=$!
+for _ in $(seq 1 50); do lab_on_host 1 'test -d .kamal/lock-optimus' && break; sleep 0.1; done
+sleep 1
+kill -INT "$P"
+set +e
+wait "$P"
+RC=$?
+set -e
+echo "sigint: exit $RC"
+[ "$RC" -eq 1 ] || { show sigint; fail "sigint: exit $RC, want 1"; }
+grep -q "interrupted" "$T/sigint.err" || { show sigint; fail "sigint: not reported"; }
+no_lock sigint
+answers v2
+
 # ---- rollback to v1 ----
 apply_run rollback rollback "$A" --trusted --yes
 expect_rc rollback 0
