@@ -333,6 +333,34 @@ static int last_step(const struct ex_host *h, const struct diff_step *s)
 	return s == &h->dh->steps[h->dh->nsteps - 1];
 }
 
+/* A proxied role's custom TLS certificate and key (proxy.ssl
+ * certificate_pem/private_key_pem), written where kamal-proxy deploy points,
+ * each from stdin in its own round trip; nothing for a role without them. */
+static int tls_files(struct ex_host *h, const struct des_container *dc, const struct dcmd_ctx *x)
+{
+	static const enum dcmd_tls_file which[] = { DCMD_TLS_CERT, DCMD_TLS_KEY };
+	int rc = 0;
+
+	for (size_t i = 0; i < 2 && rc >= 0; i++) {
+		struct plumb_err err = { 0 };
+		struct cmd_result r = { 0 };
+		struct prov_cmd c;
+		char *pem = NULL;
+
+		prov_cmd_init(&c);
+		rc = dcmd_proxy_tls_write(&c, &pem, dc, which[i], x, &err);
+		if (rc < 0)
+			host_fail(h, rc, "%s", plumb_err_msg(&err));
+		else if (rc > 0 && (rc = ex_cmd(h, &c, pem, strlen(pem), &r)) < 0)
+			host_fail(h, rc, "writing the TLS %s failed: %s",
+				  which[i] == DCMD_TLS_CERT ? "certificate" : "key", cmd_said(h, &r, rc));
+		util_free_secret(pem);
+		cmd_result_release(&r);
+		prov_cmd_release(&c);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 /*
  * An app role: boot (or start) the new container and wait until it is ready;
  * then, for a proxied role, switch traffic to it; then stop the old one.
@@ -397,6 +425,10 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	prov_cmd_init(&c);
+	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
+		boot_failed(h, s->name, start);
+		goto out;
+	}
 	if (dc->proxied) {
 		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
 		if (rc < 0) {

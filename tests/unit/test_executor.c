@@ -25,6 +25,7 @@
 struct fake_host {
 	struct transport base;
 	struct strvec log;        /* every command, rendered */
+	struct strvec input;      /* what each command got on stdin ("" for none) */
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 };
@@ -36,6 +37,8 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 
 	cmd_result_init(out, 1u << 20);
 	strvec_push(&h->log, cmd);
+	if (h->input.n < h->log.n)
+		strvec_push(&h->input, "");
 	out->status = 0;
 	for (p = cmd; (p = strstr(p, "image inspect")); p++)
 		sbuf_addf(&out->out, "%s\n", h->pulled_id);
@@ -51,8 +54,9 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 static int fake_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
 			  struct cmd_result *out)
 {
-	(void)in;
-	(void)in_len;
+	struct fake_host *h = (struct fake_host *)t;
+
+	strvec_push_take(&h->input, xstrndup(in, in_len));
 	return fake_answer(t, cmd, out);
 }
 
@@ -179,6 +183,7 @@ static void scen_free(struct scen *s)
 {
 	for (size_t i = 0; s->obs && i < s->obs->nhosts && i < 4; i++) {
 		strvec_release(&hosts[i].log);
+		strvec_release(&hosts[i].input);
 		free(hosts[i].base.label);
 	}
 	if (s->out)
@@ -352,6 +357,37 @@ T_TEST(a_rename_is_one_command)
 	scen_free(&s);
 }
 
+/* A custom TLS certificate: certificate and key written from stdin before
+ * the switch, never in a command line. */
+T_TEST(tls_pems_travel_on_stdin)
+{
+	struct scen s;
+	char *yml = NULL;
+	const char *at = strstr(FX_YML, "proxy:\n  host: app.example.com\n");
+	int h1, cert, key, sw;
+
+	T_REQUIRE(at != NULL);
+	yml = xasprintf("%.*sproxy:\n  host: app.example.com\n  ssl:\n    certificate_pem: RAILS_MASTER_KEY\n"
+			"    private_key_pem: POSTGRES_PASSWORD\n%s",
+			(int)(at - FX_YML), FX_YML, at + strlen("proxy:\n  host: app.example.com\n"));
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	cert = find_cmd(h1, "tls/web/cert.pem", NULL);
+	key = find_cmd(h1, "tls/web/key.pem", NULL);
+	sw = find_cmd(h1, "kamal-proxy deploy", NULL);
+	T_REQUIRE(cert >= 0 && key >= 0 && sw >= 0);
+	T_CHECK(cert < sw && key < sw);
+	T_CHECK(strcmp(hosts[h1].input.v[cert], "master-key-value-1") == 0);
+	T_CHECK(strcmp(hosts[h1].input.v[key], "pg-pass-1") == 0);
+	for (size_t k = 0; k < hosts[h1].log.n; k++)
+		T_CHECK(!strstr(hosts[h1].log.v[k], "master-key-value-1") &&
+			!strstr(hosts[h1].log.v[k], "pg-pass-1"));
+	scen_free(&s);
+	free(yml);
+}
+
 static int stop_now(void)
 {
 	return 1;
@@ -399,7 +435,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
