@@ -26,15 +26,20 @@ struct fake_host {
 	struct transport base;
 	struct strvec log;        /* every command, rendered */
 	struct strvec input;      /* what each command got on stdin ("" for none) */
+	int seq[64];              /* each command's place among every host's */
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 };
+
+static int gseq;
 
 static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *out)
 {
 	struct fake_host *h = (struct fake_host *)t;
 	const char *p;
 
+	if (h->log.n < 64)
+		h->seq[h->log.n] = __atomic_add_fetch(&gseq, 1, __ATOMIC_SEQ_CST);
 	cmd_result_init(out, 1u << 20);
 	strvec_push(&h->log, cmd);
 	if (h->input.n < h->log.n)
@@ -388,6 +393,27 @@ T_TEST(tls_pems_travel_on_stdin)
 	free(yml);
 }
 
+/* boot.limit 1: the second web host boots only once the first has switched. */
+T_TEST(boot_groups_follow_each_other)
+{
+	struct scen s;
+	char *yml = xasprintf("%sboot:\n  limit: 1\n", FX_YML);
+	int h1, h2, sw1, run2;
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	h2 = host_of(&s, "10.0.0.2");
+	T_REQUIRE(h1 >= 0 && h2 >= 0);
+	sw1 = find_cmd(h1, "kamal-proxy deploy", NULL);
+	run2 = find_cmd(h2, "docker run", "optimus-web-");
+	T_REQUIRE(sw1 >= 0 && run2 >= 0);
+	T_CHECK(hosts[h1].seq[sw1] < hosts[h2].seq[run2]);
+	T_CHECK(strstr(s.outbuf, "boot group 2") != NULL);
+	scen_free(&s);
+	free(yml);
+}
+
 static int stop_now(void)
 {
 	return 1;
@@ -435,7 +461,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
