@@ -7,7 +7,7 @@
 set -eu
 
 BUILD="build-essential pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libssh-dev libssl-dev git"
-LAB="docker.io openssh-server openssh-client docker-registry busybox-static postgresql postgresql-client iproute2 apache2-utils curl util-linux procps psmisc iptables python3"
+LAB="docker.io openssh-server openssh-client docker-registry busybox-static postgresql postgresql-client iproute2 apache2-utils curl util-linux procps psmisc iptables python3 jq bc"
 FUZZ="clang libclang-rt-14-dev"
 
 want="$BUILD"

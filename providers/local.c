@@ -14,6 +14,13 @@
 
 /* ---- local transport ---- */
 
+static const char *home_dir(void)
+{
+	const char *h = getenv("HOME");
+
+	return h && h[0] == '/' ? h : "/";
+}
+
 static int local_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
 			   struct cmd_result *r)
 {
@@ -36,6 +43,10 @@ static int local_run_input(struct transport *t, const char *cmd, const void *in,
 	}
 	argv[2] = line.buf;
 	c.argv = argv;
+	/* As an SSH session does, commands start in the user's home: the paths
+	 * Kamal's conventions use (.kamal/…, accessory directories) are relative
+	 * to it. */
+	c.cwd = home_dir();
 	c.in = in;
 	c.in_len = in_len;
 	c.timeout_ms = t->cmd_timeout_ms;

@@ -33,6 +33,26 @@ unset VERSION
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$N" -ge 3 ] || fail "needs at least 3 lab hosts"
 T=$(mktemp -d /tmp/plumb-plan-e2e-XXXXXX)
+
+# The optimus example's pre-deploy hook (a CI gate) runs as written in every
+# trusted apply: it asks GitHub's API whether CI passed for the commit. The
+# lab has no internet, so a `curl` earlier on PATH answers for api.github.com
+# only (every check run green; PLUMB_FAKE_CI=failure makes one fail) and
+# hands every other request to the real curl.
+mkdir -p "$T/ci-bin"
+cat >"$T/ci-bin/curl" <<'EOF_CURL'
+#!/bin/sh
+for a in "$@"; do
+	case $a in
+	https://api.github.com/repos/*/check-runs*)
+		printf '{"check_runs":[{"conclusion":"success"},{"conclusion":"%s"}]}\n' "${PLUMB_FAKE_CI:-success}"
+		exit 0 ;;
+	esac
+done
+exec /usr/bin/curl "$@"
+EOF_CURL
+chmod +x "$T/ci-bin/curl"
+export PATH="$T/ci-bin:$PATH" GITHUB_TOKEN=lab-ci-token
 H1=$(lab__host_ip 1)
 HN=$(lab__host_ip "$N")
 
@@ -42,6 +62,7 @@ PC_DB_PASSWORD=${PC_DB_PASSWORD:-lab-db-password}
 
 # Knobs of plan_write_config (all optional):
 #   PC_WEB_HOSTS   web hosts, space-separated (default hosts 1..N-1)
+#   PC_WEB_PROXY   the web role's proxy: setting (e.g. false), default none
 #   PC_JOB_ENV     extra clear env of the job role, "KEY: value" lines
 #   PC_DB_IMAGE    the accessory's image (default $LAB_REGISTRY/postgres:17)
 #   PC_DB_ENV      extra clear env of the accessory, "KEY: value" lines
@@ -60,7 +81,13 @@ plan_write_config() {
 		echo "image: optimus"
 		echo "servers:"
 		echo "  web:"
-		for h in $web; do echo "    - $h"; done
+		if [ -n "${PC_WEB_PROXY:-}" ]; then
+			echo "    proxy: $PC_WEB_PROXY"
+			echo "    hosts:"
+			for h in $web; do echo "      - $h"; done
+		else
+			for h in $web; do echo "    - $h"; done
+		fi
 		echo "  job:"
 		echo "    hosts:"
 		echo "      - $HN"

@@ -34,6 +34,10 @@ T_TEST(run_input_feeds_stdin)
 	T_CONTAINS(r.out.buf, "S E C R E T _ C A N A R Y");
 	T_CONTAINS(r.out.buf, "\\0 t a i l");
 	cmd_result_release(&r);
+	/* commands start in the home directory, as over SSH */
+	T_INTEQ(transport_run_input(t, "pwd", "", 0, &r), 0);
+	T_CHECK(getenv("HOME") && strncmp(r.out.buf, getenv("HOME"), strlen(getenv("HOME"))) == 0);
+	cmd_result_release(&r);
 	/* empty input is EOF at once */
 	T_INTEQ(transport_run_input(t, "wc -c", "", 0, &r), 0);
 	T_CONTAINS(r.out.buf, "0");

@@ -12,6 +12,7 @@
 struct home {
 	char dir[64];
 	char old[1024];
+	char *old_home;
 	struct transport *t;
 };
 
@@ -20,6 +21,9 @@ static int home_enter(struct home *h)
 	snprintf(h->dir, sizeof(h->dir), "/tmp/plumb-t-lock-XXXXXX");
 	if (!mkdtemp(h->dir) || !getcwd(h->old, sizeof(h->old)) || chdir(h->dir) != 0)
 		return -1;
+	/* the local transport runs commands in $HOME, as an SSH session does */
+	h->old_home = getenv("HOME") ? xstrdup(getenv("HOME")) : NULL;
+	setenv("HOME", h->dir, 1);
 	h->t = NULL;
 	if (prov_init() < 0 || transport_local_open(&h->t) < 0)
 		return -1;
@@ -31,6 +35,9 @@ static void home_leave(struct home *h)
 	char cmd[128];
 
 	transport_close(h->t);
+	if (h->old_home)
+		setenv("HOME", h->old_home, 1);
+	free(h->old_home);
 	if (chdir(h->old) != 0)
 		perror("chdir");
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `plumb apply` and `plumb rollback` on real hosts without kamal-proxy (web
+# with `proxy: false`), so that a clone without ../shared (no kamal-proxy
+# image) still deploys for real:
+#   - from empty hosts: Postgres, web and job run, answering with their
+#     version; env files 0600 with the secrets; `plan` exits 0 after;
+#   - a second apply: nothing to do, no container id changes;
+#   - a commit that changes only the job's env: web containers renamed (same
+#     id), job replaced;
+#   - v1 -> v2: web answers v2, Postgres untouched;
+#   - rollback to v1: the retained v1 container is started again (same id
+#     as before), no pull.
+# No secret value appears in any output.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -euo pipefail
+. "$(dirname "$0")/plan_lib.sh"
+trap 'plan_clean; rm -rf "$T"' EXIT
+plan_clean
+export PC_WEB_PROXY=false PC_ROOT_EXTRA
+PC_ROOT_EXTRA=$(printf 'readiness_delay: 0\ndeploy_timeout: 20\n')
+
+run() {
+	local name=$1
+	shift
+	set +e
+	(cd "$LAB_GIT_WORK" && "$PLUMB" "$@") >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+	set -e
+	plan_no_secret "$name" "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
+}
+want() { [ "$RC" -eq "$2" ] || { cat "$T/$1.out" "$T/$1.err" >&2; fail "$1: exit $RC, want $2"; }; }
+# ids HOST: "name id" of the service's running containers on lab host HOST
+ids() { lab_on_host "$1" 'docker ps --filter label=service=optimus --format "{{.Names}} {{.ID}}" | sort'; }
+# answer HOST ROLE: what the role's running container answers on its own address
+answer() {
+	local ip
+	ip=$(lab_on_host "$1" "docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \$(docker ps -q --filter label=service=optimus --filter label=role=$2)")
+	lab_on_host "$1" "curl -s --max-time 5 http://$ip/"
+}
+
+A=$(plan_commit "apply_noproxy: v1")
+lab_tag v1 "$A"
+run first apply --trusted --yes
+want first 0
+for ((i = 1; i < N; i++)); do
+	[ "$(answer "$i" web)" = v1 ] || fail "web on host $i does not answer v1"
+done
+[ "$(lab_on_host 1 'stat -c %a .kamal/apps/optimus/env/roles/web.env')" = 600 ] || fail "env file mode"
+lab_on_host 1 'grep -q "^RAILS_MASTER_KEY=" .kamal/apps/optimus/env/roles/web.env' || fail "env file lacks the secret"
+lab_on_host 1 'docker ps --format "{{.Names}}" | grep -qx optimus-db' || fail "optimus-db is not running"
+if lab_on_host 1 'docker ps --format "{{.Names}}" | grep -q kamal-proxy'; then fail "kamal-proxy runs without a proxied role"; fi
+plan_run after_first
+plan_expect_rc after_first 0
+
+before=$(ids 1)
+run noop apply --trusted --yes
+want noop 0
+grep -q "^Nothing to do" "$T/noop.out" || fail "noop: not 'Nothing to do'"
+[ "$(ids 1)" = "$before" ] || fail "noop changed containers"
+
+# only the job's env changes: web renamed in place, job replaced
+web_id=$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$A")
+job_id=$(lab_on_host "$N" "docker inspect --format '{{.Id}}' optimus-job-$A")
+B=$(PC_JOB_ENV="QUEUE: two" plan_commit "apply_noproxy: job env")
+lab_tag v1 "$B"
+run jobenv apply --trusted --yes
+want jobenv 0
+[ "$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$B")" = "$web_id" ] || fail "web was not renamed in place"
+new_job=$(lab_on_host "$N" "docker inspect --format '{{.Id}}' optimus-job-$B")
+[ "$new_job" != "$job_id" ] || fail "the job was not replaced"
+plan_run after_jobenv
+plan_expect_rc after_jobenv 0
+
+db=$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-db")
+C=$(PC_JOB_ENV="QUEUE: two" plan_commit "apply_noproxy: v2")
+lab_tag v2 "$C"
+run roll apply --trusted --yes
+want roll 0
+for ((i = 1; i < N; i++)); do
+	[ "$(answer "$i" web)" = v2 ] || fail "web on host $i does not answer v2"
+done
+[ "$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-db")" = "$db" ] || fail "Postgres was touched"
+[ "$(lab_on_host 1 'docker ps -q --filter label=service=optimus --filter label=role=web | wc -l')" = 1 ] || fail "more than one web container runs"
+
+run rollback rollback "$B" --trusted --yes
+want rollback 0
+[ "$(answer 1 web)" = v1 ] || fail "rollback: web does not answer v1"
+[ "$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$B")" = "$web_id" ] || fail "rollback did not reuse the retained container"
+if grep -q "pulled" "$T/rollback.out"; then fail "rollback pulled an image"; fi
+echo "apply_noproxy: ok"
