@@ -333,6 +333,23 @@ static void boot_failed(struct ex_host *h, const char *name, int keep)
 
 /* ---- steps ---- */
 
+/* boot_failed, then a container set aside for the new name gets it back. */
+static void boot_undo(struct ex_host *h, const char *name, int keep, const char *clash)
+{
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+
+	boot_failed(h, name, keep);
+	if (!clash)
+		return;
+	prov_cmd_init(&c);
+	dcmd_rename(&c, PROV_JOIN_SEQ, clash, name);
+	prov_cmd_quiet(&c);
+	ex_cmd(h, &c, NULL, 0, &r);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+}
+
 static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join);
 static void primary_ready(struct ex_host *h, const struct diff_step *s);
 
@@ -411,6 +428,8 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 			 * earlier failed attempt): renamed aside as Kamal does */
 			clash = aside_name(s->name);
 			dcmd_rename(&c, PROV_JOIN_AND, s->name, clash);
+			if (old && strcmp(old, s->name) == 0)
+				old = clash; /* the one to stop is the one set aside */
 		}
 		rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
 		if (rc < 0) {
@@ -425,7 +444,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (rc < 0) {
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_failed(h, s->name, start);
+		boot_undo(h, s->name, start, clash);
 		goto out;
 	}
 	h->booted_app = 1;
@@ -437,14 +456,14 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	prov_cmd_release(&c);
 	prov_cmd_init(&c);
 	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
-		boot_failed(h, s->name, start);
+		boot_undo(h, s->name, start, clash);
 		goto out;
 	}
 	if (dc->proxied) {
 		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
 		if (rc < 0) {
 			host_fail(h, rc, "%s", plumb_err_msg(&err));
-			boot_failed(h, s->name, start);
+			boot_undo(h, s->name, start, clash);
 			goto out;
 		}
 	}
@@ -464,7 +483,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 							      : "stopping the old container failed",
 				  cmd_said(h, &r, rc));
 			if (dc->proxied)
-				boot_failed(h, s->name, start);
+				boot_undo(h, s->name, start, clash);
 			goto out;
 		}
 	}

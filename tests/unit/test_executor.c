@@ -414,6 +414,36 @@ T_TEST(boot_groups_follow_each_other)
 	free(yml);
 }
 
+/* The same version with another env (a redeploy): the running container is
+ * set aside under a _replaced_ name, the new one takes the name, and the one
+ * stopped is the one set aside; on failure it gets its name back. */
+T_TEST(a_same_version_redeploy_stops_the_one_set_aside)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "WEB_CONCURRENCY: 2");
+	int h1, run, stop, back;
+
+	T_REQUIRE(p != NULL);
+	p[strlen("WEB_CONCURRENCY: ")] = '3';
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	run = find_cmd(h1, "docker rename optimus-web-" FX_V1 " optimus-web-" FX_V1 "_replaced_", "docker run");
+	stop = find_cmd(h1, "docker stop", "optimus-web-" FX_V1 "_replaced_");
+	T_CHECK(run >= 0 && stop > run);
+	scen_free(&s);
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	hosts[h1].fail_ready = "optimus-web-" FX_V1;
+	T_CHECK(scen_run(&s) < 0);
+	back = find_cmd(h1, "docker rename optimus-web-" FX_V1 "_replaced_", NULL);
+	T_CHECK(back > 0 && !strstr(hosts[h1].log.v[back], "docker run"));
+	T_CHECK(find_cmd(h1, "docker stop", NULL) < 0);
+	scen_free(&s);
+	free(yml);
+}
+
 static int stop_now(void)
 {
 	return 1;
@@ -461,7 +491,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
