@@ -440,7 +440,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 		dcmd_start(&c, PROV_JOIN_AND, s->name);
 	}
 	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
-	audit(h, &c, "Booted app version %s", o->ds->version);
+	audit(h, &c, "[%s] Booted app version %s", dc->role, o->ds->version);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (rc < 0) {
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
@@ -469,7 +469,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	}
 	if (old) {
 		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
-		audit(h, &c, "Stopped app container %s", old);
+		audit(h, &c, "[%s] Stopped app container %s", dc->role, old);
 	}
 	if (last_step(h, s)) {
 		/* tag :latest and prune in the same round trip */

@@ -65,7 +65,7 @@ lab_on_host "$N" 'grep -q "^RAILS_MASTER_KEY=" .kamal/apps/optimus/env/roles/job
 lab_on_host 1 'docker ps --format "{{.Names}}" | grep -qx optimus-db' || fail "optimus-db is not running"
 lab_on_host "$N" "docker ps --format '{{.Names}}' | grep -qx optimus-job-$A" || fail "the job is not running"
 no_lock first
-grep -q "Booted app version $A" <(lab_on_host 1 'cat .kamal/optimus-audit.log') || fail "no audit line"
+grep -q "\] \[web\] Booted app version $A$" <(lab_on_host 1 'cat .kamal/optimus-audit.log') || fail "no audit line"
 plan_run after_first
 plan_expect_rc after_first 0
 DB1=$(db_id)
