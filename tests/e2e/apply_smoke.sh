@@ -12,8 +12,13 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/plan_lib.sh"
-trap 'plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
+# The work clone is shared with the tests that follow: its hooks are put back as they were.
+restore_hooks() {
+	lab_commit "apply_smoke: hooks restored" bash -c 'rm -rf .kamal/hooks; if [ -d "$0" ]; then cp -a "$0" .kamal/hooks; fi' "$T/hooks.orig" >/dev/null || true
+}
+trap 'restore_hooks; plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
 plan_clean
+if [ -d "$LAB_GIT_WORK/.kamal/hooks" ]; then cp -a "$LAB_GIT_WORK/.kamal/hooks" "$T/hooks.orig"; fi
 if ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
 	"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
 	echo "SKIP: the lab has no kamal-proxy image (../shared/kamal-proxy is absent)"
