@@ -49,6 +49,7 @@ struct ex_host {
 	int failed;
 	int booted_app;         /* an app container was booted: tag :latest, prune */
 	int finished;           /* … done already (chained into the host's last step) */
+	int ready_said;         /* the current primary-role step reported ready */
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -60,6 +61,13 @@ struct ex_run {
 	double t0;
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
+	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
+	 * once every primary-role container of the first boot group is ready,
+	 * and closes (-1) when one fails; 0 while waiting. gate: wave-3 steps of
+	 * the current batch wait on it. Under mu. */
+	pthread_cond_t cv;
+	int gate, barrier;
+	size_t pending; /* primary-role steps of the batch not yet ready */
 };
 
 /* ---- output ---- */
@@ -325,12 +333,58 @@ static void boot_failed(struct ex_host *h, const char *name, int keep)
 
 /* ---- steps ---- */
 
+/* boot_failed, then a container set aside for the new name gets it back. */
+static void boot_undo(struct ex_host *h, const char *name, int keep, const char *clash)
+{
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+
+	boot_failed(h, name, keep);
+	if (!clash)
+		return;
+	prov_cmd_init(&c);
+	dcmd_rename(&c, PROV_JOIN_SEQ, clash, name);
+	prov_cmd_quiet(&c);
+	ex_cmd(h, &c, NULL, 0, &r);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+}
+
 static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join);
+static void primary_ready(struct ex_host *h, const struct diff_step *s);
 
 /* s is the host's last step: nothing after it in the plan. */
 static int last_step(const struct ex_host *h, const struct diff_step *s)
 {
 	return s == &h->dh->steps[h->dh->nsteps - 1];
+}
+
+/* A proxied role's custom TLS certificate and key (proxy.ssl
+ * certificate_pem/private_key_pem), written where kamal-proxy deploy points,
+ * each from stdin in its own round trip; nothing for a role without them. */
+static int tls_files(struct ex_host *h, const struct des_container *dc, const struct dcmd_ctx *x)
+{
+	static const enum dcmd_tls_file which[] = { DCMD_TLS_CERT, DCMD_TLS_KEY };
+	int rc = 0;
+
+	for (size_t i = 0; i < 2 && rc >= 0; i++) {
+		struct plumb_err err = { 0 };
+		struct cmd_result r = { 0 };
+		struct prov_cmd c;
+		char *pem = NULL;
+
+		prov_cmd_init(&c);
+		rc = dcmd_proxy_tls_write(&c, &pem, dc, which[i], x, &err);
+		if (rc < 0)
+			host_fail(h, rc, "%s", plumb_err_msg(&err));
+		else if (rc > 0 && (rc = ex_cmd(h, &c, pem, strlen(pem), &r)) < 0)
+			host_fail(h, rc, "writing the TLS %s failed: %s",
+				  which[i] == DCMD_TLS_CERT ? "certificate" : "key", cmd_said(h, &r, rc));
+		util_free_secret(pem);
+		cmd_result_release(&r);
+		prov_cmd_release(&c);
+	}
+	return rc < 0 ? rc : 0;
 }
 
 /*
@@ -374,6 +428,8 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 			 * earlier failed attempt): renamed aside as Kamal does */
 			clash = aside_name(s->name);
 			dcmd_rename(&c, PROV_JOIN_AND, s->name, clash);
+			if (old && strcmp(old, s->name) == 0)
+				old = clash; /* the one to stop is the one set aside */
 		}
 		rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
 		if (rc < 0) {
@@ -384,30 +440,36 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 		dcmd_start(&c, PROV_JOIN_AND, s->name);
 	}
 	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
-	audit(h, &c, "Booted app version %s", o->ds->version);
+	audit(h, &c, "[%s] Booted app version %s", dc->role, o->ds->version);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (rc < 0) {
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_failed(h, s->name, start);
+		boot_undo(h, s->name, start, clash);
 		goto out;
 	}
 	h->booted_app = 1;
+	if (!dc->proxied)
+		primary_ready(h, s); /* ready; its switch is the proxy's health check otherwise */
 	id = start ? (have && have->id ? xstrndup(have->id, 12) : NULL)
 		   : last_container_id(r.out.buf, r.out.len);
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	prov_cmd_init(&c);
+	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
+		boot_undo(h, s->name, start, clash);
+		goto out;
+	}
 	if (dc->proxied) {
 		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
 		if (rc < 0) {
 			host_fail(h, rc, "%s", plumb_err_msg(&err));
-			boot_failed(h, s->name, start);
+			boot_undo(h, s->name, start, clash);
 			goto out;
 		}
 	}
 	if (old) {
 		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
-		audit(h, &c, "Stopped app container %s", old);
+		audit(h, &c, "[%s] Stopped app container %s", dc->role, old);
 	}
 	if (last_step(h, s)) {
 		/* tag :latest and prune in the same round trip */
@@ -421,7 +483,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 							      : "stopping the old container failed",
 				  cmd_said(h, &r, rc));
 			if (dc->proxied)
-				boot_failed(h, s->name, start);
+				boot_undo(h, s->name, start, clash);
 			goto out;
 		}
 	}
@@ -692,6 +754,49 @@ static void step_label(const struct diff_step *s, char *buf, size_t n)
 			 s->name);
 }
 
+/* Waits until the barrier opens (1) or closes (-1); returns it. */
+static int barrier_wait(struct ex_run *run)
+{
+	int b;
+
+	pthread_mutex_lock(&run->mu);
+	while (run->barrier == 0)
+		pthread_cond_wait(&run->cv, &run->mu);
+	b = run->barrier;
+	pthread_mutex_unlock(&run->mu);
+	return b;
+}
+
+/* A primary-role step is ready (ok) or failed: the last ready one opens the
+ * barrier, the first failure closes it. */
+static void barrier_set(struct ex_run *run, int ok)
+{
+	int opened = 0;
+
+	pthread_mutex_lock(&run->mu);
+	if (run->barrier == 0) {
+		if (!ok)
+			run->barrier = -1;
+		else if (run->pending && --run->pending == 0)
+			run->barrier = opened = 1;
+		if (run->barrier)
+			pthread_cond_broadcast(&run->cv);
+	}
+	pthread_mutex_unlock(&run->mu);
+	if (opened)
+		say(run, "the primary role is ready: booting the other roles");
+}
+
+/* The step of h is a gated primary-role one and its container is ready
+ * (before the old one is stopped, when it is not proxied). */
+static void primary_ready(struct ex_host *h, const struct diff_step *s)
+{
+	if (s->wave == 2 && h->run->gate && !h->ready_said) {
+		h->ready_said = 1;
+		barrier_set(h->run, 1);
+	}
+}
+
 /* A worker: the host's steps of the batch, in order, up to the first failure. */
 static int host_batch(size_t i, void *ctx)
 {
@@ -706,9 +811,19 @@ static int host_batch(size_t i, void *ctx)
 
 		if (run->o->interrupted && run->o->interrupted())
 			return host_fail(h, PLUMB_ERROR, "interrupted");
+		if (s->wave == 3 && run->gate && barrier_wait(run) < 0) {
+			say(run, "%s: the %s role is not booted: no primary-role container became ready",
+			    h->dh->host, s->role);
+			return 0; /* not done; the primary role's failure is the error */
+		}
 		step_label(s, label, sizeof(label));
+		h->ready_said = 0;
 		rc = run_step(h, s);
 		h->state[h->batch[k]] = rc < 0 ? EX_FAILED : EX_DONE;
+		if (rc < 0 && s->wave == 2 && run->gate)
+			barrier_set(run, 0);
+		else if (rc == 0)
+			primary_ready(h, s);
 		say(run, "%s: %s %s (%.1fs)", h->dh->host, label, rc < 0 ? "FAILED" : "done",
 		    (prov_now_ms() - t) / 1000.0);
 		if (rc < 0)
@@ -728,7 +843,9 @@ static int run_batch(struct ex_run *run, const char *what)
 		busy += run->h[i].nbatch > 0;
 	if (busy) {
 		say(run, "%s", what);
-		if (prov_pool_run(run->nh, 0, host_batch, run, res) != 0)
+		/* gated: every host has its own thread, so one waiting at the barrier
+		 * never holds the thread a primary-role host needs */
+		if (prov_pool_run(run->nh, run->gate ? (int)run->nh : 0, host_batch, run, res) != 0)
 			rc = -1;
 		for (size_t i = 0; i < run->nh; i++)
 			if (run->h[i].failed)
@@ -789,6 +906,13 @@ static int host_prepare(size_t i, void *ctx)
 				strvec_push(&ids, s->image_id ? s->image_id : "");
 			}
 		}
+	}
+	{
+		int runs = 0; /* a container will be run: the kamal network must exist */
+		for (size_t k = 0; k < h->dh->nsteps; k++)
+			runs |= image_wanted(&h->dh->steps[k]);
+		if (!runs)
+			goto out; /* renames, starts, env files: nothing to prepare */
 	}
 	{
 		struct prov_cmd n;
@@ -1011,7 +1135,7 @@ static int open_tunnels(struct ex_run *run)
 static int run_waves(struct ex_run *run)
 {
 	const struct config *c = run->o->config;
-	int apps = any_app(run), groups = max_group(run);
+	int apps = any_app(run), groups = max_group(run), failed;
 	int *res = xcalloc(run->nh ? run->nh : 1, sizeof(int));
 	int rc = -1;
 
@@ -1034,16 +1158,24 @@ static int run_waves(struct ex_run *run)
 	if (apps && hook(run, "pre-app-boot") != 0)
 		goto out;
 	for (int g = 0; g <= groups; g++) {
-		char what[64];
+		char what[96];
 		if (g > 0 && c->boot.wait > 0) {
 			say(run, "waiting %ds before the next boot group", c->boot.wait);
 			sleep((unsigned)c->boot.wait);
 		}
-		select_wave(run, 2, g);
-		if (g == 0 && c->boot.parallel_roles == 1)
-			select_wave(run, 3, -1);
-		snprintf(what, sizeof(what), "wave 2: primary role, boot group %d", g + 1);
-		if (run_batch(run, what) != 0)
+		size_t primary = select_wave(run, 2, g);
+		if (primary && g == 0 && select_wave(run, 3, -1)) {
+			/* the other roles boot once the primary role is ready (they
+			 * overlap its switch and stops), or at once with parallel_roles */
+			run->gate = c->boot.parallel_roles != 1;
+			run->barrier = 0;
+			run->pending = primary;
+		}
+		snprintf(what, sizeof(what), "wave 2: primary role, boot group %d%s", g + 1,
+			 run->gate ? " (then the other roles)" : "");
+		failed = run_batch(run, what);
+		run->gate = 0;
+		if (failed)
 			goto out;
 	}
 	select_wave(run, 3, -1);
@@ -1071,6 +1203,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	run.t0 = prov_now_ms();
 	run.out = o->out ? o->out : stdout;
 	pthread_mutex_init(&run.mu, NULL);
+	pthread_cond_init(&run.cv, NULL);
 	for (size_t i = 0; i < o->plan->nhosts; i++)
 		nsteps += o->plan->hosts[i].nsteps;
 	if (!nsteps)
@@ -1133,6 +1266,7 @@ out:
 	}
 	free(run.h);
 	pthread_mutex_destroy(&run.mu);
+	pthread_cond_destroy(&run.cv);
 	return rc;
 }
 

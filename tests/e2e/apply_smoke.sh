@@ -12,8 +12,13 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/plan_lib.sh"
-trap 'plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
+# The work clone is shared with the tests that follow: its hooks are put back as they were.
+restore_hooks() {
+	lab_commit "apply_smoke: hooks restored" bash -c 'rm -rf .kamal/hooks; if [ -d "$0" ]; then cp -a "$0" .kamal/hooks; fi' "$T/hooks.orig" >/dev/null || true
+}
+trap 'restore_hooks; plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
 plan_clean
+if [ -d "$LAB_GIT_WORK/.kamal/hooks" ]; then cp -a "$LAB_GIT_WORK/.kamal/hooks" "$T/hooks.orig"; fi
 if ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
 	"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
 	echo "SKIP: the lab has no kamal-proxy image (../shared/kamal-proxy is absent)"
@@ -65,7 +70,7 @@ lab_on_host "$N" 'grep -q "^RAILS_MASTER_KEY=" .kamal/apps/optimus/env/roles/job
 lab_on_host 1 'docker ps --format "{{.Names}}" | grep -qx optimus-db' || fail "optimus-db is not running"
 lab_on_host "$N" "docker ps --format '{{.Names}}' | grep -qx optimus-job-$A" || fail "the job is not running"
 no_lock first
-grep -q "Booted app version $A" <(lab_on_host 1 'cat .kamal/optimus-audit.log') || fail "no audit line"
+grep -q "\] \[web\] Booted app version $A$" <(lab_on_host 1 'cat .kamal/optimus-audit.log') || fail "no audit line"
 plan_run after_first
 plan_expect_rc after_first 0
 DB1=$(db_id)
@@ -137,6 +142,18 @@ plan_run after_roll
 plan_expect_rc after_roll 0
 grep "commands" "$T/roll.out" | sed 's/^/  /'
 
+# ---- the same image at a new version: renamed, not restarted ----
+E=$(lab_commit "apply_smoke: the same image, a new version")
+lab_tag v2 "$E"
+WEB1=$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$B")
+apply_run rename apply --trusted --yes
+expect_rc rename 0
+grep -q "rename optimus-web-$B -> optimus-web-$E done" "$T/rename.out" || { show rename; fail "rename: no rename step"; }
+[ "$(lab_on_host 1 "docker inspect --format '{{.Id}}' optimus-web-$E")" = "$WEB1" ] || fail "rename: the web container changed"
+answers v2
+plan_run after_rename
+plan_expect_rc after_rename 0
+
 # ---- a broken image ----
 C=$(PC_CLEAR_EXTRA="FEATURE: three" plan_commit "apply_smoke: bad")
 lab_tag bad "$C"
@@ -146,6 +163,22 @@ answers v2
 if lab_on_host 1 "docker ps --format '{{.Names}}' | grep -qx optimus-web-$C"; then fail "broken: the bad container runs"; fi
 grep -qi "not done\|FAILED" "$T/broken.out" || { show broken; fail "broken: no summary"; }
 no_lock broken
+
+# ---- SIGINT in the middle of a rollout: it stops, the lock is released ----
+(cd "$LAB_GIT_WORK" && exec "$PLUMB" apply --trusted --yes) >"$T/sigint.out" 2>"$T/sigint.err" &
+P=$!
+for _ in $(seq 1 50); do lab_on_host 1 'test -d .kamal/lock-optimus' && break; sleep 0.1; done
+sleep 1
+kill -INT "$P"
+set +e
+wait "$P"
+RC=$?
+set -e
+echo "sigint: exit $RC"
+[ "$RC" -eq 1 ] || { show sigint; fail "sigint: exit $RC, want 1"; }
+grep -q "interrupted" "$T/sigint.err" || { show sigint; fail "sigint: not reported"; }
+no_lock sigint
+answers v2
 
 # ---- rollback to v1 ----
 apply_run rollback rollback "$A" --trusted --yes

@@ -25,17 +25,25 @@
 struct fake_host {
 	struct transport base;
 	struct strvec log;        /* every command, rendered */
+	struct strvec input;      /* what each command got on stdin ("" for none) */
+	int seq[64];              /* each command's place among every host's */
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 };
+
+static int gseq;
 
 static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *out)
 {
 	struct fake_host *h = (struct fake_host *)t;
 	const char *p;
 
+	if (h->log.n < 64)
+		h->seq[h->log.n] = __atomic_add_fetch(&gseq, 1, __ATOMIC_SEQ_CST);
 	cmd_result_init(out, 1u << 20);
 	strvec_push(&h->log, cmd);
+	if (h->input.n < h->log.n)
+		strvec_push(&h->input, "");
 	out->status = 0;
 	for (p = cmd; (p = strstr(p, "image inspect")); p++)
 		sbuf_addf(&out->out, "%s\n", h->pulled_id);
@@ -51,8 +59,9 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 static int fake_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
 			  struct cmd_result *out)
 {
-	(void)in;
-	(void)in_len;
+	struct fake_host *h = (struct fake_host *)t;
+
+	strvec_push_take(&h->input, xstrndup(in, in_len));
 	return fake_answer(t, cmd, out);
 }
 
@@ -179,6 +188,7 @@ static void scen_free(struct scen *s)
 {
 	for (size_t i = 0; s->obs && i < s->obs->nhosts && i < 4; i++) {
 		strvec_release(&hosts[i].log);
+		strvec_release(&hosts[i].input);
 		free(hosts[i].base.label);
 	}
 	if (s->out)
@@ -336,6 +346,104 @@ T_TEST(read_only_fleet_never_writes)
 	scen_free(&s);
 }
 
+/* The same image at a new version: one rename per container, nothing else sent. */
+T_TEST(a_rename_is_one_command)
+{
+	struct scen s;
+	int h1;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID1, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	T_CHECKF(hosts[h1].log.n == 1, "host 1 ran %zu commands", hosts[h1].log.n);
+	T_CHECK(find_cmd(h1, "docker rename optimus-web-" FX_V1 " optimus-web-" FX_V2, NULL) == 0);
+	T_CHECK(find_cmd(h1, "docker run", NULL) < 0 && find_cmd(h1, "docker stop", NULL) < 0);
+	scen_free(&s);
+}
+
+/* A custom TLS certificate: certificate and key written from stdin before
+ * the switch, never in a command line. */
+T_TEST(tls_pems_travel_on_stdin)
+{
+	struct scen s;
+	char *yml = NULL;
+	const char *at = strstr(FX_YML, "proxy:\n  host: app.example.com\n");
+	int h1, cert, key, sw;
+
+	T_REQUIRE(at != NULL);
+	yml = xasprintf("%.*sproxy:\n  host: app.example.com\n  ssl:\n    certificate_pem: RAILS_MASTER_KEY\n"
+			"    private_key_pem: POSTGRES_PASSWORD\n%s",
+			(int)(at - FX_YML), FX_YML, at + strlen("proxy:\n  host: app.example.com\n"));
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	cert = find_cmd(h1, "tls/web/cert.pem", NULL);
+	key = find_cmd(h1, "tls/web/key.pem", NULL);
+	sw = find_cmd(h1, "kamal-proxy deploy", NULL);
+	T_REQUIRE(cert >= 0 && key >= 0 && sw >= 0);
+	T_CHECK(cert < sw && key < sw);
+	T_CHECK(strcmp(hosts[h1].input.v[cert], "master-key-value-1") == 0);
+	T_CHECK(strcmp(hosts[h1].input.v[key], "pg-pass-1") == 0);
+	for (size_t k = 0; k < hosts[h1].log.n; k++)
+		T_CHECK(!strstr(hosts[h1].log.v[k], "master-key-value-1") &&
+			!strstr(hosts[h1].log.v[k], "pg-pass-1"));
+	scen_free(&s);
+	free(yml);
+}
+
+/* boot.limit 1: the second web host boots only once the first has switched. */
+T_TEST(boot_groups_follow_each_other)
+{
+	struct scen s;
+	char *yml = xasprintf("%sboot:\n  limit: 1\n", FX_YML);
+	int h1, h2, sw1, run2;
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	h2 = host_of(&s, "10.0.0.2");
+	T_REQUIRE(h1 >= 0 && h2 >= 0);
+	sw1 = find_cmd(h1, "kamal-proxy deploy", NULL);
+	run2 = find_cmd(h2, "docker run", "optimus-web-");
+	T_REQUIRE(sw1 >= 0 && run2 >= 0);
+	T_CHECK(hosts[h1].seq[sw1] < hosts[h2].seq[run2]);
+	T_CHECK(strstr(s.outbuf, "boot group 2") != NULL);
+	scen_free(&s);
+	free(yml);
+}
+
+/* The same version with another env (a redeploy): the running container is
+ * set aside under a _replaced_ name, the new one takes the name, and the one
+ * stopped is the one set aside; on failure it gets its name back. */
+T_TEST(a_same_version_redeploy_stops_the_one_set_aside)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "WEB_CONCURRENCY: 2");
+	int h1, run, stop, back;
+
+	T_REQUIRE(p != NULL);
+	p[strlen("WEB_CONCURRENCY: ")] = '3';
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	run = find_cmd(h1, "docker rename optimus-web-" FX_V1 " optimus-web-" FX_V1 "_replaced_", "docker run");
+	stop = find_cmd(h1, "docker stop", "optimus-web-" FX_V1 "_replaced_");
+	T_CHECK(run >= 0 && stop > run);
+	scen_free(&s);
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	hosts[h1].fail_ready = "optimus-web-" FX_V1;
+	T_CHECK(scen_run(&s) < 0);
+	back = find_cmd(h1, "docker rename optimus-web-" FX_V1 "_replaced_", NULL);
+	T_CHECK(back > 0 && !strstr(hosts[h1].log.v[back], "docker run"));
+	T_CHECK(find_cmd(h1, "docker stop", NULL) < 0);
+	scen_free(&s);
+	free(yml);
+}
+
 static int stop_now(void)
 {
 	return 1;
@@ -383,7 +491,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
