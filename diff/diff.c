@@ -13,6 +13,7 @@ const char *diff_action_symbol(enum diff_action a)
 	case DIFF_REPLACE_STOP_FIRST: return "-/+";
 	case DIFF_START:
 	case DIFF_RENAME:
+	case DIFF_SWITCH:
 	case DIFF_WRITE_ENV_FILE: return "~";
 	case DIFF_REMOVE_ORPHAN:
 	case DIFF_PRUNE: return "-";
@@ -29,6 +30,7 @@ const char *diff_action_name(enum diff_action a)
 	case DIFF_START: return "start";
 	case DIFF_RENAME: return "rename";
 	case DIFF_WRITE_ENV_FILE: return "write_env_file";
+	case DIFF_SWITCH: return "switch";
 	case DIFF_REMOVE_ORPHAN: return "remove_orphan";
 	case DIFF_PRUNE: return "prune";
 	}
@@ -64,6 +66,7 @@ const char *diff_cause_name(enum diff_cause_kind k)
 		[CAUSE_ORPHAN_HOST] = "host_not_in_config",
 		[CAUSE_ORPHAN_ACCESSORY] = "accessory_not_in_config",
 		[CAUSE_EXTRA_RUNNING] = "extra_running_container",
+		[CAUSE_TRAFFIC_ELSEWHERE] = "traffic_elsewhere",
 		[CAUSE_RETAIN] = "beyond_retain_containers",
 	};
 	if ((size_t)k < ARRAY_SIZE(names) && names[k])
@@ -183,6 +186,9 @@ char *diff_cause_text(const struct diff_cause *c)
 	case CAUSE_ORPHAN_ACCESSORY:
 		return xasprintf("accessory %s is not in the configuration for this host (its data directory is kept)", k);
 	case CAUSE_EXTRA_RUNNING: return xstrdup("another running container of the role");
+	case CAUSE_TRAFFIC_ELSEWHERE:
+		return xasprintf("kamal-proxy sends the role's traffic to %s, not to this container",
+				 c->old ? c->old : "another target");
 	case CAUSE_RETAIN:
 		return xasprintf("stopped, beyond retain_containers (%s)", c->new ? c->new : "5");
 	default: return xstrdup("?");
@@ -926,6 +932,62 @@ static void plan_extras(struct hctx *x, const struct des_container *dc)
 	}
 }
 
+/* Does kamal-proxy, as the host reported its routes, send dc's traffic to
+ * something other than oc? Only when the host reported routes: a host whose
+ * routes are unknown is not planned a switch on every run. */
+static int traffic_elsewhere(const struct hctx *x, const struct des_container *dc,
+			     const struct obs_container *oc)
+{
+	const char *t = NULL;
+	size_t idlen;
+
+	if (!dc->proxied || x->oh->nroutes == 0)
+		return 0;
+	for (size_t i = 0; i < x->oh->nroutes && !t; i++)
+		if (str_eq(x->oh->routes[i].service, dc->prefix))
+			t = x->oh->routes[i].target;
+	if (!t || !*t)
+		return 1; /* the proxy runs and knows no route for the role */
+	idlen = strcspn(t, ":, ");
+	if (oc->id && idlen >= 12 && strlen(oc->id) >= idlen && strncmp(oc->id, t, idlen) == 0)
+		return 0;
+	return !(oc->name && strlen(oc->name) == idlen && strncmp(oc->name, t, idlen) == 0);
+}
+
+/*
+ * dc's container oc runs as desired (kept or renamed): left over from an
+ * interrupted rollout, another container of the role may run too, or
+ * kamal-proxy may still route to the old one. Then a switch step makes oc
+ * the one: ready, traffic moved, the other stopped. NULL when neither.
+ */
+static struct diff_step *plan_switch(struct hctx *x, const struct des_container *dc,
+				     const struct obs_container *oc)
+{
+	const struct obs_container *other = NULL;
+	int elsewhere = traffic_elsewhere(x, dc, oc);
+	struct diff_step *s;
+
+	for (size_t i = 0; i < x->oh->ncontainers; i++) {
+		const struct obs_container *c = &x->oh->containers[i];
+		if (x->used[i] || !is_candidate(x, dc, c) || !is_running(c))
+			continue;
+		if (!other || newer(c, other))
+			other = c;
+	}
+	if (!other && !elsewhere)
+		return NULL;
+	s = step_for(x, DIFF_SWITCH, dc);
+	if (other) {
+		x->used[other - x->oh->containers] = 1;
+		s->old_name = xstrdup(other->name);
+		cause_add(s, CAUSE_EXTRA_RUNNING, NULL, other->name, NULL);
+	}
+	set_traffic(x, s, dc);
+	if (elsewhere)
+		cause_add(s, CAUSE_TRAFFIC_ELSEWHERE, NULL, s->traffic_from, dc->name);
+	return s;
+}
+
 /* Plans one desired container, one function per case; marks the observed
  * ones it consumed. *replaced: a new container is booted (its env file is
  * written then anyway). */
@@ -941,6 +1003,19 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 	if ((oc = find_running(x, dc, &at))) {
 		x->used[at] = 1;
 		s = plan_running(x, dc, oc, replaced);
+		if (dc->kind == DES_APP && (!s || s->action == DIFF_RENAME)) {
+			struct diff_step *sw;
+			int kept = !s;
+			if (s) {
+				s->wave = wave;
+				s->group = group;
+			}
+			if ((sw = plan_switch(x, dc, oc))) {
+				s = sw;
+				if (kept)
+					x->out->unchanged--;
+			}
+		}
 	} else if ((oc = find_stopped_match(x, dc, &at))) {
 		x->used[at] = 1;
 		s = plan_start(x, dc, oc);
@@ -1202,6 +1277,7 @@ static void count(struct diff_plan *p, struct diff_host *h)
 		case DIFF_REPLACE_STOP_FIRST: s->counted = 1; p->add++; p->destroy++; break;
 		case DIFF_START:
 		case DIFF_RENAME:
+		case DIFF_SWITCH:
 		case DIFF_WRITE_ENV_FILE: s->counted = 1; p->change++; break;
 		case DIFF_REMOVE_ORPHAN:
 			if (p->prune) {

@@ -20,6 +20,10 @@
  *   DIFF_START               ~    the desired container exists, stopped by hand
  *   DIFF_RENAME              ~    kept container renamed to the new version (no restart)
  *   DIFF_WRITE_ENV_FILE      ~    env file differs while its containers are kept
+ *   DIFF_SWITCH              ~    the desired app container runs, but another of its role
+ *                                 runs too or kamal-proxy routes elsewhere (a rollout that
+ *                                 was interrupted): wait until it is ready, switch traffic
+ *                                 to it (proxied role), stop the other one
  *   DIFF_REMOVE_ORPHAN       -    role/host/accessory no longer in the config;
  *                                 counted (and done) only with pruning on
  *   DIFF_PRUNE               -    stopped containers beyond retain_containers:
@@ -51,7 +55,7 @@
  * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
  *
  * Counts (Terraform's): create → 1 add; replace → 1 add + 1 destroy; start,
- * rename, env file → 1 change; orphan removal (pruning on) → 1 destroy.
+ * rename, env file, switch → 1 change; orphan removal (pruning on) → 1 destroy.
  * plan.changes is add + change + destroy: exit code 2 iff non-zero.
  *
  * Ownership: struct diff_plan owns everything it points to (copies, never
@@ -79,6 +83,7 @@ enum diff_action {
 	DIFF_START,
 	DIFF_RENAME,
 	DIFF_WRITE_ENV_FILE,
+	DIFF_SWITCH,
 	DIFF_REMOVE_ORPHAN,
 	DIFF_PRUNE,
 };
@@ -111,6 +116,7 @@ enum diff_cause_kind {
 	CAUSE_ORPHAN_ACCESSORY, /* key = accessory service */
 	CAUSE_EXTRA_RUNNING,    /* another running container of a kept role */
 	CAUSE_RETAIN,           /* beyond retain_containers (new = the limit) */
+	CAUSE_TRAFFIC_ELSEWHERE, /* kamal-proxy routes the role elsewhere: old = its target */
 };
 
 struct diff_cause {

@@ -102,6 +102,7 @@ static const char *verb(enum diff_action a)
 	case DIFF_START: return "start";
 	case DIFF_RENAME: return "rename";
 	case DIFF_WRITE_ENV_FILE: return "write env file";
+	case DIFF_SWITCH: return "switch to the desired container, stop the other";
 	case DIFF_REMOVE_ORPHAN: return "remove orphan";
 	case DIFF_PRUNE: return "prune";
 	}

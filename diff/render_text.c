@@ -25,6 +25,7 @@ static const char *colour_of(enum diff_action a)
 	case DIFF_REPLACE_STOP_FIRST: return C_MAGENTA;
 	case DIFF_START:
 	case DIFF_RENAME:
+	case DIFF_SWITCH:
 	case DIFF_WRITE_ENV_FILE: return C_YELLOW;
 	case DIFF_REMOVE_ORPHAN:
 	case DIFF_PRUNE: return C_RED;
@@ -57,6 +58,14 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 		if (s->old_name && strcmp(s->old_name, s->name) != 0) {
 			sbuf_adds(out, " → ");
 			render_text_escape(out, s->name);
+		}
+		break;
+	case DIFF_SWITCH:
+		sbuf_adds(out, "switch to ");
+		render_text_escape(out, s->name);
+		if (s->old_name) {
+			sbuf_adds(out, ", stop ");
+			render_text_escape(out, s->old_name);
 		}
 		break;
 	case DIFF_WRITE_ENV_FILE:

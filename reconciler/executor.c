@@ -731,6 +731,10 @@ static int run_step(struct ex_host *h, const struct diff_step *s)
 		}
 	case DIFF_REPLACE_STOP_FIRST:
 		return step_stop_first(h, s);
+	case DIFF_SWITCH:
+		/* an interrupted rollout: the desired container runs; wait until it
+		 * is ready, move traffic to it, stop the other one */
+		return step_app(h, s, 1, s->old_name);
 	case DIFF_START:
 		if (s->target == DIFF_T_APP && s->desired) {
 			/* another container of the role runs: a start-first replacement */

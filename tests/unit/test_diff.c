@@ -504,6 +504,59 @@ T_TEST(plan_hash_is_stable_across_salts)
 	scen_free(&s);
 }
 
+/* An interrupted rollout: the desired container runs, but the old one runs
+ * too and kamal-proxy still routes to it. The plan is a switch (counted,
+ * not "in sync"); with the route on the desired container and no other
+ * running, it is in sync again. */
+T_TEST(interrupted_rollout_is_a_switch)
+{
+	struct scen s;
+	struct obs_host *h1;
+	struct obs_container *web, *old;
+	const struct diff_step *st;
+	char *routes, *t;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h1 = ohost(s.obs, "10.0.0.1");
+	web = diff_fake_find(h1, "optimus-web-");
+	T_REQUIRE(web);
+	old = diff_fake_add(h1, web, "optimus-web-0000000000000000000000000000000000000000");
+	web = diff_fake_find(h1, "optimus-web-" FX_V1); /* the array moved */
+	T_REQUIRE(web);
+	free(old->id);
+	old->id = xstrdup("ffffffffffff0000000000000000000000000000000000000000000000000000");
+	free(old->created);
+	old->created = xstrdup("2020-01-01T00:00:00Z");
+	routes = xasprintf("{\"services\":{\"optimus-web\":{\"target\":\"%.12s:80\"}}}", old->id);
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, routes), 0);
+	free(routes);
+	scen_plan(&s, 0, NULL);
+	st = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(st);
+	T_INTEQ(st->action, DIFF_SWITCH);
+	T_STREQ(st->name, "optimus-web-" FX_V1);
+	T_STREQ(st->old_name, "optimus-web-0000000000000000000000000000000000000000");
+	T_CHECK(st->counted && st->switch_traffic);
+	T_CHECK(has_cause(st, CAUSE_EXTRA_RUNNING, NULL));
+	T_CHECK(has_cause(st, CAUSE_TRAFFIC_ELSEWHERE, NULL));
+	T_INTEQ(s.p->change, 1);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	t = diff_cause_text(&st->causes[1]);
+	T_CONTAINS(t, "kamal-proxy sends the role's traffic to optimus-web-0000");
+	free(t);
+	/* the old one stopped, the route on the desired container: in sync */
+	free(old->state);
+	old->state = xstrdup("exited");
+	obs_routes_free(h1->routes, h1->nroutes);
+	routes = xasprintf("{\"services\":{\"optimus-web\":{\"target\":\"%.12s:80\"}}}", web->id);
+	T_INTEQ(kamal_proxy_parse_routes(&h1->routes, &h1->nroutes, routes), 0);
+	free(routes);
+	scen_plan(&s, 0, NULL);
+	T_CHECK(pstep(s.p, "10.0.0.1", "web") == NULL);
+	T_INTEQ(diff_plan_exit_code(s.p), 0);
+	scen_free(&s);
+}
+
 /* (a) kamal-proxy's routes: the traffic-switch step says where traffic goes now. */
 T_TEST(traffic_switch_shows_the_current_proxy_target)
 {
@@ -775,6 +828,7 @@ T_TEST(steps_reference_their_desired_container)
 			case DIFF_REPLACE_STOP_FIRST:
 			case DIFF_START:
 			case DIFF_RENAME:
+			case DIFF_SWITCH:
 				T_REQUIRE(st->desired);
 				T_STREQ(st->desired->name, st->name);
 				T_STREQ(st->desired->spec_hash, st->spec_hash);
@@ -999,7 +1053,7 @@ T_TEST(env_file_step_in_its_roles_wave)
 }
 
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
-       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces), T_CASE(proxy_drift_only_when_configured),
+       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces), T_CASE(interrupted_rollout_is_a_switch), T_CASE(proxy_drift_only_when_configured),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
        T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
        T_CASE(tag_not_in_registry_counts_as_change), T_CASE(prune_is_housekeeping),
