@@ -243,6 +243,37 @@ T_TEST(refused_forwarding_and_read_only)
 	free(dir);
 }
 
+T_TEST(broken_session_is_reopened)
+{
+	struct fleet *fl;
+	struct plumb_err err = { 0 };
+	const char *id = tu_env("LAB_IMAGE_ID_v1");
+	char ref[64], *cmd;
+	unsigned long connects;
+
+	if (!lab_ready() || !tu_env("LAB_ID"))
+		T_SKIP("no lab");
+	snprintf(ref, sizeof(ref), "localhost:%d/optimus:v1", local_port());
+	fl = lab_fleet(1, NULL, FLEET_READ_WRITE);
+	T_INTEQ(fleet_tunnel(fl, 0, local_port(), &err), 0);
+	/* End the host's sshd process serving the tunnel (the one holding the port). */
+	cmd = xasprintf("pid=$(nsenter --net=/var/run/netns/plumb-%s-h1 ss -Htlnp "
+			"'sport = :%d' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2) && "
+			"[ -n \"$pid\" ] && kill $pid",
+			tu_env("LAB_ID"), local_port());
+	T_REQUIRE(system(cmd) == 0);
+	free(cmd);
+	forget_image(fl, 0, id);
+	T_INTEQ(pull_is(fl, 0, ref, id), -1); /* nothing listens there now */
+	connects = fleet_connects(fl);
+	/* The relay noticed; the next call opens a new tunnel. */
+	T_INTEQ(fleet_tunnel(fl, 0, local_port(), &err), 0);
+	T_INTEQ(fleet_connects(fl), connects + 1);
+	T_INTEQ(pull_is(fl, 0, ref, id), 1);
+	forget_image(fl, 0, id);
+	fleet_free(fl);
+}
+
 /* Seconds to pull ref on host 0 from nothing; -1 on failure. */
 static double timed_pull(struct fleet *fl, const char *ref, const char *id)
 {
@@ -295,4 +326,5 @@ T_TEST(pull_time_tunnel_vs_direct)
 
 T_MAIN(T_CASE(pull_through_the_tunnel), T_CASE(two_hosts_at_once),
        T_CASE(port_taken_then_freed_by_fleet_free), T_CASE(refused_forwarding_and_read_only),
+       T_CASE(broken_session_is_reopened),
        T_CASE(pull_time_tunnel_vs_direct))
