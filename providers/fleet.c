@@ -11,12 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "providers/tunnel.h"
 #include "state/config.h"
 
 struct fleet_slot {
 	char *host;
 	struct transport *t;  /* raw; owned */
 	struct transport *ro; /* guard in front of t; owned */
+	struct tunnel **tunnels; /* owned; kept until fleet_free (fleet_tunnel) */
+	size_t ntunnels;
 };
 
 struct fleet {
@@ -105,6 +108,9 @@ void fleet_free(struct fleet *fl)
 	if (!fl)
 		return;
 	for (size_t i = 0; i < fl->n; i++) {
+		for (size_t k = 0; k < fl->slots[i].ntunnels; k++)
+			tunnel_close(fl->slots[i].tunnels[k]);
+		free(fl->slots[i].tunnels);
 		slot_close(fl, &fl->slots[i]);
 		free(fl->slots[i].host);
 	}
@@ -189,6 +195,33 @@ static int cut_to_deadline(int ms, int dflt, double deadline)
 	return left < ms ? (int)left + 1 : ms;
 }
 
+/* The options slot s's sessions open with; returns the relay address to free
+ * after the open (to borrows it and fl's strings). */
+static char *slot_opts(struct fleet *fl, struct fleet_slot *s, int ctmo, struct transport_opts *to)
+{
+	char *relay = connect_to_for(fl->connect_to, s->host);
+
+	memset(to, 0, sizeof(*to));
+	to->host = s->host;
+	to->port = fl->port;
+	to->user = fl->user;
+	to->identity_files = (const char *const *)fl->keys.v;
+	to->n_identity_files = fl->keys.n;
+	to->key_data = fl->key_data;
+	to->key_passphrase = fl->key_passphrase;
+	to->use_agent = fl->keys.n == 0 && !fl->key_data;
+	to->known_hosts = fl->known_hosts;
+	to->accept_new_host_keys = fl->accept_new;
+	to->accept_new_refused = fl->accept_new_refused;
+	to->connect_to = relay;
+	to->jump = fl->jump;
+	to->proxy_command = fl->proxy_command;
+	to->connect_timeout_ms = ctmo;
+	to->cmd_timeout_ms = fl->cmd_timeout_ms;
+	to->max_output = fl->max_output;
+	return relay;
+}
+
 /* Opens slot i's session if it is not open; 0 or a negative PLUMB_E* code. */
 static int slot_open(struct fleet *fl, size_t i, double deadline, struct plumb_err *err)
 {
@@ -204,26 +237,9 @@ static int slot_open(struct fleet *fl, size_t i, double deadline, struct plumb_e
 	if (is_local(s->host)) {
 		rc = transport_local_open(&s->t);
 	} else {
-		struct transport_opts to = { 0 };
-		char *relay = connect_to_for(fl->connect_to, s->host);
+		struct transport_opts to;
+		char *relay = slot_opts(fl, s, ctmo, &to);
 
-		to.host = s->host;
-		to.port = fl->port;
-		to.user = fl->user;
-		to.identity_files = (const char *const *)fl->keys.v;
-		to.n_identity_files = fl->keys.n;
-		to.key_data = fl->key_data;
-		to.key_passphrase = fl->key_passphrase;
-		to.use_agent = fl->keys.n == 0 && !fl->key_data;
-		to.known_hosts = fl->known_hosts;
-		to.accept_new_host_keys = fl->accept_new;
-		to.accept_new_refused = fl->accept_new_refused;
-		to.connect_to = relay;
-		to.jump = fl->jump;
-		to.proxy_command = fl->proxy_command;
-		to.connect_timeout_ms = ctmo;
-		to.cmd_timeout_ms = fl->cmd_timeout_ms;
-		to.max_output = fl->max_output;
 		rc = transport_ssh_open(&s->t, &to, err);
 		free(relay);
 	}
@@ -271,6 +287,48 @@ int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plum
 				     i < fl->n ? fl->slots[i].host : "?");
 	}
 	return slot_get(fl, i, 1, out, err);
+}
+
+int fleet_tunnel(struct fleet *fl, size_t i, int port, struct plumb_err *err)
+{
+	struct fleet_slot *s;
+	struct transport_opts to;
+	struct tunnel *tn = NULL;
+	char *relay;
+	int rc;
+
+	if (i >= fl->n)
+		return plumb_err_set(err, PLUMB_EINVAL, "no host %zu in the fleet", i);
+	s = &fl->slots[i];
+	if (port < 1 || port > 65535)
+		return plumb_err_set(err, PLUMB_EINVAL, "%s: invalid tunnel port %d", s->host, port);
+	if (fl->mode != FLEET_READ_WRITE)
+		return plumb_err_set(err, PLUMB_EREFUSED,
+				     "%s: this fleet was opened read-only; a tunnel for pulls needs a "
+				     "read-write open",
+				     s->host);
+	plumb_err_reset(err);
+	if (is_local(s->host))
+		return 0; /* the registry is already on this machine's 127.0.0.1 */
+	for (size_t k = 0; k < s->ntunnels; k++) {
+		if (tunnel_port(s->tunnels[k]) != port)
+			continue;
+		if (tunnel_alive(s->tunnels[k]))
+			return 0;
+		/* its session broke: replace it */
+		tunnel_close(s->tunnels[k]);
+		s->tunnels[k] = s->tunnels[--s->ntunnels];
+		break;
+	}
+	relay = slot_opts(fl, s, fl->connect_timeout_ms, &to);
+	rc = tunnel_open(&tn, &to, port, err);
+	free(relay);
+	if (rc < 0)
+		return rc;
+	__atomic_add_fetch(&fl->connects, 1, __ATOMIC_RELAXED);
+	s->tunnels = xrealloc(s->tunnels, (s->ntunnels + 1) * sizeof(*s->tunnels));
+	s->tunnels[s->ntunnels++] = tn;
+	return 0;
 }
 
 static void set_deadline_reached(struct obs_host *h, const char *why)

@@ -104,6 +104,21 @@ int fleet_reader(struct fleet *fl, size_t i, struct transport **out, struct plum
  */
 int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
 
+/*
+ * Makes this machine's 127.0.0.1:port reachable as 127.0.0.1:port on host i
+ * (an SSH remote forward, as Kamal does for a `localhost:PORT` registry), on
+ * a session of its own with a relay thread (providers/tunnel.h), so host i's
+ * other sessions stay usable by another thread meanwhile. Kept until
+ * fleet_free, which closes it (the host's port is free again when it
+ * returns). Idempotent per (host, port): a tunnel already up returns 0; one
+ * whose session broke is reopened. A local host ("localhost", "127.0.0.1")
+ * needs none: 0. Only from a FLEET_READ_WRITE handle (else PLUMB_EREFUSED).
+ * Errors: PLUMB_EUNAVAILABLE (the port is taken on the host), PLUMB_EREFUSED
+ * (the server refuses forwarding), PLUMB_EINVAL, or a connect error.
+ * Hosts may be tunnelled from parallel workers, one thread per host index.
+ */
+int fleet_tunnel(struct fleet *fl, size_t i, int port, struct plumb_err *err);
+
 /* The query a config implies (service, destination, accessories); q borrows
  * from c and owns only names (free with fleet_query_release). */
 void fleet_query(struct docker_obs_query *q, const struct config *c);

@@ -814,3 +814,9 @@ fail:
 	free(label);
 	return rc;
 }
+
+/* The session of an SSH transport (tunnel.h), or NULL for another kind. */
+struct ssh_session_struct *transport_ssh_session(struct transport *t)
+{
+	return t && t->ops == &ssh_ops ? ((struct ssh_transport *)t)->session : NULL;
+}
