@@ -19,13 +19,6 @@
 #include "state/escape.h"
 #include "state/hash.h"
 
-/* The reverse tunnel a localhost:PORT registry needs (h-tunnel): used when
- * this build has it. */
-#if __has_include("providers/tunnel.h")
-#include "providers/tunnel.h"
-#define EX_HAVE_TUNNEL 1
-#endif
-
 
 #define EX_LOG_LINES 30
 #define EX_SNAPSHOT_KEEP 3
@@ -1121,11 +1114,7 @@ static int open_tunnels(struct ex_run *run)
 		if (run->o->tunnel)
 			rc = run->o->tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
 		else
-#ifdef EX_HAVE_TUNNEL
 			rc = fleet_tunnel(run->o->fleet, h->fi, c->registry.local_port, &err);
-#else
-			rc = plumb_err_set(&err, PLUMB_ERROR, "this build has no reverse tunnel");
-#endif
 		if (rc < 0) {
 			host_fail(h, rc, "the registry %s cannot be reached from the host: %s",
 				  c->registry.server, plumb_err_msg(&err));
