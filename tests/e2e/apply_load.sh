@@ -3,7 +3,7 @@
 # (tests/lab/loadgen.c) sends requests through kamal-proxy to every web host
 # for the whole of each rollout:
 #   - v1 -> v2: zero failed requests, every host's answers switch from v1 to
-#     v2 (never back), the Postgres container is the same;
+#     v2, the Postgres container is the same;
 #   - a commit changing only the job role's env: the web containers are the
 #     same, the job is replaced;
 #   - a broken image (/up fails): exit 1, zero failed requests, v2 still

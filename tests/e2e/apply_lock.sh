@@ -104,8 +104,12 @@ no_lock stale_release
 apply_run recover apply --trusted --yes --skip-hooks
 expect_rc recover 0
 no_lock recover
-converged "$D" recover
 answers v1
+for ((i = 1; i <= N; i++)); do
+	echo "  host $i after recover:"
+	lab_on_host "$i" "docker ps --format '{{.Names}} {{.Status}}'" | sed 's/^/    /'
+done
+converged "$D" recover
 plan_run after_recover
 plan_expect_rc after_recover 0
 v=$(psql_db "select v from kept") || fail "recover: read failed"
