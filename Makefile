@@ -97,7 +97,12 @@ $(REL)/tests/b_%: tests/bench/b_%.c $(SUPPORT_OBJ_REL) $(REL)/libplumb.a $(HDRS)
 test unit: $(UNIT_BIN) $(SAN)/plumb
 	@PLUMB_BIN=$(CURDIR)/$(SAN)/plumb sh tests/run-unit.sh $(UNIT_BIN)
 
-e2e: build/plumb $(E2E_BIN)
+# The e2e load generator (tests/lab/loadgen.c): HTTP GETs through kamal-proxy during a roll.
+$(REL)/tests/loadgen: tests/lab/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(DEFS) -O2 -g -o $@ $< -lpthread
+
+e2e: build/plumb $(E2E_BIN) $(REL)/tests/loadgen
 	@PLUMB_BIN=$(CURDIR)/build/plumb E2E_BIN_DIR=$(CURDIR)/$(REL)/tests sh tests/e2e/run.sh
 
 bench: build/plumb $(E2E_BIN) $(BENCH_BIN)
