@@ -534,12 +534,14 @@ static void ssh_transport_close(struct transport *t)
 {
 	struct ssh_transport *st = (struct ssh_transport *)t;
 
+	/* The socket was handed to libssh (SSH_OPTIONS_FD): libssh closes it,
+	 * on disconnect or when the connection breaks. Closing it here as well
+	 * closed a descriptor number that another thread's new session may
+	 * already have been given. */
 	if (st->session) {
 		ssh_disconnect(st->session);
 		ssh_free(st->session);
 	}
-	if (st->fd >= 0)
-		close(st->fd);
 	jump_free(st->jump);
 	free(t->label);
 	free(st);
