@@ -347,13 +347,18 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 		goto out;
 	if (r.status == EXIT_HELD && strncmp(r.out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
 		const char *d = r.out.buf + sizeof(HELD_MARK);
-		char *txt = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
-		char *e = escaped(txt ? txt : "(details unreadable)");
+		struct rec_lock_status held = { 0 };
+		char *e;
 
-		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s", t->label,
-				   lock_name, e);
+		held.details = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
+		rec_lock_parse_holder(&held);
+		e = escaped(held.details ? held.details : "(details unreadable)");
+		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s%s", t->label,
+				   lock_name, e,
+				   held.stale ? "\nstale: that plumb (on this machine) is no longer running; "
+						"`plumb lock release` clears it" : "");
 		free(e);
-		free(txt);
+		rec_lock_status_release(&held);
 		goto out;
 	}
 	rc = host_failure(t, &r, "take", lock_name, err);

@@ -53,7 +53,8 @@ char *rec_lock_name_for(const char *service, const char *destination);
  * Takes the lock: `mkdir -p .kamal`, `mkdir .kamal/<lock_name>` and the
  * details file, in one round trip. version and message may be NULL ("").
  * Returns 0 when taken; PLUMB_ELOCKED when the directory already exists
- * (nothing is changed; err names the holder from its details, escaped);
+ * (nothing is changed; err names the holder from its details, escaped, and
+ * says "stale" when rec_lock_status would);
  * another code when the command could not run or mkdir failed otherwise.
  * If the details cannot be written, the directory is removed again.
  */

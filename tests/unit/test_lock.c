@@ -275,6 +275,23 @@ T_TEST(kamal_lock_is_respected)
 	rec_lock_status_release(&s);
 	T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), PLUMB_ELOCKED);
 	T_CONTAINS(err.msg, "(details unreadable)");
+	/* a dead plumb's lock: acquire is still refused, and says it is stale */
+	{
+		char host[256] = "", cmd[600];
+		pid_t dead = fork();
+		int st;
+
+		T_REQUIRE(dead >= 0);
+		if (dead == 0)
+			_exit(0);
+		T_REQUIRE(waitpid(dead, &st, 0) == dead);
+		T_REQUIRE(gethostname(host, sizeof(host) - 1) == 0);
+		snprintf(cmd, sizeof(cmd), "echo \"$(printf 'Locked by: plumb (pid %ld on %s) ci at t\\nVersion: v' "
+			 "| base64)\" > .kamal/lock-optimus-staging/details", (long)dead, host);
+		T_INTEQ(sh_out(cmd, out, sizeof(out)), 0);
+		T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), PLUMB_ELOCKED);
+		T_CONTAINS(err.msg, "stale: that plumb (on this machine) is no longer running");
+	}
 	/* release as Kamal's: whoever holds it */
 	T_INTEQ(rec_lock_release(h.t, name, &err), 0);
 	T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), 0);
