@@ -35,7 +35,7 @@ REL := build/rel
 SAN := build/san
 
 # The observation script, embedded as bytes (build/gen/, not in git).
-GEN_SRC  := build/gen/observe_script.c
+GEN_SRC  := build/gen/observe_script.c build/gen/ready_script.c build/gen/snapshot_script.c
 
 LIB_OBJ_REL := $(LIB_SRC:%.c=$(REL)/%.o) $(GEN_SRC:%.c=$(REL)/%.o)
 LIB_OBJ_SAN := $(LIB_SRC:%.c=$(SAN)/%.o) $(GEN_SRC:%.c=$(SAN)/%.o)
@@ -52,9 +52,14 @@ all: build/plumb
 build/plumb: $(REL)/reconciler/main.o $(REL)/libplumb.a
 	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS)
 
-$(GEN_SRC): providers/observe.sh providers/embed.sh
+build/gen/observe_script.c: providers/observe.sh providers/embed.sh
 	@mkdir -p $(@D)
 	sh providers/embed.sh docker_obs_script providers/observe.sh > $@.tmp && mv $@.tmp $@
+
+# The executor's host-side scripts (reconciler/executor.c): readiness, snapshots.
+build/gen/%_script.c: providers/%.sh providers/embed.sh
+	@mkdir -p $(@D)
+	sh providers/embed.sh prov_$*_script $< > $@.tmp && mv $@.tmp $@
 
 $(REL)/libplumb.a: $(LIB_OBJ_REL)
 	@mkdir -p $(@D)

@@ -172,7 +172,11 @@ char *diff_cause_text(const struct diff_cause *c)
 			return xasprintf("env file %s: %s", k, c->new ? c->new : "changed");
 		return xasprintf("env file %s", c->new ? c->new : "changed");
 	case CAUSE_VERSION:
-		return xasprintf("version %s → %s (same image and config: no restart)",
+		if (c->key)
+			return xasprintf("version %s → %s (x-plumb %s: a new container)",
+					 c->old ? c->old : "?", c->new ? c->new : "?", k);
+		return xasprintf("version %s → %s (same image and config: no restart; KAMAL_VERSION "
+				 "keeps the old value)",
 				 c->old ? c->old : "?", c->new ? c->new : "?");
 	case CAUSE_ORPHAN_ROLE: return xasprintf("role %s is not in the configuration for this host", k);
 	case CAUSE_ORPHAN_HOST: return xstrdup("host is not in the configuration");
@@ -826,9 +830,16 @@ static struct diff_step *plan_running(struct hctx *x, const struct des_container
 		return s;
 	}
 	if (dc->kind == DES_APP && !str_eq(run->name, dc->name)) {
-		s = step_for(x, DIFF_RENAME, dc);
+		if (x->o->no_renames) {
+			s = step_for(x, DIFF_REPLACE, dc);
+			set_traffic(x, s, dc);
+			*replaced = 1;
+		} else {
+			s = step_for(x, DIFF_RENAME, dc);
+		}
 		s->old_name = xstrdup(run->name);
-		cause_add(s, CAUSE_VERSION, NULL, version_of(run, dc->prefix), x->ds->version);
+		cause_add(s, CAUSE_VERSION, x->o->no_renames ? "renames: false" : NULL,
+			  version_of(run, dc->prefix), x->ds->version);
 		return s;
 	}
 	x->out->unchanged++;

@@ -105,7 +105,7 @@ enum diff_cause_kind {
 	CAUSE_LOGGING,          /* key ("driver" or a log-opt), old, new */
 	CAUSE_NETWORK,
 	CAUSE_ENV_FILE,         /* key (NULL = whole file), old/new: "missing", "changed", "mode 0644" */
-	CAUSE_VERSION,          /* rename: old → new version */
+	CAUSE_VERSION,          /* old → new version; key "renames: false" when a replacement */
 	CAUSE_ORPHAN_ROLE,      /* key = role */
 	CAUSE_ORPHAN_HOST,
 	CAUSE_ORPHAN_ACCESSORY, /* key = accessory service */
@@ -207,6 +207,8 @@ struct diff_plan {
 
 struct diff_opts {
 	int prune; /* remove orphans (--prune / x-plumb prune: true) */
+	int no_renames; /* x-plumb renames: false: a version-only change is a start-first
+			 * replacement (a new container with the new KAMAL_VERSION) */
 	/* Optional: the base revision's desired state, built with the same salt;
 	 * its clear env values let the plan show an old value ("old" → "new")
 	 * when the observed hash matches it. Secrets are never looked up. */

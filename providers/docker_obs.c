@@ -445,6 +445,8 @@ static void host_clear_observed(struct obs_host *h)
 	h->lock_holder = NULL;
 	free(h->docker_version);
 	h->docker_version = NULL;
+	free(h->home);
+	h->home = NULL;
 	obs_routes_free(h->routes, h->nroutes);
 	h->routes = NULL;
 	h->nroutes = 0;
@@ -519,6 +521,19 @@ static int line_version(struct pstate *ps, char *arg)
 			return perr(ps, "malformed docker version line");
 	free(ps->h->docker_version);
 	ps->h->docker_version = xstrdup(arg);
+	return 0;
+}
+
+/* The SSH user's home (absolute; where .kamal and accessory directories live). */
+static int line_home(struct pstate *ps, char *arg)
+{
+	if (arg[0] != '/')
+		return perr(ps, "malformed home directory line");
+	for (const char *s = arg; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return perr(ps, "malformed home directory line");
+	free(ps->h->home);
+	ps->h->home = xstrdup(arg);
 	return 0;
 }
 
@@ -675,6 +690,7 @@ static int line_routes(struct pstate *ps, char *arg)
 
 static const struct line_tag line_tags[] = {
 	{ 'V', ARG_REQUIRED, 256, line_version },
+	{ 'W', ARG_REQUIRED, 4096, line_home },
 	{ 'X', ARG_ANY, OBS_MAX_LINE, line_failure },
 	{ 'C', ARG_REQUIRED, OBS_MAX_LINE, line_container },
 	{ 'I', ARG_REQUIRED, OBS_MAX_LINE, line_image },

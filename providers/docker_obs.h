@@ -10,6 +10,7 @@
  * the parser checks (a missing "END" line = cut short):
  *
  *   PLUMB-OBS 1                       first line
+ *   W <path>                          the SSH user's home directory
  *   C <json>  M <image id>  E <key>\t<hash>...  Z    per container
  *   I <json>  E <key>\t<hash>...  Z   per image the containers use (each once)
  *   S containers <status>             docker inspect's exit status (one call

@@ -14,7 +14,8 @@
 
 /* ---- local transport ---- */
 
-static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
+static int local_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
+			   struct cmd_result *r)
 {
 	char token[PROV_TOKEN_LEN + 1];
 	struct sbuf line;
@@ -29,12 +30,14 @@ static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
 	cmd_result_init(r, t->max_output);
 	sbuf_init(&line, 0);
 	t->stats.commands++;
-	if (prov_frame_build(&line, cmd, token) < 0) {
+	if (prov_frame_build_stdin(&line, cmd, token, in != NULL) < 0) {
 		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot frame the command", t->label);
 		goto out;
 	}
 	argv[2] = line.buf;
 	c.argv = argv;
+	c.in = in;
+	c.in_len = in_len;
 	c.timeout_ms = t->cmd_timeout_ms;
 	c.out_max = raw_max;
 	c.err_max = raw_max;
@@ -66,6 +69,11 @@ out:
 	return rc;
 }
 
+static int local_run(struct transport *t, const char *cmd, struct cmd_result *r)
+{
+	return local_run_input(t, cmd, NULL, 0, r);
+}
+
 static void local_close(struct transport *t)
 {
 	free(t->label);
@@ -76,6 +84,7 @@ static const struct transport_ops local_ops = {
 	.name = "local",
 	.run = local_run,
 	.run_cmd = prov_run_cmd_rendered,
+	.run_input = local_run_input,
 	.close = local_close,
 };
 

@@ -42,6 +42,7 @@
 S=$1; A=$2; L=$3; shift 3
 printf 'PLUMB-OBS 1\n'
 cd || { echo 'X cannot enter the home directory'; exit 3; }
+printf 'W %s\n' "$PWD"
 set -f
 nl='
 '

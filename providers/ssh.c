@@ -604,7 +604,8 @@ static void on_exit_signal(ssh_session s, ssh_channel ch, const char *sig, int c
 	((struct run_state *)userdata)->got_signal = 1;
 }
 
-static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
+static int ssh_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
+			 struct cmd_result *r)
 {
 	struct ssh_transport *st = (struct ssh_transport *)t;
 	char token[PROV_TOKEN_LEN + 1];
@@ -634,7 +635,7 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		rc = prov_fail(t, PLUMB_EDISCONNECT, "%s: the SSH session is closed", t->label);
 		goto out;
 	}
-	if (prov_frame_build(&line, cmd, token) < 0) {
+	if (prov_frame_build_stdin(&line, cmd, token, in != NULL) < 0) {
 		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot frame the command", t->label);
 		goto out;
 	}
@@ -649,6 +650,16 @@ static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
 		rc = prov_fail(t, ssh_err_code(st), "%s: exec request failed: %s", t->label,
 			       ssh_get_error(st->session));
 		goto out;
+	}
+	for (size_t off = 0; off < in_len;) {
+		int n = ssh_channel_write(ch, (const char *)in + off,
+					  (uint32_t)(in_len - off > 32768 ? 32768 : in_len - off));
+		if (n <= 0) {
+			rc = prov_fail(t, ssh_err_code(st), "%s: writing the command's input: %s",
+				       t->label, ssh_get_error(st->session));
+			goto out;
+		}
+		off += (size_t)n;
 	}
 	ssh_channel_send_eof(ch);
 	ev = ssh_event_new();
@@ -706,10 +717,16 @@ out:
 	return rc;
 }
 
+static int ssh_run(struct transport *t, const char *cmd, struct cmd_result *r)
+{
+	return ssh_run_input(t, cmd, NULL, 0, r);
+}
+
 static const struct transport_ops ssh_ops = {
 	.name = "ssh",
 	.run = ssh_run,
 	.run_cmd = prov_run_cmd_rendered,
+	.run_input = ssh_run_input,
 	.close = ssh_transport_close,
 };
 

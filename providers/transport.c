@@ -70,6 +70,43 @@ int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cm
 	return t->ops->run_cmd(t, cmd, out);
 }
 
+int transport_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
+			struct cmd_result *out)
+{
+	plumb_err_reset(&t->err);
+	if (!t->ops->run_input) {
+		cmd_result_init(out, t->max_output);
+		t->stats.refused++;
+		return prov_fail(t, PLUMB_EREFUSED,
+				 "%s: refused by the %s transport: a command fed input may mutate",
+				 t->label, t->ops->name);
+	}
+	if (in_len > PROV_MAX_INPUT) {
+		cmd_result_init(out, t->max_output);
+		return prov_fail(t, PLUMB_ETOOBIG, "%s: input of %zu bytes exceeds %u", t->label,
+				 in_len, PROV_MAX_INPUT);
+	}
+	return t->ops->run_input(t, cmd, in, in_len, out);
+}
+
+int transport_run_cmd_input(struct transport *t, const struct prov_cmd *cmd, const void *in,
+			    size_t in_len, struct cmd_result *out)
+{
+	struct sbuf line;
+	int rc;
+
+	sbuf_init(&line, 0);
+	if (prov_cmd_render(cmd, &line) < 0) {
+		plumb_err_reset(&t->err);
+		cmd_result_init(out, t->max_output);
+		rc = prov_fail(t, PLUMB_EINVAL, "%s: cannot render the command", t->label);
+	} else {
+		rc = transport_run_input(t, line.buf, in, in_len, out);
+	}
+	sbuf_release(&line);
+	return rc;
+}
+
 void transport_close(struct transport *t)
 {
 	if (t)
@@ -103,6 +140,12 @@ int prov_run_cmd_rendered(struct transport *t, const struct prov_cmd *cmd, struc
 
 int prov_frame_build(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LEN + 1])
 {
+	return prov_frame_build_stdin(out, cmd, token, 0);
+}
+
+int prov_frame_build_stdin(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LEN + 1],
+			   int with_stdin)
+{
 	unsigned char rnd[PROV_TOKEN_LEN / 2];
 	struct sbuf script;
 	size_t got = 0;
@@ -125,10 +168,10 @@ int prov_frame_build(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LE
 	 */
 	sbuf_init(&script, 0);
 	sbuf_addf(&script,
-		  "printf '%%s\\n' BEGIN-%s; printf '%%s\\n' BEGIN-%s >&2; (\n%s\n) </dev/null; "
+		  "printf '%%s\\n' BEGIN-%s; printf '%%s\\n' BEGIN-%s >&2; (\n%s\n) %s; "
 		  "s=$?; printf '\\n%%s %%d\\n' END-%s \"$s\"; printf '\\n%%s %%d\\n' END-%s \"$s\" >&2; "
 		  "exit \"$s\"",
-		  token, token, cmd, token, token);
+		  token, token, cmd, with_stdin ? "" : "</dev/null", token, token);
 	rc = sbuf_adds(out, "sh -c ");
 	if (rc == 0)
 		rc = shell_quote_mem(out, script.buf, script.len);

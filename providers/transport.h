@@ -113,6 +113,10 @@ struct transport_ops {
 	int (*run)(struct transport *t, const char *cmd, struct cmd_result *out);
 	/* Runs a structured command (rendered with quote.h). */
 	int (*run_cmd)(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out);
+	/* Runs a free-string command with in_len bytes of in as its stdin (then
+	 * EOF); NULL = this transport never feeds stdin (the guard). */
+	int (*run_input)(struct transport *t, const char *cmd, const void *in, size_t in_len,
+			 struct cmd_result *out);
 	void (*close)(struct transport *t);
 };
 
@@ -167,6 +171,20 @@ int prov_readonly_check(const struct prov_cmd *cmd, char *why, size_t why_len);
 /* Dispatch helpers; t may not be NULL. */
 int transport_run(struct transport *t, const char *cmd, struct cmd_result *out);
 int transport_run_cmd(struct transport *t, const struct prov_cmd *cmd, struct cmd_result *out);
+/*
+ * Runs cmd with the bytes in[0..in_len) as its stdin, then EOF: how content
+ * that must never appear in an argv (an env file's secrets, a registry
+ * password) reaches a host. Command lines are visible to every process on
+ * the host (/proc/<pid>/cmdline) and here; stdin is not. At most
+ * PROV_MAX_INPUT bytes (PLUMB_ETOOBIG beyond). The read-only guard refuses
+ * it (PLUMB_EREFUSED): a command fed input is the executor's.
+ */
+#define PROV_MAX_INPUT (4u << 20)
+int transport_run_input(struct transport *t, const char *cmd, const void *in, size_t in_len,
+			struct cmd_result *out);
+/* The same for a structured command. */
+int transport_run_cmd_input(struct transport *t, const struct prov_cmd *cmd, const void *in,
+			    size_t in_len, struct cmd_result *out);
 /* Closes and frees; NULL is fine. */
 void transport_close(struct transport *t);
 /* t's last error (borrowed from t; code 0 when the last call succeeded or none failed). */
@@ -184,6 +202,9 @@ const struct plumb_err *transport_err(const struct transport *t);
  */
 #define PROV_TOKEN_LEN 32
 int prov_frame_build(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LEN + 1]);
+/* The same, the command's stdin left to it (with_stdin) instead of /dev/null. */
+int prov_frame_build_stdin(struct sbuf *out, const char *cmd, char token[PROV_TOKEN_LEN + 1],
+			   int with_stdin);
 int prov_frame_parse(const char *raw, size_t raw_len, const char *token, int want_status,
 		     struct sbuf *dst, int *status);
 

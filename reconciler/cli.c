@@ -107,6 +107,40 @@ static const struct rec_command commands[] = {
 	  "other's. status prints the holder (and \"stale\" for a plumb of this machine\n"
 	  "that is no longer running); release removes it, whoever holds it (as Kamal).\n"
 	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n" },
+	{ "apply", cmd_apply, "make the hosts what plan shows (lock, hooks, health-gated rollout)",
+	  "usage: plumb apply [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--version V]\n"
+	  "                   [--trusted] [--prune] [--allow-foreign-owner] [--yes]\n"
+	  "                   [--expect-plan HASH] [--skip-hooks] [--timeout D]\n"
+	  "\n"
+	  "Runs plan's pipeline, prints the plan, and carries it out: images pulled on\n"
+	  "every host first (and checked against the identity planned), accessories and\n"
+	  "kamal-proxy, then the primary role in boot groups, then the other roles once\n"
+	  "it is healthy; a new container takes traffic only once ready, and the old one\n"
+	  "is stopped after. A failure stops the rollout: the new container is removed,\n"
+	  "the old one keeps serving, and the summary says which hosts run what.\n"
+	  "Nothing to do: exit 0, no lock taken. Kamal's deploy lock is held throughout\n"
+	  "and .kamal/hooks run as Kamal runs them (pre-connect, pre-deploy,\n"
+	  "pre-app-boot, post-app-boot, post-deploy).\n"
+	  "\n"
+	  "      --yes           do not ask (required without a terminal)\n"
+	  "      --expect-plan H refuse unless the plan's hash is H (the one reviewed)\n"
+	  "      --prune         remove orphans (roles, hosts, accessories no longer in\n"
+	  "                      the configuration; never a volume or directory)\n"
+	  "      --skip-hooks    do not run .kamal/hooks\n"
+	  "  other options as plan's\n"
+	  HELP_TIMEOUT
+	  "\n"
+	  "Exit status: 0 converged (or nothing to do), 1 failed or refused.\n" },
+	{ "rollback", cmd_rollback, "return the app roles to a retained previous version",
+	  "usage: plumb rollback [VERSION] [-c FILE] [-d DEST] [--trusted] [--yes]\n"
+	  "                      [--skip-hooks] [--timeout D]\n"
+	  "\n"
+	  "Starts the retained container of VERSION (default: the newest stopped version\n"
+	  "of the primary role before the running one) on every host, waits until it is\n"
+	  "ready, switches traffic to it and stops the current one: apply's health-gated\n"
+	  "rollout, without a pull. The image identity is the retained container's.\n"
+	  "\n"
+	  "Exit status: 0 rolled back, 1 failed or refused.\n" },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n" },
 	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n" },
 };

@@ -33,5 +33,7 @@ int cmd_config(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 
 #endif

@@ -280,6 +280,70 @@ static int stage_observe(struct pl_run *run)
 	return 0;
 }
 
+/* The primary role's container prefix, "<service>-<role>[-<dest>]"; caller frees. */
+static char *primary_prefix(const struct config *c)
+{
+	const char *role = c->primary_role ? c->primary_role : "web";
+
+	return c->destination ? xasprintf("%s-%s-%s", c->service, role, c->destination)
+			      : xasprintf("%s-%s", c->service, role);
+}
+
+/*
+ * rollback: the version to return to, from the observation: the newest
+ * stopped container of the primary role whose version no host runs. NULL
+ * when there is none. Caller frees.
+ */
+static char *rollback_version(const struct config *c, const struct obs_fleet *obs)
+{
+	char *prefix = primary_prefix(c), *best = NULL;
+	const struct obs_container *pick = NULL;
+	struct strvec running = { 0 };
+	size_t pl = strlen(prefix);
+
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < obs->nhosts; i++)
+			for (size_t k = 0; k < obs->hosts[i].ncontainers; k++) {
+				const struct obs_container *oc = &obs->hosts[i].containers[k];
+				int run = oc->state && strcmp(oc->state, "running") == 0;
+				if (oc->kind != OBS_APP || strncmp(oc->name, prefix, pl) != 0 ||
+				    oc->name[pl] != '-' || strstr(oc->name, "_replaced_"))
+					continue;
+				if (pass == 0 && run)
+					strvec_push(&running, oc->name + pl + 1);
+				else if (pass == 1 && !run && !strvec_contains(&running, oc->name + pl + 1) &&
+					 (!pick || (oc->created && pick->created &&
+						    strcmp(oc->created, pick->created) > 0)))
+					pick = oc;
+			}
+	if (pick)
+		best = xstrdup(pick->name + pl + 1);
+	strvec_release(&running);
+	free(prefix);
+	return best;
+}
+
+/* rollback: the identity and reference of the primary role's container of
+ * version (any host), as observed. 0 when found. */
+static int observed_image(const struct config *c, const struct obs_fleet *obs, const char *version,
+			  char **identity)
+{
+	char *prefix = primary_prefix(c), *name = xasprintf("%s-%s", prefix, version);
+	int rc = -1;
+
+	for (size_t i = 0; i < obs->nhosts && rc; i++)
+		for (size_t k = 0; k < obs->hosts[i].ncontainers && rc; k++) {
+			const struct obs_container *oc = &obs->hosts[i].containers[k];
+			if (strcmp(oc->name, name) == 0 && oc->image_id) {
+				*identity = xstrdup(oc->image_id);
+				rc = 0;
+			}
+		}
+	free(prefix);
+	free(name);
+	return rc;
+}
+
 /* Stages 2, 3, 5, 6: version, image identity, desired states, diff. */
 static int stage_plan(struct pl_run *run)
 {
@@ -294,8 +358,37 @@ static int stage_plan(struct pl_run *run)
 	char *image_ref = NULL, *identity = NULL;
 	struct plumb_err err = { 0 };
 	const char *version;
+	char *rb_version = NULL;
 	int rc = -1;
 
+	if (o->before_connect && o->before_connect(c, r->root, o->ctx) != 0) {
+		fail(run, PLUMB_ERROR, "stopped before connecting");
+		goto out;
+	}
+	if (o->rollback) {
+		/* the hosts first: they say which versions are there to return to */
+		if (stage_observe(run) < 0)
+			goto out;
+		version = o->version;
+		if (!version) {
+			version = rb_version = rollback_version(c, r->obs);
+			if (!version) {
+				fail(run, PLUMB_ENOTFOUND,
+				     "no retained previous version of the %s role to roll back to",
+				     c->primary_role ? c->primary_role : "web");
+				goto out;
+			}
+		}
+		image_ref = c->registry.server ? xasprintf("%s/%s:%s", c->registry.server, c->image, version)
+					       : xasprintf("%s:%s", c->image, version);
+		if (observed_image(c, r->obs, version, &identity) != 0) {
+			fail(run, PLUMB_ENOTFOUND, "version %s: no container of it is retained on the hosts",
+			     version);
+			goto out;
+		}
+		st = DES_IMAGE_FOUND;
+		goto build;
+	}
 	/* version: --version > x-plumb version > $VERSION > the commit */
 	version = o->version;
 	if (!version)
@@ -339,6 +432,7 @@ static int stage_plan(struct pl_run *run)
 	}
 	if (stage_observe(run) < 0)
 		goto out;
+build:
 	dopt.version = version;
 	dopt.salt = r->obs->salt;
 	dopt.app_image.ref = image_ref;
@@ -365,6 +459,7 @@ static int stage_plan(struct pl_run *run)
 		}
 	}
 	dfo.prune = o->prune || c->xplumb.prune;
+	dfo.no_renames = !c->xplumb.renames;
 	dfo.base = r->base_desired;
 	dfo.extra_hosts = &p->extra;
 	if (diff_plan_build(&r->plan, r->desired, r->obs, &dfo) != 0) {
@@ -376,6 +471,7 @@ out:
 	diags_release(&d);
 	free(image_ref);
 	free(identity);
+	free(rb_version);
 	return rc;
 }
 

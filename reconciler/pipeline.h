@@ -42,6 +42,15 @@ struct rec_pipeline_opts {
 	int allow_foreign_owner;
 	int timeout_ms;          /* the whole run's deadline; 0 -> REC_DEFAULT_TIMEOUT_MS */
 	enum fleet_mode mode;    /* FLEET_READ_ONLY for plan and hosts */
+	/* rollback: the hosts are observed before the version is chosen; version
+	 * NULL = the newest stopped version of the primary role older than the
+	 * running one; the app image's identity is the observed container's
+	 * (no registry lookup) */
+	int rollback;
+	/* Called once the configuration is loaded, before any host is contacted
+	 * (apply's pre-connect hook); non-zero stops the run. NULL = none. */
+	int (*before_connect)(const struct config *c, const char *root, void *ctx);
+	void *ctx;
 	const struct rec_invocation *inv; /* NULL -> read from the environment */
 };
 

@@ -751,10 +751,12 @@ static void read_xplumb(struct loader *l, const struct ynode *x)
 	struct xplumb *xp = &l->c->xplumb;
 	const struct ynode *ssh, *reg, *acc, *v;
 
+	xp->renames = 1;
 	if (!x || x->kind != Y_MAP)
 		return;
 	xp->version = sdup(ynode_get(x, "version"));
 	xp->prune = bval(ynode_get(x, "prune"), 0);
+	xp->renames = bval(ynode_get(x, "renames"), 1);
 	if ((ssh = ynode_get(x, "ssh")) && ssh->kind == Y_MAP) {
 		xp->ssh_known_hosts = sdup(ynode_get(ssh, "known_hosts"));
 		xp->ssh_accept_new_host_keys = bval(ynode_get(ssh, "accept_new_host_keys"), 0);
@@ -792,6 +794,7 @@ static void read_xplumb(struct loader *l, const struct ynode *x)
 			xa = &xp->accessories[xp->naccessories++];
 			xa->name = xstrdup(name);
 			xa->pin_digest = bval(ynode_get(acc->vals[i], "pin_digest"), 0);
+			xa->snapshot = bval(ynode_get(acc->vals[i], "snapshot"), 1);
 		}
 	}
 }

@@ -180,10 +180,15 @@ struct cfg_boot {
 struct xplumb_accessory {
 	char *name;     /* an accessory of the config */
 	int pin_digest; /* accessories.<name>.pin_digest: run its image by digest */
+	int snapshot;   /* accessories.<name>.snapshot: copy its data before a stop-first
+			 * replacement (default 1) */
 };
 struct xplumb {
 	char *version;                    /* version; NULL = from the commit */
 	int prune;                        /* prune (default 0) */
+	int renames;                      /* renames (default 1): a container whose only change is
+					   * the version is renamed; 0 = replaced start-first, for
+					   * apps that read KAMAL_VERSION / KAMAL_CONTAINER_NAME */
 	struct strvec registry_insecure;  /* registry.insecure: "host" or "host:port" */
 	char *ssh_known_hosts;            /* ssh.known_hosts (repository path), or NULL */
 	int ssh_accept_new_host_keys;     /* ssh.accept_new_host_keys (default 0) */

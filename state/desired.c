@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -405,11 +406,12 @@ static void add_port_spec(struct des_container *c, const char *spec)
 	free(s);
 }
 
-/* Kamal's logging_args: the configured driver and options, else --log-opt max-size=10m. */
+/* Kamal's logging_args: the configured driver and options, else (none of
+ * either, `logging: {}` included) --log-opt max-size=10m. */
 static void set_logging(struct des_container *dc, const struct cfg_logging *lg)
 {
-	if (lg->set) {
-		if (lg->driver)
+	if ((lg->driver && *lg->driver) || lg->options.n) {
+		if (lg->driver && *lg->driver)
 			dc->log_driver = xstrdup(lg->driver);
 		kvs_copy(&dc->log_opts, &lg->options);
 	} else {
@@ -579,7 +581,9 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 	dc->role = xstrdup(a->name);
 	dc->name = xstrdup(a->service);
 	dc->prefix = xstrdup(a->service);
-	dc->image_ref = xstrdup(a->image ? a->image : "");
+	/* Kamal's Accessory#image: its own registry's server first */
+	dc->image_ref = a->registry_server ? xasprintf("%s/%s", a->registry_server, a->image ? a->image : "")
+					   : xstrdup(a->image ? a->image : "");
 	dc->image_status = DES_IMAGE_UNKNOWN;
 	pin_accessory_image(b, dc, a);
 	if (a->cmd) {
@@ -630,18 +634,112 @@ static void build_accessory(struct builder *b, struct des_host *h, const struct 
 	free(dir);
 }
 
-static void build_proxy(struct des_host *h)
+static int role_on_host(const struct cfg_role *r, const char *host)
 {
+	for (size_t j = 0; j < r->nhosts; j++)
+		if (strcmp(r->hosts[j].addr, host) == 0)
+			return 1;
+	return 0;
+}
+
+const struct kvs *desired_proxy_run(const struct config *c, const char *host)
+{
+	for (size_t i = 0; i < c->nroles; i++) {
+		const struct cfg_role *r = &c->roles[i];
+		if (r->running_proxy && role_on_host(r, host))
+			return r->proxy.run.n ? &r->proxy.run : NULL;
+	}
+	for (size_t i = 0; i < c->naccessories; i++) {
+		const struct cfg_accessory *a = &c->accessories[i];
+		if (a->proxy.set && strvec_contains(&a->hosts, host))
+			return a->proxy.run.n ? &a->proxy.run : NULL;
+	}
+	return NULL;
+}
+
+/* --publish [ip:]port:cport, an IPv6 address in brackets as Kamal formats it */
+static void add_publish(struct des_container *dc, const char *ip, const char *port, const char *cport)
+{
+	int v6 = ip && strchr(ip, ':') && ip[0] != '[';
+	char *spec = xasprintf("%s%s%s%s%s:%s", v6 ? "[" : "", ip ? ip : "", v6 ? "]" : "",
+			       ip ? ":" : "", port, cport);
+
+	add_port_spec(dc, spec);
+	free(spec);
+}
+
+static const char *run_val(const struct kvs *run, const char *key, const char *def)
+{
+	const char *v = run ? kvs_get(run, key) : NULL;
+	return v ? v : def;
+}
+
+/*
+ * kamal-proxy as Kamal 2.12 runs it (Kamal::Commands::Proxy#run): its config
+ * volume and the apps-config directory, ports 80/443 (proxy.run http_port,
+ * https_port, bind_ips, publish), --log-opt max-size (log_max_size),
+ * options, the image (registry/repository:version, default
+ * basecamp/kamal-proxy:v0.9.2) and, with a run section, `kamal-proxy run
+ * [--debug] [--metrics-port N]`.
+ */
+static void build_proxy(struct builder *b, struct des_host *h)
+{
+	const struct kvs *run = desired_proxy_run(b->c, h->host);
 	struct des_container *dc = host_container(h);
+	const char *reg = run_val(run, "registry", NULL), *v;
 
 	dc->kind = DES_PROXY;
 	dc->name = xstrdup("kamal-proxy");
 	dc->prefix = xstrdup("kamal-proxy");
 	dc->role = xstrdup("kamal-proxy");
-	dc->image_ref = xstrdup("basecamp/kamal-proxy");
+	dc->image_ref = xasprintf("%s%s%s:%s", reg ? reg : "", reg ? "/" : "",
+				  run_val(run, "repository", "basecamp/kamal-proxy"),
+				  run_val(run, "version", "v0.9.2"));
 	dc->image_status = DES_IMAGE_UNKNOWN;
 	dc->restart = xstrdup("unless-stopped");
 	dc->network = xstrdup("kamal");
+	add_mount(dc, DES_MOUNT_VOLUME, "kamal-proxy-config", "/home/kamal-proxy/.config/kamal-proxy", NULL);
+	add_mount(dc, DES_MOUNT_HOME, ".kamal/proxy/apps-config", "/home/kamal-proxy/.apps-config", NULL);
+	if (strcmp(run_val(run, "publish", "true"), "false") != 0) {
+		const char *http = run_val(run, "http_port", "80"), *https = run_val(run, "https_port", "443");
+		for (size_t i = 0;; i++) {
+			char key[32];
+			const char *ip;
+			snprintf(key, sizeof(key), "bind_ips[%zu]", i);
+			ip = run_val(run, key, NULL);
+			if (!ip && i > 0)
+				break;
+			add_publish(dc, ip, http, "80");
+			add_publish(dc, ip, https, "443");
+			if (!ip)
+				break;
+		}
+	}
+	v = run_val(run, "log_max_size", "10m");
+	if (*v)
+		kvs_set(&dc->log_opts, "max-size", v);
+	if (run) {
+		struct kvs opts = { 0 };
+		for (size_t i = 0; i < run->n; i++)
+			if (strncmp(run->keys[i], "options.", 8) == 0)
+				kvs_set(&opts, run->keys[i] + 8, run->vals[i]);
+		set_options(dc, &opts);
+		kvs_release(&opts);
+		strvec_push(&dc->cmd_argv, "kamal-proxy");
+		strvec_push(&dc->cmd_argv, "run");
+		if (strcmp(run_val(run, "debug", ""), "true") == 0)
+			strvec_push(&dc->cmd_argv, "--debug");
+		if ((v = run_val(run, "metrics_port", NULL))) {
+			strvec_push(&dc->cmd_argv, "--metrics-port");
+			strvec_push(&dc->cmd_argv, v);
+		}
+		dc->cmd = xstrdup("kamal-proxy run");
+		for (size_t i = 2; i < dc->cmd_argv.n; i++) {
+			char *n = xasprintf("%s %s", dc->cmd, dc->cmd_argv.v[i]);
+			free(dc->cmd);
+			dc->cmd = n;
+		}
+	}
 	spec_hash(dc);
 }
 
@@ -745,14 +843,6 @@ static void check_specs(const struct config *c, struct diags *d)
 	}
 }
 
-static int role_on_host(const struct cfg_role *r, const char *host)
-{
-	for (size_t j = 0; j < r->nhosts; j++)
-		if (strcmp(r->hosts[j].addr, host) == 0)
-			return 1;
-	return 0;
-}
-
 int desired_build(struct desired **out, const struct config *c, const struct desired_opts *o,
 		  struct diags *d)
 {
@@ -808,8 +898,10 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 
 		h->host = xstrdup(hosts.v[i]);
 		for (size_t k = 0; k < c->naccessories; k++)
-			if (strvec_contains(&c->accessories[k].hosts, h->host))
+			if (strvec_contains(&c->accessories[k].hosts, h->host)) {
 				build_accessory(&b, h, &c->accessories[k]);
+				proxy |= c->accessories[k].proxy.set; /* Kamal's proxy_hosts */
+			}
 		for (size_t k = 0; k < c->nroles; k++) {
 			if (!role_on_host(&c->roles[k], h->host))
 				continue;
@@ -818,7 +910,7 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 				proxy = 1;
 		}
 		if (proxy)
-			build_proxy(h);
+			build_proxy(&b, h);
 	}
 	strvec_release(&hosts);
 	*out = ds;

@@ -6,7 +6,8 @@
  *
  * Per host: one container per role on that host (name
  * <service>-<role>[-<dest>]-<version>), one per accessory on that host, and
- * kamal-proxy when a role on the host runs the proxy; the env files Kamal
+ * kamal-proxy when a role or an accessory on the host runs the proxy (Kamal's
+ * proxy_hosts); the env files Kamal
  * writes (.kamal/apps/<service[-dest]>/env/roles/<role>.env and
  * .../env/accessories/<name>.env), with their content hashed line by line.
  *
@@ -192,6 +193,16 @@ char *desired_env_escape(const char *value);
  * ${…} are expanded by the shell instead: DES_ENV_EXPANDED.) Caller frees.
  */
 char *desired_env_held(const char *value);
+
+/*
+ * The proxy.run settings kamal-proxy boots with on host (flattened as in
+ * struct cfg_proxy.run), as Kamal's Configuration#proxy_run picks them: the
+ * first role on the host that runs the proxy (role order), then accessories
+ * with a proxy, whose proxy has a non-empty run section; NULL when none has
+ * one (Kamal then boots it from the host's boot_config files, whose defaults
+ * plumb uses). Borrowed from c.
+ */
+const struct kvs *desired_proxy_run(const struct config *c, const char *host);
 
 /* Splits a cmd as a POSIX shell splits an unquoted word list ('…', "…", \). */
 void desired_split_words(const char *s, struct strvec *out);

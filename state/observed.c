@@ -123,6 +123,7 @@ void obs_host_release(struct obs_host *h)
 	}
 	free(h->env_files);
 	free(h->docker_version);
+	free(h->home);
 	free(h->lock_holder);
 	obs_routes_free(h->routes, h->nroutes);
 	memset(h, 0, sizeof(*h));

@@ -126,6 +126,7 @@ struct obs_host {
 	struct obs_env_file *env_files;
 	size_t nenv_files;
 	char *docker_version;
+	char *home;        /* the SSH user's home directory on the host (absolute), or NULL */
 	char *lock_holder; /* contents of the deploy lock's details when held (plan reports it), else NULL */
 	unsigned round_trips; /* commands run for this observation (target: 1 after connecting) */
 	double connect_ms, observe_ms;

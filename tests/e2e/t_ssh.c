@@ -5,6 +5,7 @@
  */
 #include "providers/fleet.h"
 #include "providers/transport.h"
+#include "state/hash.h"
 #include "tests/unit/t.h"
 #include "tests/unit/tutil.h"
 
@@ -345,6 +346,39 @@ T_TEST(timeout_and_truncation_keep_the_session)
 	transport_close(t);
 }
 
+/* Input reaches the command's stdin over the channel (large enough to fill
+ * the SSH window several times), and never the host's process list. */
+T_TEST(input_reaches_stdin_not_argv)
+{
+	struct transport_opts o = lab_opts(1);
+	struct transport *t = NULL;
+	struct cmd_result r;
+	struct plumb_err err = { 0 };
+	size_t n = 3u << 20;
+	char *big = malloc(n);
+
+	T_REQUIRE(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)('a' + i % 26);
+	memcpy(big, "STDIN_CANARY_7f3a", 17);
+	T_INTEQ(transport_ssh_open(&t, &o, &err), 0);
+	T_REQUIRE(t);
+	T_INTEQ(transport_run_input(t, "sha256sum; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'STDIN_CANARY_[7]f3a'", big, n, &r), 0);
+	{
+		char hex[HASH_HEX_LEN + 1];
+		hash_sha256_hex(big, n, hex);
+		T_CONTAINS(r.out.buf, hex);
+	}
+	/* no process on the host has it in its command line (the pattern does not match itself) */
+	T_CONTAINS(r.out.buf, "-\n0\n");
+	cmd_result_release(&r);
+	T_INTEQ(transport_run_input(t, "cat", "", 0, &r), 0);
+	T_INTEQ(r.out.len, 0);
+	cmd_result_release(&r);
+	transport_close(t);
+	free(big);
+}
+
 /* A host whose shell startup file prints on both streams. */
 T_TEST(framing_against_a_noisy_bashrc)
 {
@@ -508,7 +542,7 @@ T_TEST(fleet_sessions_outlive_observation)
 	fleet_free(fl);
 }
 
-T_MAIN(T_CASE(strict_host_key_ok), T_CASE(empty_known_hosts_fails), T_CASE(changed_host_key_fails),
+T_MAIN(T_CASE(input_reaches_stdin_not_argv), T_CASE(strict_host_key_ok), T_CASE(empty_known_hosts_fails), T_CASE(changed_host_key_fails),
        T_CASE(key_auth), T_CASE(docker_version_everywhere_in_parallel),
        T_CASE(session_reuse_and_round_trips), T_CASE(timeout_and_truncation_keep_the_session),
        T_CASE(framing_against_a_noisy_bashrc), T_CASE(through_the_relay), T_CASE(jump_host),

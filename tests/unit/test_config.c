@@ -506,7 +506,8 @@ T_TEST(x_plumb_typed)
 				     "x-plumb:\n  version: abc123\n  prune: true\n"
 				     "  ssh:\n    known_hosts: config/known_hosts\n    accept_new_host_keys: true\n"
 				     "  registry:\n    insecure: [reg.lan:5000, other.lan]\n"
-				     "  accessories:\n    db:\n      pin_digest: true\n    cache:\n      pin_digest: false\n");
+				     "  accessories:\n    db:\n      pin_digest: true\n    cache:\n      pin_digest: false\n"
+				     "      snapshot: false\n  renames: false\n");
 	const struct xplumb *x;
 
 	REQ_OK(r);
@@ -520,6 +521,9 @@ T_TEST(x_plumb_typed)
 	T_REQUIRE(config_xplumb_accessory(r.c, "db") != NULL);
 	T_INTEQ(config_xplumb_accessory(r.c, "db")->pin_digest, 1);
 	T_INTEQ(config_xplumb_accessory(r.c, "cache")->pin_digest, 0);
+	T_INTEQ(config_xplumb_accessory(r.c, "db")->snapshot, 1);
+	T_INTEQ(config_xplumb_accessory(r.c, "cache")->snapshot, 0);
+	T_INTEQ(x->renames, 0);
 	T_CHECK(config_xplumb_accessory(r.c, "web") == NULL);
 	T_CHECK(r.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS); /* untrusted load */
 	res_free(&r);
@@ -528,7 +532,8 @@ T_TEST(x_plumb_typed)
 	r = load(BASE "servers: [1.1.1.1]\n");
 	REQ_OK(r);
 	T_CHECK(!r.c->xplumb.version && !r.c->xplumb.prune && !r.c->xplumb.ssh_known_hosts &&
-		!r.c->xplumb.ssh_accept_new_host_keys && r.c->xplumb.registry_insecure.n == 0);
+		!r.c->xplumb.ssh_accept_new_host_keys && r.c->xplumb.registry_insecure.n == 0 &&
+		r.c->xplumb.renames == 1);
 	res_free(&r);
 
 	/* bad types and values: file:line errors */

@@ -40,10 +40,13 @@ static int scen_init(struct scen *s, const char *yml, const char *secrets, const
 	return s->ds ? 0 : -1;
 }
 
+static int scen_no_renames;
+
 static void scen_plan(struct scen *s, int prune, const struct strvec *extra)
 {
 	struct diff_opts o = { 0 };
 
+	o.no_renames = scen_no_renames;
 	o.prune = prune;
 	o.base = s->base;
 	o.extra_hosts = extra;
@@ -213,6 +216,36 @@ T_TEST(same_content_job_env_change_renames_web)
 	T_INTEQ(s.p->add, 1);
 	T_INTEQ(s.p->change, 2);
 	T_INTEQ(s.p->destroy, 1);
+	scen_free(&s);
+}
+
+/* x-plumb renames: false: the version-only change is a start-first
+ * replacement, so the new container has the new KAMAL_VERSION. */
+T_TEST(no_renames_replaces)
+{
+	struct scen s;
+	const struct diff_step *w;
+	char *txt;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V2, FX_ID1, DES_IMAGE_FOUND) == 0);
+	scen_no_renames = 1;
+	scen_plan(&s, 0, NULL);
+	scen_no_renames = 0;
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_REQUIRE(w);
+	T_INTEQ(w->action, DIFF_REPLACE);
+	T_CHECK(w->switch_traffic);
+	T_REQUIRE(w->ncauses == 1 && w->causes[0].kind == CAUSE_VERSION);
+	txt = diff_cause_text(&w->causes[0]);
+	T_CONTAINS(txt, "renames: false: a new container");
+	free(txt);
+	T_INTEQ(pstep(s.p, "10.0.0.2", "job")->action, DIFF_REPLACE);
+	scen_plan(&s, 0, NULL);
+	w = pstep(s.p, "10.0.0.1", "web");
+	T_INTEQ(w->action, DIFF_RENAME);
+	txt = diff_cause_text(&w->causes[0]);
+	T_CONTAINS(txt, "KAMAL_VERSION keeps the old value");
+	free(txt);
 	scen_free(&s);
 }
 
@@ -934,7 +967,7 @@ T_TEST(env_file_step_in_its_roles_wave)
 }
 
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
-       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web),
+       T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
        T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
        T_CASE(tag_not_in_registry_counts_as_change), T_CASE(prune_is_housekeeping),

@@ -296,6 +296,22 @@ T_TEST(failures_are_unknown)
 	}
 }
 
+T_TEST(home_line)
+{
+	struct plumb_err err = { 0 };
+	struct obs_host h = { 0 };
+
+	T_INTEQ(parse_str("PLUMB-OBS 1\nW /home/deploy\nEND\n", &err, &h), 0);
+	T_STREQ(h.home, "/home/deploy");
+	obs_host_release(&h);
+	/* relative, or with a control byte: the host is unknown */
+	T_INTEQ(parse_str("PLUMB-OBS 1\nW home\nEND\n", &err, &h), PLUMB_EPROTOCOL);
+	T_CHECK(h.home == NULL);
+	obs_host_release(&h);
+	T_INTEQ(parse_str("PLUMB-OBS 1\nW /ho\x1bme\nEND\n", &err, &h), PLUMB_EPROTOCOL);
+	obs_host_release(&h);
+}
+
 /* Every tag alone, with an empty argument, or truncated: refused (or, for the
  * tag-only "Z", accepted) without reading past the line. Under ASan a read
  * past a one-letter line is a heap-buffer-overflow. */
@@ -945,7 +961,7 @@ T_TEST(script_proxy_list_only_in_kamal_proxy_image)
 }
 
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
-       T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown),
+       T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown), T_CASE(home_line),
        T_CASE(one_letter_and_truncated_lines),
        T_CASE(script_file_is_the_embedded_script),
        T_CASE(many_labels_are_bounded),

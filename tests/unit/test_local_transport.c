@@ -19,6 +19,43 @@ static struct transport *open_local(int timeout_ms, size_t max_output)
 	return t;
 }
 
+/* Input reaches the command's stdin, never its command line; the guard refuses it. */
+T_TEST(run_input_feeds_stdin)
+{
+	struct transport *t = open_local(0, 0), *ro = NULL;
+	struct cmd_result r;
+	struct prov_cmd c;
+	static const char data[] = "SECRET_CANARY=x\n\001\000tail";
+
+	T_REQUIRE(t);
+	T_INTEQ(transport_run_input(t, "od -An -c | tr -s ' '; cat /proc/$$/cmdline", data,
+				    sizeof(data) - 1, &r), 0);
+	T_INTEQ(r.status, 0);
+	T_CONTAINS(r.out.buf, "S E C R E T _ C A N A R Y");
+	T_CONTAINS(r.out.buf, "\\0 t a i l");
+	cmd_result_release(&r);
+	/* empty input is EOF at once */
+	T_INTEQ(transport_run_input(t, "wc -c", "", 0, &r), 0);
+	T_CONTAINS(r.out.buf, "0");
+	cmd_result_release(&r);
+	prov_cmd_init(&c);
+	prov_cmd_begin(&c, PROV_JOIN_SEQ);
+	prov_cmd_args(&c, "wc", "-c", NULL);
+	T_INTEQ(transport_run_cmd_input(t, &c, "abc", 3, &r), 0);
+	T_CONTAINS(r.out.buf, "3");
+	cmd_result_release(&r);
+	T_INTEQ(transport_run_input(t, "cat", data, PROV_MAX_INPUT + 1, &r), PLUMB_ETOOBIG);
+	cmd_result_release(&r);
+
+	T_INTEQ(transport_readonly_wrap(&ro, t), 0);
+	T_INTEQ(transport_run_cmd_input(ro, &c, "abc", 3, &r), PLUMB_EREFUSED);
+	T_INTEQ(ro->stats.refused, 1);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	transport_close(ro);
+	transport_close(t);
+}
+
 T_TEST(exit_status_stdout_stderr)
 {
 	struct transport *t = open_local(0, 0);
@@ -311,7 +348,7 @@ T_TEST(pool_bounded_and_per_host_results)
 	T_INTEQ(prov_pool_run(0, 4, pool_item, &p, results), 0);
 }
 
-T_MAIN(T_CASE(exit_status_stdout_stderr), T_CASE(killed_by_signal_has_no_status),
+T_MAIN(T_CASE(run_input_feeds_stdin), T_CASE(exit_status_stdout_stderr), T_CASE(killed_by_signal_has_no_status),
        T_CASE(truncation), T_CASE(timeout), T_CASE(framing_ignores_noise),
        T_CASE(framing_with_lookalike_output), T_CASE(readonly_refuses_mutations),
        T_CASE(readonly_allows_observation), T_CASE(pool_bounded_and_per_host_results))

@@ -1,0 +1,337 @@
+/*
+ * plumb apply: what plan shows, done (reconciler/executor.h), under Kamal's
+ * deploy lock, with Kamal's hooks. plumb rollback: the app roles back to a
+ * retained version through the same executor (no pull).
+ *
+ * The pipeline is plan's (reconciler/pipeline.h), with a read-write fleet
+ * handle: only these two commands open one. Nothing to do → exit 0 without
+ * the lock and without another command on any host. Exit 0 converged, 1 not
+ * (the summary says what was done and what was not).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "diff/render.h"
+#include "reconciler/cli.h"
+#include "reconciler/executor.h"
+#include "reconciler/lock.h"
+#include "reconciler/pipeline.h"
+#include "state/escape.h"
+
+#if __has_include("reconciler/hooks.h")
+#include "reconciler/hooks.h"
+#define HAVE_HOOKS 1
+#endif
+
+struct apply_args {
+	const char *cmd;     /* "apply" or "rollback" */
+	const char *config;
+	const char *dest;
+	const char *repo;
+	const char *ref;
+	const char *version;
+	const char *expect;
+	int trusted;
+	int prune;
+	int allow_foreign_owner;
+	int yes;
+	int skip_hooks;
+	int timeout_ms;
+};
+
+static int parse_args(struct apply_args *a, int argc, char **argv, int rollback)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "destination", required_argument, NULL, 'd' },
+		{ "repo", required_argument, NULL, 'R' },
+		{ "ref", required_argument, NULL, 'r' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "expect-plan", required_argument, NULL, 'E' },
+		{ "trusted", no_argument, NULL, 'T' },
+		{ "prune", no_argument, NULL, 'P' },
+		{ "allow-foreign-owner", no_argument, NULL, 'F' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ "skip-hooks", no_argument, NULL, 'H' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:d:y", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': a->config = optarg; break;
+		case 'd': a->dest = optarg; break;
+		case 'R': a->repo = optarg; break;
+		case 'r': a->ref = optarg; break;
+		case 'V': a->version = optarg; break;
+		case 'E': a->expect = optarg; break;
+		case 'T': a->trusted = 1; break;
+		case 'P': a->prune = 1; break;
+		case 'F': a->allow_foreign_owner = 1; break;
+		case 'y': a->yes = 1; break;
+		case 'H': a->skip_hooks = 1; break;
+		case 't':
+			if (rec_parse_duration(optarg, &a->timeout_ms) < 0) {
+				fprintf(stderr, "plumb %s: --timeout '%s': want a duration like 90s, 5m\n",
+					a->cmd, optarg);
+				return -1;
+			}
+			break;
+		default: return -1;
+		}
+	}
+	if (rollback && optind < argc && !a->version)
+		a->version = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "plumb %s: unexpected argument '%s'\n", a->cmd, argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+struct apply_ctx {
+	const struct apply_args *a;
+	const struct config *config;
+	const struct desired *ds;
+	const char *root;
+	char *performer;
+};
+
+/* A hook of .kamal/hooks by name; 0 when absent, skipped or passed. */
+static int run_hook(struct apply_ctx *x, const struct config *c, const char *root, const char *name)
+{
+	if (x->a->skip_hooks)
+		return 0;
+#ifdef HAVE_HOOKS
+	{
+		struct rec_hook_env env = { 0 };
+		struct plumb_err err = { 0 };
+		env.config = c;
+		env.ds = x->ds;
+		env.command = x->a->cmd;
+		env.performer = x->performer;
+		if (rec_hook_run(root, name, &env, x->a->trusted, &err) != 0) {
+			esc_eprintf("plumb %s: hook %s: %s\n", x->a->cmd, name, plumb_err_msg(&err));
+			return -1;
+		}
+	}
+#else
+	(void)c;
+	(void)root;
+	(void)name;
+#endif
+	return 0;
+}
+
+static int before_connect(const struct config *c, const char *root, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+
+	x->config = c;
+	x->root = root;
+	return run_hook(x, c, root, "pre-connect");
+}
+
+static int exec_hook(const char *name, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+
+	return run_hook(x, x->config, x->root, name);
+}
+
+static void exec_audit(struct prov_cmd *c, enum prov_join join, const char *text, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+
+	rec_audit_cmd(c, join, x->ds, x->performer, text);
+}
+
+static int interrupted(void)
+{
+	return rec_interrupted() != 0;
+}
+
+/* On a TTY, asks; without one, only --yes proceeds. 0 = go. */
+static int confirm(const struct apply_args *a)
+{
+	char line[16];
+
+	if (a->yes)
+		return 0;
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr, "plumb %s: not a terminal: pass --yes to %s without a question\n",
+			a->cmd, a->cmd);
+		return -1;
+	}
+	fprintf(stderr, "Apply these changes? [y/N] ");
+	if (!fgets(line, sizeof(line), stdin) || (strcmp(line, "y\n") != 0 && strcmp(line, "yes\n") != 0)) {
+		fprintf(stderr, "plumb %s: nothing done\n", a->cmd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Host index of the primary host (the lock's) in the fleet, or -1. */
+static long primary_index(const struct rec_pipeline_result *res)
+{
+	const char *p = res->desired->primary_hosts.n ? res->desired->primary_hosts.v[0] : NULL;
+
+	if (!p && res->desired->nhosts)
+		p = res->desired->hosts[0].host;
+	for (size_t i = 0; p && i < res->obs->nhosts && i < fleet_nhosts(res->fleet); i++)
+		if (strcmp(res->obs->hosts[i].host, p) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int apply_run(struct apply_args *a, int rollback)
+{
+	struct rec_pipeline_opts po = { 0 };
+	struct rec_pipeline_result res = { 0 };
+	struct rec_exec_opts eo = { 0 };
+	struct rec_exec_report rep = { 0 };
+	struct apply_ctx x = { 0 };
+	struct plumb_err err = { 0 };
+	struct render_opts ro = { 0 };
+	struct transport *lt = NULL;
+	struct sbuf out;
+	char *lock_name = NULL;
+	int rc = REC_EXIT_ERROR, locked = 0, prc;
+
+	sbuf_init(&out, 0);
+	x.a = a;
+	x.performer = rec_performer();
+	po.cmd = a->cmd;
+	po.until = REC_STAGE_DIFF;
+	po.mode = FLEET_READ_WRITE;
+	po.config_path = a->config;
+	po.destination = a->dest;
+	po.repo = a->repo;
+	po.ref = a->ref;
+	po.version = a->version;
+	po.trusted = a->trusted;
+	po.prune = a->prune;
+	po.allow_foreign_owner = a->allow_foreign_owner;
+	po.timeout_ms = a->timeout_ms;
+	po.rollback = rollback;
+	po.before_connect = before_connect;
+	po.ctx = &x;
+	prc = rec_pipeline_run(&res, &po);
+	esc_fputs(res.log, stderr);
+	if (prc < 0)
+		goto out;
+	x.config = res.config;
+	x.ds = res.desired;
+	x.root = res.root;
+	ro.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	if (diff_render_text(res.plan, &ro, &out) != 0) {
+		fprintf(stderr, "plumb %s: rendering failed\n", a->cmd);
+		goto out;
+	}
+	fwrite(out.buf, 1, out.len, stdout);
+	fflush(stdout);
+	if (res.plan->failed_hosts) {
+		fprintf(stderr, "plumb %s: %zu host%s could not be planned: nothing done\n", a->cmd,
+			res.plan->failed_hosts, res.plan->failed_hosts == 1 ? "" : "s");
+		goto out;
+	}
+	if (a->expect && strcmp(a->expect, res.plan->hash) != 0) {
+		fprintf(stderr, "plumb %s: the plan is %s, not the one reviewed (%s): nothing done\n",
+			a->cmd, res.plan->hash, a->expect);
+		goto out;
+	}
+	if (diff_plan_exit_code(res.plan) == 0) {
+		printf("Nothing to do.\n");
+		rc = REC_EXIT_OK;
+		goto out;
+	}
+	if (confirm(a) != 0)
+		goto out;
+	{
+		long pi = primary_index(&res);
+		if (pi < 0 || fleet_writer(res.fleet, (size_t)pi, &lt, &err) != 0) {
+			esc_eprintf("plumb %s: the primary host cannot be reached for the lock: %s\n", a->cmd,
+				    pi < 0 ? "no primary host" : plumb_err_msg(&err));
+			goto out;
+		}
+	}
+	rec_signals_install();
+	lock_name = rec_lock_name(res.desired);
+	if (rec_lock_acquire(lt, lock_name, res.desired->version, REC_LOCK_AUTO_MESSAGE, &err) != 0) {
+		esc_eprintf("plumb %s: %s: nothing done\n", a->cmd, plumb_err_msg(&err));
+		goto out;
+	}
+	locked = 1;
+	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0) {
+		fprintf(stderr, "plumb %s: the pre-deploy hook failed: nothing done\n", a->cmd);
+		goto out;
+	}
+	eo.config = res.config;
+	eo.ds = res.desired;
+	eo.plan = res.plan;
+	eo.obs = res.obs;
+	eo.fleet = res.fleet;
+	eo.no_pull = rollback;
+	eo.rollback = rollback;
+	eo.out = stdout;
+	eo.hook = exec_hook;
+	eo.audit = exec_audit;
+	eo.interrupted = interrupted;
+	eo.ctx = &x;
+	plumb_err_reset(&err);
+	prc = rec_execute(&eo, &rep, &err);
+	fputs("\n", stdout);
+	esc_fputs(rep.summary, stdout);
+	fflush(stdout);
+	if (prc < 0) {
+		esc_eprintf("plumb %s: %s\n", a->cmd, plumb_err_msg(&err));
+		goto out;
+	}
+	if (run_hook(&x, res.config, res.root, "post-deploy") != 0)
+		goto out;
+	printf("%s: converged on version %s (%lu commands, at most %lu on one host with the "
+	       "observation)\n", a->cmd, res.desired->version, rep.commands, rep.max_host_commands);
+	rc = REC_EXIT_OK;
+out:
+	if (locked) {
+		plumb_err_reset(&err);
+		if (rec_lock_release(lt, lock_name, &err) != 0)
+			esc_eprintf("plumb %s: releasing the lock %s failed: %s (plumb lock release)\n",
+				    a->cmd, lock_name, plumb_err_msg(&err));
+	}
+	if (rec_interrupted())
+		fprintf(stderr, "plumb %s: interrupted; the lock was released\n", a->cmd);
+	free(lock_name);
+	free(x.performer);
+	rec_exec_report_release(&rep);
+	sbuf_release(&out);
+	rec_pipeline_result_release(&res);
+	return rc;
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	struct apply_args a = { .cmd = "apply" };
+
+	if (parse_args(&a, argc, argv, 0) != 0) {
+		rec_print_usage(rec_find_command("apply"), stderr);
+		return REC_EXIT_ERROR;
+	}
+	return apply_run(&a, 0);
+}
+
+int cmd_rollback(int argc, char **argv)
+{
+	struct apply_args a = { .cmd = "rollback" };
+
+	if (parse_args(&a, argc, argv, 1) != 0) {
+		rec_print_usage(rec_find_command("rollback"), stderr);
+		return REC_EXIT_ERROR;
+	}
+	return apply_run(&a, 1);
+}

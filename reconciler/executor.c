@@ -1,0 +1,1099 @@
+/*
+ * The executor (executor.h). One ex_host per host of the plan that has
+ * steps; waves and boot groups are batches of step indices per host, run
+ * with one pool worker per host. Everything a worker prints goes through
+ * say(), under one mutex, as whole lines.
+ */
+#include "reconciler/executor.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "providers/docker_cmd.h"
+#include "providers/transport.h"
+#include "state/escape.h"
+#include "state/hash.h"
+
+
+#define EX_LOG_LINES 30
+#define EX_SNAPSHOT_KEEP 3
+
+enum ex_state { EX_TODO, EX_DONE, EX_FAILED };
+
+struct ex_run;
+
+struct ex_host {
+	struct ex_run *run;
+	const struct diff_host *dh;
+	const struct des_host *dsh;
+	const struct obs_host *oh;
+	size_t fi;              /* the host's index in the fleet */
+	struct transport *t;    /* borrowed from the fleet */
+	char *home;
+	enum ex_state *state;   /* per step of dh */
+	size_t *batch;          /* step indices of the current batch */
+	size_t nbatch;
+	unsigned long commands;
+	int failed;
+	int booted_app;         /* an app container was booted: tag :latest, prune */
+	int finished;           /* … done already (chained into the host's last step) */
+	char why[PLUMB_ERR_MSG_MAX];
+};
+
+struct ex_run {
+	const struct rec_exec_opts *o;
+	struct ex_host *h;
+	size_t nh;
+	pthread_mutex_t mu;
+	double t0;
+	FILE *out;
+	int stop; /* the tag moved, or an interruption */
+};
+
+/* ---- output ---- */
+
+static void say(struct ex_run *run, const char *fmt, ...) PLUMB_PRINTF(2, 3);
+static void say(struct ex_run *run, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	pthread_mutex_lock(&run->mu);
+	fprintf(run->out, "[%6.1fs] ", (prov_now_ms() - run->t0) / 1000.0);
+	esc_fputs(s, run->out);
+	fputc('\n', run->out);
+	fflush(run->out);
+	pthread_mutex_unlock(&run->mu);
+	free(s);
+}
+
+static int host_fail(struct ex_host *h, int code, const char *fmt, ...) PLUMB_PRINTF(3, 4);
+static int host_fail(struct ex_host *h, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->failed)
+		return code;
+	h->failed = 1;
+	va_start(ap, fmt);
+	vsnprintf(h->why, sizeof(h->why), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* ---- commands ---- */
+
+/* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR. */
+static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, size_t in_len,
+		  struct cmd_result *r)
+{
+	int rc;
+
+	h->commands++;
+	if (in)
+		rc = transport_run_cmd_input(h->t, c, in, in_len, r);
+	else
+		rc = transport_run_cmd(h->t, c, r);
+	if (rc == 0 && r->status != 0)
+		rc = PLUMB_ERROR;
+	return rc;
+}
+
+/* What a failed command said: its own words (escaped later; trailing blanks
+ * dropped in place), else the transport's. */
+static const char *cmd_said(struct ex_host *h, struct cmd_result *r, int rc)
+{
+	struct sbuf *b = r->err.len ? &r->err : r->out.len ? &r->out : NULL;
+
+	if (rc != PLUMB_ERROR || !b)
+		return plumb_err_msg(transport_err(h->t));
+	while (b->len && isspace((unsigned char)b->buf[b->len - 1]))
+		b->buf[--b->len] = '\0';
+	return b->buf;
+}
+
+/* The last line of s (len bytes) that is exactly 64 hex digits (docker run -d's id). */
+static char *last_container_id(const char *s, size_t len)
+{
+	char *id = NULL;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i;
+		while (e < len && s[e] != '\n')
+			e++;
+		if (e - i == 64) {
+			size_t k = i;
+			while (k < e && isxdigit((unsigned char)s[k]))
+				k++;
+			if (k == e) {
+				free(id);
+				id = xstrndup(s + i, 12);
+			}
+		}
+		i = e + 1;
+	}
+	return id;
+}
+
+/*
+ * Appends sub to c, joined by join, as one unit of an && chain: directly
+ * when sub is itself an && chain, else as `sh -c '<sub rendered>'` (a ; or
+ * || inside would otherwise bind to the whole chain: `a && b ; c` runs c
+ * whatever a did, and its status is c's). tolerate: the unit succeeds
+ * whatever sub's status (`…; true`: housekeeping).
+ */
+static void append_unit(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *sub,
+			int tolerate)
+{
+	int plain = !tolerate && !sub->err;
+	struct sbuf r;
+
+	for (size_t i = 1; i < sub->n && plain; i++)
+		plain = sub->v[i].join == PROV_JOIN_AND;
+	if (plain) {
+		for (size_t i = 0; i < sub->n; i++) {
+			prov_cmd_begin(c, i == 0 ? join : PROV_JOIN_AND);
+			for (size_t k = 0; k < sub->v[i].argv.n; k++)
+				prov_cmd_arg(c, sub->v[i].argv.v[k]);
+			if (sub->v[i].quiet)
+				prov_cmd_quiet(c);
+		}
+		return;
+	}
+	sbuf_init(&r, 0);
+	if (prov_cmd_render(sub, &r) != 0) {
+		c->err = PLUMB_EINVAL; /* latched: reported when c is rendered */
+		sbuf_release(&r);
+		return;
+	}
+	if (tolerate)
+		sbuf_adds(&r, "; true");
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", r.buf, NULL);
+	sbuf_release(&r);
+}
+
+static void audit(struct ex_host *h, struct prov_cmd *c, const char *fmt, ...) PLUMB_PRINTF(3, 4);
+static void audit(struct ex_host *h, struct prov_cmd *c, const char *fmt, ...)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	char *s = NULL;
+	va_list ap;
+
+	if (!o->audit)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	o->audit(c, PROV_JOIN_AND, s, o->ctx);
+	free(s);
+}
+
+/* sh -c <ready.sh> plumb-ready NAME TIMEOUT DELAY */
+static void ready_cmd(struct prov_cmd *c, enum prov_join join, const char *name, int timeout,
+		      int delay)
+{
+	char t[16], d[16];
+
+	snprintf(t, sizeof(t), "%d", timeout > 0 ? timeout : 30);
+	snprintf(d, sizeof(d), "%d", delay > 0 ? delay : 0);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", prov_ready_script, "plumb-ready", name, t, d, NULL);
+}
+
+static void dctx(const struct ex_host *h, struct dcmd_ctx *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->config = h->run->o->config;
+	x->ds = h->run->o->ds;
+	x->host = h->dh->host;
+	x->home = h->home;
+}
+
+static const struct des_env_file *env_file_of(const struct ex_host *h, const char *path)
+{
+	if (!path || !h->dsh)
+		return NULL;
+	for (size_t i = 0; i < h->dsh->nenv_files; i++)
+		if (strcmp(h->dsh->env_files[i].path, path) == 0)
+			return &h->dsh->env_files[i];
+	return NULL;
+}
+
+/* The env file's install command, first in c; its content in *in (a secret). */
+static int env_install(struct ex_host *h, struct prov_cmd *c, const struct des_env_file *f,
+		       char **in, struct plumb_err *err)
+{
+	if (!f)
+		return 0;
+	return dcmd_env_file_write(c, in, f, h->run->o->config, err);
+}
+
+static const struct obs_container *observed(const struct ex_host *h, const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < h->oh->ncontainers; i++)
+		if (strcmp(h->oh->containers[i].name, name) == 0)
+			return &h->oh->containers[i];
+	return NULL;
+}
+
+/* Another running container of the step's app role (rollback: the current one). */
+static const struct obs_container *running_other(const struct ex_host *h, const struct diff_step *s)
+{
+	const struct des_container *dc = s->desired;
+
+	for (size_t i = 0; dc && i < h->oh->ncontainers; i++) {
+		const struct obs_container *oc = &h->oh->containers[i];
+		if (oc->kind == OBS_APP && oc->role && strcmp(oc->role, dc->role) == 0 &&
+		    strcmp(oc->name, s->name) != 0 && oc->state && strcmp(oc->state, "running") == 0 &&
+		    strncmp(oc->name, dc->prefix, strlen(dc->prefix)) == 0)
+			return oc;
+	}
+	return NULL;
+}
+
+static char *aside_name(const char *name)
+{
+	char salt[33];
+
+	hash_salt_new(salt);
+	return xasprintf("%s_replaced_%.16s", name, salt);
+}
+
+/* A new container that did not become ready: its logs shown, then it is removed
+ * (a retained one that was started is stopped again instead). */
+static void boot_failed(struct ex_host *h, const char *name, int keep)
+{
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	struct sbuf tail;
+
+	prov_cmd_init(&c);
+	dcmd_logs_tail(&c, PROV_JOIN_SEQ, name, EX_LOG_LINES);
+	if (keep)
+		dcmd_stop(&c, PROV_JOIN_SEQ, name, 0);
+	else
+		dcmd_remove(&c, PROV_JOIN_SEQ, name);
+	prov_cmd_quiet(&c);
+	ex_cmd(h, &c, NULL, 0, &r);
+	{
+		/* docker rm/stop echo the name last: not part of the logs */
+		size_t nl = strlen(name);
+		if (r.out.len > nl && r.out.buf[r.out.len - 1] == '\n' &&
+		    memcmp(r.out.buf + r.out.len - 1 - nl, name, nl) == 0 &&
+		    (r.out.len == nl + 1 || r.out.buf[r.out.len - 2 - nl] == '\n'))
+			r.out.len -= nl + 1;
+		else if (r.out.len == nl + 1 && memcmp(r.out.buf, name, nl) == 0)
+			r.out.len = 0;
+	}
+	sbuf_init(&tail, 0);
+	esc_lines(&tail, r.out.buf, r.out.len);
+	esc_lines(&tail, r.err.buf, r.err.len);
+	say(h->run, "%s: %s %s; the last %d lines of its logs:%s", h->dh->host, name,
+	    keep ? "stopped again" : "removed", EX_LOG_LINES, tail.len ? "" : " (none)");
+	pthread_mutex_lock(&h->run->mu);
+	fputs(tail.buf, h->run->out);
+	if (tail.len && tail.buf[tail.len - 1] != '\n')
+		fputc('\n', h->run->out);
+	pthread_mutex_unlock(&h->run->mu);
+	sbuf_release(&tail);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+}
+
+/* ---- steps ---- */
+
+static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join);
+
+/* s is the host's last step: nothing after it in the plan. */
+static int last_step(const struct ex_host *h, const struct diff_step *s)
+{
+	return s == &h->dh->steps[h->dh->nsteps - 1];
+}
+
+/*
+ * An app role: boot (or start) the new container and wait until it is ready;
+ * then, for a proxied role, switch traffic to it; then stop the old one.
+ * start: the container exists (stopped): started, not created.
+ */
+static int step_app(struct ex_host *h, const struct diff_step *s, int start, const char *old)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	const struct des_container *dc = s->desired;
+	const struct obs_container *have = observed(h, s->name);
+	struct plumb_err err = { 0 };
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	char *in = NULL, *id = NULL, *clash = NULL;
+	int rc, delay = dc->proxied ? 0 : o->config->readiness_delay;
+
+	dctx(h, &x);
+	prov_cmd_init(&c);
+	if (!start) {
+		rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
+		if (rc < 0) {
+			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+			goto out;
+		}
+		dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
+		{
+			const struct obs_container *cur = old ? observed(h, old) : NULL;
+			const char *ov = cur && strlen(cur->name) > strlen(dc->prefix) + 1
+						 ? cur->name + strlen(dc->prefix) + 1 : NULL;
+			struct prov_cmd a;
+			prov_cmd_init(&a);
+			if (dcmd_assets_prepare(&a, PROV_JOIN_AND, dc, &x, ov) > 0)
+				append_unit(&c, PROV_JOIN_AND, &a, 0);
+			prov_cmd_release(&a);
+		}
+		if (have) {
+			/* a container with the new name exists (a same-version redeploy, an
+			 * earlier failed attempt): renamed aside as Kamal does */
+			clash = aside_name(s->name);
+			dcmd_rename(&c, PROV_JOIN_AND, s->name, clash);
+		}
+		rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
+		if (rc < 0) {
+			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+			goto out;
+		}
+	} else {
+		dcmd_start(&c, PROV_JOIN_AND, s->name);
+	}
+	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
+	audit(h, &c, "Booted app version %s", o->ds->version);
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (rc < 0) {
+		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
+		boot_failed(h, s->name, start);
+		goto out;
+	}
+	h->booted_app = 1;
+	id = start ? (have && have->id ? xstrndup(have->id, 12) : NULL)
+		   : last_container_id(r.out.buf, r.out.len);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	prov_cmd_init(&c);
+	if (dc->proxied) {
+		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
+		if (rc < 0) {
+			host_fail(h, rc, "%s", plumb_err_msg(&err));
+			boot_failed(h, s->name, start);
+			goto out;
+		}
+	}
+	if (old) {
+		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
+		audit(h, &c, "Stopped app container %s", old);
+	}
+	if (last_step(h, s)) {
+		/* tag :latest and prune in the same round trip */
+		finish_cmd(h, &c, PROV_JOIN_AND);
+		h->finished = 1;
+	}
+	if (c.n) {
+		rc = ex_cmd(h, &c, NULL, 0, &r);
+		if (rc < 0) {
+			host_fail(h, rc, "%s: %s", dc->proxied ? "the traffic switch failed (the old container keeps serving)"
+							      : "stopping the old container failed",
+				  cmd_said(h, &r, rc));
+			if (dc->proxied)
+				boot_failed(h, s->name, start);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	util_free_secret(in);
+	free(id);
+	free(clash);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/* The host paths of an accessory's data (bind mounts, home-relative ones resolved). */
+static void data_paths(const struct ex_host *h, const struct des_container *dc, struct strvec *out)
+{
+	for (size_t i = 0; i < dc->nmounts; i++) {
+		const struct des_mount *m = &dc->mounts[i];
+		if (m->kind == DES_MOUNT_BIND)
+			strvec_push(out, m->source);
+		else if (m->kind == DES_MOUNT_HOME && h->home)
+			strvec_push_take(out, xasprintf("%s/%s", h->home, m->source));
+	}
+}
+
+static void snapshot_cmd(struct prov_cmd *c, enum prov_join join, const char *mode,
+			 const char *base, const struct strvec *paths)
+{
+	char keep[8];
+
+	snprintf(keep, sizeof(keep), "%d", EX_SNAPSHOT_KEEP);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", prov_snapshot_script, "plumb-snapshot", mode, base, keep, NULL);
+	for (size_t i = 0; i < paths->n; i++)
+		prov_cmd_arg(c, paths->v[i]);
+}
+
+/*
+ * A stop-first replacement (an accessory, a drifted kamal-proxy): snapshot
+ * check, stop the old one, rename it aside, snapshot copy, run the new one
+ * on the same data, wait, remove the old one — one round trip. On failure:
+ * the new one removed, the old one renamed back and started.
+ */
+static int step_stop_first(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	const struct des_container *dc = s->desired;
+	const struct xplumb_accessory *xa = dc->kind == DES_ACCESSORY
+						    ? config_xplumb_accessory(o->config, dc->role) : NULL;
+	const struct obs_container *oc = observed(h, s->old_name);
+	int running = oc && oc->state && strcmp(oc->state, "running") == 0;
+	int snap = dc->kind == DES_ACCESSORY && (!xa || xa->snapshot);
+	struct plumb_err err = { 0 };
+	struct strvec paths = { 0 };
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	char *in = NULL, *aside = aside_name(s->old_name), *base = NULL;
+	int rc;
+
+	dctx(h, &x);
+	prov_cmd_init(&c);
+	rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
+	if (rc < 0) {
+		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+		goto out;
+	}
+	dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
+	if (snap) {
+		data_paths(h, dc, &paths);
+		if (!paths.n)
+			snap = 0;
+	}
+	if (snap) {
+		if (!h->home) {
+			rc = host_fail(h, PLUMB_ERROR, "%s: the SSH user's home is unknown: no snapshot", s->name);
+			goto out;
+		}
+		base = xasprintf("%s/.kamal/snapshots/%s", h->home, dc->name);
+		snapshot_cmd(&c, PROV_JOIN_AND, "check", base, &paths);
+	}
+	if (running)
+		dcmd_stop(&c, PROV_JOIN_AND, s->old_name, o->config->stop_timeout);
+	dcmd_rename(&c, PROV_JOIN_AND, s->old_name, aside);
+	if (snap)
+		snapshot_cmd(&c, PROV_JOIN_AND, "copy", base, &paths);
+	rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
+	if (rc < 0) {
+		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+		goto out;
+	}
+	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, 0);
+	dcmd_remove(&c, PROV_JOIN_AND, aside);
+	audit(h, &c, "Replaced %s %s (stop-first)", dc->kind == DES_PROXY ? "proxy" : "accessory",
+	      s->name);
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	{
+		const char *p = strstr(r.out.buf, "snapshot: ");
+		if (p) {
+			size_t n = strcspn(p, "\n");
+			say(h->run, "%s: %s: %.*s", h->dh->host, s->name, (int)n, p);
+		}
+	}
+	if (rc < 0) {
+		int refused = strstr(r.out.buf, "plumb-snapshot: not enough room") != NULL;
+		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
+		cmd_result_release(&r);
+		if (refused)
+			goto out; /* refused before anything was stopped */
+		boot_failed(h, s->name, 0);
+		prov_cmd_release(&c);
+		prov_cmd_init(&c);
+		/* back to the old one, on its untouched data */
+		dcmd_rename(&c, PROV_JOIN_SEQ, aside, s->old_name);
+		prov_cmd_quiet(&c);
+		if (running)
+			dcmd_start(&c, PROV_JOIN_SEQ, s->old_name);
+		if (ex_cmd(h, &c, NULL, 0, &r) == 0)
+			say(h->run, "%s: %s is back on its data", h->dh->host, s->old_name);
+		else
+			say(h->run, "%s: restoring %s failed: %s (container %s)", h->dh->host,
+			    s->old_name, cmd_said(h, &r, PLUMB_ERROR), aside);
+	}
+out:
+	util_free_secret(in);
+	strvec_release(&paths);
+	free(aside);
+	free(base);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/* A container created fresh (an accessory, kamal-proxy): run, wait. */
+static int step_create_other(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	const struct des_container *dc = s->desired;
+	struct plumb_err err = { 0 };
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	char *in = NULL;
+	int rc;
+
+	dctx(h, &x);
+	prov_cmd_init(&c);
+	rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
+	if (rc < 0) {
+		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+		goto out;
+	}
+	dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
+	rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
+	if (rc < 0) {
+		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+		goto out;
+	}
+	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, 0);
+	audit(h, &c, "Booted %s %s", dc->kind == DES_PROXY ? "proxy" : "accessory", s->name);
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (rc < 0) {
+		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
+		boot_failed(h, s->name, 0);
+	}
+out:
+	util_free_secret(in);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/* One simple step: rename, start (not an app replacement), env file, removal. */
+static int step_simple(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	struct plumb_err err = { 0 };
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	char *in = NULL;
+	int rc = 0;
+
+	prov_cmd_init(&c);
+	switch (s->action) {
+	case DIFF_RENAME:
+		dcmd_rename(&c, PROV_JOIN_AND, s->old_name, s->name);
+		audit(h, &c, "Renamed %s to %s", s->old_name, s->name);
+		break;
+	case DIFF_START:
+		dcmd_start(&c, PROV_JOIN_AND, s->old_name ? s->old_name : s->name);
+		ready_cmd(&c, PROV_JOIN_AND, s->old_name ? s->old_name : s->name,
+			  o->config->deploy_timeout, 0);
+		audit(h, &c, "Started %s", s->name);
+		break;
+	case DIFF_WRITE_ENV_FILE:
+		rc = env_install(h, &c, s->desired_file, &in, &err);
+		if (rc < 0) {
+			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
+			goto out;
+		}
+		audit(h, &c, "Wrote env file %s", s->name);
+		break;
+	case DIFF_REMOVE_ORPHAN:
+		if (!o->plan->prune)
+			goto out; /* listed, kept: pruning is off */
+		dcmd_stop(&c, PROV_JOIN_SEQ, s->old_name ? s->old_name : s->name, 0);
+		prov_cmd_quiet(&c);
+		dcmd_remove(&c, PROV_JOIN_SEQ, s->old_name ? s->old_name : s->name);
+		audit(h, &c, "Removed %s", s->name);
+		break;
+	case DIFF_PRUNE:
+		dcmd_remove(&c, PROV_JOIN_AND, s->old_name ? s->old_name : s->name);
+		break;
+	default:
+		rc = host_fail(h, PLUMB_EINVAL, "%s: no simple step", s->name);
+		goto out;
+	}
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (rc < 0)
+		host_fail(h, rc, "%s %s: %s", diff_action_name(s->action), s->name, cmd_said(h, &r, rc));
+out:
+	util_free_secret(in);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+static int run_step(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+
+	switch (s->action) {
+	case DIFF_CREATE:
+		if (s->target == DIFF_T_APP)
+			return step_app(h, s, 0, NULL);
+		return step_create_other(h, s);
+	case DIFF_REPLACE:
+		if (s->target != DIFF_T_APP)
+			return step_stop_first(h, s);
+		/* rollback: the retained container of that version is started */
+		{
+			const struct obs_container *have = observed(h, s->name);
+			int start = o->rollback && have && have->state && strcmp(have->state, "running") != 0;
+			return step_app(h, s, start, s->old_name);
+		}
+	case DIFF_REPLACE_STOP_FIRST:
+		return step_stop_first(h, s);
+	case DIFF_START:
+		if (s->target == DIFF_T_APP && s->desired) {
+			/* another container of the role runs: a start-first replacement */
+			const struct obs_container *cur = running_other(h, s);
+			if (cur || s->desired->proxied)
+				return step_app(h, s, 1, cur ? cur->name : NULL);
+		}
+		return step_simple(h, s);
+	default:
+		return step_simple(h, s);
+	}
+}
+
+static void step_label(const struct diff_step *s, char *buf, size_t n)
+{
+	if (s->old_name && strcmp(s->old_name, s->name) != 0)
+		snprintf(buf, n, "%s %s %s -> %s", diff_action_symbol(s->action),
+			 diff_action_name(s->action), s->old_name, s->name);
+	else
+		snprintf(buf, n, "%s %s %s", diff_action_symbol(s->action), diff_action_name(s->action),
+			 s->name);
+}
+
+/* A worker: the host's steps of the batch, in order, up to the first failure. */
+static int host_batch(size_t i, void *ctx)
+{
+	struct ex_run *run = ctx;
+	struct ex_host *h = &run->h[i];
+
+	for (size_t k = 0; k < h->nbatch && !h->failed; k++) {
+		const struct diff_step *s = &h->dh->steps[h->batch[k]];
+		char label[512];
+		double t = prov_now_ms();
+		int rc;
+
+		if (run->o->interrupted && run->o->interrupted())
+			return host_fail(h, PLUMB_ERROR, "interrupted");
+		step_label(s, label, sizeof(label));
+		rc = run_step(h, s);
+		h->state[h->batch[k]] = rc < 0 ? EX_FAILED : EX_DONE;
+		say(run, "%s: %s %s (%.1fs)", h->dh->host, label, rc < 0 ? "FAILED" : "done",
+		    (prov_now_ms() - t) / 1000.0);
+		if (rc < 0)
+			say(run, "%s: %s", h->dh->host, h->why);
+	}
+	return h->failed ? -1 : 0;
+}
+
+/* Runs every host's batch in parallel; 0 when none failed. */
+static int run_batch(struct ex_run *run, const char *what)
+{
+	int *res = xcalloc(run->nh ? run->nh : 1, sizeof(int));
+	size_t busy = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < run->nh; i++)
+		busy += run->h[i].nbatch > 0;
+	if (busy) {
+		say(run, "%s", what);
+		if (prov_pool_run(run->nh, 0, host_batch, run, res) != 0)
+			rc = -1;
+		for (size_t i = 0; i < run->nh; i++)
+			if (run->h[i].failed)
+				rc = -1;
+	}
+	for (size_t i = 0; i < run->nh; i++)
+		run->h[i].nbatch = 0;
+	free(res);
+	return rc;
+}
+
+/* Selects the steps of wave w (group g; g < 0: every group) into the batches. */
+static size_t select_wave(struct ex_run *run, int w, int g)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < run->nh; i++) {
+		struct ex_host *h = &run->h[i];
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s = &h->dh->steps[k];
+			if (s->wave == w && (g < 0 || s->group == g) && h->state[k] == EX_TODO) {
+				h->batch[h->nbatch++] = k;
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+/* ---- before anything is stopped: login, pull, identity ---- */
+
+static int image_wanted(const struct diff_step *s)
+{
+	return s->image_ref && (s->action == DIFF_CREATE || s->action == DIFF_REPLACE ||
+				s->action == DIFF_REPLACE_STOP_FIRST);
+}
+
+static int host_prepare(size_t i, void *ctx)
+{
+	struct ex_run *run = ctx;
+	struct ex_host *h = &run->h[i];
+	const struct rec_exec_opts *o = run->o;
+	struct strvec refs = { 0 }, ids = { 0 };
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	struct cfg_secret user = { 0 }, pw = { 0 };
+	char *why = NULL;
+	const char *in = NULL;
+	double t = prov_now_ms();
+	int rc = 0;
+
+	prov_cmd_init(&c);
+	if (!o->no_pull) {
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s = &h->dh->steps[k];
+			if (image_wanted(s) && !strvec_contains(&refs, s->image_ref)) {
+				strvec_push(&refs, s->image_ref);
+				strvec_push(&ids, s->image_id ? s->image_id : "");
+			}
+		}
+	}
+	{
+		struct prov_cmd n;
+		prov_cmd_init(&n);
+		dcmd_network_create(&n, PROV_JOIN_AND);
+		append_unit(&c, PROV_JOIN_AND, &n, 0);
+		prov_cmd_release(&n);
+	}
+	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0) {
+		dcmd_login(&c, PROV_JOIN_AND, o->config->registry.server, user.value);
+		prov_cmd_quiet(&c);
+		in = pw.value;
+	}
+	for (size_t k = 0; k < refs.n; k++) {
+		dcmd_pull(&c, PROV_JOIN_AND, refs.v[k]);
+		dcmd_image_id(&c, PROV_JOIN_AND, refs.v[k]);
+	}
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (rc < 0) {
+		host_fail(h, rc, "%s: %s", refs.n ? "login/pull failed" : "preparing the host failed",
+			  cmd_said(h, &r, rc));
+		goto out;
+	}
+	/* the identities, in order: lines that are exactly sha256:<64 hex> */
+	{
+		size_t at = 0, k = 0;
+		const char *s = r.out.buf;
+		while (at < r.out.len && k < refs.n) {
+			size_t e = strcspn(s + at, "\n");
+			if (e == 71 && strncmp(s + at, "sha256:", 7) == 0) {
+				if (*ids.v[k] && strncmp(s + at, ids.v[k], e) != 0) {
+					rc = host_fail(h, PLUMB_ERROR,
+						       "the tag moved: %s is %.*s on the host, the plan was built with %s",
+						       refs.v[k], (int)e, s + at, ids.v[k]);
+					goto out;
+				}
+				k++;
+			}
+			at += e + 1;
+		}
+	}
+	if (refs.n)
+		say(run, "%s: pulled %zu image%s (%.1fs)", h->dh->host, refs.n, refs.n == 1 ? "" : "s",
+		    (prov_now_ms() - t) / 1000.0);
+out:
+	free(why);
+	strvec_release(&refs);
+	strvec_release(&ids);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/* Kamal's end of a deploy on a host: the app image tagged :latest, then prune. */
+static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	const char *ref = NULL;
+	struct prov_cmd p;
+
+	for (size_t k = 0; k < h->dh->nsteps && !ref; k++)
+		if (h->dh->steps[k].target == DIFF_T_APP && h->dh->steps[k].image_ref)
+			ref = h->dh->steps[k].image_ref;
+	prov_cmd_init(&p);
+	if (ref)
+		dcmd_tag_latest(&p, PROV_JOIN_SEQ, o->ds, ref);
+	dcmd_prune(&p, PROV_JOIN_SEQ, o->ds, o->ds->retain_containers);
+	append_unit(c, join, &p, 1);
+	prov_cmd_release(&p);
+}
+
+/* After every wave: tag :latest and prune, where an app container was booted. */
+static int host_finish(size_t i, void *ctx)
+{
+	struct ex_run *run = ctx;
+	struct ex_host *h = &run->h[i];
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	int rc;
+
+	if (!h->booted_app || h->finished)
+		return 0;
+	prov_cmd_init(&c);
+	finish_cmd(h, &c, PROV_JOIN_SEQ);
+	rc = ex_cmd(h, &c, NULL, 0, &r);
+	if (rc < 0)
+		say(run, "%s: pruning failed (not an error): %s", h->dh->host, cmd_said(h, &r, rc));
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return 0;
+}
+
+/* ---- the summary ---- */
+
+static void summarize(struct ex_run *run, struct rec_exec_report *rep)
+{
+	struct sbuf s;
+
+	sbuf_init(&s, 0);
+	for (size_t i = 0; i < run->nh; i++) {
+		struct ex_host *h = &run->h[i];
+		unsigned long nc = h->commands + (h->oh ? h->oh->round_trips : 0);
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s2 = &h->dh->steps[k];
+			if (h->state[k] == EX_DONE)
+				rep->done++;
+			else if (h->state[k] == EX_FAILED)
+				rep->failed++;
+			else if (s2->action != DIFF_REMOVE_ORPHAN || run->o->plan->prune)
+				rep->not_done++;
+		}
+		rep->commands += h->commands;
+		if (nc > rep->max_host_commands)
+			rep->max_host_commands = nc;
+		sbuf_addf(&s, "%s: %lu command%s", h->dh->host, nc, nc == 1 ? "" : "s");
+		if (h->failed)
+			sbuf_addf(&s, ", FAILED: %s", h->why);
+		sbuf_addc(&s, '\n');
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s2 = &h->dh->steps[k];
+			char label[512];
+			if (s2->action == DIFF_REMOVE_ORPHAN && !run->o->plan->prune)
+				continue;
+			step_label(s2, label, sizeof(label));
+			sbuf_addf(&s, "  %-8s %s\n",
+				  h->state[k] == EX_DONE ? "done" : h->state[k] == EX_FAILED ? "FAILED" : "not done",
+				  label);
+			if (s2->target == DIFF_T_APP && s2->action != DIFF_PRUNE &&
+			    s2->action != DIFF_REMOVE_ORPHAN && h->state[k] != EX_DONE)
+				sbuf_addf(&s, "           %s runs %s\n", s2->role,
+					  s2->old_name ? s2->old_name : "nothing");
+		}
+	}
+	sbuf_addf(&s, "%zu step%s done, %zu failed, %zu not done, in %.1fs\n", rep->done,
+		  rep->done == 1 ? "" : "s", rep->failed, rep->not_done, rep->elapsed_ms / 1000.0);
+	rep->summary = sbuf_detach(&s);
+}
+
+/* ---- the whole run ---- */
+
+static int host_index(const struct rec_exec_opts *o, const char *host, size_t *out)
+{
+	size_t n = fleet_nhosts(o->fleet);
+
+	for (size_t i = 0; i < n && i < o->obs->nhosts; i++)
+		if (strcmp(o->obs->hosts[i].host, host) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int hook(struct ex_run *run, const char *name)
+{
+	if (!run->o->hook)
+		return 0;
+	if (run->o->hook(name, run->o->ctx) != 0) {
+		say(run, "hook %s failed: nothing more is done", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int any_app(struct ex_run *run)
+{
+	for (size_t i = 0; i < run->nh; i++)
+		for (size_t k = 0; k < run->h[i].dh->nsteps; k++)
+			if (run->h[i].dh->steps[k].target == DIFF_T_APP &&
+			    run->h[i].dh->steps[k].wave >= 2 && run->h[i].dh->steps[k].wave <= 3)
+				return 1;
+	return 0;
+}
+
+static int max_group(struct ex_run *run)
+{
+	int g = 0;
+
+	for (size_t i = 0; i < run->nh; i++)
+		for (size_t k = 0; k < run->h[i].dh->nsteps; k++)
+			if (run->h[i].dh->steps[k].wave == 2 && run->h[i].dh->steps[k].group > g)
+				g = run->h[i].dh->steps[k].group;
+	return g;
+}
+
+static int run_waves(struct ex_run *run)
+{
+	const struct config *c = run->o->config;
+	int apps = any_app(run), groups = max_group(run);
+	int *res = xcalloc(run->nh ? run->nh : 1, sizeof(int));
+	int rc = -1;
+
+	if (!run->o->no_pull) {
+		say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
+		if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < run->nh; i++)
+		if (run->h[i].failed) {
+			say(run, "%s: %s", run->h[i].dh->host, run->h[i].why);
+			say(run, "nothing was stopped or replaced");
+			goto out;
+		}
+	select_wave(run, 1, -1);
+	if (run_batch(run, "wave 1: accessories and proxy") != 0)
+		goto out;
+	if (apps && hook(run, "pre-app-boot") != 0)
+		goto out;
+	for (int g = 0; g <= groups; g++) {
+		char what[64];
+		if (g > 0 && c->boot.wait > 0) {
+			say(run, "waiting %ds before the next boot group", c->boot.wait);
+			sleep((unsigned)c->boot.wait);
+		}
+		select_wave(run, 2, g);
+		if (g == 0 && c->boot.parallel_roles == 1)
+			select_wave(run, 3, -1);
+		snprintf(what, sizeof(what), "wave 2: primary role, boot group %d", g + 1);
+		if (run_batch(run, what) != 0)
+			goto out;
+	}
+	select_wave(run, 3, -1);
+	if (run_batch(run, "wave 3: other roles") != 0)
+		goto out;
+	if (apps && hook(run, "post-app-boot") != 0)
+		goto out;
+	select_wave(run, 4, -1);
+	if (run_batch(run, "wave 4: orphans and pruning") != 0)
+		goto out;
+	prov_pool_run(run->nh, 0, host_finish, run, res);
+	rc = 0;
+out:
+	free(res);
+	return rc;
+}
+
+int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, struct plumb_err *err)
+{
+	struct ex_run run = { .o = o };
+	size_t nsteps = 0;
+	int rc = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	run.t0 = prov_now_ms();
+	run.out = o->out ? o->out : stdout;
+	pthread_mutex_init(&run.mu, NULL);
+	for (size_t i = 0; i < o->plan->nhosts; i++)
+		nsteps += o->plan->hosts[i].nsteps;
+	if (!nsteps)
+		goto out;
+	if (fleet_mode(o->fleet) != FLEET_READ_WRITE) {
+		rc = plumb_err_set(err, PLUMB_EREFUSED, "the fleet handle is read-only: nothing executed");
+		goto out;
+	}
+	run.h = xcalloc(o->plan->nhosts, sizeof(*run.h));
+	for (size_t i = 0; i < o->plan->nhosts; i++) {
+		const struct diff_host *dh = &o->plan->hosts[i];
+		struct ex_host *h;
+		size_t fi;
+		if (!dh->nsteps)
+			continue;
+		if (dh->status != DIFF_HOST_OK) {
+			rc = plumb_err_set(err, PLUMB_EREFUSED, "%s was not planned (%s): nothing executed",
+					   dh->host, diff_host_status_name(dh->status));
+			goto out;
+		}
+		if (host_index(o, dh->host, &fi) != 0) {
+			rc = plumb_err_set(err, PLUMB_EREFUSED,
+					   "%s is not a host of the configuration: its steps are not executed "
+					   "(nothing executed)", dh->host);
+			goto out;
+		}
+		h = &run.h[run.nh++];
+		h->run = &run;
+		h->dh = dh;
+		h->fi = fi;
+		h->oh = &o->obs->hosts[fi];
+		h->dsh = desired_host(o->ds, dh->host);
+		h->state = xcalloc(dh->nsteps, sizeof(*h->state));
+		h->batch = xcalloc(dh->nsteps, sizeof(*h->batch));
+	}
+	for (size_t i = 0; i < run.nh; i++) {
+		struct ex_host *h = &run.h[i];
+		rc = (o->writer ? o->writer : fleet_writer)(o->fleet, h->fi, &h->t, err);
+		if (rc < 0)
+			goto out;
+		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;
+	}
+	if (run_waves(&run) != 0) {
+		rc = PLUMB_ERROR;
+		for (size_t i = 0; i < run.nh; i++)
+			if (run.h[i].failed) {
+				plumb_err_set(err, PLUMB_ERROR, "%s: %s", run.h[i].dh->host, run.h[i].why);
+				break;
+			}
+		if (!err->code)
+			plumb_err_set(err, PLUMB_ERROR, "the apply stopped (a hook failed)");
+	}
+out:
+	rep->elapsed_ms = prov_now_ms() - run.t0;
+	summarize(&run, rep);
+	for (size_t i = 0; i < run.nh; i++) {
+		free(run.h[i].state);
+		free(run.h[i].batch);
+		free(run.h[i].home);
+	}
+	free(run.h);
+	pthread_mutex_destroy(&run.mu);
+	return rc;
+}
+
+void rec_exec_report_release(struct rec_exec_report *rep)
+{
+	free(rep->summary);
+	memset(rep, 0, sizeof(*rep));
+}

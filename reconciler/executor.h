@@ -1,0 +1,87 @@
+/*
+ * The executor: the only code that mutates a host. It takes a plan the
+ * pipeline built (reconciler/pipeline.h) over a FLEET_READ_WRITE handle and
+ * realises it, wave by wave (diff/diff.h):
+ *   1 accessories and kamal-proxy, 2 the primary role in boot groups
+ *   (boot.limit, boot.wait), 3 the other roles, only once the primary role is
+ *   healthy (all at once with wave 2 when boot.parallel_roles), 4 orphans
+ *   (only with pruning on) and pruning;
+ * hosts in parallel within a wave or group (one worker per host, so a host's
+ * transport is used by one thread at a time).
+ *
+ * Before anything is stopped, every host of the apply logs in to the
+ * registry (password on stdin, never in argv) and pulls the images its steps
+ * run, in parallel, and the pulled identity is checked against the one the
+ * plan was built with: a difference stops everything ("the tag moved").
+ *
+ * Each step is one or two commands per host (chained with &&), readiness is
+ * waited for on the host (providers/ready.sh, sent as a constant script), so
+ * a roll costs the observation + pull + boot + switch + finish round trips.
+ * Every docker command comes from providers/docker_cmd.h.
+ *
+ * Failure: a new container that does not become ready is stopped and removed
+ * (a started retained one is stopped again), the tail of its logs is shown
+ * (escaped), the old one keeps serving, no later step or wave runs, and the
+ * report says what was done, what was not and which hosts run which version.
+ *
+ * Ownership: everything in rec_exec_opts is borrowed; the report owns its
+ * strings (rec_exec_report_release).
+ */
+#ifndef PLUMB_EXECUTOR_H
+#define PLUMB_EXECUTOR_H
+
+#include <stdio.h>
+
+#include "diff/diff.h"
+#include "providers/fleet.h"
+#include "providers/quote.h"
+#include "state/config.h"
+#include "state/desired.h"
+#include "state/err.h"
+#include "state/observed.h"
+
+struct rec_exec_opts {
+	const struct config *config;
+	const struct desired *ds;
+	const struct diff_plan *plan;  /* built from ds and obs */
+	const struct obs_fleet *obs;   /* host i of the fleet is obs->hosts[i] */
+	struct fleet *fleet;           /* FLEET_READ_WRITE, else nothing runs (PLUMB_EREFUSED) */
+	int no_pull;                   /* rollback: images are on the hosts already */
+	int rollback;                  /* a replacement whose new name exists stopped
+					* starts that container instead of a new one */
+	FILE *out;                     /* progress and summary; NULL = stdout */
+	/* Optional hooks, called from the thread that called rec_execute. */
+	/* a hook by name ("pre-app-boot", "post-app-boot"); non-zero stops the apply */
+	int (*hook)(const char *name, void *ctx);
+	/* appends an audit line to c, joined with join (rec_audit_cmd) */
+	void (*audit)(struct prov_cmd *c, enum prov_join join, const char *text, void *ctx);
+	/* non-zero: stop before the next step (SIGINT/SIGTERM) */
+	int (*interrupted)(void);
+	void *ctx;
+	/* How host i's transport is obtained; NULL = fleet_writer (tests give a
+	 * fake). Only asked once fleet is known to be FLEET_READ_WRITE. */
+	int (*writer)(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
+};
+
+struct rec_exec_report {
+	size_t done;           /* steps carried out */
+	size_t failed;         /* steps that failed (0 or 1 per host) */
+	size_t not_done;       /* steps not attempted because of a failure */
+	unsigned long commands; /* round trips the executor ran, over every host */
+	unsigned long max_host_commands; /* the most on one host */
+	double elapsed_ms;
+	char *summary;         /* what was done, what was not, who runs what; never NULL
+				* after rec_execute */
+};
+
+/* 0 when every step was done; else a negative PLUMB_E* code with err set
+ * (the report says which steps were done). Nothing runs for a plan without
+ * steps. */
+int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, struct plumb_err *err);
+void rec_exec_report_release(struct rec_exec_report *rep);
+
+/* Host-side scripts (providers/ready.sh, providers/snapshot.sh), embedded. */
+extern const char prov_ready_script[];
+extern const char prov_snapshot_script[];
+
+#endif
