@@ -34,7 +34,7 @@ apply__argv_watch() {
 	local f=$1 c p v
 	while [ -f "$f" ]; do
 		for c in /proc/[0-9]*/cmdline; do
-			v=$(tr '\0' ' ' <"$c" 2>/dev/null) || continue
+			v=$({ tr "\0" " " <"$c"; } 2>/dev/null) || continue
 			for p in "${APPLY_CANARIES[@]}"; do
 				case $v in *"$p"*) echo "${c%/cmdline}: (a secret)" >>"$f.hits" ;; esac
 			done

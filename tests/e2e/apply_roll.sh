@@ -40,7 +40,7 @@ plan_expect_rc after_roll 0
 WEB_IDS=""
 for ((i = 1; i < N; i++)); do WEB_IDS+="$(apply_id "$i" "optimus-web-.*") "; done
 JOB1=$(apply_id "$N" "optimus-job-.*")
-export PC_JOB_ENV="JOB_ONLY: yes"
+export PC_JOB_ENV="JOB_ONLY: only"
 C=$(plan_commit "apply_roll: job env")
 lab_tag v2 "$C"
 apply_load_start
@@ -53,7 +53,7 @@ for ((i = 1; i < N; i++)); do got+="$(apply_id "$i" "optimus-web-.*") "; done
 [ "$got" = "$WEB_IDS" ] || fail "jobenv: a web container was replaced ($WEB_IDS -> $got)"
 JOB2=$(apply_id "$N" "optimus-job-.*")
 [ -n "$JOB2" ] && [ "$JOB2" != "$JOB1" ] || fail "jobenv: the job was not replaced"
-lab_on_host "$N" "docker exec \$(docker ps -q --filter name=optimus-job-) env" | grep -qx 'JOB_ONLY=yes' || fail "jobenv: the new job lacks its env"
+lab_on_host "$N" "docker exec \$(docker ps -q --filter name=optimus-job-) env" | grep -qx 'JOB_ONLY=only' || fail "jobenv: the new job lacks its env"
 [ "$(apply_id 1 optimus-db)" = "$DB1" ] || fail "jobenv: the Postgres container changed"
 
 # ---- the broken image ----
