@@ -78,6 +78,9 @@ static void child_exec(const struct prov_child *c, char **envp, int in_fd, int o
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* signals a parent thread blocked (rec_signals_install) are not the child's */
+	sigemptyset(&sa.sa_mask);
+	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 	if (c->cwd && chdir(c->cwd) < 0)
 		_exit(127);
 	devnull = open("/dev/null", O_RDWR);

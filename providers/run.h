@@ -5,7 +5,8 @@
  * on what it prints — and prov_child_run runs it to the end.
  *
  * The child: runs in its own process group; every descriptor above 2 it
- * would inherit is closed; SIGPIPE is back to its default; stdin is a pipe
+ * would inherit is closed; SIGPIPE is back to its default and no signal is
+ * blocked; stdin is a pipe
  * fed with `in` (then closed) or /dev/null; stdout/stderr are captured into
  * bounded buffers or go to /dev/null. Only async-signal-safe calls are made
  * between fork and exec, so a threaded daemon may use it.

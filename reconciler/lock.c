@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <git2.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -346,13 +347,18 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 		goto out;
 	if (r.status == EXIT_HELD && strncmp(r.out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
 		const char *d = r.out.buf + sizeof(HELD_MARK);
-		char *txt = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
-		char *e = escaped(txt ? txt : "(details unreadable)");
+		struct rec_lock_status held = { 0 };
+		char *e;
 
-		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s", t->label,
-				   lock_name, e);
+		held.details = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
+		rec_lock_parse_holder(&held);
+		e = escaped(held.details ? held.details : "(details unreadable)");
+		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s%s", t->label,
+				   lock_name, e,
+				   held.stale ? "\nstale: that plumb (on this machine) is no longer running; "
+						"`plumb lock release` clears it" : "");
 		free(e);
-		free(txt);
+		rec_lock_status_release(&held);
 		goto out;
 	}
 	rc = host_failure(t, &r, "take", lock_name, err);
@@ -436,28 +442,59 @@ out:
 
 /* ---- signals ---- */
 
+/*
+ * SIGINT and SIGTERM are blocked in every thread (the mask is inherited by
+ * threads created later: the pool's workers) and taken by one thread with
+ * sigwait, so no system call of a worker (a libssh poll in the middle of a
+ * command) is ever interrupted: the run only sees the flag between steps.
+ */
 static volatile sig_atomic_t got_signal;
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+static sigset_t sig_set;
 
-static void on_signal(int sig)
+static void *sig_thread(void *arg)
 {
-	if (got_signal) {
+	sigset_t one;
+	int sig;
+
+	(void)arg;
+	for (;;) {
+		if (sigwait(&sig_set, &sig) != 0)
+			continue;
+		if (!got_signal) {
+			got_signal = sig;
+			continue;
+		}
+		/* the second one: the default action, now */
 		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
 		raise(sig);
-		return;
 	}
-	got_signal = sig;
+	return NULL;
+}
+
+static void sig_start(void)
+{
+	pthread_t th;
+	pthread_attr_t at;
+
+	sigemptyset(&sig_set);
+	sigaddset(&sig_set, SIGINT);
+	sigaddset(&sig_set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &sig_set, NULL) != 0)
+		return;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &at, sig_thread, NULL) != 0)
+		pthread_sigmask(SIG_UNBLOCK, &sig_set, NULL); /* no taker: keep the defaults */
+	pthread_attr_destroy(&at);
 }
 
 void rec_signals_install(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	pthread_once(&sig_once, sig_start);
 }
 
 int rec_interrupted(void)

@@ -53,7 +53,8 @@ char *rec_lock_name_for(const char *service, const char *destination);
  * Takes the lock: `mkdir -p .kamal`, `mkdir .kamal/<lock_name>` and the
  * details file, in one round trip. version and message may be NULL ("").
  * Returns 0 when taken; PLUMB_ELOCKED when the directory already exists
- * (nothing is changed; err names the holder from its details, escaped);
+ * (nothing is changed; err names the holder from its details, escaped, and
+ * says "stale" when rec_lock_status would);
  * another code when the command could not run or mkdir failed otherwise.
  * If the details cannot be written, the directory is removed again.
  */
@@ -115,10 +116,15 @@ void rec_lock_parse_holder(struct rec_lock_status *s);
 /* ---- signals: the executor stops between steps and releases the lock ---- */
 
 /*
- * Installs handlers for SIGINT and SIGTERM: the first one only sets a flag
- * (rec_interrupted); a second one restores the default action and raises
- * the signal again, so a stuck run can still be stopped. SA_RESTART: a
- * command in flight completes.
+ * Takes SIGINT and SIGTERM for the run: the first one only sets a flag
+ * (rec_interrupted), so the executor stops between steps and releases the
+ * lock on its normal path; a second one gets the default action (the
+ * process ends), so a stuck run can still be stopped. Both signals are
+ * blocked in the calling thread and every thread it creates afterwards,
+ * and taken by one thread of their own (sigwait): a command in flight is
+ * never interrupted. Call it once, before starting worker threads; calling
+ * it again does nothing. (Children started by providers/run.h get the
+ * default mask back.)
  */
 void rec_signals_install(void);
 /* The signal received since install (SIGINT or SIGTERM), or 0. */

@@ -1,5 +1,6 @@
 /* Kamal's deploy lock and audit log (reconciler/lock.h), on the local transport in a temp dir. */
 #include "reconciler/lock.h"
+#include "providers/run.h"
 #include "tests/unit/t.h"
 
 #include <errno.h>
@@ -281,6 +282,23 @@ T_TEST(kamal_lock_is_respected)
 	rec_lock_status_release(&s);
 	T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), PLUMB_ELOCKED);
 	T_CONTAINS(err.msg, "(details unreadable)");
+	/* a dead plumb's lock: acquire is still refused, and says it is stale */
+	{
+		char host[256] = "", cmd[600];
+		pid_t dead = fork();
+		int st;
+
+		T_REQUIRE(dead >= 0);
+		if (dead == 0)
+			_exit(0);
+		T_REQUIRE(waitpid(dead, &st, 0) == dead);
+		T_REQUIRE(gethostname(host, sizeof(host) - 1) == 0);
+		snprintf(cmd, sizeof(cmd), "echo \"$(printf 'Locked by: plumb (pid %ld on %s) ci at t\\nVersion: v' "
+			 "| base64)\" > .kamal/lock-optimus-staging/details", (long)dead, host);
+		T_INTEQ(sh_out(cmd, out, sizeof(out)), 0);
+		T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), PLUMB_ELOCKED);
+		T_CONTAINS(err.msg, "stale: that plumb (on this machine) is no longer running");
+	}
 	/* release as Kamal's: whoever holds it */
 	T_INTEQ(rec_lock_release(h.t, name, &err), 0);
 	T_INTEQ(rec_lock_acquire(h.t, name, "v10", "m", &err), 0);
@@ -408,6 +426,33 @@ T_TEST(performer_from_git_config_or_user)
 	free(saved);
 }
 
+/* In a child: install, then the first SIGTERM sets the flag, a hook-like child
+ * still dies of SIGTERM, the second signal ends the process. */
+static int signals_child(void)
+{
+	const char *argv[] = { "/bin/sh", "-c", "kill -TERM $$; exit 0", NULL };
+	struct prov_child c = { 0 };
+	int i;
+
+	rec_signals_install();
+	rec_signals_install(); /* again: nothing more */
+	kill(getpid(), SIGTERM); /* process-directed, as from kill(1) */
+	for (i = 0; i < 200 && rec_interrupted() != SIGTERM; i++)
+		usleep(10000);
+	if (rec_interrupted() != SIGTERM)
+		return 3;
+	/* a child of the run does not inherit the blocked signals */
+	c.argv = argv;
+	c.timeout_ms = 5000;
+	if (prov_child_run(&c, NULL) != 0 || c.signal != SIGTERM)
+		return 5;
+	prov_child_release(&c);
+	kill(getpid(), SIGINT); /* the second: default action */
+	for (i = 0; i < 200; i++)
+		usleep(10000);
+	return 4;
+}
+
 T_TEST(signals_set_a_flag_then_the_second_kills)
 {
 	pid_t pid;
@@ -416,16 +461,11 @@ T_TEST(signals_set_a_flag_then_the_second_kills)
 	rec_signals_reset();
 	pid = fork();
 	T_REQUIRE(pid >= 0);
-	if (pid == 0) {
-		rec_signals_install();
-		raise(SIGTERM);
-		if (rec_interrupted() != SIGTERM)
-			_exit(3);
-		raise(SIGINT); /* the second: default action */
-		_exit(4);
-	}
+	if (pid == 0)
+		_exit(signals_child());
 	T_REQUIRE(waitpid(pid, &st, 0) == pid);
-	T_CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "child status %d", st);
+	T_CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "child: exit %d signal %d",
+		 WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	T_INTEQ(rec_interrupted(), 0);
 }
 
