@@ -14,7 +14,7 @@ NAME=app.lab.test
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$NAME" \
 	-addext "subjectAltName=DNS:$NAME" -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
 APPLY_CANARIES+=("$(sed -n 5p "$T/key.pem")")
-PC_ROOT_EXTRA+=$(printf '\n  host: %s\n  ssl:\n    certificate_pem: CERT_PEM\n    private_key_pem: KEY_PEM\n' "$NAME")
+PC_ROOT_EXTRA=$(printf 'proxy:\n  host: %s\n  ssl:\n    certificate_pem: CERT_PEM\n    private_key_pem: KEY_PEM\n  run:\n    registry: %s\n    repository: kamal-proxy\n    version: v0.9.2\ndeploy_timeout: 10\nreadiness_delay: 0\n' "$NAME" "$LAB_REGISTRY")
 A0=$(plan_commit "apply_tls: v1")
 A=$(lab_commit "apply_tls: the certificate in the secrets" bash -c \
 	'printf "CERT_PEM='\''%s'\''\nKEY_PEM='\''%s'\''\n" "$(cat "$0")" "$(cat "$1")" >>.kamal/secrets' "$T/cert.pem" "$T/key.pem")
