@@ -37,7 +37,7 @@ kamal app details -H >"$T/details.out" 2>&1 || { cat "$T/details.out" >&2; fail 
 grep -q "optimus-web-$B" "$T/details.out" || { cat "$T/details.out" >&2; fail "kamal app details does not show plumb's web container"; }
 kamal app logs -H --lines 5 >"$T/logs.out" 2>&1 || { cat "$T/logs.out" >&2; fail "kamal app logs failed"; }
 kamal lock status >"$T/lock.out" 2>&1 || { cat "$T/lock.out" >&2; fail "kamal lock status failed"; }
-grep -qi "no lock" "$T/lock.out" || { cat "$T/lock.out" >&2; fail "kamal lock status: a lock is held"; }
+grep -qi "There is no deploy lock" "$T/lock.out" || { cat "$T/lock.out" >&2; fail "kamal lock status: a lock is held"; }
 kamal rollback -H "$A" >"$T/rollback.out" 2>&1 || { tail -30 "$T/rollback.out" >&2; fail "kamal rollback $A failed"; }
 apply_answers v1
 
