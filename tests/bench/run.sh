@@ -85,6 +85,7 @@ finish() {
 		fi
 	fi
 	[ -z "$tmp" ] || rm -rf "$tmp"
+	[ -z "${APPLY_LAB_DIR:-}" ] || [ ! -d "$APPLY_LAB_DIR" ] || "$LAB" down "$APPLY_LAB_DIR" >/dev/null 2>&1
 	rm -rf "$BENCH_TMP"
 	exit "$rc"
 }
@@ -510,6 +511,17 @@ if notes:
     for n in notes: p("  - " + n)
 print("\n".join(out))
 EOF
+# 4. apply (tests/e2e/apply_bench_helper.sh) on a lab of its own: 3 hosts, no relays.
+if [ -z "${BENCH_SKIP_LAB:-}" ] && [ -z "${BENCH_SKIP_APPLY:-}" ]; then
+	APPLY_LAB_DIR=/tmp/plumb-lab-${LAB_ID}a
+	if LAB_ID=${LAB_ID}a "$LAB" up 3 >"$OUT/apply-lab.log" 2>&1; then
+		{ echo; (set -a; . "$APPLY_LAB_DIR/lab.env"; set +a; PLUMB_BIN=$PLUMB run_bg bash tests/e2e/apply_bench_helper.sh) | grep -v '^apply_bench '; } >>"$RESULTS" ||
+			{ say "the apply bench failed"; errors=$((errors + 1)); }
+		"$LAB" down "$APPLY_LAB_DIR" >/dev/null 2>&1
+	else
+		say "the apply bench's lab did not come up ($OUT/apply-lab.log)"; errors=$((errors + 1))
+	fi
+fi
 cat "$RESULTS"
 echo "bench: results in build/bench/results.txt (raw samples: build/bench/samples.tsv)"
 [ $errors -eq 0 ]
