@@ -766,13 +766,15 @@ int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_
 
 /*
  * Installs the command's stdin at path (relative to the home, or absolute):
- * the directory made, the bytes written under umask 077 to a temporary file
+ * the directory made as Kamal makes it (the session's umask: kamal-proxy,
+ * another user, must traverse .kamal/proxy/apps-config to read a TLS
+ * file), the bytes written under umask 077 to a temporary file
  * beside it, given mode, renamed over path (atomic); the temporary file is
  * removed when a step fails. The script is a constant: every value reaches
  * it as a positional parameter, never as shell text.
  */
 static const char install_script[] =
-	"umask 077 && mkdir -p -- \"$1\" || exit 1; "
+	"mkdir -p -- \"$1\" || exit 1; umask 077; "
 	"if cat > \"$2\" && chmod \"$4\" -- \"$2\" && mv -f -- \"$2\" \"$3\"; then exit 0; fi; "
 	"rm -f -- \"$2\"; exit 1";
 

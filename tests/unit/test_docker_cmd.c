@@ -663,11 +663,19 @@ T_TEST(env_file_as_kamal_writes_it)
 	/* installed by sh: mode 0600, the exact bytes, no temporary file left */
 	dir = tu_tmpdir("dcmd-env");
 	T_REQUIRE(dir);
+	umask(022);
 	T_CHECK(run_in(dir, &c, content) == 0);
 	path = xasprintf("%s/%s", dir, ef->path);
 	T_CHECK(util_read_file(path, 1 << 20, &got, &len) == 0);
 	T_STREQ(got, content);
 	T_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	{
+		/* the directories are made with the session's umask (here 022), as
+		 * Kamal's mkdir -p: another user (kamal-proxy) may traverse them */
+		char *d = xasprintf("%s/.kamal/apps/app/env/roles", dir);
+		T_CHECK(stat(d, &st) == 0 && (st.st_mode & 0777) == 0755);
+		free(d);
+	}
 	{
 		char *ls = tu_sh_line("ls -a '%s/.kamal/apps/app/env/roles' | grep -c tmp", dir);
 		T_STREQ(ls, "0");
