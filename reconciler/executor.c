@@ -821,8 +821,11 @@ static int host_batch(size_t i, void *ctx)
 			barrier_set(run, 0);
 		else if (rc == 0)
 			primary_ready(h, s);
-		say(run, "%s: %s %s (%.1fs)", h->dh->host, label, rc < 0 ? "FAILED" : "done",
-		    (prov_now_ms() - t) / 1000.0);
+		if (s->action == DIFF_REMOVE_ORPHAN && !run->o->plan->prune)
+			say(run, "%s: %s kept (pruning is off)", h->dh->host, label);
+		else
+			say(run, "%s: %s %s (%.1fs)", h->dh->host, label, rc < 0 ? "FAILED" : "done",
+			    (prov_now_ms() - t) / 1000.0);
 		if (rc < 0)
 			say(run, "%s: %s", h->dh->host, h->why);
 	}

@@ -22,7 +22,7 @@ if [ -d "$LAB_GIT_WORK/.kamal/hooks" ]; then cp -a "$LAB_GIT_WORK/.kamal/hooks" 
 if ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
 	"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
 	echo "SKIP: the lab has no kamal-proxy image (../shared/kamal-proxy is absent)"
-	exit 0
+	exit 77
 fi
 export PC_ROOT_EXTRA
 PC_ROOT_EXTRA=$(printf 'proxy:\n  run:\n    registry: %s\n    repository: kamal-proxy\n    version: v0.9.2\ndeploy_timeout: 10\nreadiness_delay: 0\n' "$LAB_REGISTRY")
