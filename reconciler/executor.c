@@ -21,6 +21,7 @@
 
 
 #define EX_LOG_LINES 30
+#define EX_SWITCHED "plumb-switched"
 #define EX_SNAPSHOT_KEEP 3
 
 enum ex_state { EX_TODO, EX_DONE, EX_FAILED };
@@ -283,14 +284,25 @@ static char *aside_name(const char *name)
 	return xasprintf("%s_replaced_%.16s", name, salt);
 }
 
-/* A new container that did not become ready: its logs shown, then it is removed
- * (a retained one that was started is stopped again instead). */
-static void boot_failed(struct ex_host *h, const char *name, int keep)
+/*
+ * A new container that did not become ready: its logs shown, then it is
+ * removed (a retained one that was started is stopped again instead).
+ * created: the id `docker run` printed in this run; only that container is
+ * ever removed, never whatever holds the name (when the chain failed before
+ * the run, the name is still the old container's: nothing was created).
+ */
+static void boot_failed(struct ex_host *h, const char *name, const char *created, int keep)
 {
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
 	struct sbuf tail;
 
+	if (!keep && !created) {
+		say(h->run, "%s: %s was not created; nothing to remove", h->dh->host, name);
+		return;
+	}
+	if (!keep)
+		name = created;
 	prov_cmd_init(&c);
 	dcmd_logs_tail(&c, PROV_JOIN_SEQ, name, EX_LOG_LINES);
 	if (keep)
@@ -326,13 +338,15 @@ static void boot_failed(struct ex_host *h, const char *name, int keep)
 
 /* ---- steps ---- */
 
-/* boot_failed, then a container set aside for the new name gets it back. */
-static void boot_undo(struct ex_host *h, const char *name, int keep, const char *clash)
+/* boot_failed, then a container set aside for the new name gets it back
+ * (a rename that fails quietly when the chain stopped before setting it aside). */
+static void boot_undo(struct ex_host *h, const char *name, const char *created, int keep,
+		      const char *clash)
 {
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
 
-	boot_failed(h, name, keep);
+	boot_failed(h, name, created, keep);
 	if (!clash)
 		return;
 	prov_cmd_init(&c);
@@ -394,7 +408,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	struct dcmd_ctx x;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	char *in = NULL, *id = NULL, *clash = NULL;
+	char *in = NULL, *id = NULL, *clash = NULL, *created = NULL;
 	int rc, delay = dc->proxied ? 0 : o->config->readiness_delay;
 
 	dctx(h, &x);
@@ -435,30 +449,35 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
 	audit(h, &c, "[%s] Booted app version %s", dc->role, o->ds->version);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (!start)
+		created = last_container_id(r.out.buf, r.out.len);
 	if (rc < 0) {
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_undo(h, s->name, start, clash);
+		boot_undo(h, s->name, created, start, clash);
 		goto out;
 	}
 	h->booted_app = 1;
 	if (!dc->proxied)
 		primary_ready(h, s); /* ready; its switch is the proxy's health check otherwise */
 	id = start ? (have && have->id ? xstrndup(have->id, 12) : NULL)
-		   : last_container_id(r.out.buf, r.out.len);
+		   : (created ? xstrdup(created) : NULL);
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	prov_cmd_init(&c);
 	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
-		boot_undo(h, s->name, start, clash);
+		boot_undo(h, s->name, created, start, clash);
 		goto out;
 	}
 	if (dc->proxied) {
 		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
 		if (rc < 0) {
 			host_fail(h, rc, "%s", plumb_err_msg(&err));
-			boot_undo(h, s->name, start, clash);
+			boot_undo(h, s->name, created, start, clash);
 			goto out;
 		}
+		/* past this marker the new container serves: nothing after it undoes it */
+		prov_cmd_begin(&c, PROV_JOIN_AND);
+		prov_cmd_args(&c, "echo", EX_SWITCHED, NULL);
 	}
 	if (old) {
 		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
@@ -471,12 +490,16 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	}
 	if (c.n) {
 		rc = ex_cmd(h, &c, NULL, 0, &r);
-		if (rc < 0) {
-			host_fail(h, rc, "%s: %s", dc->proxied ? "the traffic switch failed (the old container keeps serving)"
-							      : "stopping the old container failed",
+		if (rc < 0 && dc->proxied && !strstr(r.out.buf, EX_SWITCHED)) {
+			host_fail(h, rc, "the traffic switch failed (the old container keeps serving): %s",
 				  cmd_said(h, &r, rc));
-			if (dc->proxied)
-				boot_undo(h, s->name, start, clash);
+			boot_undo(h, s->name, created, start, clash);
+			goto out;
+		}
+		if (rc < 0) {
+			host_fail(h, rc, "%s; stopping the old container failed: %s",
+				  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
+				  cmd_said(h, &r, rc));
 			goto out;
 		}
 	}
@@ -484,6 +507,7 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 out:
 	util_free_secret(in);
 	free(id);
+	free(created);
 	free(clash);
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
@@ -582,11 +606,16 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 	}
 	if (rc < 0) {
 		int refused = strstr(r.out.buf, "plumb-snapshot: not enough room") != NULL;
+		char *created = last_container_id(r.out.buf, r.out.len);
+
 		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
 		cmd_result_release(&r);
-		if (refused)
+		if (refused) {
+			free(created);
 			goto out; /* refused before anything was stopped */
-		boot_failed(h, s->name, 0);
+		}
+		boot_failed(h, s->name, created, 0);
+		free(created);
 		prov_cmd_release(&c);
 		prov_cmd_init(&c);
 		/* back to the old one, on its untouched data */
@@ -639,8 +668,10 @@ static int step_create_other(struct ex_host *h, const struct diff_step *s)
 	audit(h, &c, "Booted %s %s", dc->kind == DES_PROXY ? "proxy" : "accessory", s->name);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (rc < 0) {
+		char *created = last_container_id(r.out.buf, r.out.len);
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_failed(h, s->name, 0);
+		boot_failed(h, s->name, created, 0);
+		free(created);
 	}
 out:
 	util_free_secret(in);

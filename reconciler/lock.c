@@ -44,7 +44,10 @@ static const char release_script[] =
 	"rm -f \"$1/details\" && rmdir \"$1\"\n";
 
 /* $1 the line, $2 the log: Kamal's `mkdir -p .kamal && echo LINE >> LOG`. */
-static const char audit_script[] = "mkdir -p .kamal && printf '%s\\n' \"$1\" >> \"$2\"";
+/* Never fails: an audit log that cannot be written (a root-owned one left by
+ * an earlier deploy) must not fail the step it is chained into. */
+static const char audit_script[] =
+	"{ mkdir -p .kamal && printf '%s\\n' \"$1\" >> \"$2\"; } 2>/dev/null || true";
 
 char *rec_lock_name_for(const char *service, const char *destination)
 {
