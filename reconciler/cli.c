@@ -103,7 +103,7 @@ static const struct rec_command commands[] = {
 	  REC_CMD_READ_ONLY },
 	{ "apply", cmd_apply, "make the hosts what plan shows (lock, hooks, health-gated rollout)",
 	  "usage: plumb apply [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--version V]\n"
-	  "                   [--trusted] [--prune] [--allow-foreign-owner] [--yes]\n"
+	  "                   [--untrusted] [--prune] [--allow-foreign-owner] [--yes]\n"
 	  "                   [--expect-plan HASH] [--skip-hooks] [--timeout D]\n"
 	  "\n"
 	  "Runs plan's pipeline, prints the plan, and carries it out: images pulled on\n"
@@ -121,13 +121,16 @@ static const struct rec_command commands[] = {
 	  "      --prune         remove orphans (roles, hosts, accessories no longer in\n"
 	  "                      the configuration; never a volume or directory)\n"
 	  "      --skip-hooks    do not run .kamal/hooks\n"
+	  "      --untrusted     treat the source as plan does without --trusted (no\n"
+	  "                      hooks, no $(...) secrets, no ERB commands); apply and\n"
+	  "                      rollback trust the source they are pointed at by default\n"
 	  "  other options as plan's\n"
 	  HELP_TIMEOUT
 	  "\n"
 	  "Exit status: 0 converged (or nothing to do), 1 failed or refused.\n",
 	  REC_CMD_MUTATES },
 	{ "rollback", cmd_rollback, "return the app roles to a retained previous version",
-	  "usage: plumb rollback [VERSION] [-c FILE] [-d DEST] [--trusted] [--yes]\n"
+	  "usage: plumb rollback [VERSION] [-c FILE] [-d DEST] [--untrusted] [--yes]\n"
 	  "                      [--skip-hooks] [--timeout D]\n"
 	  "\n"
 	  "Starts the retained container of VERSION (default: the newest stopped version\n"

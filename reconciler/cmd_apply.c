@@ -49,6 +49,7 @@ static int parse_args(struct apply_args *a, int argc, char **argv, int rollback)
 		{ "version", required_argument, NULL, 'V' },
 		{ "expect-plan", required_argument, NULL, 'E' },
 		{ "trusted", no_argument, NULL, 'T' },
+		{ "untrusted", no_argument, NULL, 'U' },
 		{ "prune", no_argument, NULL, 'P' },
 		{ "allow-foreign-owner", no_argument, NULL, 'F' },
 		{ "yes", no_argument, NULL, 'y' },
@@ -68,6 +69,7 @@ static int parse_args(struct apply_args *a, int argc, char **argv, int rollback)
 		case 'V': a->version = optarg; break;
 		case 'E': a->expect = optarg; break;
 		case 'T': a->trusted = 1; break;
+		case 'U': a->trusted = 0; break;
 		case 'P': a->prune = 1; break;
 		case 'F': a->allow_foreign_owner = 1; break;
 		case 'y': a->yes = 1; break;
@@ -319,7 +321,9 @@ out:
 
 int cmd_apply(int argc, char **argv)
 {
-	struct apply_args a = { .cmd = "apply" };
+	/* apply and rollback trust the source they were pointed at (DESIGN):
+	 * hooks, $(…) secrets and ERB as Kamal runs them; --untrusted turns it off */
+	struct apply_args a = { .cmd = "apply", .trusted = 1 };
 
 	if (parse_args(&a, argc, argv, 0) != 0) {
 		rec_print_usage(rec_find_command("apply"), stderr);
@@ -330,7 +334,7 @@ int cmd_apply(int argc, char **argv)
 
 int cmd_rollback(int argc, char **argv)
 {
-	struct apply_args a = { .cmd = "rollback" };
+	struct apply_args a = { .cmd = "rollback", .trusted = 1 };
 
 	if (parse_args(&a, argc, argv, 1) != 0) {
 		rec_print_usage(rec_find_command("rollback"), stderr);

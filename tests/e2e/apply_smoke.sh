@@ -98,7 +98,7 @@ grep -q "gate closed" "$T/hookfail.err" || { show hookfail; fail "hookfail: the 
 answers v1
 no_lock hookfail
 # untrusted: a hook is there, so apply refuses (unless --skip-hooks)
-apply_run untrusted apply --yes
+apply_run untrusted apply --untrusted --yes
 expect_rc untrusted 1
 answers v1
 
