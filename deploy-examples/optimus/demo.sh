@@ -84,12 +84,15 @@ step "5. A commit gives the job role its own JOB_CONCURRENCY: only the job is re
 	"plumb apply ${APPLY[*]}   (curl $URL in a loop meanwhile)"
 (cd "$APP" && git show --stat --format='commit %H%n    %s' HEAD | head -n 4)
 web_before=$(lab_on_host 1 'docker ps -q --filter label=role=web')
+# the loop runs while load.run exists (its own appends never recreate that file)
 : >"$LAB_DIR/load.log"
-( while [ -f "$LAB_DIR/load.log" ]; do curl -s --max-time 2 "$URL" >>"$LAB_DIR/load.log" || echo FAILED >>"$LAB_DIR/load.log"; done ) &
+: >"$LAB_DIR/load.run"
+( while [ -f "$LAB_DIR/load.run" ]; do curl -s --max-time 2 "$URL" >>"$LAB_DIR/load.log" || echo FAILED >>"$LAB_DIR/load.log"; done ) &
 load=$!
 run "$PLUMB" apply "${APPLY[@]}"
-mv "$LAB_DIR/load.log" "$LAB_DIR/load.done"
+rm -f "$LAB_DIR/load.run"
 wait "$load" || true
+mv "$LAB_DIR/load.log" "$LAB_DIR/load.done"
 echo "requests during the apply: $(wc -l <"$LAB_DIR/load.done"), failed: $(grep -vc '^v1$' "$LAB_DIR/load.done" || true)"
 [ "$web_before" = "$(lab_on_host 1 'docker ps -q --filter label=role=web')" ] && echo "the web container is the same one"
 
