@@ -837,8 +837,13 @@ static int host_batch(size_t i, void *ctx)
 		double t = prov_now_ms();
 		int rc;
 
-		if (run->o->interrupted && run->o->interrupted())
+		if (run->o->interrupted && run->o->interrupted()) {
+			/* a primary-role step left unrun must not keep the other
+			 * roles' workers waiting at the barrier forever */
+			if (run->gate)
+				barrier_set(run, 0);
 			return host_fail(h, PLUMB_ERROR, "interrupted");
+		}
 		if (s->wave == 3 && run->gate && barrier_wait(run) < 0) {
 			say(run, "%s: the %s role is not booted: no primary-role container became ready",
 			    h->dh->host, s->role);
