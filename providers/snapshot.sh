@@ -3,9 +3,10 @@
 #   check  refuses (exit 3, a line says why) when the file system holding
 #          BASE lacks room for a copy of the SRCs (du -sk vs df -Pk, with 10%
 #          to spare); run while the old container still serves
-#   copy   copies every SRC (cp -a) to BASE/<UTC time>/<n>-<basename>, while
+#   copy   copies every SRC (cp -a) to BASE/<UTC time>-<random>/<n>-<basename>, while
 #          the old container is stopped, prints "snapshot: DIR", and keeps
-#          only the newest KEEP snapshots under BASE
+#          only the newest KEEP snapshots under BASE (only directories named
+#          as it names them are ever removed)
 # A SRC that does not exist is skipped. Nothing outside BASE is written.
 mode=$1
 base=$2
@@ -28,8 +29,8 @@ if [ "$mode" = check ]; then
 	fi
 	exit 0
 fi
-dir=$base/$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$dir" || exit 3
+mkdir -p "$base" || exit 3
+dir=$(mktemp -d "$base/$(date -u +%Y%m%dT%H%M%SZ)-XXXXXX") || exit 3
 n=0
 for s in "$@"; do
 	n=$(( n + 1 ))
@@ -38,7 +39,8 @@ for s in "$@"; do
 	fi
 done
 echo "snapshot: $dir"
-ls -1d "$base"/*/ 2>/dev/null | sort -r | tail -n +$(( keep + 1 )) | while read -r old; do
+ls -1d "$base"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*/ 2>/dev/null |
+	sort -r | tail -n +$(( keep + 1 )) | while read -r old; do
 	rm -rf "$old"
 done
 exit 0

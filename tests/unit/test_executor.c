@@ -17,6 +17,7 @@
 #include "tests/support/fake.h"
 #include "tests/unit/golden/plan_fixture.h"
 #include "tests/unit/t.h"
+#include "tests/unit/tutil.h"
 
 #define NEW_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define NEW_ID_SHORT "0123456789ab"
@@ -496,7 +497,27 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
-T_MAIN(T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+/* The host-side snapshot script: snapshots taken in the same second get
+ * their own directories, retention keeps the newest KEEP and removes only
+ * directories named as the script names them. */
+T_TEST(snapshot_retention_removes_only_its_own)
+{
+	char *dir = tu_tmpdir("exec-snap"), *out;
+
+	T_REQUIRE(dir);
+	out = tu_sh_line("mkdir -p '%s/base/keepme' '%s/src' && echo x > '%s/src/f' && "
+			 "for i in 1 2 3 4; do sh providers/snapshot.sh copy '%s/base' 3 '%s/src' >/dev/null || exit 1; done; "
+			 "a=$(ls '%s/base' | grep -c 'Z-'); b=$(ls '%s/base' | grep -c keepme); "
+			 "c=$(ls '%s'/base/*Z-*/1-src/f | wc -l); echo $a $b $c",
+			 dir, dir, dir, dir, dir, dir, dir, dir);
+	T_REQUIRE(out);
+	T_STREQ(out, "3 1 3");
+	free(out);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
