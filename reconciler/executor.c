@@ -22,6 +22,7 @@
 
 #define EX_LOG_LINES 30
 #define EX_SWITCHED "plumb-switched"
+#define EX_READY "plumb-ready-ok"
 #define EX_SNAPSHOT_KEEP 3
 
 enum ex_state { EX_TODO, EX_DONE, EX_FAILED };
@@ -56,14 +57,13 @@ struct ex_run {
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
 	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
-	 * once every primary-role container of the first boot group is ready,
-	 * and closes (-1) when one fails; 0 while waiting. gate: wave-3 steps of
-	 * the current batch wait on it. Under mu. */
+	 * once every primary-role container of the first boot group is ready
+	 * (switched, when proxied), and closes (-1) when one fails; 0 while
+	 * waiting. gate: wave-3 steps of the current batch wait on it. Under mu. */
 	pthread_cond_t cv;
 	int gate, barrier;
 	size_t pending; /* primary-role steps of the batch not yet ready */
 };
-
 /* ---- output ---- */
 
 static void say(struct ex_run *run, const char *fmt, ...) PLUMB_PRINTF(2, 3);
@@ -395,8 +395,65 @@ static int tls_files(struct ex_host *h, const struct des_container *dc, const st
 }
 
 /*
+ * Appends main and side to c as one unit run at the same time on the host:
+ * its status is main's; side is housekeeping (its status ignored).
+ */
+static void append_parallel(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *main_,
+			    const struct prov_cmd *side)
+{
+	static const char par[] = "sh -c \"$2\" & p=$!; sh -c \"$1\"; s=$?; wait $p; exit $s";
+	struct sbuf a, b;
+
+	if (!side->n) {
+		append_unit(c, join, main_, 0);
+		return;
+	}
+	if (!main_->n) {
+		append_unit(c, join, side, 1);
+		return;
+	}
+	sbuf_init(&a, 0);
+	sbuf_init(&b, 0);
+	if (prov_cmd_render(main_, &a) != 0 || prov_cmd_render(side, &b) != 0) {
+		c->err = PLUMB_EINVAL; /* latched: reported when c is rendered */
+	} else {
+		prov_cmd_begin(c, join);
+		prov_cmd_args(c, "sh", "-c", par, "plumb-par", a.buf, b.buf, NULL);
+	}
+	sbuf_release(&a);
+	sbuf_release(&b);
+}
+
+/* The end of an app step: the old container stopped (and audited), and on
+ * the host's last step :latest and pruning beside it. */
+static void step_tail(struct ex_host *h, const struct diff_step *s, const char *old,
+		      struct prov_cmd *c, enum prov_join join)
+{
+	const struct des_container *dc = s->desired;
+	struct prov_cmd m, f;
+
+	prov_cmd_init(&m);
+	prov_cmd_init(&f);
+	if (old) {
+		dcmd_stop(&m, PROV_JOIN_AND, old, dcmd_stop_timeout(h->run->o->config, dc->role));
+		audit(h, &m, "[%s] Stopped app container %s", dc->role, old);
+	}
+	if (last_step(h, s)) {
+		finish_cmd(h, &f, PROV_JOIN_SEQ);
+		h->finished = 1;
+	}
+	append_parallel(c, join, &m, &f);
+	prov_cmd_release(&m);
+	prov_cmd_release(&f);
+}
+
+/*
  * An app role: boot (or start) the new container and wait until it is ready;
- * then, for a proxied role, switch traffic to it; then stop the old one.
+ * then, for a proxied role, switch traffic to it (one command from boot to
+ * switch); then stop the old one. A step that opens the barrier for the
+ * other roles stops the old one in a second command, after the barrier is
+ * opened; any other does it in the same command. Markers in the output say
+ * how far a failed command got.
  * start: the container exists (stopped): started, not created.
  */
 static int step_app(struct ex_host *h, const struct diff_step *s, int start, const char *old)
@@ -404,15 +461,19 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	const struct rec_exec_opts *o = h->run->o;
 	const struct des_container *dc = s->desired;
 	const struct obs_container *have = observed(h, s->name);
+	int gatekeeper = s->wave == 2 && h->run->gate;
 	struct plumb_err err = { 0 };
 	struct dcmd_ctx x;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	char *in = NULL, *id = NULL, *clash = NULL, *created = NULL;
+	char *in = NULL, *clash = NULL, *created = NULL;
+	const char *mark;
 	int rc, delay = dc->proxied ? 0 : o->config->readiness_delay;
 
 	dctx(h, &x);
 	prov_cmd_init(&c);
+	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0)
+		goto out;
 	if (!start) {
 		rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
 		if (rc < 0) {
@@ -448,65 +509,58 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	}
 	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
 	audit(h, &c, "[%s] Booted app version %s", dc->role, o->ds->version);
-	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
-	if (!start)
-		created = last_container_id(r.out.buf, r.out.len);
-	if (rc < 0) {
-		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_undo(h, s->name, created, start, clash);
-		goto out;
-	}
-	h->booted_app = 1;
-	if (!dc->proxied)
-		primary_ready(h, s); /* ready; its switch is the proxy's health check otherwise */
-	id = start ? (have && have->id ? xstrndup(have->id, 12) : NULL)
-		   : (created ? xstrdup(created) : NULL);
-	cmd_result_release(&r);
-	prov_cmd_release(&c);
-	prov_cmd_init(&c);
-	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
-		boot_undo(h, s->name, created, start, clash);
-		goto out;
-	}
+	prov_cmd_begin(&c, PROV_JOIN_AND);
+	prov_cmd_args(&c, "echo", EX_READY, NULL);
 	if (dc->proxied) {
-		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
+		rc = dcmd_proxy_deploy_named(&c, PROV_JOIN_AND, dc, s->name, &x, &err);
 		if (rc < 0) {
-			host_fail(h, rc, "%s", plumb_err_msg(&err));
-			boot_undo(h, s->name, created, start, clash);
+			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
 			goto out;
 		}
 		/* past this marker the new container serves: nothing after it undoes it */
 		prov_cmd_begin(&c, PROV_JOIN_AND);
 		prov_cmd_args(&c, "echo", EX_SWITCHED, NULL);
 	}
-	if (old) {
-		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
-		audit(h, &c, "[%s] Stopped app container %s", dc->role, old);
+	if (!gatekeeper)
+		step_tail(h, s, old, &c, PROV_JOIN_AND);
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	mark = r.out.buf ? strstr(r.out.buf, EX_READY "\n") : NULL;
+	if (!start)
+		created = last_container_id(r.out.buf, mark ? (size_t)(mark - r.out.buf) : r.out.len);
+	if (rc < 0 && !mark) {
+		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
+		boot_undo(h, s->name, created, start, clash);
+		goto out;
 	}
-	if (last_step(h, s)) {
-		/* tag :latest and prune in the same round trip */
-		finish_cmd(h, &c, PROV_JOIN_AND);
-		h->finished = 1;
+	h->booted_app = 1;
+	if (rc < 0 && dc->proxied && !strstr(mark, EX_SWITCHED "\n")) {
+		host_fail(h, rc, "the traffic switch failed (the old container keeps serving): %s",
+			  cmd_said(h, &r, rc));
+		boot_undo(h, s->name, created, start, clash);
+		goto out;
 	}
-	if (c.n) {
-		rc = ex_cmd(h, &c, NULL, 0, &r);
-		if (rc < 0 && dc->proxied && !strstr(r.out.buf, EX_SWITCHED)) {
-			host_fail(h, rc, "the traffic switch failed (the old container keeps serving): %s",
-				  cmd_said(h, &r, rc));
-			boot_undo(h, s->name, created, start, clash);
-			goto out;
-		}
-		if (rc < 0) {
-			host_fail(h, rc, "%s; stopping the old container failed: %s",
-				  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
-				  cmd_said(h, &r, rc));
-			goto out;
-		}
+	if (rc < 0) {
+		host_fail(h, rc, "%s; stopping the old container failed: %s",
+			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
+			  cmd_said(h, &r, rc));
+		goto out;
+	}
+	if (!gatekeeper)
+		goto out;
+	primary_ready(h, s); /* ready, and switched when proxied: the other roles may boot */
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	prov_cmd_init(&c);
+	step_tail(h, s, old, &c, PROV_JOIN_AND);
+	if (c.n && (rc = ex_cmd(h, &c, NULL, 0, &r)) < 0) {
+		host_fail(h, rc, "%s; stopping the old container failed: %s",
+			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
+			  cmd_said(h, &r, rc));
+		goto out;
 	}
 	rc = 0;
 out:
 	util_free_secret(in);
-	free(id);
 	free(created);
 	free(clash);
 	cmd_result_release(&r);
@@ -931,6 +985,7 @@ static int host_prepare(size_t i, void *ctx)
 	char *why = NULL;
 	const char *in = NULL;
 	double t = prov_now_ms();
+	size_t pulled = 0;
 	int rc = 0;
 
 	prov_cmd_init(&c);
@@ -950,22 +1005,11 @@ static int host_prepare(size_t i, void *ctx)
 		if (!runs)
 			goto out; /* renames, starts, env files: nothing to prepare */
 	}
-	{
-		struct prov_cmd n;
-		prov_cmd_init(&n);
-		dcmd_network_create(&n, PROV_JOIN_AND);
-		append_unit(&c, PROV_JOIN_AND, &n, 0);
-		prov_cmd_release(&n);
-	}
-	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0) {
-		dcmd_login(&c, PROV_JOIN_AND, o->config->registry.server, user.value);
-		prov_cmd_quiet(&c);
+	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0)
 		in = pw.value;
-	}
-	for (size_t k = 0; k < refs.n; k++) {
-		dcmd_pull(&c, PROV_JOIN_AND, refs.v[k]);
-		dcmd_image_id(&c, PROV_JOIN_AND, refs.v[k]);
-	}
+	/* the kamal network, then each image unless the host holds its identity */
+	dcmd_pull_needed(&c, PROV_JOIN_AND, o->config->registry.server, in ? user.value : NULL,
+			 (const char *const *)refs.v, (const char *const *)ids.v, refs.n);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (rc < 0) {
 		host_fail(h, rc, "%s: %s", refs.n ? "login/pull failed" : "preparing the host failed",
@@ -978,6 +1022,8 @@ static int host_prepare(size_t i, void *ctx)
 		const char *s = r.out.buf;
 		while (at < r.out.len && k < refs.n) {
 			size_t e = strcspn(s + at, "\n");
+			if (e == 6 && strncmp(s + at, "pulled", 6) == 0)
+				pulled++;
 			if (e == 71 && strncmp(s + at, "sha256:", 7) == 0) {
 				if (*ids.v[k] && strncmp(s + at, ids.v[k], e) != 0) {
 					rc = host_fail(h, PLUMB_ERROR,
@@ -991,8 +1037,8 @@ static int host_prepare(size_t i, void *ctx)
 		}
 	}
 	if (refs.n)
-		say(run, "%s: pulled %zu image%s (%.1fs)", h->dh->host, refs.n, refs.n == 1 ? "" : "s",
-		    (prov_now_ms() - t) / 1000.0);
+		say(run, "%s: %zu image%s ready, %zu pulled (%.1fs)", h->dh->host, refs.n,
+		    refs.n == 1 ? "" : "s", pulled, (prov_now_ms() - t) / 1000.0);
 out:
 	free(why);
 	strvec_release(&refs);

@@ -260,18 +260,25 @@ T_TEST(roll_runs_waves_in_order)
 			fprintf(stderr, "host 2 [%zu] %.300s\n", k, hosts[h2].log.v[k]);
 	T_CHECKF(pull == 0, "pull at %d", pull);
 	T_REQUIRE(web >= 0 && sw >= 0 && job >= 0);
-	T_CHECK(web > pull && sw > web && job > sw);
-	/* the new web container waited for on the host, in its boot command */
+	T_CHECK(web > pull && sw == web && job > sw);
+	/* the new web container waited for on the host, then switched to, in its
+	 * boot command (the switch follows the ready marker) */
 	T_CHECK(strstr(hosts[h2].log.v[web], "plumb-ready") != NULL);
-	/* the old one stopped after the switch, with the switch */
-	T_CHECK(find_cmd(h2, "docker stop", "optimus-web-" FX_V1) == sw);
+	T_CHECK(strstr(hosts[h2].log.v[web], "plumb-ready-ok") <
+		strstr(hosts[h2].log.v[web], "kamal-proxy deploy"));
+	/* the old one stopped after the switch, in the next command (the barrier
+	 * opened in between), before the job boots */
+	T_CHECK(find_cmd(h2, "docker stop", "optimus-web-" FX_V1) == sw + 1);
 	/* no secret in any command; the env file content went on stdin */
 	for (size_t i = 0; i < s.obs->nhosts; i++)
 		for (size_t k = 0; k < hosts[i].log.n; k++)
 			T_CHECK(!strstr(hosts[i].log.v[k], "master-key-value-1") &&
 				!strstr(hosts[i].log.v[k], "pg-pass-1"));
-	/* a roll: pull, boot, switch (+ tag and prune) on a web-only host */
+	/* a roll on a web host whose step opens the barrier: pull, boot and
+	 * switch, stop (+ tag and prune) */
 	T_CHECKF(hosts[h1].log.n == 3, "host 1 ran %zu commands", hosts[h1].log.n);
+	/* the job's host boots, waits and stops the old job in one command */
+	T_CHECK(find_cmd(h2, "docker stop", "optimus-job-" FX_V1) == job);
 	/* localhost:5555: each host reached it through a tunnel opened before its pull */
 	T_CHECK(tunnels[h1] == 1 && tunnels[h2] == 1);
 	T_CHECK(s.rep.done == 3 && s.rep.failed == 0 && s.rep.not_done == 0);
@@ -294,8 +301,14 @@ T_TEST(failed_readiness_stops_the_rollout)
 	T_CHECK(find_cmd(h1, "docker rm", NEW_ID_SHORT) >= 0);
 	T_CHECK(find_cmd(h1, "docker logs", NEW_ID_SHORT) >= 0);
 	T_CHECK(find_cmd(h1, "docker rm", "optimus-web-") < 0);
-	T_CHECK(find_cmd(h1, "kamal-proxy deploy", NULL) < 0);
-	T_CHECK(find_cmd(h1, "docker stop", "optimus-web-" FX_V1) < 0);
+	/* the switch was in the failed boot command, after the ready marker
+	 * (the host never got there); nothing after it switched or stopped */
+	{
+		int boot = find_cmd(h1, "docker run", "optimus-web-" FX_V2);
+		T_REQUIRE(boot >= 0);
+		T_CHECK(find_cmd_after(h1, boot, "kamal-proxy deploy", NULL) < 0);
+		T_CHECK(find_cmd_after(h1, boot, "docker stop", "optimus-web-" FX_V1) < 0);
+	}
 	/* wave 3 never started: the job was not booted */
 	T_CHECK(find_cmd(h2, "docker run", "optimus-job-") < 0);
 	T_CHECK(s.rep.failed == 1 && s.rep.not_done >= 1);
