@@ -558,6 +558,34 @@ void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *serve
 		prov_cmd_args(c, refs[i], want[i] ? want[i] : "", NULL);
 }
 
+/*
+ * plumb-expect WANT NAME…: the containers named are still the ones observed
+ * (WANT: their full ids, one per line, in order), else exit 9 with a line
+ * saying so: what a plan was built from changed under it.
+ */
+static const char expect_script[] =
+	"w=$1; shift\n"
+	"g=$(docker container inspect --format '{{.Id}}' -- \"$@\" 2>/dev/null)\n"
+	"[ \"$g\" = \"$w\" ] && exit 0\n"
+	"echo \"" DCMD_EXPECT_MARK " a container this host's steps act on is not the one observed "
+	"(another deploy ran since?): nothing done here; plan again\" >&2\n"
+	"exit 9\n";
+
+void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
+		     const char *const *ids, size_t n)
+{
+	struct sbuf w;
+
+	sbuf_init(&w, 0);
+	for (size_t i = 0; i < n; i++)
+		sbuf_addf(&w, "%s%s", i ? "\n" : "", ids[i]);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", expect_script, "plumb-expect", w.buf, NULL);
+	for (size_t i = 0; i < n; i++)
+		prov_cmd_arg(c, names[i]);
+	sbuf_release(&w);
+}
+
 /* "reg:5000/app:tag" / "app@sha256:…" → "reg:5000/app" (Kamal's repository). */
 static char *ref_repository(const char *ref)
 {

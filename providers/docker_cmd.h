@@ -86,6 +86,15 @@ void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desir
 void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *server, const char *user,
 		      const char *const *refs, const char *const *want, size_t n);
 
+/*
+ * A check that the containers names[i] still have the full ids ids[i] (what
+ * the plan was built from); when one does not, the command fails (status 9)
+ * with a line holding DCMD_EXPECT_MARK on stderr, before what follows.
+ */
+#define DCMD_EXPECT_MARK "plumb-expect:"
+void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
+		     const char *const *ids, size_t n);
+
 /* docker login SERVER -u USER --password-stdin (SERVER NULL = Docker Hub):
  * the password is the command's stdin (the caller sends it with
  * transport_run_input), never an argv word. Kamal logs in nowhere for a

@@ -45,6 +45,9 @@ struct ex_host {
 	int booted_app;         /* an app container was booted: tag :latest, prune */
 	int finished;           /* … done already (chained into the host's last step) */
 	int ready_said;         /* the current primary-role step reported ready */
+	int expect_pending;     /* the next command is the first step command: checked first */
+	int stale;              /* that check failed: nothing was done on the host */
+	int lock_here;          /* the deploy lock goes in front of this host's preparing command */
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -56,6 +59,8 @@ struct ex_run {
 	double t0;
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
+	int locked; /* the deploy lock was taken (lock_cmd) */
+	unsigned long lock_commands; /* sent on a primary host without steps */
 	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
 	 * once every primary-role container of the first boot group is ready
 	 * (switched, when proxied), and closes (-1) when one fails; 0 while
@@ -104,11 +109,28 @@ static int host_fail(struct ex_host *h, int code, const char *fmt, ...)
 /* ---- commands ---- */
 
 /* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR. */
+static void expect_cmd(struct ex_host *h, struct prov_cmd *c);
+static void append_unit(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *sub,
+			int tolerate);
+
+/* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR.
+ * The host's first step command is preceded by the check that what its
+ * steps act on is what was observed (h->stale, and the failure, when not). */
 static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, size_t in_len,
 		  struct cmd_result *r)
 {
+	struct prov_cmd full;
 	int rc;
 
+	prov_cmd_init(&full);
+	if (h->expect_pending) {
+		h->expect_pending = 0;
+		expect_cmd(h, &full);
+		if (full.n) {
+			append_unit(&full, PROV_JOIN_AND, c, 0);
+			c = &full;
+		}
+	}
 	h->commands++;
 	if (in)
 		rc = transport_run_cmd_input(h->t, c, in, in_len, r);
@@ -116,6 +138,12 @@ static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, s
 		rc = transport_run_cmd(h->t, c, r);
 	if (rc == 0 && r->status != 0)
 		rc = PLUMB_ERROR;
+	if (rc < 0 && c == &full && r->err.buf && strstr(r->err.buf, DCMD_EXPECT_MARK)) {
+		h->stale = 1;
+		const char *m = strstr(r->err.buf, DCMD_EXPECT_MARK) + strlen(DCMD_EXPECT_MARK) + 1;
+		host_fail(h, rc, "%.*s", (int)strcspn(m, "\n"), m);
+	}
+	prov_cmd_release(&full);
 	return rc;
 }
 
@@ -274,6 +302,35 @@ static const struct obs_container *running_other(const struct ex_host *h, const 
 			return oc;
 	}
 	return NULL;
+}
+
+/* The check in front of a host's first step command: every observed
+ * container its steps act on still has the id observed. */
+static void expect_cmd(struct ex_host *h, struct prov_cmd *c)
+{
+	struct strvec names = { 0 }, ids = { 0 };
+
+	for (size_t k = 0; k < h->dh->nsteps; k++) {
+		const struct diff_step *s = &h->dh->steps[k];
+		const struct obs_container *oc[3];
+
+		if (s->action == DIFF_REMOVE_ORPHAN && !h->run->o->plan->prune)
+			continue;
+		oc[0] = observed(h, s->name);
+		oc[1] = s->old_name ? observed(h, s->old_name) : NULL;
+		oc[2] = s->target == DIFF_T_APP ? running_other(h, s) : NULL;
+		for (size_t i = 0; i < 3; i++)
+			if (oc[i] && oc[i]->id && strlen(oc[i]->id) == 64 &&
+			    !strvec_contains(&names, oc[i]->name)) {
+				strvec_push(&names, oc[i]->name);
+				strvec_push(&ids, oc[i]->id);
+			}
+	}
+	if (names.n)
+		dcmd_expect_ids(c, PROV_JOIN_AND, (const char *const *)names.v,
+				(const char *const *)ids.v, names.n);
+	strvec_release(&names);
+	strvec_release(&ids);
 }
 
 static char *aside_name(const char *name)
@@ -529,7 +586,8 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 		created = last_container_id(r.out.buf, mark ? (size_t)(mark - r.out.buf) : r.out.len);
 	if (rc < 0 && !mark) {
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_undo(h, s->name, created, start, clash);
+		if (!h->stale) /* else nothing ran: nothing to undo */
+			boot_undo(h, s->name, created, start, clash);
 		goto out;
 	}
 	h->booted_app = 1;
@@ -664,7 +722,7 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 
 		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
 		cmd_result_release(&r);
-		if (refused) {
+		if (refused || h->stale) {
 			free(created);
 			goto out; /* refused before anything was stopped */
 		}
@@ -724,7 +782,8 @@ static int step_create_other(struct ex_host *h, const struct diff_step *s)
 	if (rc < 0) {
 		char *created = last_container_id(r.out.buf, r.out.len);
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_failed(h, s->name, created, 0);
+		if (!h->stale)
+			boot_failed(h, s->name, created, 0);
 		free(created);
 	}
 out:
@@ -985,10 +1044,15 @@ static int host_prepare(size_t i, void *ctx)
 	char *why = NULL;
 	const char *in = NULL;
 	double t = prov_now_ms();
+	struct plumb_err lerr = { 0 };
 	size_t pulled = 0;
-	int rc = 0;
+	int rc = 0, runs = 0;
 
 	prov_cmd_init(&c);
+	if (h->lock_here && (rc = o->lock_cmd(&c, PROV_JOIN_AND, &lerr, o->ctx)) < 0) {
+		host_fail(h, rc, "%s", plumb_err_msg(&lerr));
+		goto out;
+	}
 	if (!o->no_pull) {
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
 			const struct diff_step *s = &h->dh->steps[k];
@@ -998,19 +1062,28 @@ static int host_prepare(size_t i, void *ctx)
 			}
 		}
 	}
-	{
-		int runs = 0; /* a container will be run: the kamal network must exist */
-		for (size_t k = 0; k < h->dh->nsteps; k++)
-			runs |= image_wanted(&h->dh->steps[k]);
-		if (!runs)
-			goto out; /* renames, starts, env files: nothing to prepare */
-	}
+	/* a container will be run: the kamal network must exist (not for a
+	 * rollback: the containers and their network are there) */
+	for (size_t k = 0; k < h->dh->nsteps && !o->no_pull; k++)
+		runs |= image_wanted(&h->dh->steps[k]);
+	if (!runs && !c.n)
+		goto out; /* renames, starts, env files: nothing to prepare */
 	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0)
 		in = pw.value;
 	/* the kamal network, then each image unless the host holds its identity */
-	dcmd_pull_needed(&c, PROV_JOIN_AND, o->config->registry.server, in ? user.value : NULL,
-			 (const char *const *)refs.v, (const char *const *)ids.v, refs.n);
+	if (runs)
+		dcmd_pull_needed(&c, PROV_JOIN_AND, o->config->registry.server, in ? user.value : NULL,
+				 (const char *const *)refs.v, (const char *const *)ids.v, refs.n);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (h->lock_here) {
+		int taken = 0, lrc = o->lock_read(h->t, &r, &taken, &lerr, o->ctx);
+		if (taken)
+			run->locked = 1; /* read once the pool has joined */
+		if (lrc < 0) {
+			rc = host_fail(h, lrc, "%s", plumb_err_msg(&lerr));
+			goto out;
+		}
+	}
 	if (rc < 0) {
 		host_fail(h, rc, "%s: %s", refs.n ? "login/pull failed" : "preparing the host failed",
 			  cmd_said(h, &r, rc));
@@ -1094,9 +1167,18 @@ static void summarize(struct ex_run *run, struct rec_exec_report *rep)
 	struct sbuf s;
 
 	sbuf_init(&s, 0);
+	if (run->lock_commands) {
+		/* the lock alone on a primary host without steps: + its observation and release */
+		const struct obs_host *oh = &run->o->obs->hosts[run->o->lock_host];
+		rep->commands += run->lock_commands;
+		rep->max_host_commands = run->lock_commands + oh->round_trips + (run->locked ? 1 : 0);
+	}
 	for (size_t i = 0; i < run->nh; i++) {
 		struct ex_host *h = &run->h[i];
 		unsigned long nc = h->commands + (h->oh ? h->oh->round_trips : 0);
+		/* the caller's release of the lock, on this host, counts here too */
+		int release = run->locked && run->o->lock_cmd && h->fi == run->o->lock_host;
+		nc += (unsigned long)release;
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
 			const struct diff_step *s2 = &h->dh->steps[k];
 			if (h->state[k] == EX_DONE)
@@ -1109,7 +1191,8 @@ static void summarize(struct ex_run *run, struct rec_exec_report *rep)
 		rep->commands += h->commands;
 		if (nc > rep->max_host_commands)
 			rep->max_host_commands = nc;
-		sbuf_addf(&s, "%s: %lu command%s", h->dh->host, nc, nc == 1 ? "" : "s");
+		sbuf_addf(&s, "%s: %lu command%s%s", h->dh->host, nc, nc == 1 ? "" : "s",
+			  release ? " (with the observation, the lock and its release)" : "");
 		if (h->failed)
 			sbuf_addf(&s, ", FAILED: %s", h->why);
 		sbuf_addc(&s, '\n');
@@ -1210,6 +1293,39 @@ static int open_tunnels(struct ex_run *run)
 	return rc;
 }
 
+/* The deploy lock taken by a command of its own (the primary host has no
+ * step of this plan). */
+static int lock_alone(struct ex_run *run)
+{
+	const struct rec_exec_opts *o = run->o;
+	struct transport *t = NULL;
+	struct plumb_err err = { 0 };
+	struct cmd_result r = { 0 };
+	struct prov_cmd c;
+	int rc, taken = 0;
+
+	prov_cmd_init(&c);
+	rc = (o->writer ? o->writer : fleet_writer)(o->fleet, o->lock_host, &t, &err);
+	if (rc == 0)
+		rc = o->lock_cmd(&c, PROV_JOIN_AND, &err, o->ctx);
+	if (rc == 0) {
+		rc = transport_run_cmd(t, &c, &r);
+		if (rc < 0)
+			plumb_err_set(&err, rc, "%s", plumb_err_msg(transport_err(t)));
+		else
+			rc = o->lock_read(t, &r, &taken, &err, o->ctx);
+	}
+	run->locked = taken;
+	run->lock_commands++;
+	if (rc < 0) {
+		say(run, "%s", plumb_err_msg(&err));
+		say(run, "nothing was stopped or replaced");
+	}
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc < 0 ? -1 : 0;
+}
+
 static int run_waves(struct ex_run *run)
 {
 	const struct config *c = run->o->config;
@@ -1221,6 +1337,15 @@ static int run_waves(struct ex_run *run)
 		if (open_tunnels(run) != 0)
 			goto out;
 		say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
+	}
+	if (!run->o->no_pull || run->o->lock_cmd) {
+		size_t lh = 0;
+		while (run->o->lock_cmd && lh < run->nh && run->h[lh].fi != run->o->lock_host)
+			lh++;
+		if (run->o->lock_cmd && lh < run->nh)
+			run->h[lh].lock_here = 1;
+		else if (run->o->lock_cmd && lock_alone(run) != 0)
+			goto out; /* the primary host has no step: the lock alone, first */
 		if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
 			goto out;
 	}
@@ -1230,6 +1355,10 @@ static int run_waves(struct ex_run *run)
 			say(run, "nothing was stopped or replaced");
 			goto out;
 		}
+	if (run->o->lock_cmd && hook(run, "pre-deploy") != 0)
+		goto out;
+	for (size_t i = 0; i < run->nh; i++)
+		run->h[i].expect_pending = 1;
 	select_wave(run, 1, -1);
 	if (run_batch(run, "wave 1: accessories and proxy") != 0)
 		goto out;
@@ -1336,6 +1465,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	}
 out:
 	rep->elapsed_ms = prov_now_ms() - run.t0;
+	rep->locked = run.locked;
 	summarize(&run, rep);
 	for (size_t i = 0; i < run.nh; i++) {
 		free(run.h[i].state);
