@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@ struct ex_host {
 	int expect_pending;     /* the next command is the first step command: checked first */
 	int stale;              /* that check failed: nothing was done on the host */
 	int lock_here;          /* the deploy lock goes in front of this host's preparing command */
+	const struct diff_step *doing; /* the step under way (live status line), under run->mu */
+	double doing_since;
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -60,6 +63,11 @@ struct ex_run {
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
 	int locked; /* the deploy lock was taken (lock_cmd) */
+	/* On a terminal, a live status line under the progress lines (what each
+	 * host is doing), redrawn by a ticker thread; say() clears it first. */
+	int tty, ticking, status_shown;
+	pthread_t ticker;
+	pthread_cond_t tick_cv;
 	unsigned long lock_commands; /* sent on a primary host without steps */
 	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
 	 * once every primary-role container of the first boot group is ready
@@ -84,6 +92,10 @@ static void say(struct ex_run *run, const char *fmt, ...)
 	if (n < 0)
 		abort();
 	pthread_mutex_lock(&run->mu);
+	if (run->status_shown) {
+		fputs("\r\033[K", run->out);
+		run->status_shown = 0;
+	}
 	fprintf(run->out, "[%6.1fs] ", (prov_now_ms() - run->t0) / 1000.0);
 	esc_fputs(s, run->out);
 	fputc('\n', run->out);
@@ -384,6 +396,10 @@ static void boot_failed(struct ex_host *h, const char *name, const char *created
 	say(h->run, "%s: %s %s; the last %d lines of its logs:%s", h->dh->host, name,
 	    keep ? "stopped again" : "removed", EX_LOG_LINES, tail.len ? "" : " (none)");
 	pthread_mutex_lock(&h->run->mu);
+	if (h->run->status_shown) {
+		fputs("\r\033[K", h->run->out);
+		h->run->status_shown = 0;
+	}
 	fputs(tail.buf, h->run->out);
 	if (tail.len && tail.buf[tail.len - 1] != '\n')
 		fputc('\n', h->run->out);
@@ -895,6 +911,90 @@ static void step_label(const struct diff_step *s, char *buf, size_t n)
 			 s->name);
 }
 
+/* ---- the live status line (a terminal only) ---- */
+
+#define EX_TICK_MS 250
+
+/* Draws the status line: elapsed time, then each busy host's step and how
+ * long it has taken, cut to the terminal's width. Under run->mu. */
+static void status_draw(struct ex_run *run)
+{
+	struct winsize ws;
+	struct sbuf line, esc;
+	size_t width = 80, busy = 0;
+	double now = prov_now_ms();
+
+	if (ioctl(fileno(run->out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+		width = ws.ws_col;
+	sbuf_init(&line, 0);
+	sbuf_addf(&line, "[%6.1fs] ", (now - run->t0) / 1000.0);
+	for (size_t i = 0; i < run->nh; i++) {
+		const struct ex_host *h = &run->h[i];
+		if (!h->doing)
+			continue;
+		sbuf_addf(&line, "%s%s: %s %s (%.1fs)", busy++ ? " | " : "", h->dh->host,
+			  diff_action_name(h->doing->action),
+			  h->doing->role && *h->doing->role ? h->doing->role : h->doing->name,
+			  (now - h->doing_since) / 1000.0);
+	}
+	if (busy) {
+		sbuf_init(&esc, 0);
+		esc_text(&esc, line.buf); /* names come from a repository */
+		if (esc.len > width - 1)
+			esc.len = width - 1, esc.buf[esc.len] = '\0';
+		fprintf(run->out, "\r\033[K%s", esc.buf);
+		fflush(run->out);
+		run->status_shown = 1;
+		sbuf_release(&esc);
+	}
+	sbuf_release(&line);
+}
+
+static void *ticker_main(void *arg)
+{
+	struct ex_run *run = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&run->mu);
+	while (run->ticking) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += EX_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&run->tick_cv, &run->mu, &ts);
+		if (run->ticking)
+			status_draw(run);
+	}
+	if (run->status_shown) {
+		fputs("\r\033[K", run->out);
+		fflush(run->out);
+		run->status_shown = 0;
+	}
+	pthread_mutex_unlock(&run->mu);
+	return NULL;
+}
+
+static void ticker_start(struct ex_run *run)
+{
+	if (!isatty(fileno(run->out)))
+		return;
+	run->tty = run->ticking = 1;
+	if (pthread_create(&run->ticker, NULL, ticker_main, run) != 0)
+		run->tty = run->ticking = 0;
+}
+
+static void ticker_stop(struct ex_run *run)
+{
+	if (!run->tty)
+		return;
+	pthread_mutex_lock(&run->mu);
+	run->ticking = 0;
+	pthread_cond_broadcast(&run->tick_cv);
+	pthread_mutex_unlock(&run->mu);
+	pthread_join(run->ticker, NULL);
+	run->tty = 0;
+}
+
 /* Waits until the barrier opens (1) or closes (-1); returns it. */
 static int barrier_wait(struct ex_run *run)
 {
@@ -964,7 +1064,14 @@ static int host_batch(size_t i, void *ctx)
 		}
 		step_label(s, label, sizeof(label));
 		h->ready_said = 0;
+		pthread_mutex_lock(&run->mu);
+		h->doing = s;
+		h->doing_since = t;
+		pthread_mutex_unlock(&run->mu);
 		rc = run_step(h, s);
+		pthread_mutex_lock(&run->mu);
+		h->doing = NULL;
+		pthread_mutex_unlock(&run->mu);
 		h->state[h->batch[k]] = rc < 0 ? EX_FAILED : EX_DONE;
 		if (rc < 0 && s->wave == 2 && run->gate)
 			barrier_set(run, 0);
@@ -1442,6 +1549,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	run.out = o->out ? o->out : stdout;
 	pthread_mutex_init(&run.mu, NULL);
 	pthread_cond_init(&run.cv, NULL);
+	pthread_cond_init(&run.tick_cv, NULL);
 	for (size_t i = 0; i < o->plan->nhosts; i++)
 		nsteps += o->plan->hosts[i].nsteps;
 	if (!nsteps)
@@ -1486,7 +1594,10 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	}
 	if (o->rollback && (rc = rollback_check(&run, err)) < 0)
 		goto out;
-	if (run_waves(&run) != 0) {
+	ticker_start(&run);
+	rc = run_waves(&run);
+	ticker_stop(&run);
+	if (rc != 0) {
 		rc = PLUMB_ERROR;
 		for (size_t i = 0; i < run.nh; i++)
 			if (run.h[i].failed) {
@@ -1508,6 +1619,7 @@ out:
 	free(run.h);
 	pthread_mutex_destroy(&run.mu);
 	pthread_cond_destroy(&run.cv);
+	pthread_cond_destroy(&run.tick_cv);
 	return rc;
 }
 

@@ -6,9 +6,11 @@
  * the rollout stopped), a tag that moved (nothing run), a plan without steps
  * (nothing sent), and a read-only fleet (never a writer).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diff/diff.h"
 #include "providers/fleet.h"
@@ -32,6 +34,7 @@ struct fake_host {
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 	int stale;                /* the observed containers changed: plumb-expect fails */
+	int slow_run_ms;          /* a docker run takes this long */
 	int lock_held;            /* the fake lock command finds the lock held */
 };
 
@@ -64,8 +67,11 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 		out->status = 9;
 		return 0;
 	}
-	if (strstr(cmd, "docker run"))
+	if (strstr(cmd, "docker run")) {
+		if (h->slow_run_ms)
+			usleep((useconds_t)h->slow_run_ms * 1000);
 		sbuf_addf(&out->out, "%s\n", NEW_ID);
+	}
 	if (h->fail_ready && strstr(cmd, "plumb-ready") && strstr(cmd, h->fail_ready)) {
 		sbuf_adds(&out->out, "plumb-ready: not ready\n");
 		out->status = 2;
@@ -429,6 +435,45 @@ T_TEST(a_rollback_without_the_retained_container_does_nothing)
 	scen_free(&s);
 }
 
+T_TEST(a_terminal_gets_a_live_status_line)
+{
+	struct scen s;
+	char buf[65536];
+	size_t n = 0;
+	ssize_t k;
+	int m, sl;
+	FILE *tty;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	T_REQUIRE(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+	sl = open(ptsname(m), O_RDWR | O_NOCTTY);
+	T_REQUIRE(sl >= 0);
+	tty = fdopen(sl, "w");
+	T_REQUIRE(tty != NULL);
+	s.o.out = tty;
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		hosts[i].slow_run_ms = 700; /* long enough for the ticker to draw */
+	T_CHECK(scen_run(&s) == 0);
+	fclose(tty);
+	fcntl(m, F_SETFL, O_NONBLOCK);
+	while (n < sizeof(buf) - 1 && (k = read(m, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = '\0';
+	close(m);
+	/* the status line: cleared and redrawn in place, naming each busy
+	 * host's step by role, with its time so far */
+	T_CHECK(strstr(buf, "\r\033[K[") != NULL);
+	T_CHECK(strstr(buf, "10.0.0.1: replace web (") != NULL);
+	T_CHECK(strstr(buf, "10.0.0.2: replace job (") != NULL);
+	if (getenv("T_VERBOSE"))
+		fprintf(stderr, "%s", buf);
+	/* the progress lines are still whole lines */
+	T_CHECK(strstr(buf, "replace optimus-web-" FX_V1 " -> optimus-web-" FX_V2 " done") != NULL);
+	/* not on a file: no status line (the other tests' output is a memstream) */
+	scen_free(&s);
+}
+
 T_TEST(a_moved_tag_stops_before_anything)
 {
 	struct scen s;
@@ -650,4 +695,5 @@ T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_re
        T_CASE(the_lock_rides_on_the_primary_hosts_first_command), T_CASE(a_held_lock_runs_no_step),
        T_CASE(a_host_changed_since_observed_is_left_alone),
        T_CASE(a_rollback_without_the_retained_container_does_nothing),
+       T_CASE(a_terminal_gets_a_live_status_line),
        T_CASE(read_only_fleet_never_writes))
