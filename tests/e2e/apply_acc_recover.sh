@@ -11,6 +11,9 @@
 #     runs the new one on the data, prints a snapshot, removes the aside one.
 #  3. optimus-db runs and a stopped copy on the same data lies aside: the
 #     plan removes the copy; apply does, optimus-db untouched.
+#  4. a real kill -9 of plumb once the old container is set aside during a
+#     changed Postgres option's replacement (whatever the host was left
+#     with once its commands settle): lock release, apply converges.
 # No secret in any output.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
@@ -83,4 +86,38 @@ apply_run leftover apply --trusted --yes --skip-hooks
 expect_rc leftover 0
 [ "$(db_id)" = "$DB2" ] || fail "leftover: optimus-db was touched"
 converged leftover
+
+# ---- 4. kill -9 in the middle of the replacement ----
+export PC_DB_ENV=$'PGTZ: UTC\nPGDATESTYLE: ISO'
+C=$(plan_commit "apply_acc_recover: another db option")
+lab_tag v1 "$C"
+aside_seen() { lab_on_host 1 "docker ps -a --format '{{.Names}}' | grep -q '^optimus-db_replaced_'"; }
+(cd "$LAB_GIT_WORK" && exec "$PLUMB" apply --trusted --yes --skip-hooks) >"$T/killed.out" 2>"$T/killed.err" &
+pid=$!
+seen=
+# until the old container is aside (or plumb ended: then the test fails)
+until [ -n "$seen" ] || ! kill -0 "$pid" 2>/dev/null; do
+	if aside_seen; then seen=1; else sleep 0.1; fi
+done
+kill -9 "$pid" 2>/dev/null || true
+wait "$pid" || true
+plan_no_secret killed "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
+[ -n "$seen" ] || { show killed; fail "killed: optimus-db was never set aside before plumb ended"; }
+# the host may still run what plumb had sent: wait until its containers settle
+prev= same=0
+for ((i = 0; i < 60 && same < 3; i++)); do
+	cur=$(lab_on_host 1 "docker ps -a --format '{{.Names}} {{.State}}' | grep '^optimus-db' | sort | tr '\n' ' '")
+	if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+	prev=$cur
+	sleep 1
+done
+echo "  killed: host 1 left with: $prev" | tee "$T/killed.state"
+apply_run killed_release lock release
+expect_rc killed_release 0
+apply_run recover apply --trusted --yes --skip-hooks
+expect_rc recover 0
+no_lock recover
+lab_on_host 1 'docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" optimus-db' | grep -qx "PGDATESTYLE=ISO" ||
+	fail "recover: optimus-db lacks the new option"
+converged recover
 echo "apply_acc_recover: ok"
