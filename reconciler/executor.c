@@ -1194,9 +1194,16 @@ static int host_prepare(size_t i, void *ctx)
 			at += e + 1;
 		}
 	}
-	if (refs.n)
-		say(run, "%s: %zu image%s ready, %zu pulled (%.1fs)", h->dh->host, refs.n,
-		    refs.n == 1 ? "" : "s", pulled, (prov_now_ms() - t) / 1000.0);
+	if (refs.n) {
+		size_t unchecked = 0;
+		for (size_t k = 0; k < ids.n; k++)
+			unchecked += !*ids.v[k];
+		say(run, "%s: %zu image%s ready, %zu pulled%s (%.1fs)", h->dh->host, refs.n,
+		    refs.n == 1 ? "" : "s", pulled,
+		    unchecked ? ", an accessory's not checked (its identity is not pinned: "
+				"x-plumb accessories.<name>.pin_digest)" : "",
+		    (prov_now_ms() - t) / 1000.0);
+	}
 out:
 	free(why);
 	strvec_release(&refs);
@@ -1485,6 +1492,30 @@ out:
 	return rc;
 }
 
+/* A rollback runs retained containers only (Kamal's rollback refuses a
+ * version that is not there as a container): a step that would create an
+ * app container (docker run, which pulls a missing image) refuses it all. */
+static int rollback_check(struct ex_run *run, struct plumb_err *err)
+{
+	for (size_t i = 0; i < run->nh; i++) {
+		struct ex_host *h = &run->h[i];
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s = &h->dh->steps[k];
+			const struct obs_container *have = observed(h, s->name);
+			if (s->target != DIFF_T_APP ||
+			    (s->action != DIFF_CREATE && s->action != DIFF_REPLACE))
+				continue;
+			if (s->action == DIFF_REPLACE && have)
+				continue; /* the retained container, started or renamed aside */
+			return plumb_err_set(err, PLUMB_EREFUSED,
+					     "%s: no retained container %s to roll back to (a rollback "
+					     "pulls and creates nothing): nothing done; deploy that version "
+					     "with apply --version", h->dh->host, s->name);
+		}
+	}
+	return 0;
+}
+
 int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, struct plumb_err *err)
 {
 	struct ex_run run = { .o = o };
@@ -1538,6 +1569,8 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 			goto out;
 		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;
 	}
+	if (o->rollback && (rc = rollback_check(&run, err)) < 0)
+		goto out;
 	if (run_waves(&run) != 0) {
 		rc = PLUMB_ERROR;
 		for (size_t i = 0; i < run.nh; i++)

@@ -415,6 +415,20 @@ T_TEST(a_host_changed_since_observed_is_left_alone)
 	scen_free(&s);
 }
 
+T_TEST(a_rollback_without_the_retained_container_does_nothing)
+{
+	struct scen s;
+	struct plumb_err err = { 0 };
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.rollback = 1; /* V2's containers were never there: nothing to start */
+	s.o.no_pull = 1;
+	T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_EREFUSED);
+	T_CHECK(strstr(plumb_err_msg(&err), "no retained container") != NULL);
+	T_CHECK(total_cmds(&s) == 0);
+	scen_free(&s);
+}
+
 T_TEST(a_moved_tag_stops_before_anything)
 {
 	struct scen s;
@@ -683,4 +697,5 @@ T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_re
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
        T_CASE(the_lock_rides_on_the_primary_hosts_first_command), T_CASE(a_held_lock_runs_no_step),
        T_CASE(a_host_changed_since_observed_is_left_alone),
+       T_CASE(a_rollback_without_the_retained_container_does_nothing),
        T_CASE(read_only_fleet_never_writes))
