@@ -642,15 +642,47 @@ out:
 	return rc;
 }
 
-/* The host paths of an accessory's data (bind mounts, home-relative ones resolved). */
-static void data_paths(const struct ex_host *h, const struct des_container *dc, struct strvec *out)
+/* One data source for snapshot.sh: a host path, or "volume:NAME:IMAGE". */
+static void data_push(struct strvec *out, char *src)
 {
+	if (strvec_contains(out, src))
+		free(src);
+	else
+		strvec_push_take(out, src);
+}
+
+/*
+ * What holds an accessory's data, for snapshot.sh: the host paths of its
+ * bind mounts (home-relative ones resolved) and its named volumes, as the
+ * desired spec mounts them and as the old container (old, when observed)
+ * mounts them now (a changed mount: the data is where the old one has it;
+ * an anonymous volume of the image's VOLUME is data too). A volume is
+ * copied by a container of the old container's image, already on the host
+ * (else the new one's, pulled before anything is stopped):
+ * "volume:NAME:IMAGE".
+ */
+static void data_paths(const struct ex_host *h, const struct des_container *dc,
+		       const struct obs_container *old, struct strvec *out)
+{
+	const char *img = old && old->image_id && *old->image_id ? old->image_id : dc->image_ref;
+
 	for (size_t i = 0; i < dc->nmounts; i++) {
 		const struct des_mount *m = &dc->mounts[i];
 		if (m->kind == DES_MOUNT_BIND)
-			strvec_push(out, m->source);
+			data_push(out, xstrdup(m->source));
 		else if (m->kind == DES_MOUNT_HOME && h->home)
-			strvec_push_take(out, xasprintf("%s/%s", h->home, m->source));
+			data_push(out, xasprintf("%s/%s", h->home, m->source));
+		else if (m->kind == DES_MOUNT_VOLUME && m->source[0] && img)
+			data_push(out, xasprintf("volume:%s:%s", m->source, img));
+	}
+	for (size_t i = 0; old && i < old->nmounts; i++) {
+		const struct obs_mount *m = &old->mounts[i];
+		if (!m->source || !*m->source || !m->type)
+			continue;
+		if (strcmp(m->type, "bind") == 0 && m->source[0] == '/')
+			data_push(out, xstrdup(m->source));
+		else if (strcmp(m->type, "volume") == 0 && img && !strchr(m->source, ':'))
+			data_push(out, xasprintf("volume:%s:%s", m->source, img));
 	}
 }
 
@@ -668,9 +700,13 @@ static void snapshot_cmd(struct prov_cmd *c, enum prov_join join, const char *mo
 
 /*
  * A stop-first replacement (an accessory, a drifted kamal-proxy): snapshot
- * check, stop the old one, rename it aside, snapshot copy, run the new one
- * on the same data, wait, remove the old one — one round trip. On failure:
- * the new one removed, the old one renamed back and started.
+ * check (room, every path readable), stop the old one, rename it aside,
+ * snapshot copy, run the new one on the same data, wait, remove the old one
+ * — one round trip. On failure: the new one removed, the old one renamed
+ * back and started. The old one may already be aside (diff_is_aside: a
+ * replacement interrupted by kill -9, no container holds the name): then it
+ * is not renamed again, and on failure it gets the name back and is started
+ * (it was the running accessory before the interruption).
  */
 static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 {
@@ -680,13 +716,16 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 						    ? config_xplumb_accessory(o->config, dc->role) : NULL;
 	const struct obs_container *oc = observed(h, s->old_name);
 	int running = oc && oc->state && strcmp(oc->state, "running") == 0;
+	int was_aside = diff_is_aside(s->old_name, s->name);
 	int snap = dc->kind == DES_ACCESSORY && (!xa || xa->snapshot);
+	const char *back = was_aside ? s->name : s->old_name;
 	struct plumb_err err = { 0 };
 	struct strvec paths = { 0 };
 	struct dcmd_ctx x;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	char *in = NULL, *aside = aside_name(s->old_name), *base = NULL;
+	char *in = NULL, *aside = was_aside ? xstrdup(s->old_name) : aside_name(s->old_name);
+	char *base = NULL;
 	int rc;
 
 	dctx(h, &x);
@@ -698,7 +737,7 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 	}
 	dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
 	if (snap) {
-		data_paths(h, dc, &paths);
+		data_paths(h, dc, oc, &paths);
 		if (!paths.n)
 			snap = 0;
 	}
@@ -712,7 +751,8 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 	}
 	if (running)
 		dcmd_stop(&c, PROV_JOIN_AND, s->old_name, o->config->stop_timeout);
-	dcmd_rename(&c, PROV_JOIN_AND, s->old_name, aside);
+	if (!was_aside)
+		dcmd_rename(&c, PROV_JOIN_AND, s->old_name, aside);
 	if (snap)
 		snapshot_cmd(&c, PROV_JOIN_AND, "copy", base, &paths);
 	rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
@@ -733,7 +773,9 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 		}
 	}
 	if (rc < 0) {
-		int refused = strstr(r.out.buf, "plumb-snapshot: not enough room") != NULL;
+		/* snapshot.sh's check refuses (room, an unreadable path) before
+		 * anything is stopped */
+		int refused = strstr(r.out.buf, "plumb-snapshot: refused") != NULL;
 		char *created = last_container_id(r.out.buf, r.out.len);
 
 		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
@@ -747,21 +789,61 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 		prov_cmd_release(&c);
 		prov_cmd_init(&c);
 		/* back to the old one, on its untouched data */
-		dcmd_rename(&c, PROV_JOIN_SEQ, aside, s->old_name);
+		dcmd_rename(&c, PROV_JOIN_SEQ, aside, back);
 		prov_cmd_quiet(&c);
-		if (running)
-			dcmd_start(&c, PROV_JOIN_SEQ, s->old_name);
+		if (running || was_aside)
+			dcmd_start(&c, PROV_JOIN_SEQ, back);
 		if (ex_cmd(h, &c, NULL, 0, &r) == 0)
-			say(h->run, "%s: %s is back on its data", h->dh->host, s->old_name);
+			say(h->run, "%s: %s is back on its data", h->dh->host, back);
 		else
 			say(h->run, "%s: restoring %s failed: %s (container %s)", h->dh->host,
-			    s->old_name, cmd_said(h, &r, PLUMB_ERROR), aside);
+			    back, cmd_said(h, &r, PLUMB_ERROR), aside);
 	}
 out:
 	util_free_secret(in);
 	strvec_release(&paths);
 	free(aside);
 	free(base);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/*
+ * What an interrupted stop-first replacement left (diff.h), one round trip:
+ *   DIFF_RESTORE       the accessory set aside, matching the spec: renamed
+ *                      back, started, ready. Nothing to undo on failure: it
+ *                      is the accessory's only container, on its data.
+ *   DIFF_REMOVE_ASIDE  a stopped copy set aside: removed only once the
+ *                      accessory (s->desired) runs and is ready.
+ */
+static int step_aside(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	int restore = s->action == DIFF_RESTORE;
+	const char *acc = restore ? s->name : s->desired ? s->desired->name : NULL;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	int rc;
+
+	if (!acc || !s->old_name)
+		return host_fail(h, PLUMB_EINVAL, "%s: no accessory for the step", s->name);
+	prov_cmd_init(&c);
+	if (restore) {
+		dcmd_rename(&c, PROV_JOIN_AND, s->old_name, acc);
+		dcmd_start(&c, PROV_JOIN_AND, acc);
+	}
+	ready_cmd(&c, PROV_JOIN_AND, acc, o->config->deploy_timeout, 0);
+	if (!restore)
+		dcmd_remove(&c, PROV_JOIN_AND, s->old_name);
+	audit(h, &c, restore ? "Restored accessory %s (renamed back from %s)"
+			     : "Removed %2$s (set aside by an interrupted replacement of %1$s)",
+	      acc, s->old_name);
+	rc = ex_cmd(h, &c, NULL, 0, &r);
+	if (rc < 0)
+		host_fail(h, rc, restore ? "restoring %s from %s failed: %s"
+					 : "%s is not ready, %s kept: %s",
+			  acc, s->old_name, cmd_said(h, &r, rc));
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	return rc;
@@ -884,6 +966,9 @@ static int run_step(struct ex_host *h, const struct diff_step *s)
 		}
 	case DIFF_REPLACE_STOP_FIRST:
 		return step_stop_first(h, s);
+	case DIFF_RESTORE:
+	case DIFF_REMOVE_ASIDE:
+		return step_aside(h, s);
 	case DIFF_SWITCH:
 		/* an interrupted rollout: the desired container runs; wait until it
 		 * is ready, move traffic to it, stop the other one */

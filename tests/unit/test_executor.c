@@ -668,6 +668,54 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
+/* An accessory left aside by an interrupted stop-first replacement (no
+ * optimus-db), its spec changed since (here: a named volume instead of the
+ * directory): replaced from it, neither stopped nor renamed aside again; the
+ * snapshot covers the new volume and the directory the old one mounts; on
+ * failure it gets its name back and is started. */
+T_TEST(stop_first_from_an_aside_accessory)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "POSTGRES_USER: optimus");
+	const char *dirs = "    directories:\n      - data:/var/lib/postgresql/data\n";
+	struct diff_opts dopt = { 0 };
+	struct obs_container *db;
+	int h1, run;
+
+	T_REQUIRE(p != NULL && strstr(yml, dirs));
+	memcpy(p, "POSTGRES_USER: optimuX", strlen("POSTGRES_USER: optimuX"));
+	p = strstr(yml, dirs);
+	*p = '\0';
+	p = xasprintf("%s    volumes:\n      - pgdata:/var/lib/postgresql/data\n%s", yml, p + strlen(dirs));
+	free(yml);
+	yml = p;
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	db = diff_fake_find(&s.obs->hosts[h1], "optimus-db");
+	T_REQUIRE(db);
+	free(db->name);
+	db->name = xstrdup("optimus-db_replaced_0123456789abcdef");
+	free(db->state);
+	db->state = xstrdup("exited");
+	diff_plan_free(s.p);
+	T_REQUIRE(diff_plan_build(&s.p, s.ds, s.obs, &dopt) == 0);
+	s.o.plan = s.p;
+	hosts[h1].fail_ready = "optimus-db";
+	T_CHECK(scen_run(&s) < 0);
+	run = find_cmd(h1, "docker run", "optimus-db");
+	T_REQUIRE(run >= 0);
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker stop") == NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker rename") == NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "plumb-snapshot check") != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "volume:pgdata:") != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "/home/deploy/optimus-db/data") != NULL);
+	T_CHECK(find_cmd_after(h1, run, "docker rename optimus-db_replaced_0123456789abcdef optimus-db",
+			       "docker start optimus-db") > run);
+	scen_free(&s);
+	free(yml);
+}
+
 /* The host-side snapshot script: snapshots taken in the same second get
  * their own directories, retention keeps the newest KEEP and removes only
  * directories named as the script names them. */
@@ -689,7 +737,7 @@ T_TEST(snapshot_retention_removes_only_its_own)
 }
 
 T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
-       T_CASE(failed_stop_first_restores_the_old_accessory),
+       T_CASE(failed_stop_first_restores_the_old_accessory), T_CASE(stop_first_from_an_aside_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
        T_CASE(the_lock_rides_on_the_primary_hosts_first_command), T_CASE(a_held_lock_runs_no_step),
