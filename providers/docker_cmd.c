@@ -879,11 +879,16 @@ int dcmd_proxy_deploy_named(struct prov_cmd *c, enum prov_join join, const struc
  */
 static const char install_script[] =
 	"mkdir -p -- \"$1\" || exit 1; umask 077; "
-	"if cat > \"$2\" && chmod \"$4\" -- \"$2\" && mv -f -- \"$2\" \"$3\"; then exit 0; fi; "
+	"if cat > \"$2\" && [ \"$(wc -c < \"$2\")\" -eq \"$5\" ] && chmod \"$4\" -- \"$2\" && "
+	"mv -f -- \"$2\" \"$3\"; then exit 0; fi; "
+	"echo \"plumb-install: $3 not installed (short input or a failed write)\" >&2; "
 	"rm -f -- \"$2\"; exit 1";
 
-void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode)
+void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode,
+			size_t size)
 {
+	char n[24];
+
 	const char *slash = strrchr(path, '/');
 	char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("."), salt[33], *tmp;
 
@@ -895,7 +900,8 @@ void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *pat
 	salt[16] = '\0';
 	tmp = xasprintf("%s.tmp.%s", path, salt);
 	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "sh", "-c", install_script, "sh", dir, tmp, path, mode, NULL);
+	snprintf(n, sizeof(n), "%zu", size);
+	prov_cmd_args(c, "sh", "-c", install_script, "sh", dir, tmp, path, mode, n, NULL);
 	free(tmp);
 	free(dir);
 }
@@ -933,7 +939,7 @@ int dcmd_env_file_write(struct prov_cmd *cmd, char **content, const struct des_e
 	if (f->nvars == 0)
 		(*content)[pos++] = '\n'; /* Kamal's empty env file */
 	(*content)[pos] = '\0';
-	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, f->path, "600");
+	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, f->path, "600", pos);
 out:
 	for (size_t i = 0; i < f->nvars; i++)
 		util_free_secret(esc[i]);
@@ -960,7 +966,7 @@ int dcmd_proxy_tls_write(struct prov_cmd *cmd, char **content, const struct des_
 	*content = xstrdup(v);
 	path = tls_path(x->ds, role, which == DCMD_TLS_CERT ? "cert.pem" : "key.pem", 0);
 	/* 0644 as Kamal uploads them: kamal-proxy reads them as its own user */
-	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, path, "644");
+	dcmd_install_stdin(cmd, PROV_JOIN_SEQ, path, "644", strlen(*content));
 	free(path);
 	return 1;
 }

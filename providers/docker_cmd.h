@@ -170,15 +170,18 @@ int dcmd_env_file_write(struct prov_cmd *cmd, char **content, const struct des_e
 
 /*
  * Appends one simple command that installs its stdin at path (home-relative
- * or absolute) atomically: `sh -c '<constant script>' sh DIR TMP PATH MODE`
- * — the directory made (mkdir -p), the bytes written under umask 077 to
- * PATH.tmp.<16 random hex> beside it, chmod MODE ("600"), renamed over PATH;
- * the temporary file removed if a step fails. The script is a constant and
+ * or absolute) atomically: `sh -c '<constant script>' sh DIR TMP PATH MODE
+ * SIZE` — the directory made (mkdir -p), the bytes written under umask 077
+ * to PATH.tmp.<16 random hex> beside it, checked to be SIZE bytes (a stdin
+ * cut short — this machine killed mid-transfer — never installs a partial
+ * file, and what is chained after it does not run), chmod MODE ("600"),
+ * renamed over PATH; the temporary file removed if a step fails. The script is a constant and
  * every value is a quoted argument, so no value is ever shell text. The
  * content travels on stdin only (transport_run_input), never in argv.
  * Also for accessory files (Kamal uploads them, then chmods them).
  */
-void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode);
+void dcmd_install_stdin(struct prov_cmd *c, enum prov_join join, const char *path, const char *mode,
+			size_t size);
 
 /*
  * A custom TLS certificate of a role behind kamal-proxy (proxy.ssl:

@@ -600,12 +600,13 @@ T_TEST(proxy_deploy_every_option)
 	prov_cmd_init(&c);
 	T_INTEQ(dcmd_proxy_tls_write(&c, &pem, dc, DCMD_TLS_KEY, &x, NULL), 1);
 	T_STREQ(pem, "k3y");
-	T_REQUIRE(c.n == 1 && c.v[0].argv.n == 8);
+	T_REQUIRE(c.n == 1 && c.v[0].argv.n == 9);
 	T_STREQ(c.v[0].argv.v[6], ".kamal/proxy/apps-config/app-staging/tls/web/key.pem");
 	T_CHECK(strncmp(c.v[0].argv.v[5], ".kamal/proxy/apps-config/app-staging/tls/web/key.pem.tmp.", 57) == 0);
 	T_INTEQ(strlen(c.v[0].argv.v[5]), 57 + 16);
 	T_STREQ(c.v[0].argv.v[4], ".kamal/proxy/apps-config/app-staging/tls/web");
 	T_STREQ(c.v[0].argv.v[7], "644");
+	T_STREQ(c.v[0].argv.v[8], "3"); /* its size: a short stdin installs nothing */
 	util_free_secret(pem);
 	prov_cmd_release(&c);
 	fx_release(&f);
@@ -664,8 +665,17 @@ T_TEST(env_file_as_kamal_writes_it)
 	dir = tu_tmpdir("dcmd-env");
 	T_REQUIRE(dir);
 	umask(022);
-	T_CHECK(run_in(dir, &c, content) == 0);
 	path = xasprintf("%s/%s", dir, ef->path);
+	{
+		/* a stdin cut short (this machine killed mid-transfer): nothing
+		 * installed, no temporary file left, the command fails */
+		char *cut = xstrndup(content, strlen(content) - 3);
+		struct stat st0;
+		T_CHECK(run_in(dir, &c, cut) != 0);
+		T_CHECK(stat(path, &st0) != 0);
+		free(cut);
+	}
+	T_CHECK(run_in(dir, &c, content) == 0);
 	T_CHECK(util_read_file(path, 1 << 20, &got, &len) == 0);
 	T_STREQ(got, content);
 	T_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
