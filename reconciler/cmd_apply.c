@@ -193,6 +193,30 @@ static long primary_index(const struct rec_pipeline_result *res)
 	return -1;
 }
 
+/* Bounds the signal thread's release: connect, then the command. */
+#define RELEASE_NOW_TIMEOUT_MS 10000
+
+/* What the signal thread needs to release the lock (reconciler/lock.h). */
+struct release_ctx {
+	struct fleet *fleet;
+	size_t host;
+	const char *lock_name;
+};
+
+/* rec_release_now_fn: on a session of its own, since the run's may be in the
+ * middle of a command in another thread. */
+static int release_now(void *ctx, struct plumb_err *err)
+{
+	struct release_ctx *r = ctx;
+	struct transport *t = NULL;
+	int rc = fleet_open_spare(r->fleet, r->host, RELEASE_NOW_TIMEOUT_MS, &t, err);
+
+	if (rc == 0)
+		rc = rec_lock_release(t, r->lock_name, err);
+	transport_close(t);
+	return rc;
+}
+
 static int apply_run(struct apply_args *a, int rollback)
 {
 	struct rec_pipeline_opts po = { 0 };
@@ -203,10 +227,14 @@ static int apply_run(struct apply_args *a, int rollback)
 	struct plumb_err err = { 0 };
 	struct render_opts ro = { 0 };
 	struct transport *lt = NULL;
+	struct release_ctx rel = { 0 };
 	struct sbuf out;
 	char *lock_name = NULL;
+	long pi;
 	int rc = REC_EXIT_ERROR, locked = 0, prc;
 
+	/* first, so that a pre-connect hook hears Ctrl-C too (the protocol: lock.h) */
+	rec_signals_install();
 	sbuf_init(&out, 0);
 	x.a = a;
 	x.performer = rec_performer();
@@ -257,23 +285,27 @@ static int apply_run(struct apply_args *a, int rollback)
 	}
 	if (confirm(a) != 0)
 		goto out;
-	{
-		long pi = primary_index(&res);
-		if (pi < 0 || fleet_writer(res.fleet, (size_t)pi, &lt, &err) != 0) {
-			esc_eprintf("plumb %s: the primary host cannot be reached for the lock: %s\n", a->cmd,
-				    pi < 0 ? "no primary host" : plumb_err_msg(&err));
-			goto out;
-		}
+	pi = primary_index(&res);
+	if (pi < 0 || fleet_writer(res.fleet, (size_t)pi, &lt, &err) != 0) {
+		esc_eprintf("plumb %s: the primary host cannot be reached for the lock: %s\n", a->cmd,
+			    pi < 0 ? "no primary host" : plumb_err_msg(&err));
+		goto out;
 	}
-	rec_signals_install();
 	lock_name = rec_lock_name(res.desired);
+	rel.fleet = res.fleet, rel.host = (size_t)pi, rel.lock_name = lock_name;
+	rec_signals_phase(REC_SIG_TAKING, NULL, NULL);
 	if (rec_lock_acquire(lt, lock_name, res.desired->version, REC_LOCK_AUTO_MESSAGE, &err) != 0) {
+		rec_signals_phase(REC_SIG_FREE, NULL, NULL);
 		esc_eprintf("plumb %s: %s: nothing done\n", a->cmd, plumb_err_msg(&err));
 		goto out;
 	}
 	locked = x.locked = 1;
-	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0) {
-		fprintf(stderr, "plumb %s: the pre-deploy hook failed: nothing done\n", a->cmd);
+	rec_signals_phase(REC_SIG_HELD, release_now, &rel);
+	if (rec_interrupted())
+		goto out;
+	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0 || rec_interrupted()) {
+		fprintf(stderr, "plumb %s: the pre-deploy hook %s: nothing done\n", a->cmd,
+			rec_interrupted() ? "was interrupted" : "failed");
 		goto out;
 	}
 	eo.config = res.config;
@@ -304,13 +336,17 @@ static int apply_run(struct apply_args *a, int rollback)
 	rc = REC_EXIT_OK;
 out:
 	if (locked) {
+		rec_signals_phase(REC_SIG_RELEASING, NULL, NULL);
 		plumb_err_reset(&err);
 		if (rec_lock_release(lt, lock_name, &err) != 0)
 			esc_eprintf("plumb %s: releasing the lock %s failed: %s (plumb lock release)\n",
 				    a->cmd, lock_name, plumb_err_msg(&err));
+		else if (rec_interrupted())
+			fprintf(stderr, "plumb %s: interrupted; the deploy lock was released\n", a->cmd);
+		rec_signals_phase(REC_SIG_FREE, NULL, NULL);
+	} else if (rec_interrupted()) {
+		fprintf(stderr, "plumb %s: interrupted: nothing done\n", a->cmd);
 	}
-	if (rec_interrupted())
-		fprintf(stderr, "plumb %s: interrupted; the lock was released\n", a->cmd);
 	free(lock_name);
 	free(x.performer);
 	rec_exec_report_release(&rep);

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -443,37 +445,113 @@ out:
 	return rc;
 }
 
-/* ---- signals ---- */
+/* ---- signals (the protocol: lock.h) ---- */
+
+#define CHILDREN_WAIT_S 2   /* for hooks to be killed by the threads that wait for them */
+#define TAKING_WAIT_S 120   /* for the mkdir in flight (its command is bounded) */
 
 /*
  * SIGINT and SIGTERM are blocked in every thread (the mask is inherited by
  * threads created later: the pool's workers) and taken by one thread with
- * sigwait, so no system call of a worker (a libssh poll in the middle of a
- * command) is ever interrupted: the run only sees the flag between steps.
+ * sigwait. The state below is under sig_mu; got_signal and stop_now are also
+ * read without it (atomics) by the threads that poll them.
  */
-static volatile sig_atomic_t got_signal;
 static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
 static sigset_t sig_set;
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sig_cv = PTHREAD_COND_INITIALIZER;
+static enum rec_sig_phase sig_phase;
+static rec_release_now_fn sig_release;
+static void *sig_release_ctx;
+static int sig_children;
+static int got_signal, stop_now;
+
+/* One line on stderr from the signal thread (unbuffered: it shows at once). */
+static void note(const char *fmt, ...) PLUMB_PRINTF(1, 2);
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("plumb: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+const char *rec_sig_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGKILL ? "SIGKILL" : "signal";
+}
+
+/* Waits on sig_cv (sig_mu held) while cond holds, at most secs. */
+#define WAIT_WHILE(cond, secs)                                                     \
+	do {                                                                       \
+		struct timespec until_;                                            \
+		clock_gettime(CLOCK_REALTIME, &until_);                            \
+		until_.tv_sec += (secs);                                           \
+		while ((cond) && pthread_cond_timedwait(&sig_cv, &sig_mu, &until_) != ETIMEDOUT) \
+			;                                                          \
+	} while (0)
+
+/* The default action of sig, now (the process ends). */
+static void die_of(int sig)
+{
+	sigset_t one;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+/* The second signal: hooks killed, the lock released here, the process ended. */
+static void stop_now_on(int sig)
+{
+	struct plumb_err err = { 0 };
+
+	__atomic_store_n(&stop_now, 1, __ATOMIC_SEQ_CST);
+	note("%s again: stopping now", rec_sig_name(sig));
+	WAIT_WHILE(sig_children > 0, CHILDREN_WAIT_S);
+	if (sig_phase == REC_SIG_TAKING)
+		note("waiting for the deploy lock being taken, to release it");
+	WAIT_WHILE(sig_phase == REC_SIG_TAKING, TAKING_WAIT_S);
+	if (sig_phase == REC_SIG_HELD && sig_release) {
+		note("releasing the deploy lock");
+		if (sig_release(sig_release_ctx, &err) == 0)
+			note("the deploy lock was released");
+		else
+			note("releasing the deploy lock failed: %s (plumb lock release)", plumb_err_msg(&err));
+	} else if (sig_phase == REC_SIG_TAKING) {
+		note("the deploy lock may be held by this run: `plumb lock status` shows it stale once "
+		     "this process is gone; `plumb lock release` clears it");
+	}
+	_exit(128 + sig);
+}
 
 static void *sig_thread(void *arg)
 {
-	sigset_t one;
 	int sig;
 
 	(void)arg;
 	for (;;) {
 		if (sigwait(&sig_set, &sig) != 0)
 			continue;
+		pthread_mutex_lock(&sig_mu);
 		if (!got_signal) {
-			got_signal = sig;
-			continue;
+			if (sig_phase == REC_SIG_FREE && sig_children == 0)
+				die_of(sig);
+			__atomic_store_n(&got_signal, sig, __ATOMIC_SEQ_CST);
+			note("%s: stopping at the next safe point%s (again to stop now)", rec_sig_name(sig),
+			     sig_phase != REC_SIG_FREE ? ", then releasing the deploy lock" : "");
+		} else if (sig_phase == REC_SIG_RELEASING) {
+			note("%s again: the deploy lock is being released, then plumb stops", rec_sig_name(sig));
+		} else {
+			stop_now_on(sig);
 		}
-		/* the second one: the default action, now */
-		signal(sig, SIG_DFL);
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-		raise(sig);
+		pthread_mutex_unlock(&sig_mu);
 	}
 	return NULL;
 }
@@ -500,14 +578,41 @@ void rec_signals_install(void)
 	pthread_once(&sig_once, sig_start);
 }
 
+void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now, void *ctx)
+{
+	pthread_mutex_lock(&sig_mu);
+	sig_phase = phase;
+	sig_release = phase == REC_SIG_HELD ? release_now : NULL;
+	sig_release_ctx = phase == REC_SIG_HELD ? ctx : NULL;
+	pthread_cond_broadcast(&sig_cv);
+	pthread_mutex_unlock(&sig_mu);
+}
+
+void rec_signals_child(int delta)
+{
+	pthread_mutex_lock(&sig_mu);
+	sig_children += delta;
+	pthread_cond_broadcast(&sig_cv);
+	pthread_mutex_unlock(&sig_mu);
+}
+
+int rec_signals_child_stop(void *ctx)
+{
+	(void)ctx;
+	if (__atomic_load_n(&stop_now, __ATOMIC_SEQ_CST))
+		return SIGKILL;
+	return __atomic_load_n(&got_signal, __ATOMIC_SEQ_CST);
+}
+
 int rec_interrupted(void)
 {
-	return (int)got_signal;
+	return __atomic_load_n(&got_signal, __ATOMIC_SEQ_CST);
 }
 
 void rec_signals_reset(void)
 {
-	got_signal = 0;
+	__atomic_store_n(&got_signal, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&stop_now, 0, __ATOMIC_SEQ_CST);
 }
 
 /* ---- audit ---- */
