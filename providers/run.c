@@ -78,6 +78,10 @@ static void child_exec(const struct prov_child *c, char **envp, int in_fd, int o
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* nor an ignored SIGINT/SIGTERM (plumb started in the background): the
+	 * child's own group hears them only when the caller forwards them (stop) */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	/* signals a parent thread blocked (rec_signals_install) are not the child's */
 	sigemptyset(&sa.sa_mask);
 	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
@@ -114,8 +118,7 @@ static int watch(struct prov_child *c, pid_t pid, long long *deadline, int *late
 	int sig = c->stop ? c->stop(c->stop_ctx) : 0;
 
 	if (sig == SIGKILL) {
-		if (!c->stopped)
-			c->stopped = SIGKILL;
+		c->stopped = SIGKILL;
 		return -1;
 	}
 	if (sig > 0 && !c->stopped) {

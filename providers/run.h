@@ -5,8 +5,8 @@
  * on what it prints — and prov_child_run runs it to the end.
  *
  * The child: runs in its own process group; every descriptor above 2 it
- * would inherit is closed; SIGPIPE is back to its default and no signal is
- * blocked; stdin is a pipe
+ * would inherit is closed; SIGPIPE, SIGINT and SIGTERM are back to their
+ * defaults and no signal is blocked; stdin is a pipe
  * fed with `in` (then closed) or /dev/null; stdout/stderr are captured into
  * bounded buffers or go to /dev/null. Only async-signal-safe calls are made
  * between fork and exec, so a threaded daemon may use it.
@@ -58,7 +58,8 @@ struct prov_child {
 	struct sbuf out, err;       /* what was read (also on a timeout or overflow) */
 	int status;                 /* exit status 0..255, 128+signal, -1 when unknown */
 	int signal;                 /* the signal that ended it when it did, else 0 */
-	int stopped;                /* the signal sent at stop's request, else 0 */
+	int stopped;                /* the signal sent at stop's request (SIGKILL once it
+				     * asked for that), else 0 */
 	int killed;                 /* its group was killed (SIGKILL) */
 };
 

@@ -581,6 +581,9 @@ void rec_signals_install(void)
 void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now, void *ctx)
 {
 	pthread_mutex_lock(&sig_mu);
+	/* stopping now: the signal thread releases the lock and ends the process */
+	while (phase == REC_SIG_RELEASING && sig_phase == REC_SIG_HELD && stop_now)
+		pthread_cond_wait(&sig_cv, &sig_mu);
 	sig_phase = phase;
 	sig_release = phase == REC_SIG_HELD ? release_now : NULL;
 	sig_release_ctx = phase == REC_SIG_HELD ? ctx : NULL;

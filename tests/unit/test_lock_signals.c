@@ -267,13 +267,15 @@ static int hook_outcome(const char *name, int timeout_ms, int want, const char *
 
 /* The hook sends plumb a Ctrl-C's SIGINT (process-directed); plumb has no
  * lock, but a hook runs: it is forwarded, the hook's trap runs, the process
- * lives on, interrupted. */
+ * lives on, interrupted. Also when plumb was started with SIGINT ignored (in
+ * the background of a script): the hook gets the default back. */
 static int forwarded_child(void)
 {
 	static const char *const want[] = { "hook 'pre-connect' was interrupted (SIGINT sent to it; exit 5)",
 					    NULL };
 	int rc;
 
+	signal(SIGINT, SIG_IGN);
 	rec_signals_install();
 	put_hook("pre-connect", "#!/bin/sh\n"
 				"trap 'touch \"$0.int\"; exit 5' INT\n"
@@ -325,7 +327,7 @@ T_TEST(hook_gets_the_first_signal)
 }
 
 /* The second signal kills the hook at once, then the process ends (the lock
- * released first). */
+ * released first, by the signal thread, while the run waits). */
 static int second_kills_child(void)
 {
 	rec_signals_install();
@@ -335,8 +337,14 @@ static int second_kills_child(void)
 			       "echo $$ >\"$0.pid\"\n"
 			       "kill -INT $PPID; sleep 0.3; kill -INT $PPID\n"
 			       "while :; do sleep 0.05; done\n");
-	hook_outcome("pre-deploy", 60000, PLUMB_ERROR, NULL);
-	touch("hook-returned");
+	static const char *const want[] = { "hook 'pre-deploy' was interrupted (killed: plumb is stopping now)",
+					    NULL };
+
+	if (hook_outcome("pre-deploy", 60000, PLUMB_ERROR, want) != 0)
+		return 10;
+	/* as apply goes on to its own release: it waits, the signal thread releases */
+	rec_signals_phase(REC_SIG_RELEASING, NULL, NULL);
+	touch("run-released");
 	nap_ms(3000);
 	return 4;
 }
@@ -369,6 +377,7 @@ T_TEST(second_signal_kills_the_hook_at_once)
 	T_CHECKF(EXITED(st, 128 + SIGINT), "exit %d signal %d", DESCRIBE(st));
 	T_CHECKF(now_s() - t0 < 5, "took %.1f s", now_s() - t0);
 	T_CHECK(exists("released"));
+	T_CHECK(!exists("run-released"));
 	pidfile = xasprintf("%s/.kamal/hooks/pre-deploy.pid", dir);
 	if (util_read_file(pidfile, 64, &text, NULL) == 0)
 		hook_pid = atol(text);
