@@ -101,6 +101,10 @@ struct apply_ctx {
 	char *performer;
 	const char *version; /* before the desired state exists (pre-connect) */
 	int locked;  /* the deploy lock is held (KAMAL_LOCK) */
+	const char *lock_name;
+	char *who;   /* the lock's holder: this run (rec_lock_who) */
+	struct fleet *fleet;  /* for the signal thread's release (release_now) */
+	size_t lock_host;
 	double t0;   /* for KAMAL_RUNTIME */
 };
 
@@ -155,6 +159,46 @@ static void exec_audit(struct prov_cmd *c, enum prov_join join, const char *text
 	rec_audit_cmd(c, join, x->ds, x->performer, text);
 }
 
+/* Bounds the signal thread's release: connect, then the command. */
+#define RELEASE_NOW_TIMEOUT_MS 10000
+
+/* rec_release_now_fn: on a session of its own, since the run's may be in the
+ * middle of a command in another thread; only this run's lock. */
+static int release_now(void *ctx, struct plumb_err *err)
+{
+	struct apply_ctx *x = ctx;
+	struct transport *t = NULL;
+	int rc = fleet_open_spare(x->fleet, x->lock_host, RELEASE_NOW_TIMEOUT_MS, &t, err);
+
+	if (rc == 0)
+		rc = rec_lock_release_as(t, x->lock_name, x->who, err);
+	transport_close(t);
+	return rc;
+}
+
+/* Called from the worker that sends the taking (or the executor's thread). */
+static int exec_lock_cmd(struct prov_cmd *c, enum prov_join join, struct plumb_err *err, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+	int rc = rec_lock_acquire_cmd(c, join, x->lock_name, x->who, x->ds->version,
+				      REC_LOCK_AUTO_MESSAGE, err);
+
+	if (rc == 0)
+		rec_signals_phase(REC_SIG_TAKING, release_now, x);
+	return rc;
+}
+
+static int exec_lock_read(struct transport *t, const struct cmd_result *r, int *taken,
+			  struct plumb_err *err, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+	int rc = rec_lock_acquire_read(t, x->lock_name, r, taken, err);
+
+	x->locked = *taken;
+	rec_signals_phase(*taken ? REC_SIG_HELD : REC_SIG_FREE, release_now, x);
+	return rc;
+}
+
 static int interrupted(void)
 {
 	return rec_interrupted() != 0;
@@ -193,30 +237,6 @@ static long primary_index(const struct rec_pipeline_result *res)
 	return -1;
 }
 
-/* Bounds the signal thread's release: connect, then the command. */
-#define RELEASE_NOW_TIMEOUT_MS 10000
-
-/* What the signal thread needs to release the lock (reconciler/lock.h). */
-struct release_ctx {
-	struct fleet *fleet;
-	size_t host;
-	const char *lock_name;
-};
-
-/* rec_release_now_fn: on a session of its own, since the run's may be in the
- * middle of a command in another thread. */
-static int release_now(void *ctx, struct plumb_err *err)
-{
-	struct release_ctx *r = ctx;
-	struct transport *t = NULL;
-	int rc = fleet_open_spare(r->fleet, r->host, RELEASE_NOW_TIMEOUT_MS, &t, err);
-
-	if (rc == 0)
-		rc = rec_lock_release(t, r->lock_name, err);
-	transport_close(t);
-	return rc;
-}
-
 static int apply_run(struct apply_args *a, int rollback)
 {
 	struct rec_pipeline_opts po = { 0 };
@@ -227,7 +247,6 @@ static int apply_run(struct apply_args *a, int rollback)
 	struct plumb_err err = { 0 };
 	struct render_opts ro = { 0 };
 	struct transport *lt = NULL;
-	struct release_ctx rel = { 0 };
 	struct sbuf out;
 	char *lock_name = NULL;
 	long pi;
@@ -238,6 +257,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	sbuf_init(&out, 0);
 	x.a = a;
 	x.performer = rec_performer();
+	x.who = rec_lock_who(0);
 	x.t0 = prov_now_ms();
 	po.cmd = a->cmd;
 	po.until = REC_STAGE_DIFF;
@@ -292,22 +312,14 @@ static int apply_run(struct apply_args *a, int rollback)
 		goto out;
 	}
 	lock_name = rec_lock_name(res.desired);
-	rel.fleet = res.fleet, rel.host = (size_t)pi, rel.lock_name = lock_name;
-	rec_signals_phase(REC_SIG_TAKING, NULL, NULL);
-	if (rec_lock_acquire(lt, lock_name, res.desired->version, REC_LOCK_AUTO_MESSAGE, &err) != 0) {
-		rec_signals_phase(REC_SIG_FREE, NULL, NULL);
-		esc_eprintf("plumb %s: %s: nothing done\n", a->cmd, plumb_err_msg(&err));
-		goto out;
-	}
-	locked = x.locked = 1;
-	rec_signals_phase(REC_SIG_HELD, release_now, &rel);
-	if (rec_interrupted())
-		goto out;
-	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0 || rec_interrupted()) {
-		fprintf(stderr, "plumb %s: the pre-deploy hook %s: nothing done\n", a->cmd,
-			rec_interrupted() ? "was interrupted" : "failed");
-		goto out;
-	}
+	x.lock_name = lock_name;
+	x.fleet = res.fleet;
+	x.lock_host = (size_t)pi;
+	/* the executor takes the lock in front of the primary host's first
+	 * command, then runs pre-deploy (exec_hook) before any step */
+	eo.lock_cmd = exec_lock_cmd;
+	eo.lock_read = exec_lock_read;
+	eo.lock_host = (size_t)pi;
 	eo.config = res.config;
 	eo.ds = res.desired;
 	eo.plan = res.plan;
@@ -322,6 +334,9 @@ static int apply_run(struct apply_args *a, int rollback)
 	eo.ctx = &x;
 	plumb_err_reset(&err);
 	prc = rec_execute(&eo, &rep, &err);
+	locked = rep.locked;
+	if (!locked)
+		rec_signals_phase(REC_SIG_FREE, NULL, NULL); /* a taking whose answer was lost */
 	fputs("\n", stdout);
 	esc_fputs(rep.summary, stdout);
 	fflush(stdout);
@@ -349,6 +364,7 @@ out:
 	}
 	free(lock_name);
 	free(x.performer);
+	free(x.who);
 	rec_exec_report_release(&rep);
 	sbuf_release(&out);
 	rec_pipeline_result_release(&res);

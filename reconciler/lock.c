@@ -22,8 +22,10 @@
 
 #define HELD_MARK "PLUMB-LOCK-HELD"
 #define STATUS_MARK "PLUMB-LOCK"
+#define TAKEN_MARK "PLUMB-LOCK-TAKEN"
 #define EXIT_HELD 10
 #define EXIT_NOLOCK 10
+#define EXIT_NOT_OURS 11
 
 /*
  * $1 the lock directory, $2 the details (base64 lines). mkdir is the atomic
@@ -40,9 +42,13 @@ static const char acquire_script[] =
 	"if [ -d \"$1\" ]; then echo " HELD_MARK "; head -c 8192 \"$1/details\" 2>/dev/null; exit 10; fi\n"
 	"printf '%s\\n' \"$e\" >&2; exit 3\n";
 
-/* $1 the lock directory: rm details, then the directory (Kamal's order). */
+/* $1 the lock directory: rm details, then the directory (Kamal's order).
+ * $2, when not empty: only if the details say "Locked by: $2 at ". */
 static const char release_script[] =
 	"[ -d \"$1\" ] || exit 10\n"
+	"if [ -n \"$2\" ]; then\n"
+	"  base64 -d < \"$1/details\" 2>/dev/null | head -c 4096 | grep -qF -- \"Locked by: $2 at \" || exit 11\n"
+	"fi\n"
 	"rm -f \"$1/details\" && rmdir \"$1\"\n";
 
 /* $1 the line, $2 the log: Kamal's `mkdir -p .kamal && echo LINE >> LOG`. */
@@ -329,12 +335,11 @@ int rec_lock_acquire(struct transport *t, const char *lock_name, const char *ver
 	return rc;
 }
 
-int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
-			const char *version, const char *message, struct plumb_err *err)
+int rec_lock_acquire_cmd(struct prov_cmd *c, enum prov_join join, const char *lock_name,
+			 const char *who, const char *version, const char *message,
+			 struct plumb_err *err)
 {
-	struct cmd_result r = { 0 };
-	char *text = NULL, *b64 = NULL, *dir = NULL;
-	const char *args[2];
+	char *text, *b64, *dir;
 	int rc;
 
 	if ((rc = check_name(lock_name, err)) < 0)
@@ -344,18 +349,32 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 	/* Kamal writes `echo "<encode64>"`: the lines (each ending in a newline),
 	 * then echo's own; printf '%s\n' "$2" writes the same bytes */
 	dir = xasprintf(".kamal/%s", lock_name);
-	args[0] = dir, args[1] = b64;
-	rc = run_script(t, acquire_script, args, 2, &r, err);
-	if (rc < 0)
-		goto out;
-	if (r.status == 0)
-		goto out;
-	if (r.status == EXIT_HELD && strncmp(r.out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
-		const char *d = r.out.buf + sizeof(HELD_MARK);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", acquire_script, "sh", dir, b64, NULL);
+	/* what follows in the same command runs only once it is taken */
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "echo", TAKEN_MARK, NULL);
+	free(dir);
+	free(b64);
+	free(text);
+	return 0;
+}
+
+int rec_lock_acquire_read(struct transport *t, const char *lock_name, const struct cmd_result *r,
+			  int *taken, struct plumb_err *err)
+{
+	*taken = r->out.buf && (strncmp(r->out.buf, TAKEN_MARK "\n", sizeof(TAKEN_MARK)) == 0 ||
+				strstr(r->out.buf, "\n" TAKEN_MARK "\n") != NULL);
+	if (*taken)
+		return 0;
+	if (r->status == EXIT_HELD && r->out.buf &&
+	    strncmp(r->out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
+		const char *d = r->out.buf + sizeof(HELD_MARK);
 		struct rec_lock_status held = { 0 };
 		char *e;
+		int rc;
 
-		held.details = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
+		held.details = rec_lock_decode_details(d, r->out.len - sizeof(HELD_MARK));
 		rec_lock_parse_holder(&held);
 		e = escaped(held.details ? held.details : "(details unreadable)");
 		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s%s", t->label,
@@ -364,29 +383,51 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 						"`plumb lock release` clears it" : "");
 		free(e);
 		rec_lock_status_release(&held);
-		goto out;
+		return rc;
 	}
-	rc = host_failure(t, &r, "take", lock_name, err);
-out:
+	return host_failure(t, r, "take", lock_name, err);
+}
+
+int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
+			const char *version, const char *message, struct plumb_err *err)
+{
+	struct cmd_result r = { 0 };
+	struct prov_cmd c;
+	int rc, taken = 0;
+
+	prov_cmd_init(&c);
+	rc = rec_lock_acquire_cmd(&c, PROV_JOIN_AND, lock_name, who, version, message, err);
+	if (rc == 0) {
+		rc = transport_run_cmd(t, &c, &r);
+		if (rc < 0)
+			plumb_err_set(err, rc, "%s", plumb_err_msg(transport_err(t)));
+		else
+			rc = rec_lock_acquire_read(t, lock_name, &r, &taken, err);
+	}
 	cmd_result_release(&r);
-	free(dir);
-	free(b64);
-	free(text);
+	prov_cmd_release(&c);
 	return rc;
 }
 
 int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_err *err)
 {
+	return rec_lock_release_as(t, lock_name, NULL, err);
+}
+
+int rec_lock_release_as(struct transport *t, const char *lock_name, const char *who,
+			struct plumb_err *err)
+{
 	struct cmd_result r = { 0 };
-	char *dir = NULL;
-	const char *args[1];
+	char *dir = NULL, *w = NULL;
+	const char *args[2];
 	int rc;
 
 	if ((rc = check_name(lock_name, err)) < 0)
 		return rc;
 	dir = xasprintf(".kamal/%s", lock_name);
-	args[0] = dir;
-	rc = run_script(t, release_script, args, 1, &r, err);
+	w = one_line(who); /* as the details hold it */
+	args[0] = dir, args[1] = w;
+	rc = run_script(t, release_script, args, 2, &r, err);
 	if (rc < 0)
 		goto out;
 	if (r.status == 0)
@@ -395,9 +436,15 @@ int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_er
 		rc = plumb_err_set(err, PLUMB_ENOTFOUND, "%s: there is no deploy lock %s", t->label, lock_name);
 		goto out;
 	}
+	if (r.status == EXIT_NOT_OURS) {
+		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is not %s's: left as it is",
+				   t->label, lock_name, w);
+		goto out;
+	}
 	rc = host_failure(t, &r, "release", lock_name, err);
 out:
 	cmd_result_release(&r);
+	free(w);
 	free(dir);
 	return rc;
 }
@@ -448,7 +495,7 @@ out:
 /* ---- signals (the protocol: lock.h) ---- */
 
 #define CHILDREN_WAIT_S 2   /* for hooks to be killed by the threads that wait for them */
-#define TAKING_WAIT_S 120   /* for the mkdir in flight (its command is bounded) */
+#define TAKING_WAIT_S 3     /* for the outcome of a taking in flight (a pull may follow it) */
 
 /*
  * SIGINT and SIGTERM are blocked in every thread (the mask is inherited by
@@ -515,18 +562,18 @@ static void stop_now_on(int sig)
 	__atomic_store_n(&stop_now, 1, __ATOMIC_SEQ_CST);
 	note("%s again: stopping now", rec_sig_name(sig));
 	WAIT_WHILE(sig_children > 0, CHILDREN_WAIT_S);
-	if (sig_phase == REC_SIG_TAKING)
-		note("waiting for the deploy lock being taken, to release it");
 	WAIT_WHILE(sig_phase == REC_SIG_TAKING, TAKING_WAIT_S);
-	if (sig_phase == REC_SIG_HELD && sig_release) {
+	/* still taking: the mkdir ran first in its command; release_now removes
+	 * only a lock whose details name this run */
+	if ((sig_phase == REC_SIG_HELD || sig_phase == REC_SIG_TAKING) && sig_release) {
 		note("releasing the deploy lock");
 		if (sig_release(sig_release_ctx, &err) == 0)
 			note("the deploy lock was released");
+		else if (err.code == PLUMB_ENOTFOUND && sig_phase == REC_SIG_TAKING)
+			note("the deploy lock was not taken");
 		else
-			note("releasing the deploy lock failed: %s (plumb lock release)", plumb_err_msg(&err));
-	} else if (sig_phase == REC_SIG_TAKING) {
-		note("the deploy lock may be held by this run: `plumb lock status` shows it stale once "
-		     "this process is gone; `plumb lock release` clears it");
+			note("releasing the deploy lock failed: %s (plumb lock status; plumb lock release)",
+			     plumb_err_msg(&err));
 	}
 	_exit(128 + sig);
 }
@@ -585,8 +632,8 @@ void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now,
 	while (phase == REC_SIG_RELEASING && sig_phase == REC_SIG_HELD && stop_now)
 		pthread_cond_wait(&sig_cv, &sig_mu);
 	sig_phase = phase;
-	sig_release = phase == REC_SIG_HELD ? release_now : NULL;
-	sig_release_ctx = phase == REC_SIG_HELD ? ctx : NULL;
+	sig_release = phase == REC_SIG_HELD || phase == REC_SIG_TAKING ? release_now : NULL;
+	sig_release_ctx = sig_release ? ctx : NULL;
 	pthread_cond_broadcast(&sig_cv);
 	pthread_mutex_unlock(&sig_mu);
 }

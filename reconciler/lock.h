@@ -35,9 +35,11 @@
  *   (sigwait), so no system call of the run (a libssh poll in the middle of a
  *   command) is ever interrupted, and the run tells that thread where it
  *   stands with rec_signals_phase: FREE (no lock: before it is asked for,
- *   after it is released), TAKING (the mkdir is in flight), HELD (the lock is
- *   the run's; with it, a function that releases it on a connection of its
- *   own), RELEASING (the run's own release is in flight). A child the run
+ *   after it is released), TAKING (the command that takes it is in flight),
+ *   HELD (the lock is the run's), RELEASING (the run's own release is in
+ *   flight). With TAKING and HELD comes a function that releases the lock on
+ *   a connection of its own, and only when its details name this run
+ *   (rec_lock_release_as with rec_lock_who(0)). A child the run
  *   waits for (a hook: reconciler/hooks.h) is counted (rec_signals_child)
  *   and polls rec_signals_child_stop.
  * - The first signal: FREE with no child running → the process ends at once
@@ -47,12 +49,15 @@
  *   (to its process group) and given a bounded time — and releases the lock
  *   on its normal path (exit 1).
  * - The second: "stopping now". Running hooks are killed (SIGKILL to their
- *   group, waited for up to 2 s); TAKING waits for the mkdir's outcome (its
- *   command is bounded); HELD: the signal thread releases the lock itself,
- *   on a new connection, bounded, and says how it went; then the process
- *   exits with 128 + the signal (130 for a second Ctrl-C). RELEASING: the
- *   run's own release is finishing, after which the run ends: the signal
- *   only says so.
+ *   group, waited for up to 2 s); TAKING waits up to 3 s for the outcome
+ *   (the taking may share its command with a long pull); then, HELD or still
+ *   TAKING, the signal thread releases the lock itself, on a new connection,
+ *   bounded, and says how it went (a lock another holder has is left); the
+ *   run, should it reach its own release meanwhile, waits there; then the
+ *   process exits with 128 + the signal (130 for a second Ctrl-C).
+ *   RELEASING: the run's own release is finishing, after which the run
+ *   ends: the signal only says so. (A mkdir still queued behind a release
+ *   that found nothing leaves a lock a later status calls stale.)
  * - Later signals: not taken while the release is attempted (it is bounded);
  *   the process ends right after.
  * - SIGKILL (or a crash, or a lost connection) leaves the lock: `plumb lock
@@ -97,12 +102,32 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 			const char *version, const char *message, struct plumb_err *err);
 
 /*
+ * The same in two halves, for a caller that sends the lock in front of other
+ * work in one command (the executor, in the primary host's first command of
+ * an apply): rec_lock_acquire_cmd appends the taking to c (joined by join),
+ * followed by a marker, so that what is chained after it with && runs only
+ * once the lock is taken; rec_lock_acquire_read reads the result of that
+ * command: *taken says whether the lock was taken (then the caller must
+ * release it, whatever the rest of the command did) and the return is 0, or
+ * as rec_lock_acquire's when it was not taken.
+ */
+int rec_lock_acquire_cmd(struct prov_cmd *c, enum prov_join join, const char *lock_name,
+			 const char *who, const char *version, const char *message,
+			 struct plumb_err *err);
+int rec_lock_acquire_read(struct transport *t, const char *lock_name, const struct cmd_result *r,
+			  int *taken, struct plumb_err *err);
+
+/*
  * Releases the lock as Kamal does: removes `details`, then the directory
  * (rmdir: anything else put inside makes it fail rather than be deleted).
  * Whoever holds it (Kamal's `lock release` does not ask either). Returns 0,
  * PLUMB_ENOTFOUND when there is no lock (nothing changed), or another code.
  */
 int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_err *err);
+/* The same, only when who (rec_lock_who) holds it: PLUMB_ELOCKED (nothing
+ * changed) when another holder's details are there. who NULL: whoever. */
+int rec_lock_release_as(struct transport *t, const char *lock_name, const char *who,
+			struct plumb_err *err);
 
 struct rec_lock_status {
 	int held;       /* the lock directory exists */
@@ -165,8 +190,9 @@ enum rec_sig_phase {
  * in another thread), bounded in time; called from the signal thread, once.
  * 0, or a negative code with the message in err. */
 typedef int (*rec_release_now_fn)(void *ctx, struct plumb_err *err);
-/* Where the run stands; release_now (with ctx) is kept for HELD, NULL otherwise.
- * Blocks while the signal thread is releasing the lock (the process then ends). */
+/* Where the run stands; release_now (with ctx) is kept for TAKING and HELD.
+ * Called from any thread. RELEASING blocks while the signal thread is
+ * releasing the lock (the process then ends there). */
 void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now, void *ctx);
 /* A child the run waits for starts (+1) or has ended (-1). */
 void rec_signals_child(int delta);

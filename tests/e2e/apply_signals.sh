@@ -5,8 +5,8 @@
 #     exits 130, the hook (in a process group of its own) is gone, the lock
 #     directory is gone from the primary host, no container changed;
 #   - one SIGTERM to a hook that ignores it, with x-plumb hooks.timeout: 3:
-#     the hook is killed after the bound (3 s), plumb reports "the pre-deploy
-#     hook was interrupted", exit 1, the lock released, nothing changed;
+#     the hook is killed after the bound (3 s), plumb reports "hook
+#     'pre-deploy' was interrupted", exit 1, the lock released, nothing changed;
 #   - SIGINT twice while the rollout waits on a host (a container that never
 #     becomes ready, no hook running): the lock is released on a session of
 #     its own, exit 130; then apply v2 converges.
@@ -121,7 +121,7 @@ T0=$(date +%s.%N)
 kill -TERM "$PID"
 finish_apply deaf
 expect_rc deaf 1
-expect_out deaf "the pre-deploy hook was interrupted"
+expect_out deaf "hook 'pre-deploy' was interrupted"
 expect_out deaf "SIGTERM sent to it; killed after 3000 ms more"
 expect_out deaf "the deploy lock was released"
 [ "$(echo "$SECS >= 2.5 && $SECS < 10" | bc)" = 1 ] || fail "deaf: plumb ended ${SECS}s after SIGTERM, want the 3 s bound"

@@ -234,6 +234,17 @@ T_TEST(acquire_status_release)
 	T_CONTAINS(s.details, "Message: Automatic deploy lock");
 	rec_lock_status_release(&s);
 
+	/* the signal thread's release: only the run's own lock */
+	T_INTEQ(rec_lock_release_as(h.t, name, "plumb (pid 1 on elsewhere) someone", &err), PLUMB_ELOCKED);
+	T_CONTAINS(err.msg, "left as it is");
+	T_CHECK(stat(".kamal/lock-optimus/details", &st) == 0);
+	{
+		char *who = rec_lock_who(0);
+		T_INTEQ(rec_lock_release_as(h.t, name, who, &err), 0);
+		free(who);
+	}
+	T_CHECK(stat(".kamal/lock-optimus", &st) != 0 && errno == ENOENT);
+	T_INTEQ(rec_lock_acquire(h.t, name, "abc123", "Automatic deploy lock", &err), 0);
 	T_INTEQ(rec_lock_release(h.t, name, &err), 0);
 	T_CHECK(stat(".kamal/lock-optimus", &st) != 0 && errno == ENOENT);
 	T_CHECK(stat(".kamal", &st) == 0);

@@ -147,17 +147,30 @@ static int held_child(void)
 	return 4;
 }
 
-/* taking: the second waits for the mkdir's outcome */
-static int taking_child(void)
+/* taking: the second waits for the outcome: the lock turned out to be ours
+ * (HELD: the signal thread releases it) or another's (FREE: nothing to do) */
+static int taking_then(enum rec_sig_phase outcome)
 {
 	if (first_signal_in(REC_SIG_TAKING, NULL) != 0)
 		return 3;
 	kill(getpid(), SIGINT);
 	nap_ms(300);
 	touch("alive-while-taking");
-	/* the lock turned out to be ours: the signal thread releases it */
-	rec_signals_phase(REC_SIG_HELD, fake_release, NULL);
+	rec_signals_phase(outcome, fake_release, NULL);
 	nap_ms(2000);
+	return 4;
+}
+static int taking_child(void) { return taking_then(REC_SIG_HELD); }
+static int taking_refused_child(void) { return taking_then(REC_SIG_FREE); }
+
+/* taking, with no answer in sight (a long pull behind the mkdir): after a
+ * bounded wait the signal thread releases (its own lock only) */
+static int taking_long_child(void)
+{
+	if (first_signal_in(REC_SIG_TAKING, NULL) != 0)
+		return 3;
+	kill(getpid(), SIGINT);
+	nap_ms(8000);
 	return 4;
 }
 
@@ -199,6 +212,8 @@ T_TEST(protocol_by_phase)
 		{ "free", free_child, SIGTERM, 0, "", 0 },
 		{ "held", held_child, 0, 128 + SIGINT, "alive-after-first", 1 },
 		{ "taking", taking_child, 0, 128 + SIGINT, "alive-while-taking", 1 },
+		{ "taking long", taking_long_child, 0, 128 + SIGINT, "", 1 },
+		{ "taking refused", taking_refused_child, 0, 128 + SIGINT, "alive-while-taking", 0 },
 		{ "releasing", releasing_child, 0, 7, "", 0 },
 		{ "third", third_child, 0, 128 + SIGINT, "", 1 },
 	};
