@@ -6,7 +6,8 @@
  * The pipeline is plan's (reconciler/pipeline.h), with a read-write fleet
  * handle: only these two commands open one. Nothing to do → exit 0 without
  * the lock and without another command on any host. Exit 0 converged, 1 not
- * (the summary says what was done and what was not).
+ * (the summary says what was done and what was not), 128 + the signal when a
+ * second SIGINT/SIGTERM stopped it at once (the protocol: reconciler/lock.h).
  */
 #include <getopt.h>
 #include <stdio.h>

@@ -62,8 +62,8 @@
  *   the process ends right after.
  * - SIGKILL (or a crash, or a lost connection) leaves the lock: `plumb lock
  *   status` names a lock of a plumb of this machine whose pid is not alive
- *   "stale", and `plumb lock release` clears it. Kamal's lock works the same
- *   way; a lock of another machine is never called stale.
+ *   "stale", and `plumb lock release` clears it. A lock of Kamal, or of a
+ *   plumb of another machine, is never called stale (only its holder knows).
  */
 #ifndef PLUMB_REC_LOCK_H
 #define PLUMB_REC_LOCK_H
