@@ -13,9 +13,11 @@ const char *diff_action_symbol(enum diff_action a)
 	case DIFF_REPLACE_STOP_FIRST: return "-/+";
 	case DIFF_START:
 	case DIFF_RENAME:
+	case DIFF_RESTORE:
 	case DIFF_SWITCH:
 	case DIFF_WRITE_ENV_FILE: return "~";
 	case DIFF_REMOVE_ORPHAN:
+	case DIFF_REMOVE_ASIDE:
 	case DIFF_PRUNE: return "-";
 	}
 	return "?";
@@ -33,6 +35,8 @@ const char *diff_action_name(enum diff_action a)
 	case DIFF_SWITCH: return "switch";
 	case DIFF_REMOVE_ORPHAN: return "remove_orphan";
 	case DIFF_PRUNE: return "prune";
+	case DIFF_RESTORE: return "restore";
+	case DIFF_REMOVE_ASIDE: return "remove_aside";
 	}
 	return "?";
 }
@@ -68,6 +72,8 @@ const char *diff_cause_name(enum diff_cause_kind k)
 		[CAUSE_EXTRA_RUNNING] = "extra_running_container",
 		[CAUSE_TRAFFIC_ELSEWHERE] = "traffic_elsewhere",
 		[CAUSE_RETAIN] = "beyond_retain_containers",
+		[CAUSE_ASIDE] = "set_aside",
+		[CAUSE_ASIDE_LEFTOVER] = "aside_leftover",
 	};
 	if ((size_t)k < ARRAY_SIZE(names) && names[k])
 		return names[k];
@@ -191,6 +197,12 @@ char *diff_cause_text(const struct diff_cause *c)
 				 c->old ? c->old : "another target");
 	case CAUSE_RETAIN:
 		return xasprintf("stopped, beyond retain_containers (%s)", c->new ? c->new : "5");
+	case CAUSE_ASIDE:
+		return xasprintf("no container %s: this one was set aside by an interrupted stop-first "
+				 "replacement; it holds the accessory's data", k);
+	case CAUSE_ASIDE_LEFTOVER:
+		return xasprintf("set aside by an interrupted stop-first replacement: a stopped copy on "
+				 "the data %s uses (removed once %s runs and is ready)", k, k);
 	default: return xstrdup("?");
 	}
 	free(a);
@@ -281,6 +293,27 @@ static int is_running(const struct obs_container *c)
 static int str_eq(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int diff_is_aside(const char *container, const char *name)
+{
+	size_t l, n = 0;
+
+	if (!container || !name)
+		return 0;
+	l = strlen(name);
+	if (strncmp(container, name, l) != 0 || strncmp(container + l, "_replaced_", 10) != 0)
+		return 0;
+	for (const char *p = container + l + 10; *p; p++, n++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return n >= 1 && n <= 64;
+}
+
+/* oc is dc's accessory container, set aside by a stop-first replacement. */
+static int aside_of(const struct des_container *dc, const struct obs_container *oc)
+{
+	return dc->kind == DES_ACCESSORY && diff_is_aside(oc->name, dc->name);
 }
 
 /* The old clear value of key whose salted hash is `hash`, from the desired
@@ -836,7 +869,16 @@ static struct diff_step *plan_running(struct hctx *x, const struct des_container
 		s->disruptive = stop_first;
 		set_traffic(x, s, dc);
 		causes_move(s, &cs);
+		if (aside_of(dc, run))
+			cause_add(s, CAUSE_ASIDE, dc->name, NULL, NULL);
 		*replaced = 1;
+		return s;
+	}
+	if (aside_of(dc, run)) {
+		/* started again by hand under its aside name: it gets its name back */
+		s = step_for(x, DIFF_RESTORE, dc);
+		s->old_name = xstrdup(run->name);
+		cause_add(s, CAUSE_ASIDE, dc->name, NULL, NULL);
 		return s;
 	}
 	if (dc->kind == DES_APP && !str_eq(run->name, dc->name)) {
@@ -867,8 +909,11 @@ static struct diff_step *plan_start(struct hctx *x, const struct des_container *
 	if (dc->kind != DES_PROXY)
 		compare_spec(x, dc, stopped, &cs); /* for its notes; no causes */
 	causes_release(&cs);
-	s = step_for(x, DIFF_START, dc);
+	/* an accessory set aside by an interrupted replacement: renamed back */
+	s = step_for(x, aside_of(dc, stopped) ? DIFF_RESTORE : DIFF_START, dc);
 	s->old_name = xstrdup(stopped->name);
+	if (aside_of(dc, stopped))
+		cause_add(s, CAUSE_ASIDE, dc->name, NULL, NULL);
 	cause_add(s, CAUSE_STOPPED, NULL, stopped->state, "running");
 	if (dc->kind == DES_APP && !str_eq(stopped->name, dc->name))
 		cause_add(s, CAUSE_VERSION, NULL, version_of(stopped, dc->prefix), x->ds->version);
@@ -897,6 +942,8 @@ static struct diff_step *plan_missing(struct hctx *x, const struct des_container
 		s = step_for(x, DIFF_REPLACE_STOP_FIRST, dc);
 		s->old_name = xstrdup(old->name);
 		cause_add(s, CAUSE_NOT_RUNNING, NULL, NULL, NULL);
+		if (aside_of(dc, old)) /* its data is the data: replaced from it */
+			cause_add(s, CAUSE_ASIDE, dc->name, NULL, NULL);
 		compare_spec(x, dc, old, &cs);
 		for (size_t k = 0; k < cs.s.ncauses; k++)
 			cause_add(s, cs.s.causes[k].kind, cs.s.causes[k].key, cs.s.causes[k].old,
@@ -988,6 +1035,57 @@ static struct diff_step *plan_switch(struct hctx *x, const struct des_container 
 	return s;
 }
 
+/*
+ * An accessory's containers set aside by interrupted stop-first replacements
+ * (diff.h). When a container holds the accessory's name, its stopped aside
+ * ones are leftovers: marked used here, before anything is picked, so that
+ * none is restored over (or replaced instead of) the named one. Returns
+ * how many were marked; their indices in leftovers[].
+ */
+static size_t take_leftover_asides(struct hctx *x, const struct des_container *dc, size_t *leftovers)
+{
+	size_t n = 0;
+	int named = 0;
+
+	if (dc->kind != DES_ACCESSORY)
+		return 0;
+	for (size_t i = 0; i < x->oh->ncontainers && !named; i++)
+		named = !x->used[i] && is_candidate(x, dc, &x->oh->containers[i]) &&
+			str_eq(x->oh->containers[i].name, dc->name);
+	for (size_t i = 0; named && i < x->oh->ncontainers; i++) {
+		const struct obs_container *oc = &x->oh->containers[i];
+		if (x->used[i] || !is_candidate(x, dc, oc) || !aside_of(dc, oc) || is_running(oc))
+			continue;
+		x->used[i] = 1;
+		leftovers[n++] = i;
+	}
+	return n;
+}
+
+/* The leftover aside containers (and any other stopped aside one the step
+ * did not pick): removed after dc's step, once dc runs and is ready. */
+static void plan_leftover_asides(struct hctx *x, const struct des_container *dc, size_t *leftovers,
+				 size_t n)
+{
+	for (size_t i = 0; dc->kind == DES_ACCESSORY && i < x->oh->ncontainers; i++) {
+		const struct obs_container *oc = &x->oh->containers[i];
+		if (x->used[i] || !is_candidate(x, dc, oc) || !aside_of(dc, oc) || is_running(oc))
+			continue;
+		x->used[i] = 1;
+		leftovers[n++] = i;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const struct obs_container *oc = &x->oh->containers[leftovers[k]];
+		struct diff_step *s = step_new(x->out, DIFF_REMOVE_ASIDE, DIFF_T_ACCESSORY);
+		s->name = xstrdup(oc->name);
+		s->old_name = xstrdup(oc->name);
+		s->role = xstrdup(dc->role);
+		s->desired = dc;
+		s->wave = 1;
+		cause_add(s, CAUSE_ASIDE_LEFTOVER, dc->name, NULL, NULL);
+	}
+}
+
 /* Plans one desired container, one function per case; marks the observed
  * ones it consumed. *replaced: a new container is booted (its env file is
  * written then anyway). */
@@ -996,10 +1094,12 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 	const struct obs_container *oc;
 	struct diff_step *s;
 	int wave, group;
-	size_t at = 0;
+	size_t at = 0, nleft;
+	size_t *left = xcalloc(x->oh->ncontainers ? x->oh->ncontainers : 1, sizeof(*left));
 
 	*replaced = 0;
 	wave = wave_of(x->ds, dc, x->out->host, &group);
+	nleft = take_leftover_asides(x, dc, left);
 	if ((oc = find_running(x, dc, &at))) {
 		x->used[at] = 1;
 		s = plan_running(x, dc, oc, replaced);
@@ -1027,6 +1127,8 @@ static void plan_container(struct hctx *x, const struct des_container *dc, int *
 		s->wave = wave;
 		s->group = group;
 	}
+	plan_leftover_asides(x, dc, left, nleft);
+	free(left);
 	plan_extras(x, dc);
 }
 
@@ -1277,8 +1379,10 @@ static void count(struct diff_plan *p, struct diff_host *h)
 		case DIFF_REPLACE_STOP_FIRST: s->counted = 1; p->add++; p->destroy++; break;
 		case DIFF_START:
 		case DIFF_RENAME:
+		case DIFF_RESTORE:
 		case DIFF_SWITCH:
 		case DIFF_WRITE_ENV_FILE: s->counted = 1; p->change++; break;
+		case DIFF_REMOVE_ASIDE: s->counted = 1; p->destroy++; break;
 		case DIFF_REMOVE_ORPHAN:
 			if (p->prune) {
 				s->counted = 1;

@@ -20,6 +20,12 @@
  *   DIFF_START               ~    the desired container exists, stopped by hand
  *   DIFF_RENAME              ~    kept container renamed to the new version (no restart)
  *   DIFF_WRITE_ENV_FILE      ~    env file differs while its containers are kept
+ *   DIFF_RESTORE             ~    accessory: no container holds its name, but one that a
+ *                                 stop-first replacement set aside (<name>_replaced_<hex>,
+ *                                 diff_is_aside) matches the spec: renamed back, started
+ *   DIFF_REMOVE_ASIDE        -    accessory: a stopped container set aside by an interrupted
+ *                                 stop-first replacement while <name> exists (a stopped copy
+ *                                 on the same data): removed once <name> runs and is ready
  *   DIFF_SWITCH              ~    the desired app container runs, but another of its role
  *                                 runs too or kamal-proxy routes elsewhere (a rollout that
  *                                 was interrupted): wait until it is ready, switch traffic
@@ -29,6 +35,15 @@
  *   DIFF_PRUNE               -    stopped containers beyond retain_containers:
  *                                 housekeeping, never counted as a change
  * Unhealthy containers, unavailable secrets, a held lock are notes, not steps.
+ *
+ * An accessory's stop-first replacement that was interrupted (kill -9) can
+ * leave its old container stopped and renamed aside with no container named
+ * <name>, or the new one beside the aside one. Without <name>, an aside
+ * container is the accessory (its data is the data): restored when it
+ * matches the spec, else replaced stop-first from it (CAUSE_ASIDE); never a
+ * fresh container beside it. With <name>, stopped aside containers are
+ * leftovers: DIFF_REMOVE_ASIDE (CAUSE_ASIDE_LEFTOVER), after <name>'s own
+ * step. App roles' <name>_replaced_<hex> (Kamal's) are not concerned: prune.
  *
  * Accessories of the service no longer in the config are orphans like
  * removed roles: listed, removed only with pruning on; their directories
@@ -55,7 +70,8 @@
  * primary role in boot groups (step.group), 3 other roles, 4 orphans/prune.
  *
  * Counts (Terraform's): create → 1 add; replace → 1 add + 1 destroy; start,
- * rename, env file, switch → 1 change; orphan removal (pruning on) → 1 destroy.
+ * rename, restore, env file, switch → 1 change; orphan removal (pruning on),
+ * aside removal → 1 destroy.
  * plan.changes is add + change + destroy: exit code 2 iff non-zero.
  *
  * Ownership: struct diff_plan owns everything it points to (copies, never
@@ -86,6 +102,8 @@ enum diff_action {
 	DIFF_SWITCH,
 	DIFF_REMOVE_ORPHAN,
 	DIFF_PRUNE,
+	DIFF_RESTORE,
+	DIFF_REMOVE_ASIDE,
 };
 
 enum diff_cause_kind {
@@ -117,6 +135,8 @@ enum diff_cause_kind {
 	CAUSE_EXTRA_RUNNING,    /* another running container of a kept role */
 	CAUSE_RETAIN,           /* beyond retain_containers (new = the limit) */
 	CAUSE_TRAFFIC_ELSEWHERE, /* kamal-proxy routes the role elsewhere: old = its target */
+	CAUSE_ASIDE,            /* key = the accessory's name: only a container set aside exists */
+	CAUSE_ASIDE_LEFTOVER,   /* key = the accessory's name, which exists: a stopped copy */
 };
 
 struct diff_cause {
@@ -152,7 +172,9 @@ struct diff_step {
 	 * (valid while it lives; not part of the plan's canonical form).
 	 *   desired       the container created, replaced, started or renamed
 	 *                 (write env file: the container that reads the file,
-	 *                 or NULL); NULL for orphan removal and pruning
+	 *                 or NULL; remove aside: the accessory that must run
+	 *                 and be ready before its aside copy is removed);
+	 *                 NULL for orphan removal and pruning
 	 *   desired_file  write env file: the file; else NULL */
 	const struct des_container *desired;
 	const struct des_env_file *desired_file;
@@ -247,6 +269,10 @@ char *diff_plan_canonical(const struct diff_plan *p);
  * frees. (Used for traffic-switch steps; exposed for tests.)
  */
 char *diff_proxy_target(const struct obs_host *oh, const char *service);
+
+/* 1 when container is `<name>_replaced_<hex>` (1 to 64 lowercase hex digits):
+ * a container a stop-first replacement of `name` set aside. */
+int diff_is_aside(const char *container, const char *name);
 
 /* Symbols and words for the vocabulary. */
 const char *diff_action_symbol(enum diff_action a); /* "+", "+/-", "-/+", "~", "-" */

@@ -87,7 +87,8 @@ static void host_counts(const struct diff_host *h, size_t *add, size_t *chg, siz
 		case DIFF_CREATE: (*add)++; break;
 		case DIFF_REPLACE:
 		case DIFF_REPLACE_STOP_FIRST: (*add)++; (*del)++; break;
-		case DIFF_REMOVE_ORPHAN: (*del)++; break;
+		case DIFF_REMOVE_ORPHAN:
+		case DIFF_REMOVE_ASIDE: (*del)++; break;
 		default: (*chg)++; break;
 		}
 	}
@@ -105,6 +106,8 @@ static const char *verb(enum diff_action a)
 	case DIFF_SWITCH: return "switch to the desired container, stop the other";
 	case DIFF_REMOVE_ORPHAN: return "remove orphan";
 	case DIFF_PRUNE: return "prune";
+	case DIFF_RESTORE: return "restore (rename back, start)";
+	case DIFF_REMOVE_ASIDE: return "remove a copy set aside";
 	}
 	return "?";
 }

@@ -25,9 +25,11 @@ static const char *colour_of(enum diff_action a)
 	case DIFF_REPLACE_STOP_FIRST: return C_MAGENTA;
 	case DIFF_START:
 	case DIFF_RENAME:
+	case DIFF_RESTORE:
 	case DIFF_SWITCH:
 	case DIFF_WRITE_ENV_FILE: return C_YELLOW;
 	case DIFF_REMOVE_ORPHAN:
+	case DIFF_REMOVE_ASIDE:
 	case DIFF_PRUNE: return C_RED;
 	}
 	return "";
@@ -53,7 +55,11 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 	case DIFF_REPLACE_STOP_FIRST:
 	case DIFF_RENAME:
 	case DIFF_START:
-		sbuf_adds(out, s->action == DIFF_RENAME ? "rename " : s->action == DIFF_START ? "start " : "replace ");
+	case DIFF_RESTORE:
+		sbuf_adds(out, s->action == DIFF_RENAME	   ? "rename "
+			       : s->action == DIFF_START   ? "start "
+			       : s->action == DIFF_RESTORE ? "restore (rename back, start) "
+							   : "replace ");
 		render_text_escape(out, s->old_name);
 		if (s->old_name && strcmp(s->old_name, s->name) != 0) {
 			sbuf_adds(out, " → ");
@@ -73,6 +79,7 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 		render_text_escape(out, s->name);
 		break;
 	case DIFF_REMOVE_ORPHAN:
+	case DIFF_REMOVE_ASIDE:
 		sbuf_adds(out, "remove ");
 		render_text_escape(out, s->name);
 		break;

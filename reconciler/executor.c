@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@ struct ex_host {
 	int expect_pending;     /* the next command is the first step command: checked first */
 	int stale;              /* that check failed: nothing was done on the host */
 	int lock_here;          /* the deploy lock goes in front of this host's preparing command */
+	const struct diff_step *doing; /* the step under way (live status line), under run->mu */
+	double doing_since;
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -60,6 +63,11 @@ struct ex_run {
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
 	int locked; /* the deploy lock was taken (lock_cmd) */
+	/* On a terminal, a live status line under the progress lines (what each
+	 * host is doing), redrawn by a ticker thread; say() clears it first. */
+	int tty, ticking, status_shown;
+	pthread_t ticker;
+	pthread_cond_t tick_cv;
 	unsigned long lock_commands; /* sent on a primary host without steps */
 	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
 	 * once every primary-role container of the first boot group is ready
@@ -84,6 +92,10 @@ static void say(struct ex_run *run, const char *fmt, ...)
 	if (n < 0)
 		abort();
 	pthread_mutex_lock(&run->mu);
+	if (run->status_shown) {
+		fputs("\r\033[K", run->out);
+		run->status_shown = 0;
+	}
 	fprintf(run->out, "[%6.1fs] ", (prov_now_ms() - run->t0) / 1000.0);
 	esc_fputs(s, run->out);
 	fputc('\n', run->out);
@@ -384,6 +396,10 @@ static void boot_failed(struct ex_host *h, const char *name, const char *created
 	say(h->run, "%s: %s %s; the last %d lines of its logs:%s", h->dh->host, name,
 	    keep ? "stopped again" : "removed", EX_LOG_LINES, tail.len ? "" : " (none)");
 	pthread_mutex_lock(&h->run->mu);
+	if (h->run->status_shown) {
+		fputs("\r\033[K", h->run->out);
+		h->run->status_shown = 0;
+	}
 	fputs(tail.buf, h->run->out);
 	if (tail.len && tail.buf[tail.len - 1] != '\n')
 		fputc('\n', h->run->out);
@@ -626,15 +642,47 @@ out:
 	return rc;
 }
 
-/* The host paths of an accessory's data (bind mounts, home-relative ones resolved). */
-static void data_paths(const struct ex_host *h, const struct des_container *dc, struct strvec *out)
+/* One data source for snapshot.sh: a host path, or "volume:NAME:IMAGE". */
+static void data_push(struct strvec *out, char *src)
 {
+	if (strvec_contains(out, src))
+		free(src);
+	else
+		strvec_push_take(out, src);
+}
+
+/*
+ * What holds an accessory's data, for snapshot.sh: the host paths of its
+ * bind mounts (home-relative ones resolved) and its named volumes, as the
+ * desired spec mounts them and as the old container (old, when observed)
+ * mounts them now (a changed mount: the data is where the old one has it;
+ * an anonymous volume of the image's VOLUME is data too). A volume is
+ * copied by a container of the old container's image, already on the host
+ * (else the new one's, pulled before anything is stopped):
+ * "volume:NAME:IMAGE".
+ */
+static void data_paths(const struct ex_host *h, const struct des_container *dc,
+		       const struct obs_container *old, struct strvec *out)
+{
+	const char *img = old && old->image_id && *old->image_id ? old->image_id : dc->image_ref;
+
 	for (size_t i = 0; i < dc->nmounts; i++) {
 		const struct des_mount *m = &dc->mounts[i];
 		if (m->kind == DES_MOUNT_BIND)
-			strvec_push(out, m->source);
+			data_push(out, xstrdup(m->source));
 		else if (m->kind == DES_MOUNT_HOME && h->home)
-			strvec_push_take(out, xasprintf("%s/%s", h->home, m->source));
+			data_push(out, xasprintf("%s/%s", h->home, m->source));
+		else if (m->kind == DES_MOUNT_VOLUME && m->source[0] && img)
+			data_push(out, xasprintf("volume:%s:%s", m->source, img));
+	}
+	for (size_t i = 0; old && i < old->nmounts; i++) {
+		const struct obs_mount *m = &old->mounts[i];
+		if (!m->source || !*m->source || !m->type)
+			continue;
+		if (strcmp(m->type, "bind") == 0 && m->source[0] == '/')
+			data_push(out, xstrdup(m->source));
+		else if (strcmp(m->type, "volume") == 0 && img && !strchr(m->source, ':'))
+			data_push(out, xasprintf("volume:%s:%s", m->source, img));
 	}
 }
 
@@ -652,9 +700,13 @@ static void snapshot_cmd(struct prov_cmd *c, enum prov_join join, const char *mo
 
 /*
  * A stop-first replacement (an accessory, a drifted kamal-proxy): snapshot
- * check, stop the old one, rename it aside, snapshot copy, run the new one
- * on the same data, wait, remove the old one — one round trip. On failure:
- * the new one removed, the old one renamed back and started.
+ * check (room, every path readable), stop the old one, rename it aside,
+ * snapshot copy, run the new one on the same data, wait, remove the old one
+ * — one round trip. On failure: the new one removed, the old one renamed
+ * back and started. The old one may already be aside (diff_is_aside: a
+ * replacement interrupted by kill -9, no container holds the name): then it
+ * is not renamed again, and on failure it gets the name back and is started
+ * (it was the running accessory before the interruption).
  */
 static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 {
@@ -664,13 +716,16 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 						    ? config_xplumb_accessory(o->config, dc->role) : NULL;
 	const struct obs_container *oc = observed(h, s->old_name);
 	int running = oc && oc->state && strcmp(oc->state, "running") == 0;
+	int was_aside = diff_is_aside(s->old_name, s->name);
 	int snap = dc->kind == DES_ACCESSORY && (!xa || xa->snapshot);
+	const char *back = was_aside ? s->name : s->old_name;
 	struct plumb_err err = { 0 };
 	struct strvec paths = { 0 };
 	struct dcmd_ctx x;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	char *in = NULL, *aside = aside_name(s->old_name), *base = NULL;
+	char *in = NULL, *aside = was_aside ? xstrdup(s->old_name) : aside_name(s->old_name);
+	char *base = NULL;
 	int rc;
 
 	dctx(h, &x);
@@ -682,7 +737,7 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 	}
 	dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
 	if (snap) {
-		data_paths(h, dc, &paths);
+		data_paths(h, dc, oc, &paths);
 		if (!paths.n)
 			snap = 0;
 	}
@@ -696,7 +751,8 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 	}
 	if (running)
 		dcmd_stop(&c, PROV_JOIN_AND, s->old_name, o->config->stop_timeout);
-	dcmd_rename(&c, PROV_JOIN_AND, s->old_name, aside);
+	if (!was_aside)
+		dcmd_rename(&c, PROV_JOIN_AND, s->old_name, aside);
 	if (snap)
 		snapshot_cmd(&c, PROV_JOIN_AND, "copy", base, &paths);
 	rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
@@ -717,7 +773,9 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 		}
 	}
 	if (rc < 0) {
-		int refused = strstr(r.out.buf, "plumb-snapshot: not enough room") != NULL;
+		/* snapshot.sh's check refuses (room, an unreadable path) before
+		 * anything is stopped */
+		int refused = strstr(r.out.buf, "plumb-snapshot: refused") != NULL;
 		char *created = last_container_id(r.out.buf, r.out.len);
 
 		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
@@ -731,21 +789,61 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 		prov_cmd_release(&c);
 		prov_cmd_init(&c);
 		/* back to the old one, on its untouched data */
-		dcmd_rename(&c, PROV_JOIN_SEQ, aside, s->old_name);
+		dcmd_rename(&c, PROV_JOIN_SEQ, aside, back);
 		prov_cmd_quiet(&c);
-		if (running)
-			dcmd_start(&c, PROV_JOIN_SEQ, s->old_name);
+		if (running || was_aside)
+			dcmd_start(&c, PROV_JOIN_SEQ, back);
 		if (ex_cmd(h, &c, NULL, 0, &r) == 0)
-			say(h->run, "%s: %s is back on its data", h->dh->host, s->old_name);
+			say(h->run, "%s: %s is back on its data", h->dh->host, back);
 		else
 			say(h->run, "%s: restoring %s failed: %s (container %s)", h->dh->host,
-			    s->old_name, cmd_said(h, &r, PLUMB_ERROR), aside);
+			    back, cmd_said(h, &r, PLUMB_ERROR), aside);
 	}
 out:
 	util_free_secret(in);
 	strvec_release(&paths);
 	free(aside);
 	free(base);
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/*
+ * What an interrupted stop-first replacement left (diff.h), one round trip:
+ *   DIFF_RESTORE       the accessory set aside, matching the spec: renamed
+ *                      back, started, ready. Nothing to undo on failure: it
+ *                      is the accessory's only container, on its data.
+ *   DIFF_REMOVE_ASIDE  a stopped copy set aside: removed only once the
+ *                      accessory (s->desired) runs and is ready.
+ */
+static int step_aside(struct ex_host *h, const struct diff_step *s)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	int restore = s->action == DIFF_RESTORE;
+	const char *acc = restore ? s->name : s->desired ? s->desired->name : NULL;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	int rc;
+
+	if (!acc || !s->old_name)
+		return host_fail(h, PLUMB_EINVAL, "%s: no accessory for the step", s->name);
+	prov_cmd_init(&c);
+	if (restore) {
+		dcmd_rename(&c, PROV_JOIN_AND, s->old_name, acc);
+		dcmd_start(&c, PROV_JOIN_AND, acc);
+	}
+	ready_cmd(&c, PROV_JOIN_AND, acc, o->config->deploy_timeout, 0);
+	if (!restore)
+		dcmd_remove(&c, PROV_JOIN_AND, s->old_name);
+	audit(h, &c, restore ? "Restored accessory %s (renamed back from %s)"
+			     : "Removed %2$s (set aside by an interrupted replacement of %1$s)",
+	      acc, s->old_name);
+	rc = ex_cmd(h, &c, NULL, 0, &r);
+	if (rc < 0)
+		host_fail(h, rc, restore ? "restoring %s from %s failed: %s"
+					 : "%s is not ready, %s kept: %s",
+			  acc, s->old_name, cmd_said(h, &r, rc));
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	return rc;
@@ -868,6 +966,9 @@ static int run_step(struct ex_host *h, const struct diff_step *s)
 		}
 	case DIFF_REPLACE_STOP_FIRST:
 		return step_stop_first(h, s);
+	case DIFF_RESTORE:
+	case DIFF_REMOVE_ASIDE:
+		return step_aside(h, s);
 	case DIFF_SWITCH:
 		/* an interrupted rollout: the desired container runs; wait until it
 		 * is ready, move traffic to it, stop the other one */
@@ -893,6 +994,90 @@ static void step_label(const struct diff_step *s, char *buf, size_t n)
 	else
 		snprintf(buf, n, "%s %s %s", diff_action_symbol(s->action), diff_action_name(s->action),
 			 s->name);
+}
+
+/* ---- the live status line (a terminal only) ---- */
+
+#define EX_TICK_MS 250
+
+/* Draws the status line: elapsed time, then each busy host's step and how
+ * long it has taken, cut to the terminal's width. Under run->mu. */
+static void status_draw(struct ex_run *run)
+{
+	struct winsize ws;
+	struct sbuf line, esc;
+	size_t width = 80, busy = 0;
+	double now = prov_now_ms();
+
+	if (ioctl(fileno(run->out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+		width = ws.ws_col;
+	sbuf_init(&line, 0);
+	sbuf_addf(&line, "[%6.1fs] ", (now - run->t0) / 1000.0);
+	for (size_t i = 0; i < run->nh; i++) {
+		const struct ex_host *h = &run->h[i];
+		if (!h->doing)
+			continue;
+		sbuf_addf(&line, "%s%s: %s %s (%.1fs)", busy++ ? " | " : "", h->dh->host,
+			  diff_action_name(h->doing->action),
+			  h->doing->role && *h->doing->role ? h->doing->role : h->doing->name,
+			  (now - h->doing_since) / 1000.0);
+	}
+	if (busy) {
+		sbuf_init(&esc, 0);
+		esc_text(&esc, line.buf); /* names come from a repository */
+		if (esc.len > width - 1)
+			esc.len = width - 1, esc.buf[esc.len] = '\0';
+		fprintf(run->out, "\r\033[K%s", esc.buf);
+		fflush(run->out);
+		run->status_shown = 1;
+		sbuf_release(&esc);
+	}
+	sbuf_release(&line);
+}
+
+static void *ticker_main(void *arg)
+{
+	struct ex_run *run = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&run->mu);
+	while (run->ticking) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += EX_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&run->tick_cv, &run->mu, &ts);
+		if (run->ticking)
+			status_draw(run);
+	}
+	if (run->status_shown) {
+		fputs("\r\033[K", run->out);
+		fflush(run->out);
+		run->status_shown = 0;
+	}
+	pthread_mutex_unlock(&run->mu);
+	return NULL;
+}
+
+static void ticker_start(struct ex_run *run)
+{
+	if (!isatty(fileno(run->out)))
+		return;
+	run->tty = run->ticking = 1;
+	if (pthread_create(&run->ticker, NULL, ticker_main, run) != 0)
+		run->tty = run->ticking = 0;
+}
+
+static void ticker_stop(struct ex_run *run)
+{
+	if (!run->tty)
+		return;
+	pthread_mutex_lock(&run->mu);
+	run->ticking = 0;
+	pthread_cond_broadcast(&run->tick_cv);
+	pthread_mutex_unlock(&run->mu);
+	pthread_join(run->ticker, NULL);
+	run->tty = 0;
 }
 
 /* Waits until the barrier opens (1) or closes (-1); returns it. */
@@ -964,7 +1149,14 @@ static int host_batch(size_t i, void *ctx)
 		}
 		step_label(s, label, sizeof(label));
 		h->ready_said = 0;
+		pthread_mutex_lock(&run->mu);
+		h->doing = s;
+		h->doing_since = t;
+		pthread_mutex_unlock(&run->mu);
 		rc = run_step(h, s);
+		pthread_mutex_lock(&run->mu);
+		h->doing = NULL;
+		pthread_mutex_unlock(&run->mu);
 		h->state[h->batch[k]] = rc < 0 ? EX_FAILED : EX_DONE;
 		if (rc < 0 && s->wave == 2 && run->gate)
 			barrier_set(run, 0);
@@ -1109,9 +1301,16 @@ static int host_prepare(size_t i, void *ctx)
 			at += e + 1;
 		}
 	}
-	if (refs.n)
-		say(run, "%s: %zu image%s ready, %zu pulled (%.1fs)", h->dh->host, refs.n,
-		    refs.n == 1 ? "" : "s", pulled, (prov_now_ms() - t) / 1000.0);
+	if (refs.n) {
+		size_t unchecked = 0;
+		for (size_t k = 0; k < ids.n; k++)
+			unchecked += !*ids.v[k];
+		say(run, "%s: %zu image%s ready, %zu pulled%s (%.1fs)", h->dh->host, refs.n,
+		    refs.n == 1 ? "" : "s", pulled,
+		    unchecked ? ", an accessory's not checked (its identity is not pinned: "
+				"x-plumb accessories.<name>.pin_digest)" : "",
+		    (prov_now_ms() - t) / 1000.0);
+	}
 out:
 	free(why);
 	strvec_release(&refs);
@@ -1400,6 +1599,30 @@ out:
 	return rc;
 }
 
+/* A rollback runs retained containers only (Kamal's rollback refuses a
+ * version that is not there as a container): a step that would create an
+ * app container (docker run, which pulls a missing image) refuses it all. */
+static int rollback_check(struct ex_run *run, struct plumb_err *err)
+{
+	for (size_t i = 0; i < run->nh; i++) {
+		struct ex_host *h = &run->h[i];
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s = &h->dh->steps[k];
+			const struct obs_container *have = observed(h, s->name);
+			if (s->target != DIFF_T_APP ||
+			    (s->action != DIFF_CREATE && s->action != DIFF_REPLACE))
+				continue;
+			if (s->action == DIFF_REPLACE && have)
+				continue; /* the retained container, started or renamed aside */
+			return plumb_err_set(err, PLUMB_EREFUSED,
+					     "%s: no retained container %s to roll back to (a rollback "
+					     "pulls and creates nothing): nothing done; deploy that version "
+					     "with apply --version", h->dh->host, s->name);
+		}
+	}
+	return 0;
+}
+
 int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, struct plumb_err *err)
 {
 	struct ex_run run = { .o = o };
@@ -1411,6 +1634,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	run.out = o->out ? o->out : stdout;
 	pthread_mutex_init(&run.mu, NULL);
 	pthread_cond_init(&run.cv, NULL);
+	pthread_cond_init(&run.tick_cv, NULL);
 	for (size_t i = 0; i < o->plan->nhosts; i++)
 		nsteps += o->plan->hosts[i].nsteps;
 	if (!nsteps)
@@ -1453,7 +1677,12 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 			goto out;
 		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;
 	}
-	if (run_waves(&run) != 0) {
+	if (o->rollback && (rc = rollback_check(&run, err)) < 0)
+		goto out;
+	ticker_start(&run);
+	rc = run_waves(&run);
+	ticker_stop(&run);
+	if (rc != 0) {
 		rc = PLUMB_ERROR;
 		for (size_t i = 0; i < run.nh; i++)
 			if (run.h[i].failed) {
@@ -1475,6 +1704,7 @@ out:
 	free(run.h);
 	pthread_mutex_destroy(&run.mu);
 	pthread_cond_destroy(&run.cv);
+	pthread_cond_destroy(&run.tick_cv);
 	return rc;
 }
 

@@ -4,10 +4,23 @@
 # before the change is still there after; the replacement is stop-first (a
 # new container id, Kamal's audit line), a snapshot path is printed and holds
 # a copy of the data directory on the host; the web app still answers.
-# No secret in any output.
+# A second Postgres (pgvol) keeps its data in a named volume: its change
+# prints a snapshot whose copy of the volume holds the data files, and its
+# row survives too. No secret in any output.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/apply_lib.sh"
+
+# pgvol_lines ENV_LINE: the volume-backed accessory (port 5433 on host 1)
+pgvol_lines() {
+	printf 'pgvol:\n  image: %s/postgres:17\n  host: %s\n  port: "5433:5432"\n  env:\n' "$LAB_REGISTRY" "$H1"
+	[ -z "$1" ] || printf '    clear:\n      %s\n' "$1"
+	printf '    secret:\n      - POSTGRES_PASSWORD\n  volumes:\n    - "pgdata:/var/lib/postgresql/data"\n'
+}
+# psql_db / db_ready (apply_lib.sh) on its port (psql reads PGPORT)
+psql_vol() { PGPORT=5433 psql_db "$1"; }
+vol_ready() { PGPORT=5433 db_ready; }
+PC_ACC_EXTRA=$(pgvol_lines "")
 
 A=$(plan_commit "apply_accessory: v1")
 lab_tag v1 "$A"
@@ -16,11 +29,15 @@ expect_rc first 0
 answers v1
 db_ready
 psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+vol_ready
+psql_vol "create table kept(v text); insert into kept values ('in a volume')" || fail "psql write (pgvol) failed"
 DB1=$(db_id)
+VOL1=$(lab_on_host 1 'docker inspect --format "{{.Id}}" optimus-pgvol')
 WEB1=$(role_ids web)
 
 # ---- a changed Postgres option ----
 export PC_DB_ENV="PGTZ: UTC"
+PC_ACC_EXTRA=$(pgvol_lines "PGTZ: UTC")
 B=$(plan_commit "apply_accessory: db option")
 lab_tag v1 "$B"
 plan_run change
@@ -33,7 +50,7 @@ lab_on_host 1 'docker inspect --format "{{range .Config.Env}}{{println .}}{{end}
 	fail "change: the new container lacks the option"
 grep -q "Replaced accessory optimus-db (stop-first)" <(lab_on_host 1 'cat .kamal/optimus-audit.log') ||
 	fail "change: no stop-first audit line"
-snap=$(grep -o 'snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
+snap=$(grep -ho 'optimus-db: snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
 [ -n "$snap" ] || { show change; fail "change: no snapshot path printed"; }
 echo "  snapshot: $snap"
 lab_on_host 1 "test -f '$snap/1-data/PG_VERSION'" || fail "change: the snapshot $snap holds no copy of the data"
@@ -43,6 +60,20 @@ n=$(lab_on_host 1 "docker ps -a --format '{{.Names}}' | grep -c '^optimus-db' ||
 db_ready
 v=$(psql_db "select v from kept") || fail "change: read after the replacement failed"
 [ "$v" = survives ] || fail "change: the row is lost: got '$v'"
+# the volume-backed one: replaced, its volume snapshotted, its row kept
+[ "$(lab_on_host 1 'docker inspect --format "{{.Id}}" optimus-pgvol')" != "$VOL1" ] ||
+	fail "change: optimus-pgvol was not replaced"
+vsnap=$(grep -ho 'optimus-pgvol: snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
+[ -n "$vsnap" ] || { show change; fail "change: no snapshot path printed for the volume-backed accessory"; }
+echo "  snapshot: $vsnap"
+lab_on_host 1 "test -f '$vsnap/1-pgdata/PG_VERSION' && test -d '$vsnap/1-pgdata/base'" ||
+	fail "change: the snapshot $vsnap holds no copy of the volume pgdata"
+# the row's data file: the table's relation file is in the copy
+rel=$(psql_vol "select pg_relation_filepath('kept')") || fail "change: pgvol read failed"
+lab_on_host 1 "test -s '$vsnap/1-pgdata/$rel'" || fail "change: the snapshot lacks the row's data file $rel"
+vol_ready
+v=$(psql_vol "select v from kept") || fail "change: pgvol read after the replacement failed"
+[ "$v" = "in a volume" ] || fail "change: the volume's row is lost: got '$v'"
 answers v1
 [ "$(role_ids web)" = "$WEB1" ] || fail "change: the web containers changed"
 plan_run after_change

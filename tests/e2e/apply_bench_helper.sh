@@ -2,7 +2,9 @@
 # e2e: helper
 # The apply half of `make bench` (tests/bench/run.sh runs it inside a lab
 # whose env is exported): on the lab's optimus (web on hosts 1..N-1, job on
-# host N, Postgres, readiness_delay 0), interleaved, BENCH_APPLY_RUNS rounds of
+# host N, Postgres, readiness_delay 0), in two configurations — the web role
+# without a proxy (`proxy: false`, the issue's reference setup), then behind
+# kamal-proxy — interleaved, BENCH_APPLY_RUNS rounds of
 #   - plumb: a roll v1 <-> v2 (wall, max RSS, commands per host), a no-op apply;
 #   - the real Kamal 2.12 (../shared/kamal-peer, when present): `kamal deploy`
 #     of the same roll, and a same-version redeploy (and the containers it
@@ -16,14 +18,7 @@ apply_setup
 RUNS=${BENCH_APPLY_RUNS:-3}
 KAMAL=""
 if plan_find_kamal; then KAMAL=$KAMAL_REAL; else echo "apply_bench: Kamal half skipped: $KAMAL_WHY"; fi
-export PC_ROOT_EXTRA
-PC_ROOT_EXTRA+=$'\n'$(plan_kamal_config | sed '/^proxy:/,$d')
 mkdir -p "$T/kamal-home"
-V1=$(plan_commit "bench: v1")
-lab_tag v1 "$V1"
-export PC_CLEAR_EXTRA="FEATURE: two"
-V2=$(plan_commit "bench: v2")
-lab_tag v2 "$V2"
 res() { echo "apply_bench $1 $2" | tee -a "$T/res"; }
 ms() { echo "($2 - $1) * 1000 / 1" | bc; }
 # plumb_at SHA KEY: apply at SHA (checkout --version) timed; KEY_ms, KEY_rss_kb, KEY_cmds
@@ -35,6 +30,7 @@ plumb_at() {
 	t1=$(date +%s.%N)
 	res "$2_ms" "$(ms "$t0" "$t1")"
 	res "$2_rss_kb" "$(cat "$T/rss")"
+	# the busiest host's commands: observation, lock and its release included
 	res "$2_cmds_max_host" "$(grep -o 'at most [0-9]* on one host' "$T/p.out" | grep -o '[0-9]*' || echo 0)"
 }
 kamal_at() {
@@ -60,45 +56,68 @@ naive() { # sequential ssh per web host: pull, run new, stop old
 	res "$4_ms" "$(ms "$t0" "$t1")"
 }
 
-plumb_at "$V1" warm_plumb
-naive v1 none a naive_warm
-for ((r = 1; r <= RUNS; r++)); do
-	plumb_at "$V2" "plumb_roll_$r"
-	ids a; plumb_at "$V2" "plumb_noop_$r"; ids b
-	res "plumb_noop_restarts_$r" "$(restarts a b)"
-	plumb_at "$V1" "plumb_back_$r"
-	naive v2 a b "naive_roll_$r"
-	naive v1 b a "naive_back_$r"
-	if [ -n "$KAMAL" ]; then
-		kamal_at "$V2" "kamal_roll_$r"
-		ids a; kamal_at "$V2" "kamal_redeploy_$r"; ids b
-		res "kamal_redeploy_restarts_$r" "$(restarts a b)"
-		kamal_at "$V1" "kamal_back_$r"
+# bench_config MODE: the rounds on the web role without a proxy (MODE
+# noproxy) or behind kamal-proxy (MODE proxy); keys are prefixed MODE_
+bench_config() {
+	local m=$1 r v1 v2
+	export PC_ROOT_EXTRA PC_WEB_PROXY PC_CLEAR_EXTRA
+	PC_ROOT_EXTRA=$BASE_EXTRA
+	if [ "$m" = noproxy ]; then
+		PC_WEB_PROXY=false
+	else
+		PC_WEB_PROXY=
+		PC_ROOT_EXTRA+=$(printf '\nproxy:\n  run:\n    registry: %s\n    repository: kamal-proxy\n    version: v0.9.2\n' "$LAB_REGISTRY")
 	fi
-done
-python3 - "$T/res" "$RUNS" <<'PY'
+	PC_CLEAR_EXTRA=
+	v1=$(plan_commit "bench $m: v1")
+	lab_tag v1 "$v1"
+	PC_CLEAR_EXTRA="FEATURE: two"
+	v2=$(plan_commit "bench $m: v2")
+	lab_tag v2 "$v2"
+	plumb_at "$v1" "${m}_warm_plumb"
+	naive v1 none "a$m" "${m}_naive_warm"
+	for ((r = 1; r <= RUNS; r++)); do
+		plumb_at "$v2" "${m}_plumb_roll_$r"
+		ids a; plumb_at "$v2" "${m}_plumb_noop_$r"; ids b
+		res "${m}_plumb_noop_restarts_$r" "$(restarts a b)"
+		plumb_at "$v1" "${m}_plumb_back_$r"
+		naive v2 "a$m" "b$m" "${m}_naive_roll_$r"
+		naive v1 "b$m" "a$m" "${m}_naive_back_$r"
+		if [ -n "$KAMAL" ]; then
+			kamal_at "$v2" "${m}_kamal_roll_$r"
+			ids a; kamal_at "$v2" "${m}_kamal_redeploy_$r"; ids b
+			res "${m}_kamal_redeploy_restarts_$r" "$(restarts a b)"
+			kamal_at "$v1" "${m}_kamal_back_$r"
+		fi
+	done
+	for ((r = 1; r < N; r++)); do lab_on_host "$r" "docker rm -f naive-a$m >/dev/null 2>&1 || true"; done
+}
+BASE_EXTRA=$'readiness_delay: 0\ndeploy_timeout: 20\n'$(plan_kamal_config | sed '/^proxy:/,$d')
+for mode in ${BENCH_APPLY_MODES:-noproxy proxy}; do bench_config "$mode"; done
+python3 - "$T/res" "$RUNS" ${BENCH_APPLY_MODES:-noproxy proxy} <<'PY'
 import sys, statistics
 d = {}
 for l in open(sys.argv[1]):
     _, k, v = l.split(); d[k] = float(v)
 runs = int(sys.argv[2])
-def med(p): 
-    xs = [d["%s_%d" % (p, r)] for r in range(1, runs + 1) if "%s_%d" % (p, r) in d]
-    return statistics.median(xs) if xs else None
-def med2(p, s):
-    xs = [d["%s_%d_%s" % (p, r, s)] for r in range(1, runs + 1) if "%s_%d_%s" % (p, r, s) in d]
+def med(p, s=None):
+    ks = ["%s_%d%s" % (p, r, "_" + s if s else "") for r in range(1, runs + 1)]
+    xs = [d[k] for k in ks if k in d]
     return statistics.median(xs) if xs else None
 def f(x, u=""): return "-" if x is None else "%.0f%s" % (x, u)
-pr, pn, kr, kd, nr = med2("plumb_roll", "ms"), med2("plumb_noop", "ms"), med2("kamal_roll", "ms"), med2("kamal_redeploy", "ms"), med("naive_roll_ms".replace("_ms", "")) 
-nr = statistics.median([d["naive_roll_%d_ms" % r] for r in range(1, runs + 1)])
-print("4. apply (median of %d interleaved rounds; web on 2 hosts, job on 1, Postgres, kamal-proxy)" % runs)
-print("   roll v1->v2:   plumb %s ms | kamal %s ms | naive ssh pull/run/stop (web only, no health gate) %s ms" % (f(pr), f(kr), f(nr)))
-if kr: print("                  plumb/kamal %.3f (target <= 0.25)" % (pr / kr))
-print("                  plumb/naive %.3f" % (pr / nr))
-print("   no-op:         plumb apply %s ms, restarts %s | kamal same-version redeploy %s ms, restarts %s" %
-      (f(pn), f(med("plumb_noop_restarts")), f(kd), f(med("kamal_redeploy_restarts"))))
-if kd: print("                  plumb/kamal %.3f (target <= 0.1)" % (pn / kd))
-print("   commands on the busiest host (roll, plumb, with the observation): %s (target <= 5)" % f(med2("plumb_roll", "cmds_max_host")))
-print("   peak memory:   plumb %.1f MiB (target <= 20) | kamal %s MiB" % (med2("plumb_roll", "rss_kb") / 1024,
-      "-" if med2("kamal_roll", "rss_kb") is None else "%.1f" % (med2("kamal_roll", "rss_kb") / 1024)))
+for m in sys.argv[3:]:
+    pr, pn, kr, kd = med(m + "_plumb_roll", "ms"), med(m + "_plumb_noop", "ms"), med(m + "_kamal_roll", "ms"), med(m + "_kamal_redeploy", "ms")
+    nr = med(m + "_naive_roll", "ms")
+    what = "the web role without a proxy (proxy: false; the issue's reference setup)" if m == "noproxy" else "the web role behind kamal-proxy"
+    print("4%s. apply, %s: median of %d interleaved rounds; web on 2 hosts, job on 1, Postgres" % ("a" if m == "noproxy" else "b", what, runs))
+    print("   roll v1->v2:   plumb %s ms | kamal %s ms | naive ssh pull/run/stop (web only, no health gate) %s ms" % (f(pr), f(kr), f(nr)))
+    if kr: print("                  plumb/kamal %.3f (target <= 0.25)" % (pr / kr))
+    if nr: print("                  plumb/naive %.3f" % (pr / nr))
+    print("   no-op:         plumb apply %s ms, restarts %s | kamal same-version redeploy %s ms, restarts %s" %
+          (f(pn), f(med(m + "_plumb_noop_restarts")), f(kd), f(med(m + "_kamal_redeploy_restarts"))))
+    if kd: print("                  plumb/kamal %.3f (target <= 0.1)" % (pn / kd))
+    print("   commands on the busiest host (roll, plumb; observation, lock and release included): %s (target <= 5)" % f(med(m + "_plumb_roll", "cmds_max_host")))
+    kr_rss = med(m + "_kamal_roll", "rss_kb")
+    print("   peak memory:   plumb %.1f MiB (target <= 20) | kamal %s MiB" % (med(m + "_plumb_roll", "rss_kb") / 1024,
+          "-" if kr_rss is None else "%.1f" % (kr_rss / 1024)))
 PY

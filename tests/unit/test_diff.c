@@ -326,16 +326,27 @@ T_TEST(stopped_by_hand_is_started_removed_is_created)
 	scen_free(&s);
 }
 
+/* The fleet at V1 with the accessory's image changed to postgres:18 in the config. */
+static int scen_init_pg18(struct scen *s)
+{
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "postgres:17");
+	int rc;
+
+	if (!p)
+		abort();
+	p[10] = '8';
+	rc = scen_init(s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	free(yml);
+	return rc;
+}
+
 T_TEST(postgres_change_is_stop_first_and_disruptive)
 {
 	struct scen s;
-	char *yml = xstrdup(FX_YML), *p = strstr(yml, "postgres:17");
+	char *yml, *p;
 	const struct diff_step *d;
 
-	T_REQUIRE(p);
-	p[10] = '8';
-	T_REQUIRE(scen_init(&s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
-	free(yml);
+	T_REQUIRE(scen_init_pg18(&s) == 0);
 	scen_plan(&s, 0, NULL);
 	T_INTEQ(nsteps(s.p), 1);
 	d = pstep(s.p, "10.0.0.1", "db");
@@ -828,6 +839,7 @@ T_TEST(steps_reference_their_desired_container)
 			case DIFF_REPLACE_STOP_FIRST:
 			case DIFF_START:
 			case DIFF_RENAME:
+			case DIFF_RESTORE:
 			case DIFF_SWITCH:
 				T_REQUIRE(st->desired);
 				T_STREQ(st->desired->name, st->name);
@@ -846,6 +858,9 @@ T_TEST(steps_reference_their_desired_container)
 			case DIFF_PRUNE:
 				T_CHECK(st->desired == NULL);
 				checked++;
+				break;
+			case DIFF_REMOVE_ASIDE: /* the accessory that must be ready first */
+				T_REQUIRE(st->desired);
 				break;
 			}
 		}
@@ -1052,6 +1067,254 @@ T_TEST(env_file_step_in_its_roles_wave)
 	scen_free(&s);
 }
 
+/* ---- an accessory's stop-first replacement interrupted by kill -9 ---- */
+
+#define ASIDE "optimus-db_replaced_0123456789abcdef"
+
+/* Host 1's Postgres renamed aside (and stopped unless `running`), as an
+ * interrupted replacement leaves it; another aside copy when `second`. */
+static void set_db_aside(struct scen *s, int running, int second)
+{
+	struct obs_host *h1 = ohost(s->obs, "10.0.0.1");
+	struct obs_container *db = diff_fake_find(h1, "optimus-db");
+
+	if (!db)
+		abort();
+	free(db->name);
+	db->name = xstrdup(ASIDE);
+	free(db->state);
+	db->state = xstrdup(running ? "running" : "exited");
+	if (second) {
+		db = diff_fake_add(h1, db, "optimus-db_replaced_fedcba9876543210");
+		free(db->state);
+		db->state = xstrdup("exited");
+		free(db->created);
+		db->created = xstrdup("2000-01-01T00:00:00Z"); /* older */
+	}
+}
+
+/* A stopped copy (named name) of host 1's container named prefix…; host 1. */
+static struct obs_host *add_stopped_copy(struct scen *s, const char *prefix, const char *name)
+{
+	struct obs_host *h1 = ohost(s->obs, "10.0.0.1");
+	struct obs_container *c = diff_fake_find(h1, prefix);
+
+	if (!c)
+		abort();
+	c = diff_fake_add(h1, c, name);
+	free(c->state);
+	c->state = xstrdup("exited");
+	return h1;
+}
+
+/* The in-sync fleet with host 1's Postgres stopped aside (and an older
+ * aside copy when `second`), planned. */
+static int scen_plan_db_aside(struct scen *s, int second)
+{
+	if (scen_init(s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) != 0)
+		return -1;
+	set_db_aside(s, 0, second);
+	scen_plan(s, 0, NULL);
+	return 0;
+}
+
+static size_t count_action(const struct diff_plan *p, enum diff_action a)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->nhosts; i++)
+		for (size_t j = 0; j < p->hosts[i].nsteps; j++)
+			n += p->hosts[i].steps[j].action == a;
+	return n;
+}
+
+/* The plan as text (a step line, a cause), Markdown and JSON (action, cause kind). */
+static void check_rendered(const struct diff_plan *p, const char *line, const char *cause,
+			   const char *md, const char *action, const char *kind)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	T_CHECK(diff_render_text(p, NULL, &sb) == 0);
+	T_CONTAINS(sb.buf, line);
+	T_CONTAINS(sb.buf, cause);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_markdown(p, NULL, &sb) == 0);
+	T_CONTAINS(sb.buf, md);
+	sbuf_reset(&sb);
+	T_CHECK(diff_render_json(p, &sb) == 0);
+	T_CONTAINS(sb.buf, action);
+	T_CONTAINS(sb.buf, kind);
+	sbuf_release(&sb);
+}
+
+T_TEST(aside_names)
+{
+	T_CHECK(diff_is_aside(ASIDE, "optimus-db"));
+	T_CHECK(diff_is_aside("optimus-db_replaced_a", "optimus-db"));
+	T_CHECK(!diff_is_aside("optimus-db_replaced_", "optimus-db"));
+	T_CHECK(!diff_is_aside("optimus-db_replaced_0123X", "optimus-db"));
+	T_CHECK(!diff_is_aside("optimus-db_replaced_ABCD", "optimus-db"));
+	T_CHECK(!diff_is_aside("optimus-db2_replaced_abcd", "optimus-db"));
+	T_CHECK(!diff_is_aside("optimus-db", "optimus-db"));
+	T_CHECK(!diff_is_aside(NULL, "optimus-db"));
+}
+
+/* No optimus-db, its old container aside and matching the spec: restored
+ * (renamed back, started), never a fresh container beside its data. */
+T_TEST(aside_accessory_matching_is_restored)
+{
+	struct scen s;
+	const struct diff_step *d;
+
+	T_REQUIRE(scen_plan_db_aside(&s, 0) == 0);
+	T_INTEQ(nsteps(s.p), 1);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_RESTORE);
+	T_STREQ(d->old_name, ASIDE);
+	T_STREQ(d->name, "optimus-db");
+	T_CHECK(d->desired && strcmp(d->desired->name, "optimus-db") == 0);
+	T_CHECK(has_cause(d, CAUSE_ASIDE, "optimus-db"));
+	T_INTEQ(d->wave, 1);
+	T_INTEQ(s.p->change, 1);
+	T_INTEQ(s.p->add, 0);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	check_rendered(s.p, "~   restore (rename back, start) " ASIDE " → optimus-db (accessory db, wave 1)",
+		       "this one was set aside by an interrupted stop-first replacement",
+		       "restore (rename back, start)", "\"action\": \"restore\"", "\"kind\": \"set_aside\"");
+
+	/* started again by hand under its aside name: renamed back */
+	set_db_aside(&s, 1, 0);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_RESTORE);
+	T_STREQ(d->old_name, ASIDE);
+	T_INTEQ(phost(s.p, "10.0.0.1")->unchanged, 2);
+	scen_free(&s);
+}
+
+/* No optimus-db, the aside one differs from the new spec: replaced
+ * stop-first from it (its data is the data), saying so. */
+T_TEST(aside_accessory_differing_is_replaced_from_it)
+{
+	struct scen s;
+	const struct diff_step *d;
+
+	T_REQUIRE(scen_init_pg18(&s) == 0);
+	set_db_aside(&s, 0, 0);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(nsteps(s.p), 1);
+	T_INTEQ(count_action(s.p, DIFF_CREATE), 0);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_REPLACE_STOP_FIRST);
+	T_STREQ(d->old_name, ASIDE);
+	T_CHECK(has_cause(d, CAUSE_ASIDE, "optimus-db"));
+	T_CHECK(has_cause(d, CAUSE_IMAGE_REF, NULL));
+
+	/* the aside one running (started by hand): the same */
+	set_db_aside(&s, 1, 0);
+	scen_plan(&s, 0, NULL);
+	d = pstep(s.p, "10.0.0.1", "db");
+	T_REQUIRE(d);
+	T_INTEQ(d->action, DIFF_REPLACE_STOP_FIRST);
+	T_STREQ(d->old_name, ASIDE);
+	T_CHECK(d->disruptive);
+	T_CHECK(has_cause(d, CAUSE_ASIDE, "optimus-db"));
+	scen_free(&s);
+}
+
+/* optimus-db runs (the new one booted before the kill): the aside copies
+ * are removed once it is ready — counted, so apply does it. */
+T_TEST(aside_leftover_beside_the_accessory_is_removed)
+{
+	const struct diff_host *dh;
+	struct obs_host *h1;
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	h1 = add_stopped_copy(&s, "optimus-db", ASIDE);
+	scen_plan(&s, 0, NULL);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(nsteps(s.p), 1);
+	T_INTEQ(dh->steps[0].action, DIFF_REMOVE_ASIDE);
+	T_STREQ(dh->steps[0].name, ASIDE);
+	T_STREQ(dh->steps[0].old_name, ASIDE);
+	T_STREQ(dh->steps[0].role, "db");
+	T_CHECK(dh->steps[0].desired && strcmp(dh->steps[0].desired->name, "optimus-db") == 0);
+	T_CHECK(has_cause(&dh->steps[0], CAUSE_ASIDE_LEFTOVER, "optimus-db"));
+	T_INTEQ(dh->steps[0].wave, 1);
+	T_CHECK(dh->steps[0].counted);
+	T_INTEQ(s.p->destroy, 1);
+	T_INTEQ(s.p->orphans_kept, 0);
+	T_INTEQ(dh->unchanged, 3);
+	T_INTEQ(diff_plan_exit_code(s.p), 2);
+	check_rendered(s.p, "-   remove " ASIDE " (accessory db, wave 1)",
+		       "removed once optimus-db runs and is ready", "remove a copy set aside",
+		       "\"action\": \"remove_aside\"", "\"kind\": \"aside_leftover\"");
+
+	/* optimus-db stopped and different (the new one crashed), the aside
+	 * one matching: optimus-db is the one planned, the aside one is never
+	 * restored over it */
+	{
+		struct obs_container *db = diff_fake_find(h1, "optimus-db");
+		T_REQUIRE(db && strcmp(db->name, "optimus-db") == 0);
+		free(db->state);
+		db->state = xstrdup("exited");
+		free(db->image_ref);
+		db->image_ref = xstrdup("postgres:16");
+	}
+	scen_plan(&s, 0, NULL);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(dh->nsteps, 2);
+	T_INTEQ(dh->steps[0].action, DIFF_REPLACE_STOP_FIRST);
+	T_STREQ(dh->steps[0].old_name, "optimus-db");
+	T_INTEQ(dh->steps[1].action, DIFF_REMOVE_ASIDE);
+	T_STREQ(dh->steps[1].old_name, ASIDE);
+	T_INTEQ(count_action(s.p, DIFF_RESTORE), 0);
+	scen_free(&s);
+}
+
+/* Two aside copies and no optimus-db: the newest matching one is restored,
+ * the other removed after it. */
+T_TEST(two_asides_one_restored_one_removed)
+{
+	struct scen s;
+	const struct diff_host *dh;
+
+	T_REQUIRE(scen_plan_db_aside(&s, 1) == 0);
+	dh = phost(s.p, "10.0.0.1");
+	T_INTEQ(dh->nsteps, 2);
+	T_INTEQ(dh->steps[0].action, DIFF_RESTORE);
+	T_STREQ(dh->steps[0].old_name, ASIDE);
+	T_INTEQ(dh->steps[1].action, DIFF_REMOVE_ASIDE);
+	T_STREQ(dh->steps[1].old_name, "optimus-db_replaced_fedcba9876543210");
+	T_INTEQ(s.p->change, 1);
+	T_INTEQ(s.p->destroy, 1);
+	scen_free(&s);
+}
+
+/* An app role's <name>_replaced_<hex> (Kamal's leftovers) is not an
+ * accessory's aside: pruned as before, never restored. */
+T_TEST(app_role_replaced_leftovers_are_not_asides)
+{
+	struct scen s;
+	char *name;
+
+	T_REQUIRE(scen_init(&s, FX_YML, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND) == 0);
+	T_REQUIRE(diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-"));
+	name = xasprintf("%s_replaced_0123456789abcdef", diff_fake_find(ohost(s.obs, "10.0.0.1"), "optimus-web-")->name);
+	add_stopped_copy(&s, "optimus-web-", name);
+	free(name);
+	scen_plan(&s, 0, NULL);
+	T_INTEQ(count_action(s.p, DIFF_RESTORE), 0);
+	T_INTEQ(count_action(s.p, DIFF_REMOVE_ASIDE), 0);
+	T_INTEQ(s.p->changes, 0);
+	scen_free(&s);
+}
+
 T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces), T_CASE(interrupted_rollout_is_a_switch), T_CASE(proxy_drift_only_when_configured),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
@@ -1064,4 +1327,9 @@ T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everythin
        T_CASE(accessory_alone_without_our_env_file_is_refused),
        T_CASE(steps_reference_their_desired_container),
        T_CASE(erb_env_value_is_sensitive_and_not_computed_when_untrusted),
-       T_CASE(daemon_default_log_opts_are_not_a_change), T_CASE(env_file_step_in_its_roles_wave))
+       T_CASE(daemon_default_log_opts_are_not_a_change), T_CASE(env_file_step_in_its_roles_wave),
+       T_CASE(aside_names), T_CASE(aside_accessory_matching_is_restored),
+       T_CASE(aside_accessory_differing_is_replaced_from_it),
+       T_CASE(aside_leftover_beside_the_accessory_is_removed),
+       T_CASE(two_asides_one_restored_one_removed),
+       T_CASE(app_role_replaced_leftovers_are_not_asides))

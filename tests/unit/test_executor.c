@@ -6,9 +6,11 @@
  * the rollout stopped), a tag that moved (nothing run), a plan without steps
  * (nothing sent), and a read-only fleet (never a writer).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diff/diff.h"
 #include "providers/fleet.h"
@@ -32,6 +34,7 @@ struct fake_host {
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 	int stale;                /* the observed containers changed: plumb-expect fails */
+	int slow_run_ms;          /* a docker run takes this long */
 	int lock_held;            /* the fake lock command finds the lock held */
 };
 
@@ -64,8 +67,11 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 		out->status = 9;
 		return 0;
 	}
-	if (strstr(cmd, "docker run"))
+	if (strstr(cmd, "docker run")) {
+		if (h->slow_run_ms)
+			usleep((useconds_t)h->slow_run_ms * 1000);
 		sbuf_addf(&out->out, "%s\n", NEW_ID);
+	}
 	if (h->fail_ready && strstr(cmd, "plumb-ready") && strstr(cmd, h->fail_ready)) {
 		sbuf_adds(&out->out, "plumb-ready: not ready\n");
 		out->status = 2;
@@ -415,6 +421,59 @@ T_TEST(a_host_changed_since_observed_is_left_alone)
 	scen_free(&s);
 }
 
+T_TEST(a_rollback_without_the_retained_container_does_nothing)
+{
+	struct scen s;
+	struct plumb_err err = { 0 };
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.rollback = 1; /* V2's containers were never there: nothing to start */
+	s.o.no_pull = 1;
+	T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_EREFUSED);
+	T_CHECK(strstr(plumb_err_msg(&err), "no retained container") != NULL);
+	T_CHECK(total_cmds(&s) == 0);
+	scen_free(&s);
+}
+
+T_TEST(a_terminal_gets_a_live_status_line)
+{
+	struct scen s;
+	char buf[65536];
+	size_t n = 0;
+	ssize_t k;
+	int m, sl;
+	FILE *tty;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	T_REQUIRE(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+	sl = open(ptsname(m), O_RDWR | O_NOCTTY);
+	T_REQUIRE(sl >= 0);
+	tty = fdopen(sl, "w");
+	T_REQUIRE(tty != NULL);
+	s.o.out = tty;
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		hosts[i].slow_run_ms = 700; /* long enough for the ticker to draw */
+	T_CHECK(scen_run(&s) == 0);
+	fclose(tty);
+	fcntl(m, F_SETFL, O_NONBLOCK);
+	while (n < sizeof(buf) - 1 && (k = read(m, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = '\0';
+	close(m);
+	/* the status line: cleared and redrawn in place, naming each busy
+	 * host's step by role, with its time so far */
+	T_CHECK(strstr(buf, "\r\033[K[") != NULL);
+	T_CHECK(strstr(buf, "10.0.0.1: replace web (") != NULL);
+	T_CHECK(strstr(buf, "10.0.0.2: replace job (") != NULL);
+	if (getenv("T_VERBOSE"))
+		fprintf(stderr, "%s", buf);
+	/* the progress lines are still whole lines */
+	T_CHECK(strstr(buf, "replace optimus-web-" FX_V1 " -> optimus-web-" FX_V2 " done") != NULL);
+	/* not on a file: no status line (the other tests' output is a memstream) */
+	scen_free(&s);
+}
+
 T_TEST(a_moved_tag_stops_before_anything)
 {
 	struct scen s;
@@ -609,6 +668,54 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	free(yml);
 }
 
+/* An accessory left aside by an interrupted stop-first replacement (no
+ * optimus-db), its spec changed since (here: a named volume instead of the
+ * directory): replaced from it, neither stopped nor renamed aside again; the
+ * snapshot covers the new volume and the directory the old one mounts; on
+ * failure it gets its name back and is started. */
+T_TEST(stop_first_from_an_aside_accessory)
+{
+	struct scen s;
+	char *yml = xstrdup(FX_YML), *p = strstr(yml, "POSTGRES_USER: optimus");
+	const char *dirs = "    directories:\n      - data:/var/lib/postgresql/data\n";
+	struct diff_opts dopt = { 0 };
+	struct obs_container *db;
+	int h1, run;
+
+	T_REQUIRE(p != NULL && strstr(yml, dirs));
+	memcpy(p, "POSTGRES_USER: optimuX", strlen("POSTGRES_USER: optimuX"));
+	p = strstr(yml, dirs);
+	*p = '\0';
+	p = xasprintf("%s    volumes:\n      - pgdata:/var/lib/postgresql/data\n%s", yml, p + strlen(dirs));
+	free(yml);
+	yml = p;
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	db = diff_fake_find(&s.obs->hosts[h1], "optimus-db");
+	T_REQUIRE(db);
+	free(db->name);
+	db->name = xstrdup("optimus-db_replaced_0123456789abcdef");
+	free(db->state);
+	db->state = xstrdup("exited");
+	diff_plan_free(s.p);
+	T_REQUIRE(diff_plan_build(&s.p, s.ds, s.obs, &dopt) == 0);
+	s.o.plan = s.p;
+	hosts[h1].fail_ready = "optimus-db";
+	T_CHECK(scen_run(&s) < 0);
+	run = find_cmd(h1, "docker run", "optimus-db");
+	T_REQUIRE(run >= 0);
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker stop") == NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "docker rename") == NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "plumb-snapshot check") != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "volume:pgdata:") != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[run], "/home/deploy/optimus-db/data") != NULL);
+	T_CHECK(find_cmd_after(h1, run, "docker rename optimus-db_replaced_0123456789abcdef optimus-db",
+			       "docker start optimus-db") > run);
+	scen_free(&s);
+	free(yml);
+}
+
 /* The host-side snapshot script: snapshots taken in the same second get
  * their own directories, retention keeps the newest KEEP and removes only
  * directories named as the script names them. */
@@ -630,9 +737,11 @@ T_TEST(snapshot_retention_removes_only_its_own)
 }
 
 T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
-       T_CASE(failed_stop_first_restores_the_old_accessory),
+       T_CASE(failed_stop_first_restores_the_old_accessory), T_CASE(stop_first_from_an_aside_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
        T_CASE(the_lock_rides_on_the_primary_hosts_first_command), T_CASE(a_held_lock_runs_no_step),
        T_CASE(a_host_changed_since_observed_is_left_alone),
+       T_CASE(a_rollback_without_the_retained_container_does_nothing),
+       T_CASE(a_terminal_gets_a_live_status_line),
        T_CASE(read_only_fleet_never_writes))

@@ -38,14 +38,6 @@ static char *load_err(const char *text)
 	return s;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Plain scalars as Psych resolves them (checked against Psych's
  * ScalarScanner#tokenize source: INTEGER_LEGACY, FLOAT, the word check).
@@ -473,10 +465,12 @@ T_TEST(overlay_top_level_symbols_match_strings)
 	diags_release(&d);
 }
 
+/* The bound stops the expansion where it is hit (the error names the
+ * place: the work done is bounded, whatever the machine's speed; no timing
+ * is asserted here, `make bench` measures). */
 T_TEST(alias_bomb_refused_quickly)
 {
 	struct sbuf sb;
-	double t0 = now();
 	char *s;
 
 	sbuf_init(&sb, 0);
@@ -489,7 +483,6 @@ T_TEST(alias_bomb_refused_quickly)
 	}
 	s = load_err(sb.buf);
 	T_CONTAINS(s, "error: document expands to more than 1000000 nodes");
-	T_CHECK(now() - t0 < 1.0);
 	free(s);
 
 	/* the same with merge keys: every merge copies a big hash's pairs */
@@ -499,11 +492,9 @@ T_TEST(alias_bomb_refused_quickly)
 		sbuf_addf(&sb, "  k%d: v\n", i);
 	for (int i = 0; i < 3000; i++)
 		sbuf_addf(&sb, "m%d: {<<: *big}\n", i);
-	t0 = now();
 	s = load_err(sb.buf);
 	T_CONTAINS(s, "error: document ");
 	T_CONTAINS(s, "config/deploy.yml:5100:1: error: document expands to more than 1000000 nodes at 'm98'");
-	T_CHECK(now() - t0 < 5.0);
 	free(s);
 	sbuf_release(&sb);
 }
