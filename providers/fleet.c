@@ -289,6 +289,30 @@ int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plum
 	return slot_get(fl, i, 1, out, err);
 }
 
+int fleet_open_spare(struct fleet *fl, size_t i, int timeout_ms, struct transport **out,
+		     struct plumb_err *err)
+{
+	struct transport_opts to;
+	char *relay;
+	int rc;
+
+	*out = NULL;
+	if (i >= fl->n || fl->mode != FLEET_READ_WRITE)
+		return plumb_err_set(err, i >= fl->n ? PLUMB_EINVAL : PLUMB_EREFUSED,
+				     "no session of its own to host %zu of this fleet", i);
+	if (is_local(fl->slots[i].host)) {
+		rc = transport_local_open(out);
+	} else {
+		relay = slot_opts(fl, &fl->slots[i], timeout_ms > 0 ? timeout_ms : fl->connect_timeout_ms, &to);
+		rc = transport_ssh_open(out, &to, err);
+		free(relay);
+		__atomic_add_fetch(&fl->connects, rc == 0, __ATOMIC_RELAXED);
+	}
+	if (rc == 0 && timeout_ms > 0)
+		(*out)->cmd_timeout_ms = timeout_ms;
+	return rc;
+}
+
 int fleet_tunnel(struct fleet *fl, size_t i, int port, struct plumb_err *err)
 {
 	struct fleet_slot *s;

@@ -105,6 +105,17 @@ int fleet_reader(struct fleet *fl, size_t i, struct transport **out, struct plum
 int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
 
 /*
+ * A new session to host i that is the caller's own (transport_close it), for
+ * a thread that must not wait for the host's shared one (the signal thread
+ * releasing the deploy lock while a worker runs a command): connect and each
+ * command bounded by timeout_ms (0: the handle's). Only from a
+ * FLEET_READ_WRITE handle (else PLUMB_EREFUSED). Safe from any thread while
+ * the handle is alive: it reads only what fleet_open set.
+ */
+int fleet_open_spare(struct fleet *fl, size_t i, int timeout_ms, struct transport **out,
+		     struct plumb_err *err);
+
+/*
  * Makes this machine's 127.0.0.1:port reachable as 127.0.0.1:port on host i
  * (an SSH remote forward, as Kamal does for a `localhost:PORT` registry), on
  * a session of its own with a relay thread (providers/tunnel.h), so host i's

@@ -78,6 +78,10 @@ static void child_exec(const struct prov_child *c, char **envp, int in_fd, int o
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* nor an ignored SIGINT/SIGTERM (plumb started in the background): the
+	 * child's own group hears them only when the caller forwards them (stop) */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	/* signals a parent thread blocked (rec_signals_install) are not the child's */
 	sigemptyset(&sa.sa_mask);
 	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
@@ -103,8 +107,39 @@ static void kill_group(pid_t pid)
 	kill(pid, SIGKILL);
 }
 
-/* Waits for pid until the deadline; 0 with *wst, or -1 (not exited in time). */
-static int wait_until(pid_t pid, long long deadline, int *wst)
+/*
+ * The deadline and the caller's stop requests while pid runs: sends its group
+ * what is due. *late is set once the deadline passed and SIGTERM was sent
+ * (grace_ms). Returns -1 when it is time to kill the group.
+ */
+static int watch(struct prov_child *c, pid_t pid, long long *deadline, int *late)
+{
+	long long now = now_ms();
+	int sig = c->stop ? c->stop(c->stop_ctx) : 0;
+
+	if (sig == SIGKILL) {
+		c->stopped = SIGKILL;
+		return -1;
+	}
+	if (sig > 0 && !c->stopped) {
+		c->stopped = sig;
+		kill(-pid, sig);
+		if (c->grace_ms > 0 && now + c->grace_ms < *deadline)
+			*deadline = now + c->grace_ms;
+	}
+	if (now < *deadline)
+		return 0;
+	if (c->grace_ms > 0 && !*late && !c->stopped) {
+		*late = 1;
+		kill(-pid, SIGTERM);
+		*deadline = now + c->grace_ms;
+		return 0;
+	}
+	return -1;
+}
+
+/* Waits for pid, watched as above; 0 with *wst, or -1 (not exited in time). */
+static int wait_until(struct prov_child *c, pid_t pid, long long *deadline, int *late, int *wst)
 {
 	long nap_us = 500;
 
@@ -115,7 +150,7 @@ static int wait_until(pid_t pid, long long deadline, int *wst)
 			return 0;
 		if (w < 0 && errno != EINTR)
 			return -1;
-		if (now_ms() >= deadline)
+		if (watch(c, pid, deadline, late) < 0)
 			return -1;
 		nanosleep(&(struct timespec){ .tv_nsec = nap_us * 1000 }, NULL);
 		if (nap_us < 20000)
@@ -129,6 +164,12 @@ static const char *prog(const struct prov_child *c)
 	return c->argv && c->argv[0] ? c->argv[0] : "(no program)";
 }
 
+/* The child is given up on (the caller kills its group): PLUMB_ETIMEOUT. */
+static int gave_up(const struct prov_child *c, struct plumb_err *e)
+{
+	return plumb_err_set(e, PLUMB_ETIMEOUT, "%s: %s", prog(c), c->stopped ? "stopped" : "timed out");
+}
+
 int prov_child_run(struct prov_child *c, struct plumb_err *e)
 {
 	/* fd[0]: stdin (a socket pair: the parent writes with MSG_NOSIGNAL, so a
@@ -138,7 +179,7 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 	size_t in_off = 0;
 	long long deadline;
 	pid_t pid = -1;
-	int rc = PLUMB_ERROR, wst = 0;
+	int rc = PLUMB_ERROR, wst = 0, late = 0;
 
 	sbuf_init(&c->out, c->out_max);
 	sbuf_init(&c->err, c->err_max);
@@ -148,6 +189,8 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 		presize(&c->err, c->err_max);
 	c->status = -1;
 	c->signal = 0;
+	c->stopped = 0;
+	c->killed = 0;
 	deadline = now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : PROV_RUN_DEFAULT_TIMEOUT_MS);
 	if ((c->in && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) ||
 	    (c->out_max && pipe2(out, O_CLOEXEC) < 0) || (c->err_max && pipe2(err, O_CLOEXEC) < 0)) {
@@ -186,13 +229,16 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 		struct pollfd pfd[3];
 		int *fdp[3];
 		int nfds = 0;
-		long long left = deadline - now_ms();
+		long long left;
 		char buf[16384];
 
-		if (left <= 0) {
-			rc = plumb_err_set(e, PLUMB_ETIMEOUT, "%s: timed out", prog(c));
+		if (watch(c, pid, &deadline, &late) < 0) {
+			rc = gave_up(c, e);
 			goto out;
 		}
+		left = deadline - now_ms();
+		if (left > (c->stop ? 100 : 1000))
+			left = c->stop ? 100 : 1000;
 		if (in[0] >= 0) {
 			fdp[nfds] = &in[0];
 			pfd[nfds++] = (struct pollfd){ .fd = in[0], .events = POLLOUT };
@@ -205,7 +251,7 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 			fdp[nfds] = &err[0];
 			pfd[nfds++] = (struct pollfd){ .fd = err[0], .events = POLLIN };
 		}
-		if (poll(pfd, (nfds_t)nfds, (int)(left > 1000 ? 1000 : left)) < 0) {
+		if (poll(pfd, (nfds_t)nfds, (int)(left > 0 ? left : 1)) < 0) {
 			if (errno == EINTR)
 				continue;
 			plumb_err_set(e, rc, "%s: poll: %s", prog(c), strerror(errno));
@@ -248,8 +294,8 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 	}
 	/* Every stream is closed; the child may still run (it closed its stdout
 	 * early): the deadline holds for that wait too. */
-	if (wait_until(pid, deadline, &wst) < 0) {
-		rc = plumb_err_set(e, PLUMB_ETIMEOUT, "%s: timed out", prog(c));
+	if (wait_until(c, pid, &deadline, &late, &wst) < 0) {
+		rc = gave_up(c, e);
 		goto out;
 	}
 	pid = -1;
@@ -257,11 +303,12 @@ int prov_child_run(struct prov_child *c, struct plumb_err *e)
 		c->status = WEXITSTATUS(wst);
 	else if (WIFSIGNALED(wst))
 		c->status = 128 + (c->signal = WTERMSIG(wst));
-	rc = 0;
+	rc = late ? gave_up(c, e) : 0;
 	goto out;
 out:
 	if (pid > 0) {
 		kill_group(pid);
+		c->killed = 1;
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}

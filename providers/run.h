@@ -5,15 +5,18 @@
  * on what it prints — and prov_child_run runs it to the end.
  *
  * The child: runs in its own process group; every descriptor above 2 it
- * would inherit is closed; SIGPIPE is back to its default and no signal is
- * blocked; stdin is a pipe
+ * would inherit is closed; SIGPIPE, SIGINT and SIGTERM are back to their
+ * defaults and no signal is blocked; stdin is a pipe
  * fed with `in` (then closed) or /dev/null; stdout/stderr are captured into
  * bounded buffers or go to /dev/null. Only async-signal-safe calls are made
  * between fork and exec, so a threaded daemon may use it.
  *
  * The deadline covers the whole run, including the wait for the exit of a
  * child that closed its stdout early: past it, or past an output bound, the
- * child's whole process group is killed with SIGKILL and reaped.
+ * child's whole process group is killed with SIGKILL and reaped (with
+ * grace_ms, past the deadline the group gets SIGTERM first and grace_ms to
+ * end). Its own process group keeps a terminal's Ctrl-C from reaching the
+ * child: a caller that wants it to hear one polls for it (stop, below).
  *
  * Users: the local transport (providers/local.c) and the evaluation of
  * $(…) in .kamal/secrets and %x(…) in deploy.yml, which state/ reaches only
@@ -43,17 +46,30 @@ struct prov_child {
 	size_t err_max;             /* stderr likewise */
 	int secret;                 /* output holds secrets: buffers are allocated at their
 				     * bound (never grown) and wiped by prov_child_release */
+	/* Optional: polled (every 100 ms at most) while the child runs. A
+	 * signal it returns is sent to the child's process group, once, and the
+	 * child has grace_ms (if sooner than the deadline) to end; SIGKILL kills
+	 * the group at once. 0: nothing to send. */
+	int (*stop)(void *ctx);
+	void *stop_ctx;
+	int grace_ms;               /* > 0: SIGTERM before SIGKILL (above) */
 
 	/* ---- results (prov_child_run sets them) ---- */
 	struct sbuf out, err;       /* what was read (also on a timeout or overflow) */
 	int status;                 /* exit status 0..255, 128+signal, -1 when unknown */
 	int signal;                 /* the signal that ended it when it did, else 0 */
+	int stopped;                /* the signal sent at stop's request (SIGKILL once it
+				     * asked for that), else 0 */
+	int killed;                 /* its group was killed (SIGKILL) */
 };
 
 /*
  * Runs c to the end. Returns 0 when the child exited by itself (whatever its
- * status), PLUMB_ETIMEOUT past the deadline, PLUMB_ETRUNC when an output
- * exceeded its bound (the group is killed in both cases, status -1), or
+ * status; also after a signal stop asked for), PLUMB_ETIMEOUT past the
+ * deadline or when stop's grace ran out or it asked for SIGKILL (c->stopped
+ * tells these apart; status -1 unless the child ended within grace_ms of the
+ * SIGTERM), PLUMB_ETRUNC when an output exceeded its bound (the group is
+ * killed, status -1), or
  * PLUMB_ERROR when it could not be started (pipe/fork failed; an exec that
  * fails shows as status 127). On failure e (the caller's carrier, may be
  * NULL) says why, naming argv[0] only (arguments may hold secrets).

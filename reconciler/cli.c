@@ -114,7 +114,11 @@ static const struct rec_command commands[] = {
 	  "the old one keeps serving, and the summary says which hosts run what.\n"
 	  "Nothing to do: exit 0, no lock taken. Kamal's deploy lock is held throughout\n"
 	  "and .kamal/hooks run as Kamal runs them (pre-connect, pre-deploy,\n"
-	  "pre-app-boot, post-app-boot, post-deploy).\n"
+	  "pre-app-boot, post-app-boot, post-deploy), each for at most 15 minutes\n"
+	  "(x-plumb hooks.timeout: seconds), then SIGTERM, then SIGKILL.\n"
+	  "Ctrl-C (SIGINT, SIGTERM) stops the rollout after the current step and\n"
+	  "releases the lock (a running hook gets the signal); a second one stops\n"
+	  "now, releasing the lock first (exit 128 + the signal).\n"
 	  "\n"
 	  "      --yes           do not ask (required without a terminal)\n"
 	  "      --expect-plan H refuse unless the plan's hash is H (the one reviewed)\n"
@@ -148,7 +152,9 @@ static const struct rec_command commands[] = {
 	  "of the primary role, with its details file; Kamal and plumb respect each\n"
 	  "other's. status prints the holder (and \"stale\" for a plumb of this machine\n"
 	  "that is no longer running); release removes it, whoever holds it (as Kamal).\n"
-	  "Exit status: 0 done, 1 error or (acquire) the lock is held.\n",
+	  "Exit status: 0 done, 1 error or (acquire) the lock is held. status exits 0\n"
+	  "whether a lock is held or not, as Kamal's (the output says which); release\n"
+	  "exits 0 also when there was no lock.\n",
 	  REC_CMD_MUTATES },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n",
 	  REC_CMD_READ_ONLY },

@@ -6,7 +6,8 @@
  * The pipeline is plan's (reconciler/pipeline.h), with a read-write fleet
  * handle: only these two commands open one. Nothing to do → exit 0 without
  * the lock and without another command on any host. Exit 0 converged, 1 not
- * (the summary says what was done and what was not).
+ * (the summary says what was done and what was not), 128 + the signal when a
+ * second SIGINT/SIGTERM stopped it at once (the protocol: reconciler/lock.h).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -102,6 +103,9 @@ struct apply_ctx {
 	const char *version; /* before the desired state exists (pre-connect) */
 	int locked;  /* the deploy lock is held (KAMAL_LOCK) */
 	const char *lock_name;
+	char *who;   /* the lock's holder: this run (rec_lock_who) */
+	struct fleet *fleet;  /* for the signal thread's release (release_now) */
+	size_t lock_host;
 	double t0;   /* for KAMAL_RUNTIME */
 };
 
@@ -156,14 +160,32 @@ static void exec_audit(struct prov_cmd *c, enum prov_join join, const char *text
 	rec_audit_cmd(c, join, x->ds, x->performer, text);
 }
 
+/* Bounds the signal thread's release: connect, then the command. */
+#define RELEASE_NOW_TIMEOUT_MS 10000
+
+/* rec_release_now_fn: on a session of its own, since the run's may be in the
+ * middle of a command in another thread; only this run's lock. */
+static int release_now(void *ctx, struct plumb_err *err)
+{
+	struct apply_ctx *x = ctx;
+	struct transport *t = NULL;
+	int rc = fleet_open_spare(x->fleet, x->lock_host, RELEASE_NOW_TIMEOUT_MS, &t, err);
+
+	if (rc == 0)
+		rc = rec_lock_release_as(t, x->lock_name, x->who, err);
+	transport_close(t);
+	return rc;
+}
+
+/* Called from the worker that sends the taking (or the executor's thread). */
 static int exec_lock_cmd(struct prov_cmd *c, enum prov_join join, struct plumb_err *err, void *ctx)
 {
 	struct apply_ctx *x = ctx;
-	char *who = rec_lock_who(0);
-	int rc = rec_lock_acquire_cmd(c, join, x->lock_name, who, x->ds->version,
+	int rc = rec_lock_acquire_cmd(c, join, x->lock_name, x->who, x->ds->version,
 				      REC_LOCK_AUTO_MESSAGE, err);
 
-	free(who);
+	if (rc == 0)
+		rec_signals_phase(REC_SIG_TAKING, release_now, x);
 	return rc;
 }
 
@@ -174,6 +196,7 @@ static int exec_lock_read(struct transport *t, const struct cmd_result *r, int *
 	int rc = rec_lock_acquire_read(t, x->lock_name, r, taken, err);
 
 	x->locked = *taken;
+	rec_signals_phase(*taken ? REC_SIG_HELD : REC_SIG_FREE, release_now, x);
 	return rc;
 }
 
@@ -227,11 +250,15 @@ static int apply_run(struct apply_args *a, int rollback)
 	struct transport *lt = NULL;
 	struct sbuf out;
 	char *lock_name = NULL;
+	long pi;
 	int rc = REC_EXIT_ERROR, locked = 0, prc;
 
+	/* first, so that a pre-connect hook hears Ctrl-C too (the protocol: lock.h) */
+	rec_signals_install();
 	sbuf_init(&out, 0);
 	x.a = a;
 	x.performer = rec_performer();
+	x.who = rec_lock_who(0);
 	x.t0 = prov_now_ms();
 	po.cmd = a->cmd;
 	po.until = REC_STAGE_DIFF;
@@ -279,22 +306,21 @@ static int apply_run(struct apply_args *a, int rollback)
 	}
 	if (confirm(a) != 0)
 		goto out;
-	{
-		long pi = primary_index(&res);
-		if (pi < 0 || fleet_writer(res.fleet, (size_t)pi, &lt, &err) != 0) {
-			esc_eprintf("plumb %s: the primary host cannot be reached for the lock: %s\n", a->cmd,
-				    pi < 0 ? "no primary host" : plumb_err_msg(&err));
-			goto out;
-		}
+	pi = primary_index(&res);
+	if (pi < 0 || fleet_writer(res.fleet, (size_t)pi, &lt, &err) != 0) {
+		esc_eprintf("plumb %s: the primary host cannot be reached for the lock: %s\n", a->cmd,
+			    pi < 0 ? "no primary host" : plumb_err_msg(&err));
+		goto out;
 	}
-	rec_signals_install();
 	lock_name = rec_lock_name(res.desired);
 	x.lock_name = lock_name;
+	x.fleet = res.fleet;
+	x.lock_host = (size_t)pi;
 	/* the executor takes the lock in front of the primary host's first
 	 * command, then runs pre-deploy (exec_hook) before any step */
 	eo.lock_cmd = exec_lock_cmd;
 	eo.lock_read = exec_lock_read;
-	eo.lock_host = (size_t)primary_index(&res);
+	eo.lock_host = (size_t)pi;
 	eo.config = res.config;
 	eo.ds = res.desired;
 	eo.plan = res.plan;
@@ -310,6 +336,8 @@ static int apply_run(struct apply_args *a, int rollback)
 	plumb_err_reset(&err);
 	prc = rec_execute(&eo, &rep, &err);
 	locked = rep.locked;
+	if (!locked)
+		rec_signals_phase(REC_SIG_FREE, NULL, NULL); /* a taking whose answer was lost */
 	fputs("\n", stdout);
 	esc_fputs(rep.summary, stdout);
 	fflush(stdout);
@@ -324,15 +352,20 @@ static int apply_run(struct apply_args *a, int rollback)
 	rc = REC_EXIT_OK;
 out:
 	if (locked) {
+		rec_signals_phase(REC_SIG_RELEASING, NULL, NULL);
 		plumb_err_reset(&err);
 		if (rec_lock_release(lt, lock_name, &err) != 0)
 			esc_eprintf("plumb %s: releasing the lock %s failed: %s (plumb lock release)\n",
 				    a->cmd, lock_name, plumb_err_msg(&err));
+		else if (rec_interrupted())
+			fprintf(stderr, "plumb %s: interrupted; the deploy lock was released\n", a->cmd);
+		rec_signals_phase(REC_SIG_FREE, NULL, NULL);
+	} else if (rec_interrupted()) {
+		fprintf(stderr, "plumb %s: interrupted: nothing done\n", a->cmd);
 	}
-	if (rec_interrupted())
-		fprintf(stderr, "plumb %s: interrupted; the lock was released\n", a->cmd);
 	free(lock_name);
 	free(x.performer);
+	free(x.who);
 	rec_exec_report_release(&rep);
 	sbuf_release(&out);
 	rec_pipeline_result_release(&res);

@@ -6,6 +6,9 @@
  * host's raw transport from a read-write fleet. Release does what Kamal's
  * does: it releases whoever holds the lock.
  * Exit 0 done (also "there is no deploy lock"), 1 error or lock held (acquire).
+ * status exits 0 whether a lock is held or not, as `kamal lock status` does:
+ * its output says which ("There is no deploy lock", or the details, and
+ * "stale: …" for a lock of a plumb of this machine whose pid is gone).
  */
 #include <getopt.h>
 #include <git2.h>

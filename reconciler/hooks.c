@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -226,15 +227,33 @@ int rec_hook_run(const char *root, const char *name, const struct rec_hook_env *
 	c.env_add = (const char *const *)envv;
 	c.cwd = root;
 	c.timeout_ms = env->timeout_ms > 0 ? env->timeout_ms : REC_HOOK_DEFAULT_TIMEOUT_MS;
+	if (env->timeout_ms <= 0 && env->config && env->config->xplumb.hooks_timeout > 0)
+		c.timeout_ms = env->config->xplumb.hooks_timeout * 1000;
 	c.out_max = REC_HOOK_OUTPUT_MAX;
 	c.err_max = REC_HOOK_OUTPUT_MAX;
 	c.secret = secrets && rec_hook_gets_secrets(name);
+	/* its own process group: the terminal's Ctrl-C reaches it through plumb */
+	c.stop = rec_signals_child_stop;
+	c.grace_ms = c.timeout_ms < REC_HOOK_GRACE_MS ? c.timeout_ms : REC_HOOK_GRACE_MS;
 	ran = 1;
+	rec_signals_child(1);
 	rc = prov_child_run(&c, &e);
+	rec_signals_child(-1);
 	redact(&c.out, secrets, name);
 	redact(&c.err, secrets, name);
-	if (rc == PLUMB_ETIMEOUT) {
-		sbuf_addf(&msg, "hook '%s' did not finish within %d s (killed)", name, c.timeout_ms / 1000);
+	if (c.stopped) {
+		rc = PLUMB_ERROR;
+		sbuf_addf(&msg, "hook '%s' was interrupted", name);
+		if (c.stopped == SIGKILL)
+			sbuf_addf(&msg, " (killed: plumb is stopping now)");
+		else if (c.killed)
+			sbuf_addf(&msg, " (%s sent to it; killed after %d ms more)", rec_sig_name(c.stopped),
+				  c.grace_ms);
+		else
+			sbuf_addf(&msg, " (%s sent to it; exit %d)", rec_sig_name(c.stopped), c.status);
+	} else if (rc == PLUMB_ETIMEOUT) {
+		sbuf_addf(&msg, "hook '%s' did not finish within %d s (SIGTERM, then %s)", name,
+			  c.timeout_ms / 1000, c.killed ? "killed" : "it ended");
 	} else if (rc == PLUMB_ETRUNC) {
 		rc = PLUMB_ERROR;
 		sbuf_addf(&msg, "hook '%s' printed more than %u bytes (killed)", name, REC_HOOK_OUTPUT_MAX);

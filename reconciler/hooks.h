@@ -16,7 +16,16 @@
  *
  * Running: through the one local runner (providers/run.h): own process
  * group, stdin /dev/null, a deadline (timeout_ms), output captured and
- * bounded (REC_HOOK_OUTPUT_MAX per stream).
+ * bounded (REC_HOOK_OUTPUT_MAX per stream). Kamal has no deadline; plumb's
+ * is generous (REC_HOOK_DEFAULT_TIMEOUT_MS, x-plumb hooks.timeout) so that
+ * a hanging hook cannot hang a deploy forever: past it the hook's group gets
+ * SIGTERM, then SIGKILL after REC_HOOK_GRACE_MS (or the timeout, if shorter).
+ *
+ * Signals (the protocol: reconciler/lock.h): a hook's own process group
+ * keeps the terminal's Ctrl-C from reaching it, so plumb forwards it: on the
+ * run's first SIGINT/SIGTERM the hook's group gets that signal and the same
+ * grace, then SIGKILL; on the second it is killed at once. Either way the
+ * hook "was interrupted" (PLUMB_ERROR, whatever it exited with).
  */
 #ifndef PLUMB_REC_HOOKS_H
 #define PLUMB_REC_HOOKS_H
@@ -26,7 +35,8 @@
 #include "state/err.h"
 #include "state/secrets.h"
 
-#define REC_HOOK_DEFAULT_TIMEOUT_MS (10 * 60 * 1000)
+#define REC_HOOK_DEFAULT_TIMEOUT_MS (15 * 60 * 1000)
+#define REC_HOOK_GRACE_MS (10 * 1000)
 #define REC_HOOK_OUTPUT_MAX (64u << 10)
 
 /*
@@ -58,7 +68,8 @@ struct rec_hook_env {
 	/* every available secret, as NAME=value, for pre-connect, pre-deploy and
 	 * post-deploy only (Kamal's secrets: true); NULL = none (or config's) */
 	const struct secrets *secrets;
-	int timeout_ms;           /* <= 0 -> REC_HOOK_DEFAULT_TIMEOUT_MS */
+	int timeout_ms;           /* <= 0 -> x-plumb hooks.timeout of config, else
+				   * REC_HOOK_DEFAULT_TIMEOUT_MS */
 };
 
 /* True for the hooks Kamal gives the secrets to. */
@@ -72,7 +83,8 @@ int rec_hook_gets_secrets(const char *name);
  *   PLUMB_EOUTSIDE    its path leaves the repository or is not a regular file;
  *   PLUMB_ERROR       it is not executable, could not start, or exited
  *                     non-zero (err: "hook 'pre-deploy' failed (exit 1)",
- *                     then the end of its output, escaped);
+ *                     then the end of its output, escaped), or it was
+ *                     interrupted (err: "hook 'pre-deploy' was interrupted …");
  *   PLUMB_ETIMEOUT    it ran past the deadline (its process group is killed).
  * name must be a plain file name (no '/'). Never prints.
  */

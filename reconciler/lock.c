@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 #define TAKEN_MARK "PLUMB-LOCK-TAKEN"
 #define EXIT_HELD 10
 #define EXIT_NOLOCK 10
+#define EXIT_NOT_OURS 11
 
 /*
  * $1 the lock directory, $2 the details (base64 lines). mkdir is the atomic
@@ -39,9 +42,13 @@ static const char acquire_script[] =
 	"if [ -d \"$1\" ]; then echo " HELD_MARK "; head -c 8192 \"$1/details\" 2>/dev/null; exit 10; fi\n"
 	"printf '%s\\n' \"$e\" >&2; exit 3\n";
 
-/* $1 the lock directory: rm details, then the directory (Kamal's order). */
+/* $1 the lock directory: rm details, then the directory (Kamal's order).
+ * $2, when not empty: only if the details say "Locked by: $2 at ". */
 static const char release_script[] =
 	"[ -d \"$1\" ] || exit 10\n"
+	"if [ -n \"$2\" ]; then\n"
+	"  base64 -d < \"$1/details\" 2>/dev/null | head -c 4096 | grep -qF -- \"Locked by: $2 at \" || exit 11\n"
+	"fi\n"
 	"rm -f \"$1/details\" && rmdir \"$1\"\n";
 
 /* $1 the line, $2 the log: Kamal's `mkdir -p .kamal && echo LINE >> LOG`. */
@@ -404,16 +411,23 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 
 int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_err *err)
 {
+	return rec_lock_release_as(t, lock_name, NULL, err);
+}
+
+int rec_lock_release_as(struct transport *t, const char *lock_name, const char *who,
+			struct plumb_err *err)
+{
 	struct cmd_result r = { 0 };
-	char *dir = NULL;
-	const char *args[1];
+	char *dir = NULL, *w = NULL;
+	const char *args[2];
 	int rc;
 
 	if ((rc = check_name(lock_name, err)) < 0)
 		return rc;
 	dir = xasprintf(".kamal/%s", lock_name);
-	args[0] = dir;
-	rc = run_script(t, release_script, args, 1, &r, err);
+	w = one_line(who); /* as the details hold it */
+	args[0] = dir, args[1] = w;
+	rc = run_script(t, release_script, args, 2, &r, err);
 	if (rc < 0)
 		goto out;
 	if (r.status == 0)
@@ -422,9 +436,15 @@ int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_er
 		rc = plumb_err_set(err, PLUMB_ENOTFOUND, "%s: there is no deploy lock %s", t->label, lock_name);
 		goto out;
 	}
+	if (r.status == EXIT_NOT_OURS) {
+		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is not %s's: left as it is",
+				   t->label, lock_name, w);
+		goto out;
+	}
 	rc = host_failure(t, &r, "release", lock_name, err);
 out:
 	cmd_result_release(&r);
+	free(w);
 	free(dir);
 	return rc;
 }
@@ -472,37 +492,113 @@ out:
 	return rc;
 }
 
-/* ---- signals ---- */
+/* ---- signals (the protocol: lock.h) ---- */
+
+#define CHILDREN_WAIT_S 2   /* for hooks to be killed by the threads that wait for them */
+#define TAKING_WAIT_S 3     /* for the outcome of a taking in flight (a pull may follow it) */
 
 /*
  * SIGINT and SIGTERM are blocked in every thread (the mask is inherited by
  * threads created later: the pool's workers) and taken by one thread with
- * sigwait, so no system call of a worker (a libssh poll in the middle of a
- * command) is ever interrupted: the run only sees the flag between steps.
+ * sigwait. The state below is under sig_mu; got_signal and stop_now are also
+ * read without it (atomics) by the threads that poll them.
  */
-static volatile sig_atomic_t got_signal;
 static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
 static sigset_t sig_set;
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sig_cv = PTHREAD_COND_INITIALIZER;
+static enum rec_sig_phase sig_phase;
+static rec_release_now_fn sig_release;
+static void *sig_release_ctx;
+static int sig_children;
+static int got_signal, stop_now;
+
+/* One line on stderr from the signal thread (unbuffered: it shows at once). */
+static void note(const char *fmt, ...) PLUMB_PRINTF(1, 2);
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("plumb: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+const char *rec_sig_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGKILL ? "SIGKILL" : "signal";
+}
+
+/* Waits on sig_cv (sig_mu held) while cond holds, at most secs. */
+#define WAIT_WHILE(cond, secs)                                                     \
+	do {                                                                       \
+		struct timespec until_;                                            \
+		clock_gettime(CLOCK_REALTIME, &until_);                            \
+		until_.tv_sec += (secs);                                           \
+		while ((cond) && pthread_cond_timedwait(&sig_cv, &sig_mu, &until_) != ETIMEDOUT) \
+			;                                                          \
+	} while (0)
+
+/* The default action of sig, now (the process ends). */
+static void die_of(int sig)
+{
+	sigset_t one;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+/* The second signal: hooks killed, the lock released here, the process ended. */
+static void stop_now_on(int sig)
+{
+	struct plumb_err err = { 0 };
+
+	__atomic_store_n(&stop_now, 1, __ATOMIC_SEQ_CST);
+	note("%s again: stopping now", rec_sig_name(sig));
+	WAIT_WHILE(sig_children > 0, CHILDREN_WAIT_S);
+	WAIT_WHILE(sig_phase == REC_SIG_TAKING, TAKING_WAIT_S);
+	/* still taking: the mkdir ran first in its command; release_now removes
+	 * only a lock whose details name this run */
+	if ((sig_phase == REC_SIG_HELD || sig_phase == REC_SIG_TAKING) && sig_release) {
+		note("releasing the deploy lock");
+		if (sig_release(sig_release_ctx, &err) == 0)
+			note("the deploy lock was released");
+		else if (err.code == PLUMB_ENOTFOUND && sig_phase == REC_SIG_TAKING)
+			note("the deploy lock was not taken");
+		else
+			note("releasing the deploy lock failed: %s (plumb lock status; plumb lock release)",
+			     plumb_err_msg(&err));
+	}
+	_exit(128 + sig);
+}
 
 static void *sig_thread(void *arg)
 {
-	sigset_t one;
 	int sig;
 
 	(void)arg;
 	for (;;) {
 		if (sigwait(&sig_set, &sig) != 0)
 			continue;
+		pthread_mutex_lock(&sig_mu);
 		if (!got_signal) {
-			got_signal = sig;
-			continue;
+			if (sig_phase == REC_SIG_FREE && sig_children == 0)
+				die_of(sig);
+			__atomic_store_n(&got_signal, sig, __ATOMIC_SEQ_CST);
+			note("%s: stopping at the next safe point%s (again to stop now)", rec_sig_name(sig),
+			     sig_phase != REC_SIG_FREE ? ", then releasing the deploy lock" : "");
+		} else if (sig_phase == REC_SIG_RELEASING) {
+			note("%s again: the deploy lock is being released, then plumb stops", rec_sig_name(sig));
+		} else {
+			stop_now_on(sig);
 		}
-		/* the second one: the default action, now */
-		signal(sig, SIG_DFL);
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-		raise(sig);
+		pthread_mutex_unlock(&sig_mu);
 	}
 	return NULL;
 }
@@ -529,14 +625,44 @@ void rec_signals_install(void)
 	pthread_once(&sig_once, sig_start);
 }
 
+void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now, void *ctx)
+{
+	pthread_mutex_lock(&sig_mu);
+	/* stopping now: the signal thread releases the lock and ends the process */
+	while (phase == REC_SIG_RELEASING && sig_phase == REC_SIG_HELD && stop_now)
+		pthread_cond_wait(&sig_cv, &sig_mu);
+	sig_phase = phase;
+	sig_release = phase == REC_SIG_HELD || phase == REC_SIG_TAKING ? release_now : NULL;
+	sig_release_ctx = sig_release ? ctx : NULL;
+	pthread_cond_broadcast(&sig_cv);
+	pthread_mutex_unlock(&sig_mu);
+}
+
+void rec_signals_child(int delta)
+{
+	pthread_mutex_lock(&sig_mu);
+	sig_children += delta;
+	pthread_cond_broadcast(&sig_cv);
+	pthread_mutex_unlock(&sig_mu);
+}
+
+int rec_signals_child_stop(void *ctx)
+{
+	(void)ctx;
+	if (__atomic_load_n(&stop_now, __ATOMIC_SEQ_CST))
+		return SIGKILL;
+	return __atomic_load_n(&got_signal, __ATOMIC_SEQ_CST);
+}
+
 int rec_interrupted(void)
 {
-	return (int)got_signal;
+	return __atomic_load_n(&got_signal, __ATOMIC_SEQ_CST);
 }
 
 void rec_signals_reset(void)
 {
-	got_signal = 0;
+	__atomic_store_n(&got_signal, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&stop_now, 0, __ATOMIC_SEQ_CST);
 }
 
 /* ---- audit ---- */

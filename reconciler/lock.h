@@ -27,6 +27,43 @@
  *
  * Errors: 0 or a negative PLUMB_E* code (state/err.h) with the message in
  * err (the caller's carrier, may be NULL).
+ *
+ * Signals: the lock is released on every exit path but SIGKILL. The protocol:
+ *
+ * - A mutating run (apply, rollback) calls rec_signals_install before anything
+ *   else: from then on SIGINT and SIGTERM are taken by one thread of their own
+ *   (sigwait), so no system call of the run (a libssh poll in the middle of a
+ *   command) is ever interrupted, and the run tells that thread where it
+ *   stands with rec_signals_phase: FREE (no lock: before it is asked for,
+ *   after it is released), TAKING (the command that takes it is in flight),
+ *   HELD (the lock is the run's), RELEASING (the run's own release is in
+ *   flight). With TAKING and HELD comes a function that releases the lock on
+ *   a connection of its own, and only when its details name this run
+ *   (rec_lock_release_as with rec_lock_who(0)). A child the run
+ *   waits for (a hook: reconciler/hooks.h) is counted (rec_signals_child)
+ *   and polls rec_signals_child_stop.
+ * - The first signal: FREE with no child running → the process ends at once
+ *   (the default action: nothing is held, nothing half done). Otherwise it is
+ *   "interrupted" (rec_interrupted): the run stops at its next safe point —
+ *   the executor before its next step, a running hook is sent the signal
+ *   (to its process group) and given a bounded time — and releases the lock
+ *   on its normal path (exit 1).
+ * - The second: "stopping now". Running hooks are killed (SIGKILL to their
+ *   group, waited for up to 2 s); TAKING waits up to 3 s for the outcome
+ *   (the taking may share its command with a long pull); then, HELD or still
+ *   TAKING, the signal thread releases the lock itself, on a new connection,
+ *   bounded, and says how it went (a lock another holder has is left); the
+ *   run, should it reach its own release meanwhile, waits there; then the
+ *   process exits with 128 + the signal (130 for a second Ctrl-C).
+ *   RELEASING: the run's own release is finishing, after which the run
+ *   ends: the signal only says so. (A mkdir still queued behind a release
+ *   that found nothing leaves a lock a later status calls stale.)
+ * - Later signals: not taken while the release is attempted (it is bounded);
+ *   the process ends right after.
+ * - SIGKILL (or a crash, or a lost connection) leaves the lock: `plumb lock
+ *   status` names a lock of a plumb of this machine whose pid is not alive
+ *   "stale", and `plumb lock release` clears it. A lock of Kamal, or of a
+ *   plumb of another machine, is never called stale (only its holder knows).
  */
 #ifndef PLUMB_REC_LOCK_H
 #define PLUMB_REC_LOCK_H
@@ -87,6 +124,10 @@ int rec_lock_acquire_read(struct transport *t, const char *lock_name, const stru
  * PLUMB_ENOTFOUND when there is no lock (nothing changed), or another code.
  */
 int rec_lock_release(struct transport *t, const char *lock_name, struct plumb_err *err);
+/* The same, only when who (rec_lock_who) holds it: PLUMB_ELOCKED (nothing
+ * changed) when another holder's details are there. who NULL: whoever. */
+int rec_lock_release_as(struct transport *t, const char *lock_name, const char *who,
+			struct plumb_err *err);
 
 struct rec_lock_status {
 	int held;       /* the lock directory exists */
@@ -129,24 +170,41 @@ char *rec_lock_decode_details(const char *b64, size_t len);
  */
 void rec_lock_parse_holder(struct rec_lock_status *s);
 
-/* ---- signals: the executor stops between steps and releases the lock ---- */
+/* ---- signals (the protocol: above) ---- */
 
 /*
- * Takes SIGINT and SIGTERM for the run: the first one only sets a flag
- * (rec_interrupted), so the executor stops between steps and releases the
- * lock on its normal path; a second one gets the default action (the
- * process ends), so a stuck run can still be stopped. Both signals are
- * blocked in the calling thread and every thread it creates afterwards,
- * and taken by one thread of their own (sigwait): a command in flight is
- * never interrupted. Call it once, before starting worker threads; calling
- * it again does nothing. (Children started by providers/run.h get the
- * default mask back.)
+ * Blocks SIGINT and SIGTERM in the calling thread and every thread it creates
+ * afterwards, and starts the thread that takes them. Call it once, before
+ * starting worker threads; calling it again does nothing. (Children started
+ * by providers/run.h get the default mask back.)
  */
 void rec_signals_install(void);
-/* The signal received since install (SIGINT or SIGTERM), or 0. */
+
+enum rec_sig_phase {
+	REC_SIG_FREE,      /* no lock held */
+	REC_SIG_TAKING,    /* the lock is being taken: whether it is ours is not known */
+	REC_SIG_HELD,      /* the lock is the run's */
+	REC_SIG_RELEASING, /* the run's own release is in flight */
+};
+/* Releases the run's lock on a connection of its own (the run's may be busy
+ * in another thread), bounded in time; called from the signal thread, once.
+ * 0, or a negative code with the message in err. */
+typedef int (*rec_release_now_fn)(void *ctx, struct plumb_err *err);
+/* Where the run stands; release_now (with ctx) is kept for TAKING and HELD.
+ * Called from any thread. RELEASING blocks while the signal thread is
+ * releasing the lock (the process then ends there). */
+void rec_signals_phase(enum rec_sig_phase phase, rec_release_now_fn release_now, void *ctx);
+/* A child the run waits for starts (+1) or has ended (-1). */
+void rec_signals_child(int delta);
+/* A prov_child's stop (providers/run.h) for such a child: 0, the first signal
+ * received (to forward), or SIGKILL once the run stops now. ctx unused. */
+int rec_signals_child_stop(void *ctx);
+/* The first signal received since install (SIGINT or SIGTERM), or 0. */
 int rec_interrupted(void);
-/* Forgets a received signal (tests; a daemon between runs). */
+/* Forgets received signals (tests; a daemon between runs). */
 void rec_signals_reset(void);
+/* "SIGINT", "SIGTERM", "SIGKILL", else "signal". */
+const char *rec_sig_name(int sig);
 
 /* ---- audit ---- */
 

@@ -757,6 +757,11 @@ static void read_xplumb(struct loader *l, const struct ynode *x)
 	xp->version = sdup(ynode_get(x, "version"));
 	xp->prune = bval(ynode_get(x, "prune"), 0);
 	xp->renames = bval(ynode_get(x, "renames"), 1);
+	if ((v = ynode_get(x, "hooks")) && v->kind == Y_MAP && (v = ynode_get(v, "timeout"))) {
+		xp->hooks_timeout = ival(v, 0);
+		if (xp->hooks_timeout <= 0 || xp->hooks_timeout > 86400)
+			lerr(l, v, "x-plumb.hooks.timeout: want seconds from 1 to 86400");
+	}
 	if ((ssh = ynode_get(x, "ssh")) && ssh->kind == Y_MAP) {
 		xp->ssh_known_hosts = sdup(ynode_get(ssh, "known_hosts"));
 		xp->ssh_accept_new_host_keys = bval(ynode_get(ssh, "accept_new_host_keys"), 0);

@@ -192,6 +192,8 @@ struct xplumb {
 	struct strvec registry_insecure;  /* registry.insecure: "host" or "host:port" */
 	char *ssh_known_hosts;            /* ssh.known_hosts (repository path), or NULL */
 	int ssh_accept_new_host_keys;     /* ssh.accept_new_host_keys (default 0) */
+	int hooks_timeout;                /* hooks.timeout: seconds a hook may run (0: plumb's
+					   * default, reconciler/hooks.h) */
 	struct xplumb_accessory *accessories; /* accessories.<name> */
 	size_t naccessories;
 };

@@ -178,10 +178,12 @@ static const struct skey xplumb_registry_keys[] = {
 static const struct skey xplumb_accessory_keys[] = {
 	{ "pin_digest", SK_BOOL, NULL, 0 }, { "snapshot", SK_BOOL, NULL, 0 }, END,
 };
+static const struct skey xplumb_hooks_keys[] = { { "timeout", SK_INT, NULL, 0 }, END };
 static const struct skey xplumb_keys[] = {
 	{ "version", SK_STR, NULL, 0 },
 	{ "prune", SK_BOOL, NULL, 0 },
 	{ "renames", SK_BOOL, NULL, 0 },
+	{ "hooks", SK_HASH, xplumb_hooks_keys, 0 },
 	{ "ssh", SK_HASH, xplumb_ssh_keys, 0 },
 	{ "registry", SK_HASH, xplumb_registry_keys, 0 },
 	{ "accessories", SK_MAP_OF, xplumb_accessory_keys, 0 },
