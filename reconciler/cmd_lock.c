@@ -24,6 +24,7 @@ struct lock_args {
 	const char *message;
 };
 
+/* 0, or -1 once what is wrong and the usage are printed. */
 static int parse_args(struct lock_args *a, int argc, char **argv)
 {
 	const struct rec_extra_opt extra[] = {
@@ -38,21 +39,24 @@ static int parse_args(struct lock_args *a, int argc, char **argv)
 	a->message = NULL;
 	if (argc < 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "acquire") && strcmp(argv[1], "release"))) {
 		fprintf(stderr, "plumb lock: want status, acquire or release\n");
-		return -1;
+		goto usage;
 	}
 	a->verb = argv[1];
 	if (rec_source_opts_parse(&a->src, &spec, argc - 1, argv + 1) < 0)
-		return PLUMB_EINVAL; /* the usage is printed */
+		return -1;
 	if (a->message && strcmp(a->verb, "acquire") != 0) {
 		fprintf(stderr, "plumb lock: -m is for acquire\n");
-		return -1;
+		goto usage;
 	}
 	if (!a->message && strcmp(a->verb, "acquire") == 0) {
 		/* Kamal requires one too: a manual lock says why it is there */
 		fprintf(stderr, "plumb lock acquire: -m MESSAGE is required\n");
-		return -1;
+		goto usage;
 	}
 	return 0;
+usage:
+	rec_print_usage(rec_find_command("lock"), stderr);
+	return -1;
 }
 
 /* The checkout's HEAD commit (Kamal's version when none is given), or NULL. */
@@ -133,12 +137,8 @@ int cmd_lock(int argc, char **argv)
 	size_t pi = 0;
 	int rc = REC_EXIT_ERROR, prc;
 
-	prc = parse_args(&a, argc, argv);
-	if (prc != 0) {
-		if (prc != PLUMB_EINVAL)
-			rec_print_usage(rec_find_command("lock"), stderr);
+	if (parse_args(&a, argc, argv) != 0)
 		return REC_EXIT_ERROR;
-	}
 	po.cmd = "lock";
 	po.until = REC_STAGE_OBSERVE;
 	po.mode = strcmp(a.verb, "status") == 0 ? FLEET_READ_ONLY : FLEET_READ_WRITE;
