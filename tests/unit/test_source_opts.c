@@ -5,6 +5,7 @@
 #include "state/util.h"
 #include "tests/unit/t.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ALL                                                                                            \
@@ -229,5 +230,53 @@ T_TEST(to_pipeline)
 	free(p.err);
 }
 
+/* Each command is wired to the groups it takes: the binary as a user runs it. */
+T_TEST(commands)
+{
+	static const struct {
+		const char *args, *says;
+	} cases[] = {
+		/* refused, with the usage */
+		{ "plan --untrusted", "unrecognized option '--untrusted'" },
+		{ "hosts --repo x", "unrecognized option '--repo'" },
+		{ "apply --base x", "unrecognized option '--base'" },
+		{ "lock status --prune", "unrecognized option '--prune'" },
+		{ "config --timeout 5s", "unrecognized option '--timeout'" },
+		{ "rollback v1 v2", "plumb rollback: unexpected argument 'v2'" },
+		{ "apply --timeout 5q", "plumb apply: --timeout '5q': want a duration" },
+		{ "hosts --timeout", "option '--timeout' requires an argument" },
+		/* accepted: they get as far as the configuration */
+		{ "plan -c /nonexistent/config/deploy.yml --format json --prune --version v --allow-foreign-owner --timeout 1s", NULL },
+		{ "hosts --json --trusted -d x -c /nonexistent/config/deploy.yml --timeout=2s", NULL },
+		{ "apply -y --skip-hooks --untrusted --expect-plan h -c /nonexistent/config/deploy.yml", NULL },
+		{ "rollback v1 --yes -c /nonexistent/config/deploy.yml", NULL },
+		{ "lock acquire -m why --version v -c /nonexistent/config/deploy.yml", NULL },
+		{ "config --json -c /nonexistent/config/deploy.yml", NULL },
+	};
+	const char *bin = getenv("PLUMB_BIN");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *cmd = xasprintf("%s %s 2>&1 </dev/null", bin ? bin : "build/san/plumb", cases[i].args);
+		char buf[8192];
+		size_t n;
+		FILE *f;
+		int st;
+
+		f = popen(cmd, "r");
+		T_REQUIRE(f != NULL);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		st = pclose(f);
+		T_CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: status %d", cases[i].args, st);
+		if (cases[i].says) {
+			T_CHECKF(strstr(buf, cases[i].says) && strstr(buf, "usage: plumb"), "%s: %s", cases[i].args, buf);
+		} else {
+			T_CHECKF(strstr(buf, "configuration file not found") && !strstr(buf, "usage:"), "%s: %s",
+				 cases[i].args, buf);
+		}
+		free(cmd);
+	}
+}
+
 T_MAIN(T_CASE(every_source_option), T_CASE(long_forms_and_defaults), T_CASE(untrusted_turns_trust_off),
-       T_CASE(own_options), T_CASE(refused), T_CASE(operand), T_CASE(to_pipeline))
+       T_CASE(own_options), T_CASE(refused), T_CASE(operand), T_CASE(to_pipeline), T_CASE(commands))
