@@ -518,6 +518,74 @@ void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref)
 	prov_cmd_args(c, "docker", "image", "inspect", "--format", "{{.Id}}", ref, NULL);
 }
 
+/*
+ * plumb-pull (a constant script; values are its arguments): for each REF
+ * WANT pair, the image is pulled only when the host does not already hold
+ * WANT under REF (WANT is the identity the plan was built with, asked of the
+ * registry: a pull would fetch the same bytes); WANT "" always pulls. The
+ * login (password on stdin) happens before the first pull only. Prints each
+ * image's id, in order (after a line "pulled" for one it pulled). The
+ * kamal network is made sure of at the same time.
+ * $1 "login" or "-", $2 server ("" = Docker Hub), $3 user, then pairs.
+ */
+static const char pull_script[] =
+	"{ docker network inspect kamal >/dev/null 2>&1 || docker network create kamal >/dev/null; } & n=$!\n"
+	"l=$1 s=$2 u=$3; shift 3\n"
+	"while [ $# -ge 2 ]; do\n"
+	"  r=$1 w=$2; shift 2\n"
+	"  i=$(docker image inspect --format '{{.Id}}' -- \"$r\" 2>/dev/null) || i=\n"
+	"  if [ -z \"$w\" ] || [ \"$i\" != \"$w\" ]; then\n"
+	"    if [ \"$l\" = login ]; then\n"
+	"      e=$(docker login ${s:+\"$s\"} -u \"$u\" --password-stdin 2>&1 >/dev/null) ||\n"
+	"        { printf '%s\\n' \"$e\" >&2; wait $n; exit 1; }\n"
+	"      l=-\n"
+	"    fi\n"
+	"    docker pull -q -- \"$r\" >/dev/null || { wait $n; exit 1; }\n"
+	"    i=$(docker image inspect --format '{{.Id}}' -- \"$r\") || { wait $n; exit 1; }\n"
+	"    echo pulled\n"
+	"  fi\n"
+	"  printf '%s\\n' \"$i\"\n"
+	"done\n"
+	"wait $n || { echo 'plumb-pull: the kamal network cannot be created' >&2; exit 1; }\n";
+
+void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *server, const char *user,
+		      const char *const *refs, const char *const *want, size_t n)
+{
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", pull_script, "plumb-pull", user ? "login" : "-",
+		      server ? server : "", user ? user : "", NULL);
+	for (size_t i = 0; i < n; i++)
+		prov_cmd_args(c, refs[i], want[i] ? want[i] : "", NULL);
+}
+
+/*
+ * plumb-expect WANT NAME…: the containers named are still the ones observed
+ * (WANT: their full ids, one per line, in order), else exit 9 with a line
+ * saying so: what a plan was built from changed under it.
+ */
+static const char expect_script[] =
+	"w=$1; shift\n"
+	"g=$(docker container inspect --format '{{.Id}}' -- \"$@\" 2>/dev/null)\n"
+	"[ \"$g\" = \"$w\" ] && exit 0\n"
+	"echo \"" DCMD_EXPECT_MARK " a container this host's steps act on is not the one observed "
+	"(another deploy ran since?): nothing done here; plan again\" >&2\n"
+	"exit 9\n";
+
+void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
+		     const char *const *ids, size_t n)
+{
+	struct sbuf w;
+
+	sbuf_init(&w, 0);
+	for (size_t i = 0; i < n; i++)
+		sbuf_addf(&w, "%s%s", i ? "\n" : "", ids[i]);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", expect_script, "plumb-expect", w.buf, NULL);
+	for (size_t i = 0; i < n; i++)
+		prov_cmd_arg(c, names[i]);
+	sbuf_release(&w);
+}
+
 /* "reg:5000/app:tag" / "app@sha256:…" → "reg:5000/app" (Kamal's repository). */
 static char *ref_repository(const char *ref)
 {
@@ -760,6 +828,42 @@ int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_
 		      dc->kind == DES_APP ? dc->prefix : dc->name, NULL);
 	rc = deploy_options(&tmp, p, role, target, x, err);
 	return adopt(c, join, &tmp, rc, dc->name, err);
+}
+
+/*
+ * plumb-deploy NAME ARGV…: runs ARGV (a kamal-proxy deploy) with its
+ * --target=@ID@:<port> word made the id of the container named NAME, looked
+ * up as Kamal looks it up (`docker container ls --all --filter name=^NAME$
+ * --quiet`), so that a boot and its traffic switch fit in one command.
+ */
+static const char deploy_named_script[] =
+	"id=$(docker container ls --all --filter \"name=^$1\\$\" --quiet) || exit 1\n"
+	"case $id in ''|*[!0-9a-f]*) echo \"plumb-deploy: no single container named $1\" >&2; exit 1 ;; esac\n"
+	"shift\n"
+	"for a; do\n"
+	"  case $a in --target=@ID@:*) a=--target=$id:${a#--target=@ID@:} ;; esac\n"
+	"  set -- \"$@\" \"$a\"; shift\n"
+	"done\n"
+	"exec \"$@\"\n";
+
+int dcmd_proxy_deploy_named(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+			    const char *name, const struct dcmd_ctx *x, struct plumb_err *err)
+{
+	struct prov_cmd d;
+	int rc;
+
+	prov_cmd_init(&d);
+	rc = dcmd_proxy_deploy(&d, PROV_JOIN_SEQ, dc, "@ID@", x, err);
+	if (rc == 0 && d.n == 1) {
+		prov_cmd_begin(c, join);
+		prov_cmd_args(c, "sh", "-c", deploy_named_script, "plumb-deploy", name, NULL);
+		for (size_t i = 0; i < d.v[0].argv.n; i++)
+			prov_cmd_arg(c, d.v[0].argv.v[i]);
+	} else if (rc == 0) {
+		rc = plumb_err_set(err, PLUMB_EINVAL, "%s: the proxy deploy is not one command", dc->name);
+	}
+	prov_cmd_release(&d);
+	return rc;
 }
 
 /* ---- files written from stdin ---- */

@@ -75,6 +75,26 @@ void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref);
 void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desired *ds,
 		     const char *ref);
 
+/*
+ * The images a host needs for a rollout, in one command: for each refs[i],
+ * pulled only when the host does not hold want[i] (the identity the plan was
+ * built with; NULL or "" = always pull) under it; `docker login` (user
+ * non-NULL; the password is the command's stdin) only before a pull; the
+ * kamal network created when missing. Prints each image's id, in order,
+ * each one it pulled preceded by a line "pulled".
+ */
+void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *server, const char *user,
+		      const char *const *refs, const char *const *want, size_t n);
+
+/*
+ * A check that the containers names[i] still have the full ids ids[i] (what
+ * the plan was built from); when one does not, the command fails (status 9)
+ * with a line holding DCMD_EXPECT_MARK on stderr, before what follows.
+ */
+#define DCMD_EXPECT_MARK "plumb-expect:"
+void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
+		     const char *const *ids, size_t n);
+
 /* docker login SERVER -u USER --password-stdin (SERVER NULL = Docker Hub):
  * the password is the command's stdin (the caller sends it with
  * transport_run_input), never an argv word. Kamal logs in nowhere for a
@@ -104,6 +124,11 @@ enum dcmd_ready dcmd_parse_state(const char *out);
  */
 int dcmd_proxy_deploy(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 		      const char *target, const struct dcmd_ctx *x, struct plumb_err *err);
+/* dcmd_proxy_deploy with the target the id of the container named name,
+ * looked up on the host as Kamal does, in the same command (one round trip
+ * from boot to switch). */
+int dcmd_proxy_deploy_named(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
+			    const char *name, const struct dcmd_ctx *x, struct plumb_err *err);
 
 /* mkdir -p for the directories a container needs before it runs: an app's
  * env directory (.kamal/apps/<service[-dest]>/env/roles); an accessory's env

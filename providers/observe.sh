@@ -68,6 +68,16 @@ for l in $ps; do
     break
   done
 done
+# kamal-proxy's routes are listed in the background while the rest is read
+# (a docker exec is the slowest call here), into a private temporary file;
+# without one, at the end as before.
+RF=
+if [ -n "$P" ] && RF=$(mktemp 2>/dev/null); then
+  trap 'rm -f -- "$RF"' EXIT
+  docker exec "$P" kamal-proxy list --json >"$RF" 2>/dev/null & RP=$!
+else
+  RF=
+fi
 T='{{if index . "State"}}C {"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Created":{{json .Created}},"State":{"Status":{{json .State.Status}},"ExitCode":{{json .State.ExitCode}},"StartedAt":{{json .State.StartedAt}},"FinishedAt":{{json .State.FinishedAt}},"Health":{{with index .State "Health"}}{{json .Status}}{{else}}null{{end}}},"Config":{"Image":{{json .Config.Image}},"Cmd":{{json .Config.Cmd}},"Entrypoint":{{json .Config.Entrypoint}},"Labels":{{json .Config.Labels}},"Hostname":{{json .Config.Hostname}}},"HostConfig":{{json .HostConfig}},"Mounts":{{json .Mounts}},"Networks":{{json .NetworkSettings.Networks}}}
 M {{.Image}}
 {{else}}I {"Id":{{json .Id}},"RepoTags":{{json .RepoTags}},"RepoDigests":{{json .RepoDigests}},"Created":{{json .Created}},"Config":{"Cmd":{{json .Config.Cmd}},"Entrypoint":{{json .Config.Entrypoint}},"Labels":{{json .Config.Labels}},"Volumes":{{json .Config.Volumes}}}}
@@ -167,7 +177,10 @@ unset IFS
 if [ -d ".kamal/$L" ]; then
   printf 'K %s\n' "$(head -c 8192 ".kamal/$L/details" 2>/dev/null | tr -d '\n')"
 fi
-if [ -n "$P" ]; then
+if [ -n "$RF" ]; then
+  wait "$RP"; r=$(head -c 65536 "$RF" | tr '\n' ' ') && printf 'R %s\n' "$r"
+  rm -f -- "$RF"
+elif [ -n "$P" ]; then
   r=$(docker exec "$P" kamal-proxy list --json 2>/dev/null | head -c 65536 | tr '\n' ' ') && printf 'R %s\n' "$r"
 fi
 printf 'END\n'

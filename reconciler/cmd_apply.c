@@ -60,6 +60,7 @@ struct apply_ctx {
 	char *performer;
 	const char *version; /* before the desired state exists (pre-connect) */
 	int locked;  /* the deploy lock is held (KAMAL_LOCK) */
+	const char *lock_name;
 	double t0;   /* for KAMAL_RUNTIME */
 };
 
@@ -112,6 +113,27 @@ static void exec_audit(struct prov_cmd *c, enum prov_join join, const char *text
 	struct apply_ctx *x = ctx;
 
 	rec_audit_cmd(c, join, x->ds, x->performer, text);
+}
+
+static int exec_lock_cmd(struct prov_cmd *c, enum prov_join join, struct plumb_err *err, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+	char *who = rec_lock_who(0);
+	int rc = rec_lock_acquire_cmd(c, join, x->lock_name, who, x->ds->version,
+				      REC_LOCK_AUTO_MESSAGE, err);
+
+	free(who);
+	return rc;
+}
+
+static int exec_lock_read(struct transport *t, const struct cmd_result *r, int *taken,
+			  struct plumb_err *err, void *ctx)
+{
+	struct apply_ctx *x = ctx;
+	int rc = rec_lock_acquire_read(t, x->lock_name, r, taken, err);
+
+	x->locked = *taken;
+	return rc;
 }
 
 static int interrupted(void)
@@ -218,15 +240,12 @@ static int apply_run(struct apply_args *a, int rollback)
 	}
 	rec_signals_install();
 	lock_name = rec_lock_name(res.desired);
-	if (rec_lock_acquire(lt, lock_name, res.desired->version, REC_LOCK_AUTO_MESSAGE, &err) != 0) {
-		esc_eprintf("plumb %s: %s: nothing done\n", a->cmd, plumb_err_msg(&err));
-		goto out;
-	}
-	locked = x.locked = 1;
-	if (run_hook(&x, res.config, res.root, "pre-deploy") != 0) {
-		fprintf(stderr, "plumb %s: the pre-deploy hook failed: nothing done\n", a->cmd);
-		goto out;
-	}
+	x.lock_name = lock_name;
+	/* the executor takes the lock in front of the primary host's first
+	 * command, then runs pre-deploy (exec_hook) before any step */
+	eo.lock_cmd = exec_lock_cmd;
+	eo.lock_read = exec_lock_read;
+	eo.lock_host = (size_t)primary_index(&res);
 	eo.config = res.config;
 	eo.ds = res.desired;
 	eo.plan = res.plan;
@@ -241,6 +260,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	eo.ctx = &x;
 	plumb_err_reset(&err);
 	prc = rec_execute(&eo, &rep, &err);
+	locked = rep.locked;
 	fputs("\n", stdout);
 	esc_fputs(rep.summary, stdout);
 	fflush(stdout);

@@ -22,6 +22,7 @@
 
 #define EX_LOG_LINES 30
 #define EX_SWITCHED "plumb-switched"
+#define EX_READY "plumb-ready-ok"
 #define EX_SNAPSHOT_KEEP 3
 
 enum ex_state { EX_TODO, EX_DONE, EX_FAILED };
@@ -44,6 +45,9 @@ struct ex_host {
 	int booted_app;         /* an app container was booted: tag :latest, prune */
 	int finished;           /* … done already (chained into the host's last step) */
 	int ready_said;         /* the current primary-role step reported ready */
+	int expect_pending;     /* the next command is the first step command: checked first */
+	int stale;              /* that check failed: nothing was done on the host */
+	int lock_here;          /* the deploy lock goes in front of this host's preparing command */
 	char why[PLUMB_ERR_MSG_MAX];
 };
 
@@ -55,15 +59,16 @@ struct ex_run {
 	double t0;
 	FILE *out;
 	int stop; /* the tag moved, or an interruption */
+	int locked; /* the deploy lock was taken (lock_cmd) */
+	unsigned long lock_commands; /* sent on a primary host without steps */
 	/* The barrier before the other roles (Kamal's, made strict): it opens (1)
-	 * once every primary-role container of the first boot group is ready,
-	 * and closes (-1) when one fails; 0 while waiting. gate: wave-3 steps of
-	 * the current batch wait on it. Under mu. */
+	 * once every primary-role container of the first boot group is ready
+	 * (switched, when proxied), and closes (-1) when one fails; 0 while
+	 * waiting. gate: wave-3 steps of the current batch wait on it. Under mu. */
 	pthread_cond_t cv;
 	int gate, barrier;
 	size_t pending; /* primary-role steps of the batch not yet ready */
 };
-
 /* ---- output ---- */
 
 static void say(struct ex_run *run, const char *fmt, ...) PLUMB_PRINTF(2, 3);
@@ -104,11 +109,28 @@ static int host_fail(struct ex_host *h, int code, const char *fmt, ...)
 /* ---- commands ---- */
 
 /* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR. */
+static void expect_cmd(struct ex_host *h, struct prov_cmd *c);
+static void append_unit(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *sub,
+			int tolerate);
+
+/* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR.
+ * The host's first step command is preceded by the check that what its
+ * steps act on is what was observed (h->stale, and the failure, when not). */
 static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, size_t in_len,
 		  struct cmd_result *r)
 {
+	struct prov_cmd full;
 	int rc;
 
+	prov_cmd_init(&full);
+	if (h->expect_pending) {
+		h->expect_pending = 0;
+		expect_cmd(h, &full);
+		if (full.n) {
+			append_unit(&full, PROV_JOIN_AND, c, 0);
+			c = &full;
+		}
+	}
 	h->commands++;
 	if (in)
 		rc = transport_run_cmd_input(h->t, c, in, in_len, r);
@@ -116,6 +138,12 @@ static int ex_cmd(struct ex_host *h, const struct prov_cmd *c, const char *in, s
 		rc = transport_run_cmd(h->t, c, r);
 	if (rc == 0 && r->status != 0)
 		rc = PLUMB_ERROR;
+	if (rc < 0 && c == &full && r->err.buf && strstr(r->err.buf, DCMD_EXPECT_MARK)) {
+		h->stale = 1;
+		const char *m = strstr(r->err.buf, DCMD_EXPECT_MARK) + strlen(DCMD_EXPECT_MARK) + 1;
+		host_fail(h, rc, "%.*s", (int)strcspn(m, "\n"), m);
+	}
+	prov_cmd_release(&full);
 	return rc;
 }
 
@@ -276,6 +304,35 @@ static const struct obs_container *running_other(const struct ex_host *h, const 
 	return NULL;
 }
 
+/* The check in front of a host's first step command: every observed
+ * container its steps act on still has the id observed. */
+static void expect_cmd(struct ex_host *h, struct prov_cmd *c)
+{
+	struct strvec names = { 0 }, ids = { 0 };
+
+	for (size_t k = 0; k < h->dh->nsteps; k++) {
+		const struct diff_step *s = &h->dh->steps[k];
+		const struct obs_container *oc[3];
+
+		if (s->action == DIFF_REMOVE_ORPHAN && !h->run->o->plan->prune)
+			continue;
+		oc[0] = observed(h, s->name);
+		oc[1] = s->old_name ? observed(h, s->old_name) : NULL;
+		oc[2] = s->target == DIFF_T_APP ? running_other(h, s) : NULL;
+		for (size_t i = 0; i < 3; i++)
+			if (oc[i] && oc[i]->id && strlen(oc[i]->id) == 64 &&
+			    !strvec_contains(&names, oc[i]->name)) {
+				strvec_push(&names, oc[i]->name);
+				strvec_push(&ids, oc[i]->id);
+			}
+	}
+	if (names.n)
+		dcmd_expect_ids(c, PROV_JOIN_AND, (const char *const *)names.v,
+				(const char *const *)ids.v, names.n);
+	strvec_release(&names);
+	strvec_release(&ids);
+}
+
 static char *aside_name(const char *name)
 {
 	char salt[33];
@@ -395,8 +452,65 @@ static int tls_files(struct ex_host *h, const struct des_container *dc, const st
 }
 
 /*
+ * Appends main and side to c as one unit run at the same time on the host:
+ * its status is main's; side is housekeeping (its status ignored).
+ */
+static void append_parallel(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *main_,
+			    const struct prov_cmd *side)
+{
+	static const char par[] = "sh -c \"$2\" & p=$!; sh -c \"$1\"; s=$?; wait $p; exit $s";
+	struct sbuf a, b;
+
+	if (!side->n) {
+		append_unit(c, join, main_, 0);
+		return;
+	}
+	if (!main_->n) {
+		append_unit(c, join, side, 1);
+		return;
+	}
+	sbuf_init(&a, 0);
+	sbuf_init(&b, 0);
+	if (prov_cmd_render(main_, &a) != 0 || prov_cmd_render(side, &b) != 0) {
+		c->err = PLUMB_EINVAL; /* latched: reported when c is rendered */
+	} else {
+		prov_cmd_begin(c, join);
+		prov_cmd_args(c, "sh", "-c", par, "plumb-par", a.buf, b.buf, NULL);
+	}
+	sbuf_release(&a);
+	sbuf_release(&b);
+}
+
+/* The end of an app step: the old container stopped (and audited), and on
+ * the host's last step :latest and pruning beside it. */
+static void step_tail(struct ex_host *h, const struct diff_step *s, const char *old,
+		      struct prov_cmd *c, enum prov_join join)
+{
+	const struct des_container *dc = s->desired;
+	struct prov_cmd m, f;
+
+	prov_cmd_init(&m);
+	prov_cmd_init(&f);
+	if (old) {
+		dcmd_stop(&m, PROV_JOIN_AND, old, dcmd_stop_timeout(h->run->o->config, dc->role));
+		audit(h, &m, "[%s] Stopped app container %s", dc->role, old);
+	}
+	if (last_step(h, s)) {
+		finish_cmd(h, &f, PROV_JOIN_SEQ);
+		h->finished = 1;
+	}
+	append_parallel(c, join, &m, &f);
+	prov_cmd_release(&m);
+	prov_cmd_release(&f);
+}
+
+/*
  * An app role: boot (or start) the new container and wait until it is ready;
- * then, for a proxied role, switch traffic to it; then stop the old one.
+ * then, for a proxied role, switch traffic to it (one command from boot to
+ * switch); then stop the old one. A step that opens the barrier for the
+ * other roles stops the old one in a second command, after the barrier is
+ * opened; any other does it in the same command. Markers in the output say
+ * how far a failed command got.
  * start: the container exists (stopped): started, not created.
  */
 static int step_app(struct ex_host *h, const struct diff_step *s, int start, const char *old)
@@ -404,15 +518,19 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	const struct rec_exec_opts *o = h->run->o;
 	const struct des_container *dc = s->desired;
 	const struct obs_container *have = observed(h, s->name);
+	int gatekeeper = s->wave == 2 && h->run->gate;
 	struct plumb_err err = { 0 };
 	struct dcmd_ctx x;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
-	char *in = NULL, *id = NULL, *clash = NULL, *created = NULL;
+	char *in = NULL, *clash = NULL, *created = NULL;
+	const char *mark;
 	int rc, delay = dc->proxied ? 0 : o->config->readiness_delay;
 
 	dctx(h, &x);
 	prov_cmd_init(&c);
+	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0)
+		goto out;
 	if (!start) {
 		rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
 		if (rc < 0) {
@@ -448,65 +566,59 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 	}
 	ready_cmd(&c, PROV_JOIN_AND, s->name, o->config->deploy_timeout, delay);
 	audit(h, &c, "[%s] Booted app version %s", dc->role, o->ds->version);
-	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
-	if (!start)
-		created = last_container_id(r.out.buf, r.out.len);
-	if (rc < 0) {
-		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_undo(h, s->name, created, start, clash);
-		goto out;
-	}
-	h->booted_app = 1;
-	if (!dc->proxied)
-		primary_ready(h, s); /* ready; its switch is the proxy's health check otherwise */
-	id = start ? (have && have->id ? xstrndup(have->id, 12) : NULL)
-		   : (created ? xstrdup(created) : NULL);
-	cmd_result_release(&r);
-	prov_cmd_release(&c);
-	prov_cmd_init(&c);
-	if (dc->proxied && (rc = tls_files(h, dc, &x)) < 0) {
-		boot_undo(h, s->name, created, start, clash);
-		goto out;
-	}
+	prov_cmd_begin(&c, PROV_JOIN_AND);
+	prov_cmd_args(&c, "echo", EX_READY, NULL);
 	if (dc->proxied) {
-		rc = dcmd_proxy_deploy(&c, PROV_JOIN_AND, dc, id ? id : s->name, &x, &err);
+		rc = dcmd_proxy_deploy_named(&c, PROV_JOIN_AND, dc, s->name, &x, &err);
 		if (rc < 0) {
-			host_fail(h, rc, "%s", plumb_err_msg(&err));
-			boot_undo(h, s->name, created, start, clash);
+			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
 			goto out;
 		}
 		/* past this marker the new container serves: nothing after it undoes it */
 		prov_cmd_begin(&c, PROV_JOIN_AND);
 		prov_cmd_args(&c, "echo", EX_SWITCHED, NULL);
 	}
-	if (old) {
-		dcmd_stop(&c, PROV_JOIN_AND, old, dcmd_stop_timeout(o->config, dc->role));
-		audit(h, &c, "[%s] Stopped app container %s", dc->role, old);
-	}
-	if (last_step(h, s)) {
-		/* tag :latest and prune in the same round trip */
-		finish_cmd(h, &c, PROV_JOIN_AND);
-		h->finished = 1;
-	}
-	if (c.n) {
-		rc = ex_cmd(h, &c, NULL, 0, &r);
-		if (rc < 0 && dc->proxied && !strstr(r.out.buf, EX_SWITCHED)) {
-			host_fail(h, rc, "the traffic switch failed (the old container keeps serving): %s",
-				  cmd_said(h, &r, rc));
+	if (!gatekeeper)
+		step_tail(h, s, old, &c, PROV_JOIN_AND);
+	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	mark = r.out.buf ? strstr(r.out.buf, EX_READY "\n") : NULL;
+	if (!start)
+		created = last_container_id(r.out.buf, mark ? (size_t)(mark - r.out.buf) : r.out.len);
+	if (rc < 0 && !mark) {
+		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
+		if (!h->stale) /* else nothing ran: nothing to undo */
 			boot_undo(h, s->name, created, start, clash);
-			goto out;
-		}
-		if (rc < 0) {
-			host_fail(h, rc, "%s; stopping the old container failed: %s",
-				  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
-				  cmd_said(h, &r, rc));
-			goto out;
-		}
+		goto out;
+	}
+	h->booted_app = 1;
+	if (rc < 0 && dc->proxied && !strstr(mark, EX_SWITCHED "\n")) {
+		host_fail(h, rc, "the traffic switch failed (the old container keeps serving): %s",
+			  cmd_said(h, &r, rc));
+		boot_undo(h, s->name, created, start, clash);
+		goto out;
+	}
+	if (rc < 0) {
+		host_fail(h, rc, "%s; stopping the old container failed: %s",
+			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
+			  cmd_said(h, &r, rc));
+		goto out;
+	}
+	if (!gatekeeper)
+		goto out;
+	primary_ready(h, s); /* ready, and switched when proxied: the other roles may boot */
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	prov_cmd_init(&c);
+	step_tail(h, s, old, &c, PROV_JOIN_AND);
+	if (c.n && (rc = ex_cmd(h, &c, NULL, 0, &r)) < 0) {
+		host_fail(h, rc, "%s; stopping the old container failed: %s",
+			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
+			  cmd_said(h, &r, rc));
+		goto out;
 	}
 	rc = 0;
 out:
 	util_free_secret(in);
-	free(id);
 	free(created);
 	free(clash);
 	cmd_result_release(&r);
@@ -610,7 +722,7 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 
 		host_fail(h, rc, "%s: stop-first replacement failed: %s", s->name, cmd_said(h, &r, rc));
 		cmd_result_release(&r);
-		if (refused) {
+		if (refused || h->stale) {
 			free(created);
 			goto out; /* refused before anything was stopped */
 		}
@@ -670,7 +782,8 @@ static int step_create_other(struct ex_host *h, const struct diff_step *s)
 	if (rc < 0) {
 		char *created = last_container_id(r.out.buf, r.out.len);
 		host_fail(h, rc, "%s did not become ready: %s", s->name, cmd_said(h, &r, rc));
-		boot_failed(h, s->name, created, 0);
+		if (!h->stale)
+			boot_failed(h, s->name, created, 0);
 		free(created);
 	}
 out:
@@ -931,9 +1044,15 @@ static int host_prepare(size_t i, void *ctx)
 	char *why = NULL;
 	const char *in = NULL;
 	double t = prov_now_ms();
-	int rc = 0;
+	struct plumb_err lerr = { 0 };
+	size_t pulled = 0;
+	int rc = 0, runs = 0;
 
 	prov_cmd_init(&c);
+	if (h->lock_here && (rc = o->lock_cmd(&c, PROV_JOIN_AND, &lerr, o->ctx)) < 0) {
+		host_fail(h, rc, "%s", plumb_err_msg(&lerr));
+		goto out;
+	}
 	if (!o->no_pull) {
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
 			const struct diff_step *s = &h->dh->steps[k];
@@ -943,30 +1062,28 @@ static int host_prepare(size_t i, void *ctx)
 			}
 		}
 	}
-	{
-		int runs = 0; /* a container will be run: the kamal network must exist */
-		for (size_t k = 0; k < h->dh->nsteps; k++)
-			runs |= image_wanted(&h->dh->steps[k]);
-		if (!runs)
-			goto out; /* renames, starts, env files: nothing to prepare */
-	}
-	{
-		struct prov_cmd n;
-		prov_cmd_init(&n);
-		dcmd_network_create(&n, PROV_JOIN_AND);
-		append_unit(&c, PROV_JOIN_AND, &n, 0);
-		prov_cmd_release(&n);
-	}
-	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0) {
-		dcmd_login(&c, PROV_JOIN_AND, o->config->registry.server, user.value);
-		prov_cmd_quiet(&c);
+	/* a container will be run: the kamal network must exist (not for a
+	 * rollback: the containers and their network are there) */
+	for (size_t k = 0; k < h->dh->nsteps && !o->no_pull; k++)
+		runs |= image_wanted(&h->dh->steps[k]);
+	if (!runs && !c.n)
+		goto out; /* renames, starts, env files: nothing to prepare */
+	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0)
 		in = pw.value;
-	}
-	for (size_t k = 0; k < refs.n; k++) {
-		dcmd_pull(&c, PROV_JOIN_AND, refs.v[k]);
-		dcmd_image_id(&c, PROV_JOIN_AND, refs.v[k]);
-	}
+	/* the kamal network, then each image unless the host holds its identity */
+	if (runs)
+		dcmd_pull_needed(&c, PROV_JOIN_AND, o->config->registry.server, in ? user.value : NULL,
+				 (const char *const *)refs.v, (const char *const *)ids.v, refs.n);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
+	if (h->lock_here) {
+		int taken = 0, lrc = o->lock_read(h->t, &r, &taken, &lerr, o->ctx);
+		if (taken)
+			run->locked = 1; /* read once the pool has joined */
+		if (lrc < 0) {
+			rc = host_fail(h, lrc, "%s", plumb_err_msg(&lerr));
+			goto out;
+		}
+	}
 	if (rc < 0) {
 		host_fail(h, rc, "%s: %s", refs.n ? "login/pull failed" : "preparing the host failed",
 			  cmd_said(h, &r, rc));
@@ -978,6 +1095,8 @@ static int host_prepare(size_t i, void *ctx)
 		const char *s = r.out.buf;
 		while (at < r.out.len && k < refs.n) {
 			size_t e = strcspn(s + at, "\n");
+			if (e == 6 && strncmp(s + at, "pulled", 6) == 0)
+				pulled++;
 			if (e == 71 && strncmp(s + at, "sha256:", 7) == 0) {
 				if (*ids.v[k] && strncmp(s + at, ids.v[k], e) != 0) {
 					rc = host_fail(h, PLUMB_ERROR,
@@ -991,8 +1110,8 @@ static int host_prepare(size_t i, void *ctx)
 		}
 	}
 	if (refs.n)
-		say(run, "%s: pulled %zu image%s (%.1fs)", h->dh->host, refs.n, refs.n == 1 ? "" : "s",
-		    (prov_now_ms() - t) / 1000.0);
+		say(run, "%s: %zu image%s ready, %zu pulled (%.1fs)", h->dh->host, refs.n,
+		    refs.n == 1 ? "" : "s", pulled, (prov_now_ms() - t) / 1000.0);
 out:
 	free(why);
 	strvec_release(&refs);
@@ -1048,9 +1167,18 @@ static void summarize(struct ex_run *run, struct rec_exec_report *rep)
 	struct sbuf s;
 
 	sbuf_init(&s, 0);
+	if (run->lock_commands) {
+		/* the lock alone on a primary host without steps: + its observation and release */
+		const struct obs_host *oh = &run->o->obs->hosts[run->o->lock_host];
+		rep->commands += run->lock_commands;
+		rep->max_host_commands = run->lock_commands + oh->round_trips + (run->locked ? 1 : 0);
+	}
 	for (size_t i = 0; i < run->nh; i++) {
 		struct ex_host *h = &run->h[i];
 		unsigned long nc = h->commands + (h->oh ? h->oh->round_trips : 0);
+		/* the caller's release of the lock, on this host, counts here too */
+		int release = run->locked && run->o->lock_cmd && h->fi == run->o->lock_host;
+		nc += (unsigned long)release;
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
 			const struct diff_step *s2 = &h->dh->steps[k];
 			if (h->state[k] == EX_DONE)
@@ -1063,7 +1191,8 @@ static void summarize(struct ex_run *run, struct rec_exec_report *rep)
 		rep->commands += h->commands;
 		if (nc > rep->max_host_commands)
 			rep->max_host_commands = nc;
-		sbuf_addf(&s, "%s: %lu command%s", h->dh->host, nc, nc == 1 ? "" : "s");
+		sbuf_addf(&s, "%s: %lu command%s%s", h->dh->host, nc, nc == 1 ? "" : "s",
+			  release ? " (with the observation, the lock and its release)" : "");
 		if (h->failed)
 			sbuf_addf(&s, ", FAILED: %s", h->why);
 		sbuf_addc(&s, '\n');
@@ -1164,6 +1293,39 @@ static int open_tunnels(struct ex_run *run)
 	return rc;
 }
 
+/* The deploy lock taken by a command of its own (the primary host has no
+ * step of this plan). */
+static int lock_alone(struct ex_run *run)
+{
+	const struct rec_exec_opts *o = run->o;
+	struct transport *t = NULL;
+	struct plumb_err err = { 0 };
+	struct cmd_result r = { 0 };
+	struct prov_cmd c;
+	int rc, taken = 0;
+
+	prov_cmd_init(&c);
+	rc = (o->writer ? o->writer : fleet_writer)(o->fleet, o->lock_host, &t, &err);
+	if (rc == 0)
+		rc = o->lock_cmd(&c, PROV_JOIN_AND, &err, o->ctx);
+	if (rc == 0) {
+		rc = transport_run_cmd(t, &c, &r);
+		if (rc < 0)
+			plumb_err_set(&err, rc, "%s", plumb_err_msg(transport_err(t)));
+		else
+			rc = o->lock_read(t, &r, &taken, &err, o->ctx);
+	}
+	run->locked = taken;
+	run->lock_commands++;
+	if (rc < 0) {
+		say(run, "%s", plumb_err_msg(&err));
+		say(run, "nothing was stopped or replaced");
+	}
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc < 0 ? -1 : 0;
+}
+
 static int run_waves(struct ex_run *run)
 {
 	const struct config *c = run->o->config;
@@ -1175,6 +1337,15 @@ static int run_waves(struct ex_run *run)
 		if (open_tunnels(run) != 0)
 			goto out;
 		say(run, "pulling images and preparing %zu host%s", run->nh, run->nh == 1 ? "" : "s");
+	}
+	if (!run->o->no_pull || run->o->lock_cmd) {
+		size_t lh = 0;
+		while (run->o->lock_cmd && lh < run->nh && run->h[lh].fi != run->o->lock_host)
+			lh++;
+		if (run->o->lock_cmd && lh < run->nh)
+			run->h[lh].lock_here = 1;
+		else if (run->o->lock_cmd && lock_alone(run) != 0)
+			goto out; /* the primary host has no step: the lock alone, first */
 		if (prov_pool_run(run->nh, 0, host_prepare, run, res) != 0)
 			goto out;
 	}
@@ -1184,6 +1355,10 @@ static int run_waves(struct ex_run *run)
 			say(run, "nothing was stopped or replaced");
 			goto out;
 		}
+	if (run->o->lock_cmd && hook(run, "pre-deploy") != 0)
+		goto out;
+	for (size_t i = 0; i < run->nh; i++)
+		run->h[i].expect_pending = 1;
 	select_wave(run, 1, -1);
 	if (run_batch(run, "wave 1: accessories and proxy") != 0)
 		goto out;
@@ -1290,6 +1465,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 	}
 out:
 	rep->elapsed_ms = prov_now_ms() - run.t0;
+	rep->locked = run.locked;
 	summarize(&run, rep);
 	for (size_t i = 0; i < run.nh; i++) {
 		free(run.h[i].state);

@@ -15,8 +15,10 @@
  * plan was built with: a difference stops everything ("the tag moved").
  *
  * Each step is one or two commands per host (chained with &&), readiness is
- * waited for on the host (providers/ready.sh, sent as a constant script), so
- * a roll costs the observation + pull + boot + switch + finish round trips.
+ * waited for on the host (providers/ready.sh, sent as a constant script): a
+ * roll costs the observation, the preparing command (with the lock on the
+ * primary host), the boot and switch, and the stop of the old container (in
+ * the boot command for a step no other role waits for); + the release.
  * Every docker command comes from providers/docker_cmd.h.
  *
  * Failure: a new container that does not become ready is stopped and removed
@@ -58,6 +60,22 @@ struct rec_exec_opts {
 	/* non-zero: stop before the next step (SIGINT/SIGTERM) */
 	int (*interrupted)(void);
 	void *ctx;
+	/*
+	 * The deploy lock, when the caller has the executor take it (lock_cmd
+	 * non-NULL): lock_cmd appends the command that takes it; it is sent on
+	 * host lock_host (a fleet index) in front of that host's preparing
+	 * command (alone when it has nothing to prepare), and lock_read reads
+	 * that command's result (0 taken, else err set; *taken even when what
+	 * followed failed: the caller releases it, rep->locked). No step of any
+	 * host runs before it is taken, then the "pre-deploy" hook runs; every
+	 * host's first step command first checks that the containers its steps
+	 * act on are still the ones observed (another deploy may have finished
+	 * between the observation and the lock): else nothing is done there.
+	 */
+	int (*lock_cmd)(struct prov_cmd *c, enum prov_join join, struct plumb_err *err, void *ctx);
+	int (*lock_read)(struct transport *t, const struct cmd_result *r, int *taken,
+			 struct plumb_err *err, void *ctx);
+	size_t lock_host;
 	/* How host i's transport is obtained; NULL = fleet_writer (tests give a
 	 * fake). Only asked once fleet is known to be FLEET_READ_WRITE. */
 	int (*writer)(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);
@@ -73,6 +91,7 @@ struct rec_exec_report {
 	unsigned long commands; /* round trips the executor ran, over every host */
 	unsigned long max_host_commands; /* the most on one host */
 	double elapsed_ms;
+	int locked;            /* the executor took the deploy lock (lock_cmd): release it */
 	char *summary;         /* what was done, what was not, who runs what; never NULL
 				* after rec_execute */
 };

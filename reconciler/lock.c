@@ -20,6 +20,7 @@
 
 #define HELD_MARK "PLUMB-LOCK-HELD"
 #define STATUS_MARK "PLUMB-LOCK"
+#define TAKEN_MARK "PLUMB-LOCK-TAKEN"
 #define EXIT_HELD 10
 #define EXIT_NOLOCK 10
 
@@ -327,12 +328,11 @@ int rec_lock_acquire(struct transport *t, const char *lock_name, const char *ver
 	return rc;
 }
 
-int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
-			const char *version, const char *message, struct plumb_err *err)
+int rec_lock_acquire_cmd(struct prov_cmd *c, enum prov_join join, const char *lock_name,
+			 const char *who, const char *version, const char *message,
+			 struct plumb_err *err)
 {
-	struct cmd_result r = { 0 };
-	char *text = NULL, *b64 = NULL, *dir = NULL;
-	const char *args[2];
+	char *text, *b64, *dir;
 	int rc;
 
 	if ((rc = check_name(lock_name, err)) < 0)
@@ -342,18 +342,32 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 	/* Kamal writes `echo "<encode64>"`: the lines (each ending in a newline),
 	 * then echo's own; printf '%s\n' "$2" writes the same bytes */
 	dir = xasprintf(".kamal/%s", lock_name);
-	args[0] = dir, args[1] = b64;
-	rc = run_script(t, acquire_script, args, 2, &r, err);
-	if (rc < 0)
-		goto out;
-	if (r.status == 0)
-		goto out;
-	if (r.status == EXIT_HELD && strncmp(r.out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
-		const char *d = r.out.buf + sizeof(HELD_MARK);
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "sh", "-c", acquire_script, "sh", dir, b64, NULL);
+	/* what follows in the same command runs only once it is taken */
+	prov_cmd_begin(c, PROV_JOIN_AND);
+	prov_cmd_args(c, "echo", TAKEN_MARK, NULL);
+	free(dir);
+	free(b64);
+	free(text);
+	return 0;
+}
+
+int rec_lock_acquire_read(struct transport *t, const char *lock_name, const struct cmd_result *r,
+			  int *taken, struct plumb_err *err)
+{
+	*taken = r->out.buf && (strncmp(r->out.buf, TAKEN_MARK "\n", sizeof(TAKEN_MARK)) == 0 ||
+				strstr(r->out.buf, "\n" TAKEN_MARK "\n") != NULL);
+	if (*taken)
+		return 0;
+	if (r->status == EXIT_HELD && r->out.buf &&
+	    strncmp(r->out.buf, HELD_MARK "\n", sizeof(HELD_MARK)) == 0) {
+		const char *d = r->out.buf + sizeof(HELD_MARK);
 		struct rec_lock_status held = { 0 };
 		char *e;
+		int rc;
 
-		held.details = rec_lock_decode_details(d, r.out.len - sizeof(HELD_MARK));
+		held.details = rec_lock_decode_details(d, r->out.len - sizeof(HELD_MARK));
 		rec_lock_parse_holder(&held);
 		e = escaped(held.details ? held.details : "(details unreadable)");
 		rc = plumb_err_set(err, PLUMB_ELOCKED, "%s: deploy lock %s is held:\n%s%s", t->label,
@@ -362,14 +376,29 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 						"`plumb lock release` clears it" : "");
 		free(e);
 		rec_lock_status_release(&held);
-		goto out;
+		return rc;
 	}
-	rc = host_failure(t, &r, "take", lock_name, err);
-out:
+	return host_failure(t, r, "take", lock_name, err);
+}
+
+int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *who,
+			const char *version, const char *message, struct plumb_err *err)
+{
+	struct cmd_result r = { 0 };
+	struct prov_cmd c;
+	int rc, taken = 0;
+
+	prov_cmd_init(&c);
+	rc = rec_lock_acquire_cmd(&c, PROV_JOIN_AND, lock_name, who, version, message, err);
+	if (rc == 0) {
+		rc = transport_run_cmd(t, &c, &r);
+		if (rc < 0)
+			plumb_err_set(err, rc, "%s", plumb_err_msg(transport_err(t)));
+		else
+			rc = rec_lock_acquire_read(t, lock_name, &r, &taken, err);
+	}
 	cmd_result_release(&r);
-	free(dir);
-	free(b64);
-	free(text);
+	prov_cmd_release(&c);
 	return rc;
 }
 

@@ -65,6 +65,22 @@ int rec_lock_acquire_as(struct transport *t, const char *lock_name, const char *
 			const char *version, const char *message, struct plumb_err *err);
 
 /*
+ * The same in two halves, for a caller that sends the lock in front of other
+ * work in one command (the executor, in the primary host's first command of
+ * an apply): rec_lock_acquire_cmd appends the taking to c (joined by join),
+ * followed by a marker, so that what is chained after it with && runs only
+ * once the lock is taken; rec_lock_acquire_read reads the result of that
+ * command: *taken says whether the lock was taken (then the caller must
+ * release it, whatever the rest of the command did) and the return is 0, or
+ * as rec_lock_acquire's when it was not taken.
+ */
+int rec_lock_acquire_cmd(struct prov_cmd *c, enum prov_join join, const char *lock_name,
+			 const char *who, const char *version, const char *message,
+			 struct plumb_err *err);
+int rec_lock_acquire_read(struct transport *t, const char *lock_name, const struct cmd_result *r,
+			  int *taken, struct plumb_err *err);
+
+/*
  * Releases the lock as Kamal does: removes `details`, then the directory
  * (rmdir: anything else put inside makes it fail rather than be deleted).
  * Whoever holds it (Kamal's `lock release` does not ask either). Returns 0,

@@ -31,6 +31,8 @@ struct fake_host {
 	int seq[64];              /* each command's place among every host's */
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
+	int stale;                /* the observed containers changed: plumb-expect fails */
+	int lock_held;            /* the fake lock command finds the lock held */
 };
 
 static int gseq;
@@ -49,6 +51,19 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 	out->status = 0;
 	for (p = cmd; (p = strstr(p, "image inspect")); p++)
 		sbuf_addf(&out->out, "%s\n", h->pulled_id);
+	if (strstr(cmd, "FAKE-LOCK")) {
+		if (h->lock_held) {
+			sbuf_adds(&out->out, "HELD\n");
+			out->status = 10;
+			return 0;
+		}
+		sbuf_adds(&out->out, "FAKE-LOCK-TAKEN\n");
+	}
+	if (h->stale && strstr(cmd, "plumb-expect")) {
+		sbuf_adds(&out->err, "plumb-expect: a container this host's steps act on is not the one observed\n");
+		out->status = 9;
+		return 0;
+	}
 	if (strstr(cmd, "docker run"))
 		sbuf_addf(&out->out, "%s\n", NEW_ID);
 	if (h->fail_ready && strstr(cmd, "plumb-ready") && strstr(cmd, h->fail_ready)) {
@@ -102,6 +117,26 @@ static int fake_tunnel(struct fleet *fl, size_t i, int port, struct plumb_err *e
 	if (port == 5555 && i < 4 && hosts[i].log.n == 0)
 		tunnels[i]++;
 	return 0;
+}
+
+/* ---- a fake deploy lock (what cmd_apply gives: rec_lock_acquire_cmd/read) ---- */
+
+static int fake_lock_cmd(struct prov_cmd *c, enum prov_join join, struct plumb_err *err, void *ctx)
+{
+	(void)err;
+	(void)ctx;
+	prov_cmd_begin(c, join);
+	prov_cmd_args(c, "echo", "FAKE-LOCK", NULL);
+	return 0;
+}
+
+static int fake_lock_read(struct transport *t, const struct cmd_result *r, int *taken,
+			  struct plumb_err *err, void *ctx)
+{
+	(void)t;
+	(void)ctx;
+	*taken = r->out.buf && strstr(r->out.buf, "FAKE-LOCK-TAKEN") != NULL;
+	return *taken ? 0 : plumb_err_set(err, PLUMB_ELOCKED, "deploy lock lock-optimus is held");
 }
 
 /* ---- a scenario: the fixture's fleet at V1, the plan to V2 ---- */
@@ -252,26 +287,33 @@ T_TEST(roll_runs_waves_in_order)
 	T_REQUIRE(h1 >= 0 && h2 >= 0);
 	/* host 2: pull first, then web booted and switched, then the job (wave 3) */
 	pull = find_cmd(h2, "docker pull", NULL);
-	web = find_cmd(h2, "docker run", "optimus-web-" FX_V2);
+	web = find_cmd(h2, "docker run", "--name optimus-web-" FX_V2);
 	sw = find_cmd(h2, "kamal-proxy deploy", NULL);
-	job = find_cmd(h2, "docker run", "optimus-job-" FX_V2);
+	job = find_cmd(h2, "docker run", "--name optimus-job-" FX_V2);
 	if (getenv("T_VERBOSE"))
 		for (size_t k = 0; k < hosts[h2].log.n; k++)
 			fprintf(stderr, "host 2 [%zu] %.300s\n", k, hosts[h2].log.v[k]);
 	T_CHECKF(pull == 0, "pull at %d", pull);
 	T_REQUIRE(web >= 0 && sw >= 0 && job >= 0);
-	T_CHECK(web > pull && sw > web && job > sw);
-	/* the new web container waited for on the host, in its boot command */
+	T_CHECK(web > pull && sw == web && job > sw);
+	/* the new web container waited for on the host, then switched to, in its
+	 * boot command (the switch follows the ready marker) */
 	T_CHECK(strstr(hosts[h2].log.v[web], "plumb-ready") != NULL);
-	/* the old one stopped after the switch, with the switch */
-	T_CHECK(find_cmd(h2, "docker stop", "optimus-web-" FX_V1) == sw);
+	T_CHECK(strstr(hosts[h2].log.v[web], "plumb-ready-ok") <
+		strstr(hosts[h2].log.v[web], "kamal-proxy deploy"));
+	/* the old one stopped after the switch, in the next command (the barrier
+	 * opened in between), before the job boots */
+	T_CHECK(find_cmd(h2, "docker stop", "optimus-web-" FX_V1) == sw + 1);
 	/* no secret in any command; the env file content went on stdin */
 	for (size_t i = 0; i < s.obs->nhosts; i++)
 		for (size_t k = 0; k < hosts[i].log.n; k++)
 			T_CHECK(!strstr(hosts[i].log.v[k], "master-key-value-1") &&
 				!strstr(hosts[i].log.v[k], "pg-pass-1"));
-	/* a roll: pull, boot, switch (+ tag and prune) on a web-only host */
+	/* a roll on a web host whose step opens the barrier: pull, boot and
+	 * switch, stop (+ tag and prune) */
 	T_CHECKF(hosts[h1].log.n == 3, "host 1 ran %zu commands", hosts[h1].log.n);
+	/* the job's host boots, waits and stops the old job in one command */
+	T_CHECK(find_cmd(h2, "docker stop", "optimus-job-" FX_V1) == job);
 	/* localhost:5555: each host reached it through a tunnel opened before its pull */
 	T_CHECK(tunnels[h1] == 1 && tunnels[h2] == 1);
 	T_CHECK(s.rep.done == 3 && s.rep.failed == 0 && s.rep.not_done == 0);
@@ -294,12 +336,82 @@ T_TEST(failed_readiness_stops_the_rollout)
 	T_CHECK(find_cmd(h1, "docker rm", NEW_ID_SHORT) >= 0);
 	T_CHECK(find_cmd(h1, "docker logs", NEW_ID_SHORT) >= 0);
 	T_CHECK(find_cmd(h1, "docker rm", "optimus-web-") < 0);
-	T_CHECK(find_cmd(h1, "kamal-proxy deploy", NULL) < 0);
-	T_CHECK(find_cmd(h1, "docker stop", "optimus-web-" FX_V1) < 0);
+	/* the switch was in the failed boot command, after the ready marker
+	 * (the host never got there); nothing after it switched or stopped */
+	{
+		int boot = find_cmd(h1, "docker run", "--name optimus-web-" FX_V2);
+		T_REQUIRE(boot >= 0);
+		T_CHECK(find_cmd_after(h1, boot, "kamal-proxy deploy", NULL) < 0);
+		T_CHECK(find_cmd_after(h1, boot, "docker stop", "optimus-web-" FX_V1) < 0);
+	}
 	/* wave 3 never started: the job was not booted */
-	T_CHECK(find_cmd(h2, "docker run", "optimus-job-") < 0);
+	T_CHECK(find_cmd(h2, "docker run", "--name optimus-job-") < 0);
 	T_CHECK(s.rep.failed == 1 && s.rep.not_done >= 1);
 	T_CHECK(strstr(s.rep.summary, "web runs optimus-web-" FX_V1) != NULL);
+	scen_free(&s);
+}
+
+T_TEST(the_lock_rides_on_the_primary_hosts_first_command)
+{
+	struct scen s;
+	int h1, h2, first;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	h2 = host_of(&s, "10.0.0.2");
+	T_REQUIRE(h1 >= 0 && h2 >= 0);
+	s.o.lock_cmd = fake_lock_cmd;
+	s.o.lock_read = fake_lock_read;
+	s.o.lock_host = (size_t)h1;
+	T_CHECK(scen_run(&s) == 0);
+	/* taken in front of the pull, in one command; nowhere else */
+	first = find_cmd(h1, "FAKE-LOCK", NULL);
+	T_CHECK(first == 0 && strstr(hosts[h1].log.v[0], "FAKE-LOCK") <
+				      strstr(hosts[h1].log.v[0], "docker pull"));
+	T_CHECK(find_cmd(h2, "FAKE-LOCK", NULL) < 0);
+	T_CHECK(s.rep.locked == 1);
+	/* no more commands than without it; the release is counted on its host */
+	T_CHECKF(hosts[h1].log.n == 3, "host 1 ran %zu commands", hosts[h1].log.n);
+	T_CHECK(strstr(s.rep.summary, "the lock and its release") != NULL);
+	/* each host's first step command checks what it acts on first */
+	T_CHECK(strstr(hosts[h1].log.v[1], "plumb-expect") != NULL &&
+		strstr(hosts[h1].log.v[1], "plumb-expect") < strstr(hosts[h1].log.v[1], "docker run"));
+	T_CHECK(strstr(hosts[h1].log.v[2], "plumb-expect") == NULL);
+	scen_free(&s);
+}
+
+T_TEST(a_held_lock_runs_no_step)
+{
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.lock_cmd = fake_lock_cmd;
+	s.o.lock_read = fake_lock_read;
+	s.o.lock_host = (size_t)host_of(&s, "10.0.0.1");
+	hosts[s.o.lock_host].lock_held = 1;
+	T_CHECK(scen_run(&s) < 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++) {
+		T_CHECK(find_cmd((int)i, "docker run", NULL) < 0);
+		T_CHECK(find_cmd((int)i, "docker stop", NULL) < 0);
+	}
+	T_CHECK(s.rep.locked == 0);
+	T_CHECK(strstr(s.outbuf, "is held") != NULL && strstr(s.outbuf, "nothing was stopped") != NULL);
+	scen_free(&s);
+}
+
+T_TEST(a_host_changed_since_observed_is_left_alone)
+{
+	struct scen s;
+	int h1;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	hosts[h1].stale = 1;
+	T_CHECK(scen_run(&s) < 0);
+	/* the check failed in front of the boot: nothing after it, no undo */
+	T_CHECK(find_cmd_after(h1, find_cmd(h1, "plumb-expect", NULL), "docker", NULL) < 0);
+	T_CHECK(strstr(s.rep.summary, "not the one observed") != NULL);
 	scen_free(&s);
 }
 
@@ -410,7 +522,7 @@ T_TEST(boot_groups_follow_each_other)
 	h2 = host_of(&s, "10.0.0.2");
 	T_REQUIRE(h1 >= 0 && h2 >= 0);
 	sw1 = find_cmd(h1, "kamal-proxy deploy", NULL);
-	run2 = find_cmd(h2, "docker run", "optimus-web-");
+	run2 = find_cmd(h2, "docker run", "--name optimus-web-");
 	T_REQUIRE(sw1 >= 0 && run2 >= 0);
 	T_CHECK(hosts[h1].seq[sw1] < hosts[h2].seq[run2]);
 	T_CHECK(strstr(s.outbuf, "boot group 2") != NULL);
@@ -481,7 +593,7 @@ T_TEST(failed_stop_first_restores_the_old_accessory)
 	T_REQUIRE(h1 >= 0);
 	hosts[h1].fail_ready = "optimus-db";
 	T_CHECK(scen_run(&s) < 0);
-	run = find_cmd(h1, "docker run", "optimus-db");
+	run = find_cmd(h1, "docker run", "--name optimus-db");
 	T_REQUIRE(run >= 0);
 	/* stopped and renamed aside before the new one ran, in that command */
 	T_CHECK(strstr(hosts[h1].log.v[run], "docker stop") != NULL);
@@ -521,4 +633,6 @@ T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_re
        T_CASE(failed_stop_first_restores_the_old_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
+       T_CASE(the_lock_rides_on_the_primary_hosts_first_command), T_CASE(a_held_lock_runs_no_step),
+       T_CASE(a_host_changed_since_observed_is_left_alone),
        T_CASE(read_only_fleet_never_writes))
