@@ -2,11 +2,12 @@
 # e2e: helper
 # The one library of the `plumb apply` tests (tests/e2e/apply_*.sh), on top of
 # plan_lib.sh (the lab's optimus, its PC_* knobs, plan_run). Sourcing it
-# cleans the hosts and sets the EXIT trap (which runs $APPLY_AT_EXIT first,
-# cleans the hosts again, keeps $T in $APPLY_KEEP if set, removes it); then
+# cleans the hosts and sets the EXIT trap (which cleans the hosts and the
+# work clone's hooks again, keeps $T in $APPLY_KEEP if set, removes it); then
 #   . apply_lib.sh              web behind the real kamal-proxy image (SKIP,
 #                               exit 77, where the lab lacks it), readiness_delay 0
-#   . apply_lib.sh --no-proxy   no proxy setting: the test chooses its own
+#   . apply_lib.sh --no-proxy   web without a proxy (`proxy: false`), so no
+#                               ../shared is needed; readiness_delay 0
 # Functions:
 #   apply_commit TAG MSG  plan_commit MSG, the commit's image being TAG's (v1,
 #                         v2, bad: tests/lab); prints the sha
@@ -25,6 +26,8 @@
 #   apply_no_lock NAME    no deploy lock on the primary host
 #   apply_no_running TAG  no container of version TAG runs on any host
 #   apply_psql SQL / apply_db_ready   Postgres on host 1, configured password
+#   apply_db_keep / apply_db_kept NAME   a row written before a change, still
+#                         there after it
 #   apply_load_start NAME / apply_load_stop NAME OKRE   the load generator
 #                         (tests/lab/loadgen.c) on every web host; after stop:
 #                         LOAD_OK, LOAD_FAILED, LOAD_BAD (failed, or answered
@@ -35,24 +38,20 @@
 . "$(dirname "${BASH_SOURCE[0]}")/plan_lib.sh"
 
 APPLY_CANARIES=("$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password)
-APPLY_AT_EXIT=${APPLY_AT_EXIT:-}
 LOADGEN=${E2E_BIN_DIR:-$ROOT/build/rel/tests}/loadgen
 
-apply__exit() {
-	if [ -n "$APPLY_AT_EXIT" ]; then $APPLY_AT_EXIT; fi
-	plan_clean
-	if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi
-	rm -rf "$T"
-}
-trap apply__exit EXIT
+trap 'plan_clean; if [ -n "${APPLY_KEEP:-}" ]; then cp -r "$T" "$APPLY_KEEP"; fi; rm -rf "$T"' EXIT
 plan_clean
-if [ "${1:-}" != --no-proxy ]; then
+export PC_ROOT_EXTRA
+if [ "${1:-}" = --no-proxy ]; then
+	export PC_WEB_PROXY=false
+	PC_ROOT_EXTRA=$(printf 'readiness_delay: 0\ndeploy_timeout: 20\n')
+else
 	if ! curl -sf -o /dev/null -H "Accept: $LAB_MANIFEST_TYPE" \
 		"http://$LAB_REGISTRY/v2/kamal-proxy/manifests/v0.9.2"; then
 		echo "SKIP: the lab has no kamal-proxy image (../shared/kamal-proxy is absent)"
 		exit 77
 	fi
-	export PC_ROOT_EXTRA
 	PC_ROOT_EXTRA=$(printf 'proxy:\n  run:\n    registry: %s\n    repository: kamal-proxy\n    version: v0.9.2\ndeploy_timeout: 10\nreadiness_delay: 0\n' "$LAB_REGISTRY")
 fi
 
@@ -152,6 +151,16 @@ apply_db_ready() {
 		sleep 0.2
 	done
 	fail "Postgres does not accept the configured password"
+}
+apply_db_keep() {
+	apply_db_ready
+	apply_psql "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+}
+apply_db_kept() {
+	local v
+	apply_db_ready
+	v=$(apply_psql 'select v from kept') || fail "$1: read failed"
+	[ "$v" = survives ] || fail "$1: the row is lost: got '$v'"
 }
 
 # The load: 4 connections per web host, each request bounded by 5 s, the

@@ -14,8 +14,6 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/apply_lib.sh" --no-proxy
-export PC_WEB_PROXY=false PC_ROOT_EXTRA
-PC_ROOT_EXTRA=$(printf 'readiness_delay: 0\ndeploy_timeout: 20\n')
 # ids HOST: "name id" of the service's running containers on lab host HOST
 ids() { lab_on_host "$1" 'docker ps --filter label=service=optimus --format "{{.Names}} {{.ID}}" | sort'; }
 # answer HOST ROLE: what the role's running container answers on its own address

@@ -11,13 +11,8 @@
 # No secret value appears in any output.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
+# (The work clone's hooks go back to the example's after it: plan_clean.)
 . "$(dirname "$0")/apply_lib.sh"
-# The work clone is shared with the tests that follow: its hooks are put back as they were.
-restore_hooks() {
-	lab_commit "apply_smoke: hooks restored" bash -c 'rm -rf .kamal/hooks; if [ -d "$0" ]; then cp -a "$0" .kamal/hooks; fi' "$T/hooks.orig" >/dev/null || true
-}
-if [ -d "$LAB_GIT_WORK/.kamal/hooks" ]; then cp -a "$LAB_GIT_WORK/.kamal/hooks" "$T/hooks.orig"; fi
-APPLY_AT_EXIT=restore_hooks
 
 # ---- from empty hosts ----
 lab_commit "apply_smoke: no hooks yet" "rm -rf .kamal/hooks" >/dev/null
@@ -135,15 +130,12 @@ apply_answers v1
 (cd "$LAB_GIT_WORK" && "$PLUMB" lock release --trusted) >/dev/null 2>&1 || fail "plumb lock release failed"
 
 # ---- a changed Postgres option: stop-first, snapshot, the data kept ----
-apply_db_ready
-apply_psql "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+apply_db_keep
 apply_run acc apply --trusted --yes
 apply_expect_rc acc 0
 grep -q "snapshot: .*/.kamal/snapshots/optimus-db/" "$T/acc.out" || { apply_show acc; fail "acc: no snapshot path printed"; }
 [ "$(apply_db_id)" != "$DB1" ] || fail "acc: Postgres was not replaced"
-apply_db_ready
-got=$(apply_psql 'select v from kept')
-[ "$got" = survives ] || fail "acc: the row is gone ('$got')"
+apply_db_kept acc
 lab_on_host 1 'ls -d .kamal/snapshots/optimus-db/*/1-data/PG_VERSION' >/dev/null || fail "acc: the snapshot holds no data"
 apply_answers v2
 
