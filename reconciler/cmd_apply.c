@@ -195,7 +195,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	po.cmd = a->cmd;
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_WRITE;
-	rec_source_opts_to_pipeline(&a->src, &po);
+	po.src = a->src;
 	po.rollback = rollback;
 	po.before_connect = before_connect;
 	po.ctx = &x;

@@ -358,7 +358,6 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 
 int cmd_hosts(int argc, char **argv)
 {
-	struct rec_source_opts so;
 	struct rec_pipeline_opts po = { .cmd = "hosts", .until = REC_STAGE_OBSERVE, .mode = FLEET_READ_ONLY };
 	struct rec_pipeline_result res = { 0 };
 	const struct obs_fleet *f;
@@ -367,9 +366,8 @@ int cmd_hosts(int argc, char **argv)
 	const struct rec_source_spec spec = { "hosts", REC_SRC_CONFIG | REC_SRC_TRUSTED | REC_SRC_TIMEOUT, extra,
 					      NULL };
 
-	if (rec_source_opts_parse(&so, &spec, argc, argv) < 0)
+	if (rec_source_opts_parse(&po.src, &spec, argc, argv) < 0)
 		return REC_EXIT_ERROR;
-	rec_source_opts_to_pipeline(&so, &po);
 	if (rec_pipeline_run(&res, &po) < 0) {
 		esc_fputs(res.log, stderr);
 		goto out;

@@ -142,8 +142,8 @@ int cmd_lock(int argc, char **argv)
 	po.cmd = "lock";
 	po.until = REC_STAGE_OBSERVE;
 	po.mode = strcmp(a.verb, "status") == 0 ? FLEET_READ_ONLY : FLEET_READ_WRITE;
-	rec_source_opts_to_pipeline(&a.src, &po);
-	po.version = NULL; /* the lock's version, not a pipeline stage's */
+	po.src = a.src;
+	po.src.version = NULL; /* the lock's version, not a pipeline stage's */
 	prc = rec_pipeline_run(&res, &po);
 	if (prc < 0) {
 		esc_fputs(res.log, stderr);

@@ -79,7 +79,7 @@ int cmd_plan(int argc, char **argv)
 	po.cmd = "plan";
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_ONLY;
-	rec_source_opts_to_pipeline(&a.src, &po);
+	po.src = a.src;
 	prc = rec_pipeline_run(&res, &po);
 	esc_fputs(res.log, stderr);
 	if (prc < 0)

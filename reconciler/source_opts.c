@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "reconciler/cli.h"
+#include "reconciler/pipeline.h"
 #include "state/err.h"
 
 enum src_kind {
@@ -146,18 +147,4 @@ int rec_source_opts_parse(struct rec_source_opts *out, const struct rec_source_s
 	if (c)
 		rec_print_usage(c, stderr);
 	return PLUMB_EINVAL;
-}
-
-void rec_source_opts_to_pipeline(const struct rec_source_opts *so, struct rec_pipeline_opts *po)
-{
-	po->config_path = so->config_path;
-	po->destination = so->destination;
-	po->repo = so->repo;
-	po->ref = so->ref;
-	po->base = so->base;
-	po->version = so->version;
-	po->trusted = so->trusted;
-	po->prune = so->prune;
-	po->allow_foreign_owner = so->allow_foreign_owner;
-	po->timeout_ms = so->timeout_ms;
 }

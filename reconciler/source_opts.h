@@ -2,16 +2,16 @@
  * The options that say where a command's configuration comes from and how far
  * it is trusted (-c, -d, --repo, --ref, --base, --version, --trusted,
  * --untrusted, --prune, --allow-foreign-owner, --timeout): one parser for
- * plan, hosts, lock, apply and rollback. Each command names the groups it
- * takes (REC_SRC_*) and adds its own options (struct rec_extra_opt); what is
- * parsed goes into the pipeline's options with rec_source_opts_to_pipeline.
+ * plan, hosts, lock, apply, rollback and config. Each command names the
+ * groups it takes (REC_SRC_*) and adds its own options (struct
+ * rec_extra_opt); what is parsed is the pipeline's src (reconciler/pipeline.h).
  *
  * Every string in struct rec_source_opts points into argv (nothing to free).
  */
 #ifndef PLUMB_SOURCE_OPTS_H
 #define PLUMB_SOURCE_OPTS_H
 
-#include "reconciler/pipeline.h"
+#include "state/err.h" /* PLUMB_EINVAL */
 
 /* The option groups a command takes. */
 #define REC_SRC_CONFIG    0x01 /* -c/--config FILE, -d/--destination D */
@@ -64,9 +64,6 @@ struct rec_source_spec {
  */
 int rec_source_opts_parse(struct rec_source_opts *out, const struct rec_source_spec *spec, int argc,
 			  char **argv);
-
-/* Copies the source options into the pipeline's (the other fields are the caller's). */
-void rec_source_opts_to_pipeline(const struct rec_source_opts *so, struct rec_pipeline_opts *po);
 
 /* Help lines of the source options, for the usage texts of reconciler/cli.c. */
 #define REC_HELP_CONFIG                                                               \

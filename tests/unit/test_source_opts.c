@@ -207,29 +207,6 @@ T_TEST(operand)
 	free(p.err);
 }
 
-T_TEST(to_pipeline)
-{
-	const struct rec_source_spec spec = { "plan", ALL, NULL, NULL };
-	char *w[] = { "plan", "-c", "a.yml", "-d", "d", "--repo", "r", "--ref", "f", "--base", "b", "--version", "v",
-		      "--trusted", "--prune", "--allow-foreign-owner", "--timeout", "2m", NULL };
-	struct parsed p = parse_words(&spec, w);
-	struct rec_pipeline_opts po = { .cmd = "plan", .until = REC_STAGE_DIFF };
-
-	T_INTEQ(p.rc, 0);
-	rec_source_opts_to_pipeline(&p.so, &po);
-	T_STREQ(po.cmd, "plan");
-	T_INTEQ(po.until, REC_STAGE_DIFF);
-	T_STREQ(po.config_path, "a.yml");
-	T_STREQ(po.destination, "d");
-	T_STREQ(po.repo, "r");
-	T_STREQ(po.ref, "f");
-	T_STREQ(po.base, "b");
-	T_STREQ(po.version, "v");
-	T_CHECK(po.trusted && po.prune && po.allow_foreign_owner);
-	T_INTEQ(po.timeout_ms, 120000);
-	free(p.err);
-}
-
 /* Each command is wired to the groups it takes: the binary as a user runs it. */
 T_TEST(commands)
 {
@@ -279,4 +256,4 @@ T_TEST(commands)
 }
 
 T_MAIN(T_CASE(every_source_option), T_CASE(long_forms_and_defaults), T_CASE(untrusted_turns_trust_off),
-       T_CASE(own_options), T_CASE(refused), T_CASE(operand), T_CASE(to_pipeline), T_CASE(commands))
+       T_CASE(own_options), T_CASE(refused), T_CASE(operand), T_CASE(commands))
