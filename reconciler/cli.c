@@ -1,14 +1,12 @@
 #include "reconciler/cli.h"
+#include "reconciler/source_opts.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 
 
-/* Help text that plan and hosts share. */
-#define HELP_TIMEOUT                                                                  \
-	"      --timeout D     deadline of the whole run (90s, 5m, 1500ms; default\n"   \
-	"                      5m): hosts not observed by then are unknown\n"
+/* Help text that plan and hosts share (the source options' is reconciler/source_opts.h). */
 #define HELP_SSH                                                                      \
 	"SSH: ssh.user/port/keys/proxy from deploy.yml; x-plumb.ssh.known_hosts (a\n"   \
 	"file, relative to the repository) and x-plumb.ssh.accept_new_host_keys;\n"     \
@@ -32,8 +30,7 @@ static const struct rec_command commands[] = {
 	  "their hosts, merged env, accessories with their hosts, proxy, ssh, boot.\n"
 	  "Secret values are always redacted.\n"
 	  "\n"
-	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
-	  "  -d, --destination D merge config/deploy.D.yml over it\n"
+	  REC_HELP_CONFIG
 	  "      --json          machine-readable output\n"
 	  "      --trusted       allow $(...) in secrets, ERB ENV and command output,\n"
 	  "                      paths outside the repository (off by default: a pull\n"
@@ -48,12 +45,11 @@ static const struct rec_command commands[] = {
 	  "they use, the env files under .kamal/apps and the deploy lock. Env values\n"
 	  "never leave the hosts: they are shown as keys with \"(value hidden)\".\n"
 	  "\n"
-	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
-	  "  -d, --destination D merge config/deploy.D.yml over it\n"
+	  REC_HELP_CONFIG
 	  "      --json          machine-readable output\n"
 	  "      --trusted       allow ssh key_data, proxy_command, keys and a\n"
 	  "                      known_hosts file outside the repository\n"
-	  HELP_TIMEOUT
+	  REC_HELP_TIMEOUT
 	  "\n"
 	  HELP_SSH
 	  "Exit status: 0 every host observed, 1 some host unreachable or unknown.\n",
@@ -69,10 +65,8 @@ static const struct rec_command commands[] = {
 	  "(disruptive), ~ start/rename in place, - remove. No lock, no hook, nothing\n"
 	  "written on any host.\n"
 	  "\n"
-	  "  -c, --config FILE   deploy file (default: config/deploy.yml)\n"
-	  "  -d, --destination D merge config/deploy.D.yml over it\n"
-	  "      --repo PATH|URL read the configuration from this git repository\n"
-	  "      --ref REF       ... at this ref (default HEAD)\n"
+	  REC_HELP_CONFIG
+	  REC_HELP_GIT
 	  "      --base REF      also observe the hosts of this revision (orphans on\n"
 	  "                      hosts removed from the configuration)\n"
 	  "      --version V     the version (tag); default: x-plumb.version, $VERSION,\n"
@@ -85,7 +79,7 @@ static const struct rec_command commands[] = {
 	  "                      from secrets, ssh key_data/proxy_command\n"
 	  "      --allow-foreign-owner\n"
 	  "                      read a checkout owned by another user (CI)\n"
-	  HELP_TIMEOUT
+	  REC_HELP_TIMEOUT
 	  "\n"
 	  HELP_SSH	  "\n"
 	  "Registry: the app image is resolved for linux/<builder.arch> (default\n"
@@ -129,7 +123,7 @@ static const struct rec_command commands[] = {
 	  "                      hooks, no $(...) secrets, no ERB commands); apply and\n"
 	  "                      rollback trust the source they are pointed at by default\n"
 	  "  other options as plan's\n"
-	  HELP_TIMEOUT
+	  REC_HELP_TIMEOUT
 	  "\n"
 	  "Exit status: 0 converged (or nothing to do), 1 failed or refused.\n",
 	  REC_CMD_MUTATES },

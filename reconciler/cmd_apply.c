@@ -9,7 +9,6 @@
  * (the summary says what was done and what was not), 128 + the signal when a
  * second SIGINT/SIGTERM stopped it at once (the protocol: reconciler/lock.h).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,78 +19,38 @@
 #include "reconciler/executor.h"
 #include "reconciler/lock.h"
 #include "reconciler/pipeline.h"
+#include "reconciler/source_opts.h"
 #include "state/escape.h"
 
 #include "reconciler/hooks.h"
 
 struct apply_args {
 	const char *cmd;     /* "apply" or "rollback" */
-	const char *config;
-	const char *dest;
-	const char *repo;
-	const char *ref;
-	const char *version;
+	struct rec_source_opts src;
 	const char *expect;
-	int trusted;
-	int prune;
-	int allow_foreign_owner;
 	int yes;
 	int skip_hooks;
-	int timeout_ms;
 };
 
+/* apply and rollback trust the source they were pointed at (DESIGN): hooks,
+ * $(…) secrets and ERB as Kamal runs them; --untrusted turns it off. */
 static int parse_args(struct apply_args *a, int argc, char **argv, int rollback)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "repo", required_argument, NULL, 'R' },
-		{ "ref", required_argument, NULL, 'r' },
-		{ "version", required_argument, NULL, 'V' },
-		{ "expect-plan", required_argument, NULL, 'E' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "untrusted", no_argument, NULL, 'U' },
-		{ "prune", no_argument, NULL, 'P' },
-		{ "allow-foreign-owner", no_argument, NULL, 'F' },
-		{ "yes", no_argument, NULL, 'y' },
-		{ "skip-hooks", no_argument, NULL, 'H' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
+	const struct rec_extra_opt extra[] = {
+		{ "expect-plan", 0, &a->expect, NULL },
+		{ "yes", 'y', NULL, &a->yes },
+		{ "skip-hooks", 0, NULL, &a->skip_hooks },
+		{ NULL, 0, NULL, NULL },
 	};
-	int ch;
+	const struct rec_source_spec spec = {
+		a->cmd,
+		REC_SRC_CONFIG | REC_SRC_GIT | REC_SRC_VERSION | REC_SRC_TRUSTED | REC_SRC_UNTRUSTED |
+			REC_SRC_PRUNE | REC_SRC_TIMEOUT,
+		extra,
+		rollback ? &a->src.version : NULL, /* rollback [VERSION] */
+	};
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:y", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': a->config = optarg; break;
-		case 'd': a->dest = optarg; break;
-		case 'R': a->repo = optarg; break;
-		case 'r': a->ref = optarg; break;
-		case 'V': a->version = optarg; break;
-		case 'E': a->expect = optarg; break;
-		case 'T': a->trusted = 1; break;
-		case 'U': a->trusted = 0; break;
-		case 'P': a->prune = 1; break;
-		case 'F': a->allow_foreign_owner = 1; break;
-		case 'y': a->yes = 1; break;
-		case 'H': a->skip_hooks = 1; break;
-		case 't':
-			if (rec_parse_duration(optarg, &a->timeout_ms) < 0) {
-				fprintf(stderr, "plumb %s: --timeout '%s': want a duration like 90s, 5m\n",
-					a->cmd, optarg);
-				return -1;
-			}
-			break;
-		default: return -1;
-		}
-	}
-	if (rollback && optind < argc && !a->version)
-		a->version = argv[optind++];
-	if (optind < argc) {
-		fprintf(stderr, "plumb %s: unexpected argument '%s'\n", a->cmd, argv[optind]);
-		return -1;
-	}
-	return 0;
+	return rec_source_opts_parse(&a->src, &spec, argc, argv);
 }
 
 struct apply_ctx {
@@ -129,7 +88,7 @@ static int run_hook(struct apply_ctx *x, const struct config *c, const char *roo
 		snprintf(runtime, sizeof(runtime), "%.0f", (prov_now_ms() - x->t0) / 1000.0);
 		env.runtime = runtime;
 	}
-	if (rec_hook_run(root, name, &env, x->a->trusted, &err) != 0) {
+	if (rec_hook_run(root, name, &env, x->a->src.trusted, &err) != 0) {
 		esc_eprintf("plumb %s: %s\n", x->a->cmd, plumb_err_msg(&err));
 		return -1;
 	}
@@ -263,15 +222,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	po.cmd = a->cmd;
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_WRITE;
-	po.config_path = a->config;
-	po.destination = a->dest;
-	po.repo = a->repo;
-	po.ref = a->ref;
-	po.version = a->version;
-	po.trusted = a->trusted;
-	po.prune = a->prune;
-	po.allow_foreign_owner = a->allow_foreign_owner;
-	po.timeout_ms = a->timeout_ms;
+	po.src = a->src;
 	po.rollback = rollback;
 	po.before_connect = before_connect;
 	po.ctx = &x;
@@ -374,24 +325,18 @@ out:
 
 int cmd_apply(int argc, char **argv)
 {
-	/* apply and rollback trust the source they were pointed at (DESIGN):
-	 * hooks, $(…) secrets and ERB as Kamal runs them; --untrusted turns it off */
-	struct apply_args a = { .cmd = "apply", .trusted = 1 };
+	struct apply_args a = { .cmd = "apply" };
 
-	if (parse_args(&a, argc, argv, 0) != 0) {
-		rec_print_usage(rec_find_command("apply"), stderr);
+	if (parse_args(&a, argc, argv, 0) != 0)
 		return REC_EXIT_ERROR;
-	}
 	return apply_run(&a, 0);
 }
 
 int cmd_rollback(int argc, char **argv)
 {
-	struct apply_args a = { .cmd = "rollback", .trusted = 1 };
+	struct apply_args a = { .cmd = "rollback" };
 
-	if (parse_args(&a, argc, argv, 1) != 0) {
-		rec_print_usage(rec_find_command("rollback"), stderr);
+	if (parse_args(&a, argc, argv, 1) != 0)
 		return REC_EXIT_ERROR;
-	}
 	return apply_run(&a, 1);
 }

@@ -14,6 +14,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "reconciler/pipeline.h"
+#include "reconciler/source_opts.h"
 #include "state/escape.h"
 #include "state/json_text.h"
 
@@ -355,55 +356,18 @@ static json_t *fleet_json(const struct config *c, const struct obs_fleet *f)
 	return root;
 }
 
-/* Takes --timeout D / --timeout=D out of argv (the rest is the shared load options). */
-static int take_timeout(int *argc, char **argv, int *timeout_ms)
-{
-	int j = 1;
-
-	for (int i = 1; i < *argc; i++) {
-		const char *v = NULL;
-
-		if (strcmp(argv[i], "--") == 0) {
-			while (i < *argc)
-				argv[j++] = argv[i++];
-			break;
-		}
-		if (strcmp(argv[i], "--timeout") == 0) {
-			if (i + 1 >= *argc) {
-				fprintf(stderr, "plumb hosts: --timeout needs a duration\n");
-				return -1;
-			}
-			v = argv[++i];
-		} else if (strncmp(argv[i], "--timeout=", 10) == 0) {
-			v = argv[i] + 10;
-		}
-		if (!v) {
-			argv[j++] = argv[i];
-			continue;
-		}
-		if (rec_parse_duration(v, timeout_ms) < 0) {
-			fprintf(stderr, "plumb hosts: --timeout '%s': want a duration like 90s, 5m, 1500ms\n", v);
-			return -1;
-		}
-	}
-	*argc = j;
-	argv[j] = NULL;
-	return 0;
-}
-
 int cmd_hosts(int argc, char **argv)
 {
-	struct rec_load_opts lo = { 0 };
 	struct rec_pipeline_opts po = { .cmd = "hosts", .until = REC_STAGE_OBSERVE, .mode = FLEET_READ_ONLY };
 	struct rec_pipeline_result res = { 0 };
 	const struct obs_fleet *f;
-	int json = 0, rc = REC_EXIT_ERROR, timeout_ms = 0;
+	int json = 0, rc = REC_EXIT_ERROR;
+	const struct rec_extra_opt extra[] = { { "json", 0, NULL, &json }, { NULL, 0, NULL, NULL } };
+	const struct rec_source_spec spec = { "hosts", REC_SRC_CONFIG | REC_SRC_TRUSTED | REC_SRC_TIMEOUT, extra,
+					      NULL };
 
-	if (take_timeout(&argc, argv, &timeout_ms) < 0 ||
-	    rec_parse_load_args("hosts", argc, argv, &lo, &json) < 0)
+	if (rec_source_opts_parse(&po.src, &spec, argc, argv) < 0)
 		return REC_EXIT_ERROR;
-	po.config_path = lo.config_path, po.destination = lo.destination;
-	po.trusted = lo.trusted, po.timeout_ms = timeout_ms;
 	if (rec_pipeline_run(&res, &po) < 0) {
 		esc_fputs(res.log, stderr);
 		goto out;

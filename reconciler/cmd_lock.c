@@ -10,7 +10,6 @@
  * its output says which ("There is no deploy lock", or the details, and
  * "stale: …" for a lock of a plumb of this machine whose pid is gone).
  */
-#include <getopt.h>
 #include <git2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,77 +18,48 @@
 #include "reconciler/cli.h"
 #include "reconciler/lock.h"
 #include "reconciler/pipeline.h"
+#include "reconciler/source_opts.h"
 #include "state/escape.h"
 
 struct lock_args {
 	const char *verb;
-	const char *config;
-	const char *dest;
-	const char *repo;
-	const char *ref;
-	const char *version;
+	struct rec_source_opts src;
 	const char *message;
-	int trusted;
-	int allow_foreign_owner;
-	int timeout_ms;
 };
 
+/* 0, or -1 once what is wrong and the usage are printed. */
 static int parse_args(struct lock_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "repo", required_argument, NULL, 'R' },
-		{ "ref", required_argument, NULL, 'r' },
-		{ "version", required_argument, NULL, 'V' },
-		{ "message", required_argument, NULL, 'm' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "allow-foreign-owner", no_argument, NULL, 'F' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
+	const struct rec_extra_opt extra[] = {
+		{ "message", 'm', &a->message, NULL },
+		{ NULL, 0, NULL, NULL },
 	};
-	int ch;
+	const struct rec_source_spec spec = {
+		"lock", REC_SRC_CONFIG | REC_SRC_GIT | REC_SRC_VERSION | REC_SRC_TRUSTED | REC_SRC_TIMEOUT, extra, NULL,
+	};
 
-	memset(a, 0, sizeof(*a));
+	a->verb = NULL;
+	a->message = NULL;
 	if (argc < 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "acquire") && strcmp(argv[1], "release"))) {
 		fprintf(stderr, "plumb lock: want status, acquire or release\n");
-		return -1;
+		goto usage;
 	}
 	a->verb = argv[1];
-	optind = 1;
-	while ((ch = getopt_long(argc - 1, argv + 1, "c:d:m:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': a->config = optarg; break;
-		case 'd': a->dest = optarg; break;
-		case 'R': a->repo = optarg; break;
-		case 'r': a->ref = optarg; break;
-		case 'V': a->version = optarg; break;
-		case 'm': a->message = optarg; break;
-		case 'T': a->trusted = 1; break;
-		case 'F': a->allow_foreign_owner = 1; break;
-		case 't':
-			if (rec_parse_duration(optarg, &a->timeout_ms) < 0) {
-				fprintf(stderr, "plumb lock: --timeout '%s': want a duration like 90s, 5m, 1500ms\n", optarg);
-				return -1;
-			}
-			break;
-		default: return -1;
-		}
-	}
-	if (optind < argc - 1) {
-		fprintf(stderr, "plumb lock: unexpected argument '%s'\n", argv[optind + 1]);
+	if (rec_source_opts_parse(&a->src, &spec, argc - 1, argv + 1) < 0)
 		return -1;
-	}
 	if (a->message && strcmp(a->verb, "acquire") != 0) {
 		fprintf(stderr, "plumb lock: -m is for acquire\n");
-		return -1;
+		goto usage;
 	}
 	if (!a->message && strcmp(a->verb, "acquire") == 0) {
 		/* Kamal requires one too: a manual lock says why it is there */
 		fprintf(stderr, "plumb lock acquire: -m MESSAGE is required\n");
-		return -1;
+		goto usage;
 	}
 	return 0;
+usage:
+	rec_print_usage(rec_find_command("lock"), stderr);
+	return -1;
 }
 
 /* The checkout's HEAD commit (Kamal's version when none is given), or NULL. */
@@ -170,20 +140,13 @@ int cmd_lock(int argc, char **argv)
 	size_t pi = 0;
 	int rc = REC_EXIT_ERROR, prc;
 
-	if (parse_args(&a, argc, argv) != 0) {
-		rec_print_usage(rec_find_command("lock"), stderr);
+	if (parse_args(&a, argc, argv) != 0)
 		return REC_EXIT_ERROR;
-	}
 	po.cmd = "lock";
 	po.until = REC_STAGE_OBSERVE;
 	po.mode = strcmp(a.verb, "status") == 0 ? FLEET_READ_ONLY : FLEET_READ_WRITE;
-	po.config_path = a.config;
-	po.destination = a.dest;
-	po.repo = a.repo;
-	po.ref = a.ref;
-	po.trusted = a.trusted;
-	po.allow_foreign_owner = a.allow_foreign_owner;
-	po.timeout_ms = a.timeout_ms;
+	po.src = a.src;
+	po.src.version = NULL; /* the lock's version, not a pipeline stage's */
 	prc = rec_pipeline_run(&res, &po);
 	if (prc < 0) {
 		esc_fputs(res.log, stderr);
@@ -212,7 +175,7 @@ int cmd_lock(int argc, char **argv)
 		}
 	} else {
 		/* Kamal's version: --version, else the config's, $VERSION, the commit */
-		version = a.version;
+		version = a.src.version;
 		if (!version)
 			version = res.config->xplumb.version;
 		if (!version || !*version)

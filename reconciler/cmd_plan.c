@@ -9,7 +9,6 @@
  * be observed: the others are still planned and shown).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,73 +18,36 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "reconciler/pipeline.h"
+#include "reconciler/source_opts.h"
 #include "state/escape.h"
 
 struct plan_args {
-	const char *config;
-	const char *dest;
-	const char *repo;
-	const char *ref;
-	const char *base;
-	const char *version;
+	struct rec_source_opts src;
 	const char *format;
 	const char *out;
-	int trusted;
-	int prune;
-	int allow_foreign_owner;
-	int timeout_ms;
 };
 
 static int parse_args(struct plan_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "repo", required_argument, NULL, 'R' },
-		{ "ref", required_argument, NULL, 'r' },
-		{ "base", required_argument, NULL, 'b' },
-		{ "version", required_argument, NULL, 'V' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "prune", no_argument, NULL, 'P' },
-		{ "allow-foreign-owner", no_argument, NULL, 'F' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
+	const struct rec_extra_opt extra[] = {
+		{ "format", 0, &a->format, NULL },
+		{ "out", 0, &a->out, NULL },
+		{ NULL, 0, NULL, NULL },
 	};
-	int ch;
+	const struct rec_source_spec spec = {
+		"plan",
+		REC_SRC_CONFIG | REC_SRC_GIT | REC_SRC_BASE | REC_SRC_VERSION | REC_SRC_TRUSTED | REC_SRC_PRUNE |
+			REC_SRC_TIMEOUT,
+		extra, NULL,
+	};
 
-	memset(a, 0, sizeof(*a));
 	a->format = "text";
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': a->config = optarg; break;
-		case 'd': a->dest = optarg; break;
-		case 'R': a->repo = optarg; break;
-		case 'r': a->ref = optarg; break;
-		case 'b': a->base = optarg; break;
-		case 'V': a->version = optarg; break;
-		case 'f': a->format = optarg; break;
-		case 'o': a->out = optarg; break;
-		case 'T': a->trusted = 1; break;
-		case 'P': a->prune = 1; break;
-		case 'F': a->allow_foreign_owner = 1; break;
-		case 't':
-			if (rec_parse_duration(optarg, &a->timeout_ms) < 0) {
-				fprintf(stderr, "plumb plan: --timeout '%s': want a duration like 90s, 5m, 1500ms\n", optarg);
-				return -1;
-			}
-			break;
-		default: return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "plumb plan: unexpected argument '%s'\n", argv[optind]);
+	a->out = NULL;
+	if (rec_source_opts_parse(&a->src, &spec, argc, argv) < 0)
 		return -1;
-	}
 	if (strcmp(a->format, "text") && strcmp(a->format, "markdown") && strcmp(a->format, "json")) {
 		fprintf(stderr, "plumb plan: --format must be text, markdown or json\n");
+		rec_print_usage(rec_find_command("plan"), stderr);
 		return -1;
 	}
 	return 0;
@@ -112,23 +74,12 @@ int cmd_plan(int argc, char **argv)
 	int rc = REC_EXIT_ERROR, prc;
 
 	sbuf_init(&out, 0);
-	if (parse_args(&a, argc, argv) != 0) {
-		rec_print_usage(rec_find_command("plan"), stderr);
+	if (parse_args(&a, argc, argv) != 0)
 		goto out;
-	}
 	po.cmd = "plan";
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_ONLY;
-	po.config_path = a.config;
-	po.destination = a.dest;
-	po.repo = a.repo;
-	po.ref = a.ref;
-	po.base = a.base;
-	po.version = a.version;
-	po.trusted = a.trusted;
-	po.prune = a.prune;
-	po.allow_foreign_owner = a.allow_foreign_owner;
-	po.timeout_ms = a.timeout_ms;
+	po.src = a.src;
 	prc = rec_pipeline_run(&res, &po);
 	esc_fputs(res.log, stderr);
 	if (prc < 0)

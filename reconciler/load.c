@@ -1,6 +1,5 @@
 #include "reconciler/load.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,6 +7,7 @@
 #include "providers/git_src.h"
 #include "providers/run.h"
 #include "reconciler/cli.h"
+#include "reconciler/source_opts.h"
 #include "providers/registry.h"
 #include "state/escape.h"
 #include "state/util.h"
@@ -80,41 +80,17 @@ void rec_split_config_path(const char *path, char **root, char **relfile)
 
 int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "destination", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "trusted", no_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
+	const struct rec_extra_opt extra[] = { { "json", 0, NULL, json }, { NULL, 0, NULL, NULL } };
+	const struct rec_source_spec spec = { cmd, REC_SRC_CONFIG | REC_SRC_TRUSTED, extra, NULL };
+	struct rec_source_opts so;
 
 	memset(o, 0, sizeof(*o));
 	*json = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config_path = optarg;
-			break;
-		case 'd':
-			o->destination = optarg;
-			break;
-		case 'j':
-			*json = 1;
-			break;
-		case 't':
-			o->trusted = 1;
-			break;
-		default:
-			rec_print_usage(rec_find_command(cmd), stderr);
-			return PLUMB_EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "plumb %s: unexpected argument '%s'\n", cmd, argv[optind]);
+	if (rec_source_opts_parse(&so, &spec, argc, argv) < 0)
 		return PLUMB_EINVAL;
-	}
+	o->config_path = so.config_path;
+	o->destination = so.destination;
+	o->trusted = so.trusted;
 	return 0;
 }
 

@@ -26,9 +26,10 @@ struct rec_loaded {
 };
 
 /*
- * The options `config` and `hosts` share: -c/--config FILE, -d/--destination D,
- * --json, --trusted; no operands. Fills *o and *json; on a bad option prints
- * the command's usage (or what is wrong) to stderr and returns PLUMB_EINVAL.
+ * The options of `config`: -c/--config FILE, -d/--destination D, --json,
+ * --trusted; no operands (reconciler/source_opts.h parses them). Fills *o and
+ * *json; on a bad option prints what is wrong and the command's usage to
+ * stderr and returns PLUMB_EINVAL.
  */
 int rec_parse_load_args(const char *cmd, int argc, char **argv, struct rec_load_opts *o, int *json);
 /*

@@ -102,10 +102,10 @@ static int load_from(struct config **out, struct source *src, struct pl_run *run
 	struct diags d = { 0 };
 	int rc;
 
-	co.file = run->o->repo ? (run->o->config_path ? run->o->config_path : "config/deploy.yml")
+	co.file = run->o->src.repo ? (run->o->src.config_path ? run->o->src.config_path : "config/deploy.yml")
 			       : run->p->relfile;
-	co.destination = run->o->destination;
-	co.trusted = run->o->trusted;
+	co.destination = run->o->src.destination;
+	co.trusted = run->o->src.trusted;
 	rec_config_opts_fill(&co);
 	rc = config_load(out, src, &co, &d);
 	diags_print(&d, run->log);
@@ -121,18 +121,18 @@ static int stage_source(struct pl_run *run)
 	struct plumb_err err = { 0 };
 	int rc = -1;
 
-	if (o->repo || o->ref || o->base) {
+	if (o->src.repo || o->src.ref || o->src.base) {
 		struct git_src_opts go = { 0 };
-		rec_git_opts(&go, o->allow_foreign_owner);
-		go.location = o->repo ? o->repo : run->r->root;
-		go.ref = o->ref;
+		rec_git_opts(&go, o->src.allow_foreign_owner);
+		go.location = o->src.repo ? o->src.repo : run->r->root;
+		go.ref = o->src.ref;
 		if (git_src_open(&p->g, &go, &err) != 0 || git_src_fetch(p->g, NULL, &err) != 0) {
 			say(run, "%s", plumb_err_msg(&err));
 			goto out;
 		}
 	}
-	if (o->repo || o->ref) {
-		if (git_src_resolve(p->g, o->ref, run->sha, &err) != 0 ||
+	if (o->src.repo || o->src.ref) {
+		if (git_src_resolve(p->g, o->src.ref, run->sha, &err) != 0 ||
 		    git_src_source_at(p->g, run->sha, &p->src, &err) != 0) {
 			say(run, "%s", plumb_err_msg(&err));
 			goto out;
@@ -140,7 +140,7 @@ static int stage_source(struct pl_run *run)
 		if (load_from(&run->r->config, p->src, run) != 0)
 			goto out;
 	} else {
-		struct rec_load_opts lo = { o->config_path, o->destination, o->trusted, run->log };
+		struct rec_load_opts lo = { o->src.config_path, o->src.destination, o->src.trusted, run->log };
 		p->loaded_via_rec = 1;
 		if (rec_load(&p->L, &lo) != 0)
 			goto out;
@@ -150,7 +150,7 @@ static int stage_source(struct pl_run *run)
 		/* the checkout's HEAD, when it is a git repository */
 		if (!p->g && o->until == REC_STAGE_DIFF) {
 			struct git_src_opts go = { 0 };
-			rec_git_opts(&go, o->allow_foreign_owner);
+			rec_git_opts(&go, o->src.allow_foreign_owner);
 			go.location = p->L.root;
 			if (git_src_open(&p->g, &go, &err) != 0) {
 				git_src_free(p->g);
@@ -186,7 +186,7 @@ static int resolve_image(struct pl_run *run, const char *ref, const struct regis
 		registry_client_add_insecure(rc, c->xplumb.registry_insecure.v[i]);
 	/* Credentials come from secrets only when trusted; else the docker config file.
 	 * An unavailable credential is never a value: the client sends none. */
-	if (run->o->trusted) {
+	if (run->o->src.trusted) {
 		struct cfg_secret user, pw;
 		char *why = NULL;
 		int have = config_registry_credentials(c, &user, &pw, &why);
@@ -236,7 +236,7 @@ static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_
 	struct plumb_err err = { 0 };
 	int rc;
 
-	rc = rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->trusted, &err);
+	rc = rec_fleet_settings(set, c, &run->p->inv, run->r->root, run->o->src.trusted, &err);
 	if (rc == 0 && run->o->mode == FLEET_READ_WRITE && !rec_may_mutate())
 		rc = plumb_err_set(&err, PLUMB_EREFUSED,
 				   "plumb %s may not change hosts: a read-write fleet is refused",
@@ -375,14 +375,14 @@ static int stage_plan(struct pl_run *run)
 	int rc = -1;
 
 	if (o->rollback) {
-		if (o->before_connect && o->before_connect(c, r->root, o->version, o->ctx) != 0) {
+		if (o->before_connect && o->before_connect(c, r->root, o->src.version, o->ctx) != 0) {
 			fail(run, PLUMB_ERROR, "stopped before connecting");
 			goto out;
 		}
 		/* the hosts first: they say which versions are there to return to */
 		if (stage_observe(run) < 0)
 			goto out;
-		version = o->version;
+		version = o->src.version;
 		if (!version) {
 			version = rb_version = rollback_version(c, r->obs);
 			if (!version) {
@@ -403,7 +403,7 @@ static int stage_plan(struct pl_run *run)
 		goto build;
 	}
 	/* version: --version > x-plumb version > $VERSION > the commit */
-	version = o->version;
+	version = o->src.version;
 	if (!version)
 		version = c->xplumb.version;
 	if (!version || !*version)
@@ -435,15 +435,15 @@ static int stage_plan(struct pl_run *run)
 	if (resolve_image(run, image_ref, &p->ropt, &st, &identity) != 0)
 		goto out;
 	/* the base revision: its hosts are observed too (orphans on removed hosts) */
-	if (o->base) {
+	if (o->src.base) {
 		char bsha[41];
-		if (git_src_resolve(p->g, o->base, bsha, &err) != 0 ||
+		if (git_src_resolve(p->g, o->src.base, bsha, &err) != 0 ||
 		    git_src_source_at(p->g, bsha, &p->bsrc, &err) != 0) {
 			say(run, "--base: %s", plumb_err_msg(&err));
 			goto out;
 		}
 		if (load_from(&p->bc, p->bsrc, run) != 0) {
-			say(run, "--base %s: its configuration does not load", o->base);
+			say(run, "--base %s: its configuration does not load", o->src.base);
 			goto out;
 		}
 	}
@@ -471,11 +471,11 @@ build:
 		diags_release(&d);
 		if (desired_build(&r->base_desired, p->bc, &bo, &d) != 0) {
 			diags_print(&d, run->log);
-			say(run, "--base %s: its desired state cannot be built", o->base);
+			say(run, "--base %s: its desired state cannot be built", o->src.base);
 			goto out;
 		}
 	}
-	dfo.prune = o->prune || c->xplumb.prune;
+	dfo.prune = o->src.prune || c->xplumb.prune;
 	dfo.no_renames = !c->xplumb.renames;
 	dfo.base = r->base_desired;
 	dfo.extra_hosts = &p->extra;
@@ -506,16 +506,16 @@ int rec_pipeline_run(struct rec_pipeline_result *r, const struct rec_pipeline_op
 		run.p->inv = *o->inv;
 	else
 		rec_invocation_read(&run.p->inv, NULL, NULL);
-	run.deadline = prov_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : REC_DEFAULT_TIMEOUT_MS);
+	run.deadline = prov_now_ms() + (o->src.timeout_ms > 0 ? o->src.timeout_ms : REC_DEFAULT_TIMEOUT_MS);
 	run.log = open_memstream(&buf, &len);
 	if (!run.log)
 		abort(); /* allocation failure is fatal, as in xmalloc */
-	rec_split_config_path(o->config_path ? o->config_path : "config/deploy.yml", &r->root,
+	rec_split_config_path(o->src.config_path ? o->src.config_path : "config/deploy.yml", &r->root,
 			      &run.p->relfile);
 	if (stage_source(&run) < 0)
 		goto out;
 	if (o->until == REC_STAGE_DIFF)
-		rec_registry_setup(r->config, o->trusted, &run.p->ropt, &run.p->platform);
+		rec_registry_setup(r->config, o->src.trusted, &run.p->ropt, &run.p->platform);
 	rec_report_trust(r->config, run.log);
 	if (rec_require_computed(r->config, o->cmd, run.log) < 0)
 		goto out;

@@ -17,6 +17,7 @@
 #include "diff/diff.h"
 #include "providers/fleet.h"
 #include "reconciler/invocation.h"
+#include "reconciler/source_opts.h"
 #include "state/config.h"
 #include "state/desired.h"
 #include "state/err.h"
@@ -31,16 +32,11 @@ enum rec_stage {
 struct rec_pipeline_opts {
 	const char *cmd;         /* for messages: "plan", "hosts" */
 	enum rec_stage until;
-	const char *config_path; /* -c; default config/deploy.yml */
-	const char *destination;
-	const char *repo;        /* read the config from this git repository … */
-	const char *ref;         /* … at this ref */
-	const char *base;        /* also observe the hosts of this revision; its desired state */
-	const char *version;     /* else x-plumb version, $VERSION, the commit */
-	int trusted;
-	int prune;
-	int allow_foreign_owner;
-	int timeout_ms;          /* the whole run's deadline; 0 -> REC_DEFAULT_TIMEOUT_MS */
+	/* where the configuration comes from, and how far it is trusted (-c, -d,
+	 * --repo/--ref, --base: also observe the hosts of this revision, --version:
+	 * else x-plumb version, $VERSION, the commit; timeout_ms: the whole run's
+	 * deadline, 0 -> REC_DEFAULT_TIMEOUT_MS) */
+	struct rec_source_opts src;
 	enum fleet_mode mode;    /* FLEET_READ_ONLY for plan and hosts */
 	/* rollback: the hosts are observed before the version is chosen; version
 	 * NULL = the newest stopped version of the primary role older than the

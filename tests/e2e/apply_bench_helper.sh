@@ -13,8 +13,7 @@
 # Prints "apply_bench KEY VALUE" lines and a table; never asserts a speed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/apply_accept_lib.sh"
-apply_setup
+. "$(dirname "$0")/apply_lib.sh"
 RUNS=${BENCH_APPLY_RUNS:-3}
 KAMAL=""
 if plan_find_kamal; then KAMAL=$KAMAL_REAL; else echo "apply_bench: Kamal half skipped: $KAMAL_WHY"; fi

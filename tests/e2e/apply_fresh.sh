@@ -4,17 +4,12 @@
 # answers with the version through the proxy; psql works with the configured
 # password; the env files are 0600 and hold the secrets. Then `plan` exits 0
 # and a second apply is a no-op: no container id changes, no lock taken.
-# No secret in any output nor in any process's argv (apply_accept_lib.sh).
+# No secret in any output nor in any process's argv (apply_lib.sh).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/apply_accept_lib.sh"
-apply_setup
+. "$(dirname "$0")/apply_lib.sh"
 
-A=$(plan_commit "apply_fresh: v1")
-lab_tag v1 "$A"
-apply_run first apply --trusted --yes
-apply_expect_rc first 0
-apply_answers v1
+apply_first apply_fresh
 for ((i = 1; i < N; i++)); do
 	[ -n "$(apply_id "$i" kamal-proxy)" ] || fail "host $i: kamal-proxy is not running"
 	[ -n "$(apply_id "$i" "optimus-web-$A")" ] || fail "host $i: web is not running"
@@ -27,11 +22,8 @@ lab_on_host "$N" "grep -qx 'RAILS_MASTER_KEY=$PC_MASTER_KEY' .kamal/apps/optimus
 [ "$(lab_on_host "$N" 'stat -c %a .kamal/apps/optimus/env/roles/job.env')" = 600 ] || fail "job env file mode"
 [ -n "$(apply_id 1 optimus-db)" ] || fail "optimus-db is not running"
 [ "$(lab_on_host 1 'stat -c %a .kamal/apps/optimus/env/accessories/db.env')" = 600 ] || fail "db env file mode"
-got=""
-for _ in $(seq 1 50); do
-	got=$(PGPASSWORD=$PC_DB_PASSWORD psql -h "$H1" -U postgres -Atqc 'select 40+2' 2>/dev/null) && break
-	sleep 0.2
-done
+apply_db_ready
+got=$(apply_psql 'select 40+2')
 [ "$got" = 42 ] || fail "psql with the configured password: '$got'"
 if PGPASSWORD=wrong psql -h "$H1" -U postgres -Atqc 'select 1' >/dev/null 2>&1; then fail "psql accepts a wrong password"; fi
 apply_no_lock first

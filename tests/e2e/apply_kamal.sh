@@ -10,14 +10,12 @@
 # Skipped (exit 77, with the reason) where ../shared/kamal-peer is absent.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/apply_accept_lib.sh"
-if ! plan_find_kamal; then rm -rf "$T"; echo "SKIP: $KAMAL_WHY"; exit 77; fi
-apply_setup
+. "$(dirname "$0")/apply_lib.sh"
+if ! plan_find_kamal; then echo "SKIP: $KAMAL_WHY"; exit 77; fi
 PC_ROOT_EXTRA+=$'\n'$(plan_kamal_config | sed '/^proxy:/,$d')
 kamal() { (cd "$LAB_GIT_WORK" && HOME=$T/kamal-home timeout 300 "$KAMAL_REAL" "$@"); }
 
-A=$(plan_commit "apply_kamal: v1")
-lab_tag v1 "$A"
+A=$(apply_commit v1 "apply_kamal: v1")
 plan_kamal_fleet "$A"
 apply_answers v1
 apply_ids "$T/ids.kamal"
@@ -28,8 +26,7 @@ cmp -s "$T/ids.kamal" "$T/ids.adopted" || { diff "$T/ids.kamal" "$T/ids.adopted"
 apply_answers v1
 
 export PC_CLEAR_EXTRA="FEATURE: two"
-B=$(plan_commit "apply_kamal: v2")
-lab_tag v2 "$B"
+B=$(apply_commit v2 "apply_kamal: v2")
 apply_run v2 apply --trusted --yes --skip-hooks
 apply_expect_rc v2 0
 apply_answers v2

@@ -6,8 +6,7 @@
 # answers, and once apply is over the hosts cannot reach it any more.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/apply_accept_lib.sh"
-apply_setup
+. "$(dirname "$0")/apply_lib.sh"
 PORT=${LAB_REGISTRY_LOCAL##*:}
 LOCAL=localhost:$PORT
 

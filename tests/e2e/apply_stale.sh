@@ -11,28 +11,12 @@
 # Runs without kamal-proxy (web with `proxy: false`), so it needs no ../shared.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/plan_lib.sh"
-trap 'plan_clean; rm -rf "$T"' EXIT
-plan_clean
-export PC_WEB_PROXY=false PC_ROOT_EXTRA
-PC_ROOT_EXTRA=$(printf 'readiness_delay: 0\ndeploy_timeout: 20\n')
-
-run() {
-	local name=$1
-	shift
-	set +e
-	(cd "$LAB_GIT_WORK" && "$PLUMB" "$@") >"$T/$name.out" 2>"$T/$name.err"
-	RC=$?
-	set -e
-	plan_no_secret "$name" "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
-}
-want() { [ "$RC" -eq "$2" ] || { cat "$T/$1.out" "$T/$1.err" >&2; fail "$1: exit $RC, want $2"; }; }
+. "$(dirname "$0")/apply_lib.sh" --no-proxy
 web_on() { lab_on_host "$1" 'docker ps -a --filter label=service=optimus --filter label=role=web --format "{{.Names}} {{.ID}} {{.State}}" | sort'; }
 
-A=$(plan_commit "apply_stale: v1")
-lab_tag v1 "$A"
-run first apply --trusted --yes --skip-hooks
-want first 0
+A=$(apply_commit v1 "apply_stale: v1")
+apply_run first apply --trusted --yes --skip-hooks
+apply_expect_rc first 0
 
 # the hook: "another deploy" on host 2, once plumb holds the lock
 cat >"$T/pre-deploy" <<EOF
@@ -47,20 +31,20 @@ chmod +x "$T/pre-deploy"
 B=$(lab_commit "apply_stale: v2 and a hook that redeploys host 2 by hand" \
 	bash -c 'mkdir -p .kamal/hooks && cp "$0" .kamal/hooks/pre-deploy' "$T/pre-deploy")
 lab_tag v2 "$B"
-run stale apply --trusted --yes
-want stale 1
-grep -q "not the one observed" "$T/stale.out" "$T/stale.err" || { cat "$T/stale.out" "$T/stale.err" >&2; fail "stale: the change is not named"; }
+apply_run stale apply --trusted --yes
+apply_expect_rc stale 1
+grep -q "not the one observed" "$T/stale.out" "$T/stale.err" || { apply_show stale; fail "stale: the change is not named"; }
 after=$(web_on 2)
 echo "$after" | grep -q "^optimus-web-$A [0-9a-f]* running$" || fail "stale: the hand-made container is not running on host 2: $after"
 [ "$(echo "$after" | wc -l)" -eq 1 ] || fail "stale: host 2 has another web container: $after"
 hand=$(lab_on_host 2 "docker inspect --format '{{.Id}}' optimus-web-$A")
-if lab_on_host 1 'test -d .kamal/lock-optimus'; then fail "stale: the lock is still held"; fi
+apply_no_lock stale
 # host 2's container is the hand-made one, untouched (plumb stopped nothing there)
 [ "$(lab_on_host 2 "docker inspect --format '{{.State.Running}}' $hand")" = true ] || fail "stale: host 2's container was stopped"
 
 # without the hook, the next apply converges
-run again apply --trusted --yes --skip-hooks
-want again 0
+apply_run again apply --trusted --yes --skip-hooks
+apply_expect_rc again 0
 plan_run after
 plan_expect_rc after 0
 echo "apply_stale: ok"

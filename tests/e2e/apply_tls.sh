@@ -6,8 +6,7 @@
 # The key's body is a canary: in no output, in no process's argv.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
-. "$(dirname "$0")/apply_accept_lib.sh"
-apply_setup
+. "$(dirname "$0")/apply_lib.sh"
 command -v openssl >/dev/null || { echo "SKIP: no openssl"; exit 77; }
 
 NAME=app.lab.test

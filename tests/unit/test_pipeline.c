@@ -33,8 +33,8 @@ static int run_hosts(struct rec_pipeline_result *r, const char *servers, int tim
 	o.cmd = "hosts";
 	o.until = REC_STAGE_OBSERVE;
 	o.mode = run_mode;
-	o.config_path = cfg;
-	o.timeout_ms = timeout_ms;
+	o.src.config_path = cfg;
+	o.src.timeout_ms = timeout_ms;
 	o.inv = &inv;
 	rc = rec_pipeline_run(r, &o);
 	free(cfg);
@@ -135,7 +135,7 @@ T_TEST(observation_sends_nothing_the_guard_refuses)
 	inv.allow_local = 1;
 	o.cmd = "hosts";
 	o.until = REC_STAGE_OBSERVE;
-	o.config_path = cfg;
+	o.src.config_path = cfg;
 	o.inv = &inv;
 	if (rec_pipeline_run(&r, &o) != 0)
 		T_FAIL_AT("pipeline failed: %s", r.log);
