@@ -23,8 +23,8 @@ ASIDE=optimus-db_replaced_0123456789abcdef
 set_aside() { lab_on_host 1 "docker stop optimus-db >/dev/null && docker rename optimus-db $ASIDE"; }
 db_names() { lab_on_host 1 "docker ps -a --format '{{.Names}}' | grep '^optimus-db' | sort | tr '\n' ' '"; }
 row_kept() {
-	db_ready
-	v=$(psql_db "select v from kept") || fail "$1: read failed"
+	apply_db_ready
+	v=$(apply_psql "select v from kept") || fail "$1: read failed"
 	[ "$v" = survives ] || fail "$1: the row is lost: got '$v'"
 }
 # converged NAME: one optimus-db, running; the row; plan in sync
@@ -40,10 +40,10 @@ converged() {
 A=$(plan_commit "apply_acc_recover: v1")
 lab_tag v1 "$A"
 apply_run first apply --trusted --yes --skip-hooks
-expect_rc first 0
-db_ready
-psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
-DB1=$(db_id)
+apply_expect_rc first 0
+apply_db_ready
+apply_psql "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+DB1=$(apply_db_id)
 
 # ---- 1. aside, matching the spec: restored ----
 set_aside
@@ -51,9 +51,9 @@ plan_run restore --format json
 plan_expect_rc restore 2
 plan_expect restore "H1 restore optimus-db $ASIDE set_aside:optimus-db,stopped"
 apply_run restore apply --trusted --yes --skip-hooks
-expect_rc restore 0
-grep -q "restore" "$T/restore.out" || { show restore; fail "restore: the plan shown does not say restore"; }
-[ "$(db_id)" = "$DB1" ] || fail "restore: optimus-db is not the container set aside"
+apply_expect_rc restore 0
+grep -q "restore" "$T/restore.out" || { apply_show restore; fail "restore: the plan shown does not say restore"; }
+[ "$(apply_db_id)" = "$DB1" ] || fail "restore: optimus-db is not the container set aside"
 grep -q "Restored accessory optimus-db" <(lab_on_host 1 'cat .kamal/optimus-audit.log') ||
 	fail "restore: no audit line"
 converged restore
@@ -68,13 +68,13 @@ plan_expect_rc replace 2
 plan_steps "$T/replace.out" | grep -qx "H1 replace_stop_first optimus-db $ASIDE not_running,set_aside:optimus-db,env_added:PGTZ" ||
 	{ plan_steps "$T/replace.out" >&2; fail "replace: not a stop-first replacement from $ASIDE"; }
 apply_run replace apply --trusted --yes --skip-hooks
-expect_rc replace 0
-[ "$(db_id)" != "$DB1" ] || fail "replace: optimus-db was not replaced"
+apply_expect_rc replace 0
+[ "$(apply_db_id)" != "$DB1" ] || fail "replace: optimus-db was not replaced"
 lab_on_host 1 'docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" optimus-db' | grep -qx "PGTZ=UTC" ||
 	fail "replace: the new container lacks the option"
-grep -q 'optimus-db: snapshot: ' "$T/replace.out" "$T/replace.err" || { show replace; fail "replace: no snapshot printed"; }
+grep -q 'optimus-db: snapshot: ' "$T/replace.out" "$T/replace.err" || { apply_show replace; fail "replace: no snapshot printed"; }
 converged replace
-DB2=$(db_id)
+DB2=$(apply_db_id)
 
 # ---- 3. optimus-db runs, a stopped copy on its data lies aside: removed ----
 lab_on_host 1 "docker create --name $ASIDE --label service=optimus-db \
@@ -83,8 +83,8 @@ plan_run leftover --format json
 plan_expect_rc leftover 2
 plan_expect leftover "H1 remove_aside $ASIDE $ASIDE aside_leftover:optimus-db"
 apply_run leftover apply --trusted --yes --skip-hooks
-expect_rc leftover 0
-[ "$(db_id)" = "$DB2" ] || fail "leftover: optimus-db was touched"
+apply_expect_rc leftover 0
+[ "$(apply_db_id)" = "$DB2" ] || fail "leftover: optimus-db was touched"
 converged leftover
 
 # ---- 4. kill -9 in the middle of the replacement ----
@@ -102,7 +102,7 @@ done
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" || true
 plan_no_secret killed "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
-[ -n "$seen" ] || { show killed; fail "killed: optimus-db was never set aside before plumb ended"; }
+[ -n "$seen" ] || { apply_show killed; fail "killed: optimus-db was never set aside before plumb ended"; }
 # the host may still run what plumb had sent: wait until its containers settle
 prev= same=0
 for ((i = 0; i < 60 && same < 3; i++)); do
@@ -113,10 +113,10 @@ for ((i = 0; i < 60 && same < 3; i++)); do
 done
 echo "  killed: host 1 left with: $prev" | tee "$T/killed.state"
 apply_run killed_release lock release
-expect_rc killed_release 0
+apply_expect_rc killed_release 0
 apply_run recover apply --trusted --yes --skip-hooks
-expect_rc recover 0
-no_lock recover
+apply_expect_rc recover 0
+apply_no_lock recover
 lab_on_host 1 'docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" optimus-db' | grep -qx "PGDATESTYLE=ISO" ||
 	fail "recover: optimus-db lacks the new option"
 converged recover

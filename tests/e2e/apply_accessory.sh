@@ -17,23 +17,18 @@ pgvol_lines() {
 	[ -z "$1" ] || printf '    clear:\n      %s\n' "$1"
 	printf '    secret:\n      - POSTGRES_PASSWORD\n  volumes:\n    - "pgdata:/var/lib/postgresql/data"\n'
 }
-# psql_db / db_ready (apply_lib.sh) on its port (psql reads PGPORT)
-psql_vol() { PGPORT=5433 psql_db "$1"; }
-vol_ready() { PGPORT=5433 db_ready; }
+# apply_psql / apply_db_ready (apply_lib.sh) on its port (psql reads PGPORT)
+psql_vol() { PGPORT=5433 apply_psql "$1"; }
+vol_ready() { PGPORT=5433 apply_db_ready; }
 PC_ACC_EXTRA=$(pgvol_lines "")
 
-A=$(plan_commit "apply_accessory: v1")
-lab_tag v1 "$A"
-apply_run first apply --trusted --yes --skip-hooks
-expect_rc first 0
-answers v1
-db_ready
-psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+apply_first apply_accessory --skip-hooks
+apply_db_keep
 vol_ready
 psql_vol "create table kept(v text); insert into kept values ('in a volume')" || fail "psql write (pgvol) failed"
-DB1=$(db_id)
+DB1=$(apply_db_id)
 VOL1=$(lab_on_host 1 'docker inspect --format "{{.Id}}" optimus-pgvol')
-WEB1=$(role_ids web)
+WEB1=$(apply_role_ids web)
 
 # ---- a changed Postgres option ----
 export PC_DB_ENV="PGTZ: UTC"
@@ -43,28 +38,26 @@ lab_tag v1 "$B"
 plan_run change
 plan_expect_rc change 2
 apply_run change apply --trusted --yes --skip-hooks
-expect_rc change 0
-DB2=$(db_id)
+apply_expect_rc change 0
+DB2=$(apply_db_id)
 [ "$DB2" != "$DB1" ] || fail "change: the Postgres container was not replaced"
 lab_on_host 1 'docker inspect --format "{{range .Config.Env}}{{println .}}{{end}}" optimus-db' | grep -qx "PGTZ=UTC" ||
 	fail "change: the new container lacks the option"
 grep -q "Replaced accessory optimus-db (stop-first)" <(lab_on_host 1 'cat .kamal/optimus-audit.log') ||
 	fail "change: no stop-first audit line"
 snap=$(grep -ho 'optimus-db: snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
-[ -n "$snap" ] || { show change; fail "change: no snapshot path printed"; }
+[ -n "$snap" ] || { apply_show change; fail "change: no snapshot path printed"; }
 echo "  snapshot: $snap"
 lab_on_host 1 "test -f '$snap/1-data/PG_VERSION'" || fail "change: the snapshot $snap holds no copy of the data"
 # no container left aside
 n=$(lab_on_host 1 "docker ps -a --format '{{.Names}}' | grep -c '^optimus-db' || true")
 [ "$n" -eq 1 ] || fail "change: $n optimus-db containers on host 1"
-db_ready
-v=$(psql_db "select v from kept") || fail "change: read after the replacement failed"
-[ "$v" = survives ] || fail "change: the row is lost: got '$v'"
+apply_db_kept change
 # the volume-backed one: replaced, its volume snapshotted, its row kept
 [ "$(lab_on_host 1 'docker inspect --format "{{.Id}}" optimus-pgvol')" != "$VOL1" ] ||
 	fail "change: optimus-pgvol was not replaced"
 vsnap=$(grep -ho 'optimus-pgvol: snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
-[ -n "$vsnap" ] || { show change; fail "change: no snapshot path printed for the volume-backed accessory"; }
+[ -n "$vsnap" ] || { apply_show change; fail "change: no snapshot path printed for the volume-backed accessory"; }
 echo "  snapshot: $vsnap"
 lab_on_host 1 "test -f '$vsnap/1-pgdata/PG_VERSION' && test -d '$vsnap/1-pgdata/base'" ||
 	fail "change: the snapshot $vsnap holds no copy of the volume pgdata"
@@ -74,8 +67,8 @@ lab_on_host 1 "test -s '$vsnap/1-pgdata/$rel'" || fail "change: the snapshot lac
 vol_ready
 v=$(psql_vol "select v from kept") || fail "change: pgvol read after the replacement failed"
 [ "$v" = "in a volume" ] || fail "change: the volume's row is lost: got '$v'"
-answers v1
-[ "$(role_ids web)" = "$WEB1" ] || fail "change: the web containers changed"
+apply_answers v1
+[ "$(apply_role_ids web)" = "$WEB1" ] || fail "change: the web containers changed"
 plan_run after_change
 plan_expect_rc after_change 0
 echo "apply_accessory: ok"

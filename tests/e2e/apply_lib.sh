@@ -208,14 +208,3 @@ apply_run_loaded() {
 	apply_load_stop "$name" "$ok"
 	[ "$LOAD_BAD" -eq 0 ] || fail "$name: $LOAD_BAD failed requests under load"
 }
-
-# The names apply_lock.sh and apply_accessory.sh call (another engineer's
-# files): renaming them there to the apply_ names above retires these.
-show() { apply_show "$@"; }
-expect_rc() { apply_expect_rc "$@"; }
-answers() { apply_answers "$@"; }
-db_id() { apply_db_id; }
-role_ids() { apply_role_ids "$@"; }
-no_lock() { apply_no_lock "$@"; }
-psql_db() { apply_psql "$@"; }
-db_ready() { apply_db_ready; }

@@ -43,13 +43,8 @@ converged() {
 	done
 }
 
-A=$(plan_commit "apply_lock: v1")
-lab_tag v1 "$A"
-apply_run first apply --trusted --yes --skip-hooks
-expect_rc first 0
-answers v1
-db_ready
-psql_db "create table kept(v text); insert into kept values ('survives')" || fail "psql write failed"
+apply_first apply_lock --skip-hooks
+apply_db_keep
 
 # ---- a Kamal-format lock taken by hand ----
 export PC_CLEAR_EXTRA="FEATURE: two"
@@ -59,25 +54,25 @@ details=$(printf 'Locked by: someone at 2026-01-02T03:04:05Z\nVersion: x\nMessag
 lab_on_host 1 "mkdir -p .kamal && mkdir .kamal/lock-optimus && echo '$details' > .kamal/lock-optimus/details"
 containers >"$T/c.before"
 apply_run locked apply --trusted --yes --skip-hooks
-expect_rc locked 1
-grep -q "someone" "$T/locked.out" "$T/locked.err" || { show locked; fail "locked: the holder is not named"; }
+apply_expect_rc locked 1
+grep -q "someone" "$T/locked.out" "$T/locked.err" || { apply_show locked; fail "locked: the holder is not named"; }
 containers >"$T/c.after"
 cmp -s "$T/c.before" "$T/c.after" || { diff "$T/c.before" "$T/c.after" >&2; fail "locked: a container changed"; }
 lab_on_host 1 'test -f .kamal/lock-optimus/details' || fail "locked: the holder's lock was removed"
-answers v1
+apply_answers v1
 lab_on_host 1 'rm -f .kamal/lock-optimus/details && rmdir .kamal/lock-optimus'
 apply_run unlocked apply --trusted --yes --skip-hooks
-expect_rc unlocked 0
-answers v2
-no_lock unlocked
+apply_expect_rc unlocked 0
+apply_answers v2
+apply_no_lock unlocked
 
 # ---- a failed apply leaves no lock ----
 C=$(PC_CLEAR_EXTRA="FEATURE: three" plan_commit "apply_lock: bad")
 lab_tag bad "$C"
 apply_run broken apply --trusted --yes --skip-hooks
-expect_rc broken 1
-no_lock broken
-answers v2
+apply_expect_rc broken 1
+apply_no_lock broken
+apply_answers v2
 
 # ---- kill -9 during a rollout ----
 D=$(PC_CLEAR_EXTRA="FEATURE: four" plan_commit "apply_lock: v1 again")
@@ -93,18 +88,18 @@ done
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" || true
 plan_no_secret killed "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
-[ -n "$seen" ] || { show killed; fail "killed: the new container never appeared before plumb ended"; }
+[ -n "$seen" ] || { apply_show killed; fail "killed: the new container never appeared before plumb ended"; }
 echo "killed: plumb killed after optimus-web-$D appeared on host 1"
 apply_run stale_status lock status
-expect_rc stale_status 0
-grep -q "stale" "$T/stale_status.out" || { show stale_status; fail "lock status: no stale plumb lock reported"; }
+apply_expect_rc stale_status 0
+grep -q "stale" "$T/stale_status.out" || { apply_show stale_status; fail "lock status: no stale plumb lock reported"; }
 apply_run stale_release lock release
-expect_rc stale_release 0
-no_lock stale_release
+apply_expect_rc stale_release 0
+apply_no_lock stale_release
 apply_run recover apply --trusted --yes --skip-hooks
-expect_rc recover 0
-no_lock recover
-answers v1
+apply_expect_rc recover 0
+apply_no_lock recover
+apply_answers v1
 for ((i = 1; i <= N; i++)); do
 	echo "  host $i after recover:"
 	lab_on_host "$i" "docker ps --format '{{.Names}} {{.Status}}'" | sed 's/^/    /'
@@ -112,6 +107,5 @@ done
 converged "$D" recover
 plan_run after_recover
 plan_expect_rc after_recover 0
-v=$(psql_db "select v from kept") || fail "recover: read failed"
-[ "$v" = survives ] || fail "recover: the row is lost: got '$v'"
+apply_db_kept recover
 echo "apply_lock: ok"

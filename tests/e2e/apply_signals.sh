@@ -29,10 +29,10 @@ wait_for() {
 	shift 2
 	for ((i = 0; i < 600; i++)); do
 		"$@" && return 0
-		kill -0 "$PID" 2>/dev/null || { show "$name"; fail "$name: plumb ended before $what"; }
+		kill -0 "$PID" 2>/dev/null || { apply_show "$name"; fail "$name: plumb ended before $what"; }
 		sleep 0.1
 	done
-	show "$name"
+	apply_show "$name"
 	fail "$name: never $what"
 }
 new_web_on_1() { lab_on_host 1 "docker ps -a --format '{{.Names}}' | grep -qx 'optimus-web-$1'"; }
@@ -45,7 +45,7 @@ finish_apply() {
 	done
 	if kill -0 "$PID" 2>/dev/null; then
 		kill -9 "$PID"
-		show "$1"
+		apply_show "$1"
 		fail "$1: plumb still runs 60 s after the signals"
 	fi
 	set +e
@@ -56,7 +56,7 @@ finish_apply() {
 	echo "$1: exit $RC after ${SECS}s"
 	plan_no_secret "$1" "$PC_MASTER_KEY" "$PC_DB_PASSWORD" lab-registry-password
 }
-expect_out() { grep -qF -- "$2" "$T/$1.out" "$T/$1.err" || { show "$1"; fail "$1: no '$2'"; }; }
+expect_out() { grep -qF -- "$2" "$T/$1.out" "$T/$1.err" || { apply_show "$1"; fail "$1: no '$2'"; }; }
 # hook_gone FILE NAME: the pid in FILE (a hook) no longer runs
 hook_gone() {
 	local p
@@ -67,8 +67,8 @@ hook_gone() {
 A=$(plan_commit "apply_signals: v1")
 lab_tag v1 "$A"
 apply_run first apply --trusted --yes --skip-hooks
-expect_rc first 0
-answers v1
+apply_expect_rc first 0
+apply_answers v1
 
 # ---- two quick SIGINTs while the pre-deploy hook runs ----
 # the hook hears the first (forwarded) and takes its time to clean up: the
@@ -86,23 +86,23 @@ lab_tag v2 "$B"
 containers >"$T/c.before"
 start_apply twice
 wait_for twice "the hook ran" test -s "$T/hook1.pid"
-lab_on_host 1 'test -d .kamal/lock-optimus' || { show twice; fail "twice: the lock is not held while the pre-deploy hook runs"; }
+lab_on_host 1 'test -d .kamal/lock-optimus' || { apply_show twice; fail "twice: the lock is not held while the pre-deploy hook runs"; }
 T0=$(date +%s.%N)
 kill -INT "$PID"
 sleep 0.3
 kill -INT "$PID"
 finish_apply twice
-expect_rc twice 130
+apply_expect_rc twice 130
 [ -f "$T/hook1.int" ] || fail "twice: the first SIGINT did not reach the hook"
 [ "$(echo "$SECS < 15" | bc)" = 1 ] || fail "twice: plumb took ${SECS}s to stop"
 
 expect_out twice "stopping now"
 expect_out twice "the deploy lock was released"
 hook_gone "$T/hook1.pid" twice
-no_lock twice
+apply_no_lock twice
 containers >"$T/c.after"
 cmp -s "$T/c.before" "$T/c.after" || { diff "$T/c.before" "$T/c.after" >&2; fail "twice: a container changed"; }
-answers v1
+apply_answers v1
 
 # ---- one SIGTERM to a hook that ignores it: killed after the bound ----
 cat >"$T/deaf.sh" <<EOF
@@ -120,16 +120,16 @@ wait_for deaf "the hook ran" test -s "$T/hook2.pid"
 T0=$(date +%s.%N)
 kill -TERM "$PID"
 finish_apply deaf
-expect_rc deaf 1
+apply_expect_rc deaf 1
 expect_out deaf "hook 'pre-deploy' was interrupted"
 expect_out deaf "SIGTERM sent to it; killed after 3000 ms more"
 expect_out deaf "the deploy lock was released"
 [ "$(echo "$SECS >= 2.5 && $SECS < 10" | bc)" = 1 ] || fail "deaf: plumb ended ${SECS}s after SIGTERM, want the 3 s bound"
 hook_gone "$T/hook2.pid" deaf
-no_lock deaf
+apply_no_lock deaf
 containers >"$T/c.after"
 cmp -s "$T/c.before" "$T/c.after" || { diff "$T/c.before" "$T/c.after" >&2; fail "deaf: a container changed"; }
-answers v1
+apply_answers v1
 
 # ---- two SIGINTs in the middle of the rollout (no hook running) ----
 # the image "bad" never becomes ready: the rollout waits on host 1 for deploy_timeout
@@ -144,14 +144,14 @@ kill -INT "$PID"
 sleep 0.3
 kill -INT "$PID"
 finish_apply rollout
-expect_rc rollout 130
+apply_expect_rc rollout 130
 expect_out rollout "the deploy lock was released"
-no_lock rollout
-answers v1
+apply_no_lock rollout
+apply_answers v1
 E=$(PC_CLEAR_EXTRA="FEATURE: four" plan_commit "apply_signals: v2 again")
 lab_tag v2 "$E"
 apply_run recover apply --trusted --yes
-expect_rc recover 0
-no_lock recover
-answers v2
+apply_expect_rc recover 0
+apply_no_lock recover
+apply_answers v2
 echo "apply_signals: ok"
