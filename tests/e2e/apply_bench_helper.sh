@@ -27,6 +27,7 @@ plumb_at() {
 	(cd "$LAB_GIT_WORK" && /usr/bin/time -f '%M' -o "$T/rss" "$PLUMB" apply --trusted --yes --skip-hooks --version "$1") >"$T/p.out" 2>"$T/p.err" ||
 		{ cat "$T/p.out" "$T/p.err" >&2; fail "plumb apply --version $1 failed"; }
 	t1=$(date +%s.%N)
+	cp "$T/p.out" "$T/p.$2.out" # each run's timeline, kept with APPLY_KEEP
 	res "$2_ms" "$(ms "$t0" "$t1")"
 	res "$2_rss_kb" "$(cat "$T/rss")"
 	# the busiest host's commands: observation, lock and its release included
