@@ -1599,6 +1599,36 @@ out:
 	return rc;
 }
 
+/* An accessory with `files:` is not booted: plumb does not upload them yet,
+ * and docker would mount an empty directory where the file belongs. Refused
+ * before anything, naming the file, line and key. */
+static int files_check(struct ex_run *run, struct plumb_err *err)
+{
+	const struct config *c = run->o->config;
+
+	for (size_t i = 0; i < run->nh; i++) {
+		struct ex_host *h = &run->h[i];
+		for (size_t k = 0; k < h->dh->nsteps; k++) {
+			const struct diff_step *s = &h->dh->steps[k];
+			if (s->target != DIFF_T_ACCESSORY || !s->desired ||
+			    (s->action != DIFF_CREATE && s->action != DIFF_REPLACE &&
+			     s->action != DIFF_REPLACE_STOP_FIRST))
+				continue;
+			for (size_t a = 0; a < c->naccessories; a++)
+				if (strcmp(c->accessories[a].name, s->desired->role) == 0 &&
+				    c->accessories[a].nfiles)
+					return plumb_err_set(err, PLUMB_ECONFIG,
+							     "%s:%d: accessories.%s.files: plumb does not upload "
+							     "an accessory's files yet (kamal accessory boot %s does): "
+							     "nothing done",
+							     c->file ? c->file : "config/deploy.yml",
+							     c->accessories[a].line, c->accessories[a].name,
+							     c->accessories[a].name);
+		}
+	}
+	return 0;
+}
+
 /* A rollback runs retained containers only (Kamal's rollback refuses a
  * version that is not there as a container): a step that would create an
  * app container (docker run, which pulls a missing image) refuses it all. */
@@ -1678,6 +1708,8 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;
 	}
 	if (o->rollback && (rc = rollback_check(&run, err)) < 0)
+		goto out;
+	if ((rc = files_check(&run, err)) < 0)
 		goto out;
 	ticker_start(&run);
 	rc = run_waves(&run);

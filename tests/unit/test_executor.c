@@ -474,6 +474,24 @@ T_TEST(a_terminal_gets_a_live_status_line)
 	scen_free(&s);
 }
 
+T_TEST(an_accessory_with_files_is_refused_before_anything)
+{
+	struct scen s;
+	struct plumb_err err = { 0 };
+	struct sbuf y;
+
+	sbuf_init(&y, 0);
+	sbuf_adds(&y, FX_YML);
+	sbuf_adds(&y, "    files:\n      - config/init.sql:/docker-entrypoint-initdb.d/init.sql\n");
+	T_REQUIRE(scen_init_yml(&s, y.buf, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_ECONFIG);
+	T_CONTAINS(plumb_err_msg(&err), "config/deploy.yml:");
+	T_CONTAINS(plumb_err_msg(&err), "accessories.db.files: plumb does not upload");
+	T_CHECK(total_cmds(&s) == 0);
+	scen_free(&s);
+	sbuf_release(&y);
+}
+
 T_TEST(a_moved_tag_stops_before_anything)
 {
 	struct scen s;
@@ -744,4 +762,5 @@ T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_re
        T_CASE(a_host_changed_since_observed_is_left_alone),
        T_CASE(a_rollback_without_the_retained_container_does_nothing),
        T_CASE(a_terminal_gets_a_live_status_line),
+       T_CASE(an_accessory_with_files_is_refused_before_anything),
        T_CASE(read_only_fleet_never_writes))
