@@ -62,6 +62,7 @@ struct apply_ctx {
 	const char *version; /* before the desired state exists (pre-connect) */
 	int locked;  /* the deploy lock is held (KAMAL_LOCK) */
 	const char *lock_name;
+	const struct rec_pipeline_result *res; /* what the run was planned from */
 	char *who;   /* the lock's holder: this run (rec_lock_who) */
 	struct fleet *fleet;  /* for the signal thread's release (release_now) */
 	size_t lock_host;
@@ -157,6 +158,14 @@ static int exec_lock_read(struct transport *t, const struct cmd_result *r, int *
 	x->locked = *taken;
 	rec_signals_phase(*taken ? REC_SIG_HELD : REC_SIG_FREE, release_now, x);
 	return rc;
+}
+
+static int exec_read_file(const char *relpath, char **out, size_t *len, struct plumb_err *err,
+			  void *ctx)
+{
+	struct apply_ctx *x = ctx;
+
+	return rec_pipeline_read(x->res, relpath, out, len, err);
 }
 
 static int interrupted(void)
@@ -272,6 +281,8 @@ static int apply_run(struct apply_args *a, int rollback)
 	eo.lock_cmd = exec_lock_cmd;
 	eo.lock_read = exec_lock_read;
 	eo.lock_host = (size_t)pi;
+	eo.read_file = exec_read_file;
+	x.res = &res;
 	eo.config = res.config;
 	eo.ds = res.desired;
 	eo.plan = res.plan;

@@ -122,6 +122,8 @@ static int host_fail(struct ex_host *h, int code, const char *fmt, ...)
 
 /* Runs c on h (its stdin: in, when given); a non-zero status is PLUMB_ERROR. */
 static void expect_cmd(struct ex_host *h, struct prov_cmd *c);
+static const struct cfg_accessory *booted_accessory(const struct config *c, const struct diff_step *s);
+static int files_install(struct ex_host *h, const struct cfg_accessory *a);
 static void append_unit(struct prov_cmd *c, enum prov_join join, const struct prov_cmd *sub,
 			int tolerate);
 
@@ -730,6 +732,10 @@ static int step_stop_first(struct ex_host *h, const struct diff_step *s)
 
 	dctx(h, &x);
 	prov_cmd_init(&c);
+	/* the files first: the running one keeps the ones it has open (each is
+	 * renamed over, never written in place) */
+	if ((rc = files_install(h, booted_accessory(o->config, s))) < 0)
+		goto out;
 	rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
 	if (rc < 0) {
 		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
@@ -863,6 +869,8 @@ static int step_create_other(struct ex_host *h, const struct diff_step *s)
 
 	dctx(h, &x);
 	prov_cmd_init(&c);
+	if ((rc = files_install(h, booted_accessory(o->config, s))) < 0)
+		goto out;
 	rc = env_install(h, &c, env_file_of(h, dc->env_file), &in, &err);
 	if (rc < 0) {
 		rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
@@ -1599,9 +1607,24 @@ out:
 	return rc;
 }
 
-/* An accessory with `files:` is not booted: plumb does not upload them yet,
- * and docker would mount an empty directory where the file belongs. Refused
- * before anything, naming the file, line and key. */
+/* The accessory of a step that boots one (create, replace), with its
+ * configuration; NULL otherwise. */
+static const struct cfg_accessory *booted_accessory(const struct config *c, const struct diff_step *s)
+{
+	if (s->target != DIFF_T_ACCESSORY || !s->desired ||
+	    (s->action != DIFF_CREATE && s->action != DIFF_REPLACE &&
+	     s->action != DIFF_REPLACE_STOP_FIRST))
+		return NULL;
+	for (size_t a = 0; a < c->naccessories; a++)
+		if (strcmp(c->accessories[a].name, s->desired->role) == 0)
+			return &c->accessories[a];
+	return NULL;
+}
+
+/* An accessory's `files:` are uploaded before it boots, as `kamal accessory
+ * boot` does; an ERB template among them (Kamal renders it in Ruby) is
+ * refused before anything, naming the file, line and key, as is any file
+ * when the caller gave no way to read the repository. */
 static int files_check(struct ex_run *run, struct plumb_err *err)
 {
 	const struct config *c = run->o->config;
@@ -1609,24 +1632,66 @@ static int files_check(struct ex_run *run, struct plumb_err *err)
 	for (size_t i = 0; i < run->nh; i++) {
 		struct ex_host *h = &run->h[i];
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
-			const struct diff_step *s = &h->dh->steps[k];
-			if (s->target != DIFF_T_ACCESSORY || !s->desired ||
-			    (s->action != DIFF_CREATE && s->action != DIFF_REPLACE &&
-			     s->action != DIFF_REPLACE_STOP_FIRST))
-				continue;
-			for (size_t a = 0; a < c->naccessories; a++)
-				if (strcmp(c->accessories[a].name, s->desired->role) == 0 &&
-				    c->accessories[a].nfiles)
-					return plumb_err_set(err, PLUMB_ECONFIG,
-							     "%s:%d: accessories.%s.files: plumb does not upload "
-							     "an accessory's files yet (kamal accessory boot %s does): "
-							     "nothing done",
-							     c->file ? c->file : "config/deploy.yml",
-							     c->accessories[a].line, c->accessories[a].name,
-							     c->accessories[a].name);
+			const struct cfg_accessory *a = booted_accessory(c, &h->dh->steps[k]);
+			for (size_t f = 0; a && f < a->nfiles; f++) {
+				const char *l = a->files[f].local;
+				size_t n = strlen(l);
+				if (run->o->read_file && !(n >= 3 && strcmp(l + n - 3, "erb") == 0))
+					continue;
+				return plumb_err_set(err, PLUMB_ECONFIG,
+						     "%s:%d: accessories.%s.files: %s: %s: nothing done",
+						     c->file ? c->file : "config/deploy.yml", a->line, a->name, l,
+						     run->o->read_file ? "an ERB template is not rendered by plumb "
+									 "(Kamal renders it in Ruby)"
+								       : "the repository cannot be read here");
+			}
 		}
 	}
 	return 0;
+}
+
+/* Uploads the accessory's files (its `files:`) to the host, each in a
+ * command of its own (the bytes on stdin, installed atomically, size
+ * checked), at ~/<service>/<remote path>, chmod mode (755 by default, as
+ * Kamal), chown owner when given. */
+static int files_install(struct ex_host *h, const struct cfg_accessory *a)
+{
+	const struct rec_exec_opts *o = h->run->o;
+	int rc = 0;
+
+	for (size_t f = 0; a && f < a->nfiles && rc == 0; f++) {
+		const struct cfg_file_spec *fs = &a->files[f];
+		const char *remote = fs->remote;
+		struct plumb_err err = { 0 };
+		struct cmd_result r = { 0 };
+		struct prov_cmd c;
+		char *content = NULL, *path;
+		size_t len = 0;
+
+		while (*remote == '/')
+			remote++;
+		rc = o->read_file(fs->local, &content, &len, &err, o->ctx);
+		if (rc < 0) {
+			host_fail(h, rc, "accessories.%s.files: %s", a->name, plumb_err_msg(&err));
+			break;
+		}
+		path = xasprintf("%s/%s", a->service, remote);
+		prov_cmd_init(&c);
+		dcmd_install_stdin(&c, PROV_JOIN_AND, path, fs->mode ? fs->mode : "755", len);
+		if (fs->owner) {
+			prov_cmd_begin(&c, PROV_JOIN_AND);
+			prov_cmd_args(&c, "chown", fs->owner, path, NULL);
+		}
+		audit(h, &c, "Uploaded %s to %s", fs->local, path);
+		rc = ex_cmd(h, &c, content, len, &r);
+		if (rc < 0)
+			host_fail(h, rc, "uploading %s to %s failed: %s", fs->local, path, cmd_said(h, &r, rc));
+		util_free_secret(content); /* it may hold secrets */
+		free(path);
+		cmd_result_release(&r);
+		prov_cmd_release(&c);
+	}
+	return rc;
 }
 
 /* A rollback runs retained containers only (Kamal's rollback refuses a

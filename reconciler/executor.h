@@ -76,6 +76,11 @@ struct rec_exec_opts {
 	int (*lock_read)(struct transport *t, const struct cmd_result *r, int *taken,
 			 struct plumb_err *err, void *ctx);
 	size_t lock_host;
+	/* Reads a file of the repository (an accessory's `files:`, relative to
+	 * its root; *out the executor's to free); NULL: an accessory with files
+	 * is refused before anything. */
+	int (*read_file)(const char *relpath, char **out, size_t *len, struct plumb_err *err,
+			 void *ctx);
 	/* How host i's transport is obtained; NULL = fleet_writer (tests give a
 	 * fake). Only asked once fleet is known to be FLEET_READ_WRITE. */
 	int (*writer)(struct fleet *fl, size_t i, struct transport **out, struct plumb_err *err);

@@ -534,6 +534,18 @@ out:
 	return rc < 0 ? r->err.code : 0;
 }
 
+int rec_pipeline_read(const struct rec_pipeline_result *r, const char *relpath, char **out,
+		      size_t *len, struct plumb_err *err)
+{
+	const struct pl_priv *p = r->priv;
+	struct source *s = p ? (p->loaded_via_rec ? p->L.src : p->src) : NULL;
+
+	*out = NULL;
+	if (!s)
+		return plumb_err_set(err, PLUMB_ENOTFOUND, "%s: no source was read", relpath);
+	return source_read(s, relpath, out, len, err);
+}
+
 void rec_pipeline_result_release(struct rec_pipeline_result *r)
 {
 	struct pl_priv *p = r->priv;

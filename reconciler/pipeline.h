@@ -72,6 +72,12 @@ struct rec_pipeline_result {
  * failed (out->err and the log say which and why). */
 int rec_pipeline_run(struct rec_pipeline_result *out, const struct rec_pipeline_opts *o);
 void rec_pipeline_result_release(struct rec_pipeline_result *r);
+/* A file of the source the configuration was read from (the checkout, or
+ * the commit of --repo/--ref), by the one rule for repository files
+ * (state/source.h: inside it after links, a regular file, bounded); *out is
+ * the caller's. 0 or a negative PLUMB_E* code with err set. */
+int rec_pipeline_read(const struct rec_pipeline_result *r, const char *relpath, char **out,
+		      size_t *len, struct plumb_err *err);
 
 /* "90s", "5m", "1500ms", "2h", "30" (seconds) -> ms in *out; 0 or -1. */
 int rec_parse_duration(const char *s, int *out);

@@ -6,7 +6,9 @@
 # a copy of the data directory on the host; the web app still answers.
 # A second Postgres (pgvol) keeps its data in a named volume: its change
 # prints a snapshot whose copy of the volume holds the data files, and its
-# row survives too. No secret in any output.
+# row survives too. Its `files:` (an init script from the repository) are
+# uploaded before it boots, mode 755, and Postgres runs the script. No secret
+# in any output.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 . "$(dirname "$0")/apply_lib.sh"
@@ -16,15 +18,23 @@ pgvol_lines() {
 	printf 'pgvol:\n  image: %s/postgres:17\n  host: %s\n  port: "5433:5432"\n  env:\n' "$LAB_REGISTRY" "$H1"
 	[ -z "$1" ] || printf '    clear:\n      %s\n' "$1"
 	printf '    secret:\n      - POSTGRES_PASSWORD\n  volumes:\n    - "pgdata:/var/lib/postgresql/data"\n'
+	# an init script from the repository (Kamal's accessory files:)
+	printf '  files:\n    - config/pgvol-init.sql:/docker-entrypoint-initdb.d/init.sql\n'
 }
 # apply_psql / apply_db_ready (apply_lib.sh) on its port (psql reads PGPORT)
 psql_vol() { PGPORT=5433 apply_psql "$1"; }
 vol_ready() { PGPORT=5433 apply_db_ready; }
 PC_ACC_EXTRA=$(pgvol_lines "")
 
+lab_commit "apply_accessory: pgvol's init script" bash -c \
+	"mkdir -p config && echo \"create table from_files(v text); insert into from_files values ('uploaded');\" > config/pgvol-init.sql" >/dev/null
 apply_first apply_accessory --skip-hooks
 apply_db_keep
 vol_ready
+# its files: were uploaded before it booted (mode 755, as Kamal), and Postgres ran them
+[ "$(lab_on_host 1 'stat -c %a optimus-pgvol/docker-entrypoint-initdb.d/init.sql')" = 755 ] ||
+	fail "first: pgvol's init script is not on the host with mode 755"
+[ "$(psql_vol "select v from from_files")" = uploaded ] || fail "first: pgvol's init script did not run"
 psql_vol "create table kept(v text); insert into kept values ('in a volume')" || fail "psql write (pgvol) failed"
 DB1=$(apply_db_id)
 VOL1=$(lab_on_host 1 'docker inspect --format "{{.Id}}" optimus-pgvol')
@@ -59,11 +69,13 @@ apply_db_kept change
 vsnap=$(grep -ho 'optimus-pgvol: snapshot: [^ ]*' "$T/change.out" "$T/change.err" | head -n 1 | sed 's/.*snapshot: //')
 [ -n "$vsnap" ] || { apply_show change; fail "change: no snapshot path printed for the volume-backed accessory"; }
 echo "  snapshot: $vsnap"
-lab_on_host 1 "test -f '$vsnap/1-pgdata/PG_VERSION' && test -d '$vsnap/1-pgdata/base'" ||
+# numbered in mount order (the uploaded init script comes first)
+vdir=$(lab_on_host 1 "ls -d '$vsnap'/*-pgdata 2>/dev/null | head -n 1")
+[ -n "$vdir" ] && lab_on_host 1 "test -f '$vdir/PG_VERSION' && test -d '$vdir/base'" ||
 	fail "change: the snapshot $vsnap holds no copy of the volume pgdata"
 # the row's data file: the table's relation file is in the copy
 rel=$(psql_vol "select pg_relation_filepath('kept')") || fail "change: pgvol read failed"
-lab_on_host 1 "test -s '$vsnap/1-pgdata/$rel'" || fail "change: the snapshot lacks the row's data file $rel"
+lab_on_host 1 "test -s '$vdir/$rel'" || fail "change: the snapshot lacks the row's data file $rel"
 vol_ready
 v=$(psql_vol "select v from kept") || fail "change: pgvol read after the replacement failed"
 [ "$v" = "in a volume" ] || fail "change: the volume's row is lost: got '$v'"

@@ -2,7 +2,8 @@
 # Entry point of the lab's postgres image (Debian's PostgreSQL binaries).
 # On an empty data directory: initdb with superuser $POSTGRES_USER (postgres)
 # and password $POSTGRES_PASSWORD (required), scram-sha-256 over TCP, trust on
-# the local socket, listen on all addresses, create $POSTGRES_DB if set.
+# the local socket, listen on all addresses, create $POSTGRES_DB if set, run
+# the *.sql files of /docker-entrypoint-initdb.d (as the official image does).
 # Then runs postgres as user postgres (the image's stop signal is SIGINT).
 set -e
 : "${PGDATA:=/var/lib/postgresql/data}"
@@ -30,6 +31,12 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		echo "CREATE DATABASE \"$POSTGRES_DB\" OWNER \"$POSTGRES_USER\";" |
 			su postgres -s /bin/sh -c "postgres --single -D '$PGDATA' -j postgres" >/dev/null
 	fi
+	# as the official image: the *.sql of /docker-entrypoint-initdb.d, in order
+	for f in /docker-entrypoint-initdb.d/*.sql; do
+		[ -f "$f" ] || continue
+		su postgres -s /bin/sh -c "postgres --single -D '$PGDATA' -j postgres" <"$f" >/dev/null
+		echo "postgres: ran $f"
+	done
 	echo "postgres: initialised $PGDATA"
 fi
 exec su postgres -s /bin/sh -c "exec postgres -D '$PGDATA' -c jit=off"

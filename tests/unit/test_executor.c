@@ -474,22 +474,67 @@ T_TEST(a_terminal_gets_a_live_status_line)
 	scen_free(&s);
 }
 
-T_TEST(an_accessory_with_files_is_refused_before_anything)
+static int fake_read_file(const char *relpath, char **out, size_t *len, struct plumb_err *err,
+			  void *ctx)
+{
+	(void)err;
+	(void)ctx;
+	*out = xasprintf("-- %s\ncreate table from_files(v text);\n", relpath);
+	*len = strlen(*out);
+	return 0;
+}
+
+/* FX_YML with files: on the db accessory (which the plan then replaces). */
+static char *yml_with_files(const char *local)
+{
+	return xasprintf("%s    files:\n      - %s:/docker-entrypoint-initdb.d/init.sql\n", FX_YML, local);
+}
+
+T_TEST(an_accessorys_files_are_uploaded_before_it_boots)
+{
+	struct scen s;
+	char *yml = yml_with_files("config/init.sql");
+	int h1, up, run;
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.read_file = fake_read_file;
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	up = find_cmd(h1, "optimus-db/docker-entrypoint-initdb.d/init.sql", NULL);
+	run = find_cmd(h1, "docker run", "--name optimus-db");
+	T_CHECKF(up >= 0 && run > up, "upload at %d, run at %d", up, run);
+	/* the bytes on stdin, never in argv; Kamal's default mode */
+	T_CHECK(strstr(hosts[h1].log.v[up], "create table") == NULL);
+	T_STREQ(hosts[h1].input.v[up], "-- config/init.sql\ncreate table from_files(v text);\n");
+	T_CHECK(strstr(hosts[h1].log.v[up], " 755 ") != NULL);
+	scen_free(&s);
+	free(yml);
+}
+
+T_TEST(an_accessory_with_files_is_refused_when_they_cannot_be_read)
 {
 	struct scen s;
 	struct plumb_err err = { 0 };
-	struct sbuf y;
+	char *yml = yml_with_files("config/init.sql"), *erb = yml_with_files("config/init.sql.erb");
 
-	sbuf_init(&y, 0);
-	sbuf_adds(&y, FX_YML);
-	sbuf_adds(&y, "    files:\n      - config/init.sql:/docker-entrypoint-initdb.d/init.sql\n");
-	T_REQUIRE(scen_init_yml(&s, y.buf, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	/* no way to read the repository */
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
 	T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_ECONFIG);
 	T_CONTAINS(plumb_err_msg(&err), "config/deploy.yml:");
-	T_CONTAINS(plumb_err_msg(&err), "accessories.db.files: plumb does not upload");
+	T_CONTAINS(plumb_err_msg(&err), "accessories.db.files: config/init.sql");
 	T_CHECK(total_cmds(&s) == 0);
 	scen_free(&s);
-	sbuf_release(&y);
+	/* an ERB template: Kamal renders it in Ruby */
+	plumb_err_reset(&err);
+	T_REQUIRE(scen_init_yml(&s, erb, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.read_file = fake_read_file;
+	T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_ECONFIG);
+	T_CONTAINS(plumb_err_msg(&err), "an ERB template is not rendered");
+	T_CHECK(total_cmds(&s) == 0);
+	scen_free(&s);
+	free(yml);
+	free(erb);
 }
 
 T_TEST(a_moved_tag_stops_before_anything)
@@ -762,5 +807,6 @@ T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_re
        T_CASE(a_host_changed_since_observed_is_left_alone),
        T_CASE(a_rollback_without_the_retained_container_does_nothing),
        T_CASE(a_terminal_gets_a_live_status_line),
-       T_CASE(an_accessory_with_files_is_refused_before_anything),
+       T_CASE(an_accessorys_files_are_uploaded_before_it_boots),
+       T_CASE(an_accessory_with_files_is_refused_when_they_cannot_be_read),
        T_CASE(read_only_fleet_never_writes))
