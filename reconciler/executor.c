@@ -1621,10 +1621,38 @@ static const struct cfg_accessory *booted_accessory(const struct config *c, cons
 	return NULL;
 }
 
+/* What a files: entry may hold beyond its local path (read by the source's
+ * rule): a host path that stays under ~/<service> (no ".." component), an
+ * octal mode, an owner of plain name characters (never an option). NULL when
+ * fine, else what is wrong. */
+static const char *file_spec_problem(const struct cfg_file_spec *fs)
+{
+	const char *p = fs->remote;
+
+	if (!*p)
+		return "an empty remote path";
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return "a remote path with a \"..\" component (it would leave ~/<service>)";
+		p += n;
+		p += *p == '/';
+	}
+	if (fs->mode && (strlen(fs->mode) < 3 || strlen(fs->mode) > 4 ||
+			 strspn(fs->mode, "01234567") != strlen(fs->mode)))
+		return "a mode that is not 3 or 4 octal digits";
+	if (fs->owner && (fs->owner[0] == '-' || !fs->owner[0] ||
+			  strspn(fs->owner, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					    "0123456789_.:-") != strlen(fs->owner)))
+		return "an owner that is not a plain user[:group]";
+	return NULL;
+}
+
 /* An accessory's `files:` are uploaded before it boots, as `kamal accessory
- * boot` does; an ERB template among them (Kamal renders it in Ruby) is
- * refused before anything, naming the file, line and key, as is any file
- * when the caller gave no way to read the repository. */
+ * boot` does; an ERB template among them (Kamal renders it in Ruby) or an
+ * entry file_spec_problem refuses is refused before anything, naming the
+ * file, line and key, as is any file when the caller gave no way to read the
+ * repository. */
 static int files_check(struct ex_run *run, struct plumb_err *err)
 {
 	const struct config *c = run->o->config;
@@ -1634,16 +1662,17 @@ static int files_check(struct ex_run *run, struct plumb_err *err)
 		for (size_t k = 0; k < h->dh->nsteps; k++) {
 			const struct cfg_accessory *a = booted_accessory(c, &h->dh->steps[k]);
 			for (size_t f = 0; a && f < a->nfiles; f++) {
-				const char *l = a->files[f].local;
+				const char *l = a->files[f].local, *why = file_spec_problem(&a->files[f]);
 				size_t n = strlen(l);
-				if (run->o->read_file && !(n >= 3 && strcmp(l + n - 3, "erb") == 0))
-					continue;
-				return plumb_err_set(err, PLUMB_ECONFIG,
-						     "%s:%d: accessories.%s.files: %s: %s: nothing done",
-						     c->file ? c->file : "config/deploy.yml", a->line, a->name, l,
-						     run->o->read_file ? "an ERB template is not rendered by plumb "
-									 "(Kamal renders it in Ruby)"
-								       : "the repository cannot be read here");
+				if (!why && !run->o->read_file)
+					why = "the repository cannot be read here";
+				if (!why && n >= 3 && strcmp(l + n - 3, "erb") == 0)
+					why = "an ERB template is not rendered by plumb (Kamal renders it in Ruby)";
+				if (why)
+					return plumb_err_set(err, PLUMB_ECONFIG,
+							     "%s:%d: accessories.%s.files: %s: %s: nothing done",
+							     c->file ? c->file : "config/deploy.yml", a->line,
+							     a->name, l, why);
 			}
 		}
 	}

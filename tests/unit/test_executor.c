@@ -535,6 +535,43 @@ T_TEST(an_accessory_with_files_is_refused_when_they_cannot_be_read)
 	scen_free(&s);
 	free(yml);
 	free(erb);
+	/* a host path leaving ~/<service>, an option for a mode or an owner */
+	{
+		static const char *const bad[][2] = {
+			{ "config/x.sql:/../../.ssh/authorized_keys", "\"..\" component" },
+			{ "config/x.sql:/a/../b", "\"..\" component" },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char *y = xasprintf("%s    files:\n      - %s\n", FX_YML, bad[i][0]);
+			plumb_err_reset(&err);
+			T_REQUIRE(scen_init_yml(&s, y, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+			s.o.read_file = fake_read_file;
+			T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_ECONFIG);
+			T_CONTAINS(plumb_err_msg(&err), bad[i][1]);
+			T_CHECK(total_cmds(&s) == 0);
+			scen_free(&s);
+			free(y);
+		}
+	}
+	{
+		static const char *const bad[][2] = {
+			{ "mode: \"-R\"", "a mode that is not" },
+			{ "owner: \"--reference=/etc/shadow\"", "an owner that is not" },
+			{ "owner: \"a b\"", "an owner that is not" },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char *y = xasprintf("%s    files:\n      - local: config/x.sql\n        remote: /x.sql\n"
+					    "        %s\n", FX_YML, bad[i][0]);
+			plumb_err_reset(&err);
+			T_REQUIRE(scen_init_yml(&s, y, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+			s.o.read_file = fake_read_file;
+			T_CHECK(rec_execute(&s.o, &s.rep, &err) == PLUMB_ECONFIG);
+			T_CONTAINS(plumb_err_msg(&err), bad[i][1]);
+			T_CHECK(total_cmds(&s) == 0);
+			scen_free(&s);
+			free(y);
+		}
+	}
 }
 
 T_TEST(a_moved_tag_stops_before_anything)
