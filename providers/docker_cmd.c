@@ -506,18 +506,6 @@ void dcmd_logs_tail(struct prov_cmd *c, enum prov_join join, const char *name, i
 
 /* ---- images and registry ---- */
 
-void dcmd_pull(struct prov_cmd *c, enum prov_join join, const char *ref)
-{
-	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "docker", "pull", ref, NULL);
-}
-
-void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref)
-{
-	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "docker", "image", "inspect", "--format", "{{.Id}}", ref, NULL);
-}
-
 /*
  * plumb-pull (a constant script; values are its arguments): for each REF
  * WANT pair, the image is pulled only when the host does not already hold
@@ -606,15 +594,6 @@ void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desir
 	prov_cmd_args(c, "docker", "tag", ref, latest, NULL);
 	free(latest);
 	free(repo);
-}
-
-void dcmd_login(struct prov_cmd *c, enum prov_join join, const char *server, const char *user)
-{
-	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "docker", "login", NULL);
-	if (server)
-		prov_cmd_arg(c, server);
-	prov_cmd_args(c, "-u", user, "--password-stdin", NULL);
 }
 
 /* ---- readiness ---- */
@@ -1031,14 +1010,6 @@ void dcmd_prepare_dirs(struct prov_cmd *c, enum prov_join join, const struct des
 	}
 }
 
-void dcmd_network_create(struct prov_cmd *c, enum prov_join join)
-{
-	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "docker", "network", "inspect", "kamal", NULL);
-	prov_cmd_quiet(c);
-	prov_cmd_begin(c, PROV_JOIN_OR);
-	prov_cmd_args(c, "docker", "network", "create", "kamal", NULL);
-}
 
 /*
  * Kamal's prune.rb tagged_images: every image labelled service=<service>

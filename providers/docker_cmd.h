@@ -68,10 +68,7 @@ void dcmd_logs_tail(struct prov_cmd *c, enum prov_join join, const char *name, i
  * proxy (kamal-proxy has drained a proxied one already), else 0 = none. */
 int dcmd_stop_timeout(const struct config *c, const char *role);
 
-/* docker pull REF; docker image inspect --format {{.Id}} REF; docker tag REF
- * <repo>:latest (or :latest-<dest>), as Kamal tags after a boot. */
-void dcmd_pull(struct prov_cmd *c, enum prov_join join, const char *ref);
-void dcmd_image_id(struct prov_cmd *c, enum prov_join join, const char *ref);
+/* docker tag REF <repo>:latest (or :latest-<dest>), as Kamal tags after a boot. */
 void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desired *ds,
 		     const char *ref);
 
@@ -79,9 +76,11 @@ void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desir
  * The images a host needs for a rollout, in one command: for each refs[i],
  * pulled only when the host does not hold want[i] (the identity the plan was
  * built with; NULL or "" = always pull) under it; `docker login` (user
- * non-NULL; the password is the command's stdin) only before a pull; the
- * kamal network created when missing. Prints each image's id, in order,
- * each one it pulled preceded by a line "pulled".
+ * non-NULL: `docker login SERVER -u USER --password-stdin`, the password
+ * the command's stdin, never an argv word) only before a pull; the kamal
+ * network created when missing (Kamal's `docker network create kamal`,
+ * "already exists" tolerated). Prints each image's id, in order, each one it
+ * pulled preceded by a line "pulled".
  */
 void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *server, const char *user,
 		      const char *const *refs, const char *const *want, size_t n);
@@ -94,12 +93,6 @@ void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *serve
 #define DCMD_EXPECT_MARK "plumb-expect:"
 void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
 		     const char *const *ids, size_t n);
-
-/* docker login SERVER -u USER --password-stdin (SERVER NULL = Docker Hub):
- * the password is the command's stdin (the caller sends it with
- * transport_run_input), never an argv word. Kamal logs in nowhere for a
- * local registry (cfg_registry.local): callers skip it likewise. */
-void dcmd_login(struct prov_cmd *c, enum prov_join join, const char *server, const char *user);
 
 /* docker inspect --format '<status> <health>' NAME: the caller parses
  * "running healthy", "running none", "exited none"… with dcmd_parse_state. */
@@ -151,11 +144,6 @@ void dcmd_prepare_dirs(struct prov_cmd *c, enum prov_join join, const struct des
  */
 int dcmd_assets_prepare(struct prov_cmd *c, enum prov_join join, const struct des_container *dc,
 			const struct dcmd_ctx *x, const char *old_version);
-
-/* The kamal network, made when missing (Kamal: `docker network create kamal`
- * on every host, "already exists" tolerated):
- * docker network inspect kamal 2>/dev/null || docker network create kamal */
-void dcmd_network_create(struct prov_cmd *c, enum prov_join join);
 
 /*
  * An env file: *content receives the exact bytes Kamal writes (secrets

@@ -740,14 +740,8 @@ T_TEST(login_pull_tag_state)
 	struct desired ds = { .service = "app", .destination = "staging" };
 
 	prov_cmd_init(&c);
-	dcmd_login(&c, PROV_JOIN_SEQ, "registry.example.com:5000", "dhh");
-	T_SAME_WORDS(&c, "docker login registry.example.com:5000 -u dhh --password-stdin");
-	prov_cmd_release(&c);
-	dcmd_pull(&c, PROV_JOIN_SEQ, "localhost:5555/app:999");
-	dcmd_image_id(&c, PROV_JOIN_AND, "localhost:5555/app:999");
 	dcmd_tag_latest(&c, PROV_JOIN_AND, &ds, "localhost:5555/app:999");
-	T_SAME_WORDS(&c, "docker pull localhost:5555/app:999 && docker image inspect --format '{{.Id}}' "
-			 "localhost:5555/app:999 && docker tag localhost:5555/app:999 localhost:5555/app:latest-staging");
+	T_SAME_WORDS(&c, "docker tag localhost:5555/app:999 localhost:5555/app:latest-staging");
 	prov_cmd_release(&c);
 	ds.destination = NULL;
 	dcmd_tag_latest(&c, PROV_JOIN_SEQ, &ds, "dhh/app@sha256:abc");
@@ -771,6 +765,81 @@ T_TEST(login_pull_tag_state)
 	T_INTEQ(dcmd_parse_state("restarting none"), DCMD_STARTING);
 	T_INTEQ(dcmd_parse_state("exited none"), DCMD_FAILED);
 	T_INTEQ(dcmd_parse_state(""), DCMD_FAILED);
+}
+
+/* The pull script against a stand-in docker that logs its arguments: an
+ * image held with the planned identity is neither pulled nor logged in for;
+ * another is, after one login that reads the password from stdin (never an
+ * argument); the kamal network is made when missing. */
+T_TEST(pull_only_what_the_host_lacks)
+{
+	static const char fake_docker[] =
+		"#!/bin/sh\n"
+		"echo \"$*\" >> \"$D/log\"\n"
+		"case \"$1 $2\" in\n"
+		"'image inspect') r=$(cat \"$D/id-$(echo \"$6\" | tr /: __)\" 2>/dev/null) && echo \"$r\" ;;\n"
+		"'network inspect') [ -f \"$D/net\" ] ;;\n"
+		"'network create') touch \"$D/net\" ;;\n"
+		"login*) cat > \"$D/pw\" ;;\n"
+		"'pull -q') echo sha256:pulled > \"$D/id-$(echo \"$4\" | tr /: __)\" ;;\n"
+		"esac\n";
+	const char *refs[] = { "reg.example:5000/app:1", "reg.example:5000/db:2" };
+	const char *want[] = { "sha256:held", "sha256:pulled" };
+	struct prov_cmd c;
+	struct sbuf cmd;
+	char *dir = tu_tmpdir("dcmd-pull"), *line, *out = NULL, *log = NULL, *pw = NULL;
+	size_t n;
+
+	T_REQUIRE(dir);
+	tu_write_in(dir, "docker", fake_docker);
+	tu_write_in(dir, "id-reg.example_5000_app_1", "sha256:held\n");
+	{
+		char *path = xasprintf("%s/docker", dir);
+		T_REQUIRE(chmod(path, 0755) == 0);
+		free(path);
+	}
+	prov_cmd_init(&c);
+	dcmd_pull_needed(&c, PROV_JOIN_SEQ, "reg.example:5000", "dhh", refs, want, 2);
+	/* the values are arguments of a constant script, the password none of them */
+	T_STREQ(c.v[0].argv.v[0], "sh");
+	T_STREQ(c.v[0].argv.v[4], "login");
+	T_STREQ(c.v[0].argv.v[5], "reg.example:5000");
+	T_STREQ(c.v[0].argv.v[6], "dhh");
+	T_STREQ(c.v[0].argv.v[7], refs[0]);
+	T_STREQ(c.v[0].argv.v[8], want[0]);
+	T_CHECK(strstr(c.v[0].argv.v[2], "--password-stdin") != NULL);
+	sbuf_init(&cmd, 0);
+	T_REQUIRE(prov_cmd_render(&c, &cmd) == 0);
+	line = xasprintf("cd '%s' && export D='%s' PATH='%s':\"$PATH\" && printf s3cret | %s > out", dir, dir,
+			 dir, cmd.buf);
+	T_CHECK(system(line) == 0);
+	T_REQUIRE(tu_read_in(dir, "out", &out, &n) == 0);
+	T_STREQ(out, "sha256:held\npulled\nsha256:pulled\n");
+	T_REQUIRE(tu_read_in(dir, "log", &log, &n) == 0);
+	T_CHECK(strstr(log, "pull -q -- reg.example:5000/app:1") == NULL);
+	T_CHECK(strstr(log, "pull -q -- reg.example:5000/db:2") != NULL);
+	T_CHECK(strstr(log, "login reg.example:5000 -u dhh --password-stdin") != NULL);
+	T_CHECK(strstr(log, "network create kamal") != NULL);
+	T_CHECK(strstr(log, "s3cret") == NULL);
+	T_REQUIRE(tu_read_in(dir, "pw", &pw, &n) == 0);
+	T_STREQ(pw, "s3cret");
+	free(line);
+	free(out);
+	free(pw);
+	/* everything held: no login, no pull, the network left as it is */
+	line = xasprintf("cd '%s' && rm -f log && export D='%s' PATH='%s':\"$PATH\" && printf s3cret | %s > out",
+			 dir, dir, dir, cmd.buf);
+	T_CHECK(system(line) == 0);
+	free(log);
+	log = NULL;
+	T_REQUIRE(tu_read_in(dir, "log", &log, &n) == 0);
+	T_CHECK(strstr(log, "login") == NULL && strstr(log, "pull") == NULL && strstr(log, "network create") == NULL);
+	free(line);
+	free(log);
+	sbuf_release(&cmd);
+	prov_cmd_release(&c);
+	tu_rm_rf(dir);
+	free(dir);
 }
 
 /* Role#stop_args: stop_timeout, else drain_timeout for a role without the proxy. */
@@ -813,11 +882,9 @@ T_TEST(prune_and_dirs)
 	dcmd_prepare_dirs(&c, PROV_JOIN_SEQ, fx_find(&f, "1.1.1.5", "mysql"), &x);
 	dcmd_prepare_dirs(&c, PROV_JOIN_AND, fx_find(&f, "1.1.1.1", "kamal-proxy"), &x);
 	dcmd_prepare_dirs(&c, PROV_JOIN_AND, fx_find(&f, "1.1.1.1", "web"), &x);
-	dcmd_network_create(&c, PROV_JOIN_AND);
 	T_SAME_WORDS(&c, "mkdir -p .kamal/apps/app/env/accessories && mkdir -p $PWD/app-mysql/data && "
 			 "mkdir -p /srv/conf && mkdir -p .kamal/proxy/apps-config && "
-			 "mkdir -p .kamal/apps/app/env/roles && docker network inspect kamal 2>/dev/null || "
-			 "docker network create kamal");
+			 "mkdir -p .kamal/apps/app/env/roles");
 	prov_cmd_release(&c);
 	fx_release(&f);
 }
@@ -856,7 +923,10 @@ T_TEST(secret_canary_never_in_argv)
 			util_free_secret(content);
 		}
 	}
-	dcmd_login(&c, PROV_JOIN_SEQ, NULL, "dhh");
+	{
+		const char *ref = "dhh/app:999", *want = "";
+		dcmd_pull_needed(&c, PROV_JOIN_SEQ, NULL, "dhh", &ref, &want, 1);
+	}
 	dcmd_prune(&c, PROV_JOIN_SEQ, f.ds, 5);
 	sbuf_init(&s, 0);
 	T_REQUIRE(prov_cmd_render(&c, &s) == 0);
@@ -986,7 +1056,7 @@ T_MAIN(T_CASE(app_run_as_kamal), T_CASE(app_run_with_destination), T_CASE(app_ru
        T_CASE(app_run_with_tags_env_and_assets), T_CASE(app_run_refuses_what_it_cannot_reproduce),
        T_CASE(app_run_hostname), T_CASE(accessory_run_as_kamal), T_CASE(proxy_run_as_kamal),
        T_CASE(proxy_deploy_as_kamal), T_CASE(proxy_deploy_every_option), T_CASE(env_file_as_kamal_writes_it),
-       T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(stop_timeout_as_kamal),
+       T_CASE(env_file_empty_and_unavailable), T_CASE(login_pull_tag_state), T_CASE(pull_only_what_the_host_lacks), T_CASE(stop_timeout_as_kamal),
        T_CASE(prune_and_dirs), T_CASE(secret_canary_never_in_argv), T_CASE(assets_as_kamal),
        T_CASE(app_run_other_version_and_name), T_CASE(app_run_sensitive_env),
        T_CASE(kamal_details_in_the_desired_state))

@@ -123,6 +123,16 @@ static inline void tu_write_in(const char *dir, const char *rel, const char *tex
 	free(path);
 }
 
+/* Reads dir/rel whole (at most 1 MiB; *out the caller's): 0, or -1. */
+static inline int tu_read_in(const char *dir, const char *rel, char **out, size_t *len)
+{
+	char *path = xasprintf("%s/%s", dir, rel);
+	int rc = util_read_file(path, 1 << 20, out, len);
+
+	free(path);
+	return rc == 0 ? 0 : -1;
+}
+
 /* ---- servers a test starts ---- */
 
 /*
