@@ -615,26 +615,19 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 		boot_undo(h, s->name, created, start, clash);
 		goto out;
 	}
-	if (rc < 0) {
+	if (rc >= 0 && gatekeeper) {
+		primary_ready(h, s); /* ready, and switched when proxied: the other roles may boot */
+		cmd_result_release(&r);
+		prov_cmd_release(&c);
+		prov_cmd_init(&c);
+		step_tail(h, s, old, &c, PROV_JOIN_AND);
+		if (c.n)
+			rc = ex_cmd(h, &c, NULL, 0, &r);
+	}
+	if (rc < 0) /* the tail, in the boot command or after it */
 		host_fail(h, rc, "%s; stopping the old container failed: %s",
 			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
 			  cmd_said(h, &r, rc));
-		goto out;
-	}
-	if (!gatekeeper)
-		goto out;
-	primary_ready(h, s); /* ready, and switched when proxied: the other roles may boot */
-	cmd_result_release(&r);
-	prov_cmd_release(&c);
-	prov_cmd_init(&c);
-	step_tail(h, s, old, &c, PROV_JOIN_AND);
-	if (c.n && (rc = ex_cmd(h, &c, NULL, 0, &r)) < 0) {
-		host_fail(h, rc, "%s; stopping the old container failed: %s",
-			  dc->proxied ? "traffic moved to the new container" : "the new container is ready",
-			  cmd_said(h, &r, rc));
-		goto out;
-	}
-	rc = 0;
 out:
 	util_free_secret(in);
 	free(created);
