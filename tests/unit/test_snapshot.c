@@ -27,12 +27,14 @@ static const char *script_path(void)
 }
 
 /* What cd DIR && PREP && snapshot.sh check DIR/base 3 DIR/src as user
- * nobody prints, then " rc=<its exit status>", on one line. Caller frees. */
+ * nobody prints, then " rc=<its exit status>", on one line. Caller frees.
+ * The script reaches sh on stdin, opened before the user changes (as the
+ * executor sends it): the checkout may be where nobody cannot go. */
 static char *check_as_nobody(const char *dir, const char *prep)
 {
 	return tu_sh_line("cd '%s' && %s && { setpriv --reuid=65534 --regid=65534 --clear-groups "
-			  "sh '%s' check '%s/base' 3 '%s/src'; echo \" rc=$?\"; } | tr '\\n' ' '",
-			  dir, prep, script_path(), dir, dir);
+			  "sh -s check '%s/base' 3 '%s/src' <'%s'; echo \" rc=$?\"; } | tr '\\n' ' '",
+			  dir, prep, dir, dir, script_path());
 }
 
 /* check as user nobody on a data directory with an unreadable subdirectory
