@@ -14,11 +14,14 @@
 #include "providers/registry.h"
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
+#include "state/hash.h"
 
 struct pl_priv {
 	struct rec_loaded L;
 	int loaded_via_rec;
 	struct git_src *g;
+	int g_borrowed;     /* opts.git: the caller's */
+	int fleet_borrowed; /* r->fleet is opts.keep's */
 	struct source *src, *bsrc;
 	struct config *bc;
 	struct obs_fleet *bobs;
@@ -121,7 +124,10 @@ static int stage_source(struct pl_run *run)
 	struct plumb_err err = { 0 };
 	int rc = -1;
 
-	if (o->src.repo || o->src.ref || o->src.base) {
+	if (o->git) {
+		p->g = o->git;
+		p->g_borrowed = 1;
+	} else if (o->src.repo || o->src.ref || o->src.base) {
 		struct git_src_opts go = { 0 };
 		rec_git_opts(&go, o->src.allow_foreign_owner);
 		go.location = o->src.repo ? o->src.repo : run->r->root;
@@ -131,7 +137,7 @@ static int stage_source(struct pl_run *run)
 			goto out;
 		}
 	}
-	if (o->src.repo || o->src.ref) {
+	if (o->src.repo || o->src.ref || o->git) {
 		if (git_src_resolve(p->g, o->src.ref, run->sha, &err) != 0 ||
 		    git_src_source_at(p->g, run->sha, &p->src, &err) != 0) {
 			say(run, "%s", plumb_err_msg(&err));
@@ -228,6 +234,77 @@ static void adopt_hosts(struct obs_fleet *into, struct obs_fleet *from, const st
 	}
 }
 
+static void digest_str(struct sbuf *sb, const char *s)
+{
+	/* length-prefixed, so that no two sets of values give the same text */
+	sbuf_addf(sb, "%zu:%s;", s ? strlen(s) : (size_t)-1, s ? s : "");
+}
+
+/* The digest of everything a fleet is opened with (secrets included: only
+ * the digest is kept). */
+static void fleet_digest(const struct fleet_opts *fo, enum fleet_mode mode, char out[65])
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb, 0);
+	sbuf_addf(&sb, "%d;%zu;", (int)mode, fo->nhosts);
+	for (size_t i = 0; i < fo->nhosts; i++)
+		digest_str(&sb, fo->hosts[i]);
+	sbuf_addf(&sb, "%zu;", fo->nkeys);
+	for (size_t i = 0; i < fo->nkeys; i++)
+		digest_str(&sb, fo->keys[i]);
+	digest_str(&sb, fo->user);
+	digest_str(&sb, fo->key_data);
+	digest_str(&sb, fo->key_passphrase);
+	digest_str(&sb, fo->known_hosts);
+	digest_str(&sb, fo->accept_new_refused);
+	digest_str(&sb, fo->jump);
+	digest_str(&sb, fo->proxy_command);
+	digest_str(&sb, fo->connect_to);
+	digest_str(&sb, fo->dump);
+	sbuf_addf(&sb, "%d;%d;%zu;%d;%d;%d", fo->port, fo->accept_new, fo->max_output,
+		  fo->concurrency, fo->connect_timeout_ms, fo->cmd_timeout_ms);
+	hash_sha256_hex(sb.buf ? sb.buf : "", sb.len, out);
+	if (sb.buf)
+		explicit_bzero(sb.buf, sb.len);
+	sbuf_release(&sb);
+}
+
+static char *dup_secret(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+void rec_fleet_keep_release(struct rec_fleet_keep *k)
+{
+	fleet_free(k->fleet);
+	k->fleet = NULL;
+	util_free_secret(k->key_data);
+	util_free_secret(k->key_passphrase);
+	k->key_data = k->key_passphrase = NULL;
+	k->digest[0] = '\0';
+}
+
+/* keep's fleet when fo is what it was opened with, else a new one in its place. */
+static struct fleet *keep_fleet(struct rec_fleet_keep *k, const struct fleet_opts *fo,
+				enum fleet_mode mode)
+{
+	struct fleet_opts own = *fo;
+	char d[65];
+
+	fleet_digest(fo, mode, d);
+	if (k->fleet && strcmp(d, k->digest) == 0)
+		return k->fleet;
+	rec_fleet_keep_release(k);
+	k->key_data = dup_secret(fo->key_data);
+	k->key_passphrase = dup_secret(fo->key_passphrase);
+	own.key_data = k->key_data;
+	own.key_passphrase = k->key_passphrase;
+	fleet_open(&k->fleet, &own, mode);
+	memcpy(k->digest, d, sizeof(d));
+	return k->fleet;
+}
+
 /* Opens a handle for c's hosts and observes them; 0/1 as fleet_observe, -1 with the log. */
 static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_settings *set,
 		   struct docker_obs_query *q, struct fleet **fl, struct obs_fleet **obs,
@@ -242,7 +319,12 @@ static int observe(struct pl_run *run, const struct config *c, struct rec_fleet_
 				   "plumb %s may not change hosts: a read-write fleet is refused",
 				   run->o->cmd ? run->o->cmd : "(command)");
 	if (rc == 0) {
-		fleet_open(fl, &set->fo, run->o->mode);
+		if (run->o->keep && fl == &run->r->fleet) {
+			*fl = keep_fleet(run->o->keep, &set->fo, run->o->mode);
+			run->p->fleet_borrowed = 1;
+		} else {
+			fleet_open(fl, &set->fo, run->o->mode);
+		}
 		fleet_query(q, c);
 		rc = fleet_observe(*fl, obs, q, run->deadline, &err);
 	}
@@ -554,7 +636,8 @@ void rec_pipeline_result_release(struct rec_pipeline_result *r)
 	desired_free(r->desired);
 	desired_free(r->base_desired);
 	obs_fleet_free(r->obs);
-	fleet_free(r->fleet);
+	if (!p || !p->fleet_borrowed)
+		fleet_free(r->fleet);
 	if (p) {
 		if (p->loaded_via_rec)
 			rec_loaded_release(&p->L);
@@ -565,7 +648,8 @@ void rec_pipeline_result_release(struct rec_pipeline_result *r)
 		fleet_free(p->bfleet);
 		source_free(p->src);
 		source_free(p->bsrc);
-		git_src_free(p->g);
+		if (!p->g_borrowed)
+			git_src_free(p->g);
 		registry_client_free(p->pin_rc);
 		strvec_release(&p->extra);
 		rec_fleet_settings_release(&p->set);

@@ -22,6 +22,8 @@
 #include "state/desired.h"
 #include "state/err.h"
 
+struct git_src;
+
 #define REC_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
 
 enum rec_stage {
@@ -50,13 +52,37 @@ struct rec_pipeline_opts {
 			      void *ctx);
 	void *ctx;
 	const struct rec_invocation *inv; /* NULL -> read from the environment */
+	/* watch: the git source, opened and fetched by the caller (borrowed;
+	 * src.ref names the commit to read), instead of opening src.repo here */
+	struct git_src *git;
+	/* watch: the fleet kept across runs (below); NULL = a fleet of the run's own */
+	struct rec_fleet_keep *keep;
 };
+
+/*
+ * A fleet kept across pipeline runs (plumb watch), so that sessions stay open
+ * between cycles. A run reuses keep->fleet when it would open one with the
+ * same settings as last time (hosts, user, port, keys, key data, passphrase,
+ * known_hosts, proxies, timeouts, mode: compared by a digest), else it closes
+ * it and opens another in its place: a commit that changes the hosts gets
+ * new sessions. The caller owns it (zeroed at first); the result of a run
+ * only borrows keep->fleet. A host whose observation failed has its session
+ * closed by the fleet and reopened at the next run.
+ */
+struct rec_fleet_keep {
+	struct fleet *fleet;
+	char digest[65];
+	char *key_data, *key_passphrase; /* SECRET copies the fleet borrows; wiped on release */
+};
+/* Closes the kept fleet and wipes the copies; the struct can be used again. */
+void rec_fleet_keep_release(struct rec_fleet_keep *k);
 
 /* Everything owned by the result; release with rec_pipeline_result_release. */
 struct rec_pipeline_result {
 	struct config *config;  /* NULL when loading failed */
 	char *root;             /* repository root directory (checkout) */
-	struct fleet *fleet;    /* the handle the observation used (its sessions stay open) */
+	struct fleet *fleet;    /* the handle the observation used (its sessions stay open);
+				 * borrowed from opts.keep when one was given */
 	struct obs_fleet *obs;  /* NULL when nothing was observed */
 	int observe_rc;         /* fleet_observe's: 0 all observed, 1 some not */
 	struct desired *desired, *base_desired;

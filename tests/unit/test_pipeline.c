@@ -18,6 +18,8 @@
 /* Runs the observe pipeline on a repository whose deploy.yml is YML + servers. */
 static enum fleet_mode run_mode = FLEET_READ_ONLY;
 
+static struct rec_fleet_keep *run_keep; /* a fleet kept across runs, or NULL */
+
 static int run_hosts(struct rec_pipeline_result *r, const char *servers, int timeout_ms, char **dir)
 {
 	struct rec_pipeline_opts o = { 0 };
@@ -36,10 +38,44 @@ static int run_hosts(struct rec_pipeline_result *r, const char *servers, int tim
 	o.src.config_path = cfg;
 	o.src.timeout_ms = timeout_ms;
 	o.inv = &inv;
+	o.keep = run_keep;
 	rc = rec_pipeline_run(r, &o);
 	free(cfg);
 	free(yml);
 	return rc;
+}
+
+/* watch's kept fleet: the same sessions run after run while the settings
+ * are the same; other hosts get another fleet; the result only borrows it. */
+T_TEST(kept_fleet_reused_until_the_settings_change)
+{
+	struct rec_fleet_keep keep = { 0 };
+	struct rec_pipeline_result r;
+	struct fleet *first;
+	char *dir = NULL;
+
+	run_keep = &keep;
+	T_INTEQ(run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2]\n", 1, &dir), 0);
+	first = r.fleet;
+	T_REQUIRE(first != NULL && first == keep.fleet);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	T_REQUIRE(keep.fleet == first); /* still open after the result is gone */
+	T_INTEQ(run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2]\n", 1, &dir), 0);
+	T_REQUIRE(r.fleet == first);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	T_INTEQ(run_hosts(&r, "servers: [198.51.100.1, 198.51.100.2, 198.51.100.3]\n", 1, &dir), 0);
+	T_REQUIRE(r.fleet == keep.fleet);
+	T_INTEQ(fleet_nhosts(keep.fleet), 3);
+	rec_pipeline_result_release(&r);
+	tu_rm_rf(dir);
+	free(dir);
+	run_keep = NULL;
+	rec_fleet_keep_release(&keep);
+	T_REQUIRE(keep.fleet == NULL);
 }
 
 T_TEST(deadline_and_read_only_fleet)
@@ -165,4 +201,5 @@ T_TEST(durations)
 }
 
 T_MAIN(T_CASE(deadline_and_read_only_fleet), T_CASE(read_write_only_for_mutating_commands), T_CASE(refusals_in_the_log), T_CASE(durations),
-       T_CASE(observation_sends_nothing_the_guard_refuses))
+       T_CASE(observation_sends_nothing_the_guard_refuses),
+       T_CASE(kept_fleet_reused_until_the_settings_change))
