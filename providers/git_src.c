@@ -1146,6 +1146,44 @@ out:
 	return rc;
 }
 
+int git_src_export(struct git_src *g, const char *sha, const char *dir, struct plumb_err *err)
+{
+	git_checkout_options co;
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	git_oid prefix;
+	size_t n;
+	int rc = -1;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	if (!sha || !is_hex(sha, 4, GIT_OID_HEXSZ))
+		return put(err, PLUMB_EINVAL, scrub(g, xasprintf("%s: '%s' is not a commit sha",
+								g->display, sha ? sha : "(null)")));
+	if (mkdir(dir, 0700) != 0)
+		return put(err, PLUMB_ERROR, xasprintf("%s: %s", dir, strerror(errno)));
+	n = strlen(sha);
+	if (git_oid_fromstrn(&prefix, sha, n) < 0 ||
+	    git_commit_lookup_prefix(&commit, g->repo, &prefix, n) < 0 ||
+	    git_commit_tree(&tree, commit) < 0) {
+		put(err, PLUMB_ERROR, git_fail(g, "%s: commit %s", g->display, sha));
+		goto out;
+	}
+	/* files as the tree has them, links as links (a hook reached through a
+	 * link out of the directory is refused where hooks are opened); the
+	 * repository's index is never touched */
+	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+	co.target_directory = dir;
+	if (git_checkout_tree(g->repo, (const git_object *)tree, &co) < 0) {
+		put(err, PLUMB_ERROR, git_fail(g, "%s: writing the tree of %s to %s", g->display, sha, dir));
+		goto out;
+	}
+	rc = 0;
+out:
+	git_tree_free(tree);
+	git_commit_free(commit);
+	return rc;
+}
+
 /* ---- working tree ----------------------------------------------------- */
 
 int git_src_worktree(struct git_src *g, struct source **out, char head_sha[41], int *dirty,

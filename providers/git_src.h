@@ -142,6 +142,14 @@ int git_src_source_at(struct git_src *g, const char *sha, struct source **out,
 		      struct plumb_err *err);
 
 /*
+ * Writes the files of commit sha's tree into dir, which must not exist (it
+ * is created 0700): what a command that runs repository code (Kamal's
+ * hooks) needs from a commit read from the cache. The repository's index and
+ * HEAD are not touched. 0 or a negative PLUMB_E* code.
+ */
+int git_src_export(struct git_src *g, const char *sha, const char *dir, struct plumb_err *err);
+
+/*
  * Working-tree mode (a local checkout only): *out is source_dir_new on the
  * checkout's top directory (files as they are on disk, uncommitted edits
  * included), head_sha gets HEAD's commit, and *dirty is 1 when `git status`

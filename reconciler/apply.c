@@ -48,7 +48,8 @@ static int run_hook(struct rec_apply *x, const struct config *c, const char *roo
 		snprintf(runtime, sizeof(runtime), "%.0f", (prov_now_ms() - x->t0) / 1000.0);
 		env.runtime = runtime;
 	}
-	if (rec_hook_run(root, name, &env, x->o.trusted, &err) != 0) {
+	if (rec_hook_run(x->o.hooks_root ? x->o.hooks_root : root, name, &env, x->o.trusted,
+			 &err) != 0) {
 		esc_eprintf("plumb %s: %s\n", x->o.cmd, plumb_err_msg(&err));
 		return -1;
 	}

@@ -37,6 +37,9 @@ struct rec_apply_opts {
 	 * primary host, which holds the lock, must be observed. */
 	int partial;
 	FILE *out;            /* progress and summary; NULL = stdout */
+	/* Where the repository's files are for hooks (a commit written out by
+	 * git_src_export); NULL = the pipeline's root (a checkout). */
+	const char *hooks_root;
 };
 
 struct rec_apply {

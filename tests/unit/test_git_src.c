@@ -339,6 +339,47 @@ T_TEST(bare_repository)
 	free(bare);
 }
 
+/* A commit's files written out (hooks to run): from a bare repository, the
+ * commit's content and modes, not the branch head's; the index untouched; an
+ * existing directory refused. */
+T_TEST(export_a_commit)
+{
+	char *dir = tdir("ex"), *bare = tdir("ex.git"), *out = tdir("ex-out"), *out2 = tdir("ex-out2");
+	char *sha1 = NULL, *sha2 = NULL, *s;
+	struct plumb_err err = { 0 };
+	struct git_src_opts o = { 0 };
+	struct git_src *g = NULL;
+
+	T_REQUIRE(make_repo(dir, &sha1, &sha2) == 0);
+	T_REQUIRE(tu_sh("cd '%s' && mkdir -p .kamal/hooks && printf '#!/bin/sh\\nexit 0\\n' > "
+			".kamal/hooks/pre-deploy && chmod 755 .kamal/hooks/pre-deploy && git add . && "
+			"git commit -qm three", dir) == 0);
+	T_REQUIRE(tu_sh("git clone -q --bare '%s' '%s'", dir, bare) == 0);
+	o.location = bare;
+	T_REQUIRE(git_src_open(&g, &o, &err) == 0);
+	T_INTEQ(git_src_export(g, sha1, out, &err), 0);
+	s = tu_sh_line("cat '%s/config/deploy.yml'", out);
+	T_STREQ(s, "service: a");
+	free(s);
+	s = tu_sh_line("git -C '%s' rev-parse main", dir);
+	T_INTEQ(git_src_export(g, s, out2, &err), 0);
+	free(s);
+	s = tu_sh_line("stat -c %%a '%s/.kamal/hooks/pre-deploy'", out2);
+	T_STREQ(s, "755");
+	free(s);
+	T_CHECK(tu_sh("test ! -e '%s/index'", bare) == 0);
+	T_CHECK(git_src_export(g, sha1, out, &err) < 0); /* exists */
+	T_CONTAINS(err.msg, out);
+	plumb_err_reset(&err);
+	git_src_free(g);
+	free(sha1);
+	free(sha2);
+	free(dir);
+	free(bare);
+	free(out);
+	free(out2);
+}
+
 T_TEST(working_tree_mode_and_dirty)
 {
 	char *dir = tdir("dt"), *sha1 = NULL, *sha2 = NULL, *s = NULL;
@@ -820,7 +861,7 @@ T_TEST(foreign_owner_is_explained)
 }
 
 T_MAIN(T_CASE(redact_urls_and_secret), T_CASE(resolve_refs_in_working_tree),
-       T_CASE(read_config_at_commits), T_CASE(symlinks_and_size_limit), T_CASE(bare_repository),
+       T_CASE(read_config_at_commits), T_CASE(symlinks_and_size_limit), T_CASE(bare_repository), T_CASE(export_a_commit),
        T_CASE(working_tree_mode_and_dirty), T_CASE(url_clone_fetch_sees_new_commit),
        T_CASE(url_pull_request_ref), T_CASE(default_cache_dir_from_xdg), T_CASE(token_options),
        T_CASE(https_auth_one_attempt_and_no_token_in_errors), T_CASE(foreign_owner_is_explained))
