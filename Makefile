@@ -7,7 +7,7 @@
 #   make SANITIZE=address,undefined   build everything with sanitizers
 
 CC      ?= cc
-PKGS    := libgit2 yaml-0.1 libcurl jansson libssh libcrypto
+PKGS    := libgit2 yaml-0.1 libcurl jansson libssh libcrypto libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread
 VERSION := 0.1.0

@@ -6,8 +6,8 @@
 #   ./install-deps.sh fuzz     the above plus clang's fuzzer runtime
 set -eu
 
-BUILD="build-essential pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libssh-dev libssl-dev git"
-LAB="docker.io openssh-server openssh-client docker-registry busybox-static postgresql postgresql-client iproute2 apache2-utils curl util-linux procps psmisc iptables python3 jq bc"
+BUILD="build-essential pkg-config libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libssh-dev libssl-dev libmicrohttpd-dev git"
+LAB="docker.io openssh-server openssh-client docker-registry busybox-static postgresql postgresql-client iproute2 apache2-utils curl util-linux procps psmisc iptables python3 jq bc openssl prometheus"
 FUZZ="clang libclang-rt-14-dev"
 
 want="$BUILD"
