@@ -138,6 +138,62 @@ static const struct rec_command commands[] = {
 	  "\n"
 	  "Exit status: 0 rolled back, 1 failed or refused.\n",
 	  REC_CMD_MUTATES },
+	{ "watch", cmd_watch, "keep the hosts what a branch says: fetch, plan, apply, every interval",
+	  "usage: plumb watch --repo PATH|URL [--branch B] [-c FILE] [-d DEST]\n"
+	  "                   [--interval D] [--state-dir DIR] [--once] [--prune]\n"
+	  "                   [--listen ADDR:PORT] [--webhook-secret-file F]\n"
+	  "                   [--notify URL[,URL]] [--notify-file F] [--log-format text|json]\n"
+	  "                   [--skip-hooks] [--timeout D] [--allow-foreign-owner]\n"
+	  "\n"
+	  "Every interval (default 60s), on SIGHUP, or on a verified webhook push:\n"
+	  "fetches the branch (default main), plans its head commit against the hosts\n"
+	  "over SSH sessions kept open between cycles, and applies the plan as apply\n"
+	  "does (Kamal's lock, the commit's .kamal/hooks but pre-connect, health\n"
+	  "gates). Drift (a\n"
+	  "container stopped, removed or changed by hand) is put back on the next\n"
+	  "cycle. A commit whose image is not in the registry yet waits for it; a\n"
+	  "rollout that fails its health gates holds its revision (the last good\n"
+	  "version keeps running) until a new commit or `plumb retry`; faults back off\n"
+	  "exponentially (up to 5m) and recover by themselves; a host that cannot be\n"
+	  "reached is left out while the others converge. `plumb suspend` stops\n"
+	  "applying (drift is still reported). State (status, history, git cache) is\n"
+	  "in --state-dir (default $PLUMB_STATE_DIR, else $XDG_STATE_HOME/plumb or\n"
+	  "~/.local/state/plumb): `plumb status` reads it.\n"
+	  "\n"
+	  "      --listen A:P    serve /healthz, /status (JSON), /metrics (Prometheus)\n"
+	  "                      and POST /webhook (GitHub push events)\n"
+	  "      --webhook-secret-file F  the webhook's HMAC-SHA256 key (first line);\n"
+	  "                      a request without a valid X-Hub-Signature-256 gets 401\n"
+	  "      --notify URLS   POST a JSON message (Slack/Discord incoming webhooks)\n"
+	  "                      on a failed rollout, a held revision, drift healed and\n"
+	  "                      recovery; also --notify-file F (one URL per line) and\n"
+	  "                      $PLUMB_NOTIFY_URLS\n"
+	  "      --once          one cycle, then exit (cron, systemd timers)\n"
+	  "  git credentials: $PLUMB_GIT_TOKEN, $PLUMB_GIT_TOKEN_FILE, $PLUMB_GIT_SSH_KEY;\n"
+	  "  SSH to the hosts as plan.\n"
+	  REC_HELP_TIMEOUT
+	  "\n"
+	  "SIGHUP: a cycle now. SIGINT/SIGTERM: exit; during an apply, after the current\n"
+	  "step, with the lock released.\n"
+	  "Exit status (--once): 0 in sync, applied or waiting for the image; 1 otherwise.\n",
+	  REC_CMD_MUTATES },
+	{ "status", cmd_status, "show what the watcher did and where the fleet stands (read-only)",
+	  "usage: plumb status [--state-dir DIR] [--json] [--history N]\n"
+	  "\n"
+	  "Reads the state plumb watch keeps (default $PLUMB_STATE_DIR, else\n"
+	  "$XDG_STATE_HOME/plumb or ~/.local/state/plumb): Synced/OutOfSync,\n"
+	  "Healthy/Progressing/Degraded, the revision and version applied, the last\n"
+	  "cycle and its outcome, what it waits for or holds, per host, and the last\n"
+	  "N cycles (default 5). Contacts no host.\n"
+	  "\n"
+	  "Exit status: 0, or 1 when there is no state.\n",
+	  REC_CMD_READ_ONLY },
+	{ "suspend", cmd_suspend, "stop the watcher applying (drift is still reported)",
+	  "usage: plumb suspend [--state-dir DIR]\n", REC_CMD_READ_ONLY },
+	{ "resume", cmd_resume, "let the watcher apply again",
+	  "usage: plumb resume [--state-dir DIR]\n", REC_CMD_READ_ONLY },
+	{ "retry", cmd_retry, "let the watcher try the held revision again",
+	  "usage: plumb retry [--state-dir DIR]\n", REC_CMD_READ_ONLY },
 	{ "lock", cmd_lock, "show, take or release Kamal's deploy lock on the primary host",
 	  "usage: plumb lock status|release|acquire -m MESSAGE [-c FILE] [-d DEST]\n"
 	  "                  [--repo PATH|URL] [--ref REF] [--version V] [--trusted] [--timeout D]\n"

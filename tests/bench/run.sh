@@ -27,6 +27,11 @@
 #  3. CPU time of planning a 1,000-host fake fleet (build/rel/tests/b_plan:
 #     desired state + diff + render), against building the fake fleet itself.
 #
+#  4. apply against the real Kamal (tests/e2e/apply_bench_helper.sh).
+#  5. watch: 1,000 no-op cycles of one daemon with warm sessions — RSS at
+#     cycle 10 and at the end, the cycle's wall time beside a one-shot no-op
+#     apply (tests/e2e/watch_bench_helper.sh; BENCH_SKIP_WATCH=1 skips it).
+#
 # If `plumb plan` fails on the lab (exit 1), (1) and (2) measure `plumb hosts`
 # (the same observation, without registry lookup, desired state and diff) and
 # the table says so.
@@ -520,6 +525,17 @@ if [ -z "${BENCH_SKIP_LAB:-}" ] && [ -z "${BENCH_SKIP_APPLY:-}" ]; then
 		"$LAB" down "$APPLY_LAB_DIR" >/dev/null 2>&1
 	else
 		say "the apply bench's lab did not come up ($OUT/apply-lab.log)"; errors=$((errors + 1))
+	fi
+fi
+# 5. watch (tests/e2e/watch_bench_helper.sh) on a lab of its own: 3 hosts, no relays.
+if [ -z "${BENCH_SKIP_LAB:-}" ] && [ -z "${BENCH_SKIP_WATCH:-}" ]; then
+	WATCH_LAB_DIR=/tmp/plumb-lab-${LAB_ID}w
+	if LAB_ID=${LAB_ID}w "$LAB" up 3 >"$OUT/watch-lab.log" 2>&1; then
+		{ echo; (set -a; . "$WATCH_LAB_DIR/lab.env"; set +a; PLUMB_BIN=$PLUMB run_bg bash tests/e2e/watch_bench_helper.sh) | grep -v '^watch_bench '; } >>"$RESULTS" ||
+			{ say "the watch bench failed"; errors=$((errors + 1)); }
+		"$LAB" down "$WATCH_LAB_DIR" >/dev/null 2>&1
+	else
+		say "the watch bench's lab did not come up ($OUT/watch-lab.log)"; errors=$((errors + 1))
 	fi
 fi
 cat "$RESULTS"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# e2e: helper
+# The watch half of `make bench` (tests/bench/run.sh runs it inside a lab
+# whose env is exported): the lab's optimus deployed by `plumb apply` (web
+# without a proxy on hosts 1..N-1, job on host N, Postgres), then one
+# `plumb watch` daemon with warm sessions runs BENCH_WATCH_CYCLES (default
+# 1000) no-op cycles back to back (--interval 10ms). Reported, in one run:
+#   - RSS of the daemon at cycle 10 and at the last cycle (flat = no growth);
+#   - the wall time of a no-op cycle (the daemon's own cycle duration: mean
+#     from /metrics, median and p90 from its status sampled), beside the
+#     baseline of the same no-op done the one-shot way: `plumb apply` (a new
+#     process, new sessions) — median of BENCH_WATCH_RUNS runs;
+# Prints "watch_bench KEY VALUE" lines and a table; never asserts a speed.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -euo pipefail
+. "$(dirname "$0")/apply_lib.sh" --no-proxy
+CYCLES=${BENCH_WATCH_CYCLES:-1000}
+RUNS=${BENCH_WATCH_RUNS:-5}
+S=$T/state
+PORT=$((20000 + RANDOM % 20000))
+res() { echo "watch_bench $1 $2" | tee -a "$T/res"; }
+cycles() { "$PLUMB" status --state-dir "$S" --json 2>/dev/null | jq -r '.cycles // 0' 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+A=$(apply_commit v1 "watch_bench: v1")
+apply_run first apply --trusted --yes
+apply_expect_rc first 0
+
+# the baseline: a one-shot no-op apply, BENCH_WATCH_RUNS times
+: >"$T/oneshot"
+for ((i = 0; i < RUNS; i++)); do
+	t0=$(date +%s%N)
+	(cd "$LAB_GIT_WORK" && "$PLUMB" apply --trusted --yes --skip-hooks) >/dev/null 2>&1 || fail "the no-op apply failed"
+	echo $((($(date +%s%N) - t0) / 1000)) >>"$T/oneshot"
+done
+
+"$PLUMB" watch --repo "$LAB_GIT_URL" --state-dir "$S" --interval 10ms --listen "127.0.0.1:$PORT" \
+	>"$T/watch.log" 2>&1 &
+W=$!
+trap 'kill -TERM $W 2>/dev/null; wait 2>/dev/null; plan_clean; rm -rf "$T"' EXIT
+until [ "$(cycles)" -ge 10 ]; do
+	kill -0 "$W" 2>/dev/null || { cat "$T/watch.log" >&2; fail "the watcher died"; }
+	sleep 0.05
+done
+RSS10=$(rss_kb "$W")
+: >"$T/cycle_ms"
+last=0
+while :; do
+	n=$(cycles)
+	[ "$n" -ge "$CYCLES" ] && break
+	kill -0 "$W" 2>/dev/null || { tail -20 "$T/watch.log" >&2; fail "the watcher died at cycle $n"; }
+	if [ "$n" != "$last" ]; then
+		"$PLUMB" status --state-dir "$S" --json | jq -r '.last_cycle_ms' >>"$T/cycle_ms"
+		last=$n
+	fi
+	sleep 0.2
+done
+RSSN=$(rss_kb "$W")
+curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
+kill -TERM "$W"
+wait "$W" 2>/dev/null || true
+grep -q '"outcome": *"synced"\|outcome.*synced' "$S/status.json" || fail "the last cycle was not in sync"
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print 0 }'; }
+p90() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int(NR * 0.9 + 0.5) > 0 ? int(NR * 0.9 + 0.5) : 1]; else print 0 }'; }
+sum=$(awk '/^plumb_cycle_duration_seconds_sum/ { print $2 }' "$T/metrics")
+cnt=$(awk '/^plumb_cycle_duration_seconds_count/ { print $2 }' "$T/metrics")
+res cycles "$(cycles)"
+res rss_kb_at_10 "$RSS10"
+res rss_kb_at_end "$RSSN"
+res cycle_ms_mean "$(echo "scale=1; ${sum:-0} * 1000 / ${cnt:-1}" | bc)"
+res cycle_ms_median "$(median <"$T/cycle_ms" | cut -d. -f1)"
+res cycle_ms_p90 "$(p90 <"$T/cycle_ms" | cut -d. -f1)"
+res oneshot_noop_ms_median "$(($(median <"$T/oneshot") / 1000))"
+echo
+echo "watch (plumb watch, warm sessions, $CYCLES no-op cycles on $N hosts)"
+printf '   %-40s %10s\n' "RSS at cycle 10" "$RSS10 kB"
+printf '   %-40s %10s\n' "RSS at cycle $(cycles)" "$RSSN kB"
+printf '   %-40s %10s\n' "no-op cycle, mean (/metrics)" "$(echo "scale=1; ${sum:-0} * 1000 / ${cnt:-1}" | bc) ms"
+printf '   %-40s %10s\n' "no-op cycle, median / p90 (sampled)" "$(median <"$T/cycle_ms" | cut -d. -f1) / $(p90 <"$T/cycle_ms" | cut -d. -f1) ms"
+printf '   %-40s %10s\n' "baseline: one-shot no-op apply, median" "$(($(median <"$T/oneshot") / 1000)) ms"
+echo "   targets: RSS flat; no-op cycle <= 150 ms"
