@@ -58,6 +58,7 @@ static const struct rec_command commands[] = {
 	  "usage: plumb plan [-c FILE] [-d DEST] [--repo PATH|URL] [--ref REF] [--base REF]\n"
 	  "                  [--version V] [--format text|markdown|json] [--out FILE]\n"
 	  "                  [--trusted] [--prune] [--allow-foreign-owner] [--timeout D]\n"
+	  "                  [--state-dir DIR]\n"
 	  "\n"
 	  "Builds the desired state of every host from the configuration (as Kamal would\n"
 	  "run it), observes the hosts read-only, and prints the steps apply would take,\n"
@@ -68,7 +69,9 @@ static const struct rec_command commands[] = {
 	  REC_HELP_CONFIG
 	  REC_HELP_GIT
 	  "      --base REF      also observe the hosts of this revision (orphans on\n"
-	  "                      hosts removed from the configuration)\n"
+	  "                      hosts removed from the configuration); default: the\n"
+	  "                      revision plumb watch last applied (--state-dir DIR,\n"
+	  "                      default as watch's), when it is in the repository\n"
 	  "      --version V     the version (tag); default: x-plumb.version, $VERSION,\n"
 	  "                      then the commit's full sha\n"
 	  "      --format F      text (default), markdown (a PR comment) or json\n"

@@ -20,11 +20,13 @@
 #include "reconciler/pipeline.h"
 #include "reconciler/source_opts.h"
 #include "state/escape.h"
+#include "state/wstate.h"
 
 struct plan_args {
 	struct rec_source_opts src;
 	const char *format;
 	const char *out;
+	const char *state_dir;
 };
 
 static int parse_args(struct plan_args *a, int argc, char **argv)
@@ -32,6 +34,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 	const struct rec_extra_opt extra[] = {
 		{ "format", 0, &a->format, NULL },
 		{ "out", 0, &a->out, NULL },
+		{ "state-dir", 0, &a->state_dir, NULL },
 		{ NULL, 0, NULL, NULL },
 	};
 	const struct rec_source_spec spec = {
@@ -43,6 +46,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 
 	a->format = "text";
 	a->out = NULL;
+	a->state_dir = NULL;
 	if (rec_source_opts_parse(&a->src, &spec, argc, argv) < 0)
 		return -1;
 	if (strcmp(a->format, "text") && strcmp(a->format, "markdown") && strcmp(a->format, "json")) {
@@ -70,6 +74,7 @@ int cmd_plan(int argc, char **argv)
 	struct plan_args a;
 	struct rec_pipeline_opts po = { 0 };
 	struct rec_pipeline_result res = { 0 };
+	struct ws_status st = { 0 };
 	struct sbuf out;
 	int rc = REC_EXIT_ERROR, prc;
 
@@ -80,6 +85,13 @@ int cmd_plan(int argc, char **argv)
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_ONLY;
 	po.src = a.src;
+	/* without --base: the watcher's last applied revision, when there is one */
+	if (!a.src.base && ws_status_read(a.state_dir ? a.state_dir : ws_default_dir(), &st, NULL) == 0 &&
+	    st.applied_revision) {
+		po.state_base = st.applied_revision;
+		po.state_service = st.service;
+		po.state_destination = st.destination;
+	}
 	prc = rec_pipeline_run(&res, &po);
 	esc_fputs(res.log, stderr);
 	if (prc < 0)
@@ -109,5 +121,6 @@ int cmd_plan(int argc, char **argv)
 out:
 	sbuf_release(&out);
 	rec_pipeline_result_release(&res);
+	ws_status_release(&st);
 	return rc;
 }

@@ -1388,6 +1388,7 @@ static void summarize(struct ex_run *run, struct rec_exec_report *rep)
 			else if (s2->action != DIFF_REMOVE_ORPHAN || run->o->plan->prune)
 				rep->not_done++;
 		}
+		rep->stale += (size_t)h->stale;
 		rep->commands += h->commands;
 		if (nc > rep->max_host_commands)
 			rep->max_host_commands = nc;

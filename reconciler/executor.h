@@ -93,6 +93,8 @@ struct rec_exec_report {
 	size_t done;           /* steps carried out */
 	size_t failed;         /* steps that failed (0 or 1 per host) */
 	size_t not_done;       /* steps not attempted because of a failure */
+	size_t stale;          /* hosts where nothing was done: a container the steps act on
+				* is no longer the one observed (plan again; not a health gate) */
 	unsigned long commands; /* round trips the executor ran, over every host */
 	unsigned long max_host_commands; /* the most on one host */
 	double elapsed_ms;

@@ -440,6 +440,32 @@ static int observed_image(const struct config *c, const struct obs_fleet *obs, c
 }
 
 /* Stages 2, 3, 5, 6: version, image identity, desired states, diff. */
+static int same_str(const char *a, const char *b)
+{
+	return (!a || !*a) ? (!b || !*b) : (b && strcmp(a, b) == 0);
+}
+
+/* The watcher's last applied revision as the base, when it applies here. */
+static const char *state_base(struct pl_run *run)
+{
+	const struct rec_pipeline_opts *o = run->o;
+	const struct config *c = run->r->config;
+	struct plumb_err err = { 0 };
+	char sha[41];
+
+	if (!o->state_base || !run->p->g)
+		return NULL;
+	if (!same_str(o->state_service, c->service) || !same_str(o->state_destination, c->destination))
+		return NULL;
+	if (git_src_resolve(run->p->g, o->state_base, sha, &err) != 0) {
+		say(run, "the watcher's last applied revision %.12s is not in this repository: no base",
+		    o->state_base);
+		return NULL;
+	}
+	say(run, "base: %.12s (the watcher's last applied revision)", sha);
+	return o->state_base;
+}
+
 static int stage_plan(struct pl_run *run)
 {
 	const struct rec_pipeline_opts *o = run->o;
@@ -452,7 +478,7 @@ static int stage_plan(struct pl_run *run)
 	enum des_image_status st = DES_IMAGE_UNKNOWN;
 	char *image_ref = NULL, *identity = NULL;
 	struct plumb_err err = { 0 };
-	const char *version;
+	const char *version, *base = NULL;
 	char *rb_version = NULL;
 	int rc = -1;
 
@@ -517,15 +543,16 @@ static int stage_plan(struct pl_run *run)
 	if (resolve_image(run, image_ref, &p->ropt, &st, &identity) != 0)
 		goto out;
 	/* the base revision: its hosts are observed too (orphans on removed hosts) */
-	if (o->src.base) {
+	base = o->src.base ? o->src.base : state_base(run);
+	if (base) {
 		char bsha[41];
-		if (git_src_resolve(p->g, o->src.base, bsha, &err) != 0 ||
+		if (git_src_resolve(p->g, base, bsha, &err) != 0 ||
 		    git_src_source_at(p->g, bsha, &p->bsrc, &err) != 0) {
 			say(run, "--base: %s", plumb_err_msg(&err));
 			goto out;
 		}
 		if (load_from(&p->bc, p->bsrc, run) != 0) {
-			say(run, "--base %s: its configuration does not load", o->src.base);
+			say(run, "--base %s: its configuration does not load", base);
 			goto out;
 		}
 	}
@@ -553,7 +580,7 @@ build:
 		diags_release(&d);
 		if (desired_build(&r->base_desired, p->bc, &bo, &d) != 0) {
 			diags_print(&d, run->log);
-			say(run, "--base %s: its desired state cannot be built", o->src.base);
+			say(run, "--base %s: its desired state cannot be built", base);
 			goto out;
 		}
 	}

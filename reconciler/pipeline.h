@@ -52,6 +52,12 @@ struct rec_pipeline_opts {
 			      void *ctx);
 	void *ctx;
 	const struct rec_invocation *inv; /* NULL -> read from the environment */
+	/* plan: the watcher's last applied revision (state/wstate.h) and the
+	 * service and destination it was applied for: used as --base when
+	 * src.base is NULL, the source is a git repository holding it, and the
+	 * configuration names the same service and destination; else a note in
+	 * the log, never a failure. */
+	const char *state_base, *state_service, *state_destination;
 	/* watch: the git source, opened and fetched by the caller (borrowed;
 	 * src.ref names the commit to read), instead of opening src.repo here */
 	struct git_src *git;

@@ -455,8 +455,14 @@ static int break_stale_lock(struct watch *w, const struct rec_apply *x)
 	int rc = -1;
 
 	if (!x->lock_name || !x->fleet || fleet_writer(x->fleet, x->lock_host, &t, &err) != 0 ||
-	    rec_lock_status(t, x->lock_name, &ls, &err) != 0 || !ls.held || !ls.stale)
+	    rec_lock_status(t, x->lock_name, &ls, &err) != 0 || !ls.held)
 		goto out;
+	if (!ls.stale) {
+		pthread_mutex_lock(&w->mu);
+		set_str(&w->st.lock_holder, ls.details);
+		pthread_mutex_unlock(&w->mu);
+		goto out;
+	}
 	if (rec_lock_release(t, x->lock_name, &err) != 0) {
 		wlog(w, "error", "lock", "releasing the stale deploy lock %s failed: %s", x->lock_name,
 		     plumb_err_msg(&err));
@@ -640,6 +646,11 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 		if (res.plan->failed_hosts)
 			cycle_error(cy, "%zu host%s could not be observed: the others converged",
 				    res.plan->failed_hosts, res.plan->failed_hosts == 1 ? "" : "s");
+	} else if (rep.stale && !rec_interrupted()) {
+		/* the hosts moved between the observation and the lock (a
+		 * container removed by hand, another deploy): plan again soon */
+		cycle_error(cy, "%s", plumb_err_msg(&err));
+		w->backoff_k = 0;
 	} else if (rep.failed && !rec_interrupted()) {
 		cy->oc = OUT_FAILED;
 		free(cy->error);
@@ -655,13 +666,9 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 		       w->st.applied_version ? w->st.applied_version : "the last good version");
 	} else {
 		cycle_error(cy, "%s", plumb_err_msg(&err));
-		if (err.code == PLUMB_ELOCKED) {
-			pthread_mutex_lock(&w->mu);
-			set_str(&w->st.lock_holder, plumb_err_msg(&err));
-			pthread_mutex_unlock(&w->mu);
-			if (break_stale_lock(w, &x) == 0)
-				w->backoff_k = 0; /* the next cycle soon */
-		}
+		/* not taken: whose is it? (a stale one of ours is released) */
+		if (!rep.locked && !rec_interrupted() && break_stale_lock(w, &x) == 0)
+			w->backoff_k = 0; /* the next cycle soon */
 	}
 out:
 	if (tree) {
@@ -698,17 +705,24 @@ static int cycle(struct watch *w)
 	set_str(&w->st.attempted_revision, rev);
 	w->st.attempted_at = cy.t0;
 	set_str(&w->st.outcome, outcome_names[cy.oc]);
+	if (w->st.health && strcmp(w->st.health, "Progressing") == 0) {
+		/* the apply is over, whichever way it ended */
+		set_str(&w->st.health, NULL);
+		overall(&w->st);
+	}
 	set_str(&w->st.last_error, cy.error);
 	if (cy.oc != OUT_WAITING)
 		set_str(&w->st.waiting_reason, NULL);
 	if (cy.oc == OUT_SYNCED || cy.oc == OUT_APPLIED) {
 		w->last_success = now_s();
-		if (!cy.error && rev) {
-			if (cy.oc == OUT_SYNCED && !w->st.applied_revision) {
-				/* in sync with no apply recorded (state lost, or deployed by
-				 * another tool): this revision is what runs */
-				set_str(&w->st.applied_revision, rev);
-			}
+		if (cy.oc == OUT_SYNCED && !cy.error && rev &&
+		    !(w->st.applied_revision && strcmp(w->st.applied_revision, rev) == 0)) {
+			/* in sync with a revision this watcher did not apply (its
+			 * state was lost, another watcher or tool deployed it):
+			 * this revision is what runs */
+			set_str(&w->st.applied_revision, rev);
+			set_str(&w->st.applied_version, cy.version);
+			w->st.applied_at = now_s();
 		}
 	}
 	set_str(&w->st.phase, cy.oc == OUT_FAILED || cy.oc == OUT_HELD ? "held"

@@ -29,6 +29,9 @@ SIM="bash $ROOT/tests/e2e/kamal_sim.sh"
 N=${LAB_N:-3}
 export PLUMB_SSH_KNOWN_HOSTS=$LAB_KNOWN_HOSTS PLUMB_SSH_KEY=$LAB_SSH_KEY
 unset VERSION
+# no watcher state of this machine's user reaches a test (plan takes the last
+# applied revision from it as --base): tests that want one name --state-dir
+export PLUMB_STATE_DIR=/nonexistent/plumb-e2e-no-watcher-state
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$N" -ge 3 ] || fail "needs at least 3 lab hosts"
