@@ -50,5 +50,6 @@ int cmd_lock(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_observe_gate(int argc, char **argv);
 
 #endif
