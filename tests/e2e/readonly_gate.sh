@@ -83,11 +83,14 @@ cmp -s "$T/refused.before" "$T/refused.after" || { diff "$T/refused.before" "$T/
 # ---- apply with the read-only key fails, changing nothing ----
 plan_snapshot "$T/apply.before"
 set +e
-(cd "$LAB_GIT_WORK" && PLUMB_SSH_KEY=$T/ro_key "$PLUMB" apply --yes --version "$A") >"$T/apply.out" 2>"$T/apply.err"
+(cd "$LAB_GIT_WORK" && PLUMB_SSH_KEY=$T/ro_key "$PLUMB" apply --yes --skip-hooks --version "$A") >"$T/apply.out" 2>"$T/apply.err"
 rc=$?
 set -e
 [ "$rc" -ne 0 ] || { cat "$T/apply.out"; fail "apply with the read-only key succeeded"; }
 plan_snapshot "$T/apply.after"
 cmp -s "$T/apply.before" "$T/apply.after" || { diff "$T/apply.before" "$T/apply.after" >&2; fail "apply with the read-only key changed a host"; }
-echo "apply with the read-only key: exit $rc, hosts unchanged ($(tail -n 1 "$T/apply.err"))"
+cat "$T/apply.out" "$T/apply.err" >"$T/apply.all"
+# the gate answers the first command that is not the observation with exit 1 and no frame
+grep -q "exit status 1, no END marker" "$T/apply.all" || { cat "$T/apply.all"; fail "apply: not stopped by the gate"; }
+echo "apply with the read-only key: exit $rc, hosts unchanged"; tail -n 8 "$T/apply.all"
 echo "readonly_gate: ok"
