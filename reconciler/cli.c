@@ -209,6 +209,18 @@ static const struct rec_command commands[] = {
 	  "whether a lock is held or not, as Kamal's (the output says which); release\n"
 	  "exits 0 also when there was no lock.\n",
 	  REC_CMD_MUTATES },
+	{ "observe-gate", cmd_observe_gate, "print the forced command for a read-only SSH key",
+	  "usage: plumb observe-gate > /usr/local/bin/plumb-observe-gate\n"
+	  "\n"
+	  "Prints a POSIX sh script to install on the hosts as the forced command of\n"
+	  "the key plan and hosts use (authorized_keys: command=\"/usr/local/bin/\n"
+	  "plumb-observe-gate\",no-port-forwarding,no-agent-forwarding,\n"
+	  "no-X11-forwarding,no-pty ssh-ed25519 ...). It runs only this plumb version's\n"
+	  "observation command (docker ps/inspect, hashes of env files, the lock) with\n"
+	  "arguments of the shapes plumb sends; anything else is refused (stderr,\n"
+	  "logger, exit 1). Regenerate it whenever plumb is upgraded.\n"
+	  "deploy-examples/readonly-key/README.md says what such a key can do.\n",
+	  REC_CMD_READ_ONLY },
 	{ "help", cmd_help, "show help for plumb or a command", "usage: plumb help [COMMAND]\n",
 	  REC_CMD_READ_ONLY },
 	{ "version", cmd_version, "print plumb's version", "usage: plumb version\n", REC_CMD_READ_ONLY },

@@ -55,5 +55,6 @@ int cmd_status(int argc, char **argv);
 int cmd_suspend(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
+int cmd_observe_gate(int argc, char **argv);
 
 #endif
