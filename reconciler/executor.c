@@ -76,6 +76,7 @@ struct ex_run {
 	pthread_cond_t cv;
 	int gate, barrier;
 	size_t pending; /* primary-role steps of the batch not yet ready */
+	char why[PLUMB_ERR_MSG_MAX]; /* why the run stopped, when no host's step says it */
 };
 /* ---- output ---- */
 
@@ -1437,6 +1438,7 @@ static int hook(struct ex_run *run, const char *name)
 		return 0;
 	if (run->o->hook(name, run->o->ctx) != 0) {
 		say(run, "hook %s failed: nothing more is done", name);
+		snprintf(run->why, sizeof(run->why), "the %s hook failed", name);
 		return -1;
 	}
 	return 0;
@@ -1521,6 +1523,7 @@ static int lock_alone(struct ex_run *run)
 	if (rc < 0) {
 		say(run, "%s", plumb_err_msg(&err));
 		say(run, "nothing was stopped or replaced");
+		snprintf(run->why, sizeof(run->why), "the deploy lock: %s", plumb_err_msg(&err));
 	}
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
@@ -1810,7 +1813,8 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 				break;
 			}
 		if (!err->code)
-			plumb_err_set(err, PLUMB_ERROR, "the apply stopped (a hook failed)");
+			plumb_err_set(err, PLUMB_ERROR, "%s",
+				      run.why[0] ? run.why : "the apply stopped (interrupted)");
 	}
 out:
 	rep->elapsed_ms = prov_now_ms() - run.t0;

@@ -73,6 +73,7 @@ struct watch {
 	char *last_log;           /* the pipeline's log of the previous cycle */
 	char *last_note;          /* the last line said for a repeated outcome */
 	char *hist_rev;           /* the revision of the last history entry */
+	int trace;                /* $PLUMB_WATCH_TRACE: where each cycle's time went */
 };
 
 /* ---- logging: one line per event ---- */
@@ -425,6 +426,7 @@ struct cycle {
 	char *version;
 	char hash[65];
 	double t0;
+	double fetch_ms, plan_ms, observe_ms; /* where the time went (--trace) */
 };
 
 static void cycle_error(struct cycle *cy, const char *fmt, ...) PLUMB_PRINTF(2, 3);
@@ -504,11 +506,15 @@ static int plan_head(struct watch *w, struct cycle *cy, struct rec_pipeline_resu
 	const char *branch = w->o->branch ? w->o->branch : "main";
 	int prc;
 
+	double t = prov_now_ms();
+
 	if (git_src_fetch(w->g, NULL, &err) != 0 ||
 	    git_src_resolve(w->g, branch, cy->sha, &err) != 0) {
 		cycle_error(cy, "git: %s", plumb_err_msg(&err));
 		return -1;
 	}
+	cy->fetch_ms = prov_now_ms() - t;
+	t = prov_now_ms();
 	po.cmd = "watch";
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_WRITE;
@@ -523,6 +529,10 @@ static int plan_head(struct watch *w, struct cycle *cy, struct rec_pipeline_resu
 	/* no pre-connect hook: the sessions outlive the cycles */
 	(void)x;
 	prc = rec_pipeline_run(res, &po);
+	cy->plan_ms = prov_now_ms() - t;
+	for (size_t i = 0; res->obs && i < res->obs->nhosts; i++)
+		if (res->obs->hosts[i].connect_ms + res->obs->hosts[i].observe_ms > cy->observe_ms)
+			cy->observe_ms = res->obs->hosts[i].connect_ms + res->obs->hosts[i].observe_ms;
 	/* the pipeline's words, when they differ from the last cycle's */
 	if (!w->last_log || strcmp(w->last_log, res->log) != 0) {
 		wlog_lines(w, prc < 0 ? "error" : "info", "plan", res->log);
@@ -776,6 +786,10 @@ static int cycle(struct watch *w)
 	}
 	if (cy.oc != OUT_WAITING && cy.oc != OUT_HELD && cy.oc != OUT_SUSPENDED)
 		set_str(&w->last_note, NULL);
+	if (w->trace)
+		wlog(w, "debug", "trace", "cycle %lu: %.0f ms: fetch %.0f, plan %.0f (slowest host %.0f), "
+		     "the rest %.0f", w->st.cycles, ms, cy.fetch_ms, cy.plan_ms, cy.observe_ms,
+		     ms - cy.fetch_ms - cy.plan_ms);
 	/* a fault: back off, exponentially, capped */
 	if (cy.error) {
 		long b = (long)BACKOFF_FIRST_MS << (w->backoff_k < 16 ? w->backoff_k : 16);
@@ -900,6 +914,7 @@ int rec_watch_run(const struct rec_watch_opts *o)
 
 	w.o = o;
 	w.dir = o->state_dir ? o->state_dir : ws_default_dir();
+	w.trace = getenv("PLUMB_WATCH_TRACE") && *getenv("PLUMB_WATCH_TRACE");
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	/* SIGHUP is taken by a thread of ours; SIGINT/SIGTERM by the signal

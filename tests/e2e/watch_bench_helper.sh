@@ -34,10 +34,11 @@ for ((i = 0; i < RUNS; i++)); do
 	echo $((($(date +%s%N) - t0) / 1000)) >>"$T/oneshot"
 done
 
-"$PLUMB" watch --repo "$LAB_GIT_URL" --state-dir "$S" --interval 10ms --listen "127.0.0.1:$PORT" \
-	>"$T/watch.log" 2>&1 &
+PLUMB_WATCH_TRACE=1 "$PLUMB" watch --repo "$LAB_GIT_URL" --state-dir "$S" --interval 10ms \
+	--listen "127.0.0.1:$PORT" >"$T/watch.log" 2>&1 &
 W=$!
-trap 'kill -TERM $W 2>/dev/null; wait 2>/dev/null; plan_clean; rm -rf "$T"' EXIT
+trap 'kill -TERM $W 2>/dev/null; wait $W 2>/dev/null; plan_clean; rm -rf "$T"; exit $rc' EXIT
+rc=1
 until [ "$(cycles)" -ge 10 ]; do
 	kill -0 "$W" 2>/dev/null || { cat "$T/watch.log" >&2; fail "the watcher died"; }
 	sleep 0.05
@@ -56,13 +57,18 @@ while :; do
 	sleep 0.2
 done
 RSSN=$(rss_kb "$W")
+grep "trace" "$T/watch.log" | tail -n 3 | sed 's/^/   /'
+# the median of each part, from the daemon's trace
+awk '/trace: cycle/ { gsub(/[:,()]/, " "); for (i = 1; i <= NF; i++) { if ($i == "fetch") f[++nf] = $(i+1); if ($i == "plan") p[++np] = $(i+1); if ($i == "host") o[++no] = $(i+1); if ($i == "rest") r[++nr] = $(i+1) } }
+	function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return n ? a[int((n + 1) / 2)] : 0 }
+	END { printf "watch_bench part_fetch_ms %s\nwatch_bench part_plan_ms %s\nwatch_bench part_slowest_host_ms %s\nwatch_bench part_rest_ms %s\n", med(f, nf), med(p, np), med(o, no), med(r, nr) }' "$T/watch.log" | tee -a "$T/res"
 curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
 kill -TERM "$W"
 wait "$W" 2>/dev/null || true
 grep -q '"outcome": *"synced"\|outcome.*synced' "$S/status.json" || fail "the last cycle was not in sync"
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print 0 }'; }
-p90() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int(NR * 0.9 + 0.5) > 0 ? int(NR * 0.9 + 0.5) : 1]; else print 0 }'; }
+p90() { sort -n | awk '{ a[NR] = $1 } END { if (!NR) { print 0; exit } i = int(NR * 0.9 + 0.5); if (i < 1) i = 1; print a[i] }'; }
 sum=$(awk '/^plumb_cycle_duration_seconds_sum/ { print $2 }' "$T/metrics")
 cnt=$(awk '/^plumb_cycle_duration_seconds_count/ { print $2 }' "$T/metrics")
 res cycles "$(cycles)"
@@ -80,3 +86,4 @@ printf '   %-40s %10s\n' "no-op cycle, mean (/metrics)" "$(echo "scale=1; ${sum:
 printf '   %-40s %10s\n' "no-op cycle, median / p90 (sampled)" "$(median <"$T/cycle_ms" | cut -d. -f1) / $(p90 <"$T/cycle_ms" | cut -d. -f1) ms"
 printf '   %-40s %10s\n' "baseline: one-shot no-op apply, median" "$(($(median <"$T/oneshot") / 1000)) ms"
 echo "   targets: RSS flat; no-op cycle <= 150 ms"
+rc=0
