@@ -1367,7 +1367,8 @@ static void plan_host(struct diff_host *out, const struct desired *ds, const str
 		}
 }
 
-static void count(struct diff_plan *p, struct diff_host *h)
+/* Counts h's steps into p's totals; 1 when an orphan is kept. */
+static int count_steps(struct diff_plan *p, struct diff_host *h)
 {
 	int orphan_kept = 0;
 
@@ -1395,7 +1396,12 @@ static void count(struct diff_plan *p, struct diff_host *h)
 		case DIFF_PRUNE: p->housekeeping++; break;
 		}
 	}
-	if (orphan_kept)
+	return orphan_kept;
+}
+
+static void count(struct diff_plan *p, struct diff_host *h)
+{
+	if (count_steps(p, h))
 		note_add(h, NOTE_ORPHAN_KEPT, NULL, NULL, NULL);
 }
 
@@ -1497,25 +1503,57 @@ char *diff_plan_canonical(const struct diff_plan *p)
 	return sbuf_detach(&sb);
 }
 
+static void step_release(struct diff_step *s)
+{
+	struct causes cs = { 0 };
+
+	cs.s.causes = s->causes;
+	cs.s.ncauses = s->ncauses;
+	causes_release(&cs);
+	free(s->name);
+	free(s->old_name);
+	free(s->role);
+	free(s->image_ref);
+	free(s->image_id);
+	free(s->traffic_from);
+}
+
+size_t diff_plan_drop(struct diff_plan *p, int (*drop)(const struct diff_step *s, void *ctx),
+		      void *ctx)
+{
+	size_t dropped = 0;
+	char *canon;
+
+	p->add = p->change = p->destroy = p->housekeeping = p->orphans_kept = 0;
+	for (size_t i = 0; i < p->nhosts; i++) {
+		struct diff_host *h = &p->hosts[i];
+		size_t k = 0;
+		for (size_t j = 0; j < h->nsteps; j++) {
+			if (drop(&h->steps[j], ctx)) {
+				step_release(&h->steps[j]);
+				dropped++;
+				continue;
+			}
+			h->steps[k++] = h->steps[j];
+		}
+		h->nsteps = k;
+		count_steps(p, h);
+	}
+	p->changes = p->add + p->change + p->destroy;
+	canon = diff_plan_canonical(p);
+	hash_sha256_hex(canon, strlen(canon), p->hash);
+	free(canon);
+	return dropped;
+}
+
 void diff_plan_free(struct diff_plan *p)
 {
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->nhosts; i++) {
 		struct diff_host *h = &p->hosts[i];
-		for (size_t j = 0; j < h->nsteps; j++) {
-			struct diff_step *s = &h->steps[j];
-			struct causes cs = { 0 };
-			cs.s.causes = s->causes;
-			cs.s.ncauses = s->ncauses;
-			causes_release(&cs);
-			free(s->name);
-			free(s->old_name);
-			free(s->role);
-			free(s->image_ref);
-			free(s->image_id);
-			free(s->traffic_from);
-		}
+		for (size_t j = 0; j < h->nsteps; j++)
+			step_release(&h->steps[j]);
 		free(h->steps);
 		for (size_t j = 0; j < h->nnotes; j++) {
 			free(h->notes[j].container);

@@ -250,6 +250,11 @@ struct diff_opts {
 int diff_plan_build(struct diff_plan **out, const struct desired *ds, const struct obs_fleet *obs,
 		    const struct diff_opts *o);
 void diff_plan_free(struct diff_plan *p);
+/* Removes the steps drop() says so from the plan (watch leaves a stateful
+ * accessory's replacement to apply), recounting the totals and the hash;
+ * returns how many were removed. */
+size_t diff_plan_drop(struct diff_plan *p, int (*drop)(const struct diff_step *s, void *ctx),
+		      void *ctx);
 
 /* 0 in sync, 2 changes pending, 1 a host could not be planned. */
 int diff_plan_exit_code(const struct diff_plan *p);

@@ -373,6 +373,19 @@ static int history_add(struct watch *w, const char *rev, const char *version, co
 	return 0;
 }
 
+/* A stop-first replacement of an accessory that has not opted in
+ * (x-plumb accessories.<name>.watch_replace): left to `plumb apply`. */
+static int held_for_apply(const struct diff_step *s, void *ctx)
+{
+	const struct config *c = ctx;
+	const struct xplumb_accessory *xa;
+
+	if (s->action != DIFF_REPLACE_STOP_FIRST || s->target != DIFF_T_ACCESSORY)
+		return 0;
+	xa = config_xplumb_accessory(c, s->role);
+	return !xa || !xa->watch_replace;
+}
+
 /* The ref of the first app image the registry does not have, or NULL. */
 static const char *missing_image(const struct desired *ds)
 {
@@ -557,6 +570,8 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 	size_t out_len = 0;
 	FILE *out = NULL;
 	int suspended = ws_suspended(w->dir), retry = ws_take_retry(w->dir), drift, prc;
+	struct strvec held_hosts = { 0 };
+	size_t held;
 	char sb[8];
 
 	ao.cmd = "watch";
@@ -570,6 +585,7 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 	pthread_mutex_lock(&w->mu);
 	set_str(&w->st.service, res.config->service);
 	set_str(&w->st.revision, cy->sha);
+	set_str(&w->st.waiting_reason, NULL); /* set again below when it still holds */
 	if (retry && w->st.held_revision) {
 		wlog(w, "info", "retry", "retrying the held revision %s", short_sha(w->st.held_revision, sb));
 		set_str(&w->st.held_revision, NULL);
@@ -583,6 +599,22 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 			if (res.plan->hosts[i].notes[k].kind == NOTE_LOCK_HELD)
 				set_str(&w->st.lock_holder, res.plan->hosts[i].notes[k].text);
 	pthread_mutex_unlock(&w->mu);
+	/* a changed stateful accessory is not replaced unless it opted in */
+	for (size_t i = 0; i < res.plan->nhosts; i++)
+		for (size_t k = 0; k < res.plan->hosts[i].nsteps; k++)
+			if (held_for_apply(&res.plan->hosts[i].steps[k], res.config) &&
+			    !strvec_contains(&held_hosts, res.plan->hosts[i].host))
+				strvec_push(&held_hosts, res.plan->hosts[i].host);
+	held = diff_plan_drop(res.plan, held_for_apply, res.config);
+	if (held) {
+		pthread_mutex_lock(&w->mu);
+		free(w->st.waiting_reason);
+		w->st.waiting_reason = xasprintf(
+			"awaiting `plumb apply`: %zu stop-first accessory replacement%s (x-plumb "
+			"accessories.<name>.watch_replace: true lets watch do it)", held, held == 1 ? "" : "s");
+		pthread_mutex_unlock(&w->mu);
+		say_once(w, "warn", "drift", w->st.waiting_reason);
+	}
 	cy->summary = xasprintf("%zu to add, %zu to change, %zu to destroy", res.plan->add,
 				res.plan->change, res.plan->destroy);
 	cy->version = xstrdup(res.desired->version);
@@ -639,6 +671,9 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 		cy->oc = OUT_APPLIED;
 		pthread_mutex_lock(&w->mu);
 		hosts_from_plan(&w->st, &res, 1);
+		for (size_t i = 0; i < w->st.nhosts; i++)
+			if (strvec_contains(&held_hosts, w->st.hosts[i].host))
+				set_str(&w->st.hosts[i].sync, "OutOfSync"); /* its accessory awaits apply */
 		set_str(&w->st.health, NULL);
 		overall(&w->st);
 		set_str(&w->st.applied_revision, cy->sha);
@@ -681,6 +716,7 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 			w->backoff_k = 0; /* the next cycle soon */
 	}
 out:
+	strvec_release(&held_hosts);
 	if (tree) {
 		rm_tree(tree);
 		free(tree);
@@ -721,8 +757,6 @@ static int cycle(struct watch *w)
 		overall(&w->st);
 	}
 	set_str(&w->st.last_error, cy.error);
-	if (cy.oc != OUT_WAITING)
-		set_str(&w->st.waiting_reason, NULL);
 	if (cy.oc == OUT_SYNCED || cy.oc == OUT_APPLIED) {
 		w->last_success = now_s();
 		if (cy.oc == OUT_SYNCED && !cy.error && rev &&

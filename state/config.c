@@ -800,6 +800,7 @@ static void read_xplumb(struct loader *l, const struct ynode *x)
 			xa->name = xstrdup(name);
 			xa->pin_digest = bval(ynode_get(acc->vals[i], "pin_digest"), 0);
 			xa->snapshot = bval(ynode_get(acc->vals[i], "snapshot"), 1);
+			xa->watch_replace = bval(ynode_get(acc->vals[i], "watch_replace"), 0);
 		}
 	}
 }

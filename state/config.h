@@ -182,6 +182,8 @@ struct xplumb_accessory {
 	int pin_digest; /* accessories.<name>.pin_digest: run its image by digest */
 	int snapshot;   /* accessories.<name>.snapshot: copy its data before a stop-first
 			 * replacement (default 1) */
+	int watch_replace; /* accessories.<name>.watch_replace: plumb watch may replace it
+			    * (stop-first) on its own; default 0: reported, left to apply */
 };
 struct xplumb {
 	char *version;                    /* version; NULL = from the commit */

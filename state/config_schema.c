@@ -176,7 +176,8 @@ static const struct skey xplumb_registry_keys[] = {
 	{ "insecure", SK_LIST, NULL, SK_STR }, END,
 };
 static const struct skey xplumb_accessory_keys[] = {
-	{ "pin_digest", SK_BOOL, NULL, 0 }, { "snapshot", SK_BOOL, NULL, 0 }, END,
+	{ "pin_digest", SK_BOOL, NULL, 0 }, { "snapshot", SK_BOOL, NULL, 0 },
+	{ "watch_replace", SK_BOOL, NULL, 0 }, END,
 };
 static const struct skey xplumb_hooks_keys[] = { { "timeout", SK_INT, NULL, 0 }, END };
 static const struct skey xplumb_keys[] = {

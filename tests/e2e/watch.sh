@@ -6,6 +6,8 @@
 #   - a commit changing only the job's env: only the job is replaced;
 #   - `docker rm -f` of a web container: healed within a few intervals
 #     (drift found and healed in /metrics; a notification);
+#   - a changed Postgres option: not replaced (x-plumb watch_replace is off),
+#     reported as awaiting `plumb apply`, OutOfSync;
 #   - a commit whose image is not in the registry: the running version is
 #     kept, status says "waiting for image", deployed once the tag is pushed;
 #   - the broken image: held (status held), not retried, the good version
@@ -159,6 +161,16 @@ wait_until 30 "drift healed counted" drift_healed
 wait_until 30 "drift healed notified" grep -q drift "$T/notified"
 [ "$(apply_role_ids job)" != "" ] || fail "the job is gone"
 [ "$(apply_db_id)" = "$DB1" ] || fail "Postgres was replaced"
+
+# ---- a changed Postgres: reported, left to `plumb apply` ----
+export PC_DB_ENV="POSTGRES_INITDB_ARGS: --data-checksums"
+DBC=$(apply_commit v2 "watch: a Postgres option")
+wait_until 60 "the Postgres change awaits apply" sh -c "$PLUMB status --state-dir '$S' | grep -q 'awaiting .plumb apply.'"
+sleep 3
+[ "$(apply_db_id)" = "$DB1" ] || fail "watch replaced Postgres without x-plumb watch_replace"
+[ "$(st .sync)" = OutOfSync ] || fail "a pending Postgres change is not OutOfSync"
+unset PC_DB_ENV
+: "$DBC"
 
 # ---- waiting for an image that is not pushed yet ----
 D=$(plan_commit "watch: image not pushed yet")

@@ -507,7 +507,7 @@ T_TEST(x_plumb_typed)
 				     "  ssh:\n    known_hosts: config/known_hosts\n    accept_new_host_keys: true\n"
 				     "  registry:\n    insecure: [reg.lan:5000, other.lan]\n"
 				     "  accessories:\n    db:\n      pin_digest: true\n    cache:\n      pin_digest: false\n"
-				     "      snapshot: false\n  renames: false\n");
+				     "      snapshot: false\n      watch_replace: true\n  renames: false\n");
 	const struct xplumb *x;
 
 	REQ_OK(r);
@@ -523,6 +523,8 @@ T_TEST(x_plumb_typed)
 	T_INTEQ(config_xplumb_accessory(r.c, "cache")->pin_digest, 0);
 	T_INTEQ(config_xplumb_accessory(r.c, "db")->snapshot, 1);
 	T_INTEQ(config_xplumb_accessory(r.c, "cache")->snapshot, 0);
+	T_INTEQ(config_xplumb_accessory(r.c, "db")->watch_replace, 0);
+	T_INTEQ(config_xplumb_accessory(r.c, "cache")->watch_replace, 1);
 	T_INTEQ(x->renames, 0);
 	T_CHECK(config_xplumb_accessory(r.c, "web") == NULL);
 	T_CHECK(r.c->trust.turned_off & TRUST_OFF_ACCEPT_HOST_KEYS); /* untrusted load */

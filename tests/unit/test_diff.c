@@ -340,6 +340,12 @@ static int scen_init_pg18(struct scen *s)
 	return rc;
 }
 
+static int drop_stop_first(const struct diff_step *st, void *ctx)
+{
+	(void)ctx;
+	return st->action == DIFF_REPLACE_STOP_FIRST;
+}
+
 T_TEST(postgres_change_is_stop_first_and_disruptive)
 {
 	struct scen s;
@@ -355,6 +361,16 @@ T_TEST(postgres_change_is_stop_first_and_disruptive)
 	T_CHECK(d->disruptive);
 	T_CHECK(has_cause(d, CAUSE_IMAGE_REF, NULL));
 	T_STREQ(d->causes[0].new, "postgres:18");
+	/* watch leaves it to apply: dropped, the totals and the hash follow */
+	{
+		char before[HASH_HEX_LEN + 1];
+		memcpy(before, s.p->hash, sizeof(before));
+		T_INTEQ((long)diff_plan_drop(s.p, drop_stop_first, NULL), 1);
+		T_INTEQ(nsteps(s.p), 0);
+		T_INTEQ((long)s.p->changes, 0);
+		T_INTEQ(diff_plan_exit_code(s.p), 0);
+		T_CHECK(strcmp(before, s.p->hash) != 0);
+	}
 	scen_free(&s);
 
 	/* env change of the accessory */
