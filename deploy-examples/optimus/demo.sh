@@ -12,6 +12,8 @@
 #   5. a commit changes the job role's env: plumb apply replaces the job only,
 #      the web answering all along
 #   6. a new app version, then plumb rollback: the previous one answers again
+#   7. plumb watch (one cycle): main says version 2, so the GitOps loop puts
+#      it back; plumb status shows where the fleet stands
 # Everything the lab started is stopped at the end (also on Ctrl-C).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
@@ -103,3 +105,9 @@ run "$PLUMB" apply "${APPLY[@]}"
 echo "answer: $(curl -s --max-time 5 "$URL")"
 run "$PLUMB" rollback "$newv" "${APPLY[@]}"
 echo "answer: $(curl -s --max-time 5 "$URL")"
+
+step "7. GitOps: main says version 2; one cycle of the watcher puts it back" \
+	"plumb watch --repo $LAB_GIT_URL --once --skip-hooks; plumb status"
+run "$PLUMB" watch --repo "$LAB_GIT_URL" --once --skip-hooks --state-dir "$LAB_DIR/watch-state"
+echo "answer: $(curl -s --max-time 5 "$URL")"
+run "$PLUMB" status --state-dir "$LAB_DIR/watch-state"
