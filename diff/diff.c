@@ -1565,6 +1565,7 @@ void diff_plan_free(struct diff_plan *p)
 		free(h->error);
 	}
 	free(p->hosts);
+	free(p->offline_base);
 	free(p->service);
 	free(p->destination);
 	free(p->version);

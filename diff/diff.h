@@ -231,6 +231,8 @@ struct diff_plan {
 	size_t failed_hosts;         /* unreachable / unknown / not observed */
 	size_t changes;              /* add + change + destroy */
 	char hash[HASH_HEX_LEN + 1]; /* over the canonical form (see diff_plan_hash) */
+	char *offline_base; /* plan --offline: the revision taken as what the hosts run
+			     * (no host contacted); NULL for a plan against the hosts */
 };
 
 struct diff_opts {

@@ -76,6 +76,10 @@ int diff_render_json(const struct diff_plan *p, struct sbuf *out)
 	json_object_set_new(root, "destination", jstr(p->destination));
 	json_object_set_new(root, "version", jstr(p->version));
 	json_object_set_new(root, "prune", json_boolean(p->prune));
+	if (p->offline_base) {
+		json_object_set_new(root, "offline", json_true());
+		json_object_set_new(root, "against", jstr(p->offline_base));
+	}
 	json_object_set_new(root, "plan_hash", json_string(p->hash));
 	json_object_set_new(root, "exit_code", json_integer(diff_plan_exit_code(p)));
 	json_object_set_new(sum, "add", json_integer((json_int_t)p->add));

@@ -27,6 +27,7 @@ struct plan_args {
 	const char *format;
 	const char *out;
 	const char *state_dir;
+	int offline;
 };
 
 static int parse_args(struct plan_args *a, int argc, char **argv)
@@ -35,6 +36,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 		{ "format", 0, &a->format, NULL },
 		{ "out", 0, &a->out, NULL },
 		{ "state-dir", 0, &a->state_dir, NULL },
+		{ "offline", 0, NULL, &a->offline },
 		{ NULL, 0, NULL, NULL },
 	};
 	const struct rec_source_spec spec = {
@@ -47,6 +49,7 @@ static int parse_args(struct plan_args *a, int argc, char **argv)
 	a->format = "text";
 	a->out = NULL;
 	a->state_dir = NULL;
+	a->offline = 0;
 	if (rec_source_opts_parse(&a->src, &spec, argc, argv) < 0)
 		return -1;
 	if (strcmp(a->format, "text") && strcmp(a->format, "markdown") && strcmp(a->format, "json")) {
@@ -85,6 +88,7 @@ int cmd_plan(int argc, char **argv)
 	po.until = REC_STAGE_DIFF;
 	po.mode = FLEET_READ_ONLY;
 	po.src = a.src;
+	po.offline = a.offline;
 	/* without --base: the watcher's last applied revision, when there is one */
 	if (!a.src.base && ws_status_read(a.state_dir ? a.state_dir : ws_default_dir(), &st, NULL) == 0 &&
 	    st.applied_revision) {
@@ -96,6 +100,10 @@ int cmd_plan(int argc, char **argv)
 	esc_fputs(res.log, stderr);
 	if (prc < 0)
 		goto out;
+	if (a.offline && strcmp(a.format, "json") != 0)
+		sbuf_addf(&out, "%sOffline plan: against %s as what the hosts run (no host was "
+			  "contacted).\n\n", strcmp(a.format, "markdown") == 0 ? "> " : "",
+			  res.plan->offline_base);
 	if (render(&a, res.plan, &out) != 0) {
 		fprintf(stderr, "plumb plan: rendering failed\n");
 		goto out;

@@ -15,6 +15,7 @@
 #include "reconciler/cli.h"
 #include "reconciler/load.h"
 #include "state/hash.h"
+#include "state/synth_obs.h"
 
 struct pl_priv {
 	struct rec_loaded L;
@@ -466,6 +467,21 @@ static const char *state_base(struct pl_run *run)
 	return o->state_base;
 }
 
+/* --offline: the base's hosts that the configuration no longer has (their
+ * containers are orphans), as stage_observe finds them. */
+static void offline_extra(struct pl_run *run)
+{
+	struct strvec cur = { 0 }, bh = { 0 };
+
+	config_all_hosts(run->r->config, &cur);
+	config_all_hosts(run->p->bc, &bh);
+	for (size_t i = 0; i < bh.n; i++)
+		if (!strvec_contains(&cur, bh.v[i]))
+			strvec_push(&run->p->extra, bh.v[i]);
+	strvec_release(&bh);
+	strvec_release(&cur);
+}
+
 static int stage_plan(struct pl_run *run)
 {
 	const struct rec_pipeline_opts *o = run->o;
@@ -479,7 +495,8 @@ static int stage_plan(struct pl_run *run)
 	char *image_ref = NULL, *identity = NULL;
 	struct plumb_err err = { 0 };
 	const char *version, *base = NULL;
-	char *rb_version = NULL;
+	char *rb_version = NULL, *bversion = NULL, *bref = NULL, *bidentity = NULL;
+	char bsha[41] = "", salt[33] = "";
 	int rc = -1;
 
 	if (o->rollback) {
@@ -545,7 +562,6 @@ static int stage_plan(struct pl_run *run)
 	/* the base revision: its hosts are observed too (orphans on removed hosts) */
 	base = o->src.base ? o->src.base : state_base(run);
 	if (base) {
-		char bsha[41];
 		if (git_src_resolve(p->g, base, bsha, &err) != 0 ||
 		    git_src_source_at(p->g, bsha, &p->bsrc, &err) != 0) {
 			say(run, "--base: %s", plumb_err_msg(&err));
@@ -556,11 +572,23 @@ static int stage_plan(struct pl_run *run)
 			goto out;
 		}
 	}
-	if (stage_observe(run) < 0)
+	if (o->offline) {
+		/* no host: the base revision is taken as what they run */
+		if (!p->bc) {
+			fail(run, PLUMB_EINVAL, "--offline plans against a base revision: pass --base REF "
+			     "(or run where plumb watch keeps its state)");
+			goto out;
+		}
+		offline_extra(run);
+		hash_salt_new(salt);
+		say(run, "offline: planned against %.12s as what the hosts run (no host contacted)",
+		    bsha);
+	} else if (stage_observe(run) < 0) {
 		goto out;
+	}
 build:
 	dopt.version = version;
-	dopt.salt = r->obs->salt;
+	dopt.salt = o->offline ? salt : r->obs->salt;
 	dopt.app_image.ref = image_ref;
 	dopt.app_image.identity = identity;
 	dopt.app_image.status = st;
@@ -577,11 +605,30 @@ build:
 		bo.app_image.status = DES_IMAGE_UNKNOWN;
 		bo.app_image.identity = NULL;
 		bo.app_image.ref = NULL;
+		if (o->offline) {
+			/* the base as deployed: its own version and image identity */
+			bo.version = bversion = xstrdup(p->bc->xplumb.version && *p->bc->xplumb.version
+							? p->bc->xplumb.version : bsha);
+			bo.app_image.ref = bref = p->bc->registry.server
+				? xasprintf("%s/%s:%s", p->bc->registry.server, p->bc->image, bversion)
+				: xasprintf("%s:%s", p->bc->image, bversion);
+			if (resolve_image(run, bref, &p->ropt, &bo.app_image.status, &bidentity) == 0)
+				bo.app_image.identity = bidentity;
+			else
+				say(run, "offline: the base's image identity is unknown: its app containers "
+				    "count as changed");
+		}
 		diags_release(&d);
 		if (desired_build(&r->base_desired, p->bc, &bo, &d) != 0) {
 			diags_print(&d, run->log);
 			say(run, "--base %s: its desired state cannot be built", base);
 			goto out;
+		}
+		if (o->offline) {
+			r->obs = obs_synthesise(r->base_desired, salt);
+			for (size_t i = 0; i < r->desired->nhosts; i++)
+				if (!obs_fleet_host(r->obs, r->desired->hosts[i].host))
+					obs_add_empty_host(r->obs, r->desired->hosts[i].host);
 		}
 	}
 	dfo.prune = o->src.prune || c->xplumb.prune;
@@ -592,12 +639,17 @@ build:
 		fail(run, PLUMB_ERROR, "planning failed");
 		goto out;
 	}
+	if (o->offline)
+		r->plan->offline_base = xstrdup(bsha);
 	rc = 0;
 out:
 	diags_release(&d);
 	free(image_ref);
 	free(identity);
 	free(rb_version);
+	free(bversion);
+	free(bref);
+	free(bidentity);
 	return rc;
 }
 

@@ -45,6 +45,9 @@ struct rec_pipeline_opts {
 	 * running one; the app image's identity is the observed container's
 	 * (no registry lookup) */
 	int rollback;
+	/* plan --offline: no host is contacted; the base revision (src.base, or
+	 * state_base) is taken as what the hosts run (state/synth_obs.h) */
+	int offline;
 	/* Called once the configuration and the version (NULL: not known yet, a
 	 * rollback's default) are, before any host is contacted (apply's
 	 * pre-connect hook); non-zero stops the run. NULL = none. */

@@ -11,6 +11,7 @@
 #include "diff/render.h"
 #include "providers/docker_obs.h"
 #include "providers/kamal_proxy.h"
+#include "state/synth_obs.h"
 #include "tests/unit/golden/plan_fixture.h"
 #include "tests/unit/t.h"
 
@@ -338,6 +339,51 @@ static int scen_init_pg18(struct scen *s)
 	rc = scen_init(s, yml, FX_SECRETS, FX_V1, FX_ID1, DES_IMAGE_FOUND);
 	free(yml);
 	return rc;
+}
+
+/* plan --offline: a desired state against its own synthesis is in sync
+ * (no note about unobserved images either); a version bump against the
+ * synthesis of the old one replaces what a host would replace. */
+T_TEST(synthesised_observation_is_in_sync_with_its_desired_state)
+{
+	struct config *c = fx_config(FX_YML, FX_SECRETS);
+	struct desired *v1, *v2;
+	struct obs_fleet *obs;
+	struct diff_plan *p = NULL;
+	struct diff_opts o = { 0 };
+
+	T_REQUIRE(c);
+	v1 = fx_desired(c, FX_V1, FX_ID1, DES_IMAGE_FOUND);
+	v2 = fx_desired(c, FX_V2, FX_ID2, DES_IMAGE_FOUND);
+	T_REQUIRE(v1 && v2);
+	obs = obs_synthesise(v1, FX_SALT);
+	T_INTEQ((long)obs->nhosts, (long)v1->nhosts);
+	T_INTEQ(diff_plan_build(&p, v1, obs, &o), 0);
+	T_INTEQ((long)p->changes, 0);
+	T_INTEQ((long)p->failed_hosts, 0);
+	for (size_t i = 0; i < p->nhosts; i++)
+		for (size_t k = 0; k < p->hosts[i].nnotes; k++)
+			T_CHECKF(p->hosts[i].notes[k].kind != NOTE_IMAGE_NOT_OBSERVED,
+				 "%s: image not observed", p->hosts[i].host);
+	diff_plan_free(p);
+	p = NULL;
+	T_INTEQ(diff_plan_build(&p, v2, obs, &o), 0);
+	T_CHECK(p->changes > 0);
+	T_INTEQ((long)p->failed_hosts, 0);
+	for (size_t i = 0; i < p->nhosts; i++)
+		for (size_t k = 0; k < p->hosts[i].nsteps; k++) {
+			const struct diff_step *st = &p->hosts[i].steps[k];
+			if (st->target == DIFF_T_APP)
+				T_CHECKF(st->action == DIFF_REPLACE, "%s: %s not a replacement",
+					 p->hosts[i].host, st->name);
+			else
+				T_CHECKF(0, "%s: a step for %s", p->hosts[i].host, st->name);
+		}
+	diff_plan_free(p);
+	obs_fleet_free(obs);
+	desired_free(v1);
+	desired_free(v2);
+	config_free(c);
 }
 
 static int drop_stop_first(const struct diff_step *st, void *ctx)
@@ -1331,7 +1377,7 @@ T_TEST(app_role_replaced_leftovers_are_not_asides)
 	scen_free(&s);
 }
 
-T_MAIN(T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
+T_MAIN(T_CASE(synthesised_observation_is_in_sync_with_its_desired_state), T_CASE(in_sync_fleet_has_no_changes), T_CASE(empty_hosts_create_everything),
        T_CASE(new_content_replaces_app_roles_not_postgres), T_CASE(same_content_job_env_change_renames_web), T_CASE(no_renames_replaces), T_CASE(interrupted_rollout_is_a_switch), T_CASE(proxy_drift_only_when_configured),
        T_CASE(secret_change_is_sensitive), T_CASE(stopped_by_hand_is_started_removed_is_created),
        T_CASE(postgres_change_is_stop_first_and_disruptive), T_CASE(removed_host_orphans_with_base),
