@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reconciler/hooks.h"
 #include "reconciler/lock.h"
@@ -22,6 +23,13 @@ void rec_apply_init(struct rec_apply *x, const struct rec_apply_opts *o)
 
 void rec_apply_release(struct rec_apply *x)
 {
+	if (x->tree) {
+		util_rm_tree(x->tree);
+		/* the private parent mkdtemp made */
+		*strrchr(x->tree, '/') = '\0';
+		rmdir(x->tree);
+		free(x->tree);
+	}
 	free(x->performer);
 	free(x->who);
 	free(x->lock_name);
@@ -48,6 +56,25 @@ static int run_hook(struct rec_apply *x, const struct config *c, const char *roo
 		snprintf(runtime, sizeof(runtime), "%.0f", (prov_now_ms() - x->t0) / 1000.0);
 		env.runtime = runtime;
 	}
+	if (!x->o.hooks_root && x->res && rec_pipeline_from_commit(x->res)) {
+		/* a commit's hooks: its files written out once, privately */
+		if (!x->tree) {
+			char tmpl[] = "/tmp/plumb-hooks-XXXXXX";
+			char *top = mkdtemp(tmpl);
+			if (!top) {
+				esc_eprintf("plumb %s: no temporary directory for the commit's hooks\n",
+					    x->o.cmd);
+				return -1;
+			}
+			x->tree = xasprintf("%s/tree", top);
+			if (rec_pipeline_export(x->res, x->tree, &err) != 0) {
+				esc_eprintf("plumb %s: the commit's hooks: %s\n", x->o.cmd,
+					    plumb_err_msg(&err));
+				return -1;
+			}
+		}
+		root = x->tree;
+	}
 	if (rec_hook_run(x->o.hooks_root ? x->o.hooks_root : root, name, &env, x->o.trusted,
 			 &err) != 0) {
 		esc_eprintf("plumb %s: %s\n", x->o.cmd, plumb_err_msg(&err));
@@ -66,10 +93,12 @@ static int before_connect(const struct config *c, const char *root, const char *
 	return run_hook(x, c, root, "pre-connect");
 }
 
-void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po)
+void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po,
+			     const struct rec_pipeline_result *res)
 {
 	po->before_connect = before_connect;
 	po->ctx = x;
+	x->res = res;
 }
 
 static int exec_hook(const char *name, void *ctx)

@@ -15,7 +15,9 @@
  * diff_plan_exit_code before step 3).
  *
  * Hooks run from root/.kamal/hooks (or the configured hooks_path) only when
- * trusted and not skip_hooks. Ownership: opts strings are borrowed for the
+ * trusted and not skip_hooks. When the configuration was read from a commit
+ * (--repo, --ref), root is that commit written out to a private temporary
+ * directory — never the current directory. Ownership: opts strings are borrowed for the
  * life of the struct; the report is the caller's (rec_exec_report_release).
  */
 #ifndef PLUMB_APPLY_H
@@ -56,11 +58,14 @@ struct rec_apply {
 	struct fleet *fleet;  /* for the signal thread's release */
 	size_t lock_host;
 	double t0;            /* for KAMAL_RUNTIME */
+	char *tree;           /* a commit's files written out for its hooks (removed at release) */
 };
 
 void rec_apply_init(struct rec_apply *x, const struct rec_apply_opts *o);
-/* Sets po's before_connect and ctx: the pre-connect hook. */
-void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po);
+/* Sets po's before_connect and ctx: the pre-connect hook; res is the result
+ * the pipeline will fill (a commit's hooks are written out from it). */
+void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po,
+			     const struct rec_pipeline_result *res);
 /*
  * Steps 3 above on res (its plan must have changes). 0 converged; else a
  * negative PLUMB_E* code with err set: PLUMB_ELOCKED when another holder has

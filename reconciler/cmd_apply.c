@@ -99,7 +99,7 @@ static int apply_run(struct apply_args *a, int rollback)
 	po.mode = FLEET_READ_WRITE;
 	po.src = a->src;
 	po.rollback = rollback;
-	rec_apply_hook_pipeline(&x, &po);
+	rec_apply_hook_pipeline(&x, &po, &res);
 	prc = rec_pipeline_run(&res, &po);
 	esc_fputs(res.log, stderr);
 	if (prc < 0)

@@ -22,6 +22,7 @@ struct pl_priv {
 	int loaded_via_rec;
 	struct git_src *g;
 	int g_borrowed;     /* opts.git: the caller's */
+	char commit[41];    /* the commit the configuration was read from (not a checkout) */
 	int fleet_borrowed; /* r->fleet is opts.keep's */
 	struct source *src, *bsrc;
 	struct config *bc;
@@ -144,6 +145,7 @@ static int stage_source(struct pl_run *run)
 			say(run, "%s", plumb_err_msg(&err));
 			goto out;
 		}
+		memcpy(p->commit, run->sha, sizeof(p->commit));
 		if (load_from(&run->r->config, p->src, run) != 0)
 			goto out;
 	} else {
@@ -705,6 +707,22 @@ int rec_pipeline_read(const struct rec_pipeline_result *r, const char *relpath, 
 	if (!s)
 		return plumb_err_set(err, PLUMB_ENOTFOUND, "%s: no source was read", relpath);
 	return source_read(s, relpath, out, len, err);
+}
+
+int rec_pipeline_export(const struct rec_pipeline_result *r, const char *dir, struct plumb_err *err)
+{
+	const struct pl_priv *p = r->priv;
+
+	if (!p || !p->commit[0] || !p->g)
+		return plumb_err_set(err, PLUMB_ENOTFOUND, "the configuration was not read from a commit");
+	return git_src_export(p->g, p->commit, dir, err);
+}
+
+int rec_pipeline_from_commit(const struct rec_pipeline_result *r)
+{
+	const struct pl_priv *p = r->priv;
+
+	return p && p->commit[0];
 }
 
 void rec_pipeline_result_release(struct rec_pipeline_result *r)

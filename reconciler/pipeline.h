@@ -114,6 +114,13 @@ void rec_pipeline_result_release(struct rec_pipeline_result *r);
 int rec_pipeline_read(const struct rec_pipeline_result *r, const char *relpath, char **out,
 		      size_t *len, struct plumb_err *err);
 
+/* Whether the configuration was read from a commit (--repo, --ref, watch)
+ * rather than a checkout: then the repository's files (hooks) are not on
+ * disk, and rec_pipeline_export writes them out into dir (which must not
+ * exist). Both may be called from before_connect (r->priv is set first). */
+int rec_pipeline_from_commit(const struct rec_pipeline_result *r);
+int rec_pipeline_export(const struct rec_pipeline_result *r, const char *dir, struct plumb_err *err);
+
 /* "90s", "5m", "1500ms", "2h", "30" (seconds) -> ms in *out; 0 or -1. */
 int rec_parse_duration(const char *s, int *out);
 

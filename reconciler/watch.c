@@ -9,7 +9,6 @@
 #include "reconciler/watch.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -493,23 +492,6 @@ out:
 	return rc;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0; /* on with the rest whatever happened */
-}
-
-/* Removes a directory this process wrote (a commit's tree); links are not followed. */
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Fetches and plans; 0 with res filled, -1 with the cycle's outcome set. */
 static int plan_head(struct watch *w, struct cycle *cy, struct rec_pipeline_result *res,
 		     struct rec_apply *x)
@@ -651,7 +633,7 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 	if (!w->o->skip_hooks) {
 		/* hooks are the commit's: written out beside the state */
 		tree = xasprintf("%s/tree", w->dir);
-		rm_tree(tree);
+		util_rm_tree(tree);
 		if (git_src_export(w->g, cy->sha, tree, &err) != 0) {
 			cycle_error(cy, "hooks: %s", plumb_err_msg(&err));
 			goto out;
@@ -718,7 +700,7 @@ static enum outcome run_cycle(struct watch *w, struct cycle *cy)
 out:
 	strvec_release(&held_hosts);
 	if (tree) {
-		rm_tree(tree);
+		util_rm_tree(tree);
 		free(tree);
 	}
 	free(out_buf);

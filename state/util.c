@@ -1,5 +1,9 @@
 #include "state/util.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,6 +88,23 @@ void util_free_secret(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0; /* on with the rest whatever happened */
+}
+
+void util_rm_tree(const char *dir)
+{
+	if (dir)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 void sbuf_init(struct sbuf *sb, size_t max)

@@ -32,6 +32,9 @@ char *xasprintf(const char *fmt, ...) PLUMB_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap);
 /* Frees a buffer that held a secret after wiping it; NULL is fine. */
 void util_free_secret(char *s);
+/* Removes a directory tree this process wrote (links are removed, never
+ * followed); what cannot be removed is left. NULL is fine. */
+void util_rm_tree(const char *dir);
 
 struct sbuf {
 	char *buf;
