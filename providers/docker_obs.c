@@ -5,6 +5,7 @@
 #include "providers/docker_obs.h"
 #include "providers/json_join.h"
 #include "providers/kamal_proxy.h"
+#include "state/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,12 @@
 
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q)
 {
+	return docker_obs_build_since(out, salt, q, NULL);
+}
+
+int docker_obs_build_since(struct prov_cmd *out, const char *salt,
+			   const struct docker_obs_query *q, const char *since)
+{
 	const char *dest = q->destination && *q->destination ? q->destination : NULL;
 	char *appdir = dest ? xasprintf("%s-%s", q->service, dest) : xstrdup(q->service);
 	char *lock = xasprintf("lock-%s", appdir);
@@ -37,6 +44,11 @@ int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker
 		      NULL);
 	free(appdir);
 	free(lock);
+	if (since) {
+		char *w = xasprintf("t:%s", since);
+		prov_cmd_arg(out, w);
+		free(w);
+	}
 	{
 		char *w = xasprintf("s:%s", q->service);
 		prov_cmd_arg(out, w);
@@ -450,6 +462,9 @@ static void host_clear_observed(struct obs_host *h)
 	obs_routes_free(h->routes, h->nroutes);
 	h->routes = NULL;
 	h->nroutes = 0;
+	free(h->host_time);
+	h->host_time = NULL;
+	h->cached = 0;
 }
 
 /*
@@ -534,6 +549,37 @@ static int line_home(struct pstate *ps, char *arg)
 			return perr(ps, "malformed home directory line");
 	free(ps->h->home);
 	ps->h->home = xstrdup(arg);
+	return 0;
+}
+
+/* "<seconds>.<nanoseconds>", the host's clock (sent back as t:<time>) */
+static int is_host_time(const char *s)
+{
+	size_t a = strspn(s, "0123456789");
+
+	return a > 0 && a <= 12 && s[a] == '.' && strspn(s + a + 1, "0123456789") == strlen(s + a + 1) &&
+	       s[a + 1] != '\0' && strlen(s + a + 1) <= 9;
+}
+
+static int line_time(struct pstate *ps, char *arg)
+{
+	if (!is_host_time(arg))
+		return perr(ps, "malformed host time line");
+	free(ps->h->host_time);
+	ps->h->host_time = xstrdup(arg);
+	return 0;
+}
+
+/* "U": the host saw no change since the time asked; only valid when the
+ * caller merged an earlier answer in (docker_obs_host_cached), which marks
+ * it by the line's position: nothing of a container list may come before. */
+static int line_unchanged(struct pstate *ps, char *arg)
+{
+	(void)arg;
+	if (ps->h->ncontainers || ps->h->nimages || ps->saw_cstatus)
+		return perr(ps, "unchanged line after containers");
+	ps->h->cached = 1;
+	ps->cur = CUR_NONE;
 	return 0;
 }
 
@@ -691,6 +737,8 @@ static int line_routes(struct pstate *ps, char *arg)
 static const struct line_tag line_tags[] = {
 	{ 'V', ARG_REQUIRED, 256, line_version },
 	{ 'W', ARG_REQUIRED, 4096, line_home },
+	{ 'T', ARG_REQUIRED, 32, line_time },
+	{ 'U', ARG_NONE, 0, line_unchanged },
 	{ 'X', ARG_ANY, OBS_MAX_LINE, line_failure },
 	{ 'C', ARG_REQUIRED, OBS_MAX_LINE, line_container },
 	{ 'I', ARG_REQUIRED, OBS_MAX_LINE, line_image },
@@ -825,17 +873,110 @@ static void dump_raw(const char *path, const char *host, const struct cmd_result
 	pthread_mutex_unlock(&dump_lock);
 }
 
+void docker_obs_cache_reset(struct docker_obs_cache *c)
+{
+	sbuf_release(&c->full);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Whether out holds a line that is exactly line. */
+static int has_line(const char *out, size_t len, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = out, *end = out + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (l == n && memcmp(p, line, n) == 0)
+			return 1;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/*
+ * An answer that says "U", completed from the cache: its own lines up to END
+ * (home, time, U, env files, lock), then the containers, images, statuses
+ * and routes of the cached full answer, then END. -1 when the answer has no
+ * END (it is then parsed as it is, and fails as cut short).
+ */
+static int merge_cached(struct sbuf *out, const char *ans, size_t len, const struct sbuf *full)
+{
+	int ended = 0;
+
+	for (const char *p = ans, *end = ans + len; p < end && !ended;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		if (nl - p == 3 && memcmp(p, "END", 3) == 0)
+			ended = 1;
+		else if (sbuf_add(out, p, (size_t)(nl - p + 1)) < 0)
+			return -1;
+		p = nl + 1;
+	}
+	if (!ended)
+		return -1;
+	for (const char *p = full->buf, *end = full->buf + full->len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (l >= 1 && p[0] && strchr("CMEZISRV", p[0]) && (l == 1 || p[1] == ' ') &&
+		    (sbuf_add(out, p, l) < 0 || sbuf_addc(out, '\n') < 0))
+			return -1;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return sbuf_adds(out, "END\n");
+}
+
+/* What an observation asks, without its t: word: the cache's key. */
+static void cache_key(const struct prov_cmd *cmd, char key[65])
+{
+	struct sbuf r;
+
+	sbuf_init(&r, 0);
+	if (prov_cmd_render(cmd, &r) == 0)
+		hash_sha256_hex(r.buf, r.len, key);
+	else
+		key[0] = '\0';
+	sbuf_release(&r);
+}
+
 int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 		    const struct docker_obs_query *q, const char *dump_path)
 {
+	return docker_obs_host_cached(h, t, salt, q, dump_path, NULL);
+}
+
+int docker_obs_host_cached(struct obs_host *h, struct transport *t, const char *salt,
+			   const struct docker_obs_query *q, const char *dump_path,
+			   struct docker_obs_cache *cache)
+{
 	struct prov_cmd cmd;
 	struct cmd_result r;
+	struct sbuf merged;
 	unsigned long before = t->stats.commands;
 	struct plumb_err err = { 0 };
-	int rc;
+	char key[65] = "";
+	const char *since = NULL;
+	int rc, unchanged = 0;
 
 	cmd_result_init(&r, t->max_output);
-	rc = docker_obs_build(&cmd, salt, q);
+	sbuf_init(&merged, 0);
+	if (cache) {
+		prov_cmd_init(&cmd);
+		if (docker_obs_build(&cmd, salt, q) == 0)
+			cache_key(&cmd, key);
+		prov_cmd_release(&cmd);
+		if (cache->valid && key[0] && strcmp(cache->key, key) == 0 && cache->since[0] &&
+		    prov_now_ms() - cache->at_ms < DOCKER_OBS_CACHE_MAX_AGE_MS)
+			since = cache->since;
+		else
+			docker_obs_cache_reset(cache);
+	}
+	rc = docker_obs_build_since(&cmd, salt, q, since);
 	if (rc == 0) {
 		cmd_result_release(&r);
 		rc = transport_run_cmd(t, &cmd, &r);
@@ -851,7 +992,16 @@ int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 		h->error = xasprintf("observation %s: %s", plumb_strerror(rc), transport_errmsg(t));
 		goto unknown;
 	}
-	if (docker_obs_parse(h, r.out.buf, r.out.len, q, &err) < 0) {
+	if (r.out.buf && has_line(r.out.buf, r.out.len, "U")) {
+		/* only an answer to a t: question may say it, and only once */
+		if (!since || merge_cached(&merged, r.out.buf, r.out.len, &cache->full) < 0) {
+			h->error = xstrdup("observation output: an unchanged answer to a question not asked");
+			goto unknown;
+		}
+		unchanged = 1;
+	}
+	if (docker_obs_parse(h, unchanged ? merged.buf : r.out.buf, unchanged ? merged.len : r.out.len,
+			     q, &err) < 0) {
 		h->error = xstrdup(plumb_err_msg(&err));
 		goto unknown;
 	}
@@ -860,11 +1010,35 @@ int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 		host_clear_observed(h);
 		goto unknown;
 	}
+	if (!unchanged && h->cached) {
+		h->error = xstrdup("observation output: an unchanged answer to a question not asked");
+		host_clear_observed(h);
+		goto unknown;
+	}
+	if (cache) {
+		if (!h->host_time || strlen(h->host_time) >= sizeof(cache->since)) {
+			docker_obs_cache_reset(cache); /* a host whose date cannot say: always in full */
+		} else {
+			if (!unchanged) {
+				sbuf_release(&cache->full);
+				cache->full = r.out;
+				sbuf_init(&r.out, 0);
+				memcpy(cache->key, key, sizeof(cache->key));
+				cache->at_ms = prov_now_ms();
+				cache->valid = 1;
+			}
+			snprintf(cache->since, sizeof(cache->since), "%s", h->host_time);
+		}
+	}
 	h->status = OBS_OK;
+	sbuf_release(&merged);
 	cmd_result_release(&r);
 	return 0;
 unknown:
+	if (cache)
+		docker_obs_cache_reset(cache);
 	h->status = OBS_UNKNOWN;
+	sbuf_release(&merged);
 	cmd_result_release(&r);
 	return -1;
 }

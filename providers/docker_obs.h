@@ -21,6 +21,11 @@
  *   F <mode> <hash> <path>  L <key>\t<hash>...      per env file under
  *                                     .kamal/apps/APPDIR (the whole file's
  *                                     hash, then each KEY=value line's)
+ *   T <seconds.nanoseconds>           the host's time before anything was read
+ *                                     (absent when its date cannot say)
+ *   U                                 nothing changed since the "t:" time given
+ *                                     (then no C, I, S, R lines: see
+ *                                     struct docker_obs_cache)
  *   K <base64>                        the deploy lock's details, when held
  *   R <json>                          `kamal-proxy list --json`, run only in a
  *                                     running proxy container whose image is
@@ -41,6 +46,7 @@
  * WANT words select containers: "s:<label>" = label service=<label> (the
  * service, each accessory's service), "n:<name>" = container name (the
  * proxy). Classification (docker_obs_classify) then decides what each is.
+ * A "t:<time>" word asks whether anything changed since (U above).
  */
 #ifndef PLUMB_DOCKER_OBS_H
 #define PLUMB_DOCKER_OBS_H
@@ -64,6 +70,31 @@ struct docker_obs_query {
 
 /* Builds the observation command for q with salt (32 hex). 0 or PLUMB_EINVAL. */
 int docker_obs_build(struct prov_cmd *out, const char *salt, const struct docker_obs_query *q);
+/* The same, with "t:<since>" among the words when since is not NULL: a host
+ * time ("seconds.nanoseconds") this host printed at an earlier observation. */
+int docker_obs_build_since(struct prov_cmd *out, const char *salt,
+			   const struct docker_obs_query *q, const char *since);
+
+/*
+ * The last full observation of one host, kept between runs (plumb watch):
+ * the next observation sends its host time back ("t:<since>"), and when the
+ * host answers "U" (docker events saw nothing since that could change what
+ * docker ps and inspect report) its containers, images and proxy routes are
+ * taken from here, the env files and the lock from the new answer. Used only
+ * while it answers the same question (salt, directories, selectors: key) and
+ * is younger than DOCKER_OBS_CACHE_MAX_AGE_MS, so every host is listed and
+ * inspected in full at least that often whatever docker events says.
+ * Zeroed = empty; docker_obs_cache_reset empties it (and frees).
+ */
+#define DOCKER_OBS_CACHE_MAX_AGE_MS (300.0 * 1000.0)
+struct docker_obs_cache {
+	struct sbuf full; /* the raw answer of the last full observation */
+	char since[40];   /* the host time of the last observation, full or not */
+	char key[65];     /* sha256 of the command without its t: word */
+	double at_ms;     /* when the full one was taken (prov_now_ms) */
+	int valid;
+};
+void docker_obs_cache_reset(struct docker_obs_cache *c);
 
 /*
  * Parses the script's stdout into h (containers, images, env files, lock,
@@ -94,5 +125,11 @@ void docker_obs_classify(struct obs_container *c, const struct docker_obs_query 
  */
 int docker_obs_host(struct obs_host *h, struct transport *t, const char *salt,
 		    const struct docker_obs_query *q, const char *dump_path);
+/* The same with a cache (NULL = none; see struct docker_obs_cache): it sets
+ * h->cached when the containers, images and routes came from it, and
+ * empties it whenever an observation fails. */
+int docker_obs_host_cached(struct obs_host *h, struct transport *t, const char *salt,
+			   const struct docker_obs_query *q, const char *dump_path,
+			   struct docker_obs_cache *cache);
 
 #endif

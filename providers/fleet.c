@@ -20,6 +20,7 @@ struct fleet_slot {
 	struct transport *ro; /* guard in front of t; owned */
 	struct tunnel **tunnels; /* owned; kept until fleet_free (fleet_tunnel) */
 	size_t ntunnels;
+	struct docker_obs_cache cache; /* the last full observation (observe_cache) */
 };
 
 struct fleet {
@@ -29,8 +30,10 @@ struct fleet {
 	char *user, *known_hosts, *accept_new_refused, *jump, *proxy_command, *connect_to, *dump;
 	struct strvec keys;
 	const char *key_data, *key_passphrase; /* SECRET, borrowed */
-	int port, accept_new, concurrency, connect_timeout_ms, cmd_timeout_ms;
+	int port, accept_new, concurrency, connect_timeout_ms, cmd_timeout_ms, observe_cache;
 	size_t max_output;
+	char salt[33]; /* the hashes' salt, for the handle's life (a cached observation's
+			* hashes must compare with a later run's desired state) */
 	unsigned long connects;
 	unsigned long commands, refused; /* of sessions already closed */
 	/* for one fleet_observe */
@@ -88,6 +91,8 @@ void fleet_open(struct fleet **out, const struct fleet_opts *o, enum fleet_mode 
 	fl->concurrency = o->concurrency;
 	fl->connect_timeout_ms = o->connect_timeout_ms;
 	fl->cmd_timeout_ms = o->cmd_timeout_ms;
+	fl->observe_cache = o->observe_cache;
+	hash_salt_new(fl->salt);
 	fl->max_output = o->max_output && o->max_output < PROV_DEFAULT_MAX_OUTPUT ? o->max_output : 0;
 	*out = fl;
 }
@@ -112,6 +117,7 @@ void fleet_free(struct fleet *fl)
 			tunnel_close(fl->slots[i].tunnels[k]);
 		free(fl->slots[i].tunnels);
 		slot_close(fl, &fl->slots[i]);
+		docker_obs_cache_reset(&fl->slots[i].cache);
 		free(fl->slots[i].host);
 	}
 	free(fl->slots);
@@ -286,6 +292,10 @@ int fleet_writer(struct fleet *fl, size_t i, struct transport **out, struct plum
 				     "change the host needs a read-write open",
 				     i < fl->n ? fl->slots[i].host : "?");
 	}
+	/* the host is about to change: its next observation is a full one
+	 * (docker events would say so too; this does not depend on it) */
+	if (i < fl->n)
+		docker_obs_cache_reset(&fl->slots[i].cache);
 	return slot_get(fl, i, 1, out, err);
 }
 
@@ -392,7 +402,8 @@ static int observe_one(size_t i, void *ctx)
 		return -1;
 	}
 	s->t->cmd_timeout_ms = ctm;
-	rc = docker_obs_host(h, s->ro, fl->f->salt, fl->q, fl->dump);
+	rc = docker_obs_host_cached(h, s->ro, fl->f->salt, fl->q, fl->dump,
+				    fl->observe_cache ? &s->cache : NULL);
 	s->t->cmd_timeout_ms = fl->cmd_timeout_ms > 0 ? fl->cmd_timeout_ms : PROV_DEFAULT_CMD_TIMEOUT_MS;
 	if (h->status != OBS_OK) {
 		if (fl->deadline > 0 && prov_now_ms() >= fl->deadline)
@@ -413,7 +424,7 @@ int fleet_observe(struct fleet *fl, struct obs_fleet **out, const struct docker_
 	if (prov_init() < 0)
 		return plumb_err_set(err, PLUMB_ERROR, "cannot initialise the SSH library");
 	f = xcalloc(1, sizeof(*f));
-	hash_salt_new(f->salt);
+	memcpy(f->salt, fl->salt, sizeof(f->salt));
 	f->nhosts = fl->n;
 	f->hosts = fl->n ? xcalloc(fl->n, sizeof(*f->hosts)) : NULL;
 	for (size_t i = 0; i < fl->n; i++) {

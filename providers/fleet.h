@@ -61,6 +61,8 @@ struct fleet_opts {
 	int concurrency;             /* 0 -> PROV_POOL_DEFAULT */
 	int connect_timeout_ms;      /* 0 -> 10 s */
 	int cmd_timeout_ms;          /* 0 -> 60 s */
+	int observe_cache;           /* keep each host's last full observation for the next
+				      * fleet_observe (struct docker_obs_cache: plumb watch) */
 };
 
 struct fleet;
@@ -80,7 +82,10 @@ unsigned long fleet_refused(const struct fleet *fl);
 
 /*
  * Observes every host through its read-only guard, opening sessions not yet
- * open and reusing the others. *out receives one obs_host per host, in
+ * open and reusing the others. The hashes' salt is the handle's, the same
+ * for every observation. With observe_cache, a host where docker events saw
+ * no change since its last observation is answered partly from that one
+ * (obs_host.cached); fleet_writer on a host forgets it. *out receives one obs_host per host, in
  * order, each OBS_OK, OBS_UNREACHABLE or OBS_UNKNOWN with its error; a host
  * whose observation failed has its session closed (reopened next time).
  * deadline_ms: an absolute prov_now_ms() time, 0 = none; every wait (connect,

@@ -6,7 +6,18 @@
 # The read-only guard (providers/quote.c) allows exactly these bytes.
 #
 # The script. $1 salt, $2 the app's directory under .kamal/apps, $3 the lock
-# directory's name under .kamal, then WANT words (docker_obs.h). It runs two
+# directory's name under .kamal, then WANT words (docker_obs.h). It prints the
+# host's time ("T <seconds.nanoseconds>", taken before anything is read).
+# Given "t:<time>" (a T this host printed at an earlier observation that
+# plumb keeps), it first asks `docker events` what happened between then and
+# now; when nothing did that could change what docker ps/inspect report, it
+# prints "U" (unchanged: plumb reuses that earlier observation's containers,
+# images and proxy routes) and skips both docker calls. Any event is a change
+# except an exec in a container other than the proxy (health probes) and
+# plumb's own `kamal-proxy list --json` in the proxy (its create, start and
+# end, by exec id); 250 events or more (dockerd keeps the last 256) is a
+# change too, as is a time going backwards. Env files and the lock are read
+# every time. Otherwise it runs two
 # docker calls: `docker ps`, then ONE `docker inspect` of the wanted
 # containers and of the images they were started from (docker inspect takes
 # both; the template tells them apart by .State, which only containers have:
@@ -46,8 +57,36 @@ printf 'W %s\n' "$PWD"
 set -f
 nl='
 '
+tn=$(date +%s.%N 2>/dev/null) || tn=
+case $tn in [0-9]*.[0-9]*) case $tn in *[!0-9.]* | *.*.*) tn= ;; esac ;; *) tn= ;; esac
+[ -z "$tn" ] || printf 'T %s\n' "$tn"
+te=; U=
+for w in "$@"; do case $w in t:*) te=${w#t:} ;; esac; done
+case $te in [0-9]*.[0-9]*) case $te in *[!0-9.]* | *.*.*) te= ;; esac ;; *) te= ;; esac
+if [ -n "$te" ] && [ -n "$tn" ] && [ "${tn%.*}" -ge "${te%.*}" ] 2>/dev/null &&
+  ev=$(docker events --since "$te" --until "$tn" --format '{{.Type}} {{with index .Actor.Attributes "execID"}}{{.}}{{else}}-{{end}} {{with index .Actor.Attributes "name"}}{{.}}{{else}}-{{end}} {{.Action}}' 2>/dev/null); then
+  U=1; ec=0; ex=
+  IFS=$nl
+  for l in $ev; do
+    ec=$((ec + 1)); et=${l%% *}; r=${l#* }; ei=${r%% *}; r=${r#* }; en=${r%% *}; ea=${r#* }
+    case $et:$ea in container:exec_*) ;; *) U=; break ;; esac
+    ep=
+    for w in "$@"; do [ "$w" = "n:$en" ] && ep=1; done
+    [ -n "$ep" ] || continue
+    case $ea in
+    'exec_create: kamal-proxy list --json' | 'exec_start: kamal-proxy list --json') ex=$ex$nl$ei ;;
+    exec_die) case $ex$nl in *"$nl$ei$nl"*) ;; *) U=; break ;; esac ;;
+    *) U=; break ;;
+    esac
+  done
+  unset IFS
+  [ "$ec" -lt 250 ] || U=
+fi
+C=; J=; P=; RF=; R=; R2=
+if [ -n "$U" ]; then
+printf 'U\n'
+else
 ps=$(docker ps -a --no-trunc --format '{{.ID}} {{.State}} {{.Image}} {{.Names}} {{.Label "service"}}' 2>&1) || { printf 'X docker %s\n' "$ps" | tr '\n' ' ' | head -c 512; echo; exit 3; }
-C=; J=; P=
 # kp IMAGE: the image is kamal-proxy's (repository basename kamal-proxy, any
 # registry, tag or digest): `kamal-proxy list` runs in no other container,
 # whatever its name.
@@ -71,7 +110,6 @@ done
 # kamal-proxy's routes are listed in the background while the rest is read
 # (a docker exec is the slowest call here), into a private temporary file;
 # without one, at the end as before.
-RF=
 if [ -n "$P" ] && RF=$(mktemp 2>/dev/null); then
   trap 'rm -f -- "$RF"' EXIT
   docker exec "$P" kamal-proxy list --json >"$RF" 2>/dev/null & RP=$!
@@ -83,7 +121,6 @@ M {{.Image}}
 {{else}}I {"Id":{{json .Id}},"RepoTags":{{json .RepoTags}},"RepoDigests":{{json .RepoDigests}},"Created":{{json .Created}},"Config":{"Cmd":{{json .Config.Cmd}},"Entrypoint":{{json .Config.Entrypoint}},"Labels":{{json .Config.Labels}},"Volumes":{{json .Config.Volumes}}}}
 {{end}}{{range .Config.Env}}E {{join (split (join (split . "\\") "\\\\") "\n") "\\n"}}
 {{end}}Z'
-R=; R2=
 if [ -n "$C" ]; then
   R=$(docker inspect --format "$T" $C $J 2>/dev/null; echo "S containers $?")
   M=; I=
@@ -97,6 +134,8 @@ if [ -n "$C" ]; then
   for m in $M; do case $I$nl$J$nl in *"$nl$m$nl"*) ;; *) J=$J$nl$m ;; esac; done
   if [ -n "$J" ]; then R2=$(docker image inspect --format "$T" $J 2>/dev/null; echo "S images $?"); else R2='S images 0'; fi
 fi
+fi
+IFS=$nl
 H=; Q=
 q() { case $H$nl in *"$nl=$1$nl"*) return ;; esac; case $Q$nl in *"$nl$1$nl"*) return ;; esac; Q=$Q$nl$1; }
 for l in $R$nl$R2; do case $l in 'E '*) v=${l#E }; q "b${v#*=}" ;; esac; done

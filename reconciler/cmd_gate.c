@@ -117,7 +117,11 @@ static const char gate_body[] =
 	"[ \"$3\" = \"lock-$2\" ] || refuse 'lock directory'\n"
 	"shift 3\n"
 	"for w; do\n"
-	"\tcase $w in s:* | n:*) name \"${w#??}\" || refuse \"container selector $w\" ;; *) refuse \"container selector $w\" ;; esac\n"
+	"\tcase $w in\n"
+	"\ts:* | n:*) name \"${w#??}\" || refuse \"container selector $w\" ;;\n"
+	"\tt:[0-9]*.[0-9]*) case ${w#t:} in *[!0-9.]* | *.*.*) refuse \"time $w\" ;; esac ;;\n"
+	"\t*) refuse \"container selector $w\" ;;\n"
+	"\tesac\n"
 	"done\n"
 	"exec sh -c \"$F0$t$F1$t$F2$args$F3$t$F4$t$F5\"\n";
 

@@ -303,6 +303,7 @@ static struct fleet *keep_fleet(struct rec_fleet_keep *k, const struct fleet_opt
 	k->key_passphrase = dup_secret(fo->key_passphrase);
 	own.key_data = k->key_data;
 	own.key_passphrase = k->key_passphrase;
+	own.observe_cache = 1; /* a kept fleet observes again: each host's last answer kept */
 	fleet_open(&k->fleet, &own, mode);
 	memcpy(k->digest, d, sizeof(d));
 	return k->fleet;

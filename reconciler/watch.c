@@ -439,6 +439,7 @@ struct cycle {
 	char hash[65];
 	double t0;
 	double fetch_ms, plan_ms, observe_ms; /* where the time went (--trace) */
+	size_t unchanged; /* hosts answered from their last observation (docker events) */
 };
 
 static void cycle_error(struct cycle *cy, const char *fmt, ...) PLUMB_PRINTF(2, 3);
@@ -525,9 +526,11 @@ static int plan_head(struct watch *w, struct cycle *cy, struct rec_pipeline_resu
 	(void)x;
 	prc = rec_pipeline_run(res, &po);
 	cy->plan_ms = prov_now_ms() - t;
-	for (size_t i = 0; res->obs && i < res->obs->nhosts; i++)
+	for (size_t i = 0; res->obs && i < res->obs->nhosts; i++) {
+		cy->unchanged += res->obs->hosts[i].status == OBS_OK && res->obs->hosts[i].cached;
 		if (res->obs->hosts[i].connect_ms + res->obs->hosts[i].observe_ms > cy->observe_ms)
 			cy->observe_ms = res->obs->hosts[i].connect_ms + res->obs->hosts[i].observe_ms;
+	}
 	/* the pipeline's words, when they differ from the last cycle's */
 	if (!w->last_log || strcmp(w->last_log, res->log) != 0) {
 		wlog_lines(w, prc < 0 ? "error" : "info", "plan", res->log);
@@ -803,9 +806,9 @@ static int cycle(struct watch *w)
 	if (cy.oc != OUT_WAITING && cy.oc != OUT_HELD && cy.oc != OUT_SUSPENDED)
 		set_str(&w->last_note, NULL);
 	if (w->trace)
-		wlog(w, "debug", "trace", "cycle %lu: %.0f ms: fetch %.0f, plan %.0f (slowest host %.0f), "
-		     "the rest %.0f", w->st.cycles, ms, cy.fetch_ms, cy.plan_ms, cy.observe_ms,
-		     ms - cy.fetch_ms - cy.plan_ms);
+		wlog(w, "debug", "trace", "cycle %lu: %.0f ms: fetch %.0f, plan %.0f (slowest host %.0f, "
+		     "%zu unchanged), the rest %.0f", w->st.cycles, ms, cy.fetch_ms, cy.plan_ms,
+		     cy.observe_ms, cy.unchanged, ms - cy.fetch_ms - cy.plan_ms);
 	/* a fault: back off, exponentially, capped */
 	if (cy.error) {
 		long b = (long)BACKOFF_FIRST_MS << (w->backoff_k < 16 ? w->backoff_k : 16);

@@ -125,6 +125,7 @@ void obs_host_release(struct obs_host *h)
 	free(h->docker_version);
 	free(h->home);
 	free(h->lock_holder);
+	free(h->host_time);
 	obs_routes_free(h->routes, h->nroutes);
 	memset(h, 0, sizeof(*h));
 }

@@ -132,6 +132,9 @@ struct obs_host {
 	double connect_ms, observe_ms;
 	struct obs_route *routes; /* kamal-proxy's routes (providers/kamal_proxy.h); none when no */
 	size_t nroutes;           /* kamal-proxy runs or its list could not be read */
+	char *host_time;          /* the host's clock at this observation ("T"), or NULL */
+	int cached;               /* containers, images and routes are those of an earlier
+				   * observation: docker events saw no change since */
 };
 
 struct obs_fleet {

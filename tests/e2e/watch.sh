@@ -66,7 +66,7 @@ W=
 watch_start() { # NAME ARGS: a watcher in the background, logs in $T/NAME.log
 	local name=$1
 	shift
-	"$PLUMB" watch --repo "$LAB_GIT_URL" --state-dir "$S" "$@" >"$T/$name.log" 2>&1 &
+	PLUMB_WATCH_TRACE=1 "$PLUMB" watch --repo "$LAB_GIT_URL" --state-dir "$S" "$@" >"$T/$name.log" 2>&1 &
 	W=$!
 	CUR_LOG=$T/$name.log
 }
@@ -161,6 +161,19 @@ wait_until 30 "drift healed counted" drift_healed
 wait_until 30 "drift healed notified" grep -q drift "$T/notified"
 [ "$(apply_role_ids job)" != "" ] || fail "the job is gone"
 [ "$(apply_db_id)" = "$DB1" ] || fail "Postgres was replaced"
+
+# ---- drift that docker ps does not show: a restart policy changed by hand ----
+# (quiet cycles answer from the last observation; docker events says this one
+# changed something)
+web_policy() { lab_on_host 1 "docker inspect --format '{{.HostConfig.RestartPolicy.Name}}' \$(docker ps -q --filter label=service=optimus --filter label=role=web)"; }
+policy_is() { [ "$(web_policy 2>/dev/null)" = "$1" ]; }
+quiet_cycles() { [ "$(grep -c 'trace: cycle .*[1-9] unchanged' "$CUR_LOG")" -gt "$1" ]; }
+Q0=$(grep -c 'trace: cycle .*[1-9] unchanged' "$CUR_LOG" || true)
+wait_until 30 "quiet cycles answered from the last observation" quiet_cycles "$Q0"
+[ "$(web_policy)" = unless-stopped ] || fail "the web container's restart policy is $(web_policy)"
+lab_on_host 1 "docker update --restart no \$(docker ps -q --filter label=service=optimus --filter label=role=web)" >/dev/null
+wait_until 60 "the restart policy changed by hand is put back" policy_is unless-stopped
+wait_until 60 "v2 still answers" answers v2
 
 # ---- a changed Postgres: reported, left to `plumb apply` ----
 export PC_DB_ENV="POSTGRES_INITDB_ARGS: --data-checksums"

@@ -6,6 +6,8 @@
 # `plumb watch` daemon with warm sessions runs BENCH_WATCH_CYCLES (default
 # 1000) no-op cycles back to back (--interval 10ms). Reported, in one run:
 #   - RSS of the daemon at cycle 10 and at the last cycle (flat = no growth);
+#   - the share of host observations answered from the last one (docker
+#     events saw no change: providers/docker_obs.h, struct docker_obs_cache);
 #   - the wall time of a no-op cycle (the daemon's own cycle duration: mean
 #     from /metrics, median and p90 from its status sampled), beside the
 #     baseline of the same no-op done the one-shot way: `plumb apply` (a new
@@ -59,9 +61,9 @@ done
 RSSN=$(rss_kb "$W")
 grep "trace" "$T/watch.log" | tail -n 3 | sed 's/^/   /'
 # the median of each part, from the daemon's trace
-awk '/trace: cycle/ { gsub(/[:,()]/, " "); for (i = 1; i <= NF; i++) { if ($i == "fetch") f[++nf] = $(i+1); if ($i == "plan") p[++np] = $(i+1); if ($i == "host") o[++no] = $(i+1); if ($i == "rest") r[++nr] = $(i+1) } }
+awk '/trace: cycle/ { gsub(/[:,()]/, " "); for (i = 1; i <= NF; i++) { if ($i == "fetch") f[++nf] = $(i+1); if ($i == "plan") p[++np] = $(i+1); if ($i == "host") o[++no] = $(i+1); if ($i == "rest") r[++nr] = $(i+1); if ($i == "unchanged") { u += $(i-1); nu++ } } }
 	function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return n ? a[int((n + 1) / 2)] : 0 }
-	END { printf "watch_bench part_fetch_ms %s\nwatch_bench part_plan_ms %s\nwatch_bench part_slowest_host_ms %s\nwatch_bench part_rest_ms %s\n", med(f, nf), med(p, np), med(o, no), med(r, nr) }' "$T/watch.log" | tee -a "$T/res"
+	END { printf "watch_bench part_fetch_ms %s\nwatch_bench part_plan_ms %s\nwatch_bench part_slowest_host_ms %s\nwatch_bench part_rest_ms %s\nwatch_bench unchanged_host_answers_pct %d\n", med(f, nf), med(p, np), med(o, no), med(r, nr), nu ? 100 * u / (nu * '"$N"') : 0 }' "$T/watch.log" | tee -a "$T/res"
 curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
 kill -TERM "$W"
 wait "$W" 2>/dev/null || true
@@ -98,6 +100,7 @@ printf '   %-40s %10s\n' "RSS at cycle $(cycles)" "$RSSN kB"
 printf '   %-40s %10s\n' "no-op cycle, mean (/metrics)" "$(echo "scale=1; ${sum:-0} * 1000 / ${cnt:-1}" | bc) ms"
 printf '   %-40s %10s\n' "no-op cycle, median / p90 (sampled)" "$(median <"$T/cycle_ms" | cut -d. -f1) / $(p90 <"$T/cycle_ms" | cut -d. -f1) ms"
 printf '   %-40s %10s\n' "no-op cycle paced 500ms, median / p90" "$(median <"$T/paced_ms") / $(p90 <"$T/paced_ms") ms"
+printf '   %-40s %10s\n' "hosts answered from their last answer" "$(awk '$2 == "unchanged_host_answers_pct" { print $3 }' "$T/res") %"
 printf '   %-40s %10s\n' "baseline: one-shot no-op apply, median" "$(($(median <"$T/oneshot") / 1000)) ms"
 echo "   targets: RSS flat; no-op cycle <= 150 ms"
 rc=0

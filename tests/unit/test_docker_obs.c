@@ -584,8 +584,9 @@ static int write_text(const char *dir, const char *name, const char *text, int m
  * The stub docker: `ps` and `inspect` print what docker's templates would;
  * `inspect` adds the image block only when asked for the image by the
  * reference `ps` showed, `image inspect` serves the image a container names
- * by a bare reference, `exec` (kamal-proxy list) prints one route. Every
- * call's arguments are kept in args.<verb>.
+ * by a bare reference, `exec` (kamal-proxy list) prints one route, `events`
+ * prints events.txt (whatever the window). Every call's arguments are kept
+ * in args.<verb>.
  */
 static const char stub_docker[] =
 	"#!/bin/sh\n"
@@ -596,6 +597,7 @@ static const char stub_docker[] =
 	"  for a in \"$@\"; do [ \"$a\" = r/optimus:v1 ] && cat \"$STUBDIR/images.txt\"; done; exit 0 ;;\n"
 	"exec) echo '{\"services\":{\"optimus-web\":{\"target\":\"aaaaaaaaaaaa:80\"}}}' ;;\n"
 	"image) cat \"$STUBDIR/image2.txt\" ;;\n"
+	"events) cat \"$STUBDIR/events.txt\" 2>/dev/null; exit 0 ;;\n"
 	"*) exit 1 ;;\n"
 	"esac\n";
 
@@ -960,6 +962,200 @@ T_TEST(script_proxy_list_only_in_kamal_proxy_image)
 	}
 }
 
+/* ---- an observation answered from the last one (docker events) ---- */
+
+static int stub_observe_cached(struct stub_host *sh, struct obs_host *h, const char *salt,
+			       const struct docker_obs_query *q, struct docker_obs_cache *cache)
+{
+	struct transport *t = NULL, *ro = NULL;
+	int rc = -2;
+
+	obs_host_release(h);
+	h->host = xstrdup("localhost");
+	if (transport_local_open(&t) != 0 || transport_readonly_wrap(&ro, t) != 0)
+		T_FAIL_AT("local transport");
+	else
+		rc = docker_obs_host_cached(h, ro, salt, q, sh->dump, cache);
+	transport_close(ro);
+	transport_close(t);
+	return rc;
+}
+
+/* Whether the stub docker ran VERB since the last call (and forgets it). */
+static int ran(const char *verb)
+{
+	char *p = xasprintf("%s/args.%s", tmp, verb);
+	int yes = access(p, F_OK) == 0;
+
+	unlink(p);
+	free(p);
+	return yes;
+}
+
+/* events.txt: the lines docker events prints with the script's template */
+static void events(struct stub_host *sh, const char *text)
+{
+	(void)sh;
+	T_CHECK(write_text(tmp, "events.txt", text, 0600) == 0);
+}
+
+#define EXEC_ID "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+
+T_TEST(script_unchanged_since_reuses_the_last_answer)
+{
+	static const char *const still[] = {
+		"",
+		/* a health probe in an app container */
+		"container " EXEC_ID " optimus-web-v1 exec_create: curl -f localhost/up\n"
+		"container " EXEC_ID " optimus-web-v1 exec_start: curl -f localhost/up\n"
+		"container " EXEC_ID " optimus-web-v1 exec_die\n",
+		/* plumb's own route listing in the proxy, whole */
+		"container " EXEC_ID " kamal-proxy exec_create: kamal-proxy list --json\n"
+		"container " EXEC_ID " kamal-proxy exec_start: kamal-proxy list --json\n"
+		"container " EXEC_ID " kamal-proxy exec_die\n",
+	};
+	static const char *const changed[] = {
+		"container - optimus-web-v1 update\n",
+		"container - optimus-web-v1 rename\n",
+		"container - optimus-job-v1 die\n",
+		"container - optimus-web-v1 health_status: unhealthy\n",
+		"network - kamal disconnect\n",
+		"image - r/optimus:v1 tag\n",
+		/* a deploy in the proxy (its routes change) */
+		"container " EXEC_ID " kamal-proxy exec_create: kamal-proxy deploy optimus-web --target x\n",
+		/* the end of an exec in the proxy that is not plumb's listing */
+		"container " EXEC_ID " kamal-proxy exec_die\n",
+		/* a line of another shape */
+		"garbage\n",
+	};
+	struct stub_host sh;
+	struct obs_host h = { 0 };
+	struct docker_obs_cache cache = { 0 };
+	struct docker_obs_query q2 = q_optimus;
+	char salt[33], since[40], *ps, *many, *args = NULL, *cmd;
+	const struct obs_env_file *ef;
+	size_t n = 0;
+
+	ps = xasprintf("%s" ID_D " running basecamp/kamal-proxy:v0.8.7 kamal-proxy kamal-proxy\n",
+		       stub_ps);
+	stub_setup(&sh, 0, ps);
+	hash_salt_new(salt);
+	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env", "A=1\n", 0600) == 0);
+
+	/* the first: in full, its host time kept */
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q_optimus, &cache), 0);
+	T_INTEQ(h.cached, 0);
+	T_REQUIRE(h.host_time);
+	T_INTEQ(cache.valid, 1);
+	T_STREQ(cache.since, h.host_time);
+	T_CHECK(ran("ps") && ran("inspect") && ran("exec") && !ran("events"));
+	T_INTEQ(h.ncontainers, 2); /* the proxy is not in the stub's inspect */
+	T_INTEQ(h.nroutes, 1);
+
+	/* nothing that changes containers: the last answer's containers, images
+	 * and routes; the env files read again */
+	for (size_t i = 0; i < ARRAY_SIZE(still); i++) {
+		snprintf(since, sizeof(since), "%s", cache.since);
+		events(&sh, still[i]);
+		T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env",
+				   i % 2 ? "A=2\n" : "A=3\n", 0600) == 0);
+		if (stub_observe_cached(&sh, &h, salt, &q_optimus, &cache) != 0)
+			T_FAIL_AT("case %zu: %s", i, h.error ? h.error : "?");
+		if (!h.cached)
+			T_FAIL_AT("case %zu: observed in full", i);
+		T_CHECK(!ran("ps") && !ran("inspect") && !ran("exec"));
+		T_CHECK(util_read_file(cmd = xasprintf("%s/args.events", tmp), 4096, &args, &n) == 0);
+		free(cmd);
+		T_CONTAINS(args, "--since");
+		T_CONTAINS(args, since); /* the window opens at the last answer's time */
+		free(args);
+		args = NULL;
+		T_CHECK(ran("events"));
+		T_INTEQ(h.ncontainers, 2); /* the proxy is not in the stub's inspect */
+		T_REQUIRE(by_name(&h, "optimus-web-v1"));
+		T_INTEQ(by_name(&h, "optimus-web-v1")->nenv, 7);
+		T_CHECK(hash_is(obs_env_hash(by_name(&h, "optimus-web-v1")->env, 7, "PATH"), salt, "/bin"));
+		T_INTEQ(h.nimages, 2);
+		T_INTEQ(h.nroutes, 1);
+		T_STREQ(cache.since, h.host_time);
+		ef = obs_host_env_file(&h, ".kamal/apps/optimus/env/roles/web.env");
+		T_REQUIRE(ef);
+		T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "A"), salt, i % 2 ? "2" : "3"));
+	}
+	/* anything else: in full again */
+	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
+		events(&sh, changed[i]);
+		if (stub_observe_cached(&sh, &h, salt, &q_optimus, &cache) != 0)
+			T_FAIL_AT("changed %zu: %s", i, h.error ? h.error : "?");
+		if (h.cached || !ran("ps") || !ran("inspect"))
+			T_FAIL_AT("changed %zu: not observed in full", i);
+		ran("events");
+		ran("exec");
+		T_INTEQ(h.ncontainers, 2); /* the proxy is not in the stub's inspect */
+	}
+	/* 250 harmless events: dockerd keeps 256, some may be lost: in full */
+	many = xstrdup("");
+	for (int i = 0; i < 250; i++) {
+		char *m = xasprintf("%scontainer " EXEC_ID " optimus-web-v1 exec_die\n", many);
+		free(many);
+		many = m;
+	}
+	events(&sh, many);
+	free(many);
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q_optimus, &cache), 0);
+	T_CHECK(!h.cached && ran("ps") && ran("events"));
+	ran("exec");
+	/* another question (an accessory more): in full, and no t: asked */
+	events(&sh, "");
+	q2.naccessories = 0;
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q2, &cache), 0);
+	T_CHECK(!h.cached && ran("ps") && !ran("events"));
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q2, &cache), 0);
+	T_CHECK(h.cached && !ran("ps") && ran("events"));
+	/* too old: in full whatever the events say */
+	cache.at_ms -= DOCKER_OBS_CACHE_MAX_AGE_MS + 1;
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q2, &cache), 0);
+	T_CHECK(!h.cached && ran("ps") && !ran("events"));
+	/* a failed observation forgets: the next one is in full */
+	T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/unreadable.env", "B=2\n", 0) == 0);
+	T_CHECK(stub_observe_cached(&sh, &h, salt, &q2, &cache) < 0);
+	T_INTEQ(cache.valid, 0);
+	T_INTEQ(h.ncontainers, 0);
+	ran("events");
+	T_CHECK(unlink(cmd = xasprintf("%s/.kamal/apps/optimus/env/roles/unreadable.env", sh.home)) == 0);
+	free(cmd);
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q2, &cache), 0);
+	T_CHECK(!h.cached && ran("ps") && !ran("events"));
+
+	docker_obs_cache_reset(&cache);
+	obs_host_release(&h);
+	stub_teardown(&sh);
+	free(ps);
+}
+
+/* The answer's own lines: a host time of one shape; "U" never after a
+ * container, and never taken as an empty host when it was not asked. */
+T_TEST(unchanged_and_time_lines)
+{
+	struct obs_host h = { 0 };
+	struct plumb_err err = { 0 };
+
+	T_INTEQ(parse_str("PLUMB-OBS 1\nT 1796470614.415047694\nEND\n", &err, &h), 0);
+	T_STREQ(h.host_time, "1796470614.415047694");
+	obs_host_release(&h);
+	T_CHECK(parse_str("PLUMB-OBS 1\nT 1796470614\nEND\n", &err, &h) < 0);
+	obs_host_release(&h);
+	T_CHECK(parse_str("PLUMB-OBS 1\nT 1796470614.4a\nEND\n", &err, &h) < 0);
+	obs_host_release(&h);
+	T_CHECK(parse_str("PLUMB-OBS 1\nU x\nEND\n", &err, &h) < 0);
+	obs_host_release(&h);
+	T_CHECK(parse_str("PLUMB-OBS 1\nC {\"Id\":\"" ID_A "\",\"Name\":\"/x\",\"Image\":\"" IMG
+			  "\",\"State\":{\"Status\":\"running\"},\"Config\":{\"Labels\":{}}}\nZ\n"
+			  "S containers 0\nU\nEND\n", &err, &h) < 0);
+	T_CONTAINS(plumb_err_msg(&err), "unchanged");
+	obs_host_release(&h);
+}
+
 T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classification_table),
        T_CASE(truncation_is_never_an_empty_host), T_CASE(failures_are_unknown), T_CASE(home_line),
        T_CASE(one_letter_and_truncated_lines),
@@ -970,4 +1166,5 @@ T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classi
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host), T_CASE(script_unreadable_env_file_is_unknown),
        T_CASE(script_proxy_list_only_in_kamal_proxy_image),
-       T_CASE(script_hashes_one_by_one_without_dev_fd))
+       T_CASE(script_hashes_one_by_one_without_dev_fd),
+       T_CASE(script_unchanged_since_reuses_the_last_answer), T_CASE(unchanged_and_time_lines))

@@ -42,7 +42,8 @@ static void env_release(struct gate_env *e)
 }
 
 /* The command plumb sends for q, as it arrives ($SSH_ORIGINAL_COMMAND). */
-static char *framed_obs(const char *salt, const char *service, char token[PROV_TOKEN_LEN + 1])
+static char *framed_obs(const char *salt, const char *service, const char *since,
+			char token[PROV_TOKEN_LEN + 1])
 {
 	struct docker_obs_query q = { .service = service };
 	static const char *const acc[] = { "optimus-db" };
@@ -53,7 +54,7 @@ static char *framed_obs(const char *salt, const char *service, char token[PROV_T
 	q.naccessories = 1;
 	sbuf_init(&inner, 0);
 	sbuf_init(&out, 0);
-	if (docker_obs_build(&c, salt, &q) == 0 && prov_cmd_render(&c, &inner) == 0)
+	if (docker_obs_build_since(&c, salt, &q, since) == 0 && prov_cmd_render(&c, &inner) == 0)
 		T_CHECK(prov_frame_build_stdin(&out, inner.buf, token, 0) == 0);
 	prov_cmd_release(&c);
 	sbuf_release(&inner);
@@ -93,7 +94,7 @@ T_TEST(gate_runs_the_observation_command)
 	char token[PROV_TOKEN_LEN + 1], *cmd, *out = NULL, *begin;
 
 	env_init(&e);
-	cmd = framed_obs(SALT, "optimus", token);
+	cmd = framed_obs(SALT, "optimus", NULL, token);
 	T_INTEQ(run_gate(&e, cmd, &out), 0);
 	begin = xasprintf("BEGIN-%s\nPLUMB-OBS 1\n", token);
 	T_CONTAINS(out, begin);
@@ -102,6 +103,12 @@ T_TEST(gate_runs_the_observation_command)
 	begin = xasprintf("END-%s 0", token);
 	T_CONTAINS(out, begin);
 	free(begin);
+	free(out);
+	free(cmd);
+	/* with the time of an earlier answer (plumb watch) */
+	cmd = framed_obs(SALT, "optimus", "1796470614.415047694", token);
+	T_INTEQ(run_gate(&e, cmd, &out), 0);
+	T_CONTAINS(out, "\nEND\n");
 	free(out);
 	free(cmd);
 	env_release(&e);
@@ -145,7 +152,7 @@ T_TEST(gate_refuses_everything_else)
 	char token[PROV_TOKEN_LEN + 1], *cmd, *bad;
 
 	env_init(&e);
-	cmd = framed_obs(SALT, "optimus", token);
+	cmd = framed_obs(SALT, "optimus", NULL, token);
 	check_refused(&e, "");
 	check_refused(&e, "docker ps");
 	check_refused(&e, "touch pwned");
@@ -164,8 +171,14 @@ T_TEST(gate_refuses_everything_else)
 	check_refused_variant(&e, cmd, "s:optimus-db", "x:optimus-db");
 	check_refused_variant(&e, cmd, "s:optimus-db", "s:../x");
 	free(cmd);
+	/* a time of another shape */
+	cmd = framed_obs(SALT, "optimus", "1796470614.415047694", token);
+	check_refused_variant(&e, cmd, "t:1796470614.415047694", "t:1796470614.4150.47694");
+	check_refused_variant(&e, cmd, "t:1796470614.415047694", "t:1796470614");
+	check_refused_variant(&e, cmd, "t:1796470614.415047694", "t:-1.5");
+	free(cmd);
 	/* A service name that needs quoting never reaches the host's shell. */
-	cmd = framed_obs(SALT, "x$(touch pwned)", token);
+	cmd = framed_obs(SALT, "x$(touch pwned)", NULL, token);
 	check_refused(&e, cmd);
 	free(cmd);
 	env_release(&e);
