@@ -681,6 +681,15 @@ struct stub_host {
 	char *saved_path, *saved_home, *saved_tmp;
 };
 
+/* A curl in front of the Engine API's socket: prints curl.txt (nothing
+ * when absent), or fails when curl.fail is there; arguments in args.curl. */
+static const char stub_curl[] =
+	"#!/bin/sh\n"
+	"printf '%s\\n' \"$@\" > \"$STUBDIR/args.curl\"\n"
+	"[ -e \"$STUBDIR/curl.fail\" ] && exit 7\n"
+	"cat \"$STUBDIR/curl.txt\" 2>/dev/null\n"
+	"exit 0\n";
+
 /* A cat in front of the real one that refuses a file named unreadable.env:
  * the tests run as root, who reads a mode-000 file anyway. */
 static const char stub_cat[] =
@@ -718,6 +727,11 @@ static void stub_setup(struct stub_host *sh, int nofd, const char *ps)
 	T_CHECK(write_text(sh->bin, "docker", stub_docker, 0755) == 0);
 	T_CHECK(write_text(sh->bin, "sha256sum", stub_sha256sum, 0755) == 0);
 	T_CHECK(write_text(sh->bin, "cat", stub_cat, 0755) == 0);
+	T_CHECK(write_text(sh->bin, "curl", stub_curl, 0755) == 0);
+	/* the script's curl goes to the default socket: no other endpoint */
+	unsetenv("DOCKER_HOST");
+	unsetenv("DOCKER_CONTEXT");
+	unsetenv("DOCKER_CONFIG");
 	if (nofd)
 		T_CHECK(write_text(tmp, "nofd", "", 0600) == 0);
 	T_CHECK(write_text(tmp, "ps.txt", ps, 0600) == 0);
@@ -1057,6 +1071,12 @@ T_TEST(script_unchanged_since_reuses_the_last_answer)
 	for (size_t i = 0; i < ARRAY_SIZE(still); i++) {
 		snprintf(since, sizeof(since), "%s", cache.since);
 		events(&sh, still[i]);
+		/* the Engine API says there are events (or fails): docker events
+		 * tells which */
+		if (i == 2)
+			T_CHECK(write_text(tmp, "curl.fail", "", 0600) == 0);
+		else
+			T_CHECK(write_text(tmp, "curl.txt", "{\"Type\":\"container\"}\n", 0600) == 0);
 		T_CHECK(write_text(sh.home, ".kamal/apps/optimus/env/roles/web.env",
 				   i % 2 ? "A=2\n" : "A=3\n", 0600) == 0);
 		if (stub_observe_cached(&sh, &h, salt, &q_optimus, &cache) != 0)
@@ -1070,7 +1090,9 @@ T_TEST(script_unchanged_since_reuses_the_last_answer)
 		T_CONTAINS(args, since); /* the window opens at the last answer's time */
 		free(args);
 		args = NULL;
-		T_CHECK(ran("events"));
+		T_CHECK(ran("events") && ran("curl"));
+		unlink(cmd = xasprintf("%s/curl.fail", tmp));
+		free(cmd);
 		T_INTEQ(h.ncontainers, 2); /* the proxy is not in the stub's inspect */
 		T_REQUIRE(by_name(&h, "optimus-web-v1"));
 		T_INTEQ(by_name(&h, "optimus-web-v1")->nenv, 7);
@@ -1082,6 +1104,22 @@ T_TEST(script_unchanged_since_reuses_the_last_answer)
 		T_REQUIRE(ef);
 		T_CHECK(hash_is(obs_env_hash(ef->vars, ef->nvars, "A"), salt, i % 2 ? "2" : "3"));
 	}
+	/* an empty window from the Engine API: unchanged, docker events not run */
+	T_CHECK(unlink(cmd = xasprintf("%s/curl.txt", tmp)) == 0);
+	free(cmd);
+	events(&sh, changed[0]); /* (never asked) */
+	snprintf(since, sizeof(since), "%s", cache.since);
+	T_INTEQ(stub_observe_cached(&sh, &h, salt, &q_optimus, &cache), 0);
+	T_CHECK(h.cached && !ran("events") && !ran("ps"));
+	T_CHECK(util_read_file(cmd = xasprintf("%s/args.curl", tmp), 4096, &args, &n) == 0);
+	free(cmd);
+	T_CONTAINS(args, "--unix-socket\n/var/run/docker.sock\n");
+	T_CONTAINS(args, since);
+	free(args);
+	args = NULL;
+	T_CHECK(ran("curl"));
+	T_INTEQ(h.ncontainers, 2);
+	T_CHECK(write_text(tmp, "curl.txt", "{\"Type\":\"container\"}\n", 0600) == 0);
 	/* anything else: in full again */
 	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
 		events(&sh, changed[i]);
