@@ -596,36 +596,6 @@ void dcmd_tag_latest(struct prov_cmd *c, enum prov_join join, const struct desir
 	free(repo);
 }
 
-/* ---- readiness ---- */
-
-void dcmd_state(struct prov_cmd *c, enum prov_join join, const char *name)
-{
-	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "docker", "inspect", "--format",
-		      "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
-		      name, NULL);
-}
-
-/*
- * Kamal's poller waits for "healthy", or "running" without a health check,
- * until deploy_timeout, and keeps waiting through "starting" and
- * "unhealthy" (a health check may recover). A container that exited or died
- * will not become ready by waiting: FAILED at once.
- */
-enum dcmd_ready dcmd_parse_state(const char *out)
-{
-	char status[32] = "", health[32] = "";
-
-	if (!out || sscanf(out, "%31s %31s", status, health) != 2)
-		return DCMD_FAILED;
-	if (strcmp(status, "running") == 0)
-		return strcmp(health, "healthy") == 0 || strcmp(health, "none") == 0 ? DCMD_READY
-										     : DCMD_STARTING;
-	if (strcmp(status, "created") == 0 || strcmp(status, "restarting") == 0)
-		return DCMD_STARTING;
-	return DCMD_FAILED;
-}
-
 /* ---- kamal-proxy deploy ---- */
 
 /* optionize(…, with: "="): --key="v" as the shell leaves it: --key=v */

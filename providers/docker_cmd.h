@@ -94,12 +94,6 @@ void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *serve
 void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
 		     const char *const *ids, size_t n);
 
-/* docker inspect --format '<status> <health>' NAME: the caller parses
- * "running healthy", "running none", "exited none"… with dcmd_parse_state. */
-void dcmd_state(struct prov_cmd *c, enum prov_join join, const char *name);
-enum dcmd_ready { DCMD_STARTING, DCMD_READY, DCMD_FAILED };
-enum dcmd_ready dcmd_parse_state(const char *out);
-
 /*
  * docker exec kamal-proxy kamal-proxy deploy <service>-<role>[-<dest>]
  * --target=<target>:<app_port> + every flag of Kamal's
