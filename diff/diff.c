@@ -734,14 +734,14 @@ static int wave_of(const struct desired *ds, const struct des_container *dc, con
 	*group = 0;
 	if (dc->kind != DES_APP)
 		return 1;
-	if (!dc->primary)
-		return 3;
-	for (size_t i = 0; i < ds->primary_hosts.n; i++)
-		if (strcmp(ds->primary_hosts.v[i], host) == 0) {
+	/* Kamal's host boot groups: slices of boot.limit of app_hosts (primary
+	 * role's hosts first), every role of a host booting in its host's group */
+	for (size_t i = 0; i < ds->app_hosts.n; i++)
+		if (strcmp(ds->app_hosts.v[i], host) == 0) {
 			*group = ds->boot_limit > 0 ? (int)(i / (size_t)ds->boot_limit) : 0;
 			break;
 		}
-	return 2;
+	return dc->primary ? 2 : 3;
 }
 
 /*

@@ -127,7 +127,7 @@ static void step_md(struct sbuf *out, const struct diff_plan *p, const struct di
 		sbuf_adds(out, ")");
 	}
 	sbuf_addf(out, ", wave %d", s->wave);
-	if (s->wave == 2)
+	if (s->wave == 2 || (s->wave == 3 && s->group > 0))
 		sbuf_addf(out, " group %d", s->group + 1);
 	if (s->disruptive)
 		sbuf_adds(out, " — ⚠️ **disruptive**: stop-first, data directories kept");

@@ -99,7 +99,7 @@ static void step_text(struct sbuf *out, const struct diff_plan *p, const struct 
 	if (s->target == DIFF_T_APP || s->target == DIFF_T_ACCESSORY)
 		render_text_escape(out, s->role);
 	sbuf_addf(out, ", wave %d", s->wave);
-	if (s->wave == 2)
+	if (s->wave == 2 || (s->wave == 3 && s->group > 0))
 		sbuf_addf(out, " group %d", s->group + 1);
 	sbuf_adds(out, ")");
 	if (s->disruptive) {

@@ -37,7 +37,8 @@ void rec_apply_release(struct rec_apply *x)
 }
 
 /* A hook of .kamal/hooks by name; 0 when absent, skipped or passed. */
-static int run_hook(struct rec_apply *x, const struct config *c, const char *root, const char *name)
+static int run_hook(struct rec_apply *x, const struct config *c, const char *root, const char *name,
+		    const char *hosts)
 {
 	struct rec_hook_env env = { 0 };
 	struct plumb_err err = { 0 };
@@ -50,6 +51,7 @@ static int run_hook(struct rec_apply *x, const struct config *c, const char *roo
 	env.performer = x->performer;
 	if (!x->ds)
 		env.version = x->version;
+	env.hosts = hosts;
 	env.command = strcmp(x->o.cmd, "rollback") == 0 ? "rollback" : "deploy";
 	env.lock = x->locked;
 	if (strcmp(name, "post-deploy") == 0) {
@@ -90,7 +92,7 @@ static int before_connect(const struct config *c, const char *root, const char *
 	x->config = c;
 	x->root = root;
 	x->version = version;
-	return run_hook(x, c, root, "pre-connect");
+	return run_hook(x, c, root, "pre-connect", NULL);
 }
 
 void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po,
@@ -101,11 +103,11 @@ void rec_apply_hook_pipeline(struct rec_apply *x, struct rec_pipeline_opts *po,
 	x->res = res;
 }
 
-static int exec_hook(const char *name, void *ctx)
+static int exec_hook(const char *name, const char *hosts, void *ctx)
 {
 	struct rec_apply *x = ctx;
 
-	return run_hook(x, x->config, x->root, name);
+	return run_hook(x, x->config, x->root, name, hosts);
 }
 
 static void exec_audit(struct prov_cmd *c, enum prov_join join, const char *text, void *ctx)
@@ -250,7 +252,7 @@ int rec_apply_execute(struct rec_apply *x, const struct rec_pipeline_result *res
 	if (!rep->locked)
 		rec_signals_phase(REC_SIG_FREE, NULL, NULL); /* a taking whose answer was lost */
 	x->locked = rep->locked;
-	if (rc == 0 && run_hook(x, res->config, res->root, "post-deploy") != 0)
+	if (rc == 0 && run_hook(x, res->config, res->root, "post-deploy", NULL) != 0)
 		rc = plumb_err_set(err, PLUMB_ERROR, "the post-deploy hook failed");
 	if (x->locked) {
 		rec_signals_phase(REC_SIG_RELEASING, NULL, NULL);

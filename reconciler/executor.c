@@ -1432,11 +1432,11 @@ static int host_index(const struct rec_exec_opts *o, const char *host, size_t *o
 	return -1;
 }
 
-static int hook(struct ex_run *run, const char *name)
+static int hook(struct ex_run *run, const char *name, const char *hosts)
 {
 	if (!run->o->hook)
 		return 0;
-	if (run->o->hook(name, run->o->ctx) != 0) {
+	if (run->o->hook(name, hosts, run->o->ctx) != 0) {
 		say(run, "hook %s failed: nothing more is done", name);
 		snprintf(run->why, sizeof(run->why), "the %s hook failed", name);
 		return -1;
@@ -1460,9 +1460,24 @@ static int max_group(struct ex_run *run)
 
 	for (size_t i = 0; i < run->nh; i++)
 		for (size_t k = 0; k < run->h[i].dh->nsteps; k++)
-			if (run->h[i].dh->steps[k].wave == 2 && run->h[i].dh->steps[k].group > g)
+			if ((run->h[i].dh->steps[k].wave == 2 || run->h[i].dh->steps[k].wave == 3) &&
+			    run->h[i].dh->steps[k].group > g)
 				g = run->h[i].dh->steps[k].group;
 	return g;
+}
+
+/* Boot group g's hosts, comma-separated (KAMAL_HOSTS of its app-boot hooks):
+ * its slice of the app hosts. */
+static char *group_hosts(const struct desired *ds, int g)
+{
+	struct sbuf sb;
+	size_t lim = ds->boot_limit > 0 ? (size_t)ds->boot_limit : ds->app_hosts.n;
+	size_t from = (size_t)g * lim;
+
+	sbuf_init(&sb, 0);
+	for (size_t i = from; i < ds->app_hosts.n && i < from + lim; i++)
+		sbuf_addf(&sb, "%s%s", i > from ? "," : "", ds->app_hosts.v[i]);
+	return sbuf_detach(&sb);
 }
 
 /* A registry on this machine's localhost:PORT: every host that pulls reaches
@@ -1559,41 +1574,56 @@ static int run_waves(struct ex_run *run)
 			say(run, "nothing was stopped or replaced");
 			goto out;
 		}
-	if (run->o->lock_cmd && hook(run, "pre-deploy") != 0)
+	if (run->o->lock_cmd && hook(run, "pre-deploy", NULL) != 0)
 		goto out;
 	for (size_t i = 0; i < run->nh; i++)
 		run->h[i].expect_pending = 1;
 	select_wave(run, 1, -1);
 	if (run_batch(run, "wave 1: accessories and proxy") != 0)
 		goto out;
-	if (apps && hook(run, "pre-app-boot") != 0)
-		goto out;
-	for (int g = 0; g <= groups; g++) {
-		char what[96];
-		if (g > 0 && c->boot.wait > 0) {
+	/*
+	 * Kamal's host boot groups (slices of boot.limit of the app hosts, the
+	 * primary role's first), one after the other: pre-app-boot with the
+	 * group's hosts, every role of its hosts, post-app-boot, boot.wait. The
+	 * other roles wait at the barrier until the primary role's containers
+	 * are ready (once it opened it stays open), or not at all with
+	 * parallel_roles. A group without a step is skipped, hooks included.
+	 */
+	run->barrier = 0;
+	for (int g = 0, booted = 0; apps && g <= groups; g++) {
+		char what[128], *gh;
+		size_t primary = select_wave(run, 2, g), others = select_wave(run, 3, g);
+
+		if (!primary && !others)
+			continue;
+		if (booted++ && c->boot.wait > 0) {
 			say(run, "waiting %ds before the next boot group", c->boot.wait);
 			sleep((unsigned)c->boot.wait);
 		}
-		size_t primary = select_wave(run, 2, g);
-		if (primary && g == 0 && select_wave(run, 3, -1)) {
-			/* the other roles boot once the primary role is ready (they
-			 * overlap its switch and stops), or at once with parallel_roles */
-			run->gate = c->boot.parallel_roles != 1;
-			run->barrier = 0;
+		gh = group_hosts(run->o->ds, g);
+		if (hook(run, "pre-app-boot", gh) != 0) {
+			free(gh);
+			goto out;
+		}
+		if (primary && others && run->barrier == 0 && c->boot.parallel_roles != 1) {
+			run->gate = 1;
 			run->pending = primary;
 		}
-		snprintf(what, sizeof(what), "wave 2: primary role, boot group %d%s", g + 1,
-			 run->gate ? " (then the other roles)" : "");
+		snprintf(what, sizeof(what), "boot group %d: %s", g + 1,
+			 !others ? "the primary role"
+			 : !primary ? "the other roles"
+			 : run->gate ? "the primary role, then the other roles"
+				     : "the primary role and the other roles");
 		failed = run_batch(run, what);
 		run->gate = 0;
-		if (failed)
+		if (!failed && primary && run->barrier == 0)
+			run->barrier = 1; /* primary-role containers are ready: open for later groups */
+		if (failed || hook(run, "post-app-boot", gh) != 0) {
+			free(gh);
 			goto out;
+		}
+		free(gh);
 	}
-	select_wave(run, 3, -1);
-	if (run_batch(run, "wave 3: other roles") != 0)
-		goto out;
-	if (apps && hook(run, "post-app-boot") != 0)
-		goto out;
 	select_wave(run, 4, -1);
 	if (run_batch(run, "wave 4: orphans and pruning") != 0)
 		goto out;

@@ -2,10 +2,13 @@
  * The executor: the only code that mutates a host. It takes a plan the
  * pipeline built (reconciler/pipeline.h) over a FLEET_READ_WRITE handle and
  * realises it, wave by wave (diff/diff.h):
- *   1 accessories and kamal-proxy, 2 the primary role in boot groups
- *   (boot.limit, boot.wait), 3 the other roles, only once the primary role is
- *   healthy (all at once with wave 2 when boot.parallel_roles), 4 orphans
- *   (only with pruning on) and pruning;
+ *   1 accessories and kamal-proxy, then Kamal's host boot groups one after
+ *   the other (slices of boot.limit of the app hosts, the primary role's
+ *   first; boot.wait between them; pre-app-boot and post-app-boot around
+ *   each, told its hosts): 2 the primary role and 3 the other roles of the
+ *   group's hosts, these only once the primary role is ready (the barrier:
+ *   at once with boot.parallel_roles, or when it opened in an earlier
+ *   group), then 4 orphans (only with pruning on) and pruning;
  * hosts in parallel within a wave or group (one worker per host, so a host's
  * transport is used by one thread at a time).
  *
@@ -53,8 +56,10 @@ struct rec_exec_opts {
 					* starts that container instead of a new one */
 	FILE *out;                     /* progress and summary; NULL = stdout */
 	/* Optional hooks, called from the thread that called rec_execute. */
-	/* a hook by name ("pre-app-boot", "post-app-boot"); non-zero stops the apply */
-	int (*hook)(const char *name, void *ctx);
+	/* a hook by name ("pre-app-boot", "post-app-boot": around each boot
+	 * group, hosts = the group's hosts, comma-separated, as Kamal's
+	 * KAMAL_HOSTS; NULL for the others); non-zero stops the apply */
+	int (*hook)(const char *name, const char *hosts, void *ctx);
 	/* appends an audit line to c, joined with join (rec_audit_cmd) */
 	void (*audit)(struct prov_cmd *c, enum prov_join join, const char *text, void *ctx);
 	/* non-zero: stop before the next step (SIGINT/SIGTERM) */

@@ -889,6 +889,17 @@ int desired_build(struct desired **out, const struct config *c, const struct des
 			ds->boot_limit = 0;
 	}
 
+	/* Kamal's app_hosts: every role's hosts, each once, the primary role's
+	 * first (in its order), then the other roles' (config_all_hosts' order
+	 * without the accessories' hosts) */
+	for (size_t j = 0; j < ds->primary_hosts.n; j++)
+		if (!strvec_contains(&ds->app_hosts, ds->primary_hosts.v[j]))
+			strvec_push(&ds->app_hosts, ds->primary_hosts.v[j]);
+	for (size_t r = 0; r < c->nroles; r++)
+		for (size_t j = 0; j < c->roles[r].nhosts; j++)
+			if (!strvec_contains(&ds->app_hosts, c->roles[r].hosts[j].addr))
+				strvec_push(&ds->app_hosts, c->roles[r].hosts[j].addr);
+
 	for (size_t k = 0; k < c->naccessories; k++)
 		strvec_push(&ds->accessories, c->accessories[k].service);
 	config_all_hosts(c, &hosts);
@@ -977,6 +988,7 @@ void desired_free(struct desired *ds)
 	}
 	free(ds->hosts);
 	strvec_release(&ds->primary_hosts);
+	strvec_release(&ds->app_hosts);
 	strvec_release(&ds->accessories);
 	free(ds->service);
 	free(ds->destination);

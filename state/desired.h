@@ -145,8 +145,12 @@ struct desired {
 	char *version;
 	char *primary_role;
 	int retain_containers;
-	int boot_limit;      /* hosts per boot group of the primary role; 0 = all at once */
-	struct strvec primary_hosts; /* the primary role's hosts in config order (boot groups) */
+	int boot_limit;      /* hosts per boot group; 0 = all at once */
+	struct strvec primary_hosts; /* the primary role's hosts in config order */
+	/* every role's hosts as Kamal boots them (KAMAL.app_hosts): config order,
+	 * each once, the primary role's hosts first; boot groups are slices of
+	 * boot_limit of it */
+	struct strvec app_hosts;
 	struct des_host *hosts; /* the config's hosts, in config_all_hosts order */
 	size_t nhosts;
 	int unavailable_secrets; /* count of secrets that could not be read */

@@ -668,25 +668,66 @@ T_TEST(tls_pems_travel_on_stdin)
 	free(yml);
 }
 
-/* boot.limit 1: the second web host boots only once the first has switched. */
+/* The app-boot hooks as the executor calls them: "name hosts" lines. */
+static struct strvec hook_calls;
+
+static int record_hook(const char *name, const char *group, void *ctx)
+{
+	(void)ctx;
+	strvec_push_take(&hook_calls, xasprintf("%s %s", name, group ? group : "(all)"));
+	return 0;
+}
+
+/* boot.limit 1: Kamal's host boot groups, one after the other — the second
+ * web host, and the job beside it, boot only once the first host's web has
+ * switched; each group between its own pre- and post-app-boot hooks, told
+ * the group's hosts. */
 T_TEST(boot_groups_follow_each_other)
 {
 	struct scen s;
 	char *yml = xasprintf("%sboot:\n  limit: 1\n", FX_YML);
-	int h1, h2, sw1, run2;
+	int h1, h2, sw1, run2, job2;
 
 	T_REQUIRE(scen_init_yml(&s, yml, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.hook = record_hook;
 	T_CHECK(scen_run(&s) == 0);
 	h1 = host_of(&s, "10.0.0.1");
 	h2 = host_of(&s, "10.0.0.2");
 	T_REQUIRE(h1 >= 0 && h2 >= 0);
 	sw1 = find_cmd(h1, "kamal-proxy deploy", NULL);
 	run2 = find_cmd(h2, "docker run", "--name optimus-web-");
-	T_REQUIRE(sw1 >= 0 && run2 >= 0);
+	job2 = find_cmd(h2, "docker run", "--name optimus-job-");
+	T_REQUIRE(sw1 >= 0 && run2 >= 0 && job2 >= 0);
 	T_CHECK(hosts[h1].seq[sw1] < hosts[h2].seq[run2]);
-	T_CHECK(strstr(s.outbuf, "boot group 2") != NULL);
+	T_CHECK(hosts[h1].seq[sw1] < hosts[h2].seq[job2]);
+	T_CHECK(strstr(s.outbuf, "boot group 1: the primary role\n") != NULL);
+	T_CHECK(strstr(s.outbuf, "boot group 2: the primary role and the other roles\n") != NULL);
+	T_REQUIRE(hook_calls.n == 4);
+	T_STREQ(hook_calls.v[0], "pre-app-boot 10.0.0.1");
+	T_STREQ(hook_calls.v[1], "post-app-boot 10.0.0.1");
+	T_STREQ(hook_calls.v[2], "pre-app-boot 10.0.0.2");
+	T_STREQ(hook_calls.v[3], "post-app-boot 10.0.0.2");
+	strvec_release(&hook_calls);
 	scen_free(&s);
 	free(yml);
+}
+
+/* Without boot.limit: one group of every app host, hooks once around it,
+ * the job behind the barrier. */
+T_TEST(one_boot_group_without_a_limit)
+{
+	struct scen s;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	s.o.hook = record_hook;
+	T_CHECK(scen_run(&s) == 0);
+	T_CHECK(strstr(s.outbuf, "boot group 1: the primary role, then the other roles\n") != NULL);
+	T_CHECK(strstr(s.outbuf, "boot group 2") == NULL);
+	T_REQUIRE(hook_calls.n == 2);
+	T_STREQ(hook_calls.v[0], "pre-app-boot 10.0.0.1,10.0.0.2");
+	T_STREQ(hook_calls.v[1], "post-app-boot 10.0.0.1,10.0.0.2");
+	strvec_release(&hook_calls);
+	scen_free(&s);
 }
 
 /* The same version with another env (a redeploy): the running container is
@@ -836,7 +877,7 @@ T_TEST(snapshot_retention_removes_only_its_own)
 	free(dir);
 }
 
-T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(one_boot_group_without_a_limit), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory), T_CASE(stop_first_from_an_aside_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
