@@ -44,11 +44,6 @@ int docker_obs_build_since(struct prov_cmd *out, const char *salt,
 		      NULL);
 	free(appdir);
 	free(lock);
-	if (since) {
-		char *w = xasprintf("t:%s", since);
-		prov_cmd_arg(out, w);
-		free(w);
-	}
 	{
 		char *w = xasprintf("s:%s", q->service);
 		prov_cmd_arg(out, w);
@@ -61,6 +56,11 @@ int docker_obs_build_since(struct prov_cmd *out, const char *salt,
 	}
 	for (size_t i = 0; i < nproxies; i++) {
 		char *w = xasprintf("n:%s", proxies[i]);
+		prov_cmd_arg(out, w);
+		free(w);
+	}
+	if (since) {
+		char *w = xasprintf("t:%s", since);
 		prov_cmd_arg(out, w);
 		free(w);
 	}
@@ -965,18 +965,21 @@ int docker_obs_host_cached(struct obs_host *h, struct transport *t, const char *
 
 	cmd_result_init(&r, t->max_output);
 	sbuf_init(&merged, 0);
-	if (cache) {
-		prov_cmd_init(&cmd);
-		if (docker_obs_build(&cmd, salt, q) == 0)
-			cache_key(&cmd, key);
-		prov_cmd_release(&cmd);
+	rc = docker_obs_build(&cmd, salt, q);
+	if (rc == 0 && cache) {
+		/* the question without its t: word is the cache's key; the word goes last */
+		cache_key(&cmd, key);
 		if (cache->valid && key[0] && strcmp(cache->key, key) == 0 && cache->since[0] &&
-		    prov_now_ms() - cache->at_ms < DOCKER_OBS_CACHE_MAX_AGE_MS)
+		    prov_now_ms() - cache->at_ms < DOCKER_OBS_CACHE_MAX_AGE_MS) {
+			char *w = xasprintf("t:%s", cache->since);
 			since = cache->since;
-		else
+			prov_cmd_arg(&cmd, w);
+			free(w);
+			rc = cmd.err ? PLUMB_EINVAL : 0;
+		} else {
 			docker_obs_cache_reset(cache);
+		}
 	}
-	rc = docker_obs_build_since(&cmd, salt, q, since);
 	if (rc == 0) {
 		cmd_result_release(&r);
 		rc = transport_run_cmd(t, &cmd, &r);
@@ -1007,11 +1010,6 @@ int docker_obs_host_cached(struct obs_host *h, struct transport *t, const char *
 	}
 	if (r.status != 0) {
 		h->error = xasprintf("observation script exited with status %d", r.status);
-		host_clear_observed(h);
-		goto unknown;
-	}
-	if (!unchanged && h->cached) {
-		h->error = xstrdup("observation output: an unchanged answer to a question not asked");
 		host_clear_observed(h);
 		goto unknown;
 	}
