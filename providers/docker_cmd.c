@@ -547,20 +547,24 @@ void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *serve
 }
 
 /*
- * plumb-expect WANT NAME…: the containers named are still the ones observed
- * (WANT: their full ids, one per line, in order), else exit 9 with a line
- * saying so: what a plan was built from changed under it.
+ * plumb-expect TYPE WANT NAME…: the containers named are still the ones
+ * observed, and the image references still name the images observed (WANT:
+ * their full ids, one per line, in order), else exit 9 with a line saying
+ * so: what a plan was built from changed under it. TYPE "container" when
+ * only containers are named; "" (docker inspect of any object: a container
+ * name is found as a container first, and an image reference holds ':', '/'
+ * or '@', which no container name does) when images are.
  */
 static const char expect_script[] =
-	"w=$1; shift\n"
-	"g=$(docker container inspect --format '{{.Id}}' -- \"$@\" 2>/dev/null)\n"
+	"k=$1 w=$2; shift 2\n"
+	"g=$(docker ${k:+\"$k\"} inspect --format '{{.Id}}' -- \"$@\" 2>/dev/null)\n"
 	"[ \"$g\" = \"$w\" ] && exit 0\n"
-	"echo \"" DCMD_EXPECT_MARK " a container this host's steps act on is not the one observed "
-	"(another deploy ran since?): nothing done here; plan again\" >&2\n"
+	"echo \"" DCMD_EXPECT_MARK " a container or image this host's steps act on is not the one "
+	"observed (another deploy ran since?): nothing done here; plan again\" >&2\n"
 	"exit 9\n";
 
 void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
-		     const char *const *ids, size_t n)
+		     const char *const *ids, size_t n, size_t nimages)
 {
 	struct sbuf w;
 
@@ -568,7 +572,8 @@ void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const 
 	for (size_t i = 0; i < n; i++)
 		sbuf_addf(&w, "%s%s", i ? "\n" : "", ids[i]);
 	prov_cmd_begin(c, join);
-	prov_cmd_args(c, "sh", "-c", expect_script, "plumb-expect", w.buf, NULL);
+	prov_cmd_args(c, "sh", "-c", expect_script, "plumb-expect", nimages ? "" : "container", w.buf,
+		      NULL);
 	for (size_t i = 0; i < n; i++)
 		prov_cmd_arg(c, names[i]);
 	sbuf_release(&w);

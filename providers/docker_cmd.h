@@ -87,12 +87,14 @@ void dcmd_pull_needed(struct prov_cmd *c, enum prov_join join, const char *serve
 
 /*
  * A check that the containers names[i] still have the full ids ids[i] (what
- * the plan was built from); when one does not, the command fails (status 9)
- * with a line holding DCMD_EXPECT_MARK on stderr, before what follows.
+ * the plan was built from), and that the last nimages of names[] are image
+ * references still naming the image ids[i] (an image the host already held:
+ * not pulled again); when one does not, the command fails (status 9) with a
+ * line holding DCMD_EXPECT_MARK on stderr, before what follows.
  */
 #define DCMD_EXPECT_MARK "plumb-expect:"
 void dcmd_expect_ids(struct prov_cmd *c, enum prov_join join, const char *const *names,
-		     const char *const *ids, size_t n);
+		     const char *const *ids, size_t n, size_t nimages);
 
 /*
  * docker exec kamal-proxy kamal-proxy deploy <service>-<role>[-<dest>]

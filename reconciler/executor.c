@@ -49,6 +49,19 @@ struct ex_host {
 	int expect_pending;     /* the next command is the first step command: checked first */
 	int stale;              /* that check failed: nothing was done on the host */
 	int lock_here;          /* the deploy lock goes in front of this host's preparing command */
+	/* The images its steps run: those to pull (or to check, an identity
+	 * unknown) in the preparing command, and those the observation showed
+	 * under their reference with the plan's identity, checked by the expect
+	 * check instead (nothing pulled); the kamal network not seen on the host. */
+	struct strvec pull_refs, pull_ids, have_refs, have_ids;
+	int need_network;
+	int pulled;             /* an image was pulled here (a tag may have moved): prune */
+	int removed;            /* a step removed a container (its image may be unused): prune */
+	/* A step behind the barrier whose host-side preparation (directories,
+	 * assets, a clashing container renamed aside: Kamal's order) ran while
+	 * the primary role booted; the name it was set aside under. */
+	const struct diff_step *staged;
+	char *staged_clash;
 	const struct diff_step *doing; /* the step under way (live status line), under run->mu */
 	double doing_since;
 	char why[PLUMB_ERR_MSG_MAX];
@@ -289,7 +302,14 @@ static const struct des_env_file *env_file_of(const struct ex_host *h, const cha
 static int env_install(struct ex_host *h, struct prov_cmd *c, const struct des_env_file *f,
 		       char **in, struct plumb_err *err)
 {
+	const struct obs_env_file *of = f ? obs_host_env_file(h->oh, f->path) : NULL;
+
 	if (!f)
+		return 0;
+	/* the host's copy is already what would be written (salted hashes of
+	 * the whole file, and its mode): left as it is */
+	if (of && !f->unavailable && f->content_hash[0] &&
+	    strcmp(of->content_hash, f->content_hash) == 0 && (of->mode & 0777) == 0600)
 		return 0;
 	return dcmd_env_file_write(c, in, f, h->run->o->config, err);
 }
@@ -319,6 +339,21 @@ static const struct obs_container *running_other(const struct ex_host *h, const 
 	return NULL;
 }
 
+/* The step boots a new app container (docker run), not a retained one. */
+static int boots_new(const struct ex_host *h, const struct diff_step *s)
+{
+	const struct obs_container *have;
+
+	if (s->target != DIFF_T_APP)
+		return 0;
+	if (s->action == DIFF_CREATE)
+		return 1;
+	if (s->action != DIFF_REPLACE)
+		return 0;
+	have = observed(h, s->name);
+	return !(h->run->o->rollback && have && have->state && strcmp(have->state, "running") != 0);
+}
+
 /* The check in front of a host's first step command: every observed
  * container its steps act on still has the id observed. */
 static void expect_cmd(struct ex_host *h, struct prov_cmd *c)
@@ -341,9 +376,13 @@ static void expect_cmd(struct ex_host *h, struct prov_cmd *c)
 				strvec_push(&ids, oc[i]->id);
 			}
 	}
+	for (size_t i = 0; i < h->have_refs.n; i++) {
+		strvec_push(&names, h->have_refs.v[i]);
+		strvec_push(&ids, h->have_ids.v[i]);
+	}
 	if (names.n)
 		dcmd_expect_ids(c, PROV_JOIN_AND, (const char *const *)names.v,
-				(const char *const *)ids.v, names.n);
+				(const char *const *)ids.v, names.n, h->have_refs.n);
 	strvec_release(&names);
 	strvec_release(&ids);
 }
@@ -524,6 +563,70 @@ static void step_tail(struct ex_host *h, const struct diff_step *s, const char *
 }
 
 /*
+ * What Kamal does on the host before a role's container boots (before the
+ * barrier, for the other roles): the directories, the assets, a container
+ * holding the new name set aside (a same-version redeploy, an earlier failed
+ * attempt: *clash, the name it gets).
+ */
+static void boot_prepare(struct ex_host *h, const struct diff_step *s, const char *old,
+			 const struct dcmd_ctx *x, struct prov_cmd *c, char **clash)
+{
+	const struct des_container *dc = s->desired;
+	const struct obs_container *cur = old ? observed(h, old) : NULL;
+	const char *ov = cur && strlen(cur->name) > strlen(dc->prefix) + 1
+				 ? cur->name + strlen(dc->prefix) + 1 : NULL;
+	struct prov_cmd a;
+
+	dcmd_prepare_dirs(c, PROV_JOIN_AND, dc, x);
+	prov_cmd_init(&a);
+	if (dcmd_assets_prepare(&a, PROV_JOIN_AND, dc, x, ov) > 0)
+		append_unit(c, PROV_JOIN_AND, &a, 0);
+	prov_cmd_release(&a);
+	if (observed(h, s->name)) {
+		*clash = aside_name(s->name);
+		dcmd_rename(c, PROV_JOIN_AND, s->name, *clash);
+	}
+}
+
+/*
+ * A step behind the barrier that boots a new container, while the barrier
+ * is still shut: its host-side preparation (boot_prepare, behind the expect
+ * check when it is the host's first command) runs now, so that only the
+ * boot itself waits for the primary role. 0 when done or not needed.
+ */
+static int boot_stage(struct ex_host *h, const struct diff_step *s)
+{
+	struct dcmd_ctx x;
+	struct prov_cmd c;
+	struct cmd_result r = { 0 };
+	char *clash = NULL;
+	int rc;
+
+	if (!boots_new(h, s) || !s->desired)
+		return 0;
+	pthread_mutex_lock(&h->run->mu);
+	rc = h->run->barrier != 0;
+	pthread_mutex_unlock(&h->run->mu);
+	if (rc)
+		return 0; /* open (or shut for good): nothing to overlap */
+	dctx(h, &x);
+	prov_cmd_init(&c);
+	boot_prepare(h, s, s->old_name, &x, &c, &clash);
+	rc = ex_cmd(h, &c, NULL, 0, &r);
+	if (rc < 0) {
+		if (!h->failed)
+			host_fail(h, rc, "preparing %s failed: %s", s->name, cmd_said(h, &r, rc));
+		free(clash);
+	} else {
+		h->staged = s;
+		h->staged_clash = clash;
+	}
+	cmd_result_release(&r);
+	prov_cmd_release(&c);
+	return rc;
+}
+
+/*
  * An app role: boot (or start) the new container and wait until it is ready;
  * then, for a proxied role, switch traffic to it (one command from boot to
  * switch); then stop the old one. A step that opens the barrier for the
@@ -536,7 +639,6 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 {
 	const struct rec_exec_opts *o = h->run->o;
 	const struct des_container *dc = s->desired;
-	const struct obs_container *have = observed(h, s->name);
 	int gatekeeper = s->wave == 2 && h->run->gate;
 	struct plumb_err err = { 0 };
 	struct dcmd_ctx x;
@@ -556,25 +658,15 @@ static int step_app(struct ex_host *h, const struct diff_step *s, int start, con
 			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
 			goto out;
 		}
-		dcmd_prepare_dirs(&c, PROV_JOIN_AND, dc, &x);
-		{
-			const struct obs_container *cur = old ? observed(h, old) : NULL;
-			const char *ov = cur && strlen(cur->name) > strlen(dc->prefix) + 1
-						 ? cur->name + strlen(dc->prefix) + 1 : NULL;
-			struct prov_cmd a;
-			prov_cmd_init(&a);
-			if (dcmd_assets_prepare(&a, PROV_JOIN_AND, dc, &x, ov) > 0)
-				append_unit(&c, PROV_JOIN_AND, &a, 0);
-			prov_cmd_release(&a);
+		if (h->staged == s) {
+			clash = h->staged_clash; /* prepared before the barrier */
+			h->staged_clash = NULL;
+			h->staged = NULL;
+		} else {
+			boot_prepare(h, s, old, &x, &c, &clash);
 		}
-		if (have) {
-			/* a container with the new name exists (a same-version redeploy, an
-			 * earlier failed attempt): renamed aside as Kamal does */
-			clash = aside_name(s->name);
-			dcmd_rename(&c, PROV_JOIN_AND, s->name, clash);
-			if (old && strcmp(old, s->name) == 0)
-				old = clash; /* the one to stop is the one set aside */
-		}
+		if (clash && old && strcmp(old, s->name) == 0)
+			old = clash; /* the one to stop is the one set aside */
 		rc = dcmd_run(&c, PROV_JOIN_AND, dc, NULL, &x, &err);
 		if (rc < 0) {
 			rc = host_fail(h, rc, "%s", plumb_err_msg(&err));
@@ -950,8 +1042,6 @@ out:
 
 static int run_step(struct ex_host *h, const struct diff_step *s)
 {
-	const struct rec_exec_opts *o = h->run->o;
-
 	switch (s->action) {
 	case DIFF_CREATE:
 		if (s->target == DIFF_T_APP)
@@ -961,11 +1051,7 @@ static int run_step(struct ex_host *h, const struct diff_step *s)
 		if (s->target != DIFF_T_APP)
 			return step_stop_first(h, s);
 		/* rollback: the retained container of that version is started */
-		{
-			const struct obs_container *have = observed(h, s->name);
-			int start = o->rollback && have && have->state && strcmp(have->state, "running") != 0;
-			return step_app(h, s, start, s->old_name);
-		}
+		return step_app(h, s, !boots_new(h, s), s->old_name);
 	case DIFF_REPLACE_STOP_FIRST:
 		return step_stop_first(h, s);
 	case DIFF_RESTORE:
@@ -1144,6 +1230,13 @@ static int host_batch(size_t i, void *ctx)
 				barrier_set(run, 0);
 			return host_fail(h, PLUMB_ERROR, "interrupted");
 		}
+		if (s->wave == 3 && run->gate && boot_stage(h, s) < 0) {
+			h->state[h->batch[k]] = EX_FAILED;
+			step_label(s, label, sizeof(label));
+			say(run, "%s: %s FAILED (%.1fs)", h->dh->host, label, (prov_now_ms() - t) / 1000.0);
+			say(run, "%s: %s", h->dh->host, h->why);
+			break;
+		}
 		if (s->wave == 3 && run->gate && barrier_wait(run) < 0) {
 			say(run, "%s: the %s role is not booted: no primary-role container became ready",
 			    h->dh->host, s->role);
@@ -1226,12 +1319,53 @@ static int image_wanted(const struct diff_step *s)
 				s->action == DIFF_REPLACE_STOP_FIRST);
 }
 
+/* The host already holds the image id under the reference ref: the
+ * observation saw it (an image a container of the host was started from). */
+static int image_held(const struct obs_host *oh, const char *ref, const char *id)
+{
+	const struct obs_image *im = id && *id ? obs_host_image(oh, id) : NULL;
+
+	return im && strvec_contains(&im->repo_tags, ref);
+}
+
+/* Sorts the images the host's steps run into pull_refs (pulled, or checked
+ * by the preparing command) and have_refs (held already, as observed:
+ * checked by the expect check in front of the first step); need_network
+ * when one is run and no observed container is on the kamal network. */
+static void images_plan(struct ex_host *h)
+{
+	int runs = 0, net = 0;
+
+	if (h->run->o->no_pull)
+		return; /* a rollback: the containers and their network are there */
+	for (size_t k = 0; k < h->dh->nsteps; k++) {
+		const struct diff_step *s = &h->dh->steps[k];
+		const char *id = s->image_id ? s->image_id : "";
+		if (!image_wanted(s))
+			continue;
+		runs = 1;
+		if (strvec_contains(&h->pull_refs, s->image_ref) ||
+		    strvec_contains(&h->have_refs, s->image_ref))
+			continue;
+		if (image_held(h->oh, s->image_ref, id)) {
+			strvec_push(&h->have_refs, s->image_ref);
+			strvec_push(&h->have_ids, id);
+		} else {
+			strvec_push(&h->pull_refs, s->image_ref);
+			strvec_push(&h->pull_ids, id);
+		}
+	}
+	for (size_t i = 0; runs && !net && i < h->oh->ncontainers; i++)
+		net = strvec_contains(&h->oh->containers[i].networks, "kamal");
+	h->need_network = runs && !net;
+}
+
 static int host_prepare(size_t i, void *ctx)
 {
 	struct ex_run *run = ctx;
 	struct ex_host *h = &run->h[i];
 	const struct rec_exec_opts *o = run->o;
-	struct strvec refs = { 0 }, ids = { 0 };
+	const struct strvec *refs = &h->pull_refs, *ids = &h->pull_ids;
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
 	struct cfg_secret user = { 0 }, pw = { 0 };
@@ -1240,34 +1374,24 @@ static int host_prepare(size_t i, void *ctx)
 	double t = prov_now_ms();
 	struct plumb_err lerr = { 0 };
 	size_t pulled = 0;
-	int rc = 0, runs = 0;
+	int rc = 0;
 
 	prov_cmd_init(&c);
 	if (h->lock_here && (rc = o->lock_cmd(&c, PROV_JOIN_AND, &lerr, o->ctx)) < 0) {
 		host_fail(h, rc, "%s", plumb_err_msg(&lerr));
 		goto out;
 	}
-	if (!o->no_pull) {
-		for (size_t k = 0; k < h->dh->nsteps; k++) {
-			const struct diff_step *s = &h->dh->steps[k];
-			if (image_wanted(s) && !strvec_contains(&refs, s->image_ref)) {
-				strvec_push(&refs, s->image_ref);
-				strvec_push(&ids, s->image_id ? s->image_id : "");
-			}
-		}
-	}
-	/* a container will be run: the kamal network must exist (not for a
-	 * rollback: the containers and their network are there) */
-	for (size_t k = 0; k < h->dh->nsteps && !o->no_pull; k++)
-		runs |= image_wanted(&h->dh->steps[k]);
-	if (!runs && !c.n)
-		goto out; /* renames, starts, env files: nothing to prepare */
-	if (refs.n && config_registry_credentials(o->config, &user, &pw, &why) > 0)
+	if (h->have_refs.n && !refs->n)
+		say(run, "%s: %zu image%s already there (checked again before the first step)",
+		    h->dh->host, h->have_refs.n, h->have_refs.n == 1 ? "" : "s");
+	if (!refs->n && !h->need_network && !c.n)
+		goto out; /* renames, starts, env files, images held: nothing to prepare */
+	if (refs->n && config_registry_credentials(o->config, &user, &pw, &why) > 0)
 		in = pw.value;
 	/* the kamal network, then each image unless the host holds its identity */
-	if (runs)
+	if (refs->n || h->need_network)
 		dcmd_pull_needed(&c, PROV_JOIN_AND, o->config->registry.server, in ? user.value : NULL,
-				 (const char *const *)refs.v, (const char *const *)ids.v, refs.n);
+				 (const char *const *)refs->v, (const char *const *)ids->v, refs->n);
 	rc = ex_cmd(h, &c, in, in ? strlen(in) : 0, &r);
 	if (h->lock_here) {
 		int taken = 0, lrc = o->lock_read(h->t, &r, &taken, &lerr, o->ctx);
@@ -1279,7 +1403,7 @@ static int host_prepare(size_t i, void *ctx)
 		}
 	}
 	if (rc < 0) {
-		host_fail(h, rc, "%s: %s", refs.n ? "login/pull failed" : "preparing the host failed",
+		host_fail(h, rc, "%s: %s", refs->n ? "login/pull failed" : "preparing the host failed",
 			  cmd_said(h, &r, rc));
 		goto out;
 	}
@@ -1287,15 +1411,15 @@ static int host_prepare(size_t i, void *ctx)
 	{
 		size_t at = 0, k = 0;
 		const char *s = r.out.buf;
-		while (at < r.out.len && k < refs.n) {
+		while (at < r.out.len && k < refs->n) {
 			size_t e = strcspn(s + at, "\n");
 			if (e == 6 && strncmp(s + at, "pulled", 6) == 0)
 				pulled++;
 			if (e == 71 && strncmp(s + at, "sha256:", 7) == 0) {
-				if (*ids.v[k] && strncmp(s + at, ids.v[k], e) != 0) {
+				if (*ids->v[k] && strncmp(s + at, ids->v[k], e) != 0) {
 					rc = host_fail(h, PLUMB_ERROR,
 						       "the tag moved: %s is %.*s on the host, the plan was built with %s",
-						       refs.v[k], (int)e, s + at, ids.v[k]);
+						       refs->v[k], (int)e, s + at, ids->v[k]);
 					goto out;
 				}
 				k++;
@@ -1303,26 +1427,55 @@ static int host_prepare(size_t i, void *ctx)
 			at += e + 1;
 		}
 	}
-	if (refs.n) {
+	h->pulled = pulled > 0;
+	if (refs->n) {
 		size_t unchecked = 0;
-		for (size_t k = 0; k < ids.n; k++)
-			unchecked += !*ids.v[k];
-		say(run, "%s: %zu image%s ready, %zu pulled%s (%.1fs)", h->dh->host, refs.n,
-		    refs.n == 1 ? "" : "s", pulled,
+		for (size_t k = 0; k < ids->n; k++)
+			unchecked += !*ids->v[k];
+		say(run, "%s: %zu image%s ready, %zu pulled%s (%.1fs)", h->dh->host,
+		    refs->n + h->have_refs.n, refs->n + h->have_refs.n == 1 ? "" : "s", pulled,
 		    unchecked ? ", an accessory's not checked (its identity is not pinned: "
 				"x-plumb accessories.<name>.pin_digest)" : "",
 		    (prov_now_ms() - t) / 1000.0);
 	}
 out:
 	free(why);
-	strvec_release(&refs);
-	strvec_release(&ids);
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
 	return rc;
 }
 
-/* Kamal's end of a deploy on a host: the app image tagged :latest, then prune. */
+/*
+ * Kamal's pruning (stopped containers of the service beyond
+ * retain_containers, its dangling and unused images) can only find
+ * something this apply left: an image pulled (a tag that moved leaves one
+ * dangling), a container removed (its image may be unused now), or more
+ * containers of the service than it keeps running plus retain_containers,
+ * counting those this apply creates. Otherwise it is not sent: an earlier
+ * apply's leftovers went with that apply's own pruning.
+ */
+static int prune_needed(const struct ex_host *h)
+{
+	const struct desired *ds = h->run->o->ds;
+	size_t total = 0, running = 0, retain = ds->retain_containers < 1 ? 1 : (size_t)ds->retain_containers;
+
+	if (h->pulled || !h->dsh)
+		return 1;
+	for (size_t k = 0; k < h->dh->nsteps; k++) {
+		const struct diff_step *s = &h->dh->steps[k];
+		if (s->action == DIFF_REMOVE_ORPHAN || s->action == DIFF_REMOVE_ASIDE)
+			return 1;
+		total += boots_new(h, s);
+	}
+	for (size_t i = 0; i < h->oh->ncontainers; i++)
+		total += h->oh->containers[i].service && strcmp(h->oh->containers[i].service, ds->service) == 0;
+	for (size_t i = 0; i < h->dsh->ncontainers; i++)
+		running += h->dsh->containers[i].kind == DES_APP;
+	return total > running + retain;
+}
+
+/* Kamal's end of a deploy on a host: the app image tagged :latest, then
+ * prune (when it can find something). */
 static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join)
 {
 	const struct rec_exec_opts *o = h->run->o;
@@ -1335,8 +1488,10 @@ static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join joi
 	prov_cmd_init(&p);
 	if (ref)
 		dcmd_tag_latest(&p, PROV_JOIN_SEQ, o->ds, ref);
-	dcmd_prune(&p, PROV_JOIN_SEQ, o->ds, o->ds->retain_containers);
-	append_unit(c, join, &p, 1);
+	if (prune_needed(h))
+		dcmd_prune(&p, PROV_JOIN_SEQ, o->ds, o->ds->retain_containers);
+	if (p.n)
+		append_unit(c, join, &p, 1);
 	prov_cmd_release(&p);
 }
 
@@ -1353,7 +1508,7 @@ static int host_finish(size_t i, void *ctx)
 		return 0;
 	prov_cmd_init(&c);
 	finish_cmd(h, &c, PROV_JOIN_SEQ);
-	rc = ex_cmd(h, &c, NULL, 0, &r);
+	rc = c.n ? ex_cmd(h, &c, NULL, 0, &r) : 0;
 	if (rc < 0)
 		say(run, "%s: pruning failed (not an error): %s", h->dh->host, cmd_said(h, &r, rc));
 	cmd_result_release(&r);
@@ -1494,7 +1649,8 @@ static int open_tunnels(struct ex_run *run)
 		struct plumb_err err = { 0 };
 		int pulls = 0;
 		for (size_t k = 0; k < h->dh->nsteps; k++)
-			pulls |= image_wanted(&h->dh->steps[k]) && h->dh->steps[k].target == DIFF_T_APP;
+			pulls |= image_wanted(&h->dh->steps[k]) && h->dh->steps[k].target == DIFF_T_APP &&
+				 strvec_contains(&h->pull_refs, h->dh->steps[k].image_ref);
 		if (!pulls)
 			continue;
 		if (run->o->tunnel)
@@ -1827,6 +1983,7 @@ int rec_execute(const struct rec_exec_opts *o, struct rec_exec_report *rep, stru
 		if (rc < 0)
 			goto out;
 		h->home = h->oh->home ? xstrdup(h->oh->home) : NULL;
+		images_plan(h);
 	}
 	if (o->rollback && (rc = rollback_check(&run, err)) < 0)
 		goto out;
@@ -1854,6 +2011,11 @@ out:
 		free(run.h[i].state);
 		free(run.h[i].batch);
 		free(run.h[i].home);
+		strvec_release(&run.h[i].pull_refs);
+		strvec_release(&run.h[i].pull_ids);
+		strvec_release(&run.h[i].have_refs);
+		strvec_release(&run.h[i].have_ids);
+		free(run.h[i].staged_clash);
 	}
 	free(run.h);
 	pthread_mutex_destroy(&run.mu);

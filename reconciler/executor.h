@@ -15,13 +15,25 @@
  * Before anything is stopped, every host of the apply logs in to the
  * registry (password on stdin, never in argv) and pulls the images its steps
  * run, in parallel, and the pulled identity is checked against the one the
- * plan was built with: a difference stops everything ("the tag moved").
+ * plan was built with: a difference stops everything ("the tag moved"). An
+ * image the observation saw on the host under its reference with that
+ * identity is not pulled: the expect check in front of the host's first
+ * step (which fails the host, nothing done, when a container or image it
+ * acts on is not the one observed) checks it instead.
  *
  * Each step is one or two commands per host (chained with &&), readiness is
  * waited for on the host (providers/ready.sh, sent as a constant script): a
  * roll costs the observation, the preparing command (with the lock on the
- * primary host), the boot and switch, and the stop of the old container (in
- * the boot command for a step no other role waits for); + the release.
+ * primary host; none where there is nothing to pull), the boot and switch,
+ * and the stop of the old container (in the boot command for a step no other
+ * role waits for); + the release. A step behind the barrier that boots a
+ * new container prepares it (directories, assets, a clashing container set
+ * aside: what Kamal does before it waits) in a command of its own while the
+ * barrier is shut, so only the boot waits. An env file whose observed hash
+ * and mode are already right is not written; pruning is sent only where
+ * this apply could have left something to prune (an image pulled, a
+ * container removed, more containers of the service than it runs plus
+ * retain_containers).
  * Every docker command comes from providers/docker_cmd.h.
  *
  * Failure: a new container that does not become ready is stopped and removed

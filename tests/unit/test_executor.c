@@ -30,7 +30,8 @@ struct fake_host {
 	struct transport base;
 	struct strvec log;        /* every command, rendered */
 	struct strvec input;      /* what each command got on stdin ("" for none) */
-	int seq[64];              /* each command's place among every host's */
+	int seq[64];              /* each command's place among every host's, when it started */
+	int eseq[64];             /* … when it ended */
 	const char *fail_ready;   /* a readiness wait for this name fails */
 	const char *pulled_id;    /* what `docker image inspect` answers */
 	int stale;                /* the observed containers changed: plumb-expect fails */
@@ -40,7 +41,20 @@ struct fake_host {
 
 static int gseq;
 
+static int fake_answer_body(struct transport *t, const char *cmd, struct cmd_result *out);
+
 static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *out)
+{
+	struct fake_host *h = (struct fake_host *)t;
+	size_t k = h->log.n;
+	int rc = fake_answer_body(t, cmd, out);
+
+	if (k < 64)
+		h->eseq[k] = __atomic_add_fetch(&gseq, 1, __ATOMIC_SEQ_CST);
+	return rc;
+}
+
+static int fake_answer_body(struct transport *t, const char *cmd, struct cmd_result *out)
 {
 	struct fake_host *h = (struct fake_host *)t;
 	const char *p;
@@ -52,6 +66,8 @@ static int fake_answer(struct transport *t, const char *cmd, struct cmd_result *
 	if (h->input.n < h->log.n)
 		strvec_push(&h->input, "");
 	out->status = 0;
+	if (strstr(cmd, "plumb-pull"))
+		sbuf_adds(&out->out, "pulled\n"); /* (the fake pulls whatever it is asked) */
 	for (p = cmd; (p = strstr(p, "image inspect")); p++)
 		sbuf_addf(&out->out, "%s\n", h->pulled_id);
 	if (strstr(cmd, "FAKE-LOCK")) {
@@ -168,9 +184,19 @@ static int scen_init(struct scen *s, const char *version, const char *id, enum f
 	return scen_init_yml(s, FX_YML, version, id, mode);
 }
 
+static int scen_init_from(struct scen *s, const char *base, const char *yml, const char *version,
+			  const char *id, enum fleet_mode mode);
+
 /* The fleet deployed from FX_YML at V1; the plan to yml at version. */
 static int scen_init_yml(struct scen *s, const char *yml, const char *version, const char *id,
 			 enum fleet_mode mode)
+{
+	return scen_init_from(s, FX_YML, yml, version, id, mode);
+}
+
+/* The fleet deployed from base at V1; the plan to yml at version. */
+static int scen_init_from(struct scen *s, const char *base, const char *yml, const char *version,
+			  const char *id, enum fleet_mode mode)
 {
 	struct config *c1;
 	struct diff_opts dopt = { 0 };
@@ -178,7 +204,7 @@ static int scen_init_yml(struct scen *s, const char *yml, const char *version, c
 	const char *names[4];
 
 	memset(s, 0, sizeof(*s));
-	c1 = fx_config(FX_YML, FX_SECRETS);
+	c1 = fx_config(base, FX_SECRETS);
 	s->c = fx_config(yml, FX_SECRETS);
 	if (!s->c || !c1) {
 		config_free(c1);
@@ -730,17 +756,26 @@ T_TEST(one_boot_group_without_a_limit)
 	scen_free(&s);
 }
 
+/* base with another clear env value (WEB_CONCURRENCY 3): a same-version
+ * redeploy of every app container. */
+static char *redeploy_yml(const char *base)
+{
+	char *yml = xstrdup(base), *p = strstr(yml, "WEB_CONCURRENCY: 2");
+
+	if (p)
+		p[strlen("WEB_CONCURRENCY: ")] = '3';
+	return yml;
+}
+
 /* The same version with another env (a redeploy): the running container is
  * set aside under a _replaced_ name, the new one takes the name, and the one
  * stopped is the one set aside; on failure it gets its name back. */
 T_TEST(a_same_version_redeploy_stops_the_one_set_aside)
 {
 	struct scen s;
-	char *yml = xstrdup(FX_YML), *p = strstr(yml, "WEB_CONCURRENCY: 2");
+	char *yml = redeploy_yml(FX_YML);
 	int h1, run, stop, back;
 
-	T_REQUIRE(p != NULL);
-	p[strlen("WEB_CONCURRENCY: ")] = '3';
 	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
 	T_CHECK(scen_run(&s) == 0);
 	h1 = host_of(&s, "10.0.0.1");
@@ -758,6 +793,126 @@ T_TEST(a_same_version_redeploy_stops_the_one_set_aside)
 	T_CHECK(find_cmd(h1, "docker stop", NULL) < 0);
 	scen_free(&s);
 	free(yml);
+}
+
+/* A same-version redeploy (another clear env value): the image is on the
+ * hosts under its reference with the plan's identity, as observed, so
+ * nothing is pulled: the expect check in front of the first step checks it
+ * instead. The env files hold what they would be written with: not
+ * rewritten. Nothing this apply did leaves anything to prune: only :latest. */
+T_TEST(what_the_hosts_hold_already_is_not_sent_again)
+{
+	struct scen s;
+	char *yml = redeploy_yml(FX_YML);
+	int h1, first;
+
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++) {
+		T_CHECK(find_cmd((int)i, "plumb-pull", NULL) < 0);
+		T_CHECK(find_cmd((int)i, "plumb-install", NULL) < 0);
+		T_CHECK(find_cmd((int)i, "image prune", NULL) < 0);
+		T_CHECK(find_cmd((int)i, "docker tag", ":latest") >= 0);
+		for (size_t k = 0; k < hosts[i].input.n; k++)
+			T_CHECK(hosts[i].input.v[k][0] == '\0');
+	}
+	first = find_cmd(h1, "plumb-expect", NULL);
+	T_REQUIRE(first == 0);
+	T_CHECK(strstr(hosts[h1].log.v[0], "localhost:5555/optimus:" FX_V1) != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[0], FX_ID1) != NULL);
+	T_CHECK(strstr(hosts[h1].log.v[0], "docker run") != NULL);
+	T_CHECK(strstr(s.outbuf, "1 image already there") != NULL);
+	scen_free(&s);
+
+	/* the host no longer holds it as observed: nothing done there */
+	T_REQUIRE(scen_init_yml(&s, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	hosts[h1].stale = 1;
+	T_CHECK(scen_run(&s) < 0);
+	T_CHECK(find_cmd(h1, "docker run", NULL) == 0 && hosts[h1].log.n == 1);
+	T_CHECK(strstr(s.rep.summary, "not the one observed") != NULL);
+	scen_free(&s);
+	free(yml);
+}
+
+/* A secret changed: the env files are written again (on stdin); a roll to a
+ * new image pulls it, and prunes after. */
+T_TEST(a_changed_env_file_is_written_and_a_pull_prunes)
+{
+	struct scen s;
+	struct config *c2;
+	int h1, w = -1;
+
+	T_REQUIRE(scen_init(&s, FX_V2, FX_ID2, FLEET_READ_WRITE) == 0);
+	c2 = fx_config(FX_YML, "RAILS_MASTER_KEY=master-key-value-2\nPOSTGRES_PASSWORD=pg-pass-1\n");
+	T_REQUIRE(c2 != NULL);
+	desired_free(s.ds);
+	config_free(s.c);
+	s.c = c2;
+	s.ds = fx_desired(c2, FX_V2, FX_ID2, DES_IMAGE_FOUND);
+	T_REQUIRE(s.ds != NULL);
+	{
+		struct diff_opts dopt = { 0 };
+		diff_plan_free(s.p);
+		T_REQUIRE(diff_plan_build(&s.p, s.ds, s.obs, &dopt) == 0);
+	}
+	s.o.config = s.c;
+	s.o.ds = s.ds;
+	s.o.plan = s.p;
+	T_CHECK(scen_run(&s) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	T_REQUIRE(h1 >= 0);
+	for (size_t k = 0; k < hosts[h1].log.n && w < 0; k++)
+		if (strstr(hosts[h1].log.v[k], "plumb-install") && strstr(hosts[h1].log.v[k], "web.env"))
+			w = (int)k;
+	T_REQUIRE(w >= 0);
+	T_CHECK(strstr(hosts[h1].input.v[w], "master-key-value-2") != NULL);
+	T_CHECK(find_cmd(h1, "plumb-pull", NULL) == 0);
+	T_CHECK(find_cmd(h1, "image prune", NULL) > 0);
+	scen_free(&s);
+}
+
+/* The job on a host of its own, behind the barrier: its preparation (here a
+ * same-version redeploy's container set aside, as Kamal does before waiting)
+ * runs while the web role boots; only its boot waits for the switch. */
+T_TEST(the_other_roles_prepare_while_the_primary_role_boots)
+{
+	struct scen s;
+	char *base = xstrdup(FX_YML), *q = strstr(base, "  job:\n    hosts:\n      - 10.0.0.2\n");
+	char *yml;
+	int h1, h3, sw, aside, run;
+
+	T_REQUIRE(q != NULL);
+	q[strlen("  job:\n    hosts:\n      - 10.0.0.")] = '3';
+	yml = redeploy_yml(base);
+	T_REQUIRE(scen_init_from(&s, base, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	h1 = host_of(&s, "10.0.0.1");
+	h3 = host_of(&s, "10.0.0.3");
+	T_REQUIRE(h1 >= 0 && h3 >= 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		if ((int)i != h3)
+			hosts[i].slow_run_ms = 300; /* the barrier is still shut when the job gets there */
+	T_CHECK(scen_run(&s) == 0);
+	if (getenv("T_VERBOSE"))
+		for (size_t i = 0; i < s.obs->nhosts; i++)
+			for (size_t k = 0; k < hosts[i].log.n; k++)
+				fprintf(stderr, "host %zu [%zu] seq %d %.200s\n", i, k, hosts[i].seq[k], hosts[i].log.v[k]);
+	sw = find_cmd(h1, "kamal-proxy deploy", NULL);
+	aside = find_cmd(h3, "docker rename optimus-job-" FX_V1 " optimus-job-" FX_V1 "_replaced_", NULL);
+	run = find_cmd(h3, "docker run", "--name optimus-job-" FX_V1);
+	T_REQUIRE(sw >= 0 && aside >= 0 && run >= 0);
+	/* set aside while the web role was booting; booted once it had switched */
+	T_CHECK(hosts[h3].seq[aside] < hosts[h1].eseq[sw]);
+	T_CHECK(hosts[h1].eseq[sw] < hosts[h3].seq[run]);
+	T_CHECK(aside < run && strstr(hosts[h3].log.v[aside], "plumb-expect") != NULL);
+	T_CHECK(strstr(hosts[h3].log.v[run], "docker rename") == NULL);
+	T_CHECK(strstr(hosts[h3].log.v[run], "docker stop") != NULL &&
+		strstr(hosts[h3].log.v[run], "optimus-job-" FX_V1 "_replaced_") != NULL);
+	T_CHECK(s.rep.done == 3 && s.rep.failed == 0);
+	scen_free(&s);
+	free(yml);
+	free(base);
 }
 
 static int stop_now(void)
@@ -877,7 +1032,7 @@ T_TEST(snapshot_retention_removes_only_its_own)
 	free(dir);
 }
 
-T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(one_boot_group_without_a_limit), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
+T_MAIN(T_CASE(snapshot_retention_removes_only_its_own), T_CASE(what_the_hosts_hold_already_is_not_sent_again), T_CASE(a_changed_env_file_is_written_and_a_pull_prunes), T_CASE(the_other_roles_prepare_while_the_primary_role_boots), T_CASE(a_same_version_redeploy_stops_the_one_set_aside), T_CASE(boot_groups_follow_each_other), T_CASE(one_boot_group_without_a_limit), T_CASE(tls_pems_travel_on_stdin), T_CASE(a_rename_is_one_command), T_CASE(an_interruption_stops_before_any_step),
        T_CASE(failed_stop_first_restores_the_old_accessory), T_CASE(stop_first_from_an_aside_accessory),
        T_CASE(roll_runs_waves_in_order), T_CASE(failed_readiness_stops_the_rollout),
        T_CASE(a_moved_tag_stops_before_anything), T_CASE(no_steps_sends_nothing),
