@@ -455,21 +455,25 @@ static void boot_failed(struct ex_host *h, const char *name, const char *created
 
 /* boot_failed, then a container set aside for the new name gets it back
  * (a rename that fails quietly when the chain stopped before setting it aside). */
-static void boot_undo(struct ex_host *h, const char *name, const char *created, int keep,
-		      const char *clash)
+static void rename_back(struct ex_host *h, const char *clash, const char *name)
 {
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
 
-	boot_failed(h, name, created, keep);
-	if (!clash)
-		return;
 	prov_cmd_init(&c);
 	dcmd_rename(&c, PROV_JOIN_SEQ, clash, name);
 	prov_cmd_quiet(&c);
 	ex_cmd(h, &c, NULL, 0, &r);
 	cmd_result_release(&r);
 	prov_cmd_release(&c);
+}
+
+static void boot_undo(struct ex_host *h, const char *name, const char *created, int keep,
+		      const char *clash)
+{
+	boot_failed(h, name, created, keep);
+	if (clash)
+		rename_back(h, clash, name);
 }
 
 static void finish_cmd(struct ex_host *h, struct prov_cmd *c, enum prov_join join);
@@ -1238,6 +1242,9 @@ static int host_batch(size_t i, void *ctx)
 			break;
 		}
 		if (s->wave == 3 && run->gate && barrier_wait(run) < 0) {
+			if (h->staged == s && h->staged_clash) /* the container set aside gets its name back */
+				rename_back(h, h->staged_clash, s->name);
+			h->staged = NULL;
 			say(run, "%s: the %s role is not booted: no primary-role container became ready",
 			    h->dh->host, s->role);
 			return 0; /* not done; the primary role's failure is the error */

@@ -911,6 +911,19 @@ T_TEST(the_other_roles_prepare_while_the_primary_role_boots)
 		strstr(hosts[h3].log.v[run], "optimus-job-" FX_V1 "_replaced_") != NULL);
 	T_CHECK(s.rep.done == 3 && s.rep.failed == 0);
 	scen_free(&s);
+
+	/* the web role fails: the job set aside gets its name back, no boot */
+	T_REQUIRE(scen_init_from(&s, base, yml, FX_V1, FX_ID1, FLEET_READ_WRITE) == 0);
+	for (size_t i = 0; i < s.obs->nhosts; i++)
+		if ((int)i != h3)
+			hosts[i].slow_run_ms = 300;
+	hosts[h1].fail_ready = "optimus-web-" FX_V1;
+	T_CHECK(scen_run(&s) < 0);
+	aside = find_cmd(h3, "docker rename optimus-job-" FX_V1 " optimus-job-" FX_V1 "_replaced_", NULL);
+	T_REQUIRE(aside >= 0);
+	T_CHECK(find_cmd_after(h3, aside, "docker rename optimus-job-" FX_V1 "_replaced_", NULL) > aside);
+	T_CHECK(find_cmd(h3, "docker run", NULL) < 0 && find_cmd(h3, "docker stop", NULL) < 0);
+	scen_free(&s);
 	free(yml);
 	free(base);
 }
