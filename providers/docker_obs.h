@@ -27,7 +27,8 @@
  *                                     (then no C, I, S, R lines: see
  *                                     struct docker_obs_cache)
  *   K <base64>                        the deploy lock's details, when held
- *   R <json>                          `kamal-proxy list --json`, run only in a
+ *   R <table>                         `kamal-proxy list` (newlines as blanks;
+ *                                     providers/kamal_proxy.h), run only in a
  *                                     running proxy container whose image is
  *                                     kamal-proxy's (…/kamal-proxy:<tag>)
  *   X <message>                       a failure (then no END): docker failed,

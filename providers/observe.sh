@@ -15,7 +15,7 @@
 # prints "U" (unchanged: plumb reuses that earlier observation's containers,
 # images and proxy routes) and skips both docker calls. Any event is a change
 # except an exec in a container other than the proxy (health probes) and
-# plumb's own `kamal-proxy list --json` in the proxy (its create, start and
+# plumb's own `kamal-proxy list` in the proxy (its create, start and
 # end, by exec id); 250 events or more (dockerd keeps the last 256) is a
 # change too, as is a time going backwards. Env files and the lock are read
 # every time. Otherwise it runs two
@@ -85,7 +85,7 @@ elif [ -n "$te" ] && [ -n "$tn" ] && [ "${tn%.*}" -ge "${te%.*}" ] 2>/dev/null &
     for w in "$@"; do [ "$w" = "n:$en" ] && ep=1; done
     [ -n "$ep" ] || continue
     case $ea in
-    'exec_create: kamal-proxy list --json' | 'exec_start: kamal-proxy list --json') ex=$ex$nl$ei ;;
+    'exec_create: kamal-proxy list' | 'exec_start: kamal-proxy list') ex=$ex$nl$ei ;;
     exec_die) case $ex$nl in *"$nl$ei$nl"*) ;; *) U=; break ;; esac ;;
     *) U=; break ;;
     esac
@@ -123,7 +123,7 @@ done
 # without one, at the end as before.
 if [ -n "$P" ] && RF=$(mktemp 2>/dev/null); then
   trap 'rm -f -- "$RF"' EXIT
-  docker exec "$P" kamal-proxy list --json >"$RF" 2>/dev/null & RP=$!
+  docker exec "$P" kamal-proxy list >"$RF" 2>/dev/null & RP=$!
 else
   RF=
 fi
@@ -231,6 +231,6 @@ if [ -n "$RF" ]; then
   wait "$RP"; r=$(head -c 65536 "$RF" | tr '\n' ' ') && printf 'R %s\n' "$r"
   rm -f -- "$RF"
 elif [ -n "$P" ]; then
-  r=$(docker exec "$P" kamal-proxy list --json 2>/dev/null | head -c 65536 | tr '\n' ' ') && printf 'R %s\n' "$r"
+  r=$(docker exec "$P" kamal-proxy list 2>/dev/null | head -c 65536 | tr '\n' ' ') && printf 'R %s\n' "$r"
 fi
 printf 'END\n'

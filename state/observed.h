@@ -102,7 +102,7 @@ struct obs_env_file {
 	int mode;        /* permission bits, e.g. 0600 */
 };
 
-/* One kamal-proxy route, as `kamal-proxy list --json` reported it. */
+/* One kamal-proxy route, as `kamal-proxy list` reported it. */
 struct obs_route {
 	char *service; /* the role's container prefix, e.g. "optimus-web" */
 	char *target;  /* e.g. "6db082a60d0c:80" (container id prefix and port); several joined by ", " */

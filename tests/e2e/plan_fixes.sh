@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end: three plan rules on real hosts.
 #   - the traffic-switch step shows kamal-proxy's current target (routes from
-#     `kamal-proxy list --json`, here a stand-in script in the kamal-proxy
-#     container, since the lab has no kamal-proxy image);
+#     `kamal-proxy list`, here a stand-in script in the kamal-proxy container
+#     printing JSON, the other shape plumb reads; apply_proxy_route.sh reads
+#     the real kamal-proxy's table);
 #   - an accessory of the service that the config no longer names is an
 #     orphan when the base revision (--base) named it: listed (exit 0),
 #     removed only with --prune (exit 2), its data directory untouched; another

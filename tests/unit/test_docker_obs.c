@@ -405,6 +405,64 @@ T_TEST(proxy_routes_codes)
 	obs_routes_free(r, n);
 }
 
+/* `kamal-proxy list` as kamal-proxy prints it: a table of colour-escaped
+ * cells (rows by newlines, or joined by blanks as the observation sends
+ * them), read by the header's column names; a fixed-width table whose cell
+ * may have been cut, or anything else, is unknown. */
+#define KP_H(x) "\033[3;94m" x "\033[0m  "
+#define KP_B(x) "\033[1;34m" x "\033[0m  "
+#define KP_C(x) "\033[m" x "\033[0m  "
+T_TEST(proxy_routes_from_the_table)
+{
+	static const char *const bad[] = {
+		/* cut short, stray text, a row short of a cell, no Target column */
+		KP_H("Service") KP_H("Target") KP_B("optimus-web") "\033[mabc",
+		KP_H("Service") KP_H("Target") "junk " KP_B("optimus-web") KP_C("abc:80"),
+		KP_H("Service") KP_H("Host") KP_H("Target") KP_B("optimus-web") KP_C("abc:80"),
+		KP_H("Service") KP_H("Host") KP_B("optimus-web") KP_C("*"),
+		/* an older version's 30-column cells, one filled to the edge: maybe cut */
+		"\033[3;94mService                       \033[0m\033[3;94mTarget                        \033[0m\n"
+		"\033[1;34moptimus-web-with-a-very-long-na\033[0m\033[mabc:80                        \033[0m\n",
+	};
+	struct obs_route *r = NULL;
+	size_t n = 0;
+
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n,
+					 KP_H("Service") KP_H("Host") KP_H("Path") KP_H("Target") KP_H("State") KP_H("TLS") "\n"
+					 KP_B("optimus-job") KP_C("a.example.com,b.example.com") KP_C("/x") KP_C("0123456789ab:80")
+					 KP_C("running") KP_C("no") " "
+					 KP_B("optimus-web") KP_C("*") KP_C("/") KP_C("ba9876543210:80") KP_C("running") KP_C("no")
+					 " " KP_B("optimus-admin") KP_C("*") KP_C("/") KP_C("") KP_C("stopped") KP_C("no") "\n"),
+		0);
+	T_REQUIRE(n == 2);
+	T_STREQ(r[0].service, "optimus-job");
+	T_STREQ(r[0].target, "0123456789ab:80");
+	T_STREQ(r[1].service, "optimus-web");
+	T_STREQ(r[1].target, "ba9876543210:80");
+	obs_routes_free(r, n);
+	/* the header alone: no routes, known */
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n, KP_H("Service") KP_H("Host") KP_H("Target") "\n"), 0);
+	T_CHECK(r == NULL && n == 0);
+	/* an older version's padded cells, none cut */
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n,
+					 "\033[3;94mService   \033[0m\033[3;94mTarget    \033[0m\n"
+					 "\033[1;34moptimus-web\033[0m\033[mabc:80    \033[0m\n"), PLUMB_EPROTOCOL);
+	T_INTEQ(kamal_proxy_parse_routes(&r, &n,
+					 "\033[3;94mService      \033[0m\033[3;94mTarget    \033[0m\n"
+					 "\033[1;34moptimus-web  \033[0m\033[mabc:80    \033[0m\n"), 0);
+	T_REQUIRE(n == 1);
+	T_STREQ(r[0].target, "abc:80");
+	obs_routes_free(r, n);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		n = 7;
+		T_INTEQ(kamal_proxy_parse_routes(&r, &n, bad[i]), PLUMB_EPROTOCOL);
+		T_CHECK(r == NULL && n == 0);
+	}
+}
+#undef KP_H
+#undef KP_B
+#undef KP_C
+
 /* The script is a real file: valid shell for sh (and bash when present),
  * and what plumb sends is that file's bytes without its comment lines. */
 T_TEST(script_file_is_the_embedded_script)
@@ -595,7 +653,11 @@ static const char stub_docker[] =
 	"ps) cat \"$STUBDIR/ps.txt\" ;;\n"
 	"inspect) cat \"$STUBDIR/inspect.txt\"\n"
 	"  for a in \"$@\"; do [ \"$a\" = r/optimus:v1 ] && cat \"$STUBDIR/images.txt\"; done; exit 0 ;;\n"
-	"exec) echo '{\"services\":{\"optimus-web\":{\"target\":\"aaaaaaaaaaaa:80\"}}}' ;;\n"
+	/* what kamal-proxy v0.9.2 prints: a table, every cell in a colour escape */
+	"exec) printf '\\033[3;94mService\\033[0m      \\033[3;94mHost\\033[0m  \\033[3;94mPath\\033[0m  "
+	"\\033[3;94mTarget\\033[0m           \\033[3;94mState\\033[0m    \\033[3;94mTLS\\033[0m  \\n"
+	"\\033[1;34moptimus-web\\033[0m  \\033[m*\\033[0m     \\033[m/\\033[0m     "
+	"\\033[maaaaaaaaaaaa:80\\033[0m  \\033[mrunning\\033[0m  \\033[mno\\033[0m   \\n' ;;\n"
 	"image) cat \"$STUBDIR/image2.txt\" ;;\n"
 	"events) cat \"$STUBDIR/events.txt\" 2>/dev/null; exit 0 ;;\n"
 	"*) exit 1 ;;\n"
@@ -1024,8 +1086,8 @@ T_TEST(script_unchanged_since_reuses_the_last_answer)
 		"container " EXEC_ID " optimus-web-v1 exec_start: curl -f localhost/up\n"
 		"container " EXEC_ID " optimus-web-v1 exec_die\n",
 		/* plumb's own route listing in the proxy, whole */
-		"container " EXEC_ID " kamal-proxy exec_create: kamal-proxy list --json\n"
-		"container " EXEC_ID " kamal-proxy exec_start: kamal-proxy list --json\n"
+		"container " EXEC_ID " kamal-proxy exec_create: kamal-proxy list\n"
+		"container " EXEC_ID " kamal-proxy exec_start: kamal-proxy list\n"
 		"container " EXEC_ID " kamal-proxy exec_die\n",
 	};
 	static const char *const changed[] = {
@@ -1200,7 +1262,7 @@ T_MAIN(T_CASE(parses_the_recording), T_CASE(destination_is_exact), T_CASE(classi
        T_CASE(script_file_is_the_embedded_script),
        T_CASE(many_labels_are_bounded),
        T_CASE(parse_codes_for_arguments_and_bounds),
-       T_CASE(proxy_routes_codes),
+       T_CASE(proxy_routes_codes), T_CASE(proxy_routes_from_the_table),
        T_CASE(command_passes_values_as_arguments), T_CASE(guard_allows_only_the_exact_script),
        T_CASE(script_hashes_on_the_host), T_CASE(script_unreadable_env_file_is_unknown),
        T_CASE(script_proxy_list_only_in_kamal_proxy_image),

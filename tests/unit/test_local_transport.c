@@ -260,7 +260,7 @@ T_TEST(readonly_allows_observation)
 		"docker image inspect reg/optimus:v1 --format '{{.Id}}'",
 		"docker version --format '{{.Server.Version}}'", "docker info",
 		"docker container inspect x", "docker network inspect kamal",
-		"docker exec kamal-proxy kamal-proxy list --json", "kamal-proxy list",
+		"docker exec kamal-proxy kamal-proxy list", "kamal-proxy list",
 		"cat .kamal/apps/optimus/env/roles/web.env | sha256sum",
 		"sha256sum .kamal/apps/optimus/env/roles/web.env",
 		"base64 -w0 .kamal/x", "ls -la .kamal", "test -d .kamal/lock-optimus",
