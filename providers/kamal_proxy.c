@@ -106,11 +106,13 @@ static char *cell_str(const struct cell *c)
  */
 static int parse_table(struct obs_route **out, size_t *n, const char *s)
 {
-	struct cell *c = xcalloc(TABLE_MAX_CELLS, sizeof(*c));
+	/* a cell takes 7 bytes at least ("\033[m" "\033[0m") */
+	size_t max = strlen(s) / 7 + 1 < TABLE_MAX_CELLS ? strlen(s) / 7 + 1 : TABLE_MAX_CELLS;
+	struct cell *c = xcalloc(max, sizeof(*c));
 	size_t nc = 0, ncol = 0, svc = SIZE_MAX, tgt = SIZE_MAX;
 	int rc = PLUMB_EPROTOCOL, fixed;
 
-	if (table_cells(s, c, TABLE_MAX_CELLS, &nc) != 0 || nc == 0)
+	if (table_cells(s, c, max, &nc) != 0 || nc == 0)
 		goto out;
 	while (ncol < nc && c[ncol].slen == 4 && strncmp(c[ncol].style, "3;94", 4) == 0)
 		ncol++; /* the header's cells are italic */
@@ -152,7 +154,7 @@ out:
 	return rc;
 }
 
-int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *json)
+int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *text)
 {
 	json_t *root, *map = NULL, *v;
 	const char *k;
@@ -161,11 +163,11 @@ int kamal_proxy_parse_routes(struct obs_route **out, size_t *n, const char *json
 
 	*out = NULL;
 	*n = 0;
-	if (!json)
+	if (!text)
 		return PLUMB_EINVAL;
-	if (json[strspn(json, " \n\r")] == '\033')
-		return parse_table(out, n, json);
-	root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	if (text[strspn(text, " \n\r")] == '\033')
+		return parse_table(out, n, text);
+	root = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	if (json_is_object(root)) {
 		static const char *const keys[] = { "services", "Services", "Targets", "targets" };
 		for (size_t j = 0; j < ARRAY_SIZE(keys) && !map; j++)

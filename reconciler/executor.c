@@ -56,7 +56,6 @@ struct ex_host {
 	struct strvec pull_refs, pull_ids, have_refs, have_ids;
 	int need_network;
 	int pulled;             /* an image was pulled here (a tag may have moved): prune */
-	int removed;            /* a step removed a container (its image may be unused): prune */
 	/* A step behind the barrier whose host-side preparation (directories,
 	 * assets, a clashing container renamed aside: Kamal's order) ran while
 	 * the primary role booted; the name it was set aside under. */
@@ -604,14 +603,14 @@ static int boot_stage(struct ex_host *h, const struct diff_step *s)
 	struct prov_cmd c;
 	struct cmd_result r = { 0 };
 	char *clash = NULL;
-	int rc;
+	int rc, decided;
 
 	if (!boots_new(h, s) || !s->desired)
 		return 0;
 	pthread_mutex_lock(&h->run->mu);
-	rc = h->run->barrier != 0;
+	decided = h->run->barrier != 0;
 	pthread_mutex_unlock(&h->run->mu);
-	if (rc)
+	if (decided)
 		return 0; /* open (or shut for good): nothing to overlap */
 	dctx(h, &x);
 	prov_cmd_init(&c);
@@ -1234,16 +1233,14 @@ static int host_batch(size_t i, void *ctx)
 				barrier_set(run, 0);
 			return host_fail(h, PLUMB_ERROR, "interrupted");
 		}
-		if (s->wave == 3 && run->gate && boot_stage(h, s) < 0) {
-			h->state[h->batch[k]] = EX_FAILED;
-			step_label(s, label, sizeof(label));
-			say(run, "%s: %s FAILED (%.1fs)", h->dh->host, label, (prov_now_ms() - t) / 1000.0);
-			say(run, "%s: %s", h->dh->host, h->why);
-			break;
-		}
-		if (s->wave == 3 && run->gate && barrier_wait(run) < 0) {
+		/* behind the barrier: prepared while it is shut (a failure there is
+		 * the step's), then waiting for it */
+		rc = s->wave == 3 && run->gate ? boot_stage(h, s) : 0;
+		if (rc == 0 && s->wave == 3 && run->gate && barrier_wait(run) < 0) {
 			if (h->staged == s && h->staged_clash) /* the container set aside gets its name back */
 				rename_back(h, h->staged_clash, s->name);
+			free(h->staged_clash);
+			h->staged_clash = NULL;
 			h->staged = NULL;
 			say(run, "%s: the %s role is not booted: no primary-role container became ready",
 			    h->dh->host, s->role);
@@ -1255,7 +1252,8 @@ static int host_batch(size_t i, void *ctx)
 		h->doing = s;
 		h->doing_since = t;
 		pthread_mutex_unlock(&run->mu);
-		rc = run_step(h, s);
+		if (rc == 0)
+			rc = run_step(h, s);
 		pthread_mutex_lock(&run->mu);
 		h->doing = NULL;
 		pthread_mutex_unlock(&run->mu);
